@@ -1,0 +1,11 @@
+"""Client SDK for local differential privacy: perturb on the device, estimate on the server.
+
+The mechanism modules are the single source of truth for the protocol math: the server
+imports them to validate, aggregate and estimate, so both sides can never drift apart.
+"""
+
+from client_sdk import mechanisms, postprocess
+from client_sdk.errors import ConfigError, LDPError, ReportDecodeError
+
+__version__ = "0.1.0"
+__all__ = ["ConfigError", "LDPError", "ReportDecodeError", "mechanisms", "postprocess"]

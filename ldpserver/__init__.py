@@ -1,0 +1,1 @@
+"""The LDP analytics server: collections, idempotent ingestion, budget ledger, releases."""
