@@ -139,6 +139,27 @@ def ibu_from_support(
     return theta
 
 
+def ibu_from_histogram(
+    histogram: np.ndarray, channel: np.ndarray, *, max_iterations: int = 10_000, tolerance: float = 1e-12
+) -> np.ndarray:
+    """Exact EM over an output histogram: ``channel[y, x] = P[output y | value x]``.
+
+    ``θ ← θ ⊙ (Aᵀ (h/n ⊘ Aθ))``, O(|outputs|·k) per iteration.
+    """
+    observed = np.asarray(histogram, dtype=np.float64)
+    observed = observed / max(observed.sum(), 1.0)
+    k = channel.shape[1]
+    theta = np.full(k, 1.0 / k)
+    for _ in range(max_iterations):
+        predicted = channel @ theta
+        updated = theta * (channel.T @ np.divide(observed, predicted, out=np.zeros_like(observed), where=predicted > 0))
+        updated /= updated.sum()
+        if np.abs(updated - theta).sum() < tolerance:
+            return updated
+        theta = updated
+    return theta
+
+
 # --- hierarchical consistency for prefix trees (Hay et al., §12.1) -------------------------
 
 

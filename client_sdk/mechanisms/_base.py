@@ -288,7 +288,18 @@ class FrequencyOracle(ABC):
     # --- aggregation and estimation ---------------------------------------------------
     @abstractmethod
     def _support_counts(self, batch: ReportBatch) -> np.ndarray:
-        """C(v) for every v in the domain, vectorised over the batch."""
+        """The additive statistics of a batch, vectorised: C(v) for every v in the domain
+        unless the oracle overrides :meth:`support_from_counts` (Hadamard keeps its output
+        histogram)."""
+
+    def support_from_counts(self, counts: np.ndarray) -> np.ndarray:
+        """C(v) for every v, from the aggregate's counts."""
+        return counts
+
+    @property
+    def statistics_size(self) -> int:
+        """Length of the aggregate's counts vector."""
+        return self.domain_size
 
     def aggregate(self, reports: ReportBatch | Sequence[Mapping[str, Any]]) -> Aggregate:
         """Additive statistics of a batch (a ReportBatch or a list of wire payloads)."""
@@ -297,7 +308,7 @@ class FrequencyOracle(ABC):
         return Aggregate(self.config, len(batch), counts)
 
     def empty_aggregate(self) -> Aggregate:
-        return Aggregate(self.config, 0, np.zeros(self.domain_size, dtype=np.int64))
+        return Aggregate(self.config, 0, np.zeros(self.statistics_size, dtype=np.int64))
 
     def estimate(self, aggregate: Aggregate) -> Estimate:
         """Unbiased frequencies with plug-in exact variance (ALGORITHMS §1.2)."""
@@ -307,9 +318,19 @@ class FrequencyOracle(ABC):
         if n <= 0:
             raise ValueError("cannot estimate from an empty aggregate (n = 0)")
         p, q = self.p_star, self.q_star
-        freqs = (aggregate.counts / n - q) / (p - q)
+        freqs = (self.support_from_counts(aggregate.counts) / n - q) / (p - q)
         variance = pure_variance(p, q, n, np.clip(freqs, 0.0, 1.0))
         return Estimate(freqs, variance, self.variance_approx_per_user / n, n)
+
+    def estimate_ibu(self, aggregate: Aggregate, **options: Any) -> Estimate:
+        """EM (iterative Bayesian update) estimate: a distribution with lower MSE at small ε."""
+        return estimate_ibu(self, aggregate, **options)
+
+    def channel_matrix(self) -> np.ndarray | None:
+        """A[y, x] = P[output y | value x] over the aggregate's outputs, where the aggregate
+        is a histogram of whole reports (exact EM); None where reports support several
+        values and the aggregate keeps support counts only."""
+        return None
 
     def exact_variance(self, n: int, frequencies: np.ndarray) -> np.ndarray:
         """Closed-form variance for fixed true frequencies (for tests and benchmarks)."""
@@ -325,3 +346,21 @@ class FrequencyOracle(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(epsilon={self.epsilon}, domain_size={self.domain_size})"
+
+
+def estimate_ibu(mechanism: FrequencyOracle, aggregate: Aggregate, **options: Any) -> Estimate:
+    """Maximum-likelihood (EM / iterative Bayesian update) estimate of a frequency oracle.
+
+    The result is a distribution (biased, lower MSE at small epsilon); the variance fields
+    are those of the unbiased estimator, for intervals (ALGORITHMS §12.2).
+    """
+    from client_sdk.postprocess import ibu_from_histogram, ibu_from_support
+
+    unbiased = mechanism.estimate(aggregate)
+    channel = mechanism.channel_matrix()
+    if channel is not None:
+        theta = ibu_from_histogram(aggregate.counts, channel, **options)
+    else:
+        support = mechanism.support_from_counts(aggregate.counts)
+        theta = ibu_from_support(support, aggregate.n, mechanism.p_star, mechanism.q_star, **options)
+    return Estimate(theta, unbiased.variance, unbiased.variance_approx, unbiased.n, "ibu")

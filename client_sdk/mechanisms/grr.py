@@ -96,6 +96,11 @@ class GRR(FrequencyOracle):
         v = self._check_value(value)
         return {y: (self._p if y == v else self._q) for y in range(self.domain_size)}
 
+    def channel_matrix(self) -> np.ndarray | None:
+        if self.domain_size > 4096:
+            return None  # the support-count EM below is exact for GRR as well
+        return np.where(np.eye(self.domain_size, dtype=bool), self._p, self._q)
+
 
 def decode_index(raw: Any, upper: int, field: str, index: int | None) -> int:
     """An integer field in [0, upper), or a ReportDecodeError naming the field."""

@@ -112,11 +112,25 @@ class Hadamard(FrequencyOracle):
             out[i] = decode_index(payload.get("y"), self.K, "y", i)
         return HadamardReports(out)
 
+    @property
+    def statistics_size(self) -> int:
+        return self.K
+
     def _support_counts(self, batch: HadamardReports) -> np.ndarray:
-        histogram = np.bincount(batch.values, minlength=self.K)
-        transformed = fwht(histogram)  # (H h)[r] = #inside C_{r-1} − #outside
-        inside = (len(batch) + transformed[1 : self.domain_size + 1]) / 2
+        # the aggregate keeps the output histogram (additive, K entries); supports follow
+        return np.bincount(batch.values, minlength=self.K)
+
+    def support_from_counts(self, counts: np.ndarray) -> np.ndarray:
+        transformed = fwht(counts)  # (H h)[r] = #inside C_{r-1} − #outside
+        inside = (counts.sum() + transformed[1 : self.domain_size + 1]) / 2
         return np.rint(inside).astype(np.int64)
+
+    def channel_matrix(self) -> np.ndarray | None:
+        if self.K * self.domain_size > 1 << 24:
+            return None
+        rows = np.arange(1, self.domain_size + 1)[None, :]
+        inside = _in_half(rows, np.arange(self.K)[:, None])
+        return np.where(inside, 2 * self._p / self.K, 2 * (1 - self._p) / self.K)
 
     def output_distribution(self, value: int) -> dict[Any, float]:
         v = self._check_value(value)

@@ -236,5 +236,7 @@ class BLH(OLH):
 
     name = "blh"
 
-    def __init__(self, epsilon: float, domain_size: int) -> None:
+    def __init__(self, epsilon: float, domain_size: int, g: int | None = 2) -> None:
+        if g not in (None, 2):
+            raise ConfigError(f"BLH has g = 2, got g = {g!r}")
         super().__init__(epsilon, domain_size, g=2)
