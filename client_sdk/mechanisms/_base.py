@@ -322,9 +322,9 @@ class FrequencyOracle(ABC):
         variance = pure_variance(p, q, n, np.clip(freqs, 0.0, 1.0))
         return Estimate(freqs, variance, self.variance_approx_per_user / n, n)
 
-    def estimate_ibu(self, aggregate: Aggregate, **options: Any) -> Estimate:
-        """EM (iterative Bayesian update) estimate: a distribution with lower MSE at small ε."""
-        return estimate_ibu(self, aggregate, **options)
+    def estimate_mle(self, aggregate: Aggregate, **options: Any) -> Estimate:
+        """Maximum-likelihood estimate (EM where exact): a distribution with lower MSE."""
+        return estimate_mle(self, aggregate, **options)
 
     def channel_matrix(self) -> np.ndarray | None:
         """A[y, x] = P[output y | value x] over the aggregate's outputs, where the aggregate
@@ -348,13 +348,17 @@ class FrequencyOracle(ABC):
         return f"{type(self).__name__}(epsilon={self.epsilon}, domain_size={self.domain_size})"
 
 
-def estimate_ibu(mechanism: FrequencyOracle, aggregate: Aggregate, **options: Any) -> Estimate:
-    """Maximum-likelihood (EM / iterative Bayesian update) estimate of a frequency oracle.
+def estimate_mle(mechanism: FrequencyOracle, aggregate: Aggregate, **options: Any) -> Estimate:
+    """Maximum-likelihood estimate of a frequency oracle (ALGORITHMS §12.2).
 
-    The result is a distribution (biased, lower MSE at small epsilon); the variance fields
-    are those of the unbiased estimator, for intervals (ALGORITHMS §12.2).
+    Where the aggregate is a histogram of whole reports (GRR, Hadamard response) this is
+    the exact likelihood, maximised by EM (iterative Bayesian update). Where it keeps
+    support counts only (unary encoding, local hashing) it is the constrained composite
+    likelihood, solved exactly by :func:`client_sdk.postprocess.mle_from_support`. The
+    result is a distribution (biased, lower MSE); the variance fields are those of the
+    unbiased estimator, for intervals.
     """
-    from client_sdk.postprocess import ibu_from_histogram, ibu_from_support
+    from client_sdk.postprocess import ibu_from_histogram, mle_from_support
 
     unbiased = mechanism.estimate(aggregate)
     channel = mechanism.channel_matrix()
@@ -362,5 +366,5 @@ def estimate_ibu(mechanism: FrequencyOracle, aggregate: Aggregate, **options: An
         theta = ibu_from_histogram(aggregate.counts, channel, **options)
     else:
         support = mechanism.support_from_counts(aggregate.counts)
-        theta = ibu_from_support(support, aggregate.n, mechanism.p_star, mechanism.q_star, **options)
-    return Estimate(theta, unbiased.variance, unbiased.variance_approx, unbiased.n, "ibu")
+        theta = mle_from_support(support, aggregate.n, mechanism.p_star, mechanism.q_star)
+    return Estimate(theta, unbiased.variance, unbiased.variance_approx, unbiased.n, "mle")

@@ -119,7 +119,7 @@ def test_ibu_is_a_distribution_and_lowers_error_at_small_epsilon():
         raw, mle = [], []
         for _ in range(4):
             agg = m.aggregate(m.perturb_batch(values, rng))
-            theta = m.estimate_ibu(agg).frequencies
+            theta = m.estimate_mle(agg).frequencies
             assert theta.min() >= 0 and theta.sum() == pytest.approx(1.0)
             raw.append(np.mean((m.estimate(agg).frequencies - f) ** 2))
             mle.append(np.mean((theta - f) ** 2))
