@@ -272,7 +272,8 @@ class FrequencyOracle(ABC):
     def _check_header(self, payload: Any, index: int | None) -> None:
         if not isinstance(payload, Mapping):
             raise ReportDecodeError("not_an_object", "payload must be a JSON object", index)
-        if payload.get("v") != WIRE_VERSION:
+        version = payload.get("v")
+        if isinstance(version, bool) or version != WIRE_VERSION:
             raise ReportDecodeError(
                 "bad_version", f"wire version must be {WIRE_VERSION}, got {payload.get('v')!r}", index
             )

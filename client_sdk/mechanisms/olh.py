@@ -31,6 +31,7 @@ multiply, one add and one compare per (report, candidate), in numpy over chunks.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -42,6 +43,7 @@ from client_sdk.mechanisms._base import WIRE_VERSION, FrequencyOracle, ReportBat
 from client_sdk.mechanisms.grr import decode_index, grr_probabilities
 
 HASH_FAMILY = "olh-mas-v1"
+_HEX16 = re.compile(r"[0-9a-fA-F]{16}")
 MASK64 = (1 << 64) - 1
 GOLDEN = 0x9E3779B97F4A7C15
 MAX_KEY = 1 << 32
@@ -216,10 +218,9 @@ class OLH(FrequencyOracle):
             raw = payload.get("s")
             if not isinstance(raw, str) or len(raw) != 16:
                 raise ReportDecodeError("bad_type", "field 's' must be a 16-digit hexadecimal seed", i)
-            try:
-                seeds[i] = int(raw, 16)
-            except ValueError:
-                raise ReportDecodeError("bad_encoding", "field 's' is not hexadecimal", i) from None
+            if not _HEX16.fullmatch(raw):  # int(raw, 16) alone would accept signs, '0x', '_', spaces
+                raise ReportDecodeError("bad_encoding", "field 's' is not hexadecimal", i)
+            seeds[i] = int(raw, 16)
             ys[i] = decode_index(payload.get("y"), self.g, "y", i)
         return OLHReports(seeds, ys)
 

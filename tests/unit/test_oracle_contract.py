@@ -279,3 +279,18 @@ def test_base_install_pulls_no_server_dependency():
         "sys.exit(1 if bad else 0)"
     )
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+@pytest.mark.parametrize("seed", ["-123456789abcdef", "0x23456789abcdef", "1_23456789abcdef", " 123456789abcdef"])
+def test_olh_seed_must_be_plain_hex(seed):
+    m = mechanisms.create("olh", epsilon=1.0, domain_size=8)
+    with pytest.raises(ReportDecodeError) as info:
+        m.validate_payload({"v": 1, "m": "olh", "s": seed, "y": 0})
+    assert info.value.reason == "bad_encoding"
+
+
+def test_boolean_version_is_refused():
+    m = mechanisms.create("grr", epsilon=1.0, domain_size=8)
+    with pytest.raises(ReportDecodeError) as info:
+        m.validate_payload({"v": True, "m": "grr", "y": 0})
+    assert info.value.reason == "bad_version"

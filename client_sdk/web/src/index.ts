@@ -1,0 +1,49 @@
+/**
+ * LDP analytics Web SDK: the frequency oracles of the Python SDK, byte-compatible on the
+ * wire (docs/mechanisms.md). Browser global: `LDP` (dist/ldp-sdk.min.js).
+ *
+ *     const m = LDP.create("oue", { epsilon: 1, domainSize: 100 });
+ *     const payload = m.perturb(42);       // {"v":1,"m":"oue","bits":"..."}
+ *     const hash = await m.configHash();   // "sha256:..." as the server computes it
+ */
+
+export { ConfigError, LDPError, ReportDecodeError, type DecodeReason } from "./errors.js";
+export { canonicalJson, configHash, configHashSync, DEFAULT_FLOAT_KEYS, PyFloat } from "./canonical.js";
+export { pyFloatRepr } from "./pyrepr.js";
+export { sha256, toHex } from "./sha256.js";
+export { decodeBase64Strict, encodeBase64 } from "./base64.js";
+export { exp, log, logaddexp, roundHalfEven } from "./math.js";
+export {
+  bernoulli,
+  bernoulliBits,
+  cryptoSource,
+  hexToBytes,
+  probabilityThreshold,
+  randomU64,
+  ReplaySource,
+  Threshold,
+  uniformInt,
+  type RandomSource,
+} from "./random.js";
+export {
+  EPSILON_MAX,
+  EPSILON_MIN,
+  FrequencyOracle,
+  WIRE_VERSION,
+  validateDomainSize,
+  validateEpsilon,
+  type BitsPayload,
+  type DecodedReport,
+  type HashPayload,
+  type IndexPayload,
+  type MechanismConfig,
+  type MechanismName,
+  type Payload,
+  type PrivacyStatement,
+} from "./mechanisms/base.js";
+export { GRR, grrProbabilities } from "./mechanisms/grr.js";
+export { OUE, SUE, UnaryEncoding, packBits, unpackBits } from "./mechanisms/unary.js";
+export { BLH, expandSeed, HASH_FAMILY, hashValue, OLH, optimalG, seedHex, splitmix64 } from "./mechanisms/olh.js";
+export { Hadamard, inHalf } from "./mechanisms/hadamard.js";
+export { choose } from "./mechanisms/auto.js";
+export { available, create, fromConfig, type CreateOptions } from "./mechanisms/index.js";

@@ -1,0 +1,152 @@
+// Distribution tests: reports drawn from the real CSPRNG (crypto.getRandomValues) follow the
+// closed-form output law of each mechanism (Pearson chi-square goodness of fit).
+//
+// False-failure rate: every test rejects at p < ALPHA = 1e-9 and there are fewer than 30
+// such tests, so a correct implementation fails a run with probability below 3e-8 (the
+// cells' expected counts are all >= 30, where the chi-square approximation holds well).
+// Power: 40,000 reports per input detect a shift of about 0.01 in any output probability
+// of a few cells, far below any real bug (see the "rejects a wrong sampler" check).
+import assert from "node:assert/strict";
+import { test } from "node:test";
+
+import * as LDP from "../dist/index.js";
+import { chiSquare, gammaQ } from "./chisquare.mjs";
+
+const ALPHA = 1e-9;
+const DRAWS = 40_000;
+
+function assertFits(observed, probabilities, what) {
+  const r = chiSquare(observed, probabilities);
+  assert.ok(r.minExpected >= 30, `${what}: expected counts too small (${r.minExpected})`);
+  assert.ok(r.pValue > ALPHA, `${what}: chi2 = ${r.statistic.toFixed(1)} on ${r.df} df, p = ${r.pValue.toExponential(2)}`);
+  return r;
+}
+
+/** Observed counts of each output of `outputOf(payload)` over `draws` perturbations of `value`. */
+function histogram(m, value, cells, outputOf, draws = DRAWS) {
+  const counts = new Array(cells).fill(0);
+  for (let i = 0; i < draws; i++) {
+    const payload = m.perturb(value);
+    m.validatePayload(payload);
+    counts[outputOf(payload, m)] += 1;
+  }
+  return counts;
+}
+
+function lawArray(m, value, cells) {
+  const law = m.outputDistribution(value);
+  return Array.from({ length: cells }, (_, y) => law.get(y) ?? 0);
+}
+
+const patternOf = (payload, m) => {
+  const { bits } = m.decode(payload);
+  let pattern = 0;
+  for (let j = 0; j < bits.length; j++) pattern |= bits[j] << j;
+  return pattern;
+};
+
+test("chi-square p-values are right (sanity of the test itself)", () => {
+  // known values (scipy.stats.chi2.sf): chi2(1) at 3.841459 -> 0.05; chi2(10) at 18.307038 -> 0.05;
+  // chi2(3) at 46.27 -> 4.9692e-10; chi2(1000) at 1000 -> 0.494053
+  assert.ok(Math.abs(gammaQ(0.5, 3.841459 / 2) - 0.05) < 1e-6);
+  assert.ok(Math.abs(gammaQ(5, 18.307038 / 2) - 0.05) < 1e-6);
+  assert.ok(Math.abs(gammaQ(1.5, 46.27 / 2) / 4.969196e-10 - 1) < 1e-5);
+  assert.ok(Math.abs(gammaQ(500, 1000 / 2) - 0.494053) < 1e-5);
+});
+
+for (const [eps, k, values] of [
+  [1.0, 4, [0, 3]],
+  [0.5, 2, [1]],
+  [2.0, 7, [3]],
+  [1.0, 1000, [500]],
+]) {
+  test(`GRR eps=${eps} k=${k}: outputs follow p, q`, () => {
+    const m = LDP.create("grr", { epsilon: eps, domainSize: k });
+    for (const v of values) assertFits(histogram(m, v, k, (p) => p.y), lawArray(m, v, k), `grr v=${v}`);
+  });
+}
+
+for (const [name, eps, k, values] of [
+  ["sue", 1.0, 4, [0, 2]],
+  ["sue", 0.5, 3, [1]],
+  ["oue", 1.0, 4, [1, 3]],
+  ["oue", 2.0, 3, [0]],
+]) {
+  test(`${name.toUpperCase()} eps=${eps} k=${k}: bit patterns follow the product law`, () => {
+    const m = LDP.create(name, { epsilon: eps, domainSize: k });
+    for (const v of values) assertFits(histogram(m, v, 1 << k, patternOf), lawArray(m, v, 1 << k), `${name} v=${v}`);
+  });
+}
+
+for (const [eps, k, values] of [
+  [1.0, 5, [0, 1, 2, 4]],
+  [0.5, 2, [1]],
+  [3.0, 10, [9]],
+  [1.0, 100, [0, 99]],
+]) {
+  test(`HR eps=${eps} k=${k}: outputs follow 2p/K inside C_v, 2(1-p)/K outside`, () => {
+    const m = LDP.create("hr", { epsilon: eps, domainSize: k });
+    for (const v of values) assertFits(histogram(m, v, m.K, (p) => p.y), lawArray(m, v, m.K), `hr v=${v}`);
+  });
+}
+
+for (const [name, eps, k, g, values] of [
+  ["olh", 1.0, 10, undefined, [0, 7]],
+  ["olh", 0.5, 100, 3, [99]],
+  ["blh", 1.0, 10, undefined, [3]],
+]) {
+  test(`${name.toUpperCase()} eps=${eps} g=${g ?? "auto"}: (H_s(v), y) follows (1/g)(p if y = H_s(v) else q)`, () => {
+    const m = LDP.create(name, { epsilon: eps, domainSize: k, ...(g ? { g } : {}) });
+    const [p, q] = [m.parameters().p, m.parameters().q];
+    const law = [];
+    for (let x = 0; x < m.g; x++) for (let y = 0; y < m.g; y++) law.push((x === y ? p : q) / m.g);
+    for (const v of values) {
+      const cell = (payload) => {
+        const { seed, y } = m.decode(payload);
+        return LDP.hashValue(seed, v, m.g) * m.g + y;
+      };
+      assertFits(histogram(m, v, m.g * m.g, cell), law, `${name} v=${v}`);
+    }
+  });
+}
+
+test("olh-mas-v1: hashes of two keys under a random seed are independent and uniform", () => {
+  for (const [g, a, b] of [
+    [5, 17, 18],
+    [4, 0, 2 ** 32 - 1],
+    [3, 1, 2],
+  ]) {
+    const counts = new Array(g * g).fill(0);
+    for (let i = 0; i < DRAWS; i++) {
+      const seed = LDP.randomU64(LDP.cryptoSource);
+      counts[LDP.hashValue(seed, a, g) * g + LDP.hashValue(seed, b, g)] += 1;
+    }
+    assertFits(counts, new Array(g * g).fill(1 / (g * g)), `hash pair g=${g} keys ${a},${b}`);
+  }
+});
+
+test("uniformInt and bernoulli from the CSPRNG: uniform, exact probability", () => {
+  for (const n of [3, 7, 10, 100]) {
+    const counts = new Array(n).fill(0);
+    for (let i = 0; i < DRAWS; i++) counts[LDP.uniformInt(n, LDP.cryptoSource)] += 1;
+    assertFits(counts, new Array(n).fill(1 / n), `uniformInt(${n})`);
+  }
+  for (const p of [1 / 3, 0.01]) {
+    const threshold = LDP.Threshold.of(p);
+    let ones = 0;
+    for (let i = 0; i < 4 * DRAWS; i++) ones += LDP.bernoulli(threshold, LDP.cryptoSource) ? 1 : 0;
+    assertFits([ones, 4 * DRAWS - ones], [p, 1 - p], `bernoulli(${p})`);
+  }
+});
+
+test("the test rejects a wrong sampler (power check)", () => {
+  // a classic slip: on "not kept", draw uniformly among all k values (v included)
+  const m = LDP.create("grr", { epsilon: 1.0, domainSize: 4 });
+  const keep = LDP.Threshold.of(m.pStar);
+  const counts = new Array(4).fill(0);
+  for (let i = 0; i < DRAWS; i++) {
+    counts[LDP.bernoulli(keep, LDP.cryptoSource) ? 0 : LDP.uniformInt(4, LDP.cryptoSource)] += 1;
+  }
+  const r = chiSquare(counts, lawArray(m, 0, 4));
+  assert.ok(r.pValue < ALPHA, `wrong sampler not detected: p = ${r.pValue}`);
+});
