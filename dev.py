@@ -81,6 +81,21 @@ def ensure_postgres() -> None:
             time.sleep(0.5)
 
 
+def ensure_system_packages() -> None:
+    """Browser tests need Debian's Chromium and the Web SDK needs Node.js; install them on a
+    Debian machine where we are root (never a browser download of a test tool's own)."""
+    needed = (("chromium", "chromium"), ("nodejs", "node"), ("npm", "npm"))
+    wanted = [pkg for pkg, exe in needed if not shutil.which(exe)]
+    if not wanted or not shutil.which("apt-get") or os.geteuid() != 0:
+        if wanted:
+            log(f"missing system packages {wanted}: browser/web tests will say so")
+        return
+    log(f"installing system packages: {' '.join(wanted)}")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    if run("apt-get", "update", "-qq", env=env) != 0 or run("apt-get", "install", "-y", "-qq", *wanted, env=env) != 0:
+        log("apt-get failed: browser/web tests will say what is missing")
+
+
 def main(argv: list[str]) -> int:
     command = argv[0] if argv else "test"
     rest = argv[1:]
@@ -92,6 +107,7 @@ def main(argv: list[str]) -> int:
         return run(BIN / "ldp", "demo", *rest, env=env)
     if command == "test":
         ensure_postgres()
+        ensure_system_packages()
         return run(PYTHON, "-m", "pytest", "-q", *rest, env=env)
     if command == "bench":
         return run(PYTHON, "bench/run_all.py", *rest, env=env)
