@@ -1,0 +1,101 @@
+"""gunicorn settings for the LDP server: ``gunicorn -c gunicorn.conf.py ldpserver.wsgi:app``.
+
+``ldp serve`` and ``docker/entrypoint.sh`` use this file; every value can be set from the
+environment (the app's own settings — DATABASE_URL, LDP_* — are read by ldpserver.config).
+
+| variable | default | meaning |
+| --- | --- | --- |
+| ``LDP_BIND`` (or ``PORT``) | ``0.0.0.0:8000`` (``0.0.0.0:$PORT``) | listen address(es), comma-separated |
+| ``WEB_CONCURRENCY`` / ``LDP_WORKERS`` | ``min(2 × cores + 1, 8)`` | worker processes |
+| ``LDP_THREADS`` | 1 | threads per worker (> 1 switches to the gthread worker) |
+| ``LDP_WORKER_TIMEOUT`` | 60 | seconds a worker may stay silent before the master restarts it |
+| ``LDP_GRACEFUL_TIMEOUT`` | 30 | seconds in-flight requests get to finish after SIGTERM |
+| ``LDP_KEEPALIVE`` | 5 | seconds an idle keep-alive connection is kept |
+| ``LDP_MAX_REQUESTS`` | 0 (off) | recycle a worker after this many requests (± 10 % jitter) |
+| ``LDP_ACCESS_LOG`` | off | ``-`` for an access log on stdout (the app logs every request itself) |
+| ``LDP_FORWARDED_ALLOW_IPS`` | ``127.0.0.1`` | proxies whose X-Forwarded-* headers are trusted |
+| ``PROMETHEUS_MULTIPROC_DIR`` | a fresh temporary directory | where workers write their metrics |
+
+**Graceful shutdown**: SIGTERM (what ``docker stop`` and Kubernetes send) stops accepting
+connections, lets in-flight requests finish for ``graceful_timeout`` seconds, then exits.
+An upload is one database transaction, so a request cut short is rolled back and the
+device's retry is idempotent.
+
+**Prometheus in several processes**: ``PROMETHEUS_MULTIPROC_DIR`` must be set before any
+worker imports ``prometheus_client``. If it is not set this file creates a temporary
+directory (removed at exit); either way stale files of a previous run are deleted when the
+master starts, and ``child_exit`` marks a dead worker's live gauges as gone.
+``/metrics`` (any worker) merges every worker's samples (``ldpserver/metrics.py``).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import tempfile
+
+
+def _int(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    return int(value) if value else default
+
+
+def _default_workers() -> int:
+    return min(2 * (os.cpu_count() or 1) + 1, 8)
+
+
+# --- sockets and workers ----------------------------------------------------------------------
+_port = os.environ.get("PORT", "").strip()
+bind = [b.strip() for b in os.environ.get("LDP_BIND", f"0.0.0.0:{_port or 8000}").split(",") if b.strip()]
+workers = _int("WEB_CONCURRENCY", _int("LDP_WORKERS", _default_workers()))
+threads = _int("LDP_THREADS", 1)
+worker_class = "gthread" if threads > 1 else "sync"
+timeout = _int("LDP_WORKER_TIMEOUT", 60)
+graceful_timeout = _int("LDP_GRACEFUL_TIMEOUT", 30)
+keepalive = _int("LDP_KEEPALIVE", 5)
+max_requests = _int("LDP_MAX_REQUESTS", 0)
+max_requests_jitter = max_requests // 10
+# each worker builds its own app, engine and connection pool after the fork
+preload_app = False
+forwarded_allow_ips = os.environ.get("LDP_FORWARDED_ALLOW_IPS", "127.0.0.1")
+if os.path.isdir("/dev/shm"):  # the heartbeat file: tmpfs avoids stalls on slow container disks
+    worker_tmp_dir = "/dev/shm"
+
+# --- logging: the app writes structured JSON request logs itself --------------------------------
+accesslog = os.environ.get("LDP_ACCESS_LOG") or None
+errorlog = "-"
+loglevel = os.environ.get("LDP_GUNICORN_LOG_LEVEL", "info")
+proc_name = "ldpserver"
+
+# --- Prometheus multiprocess mode -----------------------------------------------------------------
+_created_multiproc_dir = None
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    _created_multiproc_dir = tempfile.mkdtemp(prefix="ldp-prometheus-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _created_multiproc_dir
+raw_env = [f"PROMETHEUS_MULTIPROC_DIR={os.environ['PROMETHEUS_MULTIPROC_DIR']}"]
+
+
+def on_starting(server) -> None:  # noqa: ANN001
+    """Master start: an empty metrics directory (files of a previous run would be summed in)."""
+    directory = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    os.makedirs(directory, exist_ok=True)
+    for path in glob.glob(os.path.join(directory, "*.db")):
+        os.remove(path)
+    server.log.info("prometheus multiprocess directory: %s", directory)
+
+
+def child_exit(server, worker) -> None:  # noqa: ANN001
+    """A worker is gone (exited, killed or recycled): drop its live gauge samples."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def worker_abort(worker) -> None:  # noqa: ANN001
+    worker.log.warning("worker %s timed out (LDP_WORKER_TIMEOUT=%s) and is being restarted", worker.pid, timeout)
+
+
+def on_exit(server) -> None:  # noqa: ANN001
+    if _created_multiproc_dir:
+        shutil.rmtree(_created_multiproc_dir, ignore_errors=True)

@@ -1,0 +1,14 @@
+"""HTTP layer: one APIBlueprint per resource, registered by :func:`register_blueprints`."""
+
+from __future__ import annotations
+
+from flask_openapi3 import OpenAPI
+
+
+def register_blueprints(app: OpenAPI) -> None:
+    from ldpserver.api import audit, collections, docs, health, releases, reports
+
+    for module in (collections, reports, audit, releases):
+        app.register_api(module.build_blueprint())
+    health.register(app)
+    docs.register(app)

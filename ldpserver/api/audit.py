@@ -1,0 +1,134 @@
+"""/v1/audit: the budget ledger, budget summaries, chain verification, rejection counters.
+
+Auditor role only; every endpoint reads (GET), nothing here writes.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from urllib.parse import urlencode
+
+from flask import Response, request
+from flask_openapi3 import APIBlueprint, Tag
+
+from ldpserver.api.common import json_response, now, operation, state
+from ldpserver.db import read_transaction
+from ldpserver.errors import ProblemError
+from ldpserver.schemas.audit import (
+    BudgetSummary,
+    LedgerPage,
+    LedgerQuery,
+    RejectionList,
+    RejectionsQuery,
+    SummaryQuery,
+    VerifyQuery,
+    VerifyResult,
+)
+from ldpserver.services import ledger as ledger_service
+from ldpserver.services.audit import LEDGER_COLUMNS, budget_summary, ledger_page, rejection_rows
+
+TAG = Tag(name="audit", description="read-only views for auditors")
+
+
+def _wants_csv(explicit: str | None) -> bool:
+    if explicit is not None:
+        return explicit == "csv"
+    if not request.headers.get("Accept"):
+        return False
+    best = request.accept_mimetypes.best_match(["application/json", "text/csv"])
+    if best is None:
+        raise ProblemError("not-acceptable", "the ledger is served as application/json or text/csv")
+    return best == "text/csv"
+
+
+def _collection_or_404(collection_id: str):
+    collection = state().collections.get(collection_id)
+    if collection is None:
+        raise ProblemError("not-found", f"no collection {collection_id!r}")
+    return collection
+
+
+def build_blueprint() -> APIBlueprint:
+    bp = APIBlueprint("audit", __name__, url_prefix="/v1/audit", abp_tags=[TAG])
+
+    extras, errors = operation("GET", "/v1/audit/ledger", 406)
+
+    @bp.get(
+        "/ledger",
+        responses={200: LedgerPage, **errors},
+        summary="Budget ledger rows, paginated (JSON, or CSV via Accept: text/csv or ?format=csv)",
+        **extras,
+    )
+    def get_ledger(query: LedgerQuery):
+        as_csv = _wants_csv(query.format)
+        with read_transaction(state().engine) as conn:
+            items, next_cursor = ledger_page(conn, query.collection, query.client_id, query.cursor, query.limit)
+        headers = {}
+        if next_cursor:
+            params = {k: v for k, v in query.model_dump().items() if v is not None and k != "cursor"}
+            params["cursor"] = next_cursor
+            headers["Link"] = f'</v1/audit/ledger?{urlencode(params)}>; rel="next"'
+            headers["X-Next-Cursor"] = next_cursor
+        if not as_csv:
+            return json_response({"items": items, "next_cursor": next_cursor}, headers=headers)
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=LEDGER_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        for item in items:
+            writer.writerow({k: ("" if v is None else v) for k, v in item.items()})
+        response = Response(out.getvalue(), mimetype="text/csv")
+        response.headers["Content-Disposition"] = 'inline; filename="ledger.csv"'
+        for name, value in headers.items():
+            response.headers[name] = value
+        return response
+
+    extras, errors = operation("GET", "/v1/audit/summary", 404)
+
+    @bp.get(
+        "/summary",
+        responses={200: BudgetSummary, **errors},
+        summary="Per-collection budget totals: devices, spent-epsilon quantiles and histogram, max vs cap",
+        **extras,
+    )
+    def get_summary(query: SummaryQuery):
+        collection = _collection_or_404(query.collection)
+        with read_transaction(state().engine) as conn:
+            return json_response(budget_summary(conn, collection, query.bins))
+
+    extras, errors = operation("GET", "/v1/audit/verify", 404)
+
+    @bp.get(
+        "/verify",
+        responses={200: VerifyResult, **errors},
+        summary="Check the ledger's hash chains (all collections, or one); names the first bad row",
+        **extras,
+    )
+    def get_verify(query: VerifyQuery):
+        if query.collection is not None:
+            _collection_or_404(query.collection)
+        with read_transaction(state().engine) as conn:
+            chains = ledger_service.verify_all(conn, query.collection)
+        body = {
+            "ok": all(chain.ok for chain in chains),
+            "checked_at": now().isoformat(),
+            "chains": [chain.to_dict() for chain in chains],
+        }
+        return json_response(body)
+
+    extras, errors = operation("GET", "/v1/audit/rejections", 404)
+
+    @bp.get(
+        "/rejections",
+        responses={200: RejectionList, **errors},
+        summary="Rejected reports counted by collection and reason",
+        **extras,
+    )
+    def get_rejections(query: RejectionsQuery):
+        if query.collection is not None:
+            _collection_or_404(query.collection)
+        with read_transaction(state().engine) as conn:
+            rows = rejection_rows(conn, query.collection)
+        return json_response({"items": rows, "total": sum(int(r["count"]) for r in rows)})
+
+    return bp

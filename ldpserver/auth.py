@@ -1,0 +1,98 @@
+"""Who may call what: one declarative table, enforced before every request.
+
+``ROUTE_ROLES`` maps (method, Flask rule) to the roles allowed; every ``/v1`` route must
+appear in it (a route missing from the table is refused for everyone: fail closed), and
+the service tests iterate over it (every route × every role × missing, malformed,
+unknown and revoked keys). Auditors only read. ``PUBLIC_PREFIXES`` are served without a
+key (liveness, readiness, Prometheus metrics, the OpenAPI document and the docs page).
+
+Header: ``Authorization: Bearer ldp_<id>_<secret>``. 401 for a missing, malformed,
+unknown or revoked key; 403 for a valid key whose role is not allowed.
+"""
+
+from __future__ import annotations
+
+import structlog
+from flask import Flask, current_app, g, request
+
+from ldpserver.db import read_transaction
+from ldpserver.errors import ProblemError
+from ldpserver.services.keys import ROLES, Principal, authenticate
+
+ALL_ROLES = frozenset(ROLES)
+
+ROUTE_ROLES: dict[tuple[str, str], frozenset[str]] = {
+    ("POST", "/v1/collections"): frozenset({"admin"}),
+    ("GET", "/v1/collections"): ALL_ROLES,
+    ("GET", "/v1/collections/<collection_id>"): ALL_ROLES,
+    ("POST", "/v1/collections/<collection_id>/reports"): frozenset({"client"}),
+    ("GET", "/v1/audit/ledger"): frozenset({"auditor"}),
+    ("GET", "/v1/audit/summary"): frozenset({"auditor"}),
+    ("GET", "/v1/audit/verify"): frozenset({"auditor"}),
+    ("GET", "/v1/audit/rejections"): frozenset({"auditor"}),
+    ("POST", "/v1/collections/<collection_id>/releases"): frozenset({"admin"}),
+    ("GET", "/v1/collections/<collection_id>/releases"): frozenset({"analyst", "auditor", "admin"}),
+    ("GET", "/v1/collections/<collection_id>/releases/<int:number>"): frozenset({"analyst", "auditor", "admin"}),
+    ("GET", "/v1/collections/<collection_id>/estimates"): frozenset({"analyst", "admin"}),
+    ("GET", "/v1/collections/<collection_id>/heavy-hitters"): frozenset({"analyst", "admin"}),
+    ("GET", "/v1/collections/<collection_id>/timeseries"): frozenset({"analyst", "admin"}),
+}
+
+PUBLIC_PREFIXES = ("/healthz", "/readyz", "/metrics", "/openapi", "/docs")
+
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="ldp"'}
+_INVALID = {"WWW-Authenticate": 'Bearer realm="ldp", error="invalid_token"'}
+
+
+def roles_for(method: str, rule: str) -> list[str]:
+    """Sorted roles of a route (for the OpenAPI ``x-roles`` extension)."""
+    return sorted(ROUTE_ROLES[(method, rule)])
+
+
+def _bearer() -> str | None:
+    header = request.headers.get("Authorization")
+    if header is None:
+        return None
+    scheme, _, value = header.strip().partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        raise ProblemError("unauthorized", "use the header 'Authorization: Bearer <key>'", headers=_INVALID)
+    return value.strip()
+
+
+def enforce_roles() -> None:
+    """before_request hook: authenticate and authorise, or raise a 401/403 problem."""
+    rule = request.url_rule
+    if rule is None:
+        return  # 404 / 405 follow from routing
+    path = rule.rule
+    if path.startswith(PUBLIC_PREFIXES) or request.method == "OPTIONS":
+        return
+    method = "GET" if request.method == "HEAD" else request.method
+    allowed = ROUTE_ROLES.get((method, path))
+    if allowed is None:
+        raise ProblemError("forbidden", f"{method} {path} has no access rule; refused for every role")
+    presented = _bearer()
+    if presented is None:
+        raise ProblemError(
+            "unauthorized", "this endpoint needs an API key: 'Authorization: Bearer <key>'", headers=_CHALLENGE
+        )
+    engine = current_app.extensions["ldp"].engine
+    with read_transaction(engine) as conn:
+        principal, why = authenticate(conn, presented)
+    if principal is None:
+        raise ProblemError("unauthorized", why, headers=_INVALID)
+    structlog.contextvars.bind_contextvars(key_id=principal.key_id, role=principal.role)
+    if principal.role not in allowed:
+        raise ProblemError(
+            "forbidden",
+            f"role {principal.role!r} may not {method} {path}; allowed: {', '.join(sorted(allowed))}",
+        )
+    g.principal = principal
+
+
+def current_principal() -> Principal:
+    return g.principal
+
+
+def init_auth(app: Flask) -> None:
+    app.before_request(enforce_roles)

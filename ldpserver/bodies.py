@@ -1,0 +1,82 @@
+"""Strict request bodies: JSON only, bounded in size and depth, no NaN/Infinity.
+
+Runs before the view (after authentication) for POST/PUT/PATCH:
+
+* a content type other than ``application/json`` (or ``*/*+json``) → 415;
+* a declared or actual body larger than ``LDP_MAX_BODY_BYTES`` → 413;
+* an empty body, invalid UTF-8, malformed JSON, ``NaN``/``Infinity``, numbers too long
+  to convert, or nesting deeper than ``LDP_MAX_JSON_DEPTH`` → 400 (``malformed-json``).
+
+The parsed document is cached on the request, so ``request.get_json()`` (and
+flask-openapi3's validation) reuse it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+from flask import current_app, request
+
+from ldpserver.errors import ProblemError
+
+BODY_METHODS = {"POST", "PUT", "PATCH"}
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON (non-finite numbers are refused)")
+
+
+_DELETE_ALL_BUT_QUOTES_AND_BRACKETS = bytes(b for b in range(256) if b not in b'"[]{}')
+_DEPTH_STEP = np.zeros(256, dtype=np.int8)
+_DEPTH_STEP[[ord("["), ord("{")]] = 1
+_DEPTH_STEP[[ord("]"), ord("}")]] = -1
+_QUOTE = ord('"')
+
+
+def nesting_depth(data: bytes) -> int:
+    """Deepest bracket nesting of a JSON text, ignoring brackets inside strings (vectorised).
+
+    Escaped backslashes, then escaped quotes, are removed (a left-to-right pairing, which
+    is JSON's), then everything but quotes and brackets; what remains alternates between
+    string and non-string at every quote.
+    """
+    skeleton = data.replace(b"\\\\", b"").replace(b'\\"', b"").translate(None, _DELETE_ALL_BUT_QUOTES_AND_BRACKETS)
+    if not skeleton:
+        return 0
+    chars = np.frombuffer(skeleton, dtype=np.uint8)
+    inside = (np.cumsum(chars == _QUOTE, dtype=np.int32) & 1).astype(bool)
+    steps = _DEPTH_STEP[chars]
+    steps[inside] = 0
+    return int(np.cumsum(steps, dtype=np.int64).max(initial=0))
+
+
+def parse_json_body() -> None:
+    if request.method not in BODY_METHODS or request.url_rule is None:
+        return
+    settings = current_app.extensions["ldp"].settings
+    mimetype = request.mimetype or ""
+    if not (mimetype == "application/json" or (mimetype.startswith("application/") and mimetype.endswith("+json"))):
+        raise ProblemError(
+            "unsupported-media-type",
+            f"send the body as application/json, not {mimetype or 'no content type'}",
+        )
+    limit = settings.max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise ProblemError("payload-too-large", f"the body has {request.content_length} bytes; the limit is {limit}")
+    data = request.get_data(cache=True)  # werkzeug stops reading past MAX_CONTENT_LENGTH (413)
+    if not data.strip():
+        raise ProblemError("malformed-json", "the request body is empty; a JSON document is required")
+    limit_depth = settings.max_json_depth
+    if nesting_depth(data) > limit_depth:
+        raise ProblemError("malformed-json", f"the JSON document is nested deeper than {limit_depth} levels")
+    try:
+        document = json.loads(data, parse_constant=_no_constants)
+    except RecursionError:
+        raise ProblemError("malformed-json", "the JSON document is nested too deeply") from None
+    except UnicodeDecodeError:
+        raise ProblemError("malformed-json", "the body is not valid UTF-8") from None
+    except ValueError as exc:
+        raise ProblemError("malformed-json", f"the body is not valid JSON: {exc}") from None
+    request._cached_json = (document, document)  # what request.get_json() returns from now on

@@ -1,0 +1,59 @@
+"""Server settings, read from the environment (pydantic-settings).
+
+| variable | default | meaning |
+| --- | --- | --- |
+| ``DATABASE_URL`` | SQLite file in the data dir | ``sqlite:///path`` or ``postgresql+psycopg://user@host/db`` |
+| ``LDP_DATA_DIR`` | ``./var`` | where the embedded SQLite database lives |
+| ``LDP_MAX_BODY_BYTES`` | 8 MiB | larger request bodies get 413 |
+| ``LDP_MAX_BATCH_REPORTS`` | 5000 | more reports in one upload get 413 |
+| ``LDP_MAX_JSON_DEPTH`` | 16 | deeper JSON documents get 400 |
+| ``LDP_REPORT_RETENTION_DAYS`` | 30 | raw reports older than this (and past their epoch window) may be purged |
+| ``LDP_DB_POOL_SIZE`` | 5 | connections per process (PostgreSQL) |
+| ``LDP_SQLITE_BUSY_TIMEOUT_MS`` | 30000 | how long a SQLite writer waits for the lock |
+| ``LDP_LOG_LEVEL`` / ``LDP_LOG_JSON`` | INFO / true | structured logs on stderr |
+| ``LDP_CHECK_MIGRATIONS`` | true | refuse to start unless the database is at the migrations' head |
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LDP_", extra="ignore", frozen=True)
+
+    data_dir: Path = Path("./var")
+    database_url: str = Field(
+        default="",
+        validation_alias=AliasChoices("DATABASE_URL", "LDP_DATABASE_URL", "database_url"),
+    )
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    max_batch_reports: int = Field(default=5000, ge=1, le=20000)
+    max_json_depth: int = Field(default=16, ge=4, le=200)
+    report_retention_days: int = Field(default=30, ge=1)
+    db_pool_size: int = Field(default=5, ge=1, le=200)
+    db_max_overflow: int = Field(default=20, ge=0, le=500)
+    sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0)
+    log_level: str = "INFO"
+    log_json: bool = True
+    check_migrations: bool = True
+
+    @model_validator(mode="after")
+    def _default_database(self) -> Settings:
+        if not self.database_url:
+            path = (self.data_dir / "ldp.sqlite3").resolve()
+            object.__setattr__(self, "database_url", f"sqlite:///{path}")
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def redacted_database_url(self) -> str:
+        """The URL without its password, for logs and messages."""
+        from sqlalchemy.engine import make_url
+
+        return make_url(self.database_url).render_as_string(hide_password=True)

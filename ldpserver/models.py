@@ -1,0 +1,182 @@
+"""SQLAlchemy 2 typed models: the schema (created only through Alembic migrations).
+
+Tables and why they look the way they do (docs/data-model.md has the full picture):
+
+* ``collections`` — immutable measurement definitions (canonical config + hash).
+* ``api_keys`` — hashed keys with one role each.
+* ``reports`` — accepted raw reports (``report_id`` primary key = idempotency key).
+* ``epoch_partials`` — insert-only partial aggregates, one row per (batch, epoch): no hot
+  row; readers add the partials of an epoch (they merge by addition).
+* ``epoch_closures`` — epochs that no longer accept reports (released or closed).
+* ``device_budgets`` — per-device lifetime and per-window totals, locked per row.
+* ``budget_ledger`` — the append-only, hash-chained ledger (chain per collection).
+* ``ledger_heads`` — each chain's head (sequence number and hash), the lock that
+  serialises appends to one collection's chain.
+* ``rejection_counts`` — rejected reports per (collection, reason).
+
+The four hot tables written by every batch (``reports``, ``epoch_partials``,
+``device_budgets``, ``budget_ledger``) carry ``collection_id`` without a foreign key:
+PostgreSQL checks a foreign key once per inserted row (a ``SELECT ... FOR KEY SHARE`` of
+the collection row: thousands per batch, all on one parent row), which cost about a
+quarter of the database time of a batch. Collections are never deleted and ingestion
+resolves the collection before writing, so the reference cannot dangle.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# SQLite only makes INTEGER PRIMARY KEY an auto-increment rowid alias
+BigIntId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: DateTime(timezone=True)}
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(24), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    role: Mapped[str] = mapped_column(String(16))
+    key_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+
+class Collection(Base):
+    __tablename__ = "collections"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    kind: Mapped[str] = mapped_column(String(32))
+    config: Mapped[str] = mapped_column(Text)  # canonical JSON of the public config
+    config_hash: Mapped[str] = mapped_column(String(80), index=True)
+    privacy: Mapped[str] = mapped_column(Text)  # JSON: calculator, computed loss, parameters
+    epsilon: Mapped[float] = mapped_column(Float)  # declared epsilon per report
+    charge_epsilon: Mapped[float] = mapped_column(Float)  # epsilon of one ledger unit
+    neighbouring: Mapped[str] = mapped_column(String(16))
+    epoch_seconds: Mapped[int] = mapped_column(BigInteger)
+    epoch_start: Mapped[datetime]
+    grace_epochs: Mapped[int] = mapped_column(Integer)
+    window_epochs: Mapped[int] = mapped_column(Integer)
+    cap_window: Mapped[float | None] = mapped_column(Float)
+    cap_lifetime: Mapped[float] = mapped_column(Float)
+    memoized: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(24))
+
+
+class LedgerHead(Base):
+    __tablename__ = "ledger_heads"
+
+    collection_id: Mapped[str] = mapped_column(ForeignKey("collections.id"), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    head_hash: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime]
+
+
+class Report(Base):
+    __tablename__ = "reports"
+    __table_args__ = (Index("ix_reports_collection_epoch", "collection_id", "epoch"),)
+
+    report_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    collection_id: Mapped[str] = mapped_column(String(40))  # no FK on hot tables: see module docstring
+    client_id: Mapped[str] = mapped_column(String(64))
+    epoch: Mapped[int] = mapped_column(BigInteger)
+    memo_count: Mapped[int | None] = mapped_column(Integer)
+    payload: Mapped[str] = mapped_column(Text)  # canonical JSON of the wire payload
+    received_at: Mapped[datetime]
+
+
+class EpochPartial(Base):
+    __tablename__ = "epoch_partials"
+    __table_args__ = (Index("ix_epoch_partials_collection_epoch", "collection_id", "epoch"),)
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    collection_id: Mapped[str] = mapped_column(String(40))
+    epoch: Mapped[int] = mapped_column(BigInteger)
+    n: Mapped[int] = mapped_column(BigInteger)
+    aggregate: Mapped[str] = mapped_column(Text)  # JSON of the SDK's Aggregate.to_dict()
+    created_at: Mapped[datetime]
+
+
+class EpochClosure(Base):
+    __tablename__ = "epoch_closures"
+
+    collection_id: Mapped[str] = mapped_column(ForeignKey("collections.id"), primary_key=True)
+    epoch: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    closed_at: Mapped[datetime]
+    reason: Mapped[str] = mapped_column(String(32), default="released")
+
+
+class DeviceBudget(Base):
+    __tablename__ = "device_budgets"
+    # client_id leads the key: a batch looks up ~1,000 devices of one collection by client_id
+    __table_args__ = (PrimaryKeyConstraint("client_id", "collection_id", name="pk_device_budgets"),)
+
+    collection_id: Mapped[str] = mapped_column(String(40))
+    client_id: Mapped[str] = mapped_column(String(64))
+    units: Mapped[int] = mapped_column(BigInteger, default=0)  # lifetime charge, in charge_epsilon units
+    reports: Mapped[int] = mapped_column(BigInteger, default=0)  # accepted reports
+    memo_count: Mapped[int] = mapped_column(Integer, default=0)
+    window_index: Mapped[int | None] = mapped_column(BigInteger)  # latest accounting window charged
+    window_units: Mapped[int] = mapped_column(BigInteger, default=0)  # units in window_index
+    prev_window_units: Mapped[int] = mapped_column(BigInteger, default=0)  # units in window_index - 1
+    first_seen: Mapped[datetime]
+    last_seen: Mapped[datetime]
+
+
+class LedgerEntry(Base):
+    __tablename__ = "budget_ledger"
+    __table_args__ = (Index("ix_budget_ledger_collection_client", "collection_id", "client_id"),)
+
+    collection_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(64))
+    report_id: Mapped[str] = mapped_column(String(32))
+    epoch: Mapped[int] = mapped_column(BigInteger)
+    window: Mapped[int] = mapped_column(BigInteger)
+    units: Mapped[int] = mapped_column(Integer)
+    epsilon: Mapped[float] = mapped_column(Float)  # charged, under the collection's notion
+    neighbouring: Mapped[str] = mapped_column(String(16))
+    epsilon_record: Mapped[float] = mapped_column(Float)  # what the same charge costs at record/tuple level
+    epsilon_attribute: Mapped[float | None] = mapped_column(Float)  # attribute-level cost (multidim only)
+    memo_count: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime]
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    row_hash: Mapped[str] = mapped_column(String(64))
+
+
+class RejectionCount(Base):
+    __tablename__ = "rejection_counts"
+
+    collection_id: Mapped[str] = mapped_column(ForeignKey("collections.id"), primary_key=True)
+    reason: Mapped[str] = mapped_column(String(48), primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_at: Mapped[datetime]

@@ -1,0 +1,72 @@
+"""Tables of the continual release (migration ``0002``); the rest of the schema is in ``models``.
+
+* ``release_streams`` — one row per collection that has released anything: where its
+  release stream started, the next epoch to release, how many releases exist, and the
+  binary-tree counter that publishes participation counts (its parameters and its state;
+  the state holds exact partial sums, so it is a server secret and never served). The
+  row is also the lock that serialises the releases of one collection.
+* ``epoch_aggregates`` — compaction: one row per released epoch with the sum of that
+  epoch's ``epoch_partials`` and the cumulative sum since the stream's first epoch, so a
+  release reads O(1 + windows) rows however long the collection has run (a window of w
+  epochs ending at e is ``cumulative(e) − cumulative(e − w)``). Insert-only.
+* ``releases`` — the immutable, numbered release log: the exact canonical JSON body that
+  the API serves byte for byte, its SHA-256, the config hash, the post-processing applied,
+  and the inputs' exact counts (``inputs``: internal, never served — see docs/releases.md).
+  UPDATE and DELETE are refused by triggers (as for the budget ledger).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ldpserver.models import Base
+
+
+class ReleaseStream(Base):
+    __tablename__ = "release_streams"
+
+    collection_id: Mapped[str] = mapped_column(ForeignKey("collections.id"), primary_key=True)
+    first_epoch: Mapped[int] = mapped_column(BigInteger)
+    next_epoch: Mapped[int] = mapped_column(BigInteger)
+    releases: Mapped[int] = mapped_column(Integer)  # releases so far = the last release number
+    epsilon: Mapped[float] = mapped_column(Float)  # the participation counter's budget (ledger entry)
+    sensitivity: Mapped[int] = mapped_column(BigInteger)  # most a device adds to one epoch's count
+    horizon: Mapped[int] = mapped_column(BigInteger)  # epochs the counter can publish
+    unit: Mapped[str] = mapped_column(String(16))  # what is counted: "reports" or "devices"
+    counter_state: Mapped[str] = mapped_column(Text)  # BinaryTreeCounter.state() JSON (secret)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class EpochAggregate(Base):
+    __tablename__ = "epoch_aggregates"
+
+    collection_id: Mapped[str] = mapped_column(ForeignKey("collections.id"), primary_key=True)
+    epoch: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger)
+    partials: Mapped[int] = mapped_column(Integer)  # epoch_partials rows merged
+    aggregate: Mapped[str] = mapped_column(Text)  # JSON of the epoch's merged Aggregate.to_dict()
+    cumulative_n: Mapped[int] = mapped_column(BigInteger)
+    cumulative: Mapped[str] = mapped_column(Text)  # JSON of the merged aggregate of first_epoch..epoch
+    participation: Mapped[int] = mapped_column(BigInteger)  # the value the counter was given for this epoch
+    created_at: Mapped[datetime]
+
+
+class Release(Base):
+    __tablename__ = "releases"
+    __table_args__ = (UniqueConstraint("collection_id", "epoch"),)
+
+    collection_id: Mapped[str] = mapped_column(ForeignKey("collections.id"), primary_key=True)
+    number: Mapped[int] = mapped_column(Integer, primary_key=True)
+    epoch: Mapped[int] = mapped_column(BigInteger)
+    config_hash: Mapped[str] = mapped_column(String(80))
+    released_at: Mapped[datetime]
+    trigger: Mapped[str] = mapped_column(String(16))  # scheduler, admin, cli
+    requested_by: Mapped[str | None] = mapped_column(String(24))  # the admin key id, if any
+    postprocessing: Mapped[str] = mapped_column(String(48))
+    inputs: Mapped[str] = mapped_column(Text)  # exact input counts (internal, never served)
+    body: Mapped[str] = mapped_column(Text)  # canonical JSON served byte for byte
+    sha256: Mapped[str] = mapped_column(String(64))

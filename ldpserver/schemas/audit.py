@@ -1,0 +1,119 @@
+"""Auditor views: the ledger, per-collection budget summaries, chain verification, rejections."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class LedgerQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    collection: str | None = Field(default=None, max_length=40)
+    client_id: str | None = Field(default=None, max_length=64)
+    cursor: str | None = Field(default=None, max_length=200, description="next_cursor of the previous page")
+    limit: int = Field(default=500, ge=1, le=10_000)
+    format: Literal["json", "csv"] | None = Field(default=None, description="overrides the Accept header")
+
+
+class LedgerRow(BaseModel):
+    collection_id: str
+    seq: int
+    client_id: str
+    report_id: str
+    epoch: int
+    window: int
+    units: int
+    epsilon: float
+    neighbouring: str
+    epsilon_record: float
+    epsilon_attribute: float | None
+    memo_count: int | None
+    created_at: str
+    prev_hash: str
+    row_hash: str
+
+
+class LedgerPage(BaseModel):
+    items: list[LedgerRow]
+    next_cursor: str | None
+
+
+class SummaryQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    collection: str = Field(max_length=40)
+    bins: int = Field(default=10, ge=1, le=100)
+
+
+class HistogramBin(BaseModel):
+    lower: float
+    upper: float
+    devices: int
+
+
+class BudgetSummary(BaseModel):
+    collection_id: str
+    neighbouring: str
+    charge_epsilon: float
+    cap_lifetime: float
+    cap_per_window: float | None
+    window_epochs: int
+    memoized: bool
+    devices: int
+    reports_accepted: int
+    ledger_rows: int
+    epsilon_total: float
+    quantiles: dict[str, float] = Field(description="epsilon spent per device: p50, p90, p99, max")
+    histogram: list[HistogramBin]
+    max_spent: float
+    max_over_cap: bool = Field(description="true would mean the cap was exceeded (never expected)")
+    max_window_spent: float
+    rejections: dict[str, int]
+
+
+class VerifyQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    collection: str | None = Field(default=None, max_length=40)
+
+
+class ChainProblem(BaseModel):
+    seq: int
+    problem: str
+    detail: str
+
+
+class ChainResult(BaseModel):
+    collection_id: str
+    ok: bool
+    rows: int
+    head_seq: int
+    head_hash: str
+    first_bad: ChainProblem | None
+
+
+class VerifyResult(BaseModel):
+    ok: bool
+    checked_at: datetime
+    chains: list[ChainResult]
+
+
+class RejectionsQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    collection: str | None = Field(default=None, max_length=40)
+
+
+class RejectionRow(BaseModel):
+    collection_id: str
+    reason: str
+    count: int
+    last_at: datetime
+
+
+class RejectionList(BaseModel):
+    items: list[RejectionRow]
+    total: int

@@ -1,0 +1,594 @@
+"""Batch ingestion: one database transaction per batch, every report judged on its own.
+
+Per report, before the database (stateless, in request order):
+
+1. envelope (``invalid_report``): report_id, client_id, config_hash, epoch, payload,
+   memo_count shapes (the wire contract in ``schemas/reports.py``);
+2. ``config_mismatch``: the config hash is not the collection's;
+3. epoch window: accepted iff ``current - grace <= epoch <= current`` (``epoch_in_future``,
+   ``epoch_too_old``) and the epoch is not closed (``epoch_closed``, checked in the
+   transaction under a share lock on the collection row; see ``services/epochs.py``);
+4. memo count (memoized collections): required (``memo_count_required``), in
+   ``[1, k]`` (``memo_count_out_of_range``); forbidden elsewhere (``memo_count_not_allowed``);
+5. payload shape and ranges through the SDK decoder (its ``reason``: ``bad_version``,
+   ``wrong_mechanism``, ``bad_type``, ``bad_encoding``, ``bad_length``, ``out_of_range``, ...);
+6. a report_id repeated inside the batch: same body → ``duplicate``, other body →
+   ``report_id_conflict``.
+
+Then, in one transaction (``BEGIN IMMEDIATE`` on SQLite):
+
+7. **dedupe**: ``INSERT ... ON CONFLICT (report_id) DO NOTHING RETURNING report_id`` (sorted
+   by report_id, so concurrent batches lock in one order); an id that was not inserted
+   is a ``duplicate`` if the stored report has the same collection, client, epoch, memo
+   count and canonical payload, else ``report_id_conflict`` (the config hash needs no
+   comparison: a report with another one never gets this far);
+8. **budget**: each device's new reports are judged in request order against its state:
+   PostgreSQL inserts every device as if new (``ON CONFLICT DO NOTHING RETURNING``, in
+   client_id order), then locks (``SELECT ... FOR UPDATE``, sorted), re-judges and
+   updates the ones that already existed; a report is refused past the lifetime cap
+   (``budget_exceeded_lifetime``) or the window cap (``budget_exceeded_window``); a refused
+   report's row is deleted again (it was never acknowledged, so a retry is judged anew);
+9. **statistics**: the accepted payloads of each epoch are decoded together and
+   aggregated once (vectorised; in the common case before the transaction); the
+   aggregate is *inserted* as a new ``epoch_partials`` row — no shared counter row is
+   updated, so concurrent batches never wait on each other here and partials merge by
+   addition when read;
+10. **ledger**: one hash-chained row per charge (``services/ledger.py``), appended last
+    because the chain head's row lock serialises the collection's batches until commit;
+11. rejection counters per reason (upsert-increment, after every other lock).
+
+Lock order is always collection (share) → reports → new devices → existing devices →
+ledger head → counters, each in sorted order,
+so concurrent batches cannot deadlock; a transient database error (deadlock,
+serialization failure, SQLite busy) retries the transaction, then answers 503.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import structlog
+from pydantic import TypeAdapter, ValidationError
+from sqlalchemy import Connection, Engine, select
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.exc import DBAPIError
+
+from client_sdk.errors import ReportDecodeError
+from ldpserver import metrics
+from ldpserver.db import write_transaction
+from ldpserver.errors import ProblemError
+from ldpserver.models import Collection, EpochClosure, EpochPartial, RejectionCount
+from ldpserver.schemas.reports import ReportIn
+from ldpserver.services import ledger
+from ldpserver.services.bulk import Bulk
+from ldpserver.services.collections import CollectionRuntime
+
+log = structlog.get_logger("ldpserver.ingest")
+
+partials_t = EpochPartial.__table__
+closures_t = EpochClosure.__table__
+collections_t = Collection.__table__
+rejections_t = RejectionCount.__table__
+
+_REPORT_LIST = TypeAdapter(list[ReportIn])
+_PAYLOAD_JSON = json.JSONEncoder(separators=(",", ":"), sort_keys=True, ensure_ascii=False, allow_nan=False).encode
+MAX_BATCH_DECODE_RETRIES = 8
+TRANSACTION_ATTEMPTS = 4
+
+#: every rejection reason the server itself emits (the SDK decoder adds its own codes)
+REASONS = {
+    "invalid_report": "the report object does not follow the wire contract (detail names the field)",
+    "config_mismatch": "config_hash is not the collection's current config hash",
+    "epoch_in_future": "epoch is after the current epoch",
+    "epoch_too_old": "epoch is before current - grace",
+    "epoch_closed": "the epoch has been released/closed",
+    "memo_count_required": "memoized collection: memo_count is missing",
+    "memo_count_out_of_range": "memo_count is below 1 or above the number of values",
+    "memo_count_not_allowed": "memo_count sent to a collection that is not memoized",
+    "invalid_payload": "the SDK decoder refused the payload for a reason of its own",
+    "report_id_conflict": "report_id already used with a different report body",
+    "budget_exceeded_lifetime": "the device's lifetime cap would be exceeded",
+    "budget_exceeded_window": "the device's cap for this accounting window would be exceeded",
+    "kind_unavailable": "the collection's protocol package is not available on this server",
+}
+
+
+@dataclass(slots=True)
+class Candidate:
+    index: int
+    report: ReportIn
+    payload_json: str
+    body: tuple[Any, ...]  # what a reused report_id must match to be a duplicate
+    window: int
+
+
+@dataclass(slots=True)
+class DeviceState:
+    units: int
+    reports: int
+    memo_count: int
+    window_index: int | None
+    window_units: int
+    prev_window_units: int
+
+    @classmethod
+    def new(cls) -> DeviceState:
+        return cls(0, 0, 0, None, 0, 0)
+
+    def units_in(self, window: int) -> int | None:
+        """Units already charged in ``window`` (None: older than the two windows kept)."""
+        if self.window_index is None or window > self.window_index:
+            return 0
+        if window == self.window_index:
+            return self.window_units
+        if window == self.window_index - 1:
+            return self.prev_window_units
+        return None
+
+    def charge(self, window: int, units: int) -> None:
+        if self.window_index is None or window > self.window_index:
+            carried = self.window_units if self.window_index is not None and window == self.window_index + 1 else 0
+            self.prev_window_units = carried
+            self.window_units = 0
+            self.window_index = window
+        if window == self.window_index:
+            self.window_units += units
+        else:
+            self.prev_window_units += units
+        self.units += units
+
+
+class DevicePlan:
+    """One device's verdicts for this batch and the state they leave it in."""
+
+    __slots__ = ("state", "accepted", "charges", "rejections")
+
+    def __init__(self, state: DeviceState) -> None:
+        self.state = state
+        self.accepted: list[Candidate] = []
+        self.charges: list[tuple[int, dict[str, Any]]] = []
+        self.rejections: list[tuple[Candidate, str, str]] = []
+
+    def refuse(self, cand: Candidate, reason: str, detail: str) -> None:
+        self.rejections.append((cand, reason, detail))
+
+    def row(self, client_id: str) -> dict[str, Any]:
+        st = self.state
+        return {
+            "client_id": client_id,
+            "units": st.units,
+            "reports": st.reports,
+            "memo_count": st.memo_count,
+            "window_index": st.window_index,
+            "window_units": st.window_units,
+            "prev_window_units": st.prev_window_units,
+        }
+
+
+@dataclass
+class BatchResult:
+    results: list[dict[str, Any]]
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    rejection_counts: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+            "rejected": self.rejected,
+            "results": self.results,
+        }
+
+
+def _dialect_insert(conn: Connection):
+    return pg_dialect.insert if conn.dialect.name == "postgresql" else sqlite_dialect.insert
+
+
+def _raw_report_id(raw: Any) -> str | None:
+    if isinstance(raw, dict):
+        rid = raw.get("report_id")
+        if isinstance(rid, str) and len(rid) <= 64:
+            return rid
+    return None
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors(include_url=False, include_input=False)[0]
+    path = "/" + "/".join(str(p) for p in err["loc"]) if err["loc"] else "report"
+    return f"{path}: {err['msg']}"
+
+
+class Ingestor:
+    """Judges one batch for one collection; ``run`` returns the per-report results."""
+
+    def __init__(self, engine: Engine, collection: CollectionRuntime, now: datetime) -> None:
+        self.engine = engine
+        self.c = collection
+        self.now = now
+        self.current_epoch = collection.epoch_at(now)
+
+    # --- stateless checks ---------------------------------------------------------------
+    def _validate(self, raws: Sequence[Any], result: BatchResult) -> list[Candidate]:
+        c = self.c
+        try:
+            parsed: list[ReportIn | None] = list(_REPORT_LIST.validate_python(raws))
+        except ValidationError:
+            parsed = []
+            for i, raw in enumerate(raws):
+                try:
+                    parsed.append(ReportIn.model_validate(raw))
+                except ValidationError as exc:
+                    parsed.append(None)
+                    self._reject(result, i, _raw_report_id(raw), "invalid_report", _first_error(exc))
+        lowest = self.current_epoch - c.grace_epochs
+        staged: list[tuple[int, ReportIn]] = []
+        for i, report in enumerate(parsed):
+            if report is None:
+                continue
+            rid = report.report_id
+            if report.config_hash != c.config_hash:
+                self._reject(result, i, rid, "config_mismatch", f"this collection's config hash is {c.config_hash}")
+            elif report.epoch > self.current_epoch:
+                self._reject(result, i, rid, "epoch_in_future", f"the current epoch is {self.current_epoch}")
+            elif report.epoch < lowest:
+                self._reject(result, i, rid, "epoch_too_old", f"epochs {lowest}..{self.current_epoch} are accepted now")
+            elif c.memoized and report.memo_count is None:
+                self._reject(result, i, rid, "memo_count_required", "this collection is memoized")
+            elif c.memoized and (
+                report.memo_count < 1 or (c.memo_limit is not None and report.memo_count > c.memo_limit)
+            ):
+                upper = c.memo_limit if c.memo_limit is not None else "∞"
+                self._reject(result, i, rid, "memo_count_out_of_range", f"memo_count must lie in [1, {upper}]")
+            elif not c.memoized and report.memo_count is not None:
+                self._reject(result, i, rid, "memo_count_not_allowed", "this collection is not memoized")
+            else:
+                staged.append((i, report))
+        staged = self._check_payloads(staged, result)
+
+        candidates: list[Candidate] = []
+        first_seen: dict[str, Candidate] = {}
+        self.in_batch_repeats: list[tuple[int, Candidate, bool]] = []
+        for i, report in staged:
+            payload_json = _PAYLOAD_JSON(report.payload)
+            body = (c.id, report.client_id, report.epoch, report.memo_count, payload_json)
+            cand = Candidate(i, report, payload_json, body, c.window_of(report.epoch))
+            earlier = first_seen.get(report.report_id)
+            if earlier is not None:
+                self.in_batch_repeats.append((i, earlier, earlier.body == cand.body))
+                continue
+            first_seen[report.report_id] = cand
+            candidates.append(cand)
+        return candidates
+
+    def _check_payloads(self, staged: list[tuple[int, ReportIn]], result: BatchResult) -> list[tuple[int, ReportIn]]:
+        """Drop reports whose payload the SDK refuses; keep the decoded batch for the fast path."""
+        protocol = self.c.protocol
+        self.decoded = None
+        self.decoded_count = 0
+        if not staged:
+            return staged
+        assert protocol is not None
+        remaining = list(staged)
+        for _ in range(MAX_BATCH_DECODE_RETRIES):
+            try:
+                self.decoded = protocol.decode([r.payload for _, r in remaining])
+                self.decoded_count = len(remaining)
+                return remaining
+            except ReportDecodeError as exc:
+                if exc.index is None or not 0 <= exc.index < len(remaining):
+                    break
+                i, report = remaining.pop(exc.index)
+                self._reject(result, i, report.report_id, exc.reason, exc.detail)
+                if not remaining:
+                    return remaining
+            except Exception:  # a decoder bug on odd input: judge the reports one by one
+                break
+        kept = []
+        for i, report in remaining:
+            try:
+                protocol.check_payload(report.payload)
+            except ReportDecodeError as exc:
+                self._reject(result, i, report.report_id, exc.reason, exc.detail)
+                continue
+            kept.append((i, report))
+        return kept
+
+    @staticmethod
+    def _reject(result: BatchResult, index: int, report_id: str | None, reason: str, detail: str) -> None:
+        result.results[index] = {"report_id": report_id, "status": "rejected", "reason": reason, "detail": detail}
+
+    # --- the transaction ----------------------------------------------------------------
+    def run(self, raws: Sequence[Any]) -> BatchResult:
+        result = BatchResult(results=[None] * len(raws))  # type: ignore[list-item]
+        if self.c.protocol is None:
+            raise ProblemError("kind-unavailable", self.c.unavailable or "protocol not available", status=422)
+        candidates = self._validate(raws, result)
+        # the common case (every decoded report accepted, one epoch) reuses this aggregate,
+        # computed before the transaction so that its locks are held for less time
+        self.pre_aggregate = None
+        if self.decoded is not None and len({cand.report.epoch for cand in candidates}) == 1:
+            self.pre_aggregate = self.c.protocol.aggregate_json(self.decoded)
+        for attempt in range(1, TRANSACTION_ATTEMPTS + 1):
+            outcome = [dict(r) if r is not None else None for r in result.results]
+            try:
+                with write_transaction(self.engine) as conn:
+                    self._transaction(conn, candidates, outcome)
+                break
+            except DBAPIError as exc:
+                if not _transient(exc):
+                    raise
+                if attempt == TRANSACTION_ATTEMPTS:
+                    raise ProblemError(
+                        "unavailable",
+                        "the database is busy; retry the batch (it is idempotent)",
+                        headers={"Retry-After": "1"},
+                    ) from None
+                log.info("ingest_retry", collection_id=self.c.id, attempt=attempt, cause=type(exc).__name__)
+                time.sleep(0.01 * attempt)
+        result.results = outcome  # type: ignore[assignment]
+        for r in result.results:
+            status = r["status"]
+            if status == "accepted":
+                result.accepted += 1
+            elif status == "duplicate":
+                result.duplicates += 1
+            else:
+                result.rejected += 1
+        return result
+
+    def _transaction(self, conn: Connection, candidates: list[Candidate], outcome: list[Any]) -> None:
+        c, now = self.c, self.now
+        insert = _dialect_insert(conn)
+        if conn.dialect.name == "postgresql":
+            # share lock on the collection: close_epoch (FOR UPDATE) waits for this batch (services/epochs.py)
+            conn.execute(select(collections_t.c.id).where(collections_t.c.id == c.id).with_for_update(read=True))
+        closed: set[int] = set()
+        if candidates:
+            epochs = sorted({cand.report.epoch for cand in candidates})
+            closed = set(
+                conn.execute(
+                    select(closures_t.c.epoch).where(closures_t.c.collection_id == c.id, closures_t.c.epoch.in_(epochs))
+                ).scalars()
+            )
+        live: list[Candidate] = []
+        for cand in candidates:
+            if cand.report.epoch in closed:
+                self._reject_into(outcome, cand, "epoch_closed", f"epoch {cand.report.epoch} is closed")
+            else:
+                live.append(cand)
+
+        # 7. dedupe by report_id
+        bulk = Bulk(conn)
+        rows = [
+            {
+                "report_id": cand.report.report_id,
+                "client_id": cand.report.client_id,
+                "epoch": cand.report.epoch,
+                "memo_count": cand.report.memo_count,
+                "payload": cand.payload_json,
+            }
+            for cand in sorted(live, key=lambda x: x.report.report_id)
+        ]
+        new_ids = bulk.insert_reports(c.id, rows, now)
+        existing = [cand for cand in live if cand.report.report_id not in new_ids]
+        if existing:
+            stored = bulk.stored_bodies([cand.report.report_id for cand in existing])
+            for cand in existing:
+                if stored.get(cand.report.report_id) == cand.body:
+                    outcome[cand.index] = {
+                        "report_id": cand.report.report_id,
+                        "status": "duplicate",
+                        "reason": None,
+                        "detail": "already accepted",
+                    }
+                else:
+                    self._reject_into(
+                        outcome, cand, "report_id_conflict", "this report_id was already used with a different report"
+                    )
+        fresh = [cand for cand in live if cand.report.report_id in new_ids]
+
+        # 8. budget
+        charges: list[dict[str, Any]] = []
+        accepted: list[Candidate] = []
+        if fresh:
+            accepted, charges, refused = self._charge(bulk, fresh, outcome)
+            if refused:
+                bulk.delete_reports(refused)
+
+        # 9. additive statistics: one partial-aggregate row per epoch of the batch
+        if accepted:
+            by_epoch: dict[int, list[Candidate]] = defaultdict(list)
+            for cand in accepted:
+                by_epoch[cand.report.epoch].append(cand)
+            protocol = c.protocol
+            assert protocol is not None
+            whole = len(by_epoch) == 1 and len(accepted) == self.decoded_count and self.pre_aggregate is not None
+            partial_rows = []
+            for epoch, group in sorted(by_epoch.items()):
+                if whole:
+                    n, data = self.pre_aggregate
+                else:
+                    n, data = protocol.aggregate_json(protocol.decode([cand.report.payload for cand in group]))
+                partial_rows.append(
+                    {"collection_id": c.id, "epoch": epoch, "n": n, "aggregate": data, "created_at": now}
+                )
+            conn.execute(partials_t.insert(), partial_rows)
+            for cand in accepted:
+                outcome[cand.index] = {
+                    "report_id": cand.report.report_id,
+                    "status": "accepted",
+                    "reason": None,
+                    "detail": None,
+                }
+
+        # 10. ledger, last: the chain head's lock is the collection's one serialisation point
+        ledger.append(conn, bulk, c.id, charges, now)
+
+        # repeats inside the batch follow their first occurrence
+        for index, first, same_body in self.in_batch_repeats:
+            rid = first.report.report_id
+            if not same_body:
+                outcome[index] = {
+                    "report_id": rid,
+                    "status": "rejected",
+                    "reason": "report_id_conflict",
+                    "detail": "this report_id appears earlier in the batch with a different body",
+                }
+            elif outcome[first.index]["status"] in ("accepted", "duplicate"):
+                outcome[index] = {
+                    "report_id": rid,
+                    "status": "duplicate",
+                    "reason": None,
+                    "detail": "repeated in this batch",
+                }
+            else:
+                outcome[index] = dict(outcome[first.index])
+
+        # 11. rejection counters
+        counts: dict[str, int] = defaultdict(int)
+        for r in outcome:
+            if r["status"] == "rejected":
+                counts[r["reason"]] += 1
+        if counts:
+            stmt = insert(rejections_t)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["collection_id", "reason"],
+                set_={"count": rejections_t.c.count + stmt.excluded.count, "last_at": stmt.excluded.last_at},
+            )
+            conn.execute(
+                stmt,
+                [{"collection_id": c.id, "reason": r, "count": n, "last_at": now} for r, n in sorted(counts.items())],
+            )
+
+    @staticmethod
+    def _reject_into(outcome: list[Any], cand: Candidate, reason: str, detail: str) -> None:
+        outcome[cand.index] = {
+            "report_id": cand.report.report_id,
+            "status": "rejected",
+            "reason": reason,
+            "detail": detail,
+        }
+
+    def _charge(
+        self, bulk: Bulk, fresh: list[Candidate], outcome: list[Any]
+    ) -> tuple[list[Candidate], list[dict[str, Any]], list[str]]:
+        """Charge the new reports to their devices; returns (accepted, ledger charges, refused ids).
+
+        Each device's reports are judged in request order against its state (a
+        :class:`DevicePlan`). PostgreSQL first inserts every device as if it were new
+        (``ON CONFLICT DO NOTHING RETURNING``, sorted): for first-time devices that is the
+        whole job; the devices that already existed are then locked, re-planned from
+        their real state and updated. SQLite (writers serialised) looks them up first.
+        """
+        c, now = self.c, self.now
+        by_client: dict[str, list[Candidate]] = defaultdict(list)
+        for cand in sorted(fresh, key=lambda x: x.index):
+            by_client[cand.report.client_id].append(cand)
+        clients = sorted(by_client)
+        plans: dict[str, DevicePlan] = {}
+        pending = clients
+        if bulk.pg:
+            plans = {cl: self._plan(DeviceState.new(), by_client[cl]) for cl in clients}
+            created = bulk.insert_new_devices(c.id, [plans[cl].row(cl) for cl in clients], now)
+            pending = [cl for cl in clients if cl not in created]
+        if pending:
+            existing = bulk.lock_devices(c.id, pending)
+            for cl in pending:
+                row = existing.get(cl)
+                state = DeviceState.new() if row is None else DeviceState(*row[1:])
+                plans[cl] = self._plan(state, by_client[cl])
+            bulk.write_devices(c.id, [plans[cl].row(cl) for cl in pending], set(existing), now)
+
+        accepted: list[Candidate] = []
+        charges: list[tuple[int, dict[str, Any]]] = []
+        refused: list[str] = []
+        for plan in plans.values():
+            accepted += plan.accepted
+            charges += plan.charges
+            for cand, reason, detail in plan.rejections:
+                refused.append(cand.report.report_id)
+                self._reject_into(outcome, cand, reason, detail)
+        accepted.sort(key=lambda x: x.index)
+        charges.sort(key=lambda x: x[0])
+        return accepted, [charge for _, charge in charges], refused
+
+    def _plan(self, state: DeviceState, cands: list[Candidate]) -> DevicePlan:
+        """Judge one device's new reports (in request order) against its state."""
+        c = self.c
+        plan = DevicePlan(state)
+        cap_l, cap_w = c.max_units_lifetime, c.max_units_window
+        for cand in cands:
+            report = cand.report
+            units = max(0, report.memo_count - state.memo_count) if c.memoized else 1
+            if units:
+                in_window = state.units_in(cand.window)
+                if in_window is None:
+                    plan.refuse(cand, "epoch_too_old", "the accounting window has moved on")
+                    continue
+                if state.units + units > cap_l:
+                    plan.refuse(
+                        cand,
+                        "budget_exceeded_lifetime",
+                        f"this device has spent {state.units * c.charge_epsilon:g} of its lifetime "
+                        f"cap {c.cap_lifetime:g}; this report would cost {units * c.charge_epsilon:g}",
+                    )
+                    continue
+                if cap_w is not None and in_window + units > cap_w:
+                    plan.refuse(
+                        cand,
+                        "budget_exceeded_window",
+                        f"this device has spent {in_window * c.charge_epsilon:g} of its cap "
+                        f"{c.cap_window:g} in accounting window {cand.window}",
+                    )
+                    continue
+                state.charge(cand.window, units)
+                plan.charges.append(
+                    (
+                        cand.index,
+                        {
+                            "client_id": report.client_id,
+                            "report_id": report.report_id,
+                            "epoch": report.epoch,
+                            "window": cand.window,
+                            "units": units,
+                            "epsilon": units * c.charge_epsilon,
+                            "neighbouring": c.neighbouring,
+                            "epsilon_record": units * c.charge_epsilon_record,
+                            "epsilon_attribute": (
+                                units * c.charge_epsilon_attribute if c.charge_epsilon_attribute is not None else None
+                            ),
+                            "memo_count": report.memo_count,
+                        },
+                    )
+                )
+            if c.memoized and report.memo_count > state.memo_count:
+                state.memo_count = report.memo_count
+            state.reports += 1
+            plan.accepted.append(cand)
+        return plan
+
+
+def _transient(exc: Exception) -> bool:
+    """Deadlock / serialization failure on PostgreSQL, busy/locked on SQLite."""
+    orig = getattr(exc, "orig", None)
+    sqlstate = getattr(orig, "sqlstate", None)
+    if sqlstate in ("40001", "40P01", "55P03"):
+        return True
+    text = str(orig or exc).lower()
+    return "database is locked" in text or "database is busy" in text
+
+
+def ingest(engine: Engine, collection: CollectionRuntime, raws: Sequence[Any], now: datetime) -> BatchResult:
+    started = time.perf_counter()
+    result = Ingestor(engine, collection, now).run(raws)
+    metrics.observe_batch(collection.kind, result, time.perf_counter() - started)
+    return result

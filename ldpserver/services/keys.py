@@ -1,0 +1,87 @@
+"""API keys: ``ldp_<id>_<secret>``, stored as SHA-256 of the whole key, looked up by id.
+
+The id (12 hex digits) is public and names the key in logs and listings; the secret
+(32 random bytes, URL-safe base64) is shown once at creation. Verification hashes the
+presented key and compares with :func:`hmac.compare_digest`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, Engine, select, update
+
+from ldpserver.db import read_transaction, write_transaction
+from ldpserver.models import ApiKey
+
+ROLES = ("client", "analyst", "auditor", "admin")
+KEY_PATTERN = re.compile(r"^ldp_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
+
+
+@dataclass(frozen=True)
+class Principal:
+    key_id: str
+    role: str
+    name: str
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def create_key(engine: Engine, role: str, name: str, now: datetime) -> tuple[str, str]:
+    """Create a key; returns (key id, the full key — shown once, never stored)."""
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
+    key_id = secrets.token_hex(6)
+    key = f"ldp_{key_id}_{secrets.token_urlsafe(32)}"
+    assert KEY_PATTERN.match(key)
+    with write_transaction(engine) as conn:
+        conn.execute(
+            ApiKey.__table__.insert().values(
+                id=key_id, name=name, role=role, key_hash=hash_key(key), created_at=now, revoked_at=None
+            )
+        )
+    return key_id, key
+
+
+def list_keys(engine: Engine) -> list[dict]:
+    with read_transaction(engine) as conn:
+        rows = conn.execute(select(ApiKey.__table__).order_by(ApiKey.created_at, ApiKey.id)).mappings().all()
+    return [{k: v for k, v in row.items() if k != "key_hash"} for row in rows]
+
+
+def revoke_key(engine: Engine, key_id: str, now: datetime) -> bool:
+    """Revoke a key; False when no active key has this id."""
+    table = ApiKey.__table__
+    with write_transaction(engine) as conn:
+        result = conn.execute(
+            update(table).where(table.c.id == key_id, table.c.revoked_at.is_(None)).values(revoked_at=now)
+        )
+    return result.rowcount == 1
+
+
+def authenticate(conn: Connection, presented: str) -> tuple[Principal | None, str]:
+    """(principal, "") for a valid active key, else (None, why) — why is safe to show."""
+    match = KEY_PATTERN.match(presented)
+    if match is None:
+        return None, "the API key is malformed"
+    table = ApiKey.__table__
+    row = conn.execute(
+        select(table.c.id, table.c.role, table.c.name, table.c.key_hash, table.c.revoked_at).where(
+            table.c.id == match.group(1)
+        )
+    ).first()
+    digest = hash_key(presented)
+    # compare even when the id is unknown, so timing does not tell which ids exist
+    stored = row.key_hash if row is not None else "0" * 64
+    if not hmac.compare_digest(digest, stored) or row is None:
+        return None, "the API key is not valid"
+    if row.revoked_at is not None:
+        return None, "the API key has been revoked"
+    return Principal(row.id, row.role, row.name), ""

@@ -1,0 +1,1155 @@
+"""Continual release: close an epoch, compact it, publish an immutable numbered release.
+
+A collection's **release stream** starts at ``first = max(0, epoch_at(created_at) − grace)``
+(the oldest epoch that could ever receive a report) and releases its epochs **in order**,
+one release per epoch (numbered 1, 2, ... per collection). Epoch ``e`` is *due* once
+``current > e + grace``: no upload for it can be accepted any more. The scheduler
+(``ldp scheduler``) releases due epochs; an admin (``POST /v1/collections/{id}/releases``,
+``ldp release``) may also release a past epoch still in its grace period, or — with
+``force`` — the current one; both close every earlier unreleased epoch too, in order.
+
+**Releasing epoch e** (:func:`release_epoch`):
+
+1. ``close_epoch`` (``services/epochs.py``) in its own short transaction: it waits for the
+   batches in flight and, once committed, ingestion rejects late reports for ``e`` with
+   ``epoch_closed``. This is the late-report rule: after the release starts, nothing can
+   change the epoch's inputs.
+2. Read phase (no locks): the epoch's ``epoch_partials``, the previous epoch's compacted
+   row (for the cumulative sum), the compacted rows at the windows' left edges, the
+   counter state; heavy hitters also read the raw reports of the widest window.
+3. Compute: the epoch's merged aggregate (compaction), cumulative = previous cumulative +
+   epoch, window(w) = cumulative(e) − cumulative(e − w) (O(1) rows per window however
+   long the collection has run); the participation counter's next step (OpenDP noise);
+   every scope's estimates; the canonical JSON body and its SHA-256.
+4. Write phase, **one transaction**: lock the stream row, check that nobody released in
+   the meantime (else the work is discarded and the existing release returned), insert
+   the compacted ``epoch_aggregates`` row, create or advance the stream (the first
+   release also appends the stream's budget to the ledger), insert the ``releases`` row.
+
+A crash anywhere leaves either nothing or a complete release: steps 2–4 write nothing
+until the single commit, and a closed-but-unreleased epoch (crash after step 1) is simply
+released by the next attempt (resumable). Noise drawn by a failed attempt was never
+published, so drawing it again costs nothing. Re-requesting a released epoch returns the
+existing release (idempotent).
+
+**Scopes** of the release of epoch ``e`` (each with a 95 % interval, raw and
+post-processed): ``epoch`` (e alone), ``cumulative`` (first..e, if the policy asks for it)
+and ``window`` w for every configured length w > 1 (``max(first, e−w+1)..e``;
+``complete: false`` while fewer than w epochs exist; w = 1 is the epoch scope). A scope
+with fewer than ``min_reports`` reports is **withheld**: no estimates, ``status:
+"withheld"`` and the reason (the threshold, never the count).
+
+**Participation** (how many reports an epoch received) is not protected by LDP, so exact
+counts are never published: each scope's ``participation`` is derived from the binary-tree
+counter (ALGORITHMS §11.2, ``ldpserver/continual_counter.py``): ``count`` with its
+``variance`` (from the counter's closed form) and a normal-approximation 95 % interval.
+Estimates carry no ``n``; ``counts`` are frequencies × the noisy count. See
+docs/releases.md for the sensitivity, the budget entry in the ledger and what still
+depends on the exact n (the plug-in variances).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from statistics import NormalDist
+from typing import Any
+
+import numpy as np
+import structlog
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy import Connection, Engine, func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from client_sdk.canonical import canonical_json
+from ldpserver import metrics
+from ldpserver.clock import iso
+from ldpserver.continual_counter import BinaryTreeCounter, IntegerNoise, OpenDPDiscreteLaplace
+from ldpserver.db import read_transaction, write_transaction
+from ldpserver.errors import ProblemError
+from ldpserver.models import EpochPartial, Report
+from ldpserver.models_release import EpochAggregate, Release, ReleaseStream
+from ldpserver.services import ledger
+from ldpserver.services.bulk import Bulk
+from ldpserver.services.collections import CollectionRuntime
+from ldpserver.services.epochs import close_epoch
+
+log = structlog.get_logger("ldpserver.releases")
+
+FORMAT = "ldp-release/1"
+CI_LEVEL = 0.95
+Z = NormalDist().inv_cdf(0.5 + CI_LEVEL / 2)
+#: the ledger entry that records the participation stream's budget (device ids cannot contain ':')
+STREAM_CLIENT_ID = "_stream:participation"
+STREAM_REPORT_ID = "participation-counter"
+STREAM_NEIGHBOURING = "device-epoch"
+HISTOGRAM_POSTPROCESSING = "norm-sub"
+HH_POSTPROCESSING = "hierarchical-consistency"
+ATTEMPTS = 3
+
+streams_t = ReleaseStream.__table__
+aggregates_t = EpochAggregate.__table__
+releases_t = Release.__table__
+partials_t = EpochPartial.__table__
+reports_t = Report.__table__
+
+
+class ReleaseSettings(BaseSettings):
+    """Server-wide defaults of the participation stream (a collection's config may override
+    them with ``release.participation_epsilon`` / ``release.participation_horizon``)."""
+
+    model_config = SettingsConfigDict(env_prefix="LDP_RELEASE_", extra="ignore", frozen=True)
+
+    participation_epsilon: float = Field(default=1.0, gt=0, le=100, allow_inf_nan=False)
+    participation_horizon: int = Field(default=1 << 16, ge=2, le=1 << 30)
+
+
+_noise: IntegerNoise | None = None
+
+
+def noise_source() -> IntegerNoise:
+    """OpenDP's discrete Laplace sampler (one per process)."""
+    global _noise
+    if _noise is None:
+        _noise = OpenDPDiscreteLaplace()
+    return _noise
+
+
+def _checkpoint(stage: str) -> None:
+    """Fault-injection point of the write phase (tests raise here to simulate a crash)."""
+
+
+# --- the collection's release policy ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Policy:
+    windows: tuple[int, ...]  # window lengths > 1 (1 is the epoch scope)
+    cumulative: bool
+    min_reports: int
+    epsilon: float  # the participation counter's budget
+    horizon: int
+    sensitivity: int
+    unit: str  # what the counter counts: "reports" or "devices"
+
+
+def participation_sensitivity(c: CollectionRuntime) -> tuple[int, str]:
+    """(Δ, unit): the most one device can add to one epoch's participation count.
+
+    Every accepted report of a non-memoized collection costs one budget unit, so a device
+    adds at most ``min(lifetime units, units per accounting window)`` reports to an epoch.
+    Memoized collections charge only new memos (re-reports are free and unbounded), so
+    their counter counts **distinct devices** per epoch instead (Δ = 1).
+    """
+    if c.memoized:
+        return 1, "devices"
+    units = c.max_units_lifetime
+    if c.max_units_window is not None:
+        units = min(units, c.max_units_window)
+    return max(1, int(units)), "reports"
+
+
+def policy_of(c: CollectionRuntime, settings: ReleaseSettings | None = None) -> Policy:
+    settings = settings or ReleaseSettings()
+    release = c.config.get("release", {})
+    sensitivity, unit = participation_sensitivity(c)
+    return Policy(
+        windows=tuple(sorted(int(w) for w in release.get("windows", [1]) if int(w) > 1)),
+        cumulative=bool(release.get("cumulative", True)),
+        min_reports=int(release.get("min_reports", 1)),
+        epsilon=float(release.get("participation_epsilon", settings.participation_epsilon)),
+        horizon=int(release.get("participation_horizon", settings.participation_horizon)),
+        sensitivity=sensitivity,
+        unit=unit,
+    )
+
+
+def first_epoch(c: CollectionRuntime) -> int:
+    """The stream's first epoch: the oldest epoch that could receive a report."""
+    return max(0, c.epoch_at(c.created_at) - c.grace_epochs)
+
+
+def due_through(c: CollectionRuntime, now: datetime) -> int:
+    """The last epoch that is due (``current > e + grace``)."""
+    return c.epoch_at(now) - c.grace_epochs - 1
+
+
+# --- additive aggregates in their JSON form ------------------------------------------------
+
+
+def _vector(values: Any) -> Any:
+    """An aggregate's counts as numpy (one vector, or one per attribute)."""
+    if values and isinstance(values[0], list):
+        return [np.asarray(v, dtype=np.int64) for v in values]
+    return np.asarray(values, dtype=np.int64)
+
+
+def _plain(values: Any) -> Any:
+    if isinstance(values, list):
+        return [v.tolist() for v in values]
+    return values.tolist()
+
+
+@dataclass
+class Sum:
+    """A running sum of aggregates (``Aggregate.to_dict()`` / ``MultidimAggregate.to_dict()``)."""
+
+    config: dict[str, Any]
+    n: int
+    counts: Any
+    attribute_n: np.ndarray | None = None
+
+    @classmethod
+    def of(cls, data: dict[str, Any]) -> Sum:
+        extra = data.get("attribute_n")
+        return cls(
+            json.loads(json.dumps(data["config"])),  # the JSON form (tuples become lists)
+            int(data["n"]),
+            _vector(data["counts"]),
+            None if extra is None else np.asarray(extra, dtype=np.int64),
+        )
+
+    def add(self, data: dict[str, Any], sign: int = 1) -> None:
+        if data["config"] != self.config:
+            raise ValueError("aggregates of different configurations cannot be merged")
+        other = Sum.of(data)
+        self.n += sign * other.n
+        if isinstance(self.counts, list):
+            self.counts = [a + sign * b for a, b in zip(self.counts, other.counts, strict=True)]
+        else:
+            self.counts = self.counts + sign * other.counts
+        if self.attribute_n is not None:
+            self.attribute_n = self.attribute_n + sign * other.attribute_n
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"config": self.config, "n": int(self.n), "counts": _plain(self.counts)}
+        if self.attribute_n is not None:
+            out["attribute_n"] = self.attribute_n.tolist()
+        return out
+
+
+def _aggregate_json(data: dict[str, Any]) -> str:
+    return json.dumps(data, separators=(",", ":"), sort_keys=True)
+
+
+def _sdk_aggregate(c: CollectionRuntime, data: dict[str, Any]) -> Any:
+    if c.kind == "multidim":
+        from client_sdk.multidim import MultidimAggregate
+
+        return MultidimAggregate.from_dict(data)
+    from client_sdk.mechanisms import Aggregate
+
+    return Aggregate.from_dict(data)
+
+
+def _sdk(c: CollectionRuntime) -> Any:
+    if c.protocol is None:
+        raise ProblemError("kind-unavailable", c.unavailable or "the collection's protocol is not available")
+    return c.protocol.protocol
+
+
+# --- participation: the binary-tree counter ------------------------------------------------
+
+
+def _interval(count: float, variance: float) -> dict[str, Any]:
+    half = Z * math.sqrt(variance)
+    return {"count": count, "variance": variance, "ci_lower": count - half, "ci_upper": count + half}
+
+
+def span_count(counter: BinaryTreeCounter, after: int, through: int) -> dict[str, Any]:
+    """The noisy count of steps ``after+1 .. through`` with its variance and 95 % interval.
+
+    ``released(through) − released(after)``: the dyadic nodes both decompositions share
+    cancel, so the variance is (number of nodes in the symmetric difference) × node
+    variance. For ``after = 0`` this is exactly ``counter.released`` / ``counter.variance``.
+    """
+    if after == 0:
+        return _interval(counter.released(through), counter.variance(through))
+    plus = set(counter.decomposition(through))
+    minus = set(counter.decomposition(after))
+    value = sum(counter.nodes[f"{lv}:{ix}"] for lv, ix in plus - minus)
+    value -= sum(counter.nodes[f"{lv}:{ix}"] for lv, ix in minus - plus)
+    nodes = len(plus ^ minus)
+    return _interval(int(value), nodes * counter.noise.variance(counter.node_scale))
+
+
+# --- estimates per kind --------------------------------------------------------------------
+
+
+def _histogram(est: Any, scale: int | None) -> dict[str, Any]:
+    """One unbiased Estimate: raw, interval, Norm-Sub, counts scaled by the noisy count."""
+    lower, upper = est.confidence_interval(CI_LEVEL)
+    post = est.postprocessed(HISTOGRAM_POSTPROCESSING).frequencies
+    freqs = np.asarray(est.frequencies, dtype=np.float64)
+    return {
+        "domain_size": int(freqs.size),
+        "frequencies": freqs.tolist(),
+        "variance": np.asarray(est.variance, dtype=np.float64).tolist(),
+        "ci_lower": np.asarray(lower, dtype=np.float64).tolist(),
+        "ci_upper": np.asarray(upper, dtype=np.float64).tolist(),
+        "postprocessed": np.asarray(post, dtype=np.float64).tolist(),
+        "counts": None if scale is None else (freqs * scale + 0.0).tolist(),  # + 0.0: no negative zeros
+    }
+
+
+def _estimate_aggregate(c: CollectionRuntime, data: dict[str, Any], scale: int | None) -> dict[str, Any]:
+    sdk = _sdk(c)
+    estimate = sdk.estimate(_sdk_aggregate(c, data))
+    if c.kind == "multidim":
+        attributes = []
+        for j, est in enumerate(estimate):
+            if est is None:
+                attributes.append({"attribute": j, "status": "missing", "reason": "no report informed it"})
+            else:
+                attributes.append({"attribute": j, "status": "estimated", **_histogram(est, scale)})
+        return {"type": "marginals", "mechanism": sdk.config.get("mechanism"), "attributes": attributes}
+    return {"type": "histogram", "mechanism": sdk.config.get("mechanism"), **_histogram(estimate, scale)}
+
+
+def _hitter(h: Any, rank: int, scale: int | None, local: bool = False) -> dict[str, Any]:
+    out = {
+        "rank": rank,
+        "item": h.item,
+        "code": str(h.code),
+        "frequency": float(h.frequency),
+        "variance": float(h.variance),
+        "ci_lower": float(h.ci_lower),
+        "ci_upper": float(h.ci_upper),
+        "consistent_frequency": None if h.consistent_frequency is None else float(h.consistent_frequency),
+    }
+    if not local:
+        out["count"] = None if scale is None else float(h.frequency) * scale + 0.0
+    return out
+
+
+def _heavy_hitters(c: CollectionRuntime, reports: Any, scale: int | None) -> dict[str, Any]:
+    """Discovery over stored raw reports (client_sdk.heavy_hitters), without exact sizes:
+    global top items with counts from the noisy total; per-party top items (federated) as
+    frequencies within the party (party sizes are participation counts, not published)."""
+    sdk = _sdk(c)
+    result = sdk.discover(reports, ci_level=CI_LEVEL)
+    out: dict[str, Any] = {
+        "type": "heavy_hitters",
+        "protocol": result.protocol,
+        "k": int(result.k),
+        "heavy_hitters": [_hitter(h, i + 1, scale) for i, h in enumerate(result.heavy_hitters)],
+    }
+    if getattr(sdk, "federated", False):
+        out["parties"] = {
+            party: [_hitter(h, i + 1, None, local=True) for i, h in enumerate(hitters)]
+            for party, hitters in sorted(result.local.items())
+        }
+    return out
+
+
+# --- planning one release -------------------------------------------------------------------
+
+
+@dataclass
+class Scope:
+    name: str  # epoch, cumulative, window
+    window: int | None
+    start: int
+    end: int
+    complete: bool
+    data: dict[str, Any]  # the scope's aggregate (JSON form)
+
+
+@dataclass
+class Plan:
+    epoch: int
+    number: int
+    stream_releases: int | None  # the stream's release count when read (None: no stream yet)
+    first: int
+    policy: Policy
+    epoch_sum: dict[str, Any]
+    partials: int
+    cumulative: dict[str, Any]
+    participation: int
+    counter: BinaryTreeCounter
+    body: str
+    sha256: str
+    inputs: dict[str, Any]
+    postprocessing: str
+
+
+class _LostRace(Exception):
+    """Another process released this epoch between our read and write phases."""
+
+
+def _stream(conn: Connection, collection_id: str, lock: bool = False) -> Any:
+    query = select(streams_t).where(streams_t.c.collection_id == collection_id)
+    if lock:
+        query = query.with_for_update()
+    return conn.execute(query).first()
+
+
+def release_row(conn: Connection, collection_id: str, *, epoch: int | None = None, number: int | None = None) -> Any:
+    query = select(releases_t).where(releases_t.c.collection_id == collection_id)
+    if epoch is not None:
+        query = query.where(releases_t.c.epoch == epoch)
+    if number is not None:
+        query = query.where(releases_t.c.number == number)
+    return conn.execute(query).first()
+
+
+def summary(row: Any) -> dict[str, Any]:
+    return {
+        "number": int(row.number),
+        "epoch": int(row.epoch),
+        "released_at": iso(row.released_at),
+        "sha256": row.sha256,
+        "config_hash": row.config_hash,
+        "trigger": row.trigger,
+        "postprocessing": row.postprocessing,
+        "url": f"/v1/collections/{row.collection_id}/releases/{int(row.number)}",
+    }
+
+
+def _load_prefix_reports(conn: Connection, c: CollectionRuntime, low: int, high: int) -> tuple[np.ndarray, Any]:
+    """Raw reports of epochs low..high, decoded by the SDK (epochs, PrefixReports or None)."""
+    rows = conn.execute(
+        select(reports_t.c.epoch, reports_t.c.payload)
+        .where(reports_t.c.collection_id == c.id, reports_t.c.epoch >= low, reports_t.c.epoch <= high)
+        .order_by(reports_t.c.epoch, reports_t.c.report_id)
+    ).all()
+    epochs = np.fromiter((r.epoch for r in rows), dtype=np.int64, count=len(rows))
+    if not rows:
+        return epochs, None
+    return epochs, _sdk(c).decode([json.loads(r.payload) for r in rows])
+
+
+def _plan(engine: Engine, c: CollectionRuntime, epoch: int, now: datetime, trigger: str) -> Plan:
+    """Read phase and computation of the release of ``epoch`` (writes nothing)."""
+    policy_default = policy_of(c)
+    sdk = _sdk(c)
+    with read_transaction(engine) as conn:
+        stream = _stream(conn, c.id)
+        first = int(stream.first_epoch) if stream is not None else first_epoch(c)
+        expected = int(stream.next_epoch) if stream is not None else first
+        if epoch < expected:
+            raise _LostRace  # released meanwhile
+        if epoch > expected:
+            raise RuntimeError(f"epoch {epoch} is not the stream's next epoch {expected}")
+        if stream is not None:
+            policy = Policy(
+                policy_default.windows,
+                policy_default.cumulative,
+                policy_default.min_reports,
+                float(stream.epsilon),
+                int(stream.horizon),
+                int(stream.sensitivity),
+                stream.unit,
+            )
+            counter = BinaryTreeCounter.from_state(json.loads(stream.counter_state), noise=noise_source())
+            number = int(stream.releases) + 1
+        else:
+            policy = policy_default
+            counter = BinaryTreeCounter(
+                epsilon=policy.epsilon, horizon=policy.horizon, sensitivity=policy.sensitivity, noise=noise_source()
+            )
+            number = 1
+
+        # compaction: the epoch's partial aggregates, merged
+        total = Sum.of(sdk.empty_aggregate().to_dict())
+        partials = 0
+        for row in conn.execute(
+            select(partials_t.c.aggregate)
+            .where(partials_t.c.collection_id == c.id, partials_t.c.epoch == epoch)
+            .order_by(partials_t.c.id)
+        ):
+            total.add(json.loads(row.aggregate))
+            partials += 1
+        epoch_sum = total.to_dict()
+
+        # cumulative = previous cumulative + epoch
+        cumulative = Sum.of(epoch_sum)
+        if epoch > first:
+            previous = conn.execute(
+                select(aggregates_t.c.cumulative).where(
+                    aggregates_t.c.collection_id == c.id, aggregates_t.c.epoch == epoch - 1
+                )
+            ).scalar_one()
+            cumulative.add(json.loads(previous))
+        cumulative_sum = cumulative.to_dict()
+
+        # windows: cumulative(e) − cumulative(e − w), one stored row per window
+        scopes = [Scope("epoch", 1, epoch, epoch, True, epoch_sum)]
+        if policy.cumulative:
+            scopes.append(Scope("cumulative", None, first, epoch, True, cumulative_sum))
+        for w in policy.windows:
+            start = max(first, epoch - w + 1)
+            window = Sum.of(cumulative_sum)
+            if start > first:
+                edge = conn.execute(
+                    select(aggregates_t.c.cumulative).where(
+                        aggregates_t.c.collection_id == c.id, aggregates_t.c.epoch == start - 1
+                    )
+                ).scalar_one()
+                window.add(json.loads(edge), sign=-1)
+            scopes.append(Scope("window", w, start, epoch, epoch - w + 1 >= first, window.to_dict()))
+
+        if policy.unit == "devices":
+            participation = int(
+                conn.execute(
+                    select(func.count(func.distinct(reports_t.c.client_id))).where(
+                        reports_t.c.collection_id == c.id, reports_t.c.epoch == epoch
+                    )
+                ).scalar_one()
+            )
+        else:
+            participation = int(epoch_sum["n"])
+
+        raw_epochs, raw = (None, None)
+        if c.kind == "heavy_hitters":
+            low = min(s.start for s in scopes if s.name != "cumulative")
+            raw_epochs, raw = _load_prefix_reports(conn, c, low, epoch)
+
+    # the counter's next step (fresh OpenDP noise for the nodes this step completes)
+    step = epoch - first + 1
+    exhausted = step > policy.horizon
+    if not exhausted:
+        if counter.steps != step - 1:
+            raise RuntimeError(f"counter at step {counter.steps}, expected {step - 1}")
+        counter.append(participation)
+
+    scope_bodies = []
+    inputs: dict[str, Any] = {"partials": partials, "participation": participation, "scopes": []}
+    for s in scopes:
+        n = int(s.data["n"])
+        after, through = s.start - first, s.end - first + 1
+        part = None if exhausted else span_count(counter, after, through)
+        scale = None if part is None else max(0, int(part["count"]))
+        body: dict[str, Any] = {
+            "scope": s.name,
+            "window": s.window,
+            "from_epoch": s.start,
+            "to_epoch": s.end,
+            "epochs": s.end - s.start + 1,
+            "complete": s.complete,
+            "participation": part,
+            "status": "released",
+            "reason": None,
+            "estimates": None,
+        }
+        scope_inputs: dict[str, Any] = {"scope": s.name, "window": s.window, "n": n}
+        if c.kind == "heavy_hitters" and s.name == "cumulative":
+            body["status"] = "withheld"
+            body["reason"] = (
+                "heavy hitters are released per epoch and per window only: cumulative discovery would need "
+                "every raw report since the start"
+            )
+        elif n < policy.min_reports:
+            body["status"] = "withheld"
+            body["reason"] = f"fewer than min_reports ({policy.min_reports}) reports"
+        elif c.kind == "heavy_hitters":
+            mask = (raw_epochs >= s.start) & (raw_epochs <= s.end)
+            stored = int(mask.sum())
+            scope_inputs["raw_reports"] = stored
+            if stored != n:
+                body["status"] = "withheld"
+                body["reason"] = "raw reports of this scope are no longer stored (retention): discovery needs them"
+            else:
+                from client_sdk.heavy_hitters import InsufficientReportsError
+
+                try:
+                    body["estimates"] = _heavy_hitters(c, raw.subset(mask), scale)
+                except InsufficientReportsError:  # its message names exact group sizes: not published
+                    body["status"] = "withheld"
+                    body["reason"] = "insufficient reports for discovery: a level group (or party) has no report"
+        else:
+            body["estimates"] = _estimate_aggregate(c, s.data, scale)
+        scope_bodies.append(body)
+        inputs["scopes"].append(scope_inputs)
+
+    postprocessing = HH_POSTPROCESSING if c.kind == "heavy_hitters" else HISTOGRAM_POSTPROCESSING
+    start_at = c.epoch_start + timedelta(seconds=c.epoch_seconds * epoch)
+    document = {
+        "format": FORMAT,
+        "collection_id": c.id,
+        "kind": c.kind,
+        "config_hash": c.config_hash,
+        "release": number,
+        "epoch": epoch,
+        "epoch_start": iso(start_at),
+        "epoch_end": iso(start_at + timedelta(seconds=c.epoch_seconds)),
+        "released_at": iso(now),
+        "trigger": trigger,
+        "policy": {
+            "windows": [1, *policy.windows],
+            "cumulative": policy.cumulative,
+            "min_reports": policy.min_reports,
+        },
+        "ci_level": CI_LEVEL,
+        "postprocessing": _postprocessing_note(c.kind),
+        "computation": _computation_note(c),
+        "participation": {
+            "mechanism": "binary-tree counter (ALGORITHMS §11.2)",
+            "noise": "discrete Laplace (OpenDP make_laplace)",
+            "epsilon": policy.epsilon,
+            "sensitivity": policy.sensitivity,
+            "unit": policy.unit,
+            "neighbouring": "one device's contribution to one epoch",
+            "horizon": policy.horizon,
+            "levels": counter.levels,
+            "node_scale": counter.node_scale,
+            "node_variance": counter.noise.variance(counter.node_scale),
+            "step": None if exhausted else step,
+            "status": "horizon_exhausted" if exhausted else "published",
+            "interval": "count ± z·sqrt(variance), z = Φ⁻¹(0.975) (normal approximation)",
+            "ledger_client_id": STREAM_CLIENT_ID,
+        },
+        "scopes": scope_bodies,
+    }
+    text = canonical_json(document)
+    return Plan(
+        epoch=epoch,
+        number=number,
+        stream_releases=None if stream is None else int(stream.releases),
+        first=first,
+        policy=policy,
+        epoch_sum=epoch_sum,
+        partials=partials,
+        cumulative=cumulative_sum,
+        participation=participation,
+        counter=counter,
+        body=text,
+        sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        inputs=inputs,
+        postprocessing=postprocessing,
+    )
+
+
+def _postprocessing_note(kind: str) -> dict[str, Any]:
+    if kind == "heavy_hitters":
+        return {
+            "method": HH_POSTPROCESSING,
+            "field": "consistent_frequency",
+            "description": "weighted least-squares consistency over the estimated prefix tree "
+            "(ALGORITHMS §12.1): every expanded prefix equals the sum of its children; intervals are "
+            "those of the unbiased estimate",
+        }
+    return {
+        "method": HISTOGRAM_POSTPROCESSING,
+        "field": "postprocessed",
+        "description": "Norm-Sub = Euclidean projection of the raw frequencies onto the probability "
+        "simplex (non-negative, sum 1; ALGORITHMS §12), per histogram; intervals are those of the "
+        "unbiased estimate",
+    }
+
+
+def _computation_note(c: CollectionRuntime) -> dict[str, Any]:
+    sdk = _sdk(c)
+    return {
+        "protocol": {k: sdk.config[k] for k in ("mechanism", "protocol", "epsilon") if k in sdk.config},
+        "estimator": "the SDK's unbiased estimator (client_sdk."
+        + {"frequency": "mechanisms", "multidim": "multidim", "longitudinal": "longitudinal"}.get(
+            c.kind, "heavy_hitters discovery over the scope's stored raw reports"
+        )
+        + ")",
+        "variance": "the SDK's plug-in closed-form variance per value",
+        "interval": "frequency ± z·sqrt(variance), z = Φ⁻¹(0.975) (normal approximation)",
+        "aggregates": "epoch = sum of the epoch's partial aggregates; cumulative = previous cumulative + "
+        "epoch; window w = cumulative(e) − cumulative(e − w)",
+        "counts": "frequency × max(0, participation.count): exact report counts are never published",
+    }
+
+
+def _write(engine: Engine, c: CollectionRuntime, plan: Plan, now: datetime, trigger: str, requested_by: str | None):
+    with write_transaction(engine) as conn:
+        stream = _stream(conn, c.id, lock=True)
+        if (stream is None) != (plan.stream_releases is None) or (
+            stream is not None and int(stream.releases) != plan.stream_releases
+        ):
+            raise _LostRace
+        conn.execute(
+            aggregates_t.insert().values(
+                collection_id=c.id,
+                epoch=plan.epoch,
+                n=int(plan.epoch_sum["n"]),
+                partials=plan.partials,
+                aggregate=_aggregate_json(plan.epoch_sum),
+                cumulative_n=int(plan.cumulative["n"]),
+                cumulative=_aggregate_json(plan.cumulative),
+                participation=plan.participation,
+                created_at=now,
+            )
+        )
+        _checkpoint("compacted")
+        state = json.dumps(plan.counter.state(), separators=(",", ":"), sort_keys=True)
+        if stream is None:
+            conn.execute(
+                streams_t.insert().values(
+                    collection_id=c.id,
+                    first_epoch=plan.first,
+                    next_epoch=plan.epoch + 1,
+                    releases=plan.number,
+                    epsilon=plan.policy.epsilon,
+                    sensitivity=plan.policy.sensitivity,
+                    horizon=plan.policy.horizon,
+                    unit=plan.policy.unit,
+                    counter_state=state,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            # the participation stream's budget, recorded once in the collection's ledger
+            ledger.append(
+                conn,
+                Bulk(conn),
+                c.id,
+                [
+                    {
+                        "client_id": STREAM_CLIENT_ID,
+                        "report_id": STREAM_REPORT_ID,
+                        "epoch": plan.first,
+                        "window": c.window_of(plan.first),
+                        "units": 0,
+                        "epsilon": plan.policy.epsilon,
+                        "neighbouring": STREAM_NEIGHBOURING,
+                        "epsilon_record": plan.policy.epsilon,
+                        "epsilon_attribute": None,
+                        "memo_count": None,
+                    }
+                ],
+                now,
+            )
+        else:
+            conn.execute(
+                update(streams_t)
+                .where(streams_t.c.collection_id == c.id)
+                .values(next_epoch=plan.epoch + 1, releases=plan.number, counter_state=state, updated_at=now)
+            )
+        _checkpoint("counted")
+        conn.execute(
+            releases_t.insert().values(
+                collection_id=c.id,
+                number=plan.number,
+                epoch=plan.epoch,
+                config_hash=c.config_hash,
+                released_at=now,
+                trigger=trigger,
+                requested_by=requested_by,
+                postprocessing=plan.postprocessing,
+                inputs=canonical_json(plan.inputs),
+                body=plan.body,
+                sha256=plan.sha256,
+            )
+        )
+        _checkpoint("released")
+
+
+def release_epoch(
+    engine: Engine,
+    c: CollectionRuntime,
+    epoch: int,
+    now: datetime,
+    *,
+    trigger: str = "scheduler",
+    requested_by: str | None = None,
+) -> tuple[dict[str, Any], bool]:
+    """Close, compact and release ``epoch`` (the stream's next one); (summary, created)."""
+    with read_transaction(engine) as conn:
+        existing = release_row(conn, c.id, epoch=epoch)
+    if existing is not None:
+        return summary(existing), False
+    started = time.perf_counter()
+    close_epoch(engine, c.id, epoch, now, reason="released")
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            plan = _plan(engine, c, epoch, now, trigger)
+            _write(engine, c, plan, now, trigger, requested_by)
+        except (_LostRace, IntegrityError):
+            with read_transaction(engine) as conn:
+                existing = release_row(conn, c.id, epoch=epoch)
+            if existing is not None:
+                return summary(existing), False
+            if attempt == ATTEMPTS:
+                raise
+            continue
+        log.info("epoch_released", collection_id=c.id, epoch=epoch, release=plan.number, trigger=trigger)
+        metrics.observe_release(c.kind, trigger, time.perf_counter() - started)
+        with read_transaction(engine) as conn:
+            return summary(release_row(conn, c.id, number=plan.number)), True
+    raise AssertionError("unreachable")
+
+
+@dataclass
+class Outcome:
+    created: list[int] = field(default_factory=list)
+    releases: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"created": self.created, "releases": self.releases}
+
+
+def release_through(
+    engine: Engine,
+    c: CollectionRuntime,
+    target: int,
+    now: datetime,
+    *,
+    trigger: str = "scheduler",
+    requested_by: str | None = None,
+) -> Outcome:
+    """Release every unreleased epoch of the stream up to ``target``, in order."""
+    _sdk(c)
+    with read_transaction(engine) as conn:
+        stream = _stream(conn, c.id)
+    start = int(stream.next_epoch) if stream is not None else first_epoch(c)
+    outcome = Outcome()
+    for epoch in range(start, target + 1):
+        item, created = release_epoch(engine, c, epoch, now, trigger=trigger, requested_by=requested_by)
+        outcome.releases.append(item)
+        if created:
+            outcome.created.append(item["number"])
+    return outcome
+
+
+def release_due(engine: Engine, c: CollectionRuntime, now: datetime, *, trigger: str = "scheduler") -> Outcome:
+    """Release every due epoch (``current > e + grace``) not yet released."""
+    return release_through(engine, c, due_through(c, now), now, trigger=trigger)
+
+
+def request_release(
+    engine: Engine,
+    c: CollectionRuntime,
+    now: datetime,
+    *,
+    epoch: int | None = None,
+    force: bool = False,
+    trigger: str = "admin",
+    requested_by: str | None = None,
+) -> Outcome:
+    """What ``POST /releases`` and ``ldp release`` do.
+
+    Without ``epoch``: release every due epoch. With ``epoch``: its existing release if any;
+    else close and release it now — and every earlier unreleased epoch, in order — if it is
+    past (even inside its grace period: later uploads for it are rejected ``epoch_closed``).
+    The current epoch needs ``force``; a future epoch is always refused.
+    """
+    _sdk(c)
+    if epoch is None:
+        return release_due(engine, c, now, trigger=trigger)
+    with read_transaction(engine) as conn:
+        existing = release_row(conn, c.id, epoch=epoch)
+        stream = _stream(conn, c.id)
+    if existing is not None:
+        return Outcome([], [summary(existing)])
+    first = int(stream.first_epoch) if stream is not None else first_epoch(c)
+    current = c.epoch_at(now)
+    if epoch < first:
+        raise ProblemError(
+            "validation",
+            f"epoch {epoch} is before the collection's release stream, which starts at epoch {first}",
+            errors=[{"path": "/epoch", "message": f"must be at least {first}", "code": "before_stream"}],
+        )
+    if epoch > current:
+        raise ProblemError(
+            "validation",
+            f"epoch {epoch} is in the future (the current epoch is {current}); it cannot be released",
+            errors=[{"path": "/epoch", "message": f"must be at most {current}", "code": "epoch_in_future"}],
+        )
+    if epoch == current and not force:
+        raise ProblemError(
+            "conflict",
+            f'epoch {epoch} is the current epoch and still accepts reports; send "force": true to close '
+            "and release it now (later uploads for it are then rejected with epoch_closed)",
+        )
+    return release_through(engine, c, epoch, now, trigger=trigger, requested_by=requested_by)
+
+
+def run_scheduler_once(engine: Engine, collections: Sequence[CollectionRuntime], now: datetime) -> dict[str, Any]:
+    """One pass of the scheduler: release the due epochs of every collection (errors are
+    logged per collection and do not stop the others)."""
+    out: dict[str, Any] = {}
+    for c in collections:
+        if c.protocol is None:
+            out[c.id] = {"skipped": c.unavailable}
+            continue
+        try:
+            outcome = release_due(engine, c, now)
+        except Exception as exc:  # one collection's failure must not stop the others
+            log.exception("release_failed", collection_id=c.id, error_type=type(exc).__name__)
+            out[c.id] = {"error": f"{type(exc).__name__}: {exc}"}
+            continue
+        out[c.id] = {"created": outcome.created}
+    return out
+
+
+# --- reading releases --------------------------------------------------------------------------
+
+
+def encode_cursor(*values: int) -> str:
+    raw = json.dumps(list(values), separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, arity: int) -> list[int]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        values = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        if (
+            not isinstance(values, list)
+            or len(values) != arity
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values)
+        ):
+            raise ValueError
+        return values
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+        raise ProblemError(
+            "validation",
+            "cursor is not a value returned as next_cursor",
+            errors=[{"path": "/cursor", "message": "invalid cursor", "code": "invalid_cursor"}],
+        ) from None
+
+
+def list_releases(
+    conn: Connection, collection_id: str, cursor: str | None, limit: int
+) -> tuple[list[dict[str, Any]], str | None]:
+    after = decode_cursor(cursor, 1)[0] if cursor else 0
+    rows = conn.execute(
+        select(
+            releases_t.c.collection_id,
+            releases_t.c.number,
+            releases_t.c.epoch,
+            releases_t.c.released_at,
+            releases_t.c.sha256,
+            releases_t.c.config_hash,
+            releases_t.c.trigger,
+            releases_t.c.postprocessing,
+        )
+        .where(releases_t.c.collection_id == collection_id, releases_t.c.number > after)
+        .order_by(releases_t.c.number)
+        .limit(limit + 1)
+    ).all()
+    items = [summary(r) for r in rows[:limit]]
+    return items, (encode_cursor(items[-1]["number"]) if len(rows) > limit else None)
+
+
+def latest_number(conn: Connection, collection_id: str) -> int | None:
+    return conn.execute(
+        select(func.max(releases_t.c.number)).where(releases_t.c.collection_id == collection_id)
+    ).scalar_one()
+
+
+ROW_COLUMNS = (
+    "release",
+    "epoch",
+    "scope",
+    "window",
+    "from_epoch",
+    "to_epoch",
+    "complete",
+    "status",
+    "reason",
+    "attribute",
+    "party",
+    "rank",
+    "item",
+    "frequency",
+    "variance",
+    "ci_lower",
+    "ci_upper",
+    "postprocessed",
+    "count",
+    "participation",
+    "participation_variance",
+    "participation_ci_lower",
+    "participation_ci_upper",
+)
+
+
+def _scope_matches(scope: dict[str, Any], name: str | None, window: int | None) -> bool:
+    if name is None:
+        return window is None or scope["window"] == window
+    if name == "window" and window == 1:
+        return scope["scope"] == "epoch"
+    if scope["scope"] != name:
+        return False
+    return name != "window" or window is None or scope["window"] == window
+
+
+def estimate_rows(
+    body: dict[str, Any],
+    *,
+    scope: str | None = None,
+    window: int | None = None,
+    attribute: int | None = None,
+    party: str | None = None,
+    hitters_only: bool = False,
+) -> list[dict[str, Any]]:
+    """A release body flattened into rows (one per item estimate; one per withheld scope):
+    the JSON rows of ``/estimates`` and ``/heavy-hitters`` and the CSV of a release."""
+    out: list[dict[str, Any]] = []
+    for s in body["scopes"]:
+        if not _scope_matches(s, scope, window):
+            continue
+        part = s["participation"] or {}
+        base = {
+            "release": body["release"],
+            "epoch": body["epoch"],
+            "scope": s["scope"],
+            "window": s["window"],
+            "from_epoch": s["from_epoch"],
+            "to_epoch": s["to_epoch"],
+            "complete": s["complete"],
+            "status": s["status"],
+            "reason": s["reason"],
+            "attribute": None,
+            "party": None,
+            "rank": None,
+            "item": None,
+            "frequency": None,
+            "variance": None,
+            "ci_lower": None,
+            "ci_upper": None,
+            "postprocessed": None,
+            "count": None,
+            "participation": part.get("count"),
+            "participation_variance": part.get("variance"),
+            "participation_ci_lower": part.get("ci_lower"),
+            "participation_ci_upper": part.get("ci_upper"),
+        }
+        est = s["estimates"]
+        if est is None:
+            out.append(base)
+            continue
+        if est["type"] == "heavy_hitters":
+            lists = [] if party is not None else [(None, est["heavy_hitters"])]
+            for name, hitters in sorted((est.get("parties") or {}).items()):
+                if party is None or party == name:
+                    lists.append((name, hitters))
+            for name, hitters in lists:
+                for h in hitters:
+                    out.append(
+                        base
+                        | {
+                            "party": name,
+                            "rank": h["rank"],
+                            "item": h["item"],
+                            "frequency": h["frequency"],
+                            "variance": h["variance"],
+                            "ci_lower": h["ci_lower"],
+                            "ci_upper": h["ci_upper"],
+                            "postprocessed": h["consistent_frequency"],
+                            "count": h.get("count"),
+                        }
+                    )
+            continue
+        if hitters_only:
+            continue
+        histograms = [(a["attribute"], a) for a in est["attributes"]] if est["type"] == "marginals" else [(None, est)]
+        for j, hist in histograms:
+            if attribute is not None and j != attribute:
+                continue
+            if hist.get("status") == "missing":
+                out.append(base | {"attribute": j, "status": "missing", "reason": hist["reason"]})
+                continue
+            for v in range(hist["domain_size"]):
+                out.append(
+                    base
+                    | {
+                        "attribute": j,
+                        "item": v,
+                        "frequency": hist["frequencies"][v],
+                        "variance": hist["variance"][v],
+                        "ci_lower": hist["ci_lower"][v],
+                        "ci_upper": hist["ci_upper"][v],
+                        "postprocessed": hist["postprocessed"][v],
+                        "count": hist["counts"][v],
+                    }
+                )
+    return out
+
+
+SERIES_COLUMNS = ROW_COLUMNS
+
+
+def series_point(
+    body: dict[str, Any],
+    kind: str,
+    item: str,
+    scope: str,
+    window: int | None,
+    attribute: int | None,
+    party: str | None,
+) -> dict[str, Any] | None:
+    """One release's value of ``item`` in the asked scope (None if the release lacks the scope).
+
+    Without a value the point says why: ``withheld`` (below min_reports, ...), ``missing``
+    (multidim attribute no report informed) or ``not_in_top`` (heavy hitters)."""
+    matching = [s for s in body["scopes"] if _scope_matches(s, scope, window if scope == "window" else None)]
+    if not matching:
+        return None
+    s = matching[0]
+    rows = estimate_rows({**body, "scopes": [s]}, attribute=attribute, party=party)
+    if kind == "heavy_hitters":
+        rows = [r for r in rows if r["party"] == party or r["status"] != "released"]
+    for r in rows:
+        if r["item"] is not None and str(r["item"]) == item:
+            return {k: r.get(k) for k in SERIES_COLUMNS}
+    point = {k: None for k in SERIES_COLUMNS}
+    part = s["participation"] or {}
+    point |= {
+        "release": body["release"],
+        "epoch": body["epoch"],
+        "scope": s["scope"],
+        "window": s["window"],
+        "from_epoch": s["from_epoch"],
+        "to_epoch": s["to_epoch"],
+        "complete": s["complete"],
+        "status": s["status"],
+        "reason": s["reason"],
+        "attribute": attribute,
+        "party": party,
+        "item": item,
+        "participation": part.get("count"),
+        "participation_variance": part.get("variance"),
+        "participation_ci_lower": part.get("ci_lower"),
+        "participation_ci_upper": part.get("ci_upper"),
+    }
+    if s["status"] == "released":
+        if rows and rows[0]["status"] == "missing":
+            point["status"], point["reason"] = "missing", rows[0]["reason"]
+        elif kind == "heavy_hitters":
+            point["status"], point["reason"] = "not_in_top", "the item is not among this release's top items"
+        else:
+            point["status"], point["reason"] = "not_found", "no estimate for this item"
+    return point
+
+
+def timeseries(
+    conn: Connection,
+    c: CollectionRuntime,
+    *,
+    item: str,
+    scope: str,
+    window: int | None,
+    attribute: int | None,
+    party: str | None,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[dict[str, Any]], str | None]:
+    after = decode_cursor(cursor, 1)[0] if cursor else 0
+    rows = conn.execute(
+        select(releases_t.c.number, releases_t.c.body)
+        .where(releases_t.c.collection_id == c.id, releases_t.c.number > after)
+        .order_by(releases_t.c.number)
+        .limit(limit + 1)
+    ).all()
+    points = []
+    for row in rows[:limit]:
+        point = series_point(json.loads(row.body), c.kind, item, scope, window, attribute, party)
+        if point is not None:
+            points.append(point)
+    next_cursor = encode_cursor(int(rows[limit - 1].number)) if len(rows) > limit else None
+    return points, next_cursor

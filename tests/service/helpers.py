@@ -1,0 +1,168 @@
+"""Helpers for the service tests: an authenticated client, collection and report builders."""
+
+from __future__ import annotations
+
+import copy
+import json
+import secrets
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Engine, func, select
+
+from client_sdk import mechanisms
+from ldpserver.clock import FakeClock
+from ldpserver.models import DeviceBudget, EpochPartial, LedgerEntry, Report
+
+EPOCH_START = datetime(2025, 1, 1, tzinfo=UTC)
+T0 = datetime(2025, 1, 1, 0, 30, tzinfo=UTC)  # half-way through epoch 0 of hourly epochs
+
+BASE_COLLECTION: dict[str, Any] = {
+    "name": "test",
+    "kind": "frequency",
+    "mechanism": {"mechanism": "oue", "epsilon": 1.0, "domain_size": 16},
+    "epoch": {"seconds": 3600, "start": "2025-01-01T00:00:00Z", "grace": 1},
+    "release": {"windows": [1, 24], "min_reports": 10},
+    "budget": {"cap_lifetime": 1000.0},
+}
+
+
+def merged(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Deep-merge overrides into base ("mechanism" is replaced whole; DROP removes a field)."""
+    out = copy.deepcopy(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and key != "mechanism":
+            out[key] = merged(out[key], value)
+        elif value is _DROP:
+            out.pop(key, None)
+        else:
+            out[key] = value
+    return out
+
+
+_DROP = object()
+DROP = _DROP  # use as a value in overrides to remove a field
+
+
+class Api:
+    """The Flask test client with role-named keys: ``api.post(path, role="admin", json=...)``."""
+
+    def __init__(self, client: Any, keys: dict[str, str], engine: Engine, clock: FakeClock) -> None:
+        self.client = client
+        self.keys = keys
+        self.engine = engine
+        self.clock = clock
+
+    def headers(self, role: str | None) -> dict[str, str]:
+        return {} if role is None else {"Authorization": f"Bearer {self.keys[role]}"}
+
+    def get(self, path: str, role: str | None = "auditor", **kwargs: Any) -> Any:
+        headers = {**self.headers(role), **kwargs.pop("headers", {})}
+        return self.client.get(path, headers=headers, **kwargs)
+
+    def post(self, path: str, role: str | None = "admin", **kwargs: Any) -> Any:
+        headers = {**self.headers(role), **kwargs.pop("headers", {})}
+        return self.client.post(path, headers=headers, **kwargs)
+
+    def open(self, method: str, path: str, role: str | None, **kwargs: Any) -> Any:
+        headers = {**self.headers(role), **kwargs.pop("headers", {})}
+        return self.client.open(path, method=method, headers=headers, **kwargs)
+
+    # --- collections --------------------------------------------------------------------
+    def create_collection(self, **overrides: Any) -> dict[str, Any]:
+        response = self.post("/v1/collections", json=merged(BASE_COLLECTION, overrides))
+        assert response.status_code == 201, response.get_json()
+        return response.get_json()
+
+    # --- reports ------------------------------------------------------------------------
+    def upload(self, collection: dict[str, Any], reports: list[Any], role: str = "client") -> Any:
+        return self.post(f"/v1/collections/{collection['id']}/reports", role=role, json={"reports": reports})
+
+    # --- database -----------------------------------------------------------------------
+    def counts(self, collection_id: str) -> dict[str, int]:
+        with self.engine.connect() as conn:
+            return {
+                "reports": conn.execute(
+                    select(func.count()).select_from(Report).where(Report.collection_id == collection_id)
+                ).scalar_one(),
+                "ledger": conn.execute(
+                    select(func.count()).select_from(LedgerEntry).where(LedgerEntry.collection_id == collection_id)
+                ).scalar_one(),
+                "aggregated": int(
+                    conn.execute(
+                        select(func.coalesce(func.sum(EpochPartial.n), 0)).where(
+                            EpochPartial.collection_id == collection_id
+                        )
+                    ).scalar_one()
+                ),
+            }
+
+    def device(self, collection_id: str, client_id: str) -> Any:
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(DeviceBudget).where(
+                    DeviceBudget.collection_id == collection_id, DeviceBudget.client_id == client_id
+                )
+            ).first()
+
+    def partial_aggregates(self, collection_id: str) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(EpochPartial.aggregate).where(EpochPartial.collection_id == collection_id))
+            return [json.loads(row.aggregate) for row in rows]
+
+    def aggregate_counts(self, collection_id: str, epoch: int | None = None) -> tuple[int, np.ndarray]:
+        """(n, support counts) summed over the epoch partials."""
+        query = select(EpochPartial.n, EpochPartial.aggregate).where(EpochPartial.collection_id == collection_id)
+        if epoch is not None:
+            query = query.where(EpochPartial.epoch == epoch)
+        n, total = 0, None
+        with self.engine.connect() as conn:
+            for row in conn.execute(query):
+                data = json.loads(row.aggregate)
+                counts = np.asarray(data["counts"], dtype=np.int64)
+                n += row.n
+                total = counts if total is None else total + counts
+        return n, total
+
+
+def new_report_id() -> str:
+    return secrets.token_hex(16)
+
+
+def make_reports(
+    collection: dict[str, Any],
+    count: int,
+    *,
+    client_ids: list[str] | str | None = None,
+    epoch: int | None = None,
+    seed: int = 0,
+    memo_count: int | None = None,
+) -> list[dict[str, Any]]:
+    """Valid wire reports for a frequency collection, perturbed by the SDK."""
+    m = mechanisms.from_config(collection["config"]["mechanism"])
+    rng = np.random.default_rng(seed)
+    payloads = m.encode(m.perturb_batch(rng.integers(0, m.domain_size, size=count), rng=rng))
+    if client_ids is None:
+        clients = [f"dev-{secrets.token_hex(4)}" for _ in range(count)]
+    elif isinstance(client_ids, str):
+        clients = [client_ids] * count
+    else:
+        clients = list(client_ids)
+    out = []
+    for client, payload in zip(clients, payloads, strict=True):
+        report = {
+            "report_id": new_report_id(),
+            "client_id": client,
+            "config_hash": collection["config_hash"],
+            "epoch": collection["current_epoch"] if epoch is None else epoch,
+            "payload": payload,
+        }
+        if memo_count is not None:
+            report["memo_count"] = memo_count
+        out.append(report)
+    return out
+
+
+def statuses(response: Any) -> list[tuple[str, str | None]]:
+    return [(r["status"], r["reason"]) for r in response.get_json()["results"]]

@@ -1,0 +1,247 @@
+"""Batch ingestion over HTTP: idempotency, per-report judgement, epoch window, budgets, memos."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+
+from client_sdk import mechanisms
+from ldpserver.services.epochs import close_epoch
+from tests.service.helpers import EPOCH_START, make_reports, new_report_id, statuses
+
+
+def test_batch_is_accepted_stored_charged_and_aggregated(api):
+    col = api.create_collection()
+    reports = make_reports(col, 40, seed=1)
+    r = api.upload(col, reports)
+    assert r.status_code == 200
+    body = r.get_json()
+    assert (body["accepted"], body["duplicates"], body["rejected"]) == (40, 0, 0)
+    assert [x["report_id"] for x in body["results"]] == [x["report_id"] for x in reports]
+    assert api.counts(col["id"]) == {"reports": 40, "ledger": 40, "aggregated": 40}
+    # the stored additive statistics are exactly the SDK's aggregate of the accepted payloads
+    m = mechanisms.from_config(col["config"]["mechanism"])
+    expected = m.aggregate([x["payload"] for x in reports])
+    n, counts = api.aggregate_counts(col["id"], epoch=0)
+    assert n == expected.n and np.array_equal(counts, expected.counts)
+
+
+def test_retried_batch_is_counted_once(api):
+    col = api.create_collection()
+    reports = make_reports(col, 25, seed=2)
+    first = api.upload(col, reports).get_json()
+    again = api.upload(col, reports).get_json()
+    third = api.upload(col, list(reversed(reports))).get_json()
+    assert first["accepted"] == 25
+    for retry in (again, third):
+        assert (retry["accepted"], retry["duplicates"], retry["rejected"]) == (0, 25, 0)
+        assert {x["status"] for x in retry["results"]} == {"duplicate"}
+    assert api.counts(col["id"]) == {"reports": 25, "ledger": 25, "aggregated": 25}
+    # a retry where half the batch is new: only the new half counts
+    fresh = make_reports(col, 10, seed=3)
+    mixed = api.upload(col, reports[:10] + fresh).get_json()
+    assert (mixed["accepted"], mixed["duplicates"]) == (10, 10)
+    assert api.counts(col["id"]) == {"reports": 35, "ledger": 35, "aggregated": 35}
+
+
+def test_good_reports_survive_bad_ones_with_stable_reasons(api):
+    col = api.create_collection()
+    good = make_reports(col, 6, seed=4)
+    bad_payload = copy.deepcopy(good[0]) | {"report_id": new_report_id()}
+    bad_payload["payload"] = {**bad_payload["payload"], "bits": "!!notbase64!!"}
+    short = copy.deepcopy(good[0]) | {"report_id": new_report_id()}
+    short["payload"] = {**short["payload"], "bits": "AAAA"}
+    wrong_mech = copy.deepcopy(good[0]) | {"report_id": new_report_id()}
+    wrong_mech["payload"] = {**wrong_mech["payload"], "m": "grr"}
+    version = copy.deepcopy(good[0]) | {"report_id": new_report_id()}
+    version["payload"] = {**version["payload"], "v": 99}
+    batch = [
+        good[0],
+        {**good[1], "report_id": "NOT-HEX"},
+        good[2],
+        {**good[3], "config_hash": "sha256:" + "0" * 64},
+        bad_payload,
+        {**good[4], "epoch": 5},
+        short,
+        {**good[5], "epoch": -3},
+        wrong_mech,
+        version,
+        "not an object",
+        {**good[1], "report_id": new_report_id(), "client_id": "bad id!"},
+        {**good[1], "report_id": new_report_id(), "extra": 1},
+        {**good[1], "report_id": new_report_id(), "epoch": 1.5},
+        {**good[1], "report_id": new_report_id(), "payload": [1, 2]},
+        {**good[1], "report_id": new_report_id(), "memo_count": 3},
+    ]
+    r = api.upload(col, batch)
+    assert r.status_code == 200
+    assert statuses(r) == [
+        ("accepted", None),
+        ("rejected", "invalid_report"),
+        ("accepted", None),
+        ("rejected", "config_mismatch"),
+        ("rejected", "bad_encoding"),
+        ("rejected", "epoch_in_future"),
+        ("rejected", "bad_length"),
+        ("rejected", "epoch_too_old"),
+        ("rejected", "wrong_mechanism"),
+        ("rejected", "bad_version"),
+        ("rejected", "invalid_report"),
+        ("rejected", "invalid_report"),
+        ("rejected", "invalid_report"),
+        ("rejected", "invalid_report"),
+        ("rejected", "invalid_report"),
+        ("rejected", "memo_count_not_allowed"),
+    ]
+    body = r.get_json()
+    assert (body["accepted"], body["rejected"]) == (2, 14)
+    assert body["results"][1]["detail"].startswith("/report_id")
+    assert body["results"][1]["report_id"] == "NOT-HEX"
+    assert body["results"][10]["report_id"] is None
+    assert api.counts(col["id"]) == {"reports": 2, "ledger": 2, "aggregated": 2}
+    # the counters saw every rejection, by reason
+    counters = api.get(f"/v1/audit/rejections?collection={col['id']}").get_json()
+    by_reason = {row["reason"]: row["count"] for row in counters["items"]}
+    assert by_reason["invalid_report"] == 6 and by_reason["config_mismatch"] == 1 and counters["total"] == 14
+
+
+def test_report_id_reuse_with_another_body_is_a_conflict(api):
+    col = api.create_collection()
+    [a, b] = make_reports(col, 2, seed=5)
+    assert api.upload(col, [a]).get_json()["accepted"] == 1
+    forged = {**b, "report_id": a["report_id"]}
+    assert statuses(api.upload(col, [forged])) == [("rejected", "report_id_conflict")]
+    # inside one batch: a repeat with the same body is a duplicate, with another body a conflict
+    [c, d] = make_reports(col, 2, seed=6)
+    r = api.upload(col, [c, dict(c), {**d, "report_id": c["report_id"]}])
+    assert statuses(r) == [("accepted", None), ("duplicate", None), ("rejected", "report_id_conflict")]
+    assert api.counts(col["id"])["reports"] == 2
+
+
+def test_epoch_window_grace_and_closed_epochs(api, engine):
+    col = api.create_collection(epoch={"grace": 1})
+    api.clock.set(EPOCH_START.replace(hour=5, minute=10))  # epoch 5
+    assert api.get(f"/v1/collections/{col['id']}", role="client").get_json()["current_epoch"] == 5
+    r = api.upload(col, [make_reports(col, 1, epoch=e, seed=10 + e)[0] for e in (3, 4, 5, 6)])
+    assert statuses(r) == [
+        ("rejected", "epoch_too_old"),
+        ("accepted", None),
+        ("accepted", None),
+        ("rejected", "epoch_in_future"),
+    ]
+    assert close_epoch(engine, col["id"], 4, api.clock()) is True
+    assert close_epoch(engine, col["id"], 4, api.clock()) is False
+    r = api.upload(col, [make_reports(col, 1, epoch=e, seed=20 + e)[0] for e in (4, 5)])
+    assert statuses(r) == [("rejected", "epoch_closed"), ("accepted", None)]
+
+
+def test_lifetime_and_window_caps(api):
+    col = api.create_collection(budget={"cap_lifetime": 5.0, "cap_per_window": 2.0, "window_epochs": 2})
+    device = "phone-1"
+    batch = make_reports(col, 3, client_ids=device, epoch=0, seed=30)
+    r = api.upload(col, batch)
+    assert statuses(r) == [("accepted", None), ("accepted", None), ("rejected", "budget_exceeded_window")]
+    # the refused report was not kept: a retry is judged again (refused again), not a "duplicate"
+    refused = batch[2]["report_id"]
+    assert statuses(api.upload(col, batch)) == [("duplicate", None), ("duplicate", None),
+                                                ("rejected", "budget_exceeded_window")]  # fmt: skip
+    api.clock.set(EPOCH_START.replace(hour=2, minute=1))  # epoch 2: window 1
+    r = api.upload(col, make_reports(col, 3, client_ids=device, epoch=2, seed=31))
+    assert statuses(r) == [("accepted", None), ("accepted", None), ("rejected", "budget_exceeded_window")]
+    api.clock.set(EPOCH_START.replace(hour=4, minute=1))  # epoch 4: window 2
+    r = api.upload(col, make_reports(col, 3, client_ids=device, epoch=4, seed=32))
+    assert statuses(r) == [("accepted", None), ("rejected", "budget_exceeded_lifetime"),
+                           ("rejected", "budget_exceeded_lifetime")]  # fmt: skip
+    row = api.device(col["id"], device)
+    assert (row.units, row.reports) == (5, 5)
+    ledger = api.get(f"/v1/audit/ledger?collection={col['id']}&client_id={device}").get_json()["items"]
+    assert [x["window"] for x in ledger] == [0, 0, 1, 1, 2]
+    assert sum(x["epsilon"] for x in ledger) == pytest.approx(5.0)
+    assert refused not in {x["report_id"] for x in ledger}
+    other = api.upload(col, make_reports(col, 1, client_ids="phone-2", epoch=4, seed=33))
+    assert statuses(other) == [("accepted", None)]
+
+
+def test_late_report_charges_the_previous_window(api):
+    col = api.create_collection(budget={"cap_lifetime": 10.0, "cap_per_window": 1.0, "window_epochs": 1})
+    api.clock.set(EPOCH_START.replace(hour=1, minute=5))  # epoch 1, grace 1: epochs 0 and 1 open
+    r = api.upload(col, [*make_reports(col, 1, client_ids="d", epoch=1, seed=40),
+                         *make_reports(col, 1, client_ids="d", epoch=0, seed=41),
+                         *make_reports(col, 1, client_ids="d", epoch=0, seed=42)])  # fmt: skip
+    assert statuses(r) == [("accepted", None), ("accepted", None), ("rejected", "budget_exceeded_window")]
+    row = api.device(col["id"], "d")
+    assert (row.window_index, row.window_units, row.prev_window_units) == (1, 1, 1)
+
+
+def test_caps_with_non_binary_epsilon_allow_floor_cap_over_epsilon(api):
+    col = api.create_collection(
+        mechanism={"mechanism": "grr", "epsilon": 0.1, "domain_size": 4}, budget={"cap_lifetime": 0.3}
+    )
+    r = api.upload(col, make_reports(col, 4, client_ids="x", seed=50))
+    assert [s for s, _ in statuses(r)] == ["accepted", "accepted", "accepted", "rejected"]
+
+
+def test_memoized_collection_charges_new_memos_only(api):
+    col = api.create_collection(
+        mechanism={"mechanism": "grr", "epsilon": 1.0, "domain_size": 4},
+        budget={"cap_lifetime": 3.0, "memoized": True, "epsilon_per_memo": 1.5},
+    )
+    assert col["privacy"]["charge"] == {"unit": "memo", "epsilon": 1.5, "epsilon_record": 1.5,
+                                        "epsilon_attribute": None}  # fmt: skip
+    dev = "tablet"
+
+    def one(memo: int | None, seed: int) -> dict:
+        [report] = make_reports(col, 1, client_ids=dev, seed=seed)
+        if memo is not None:
+            report["memo_count"] = memo
+        return report
+
+    r = api.upload(col, [one(1, 1), one(1, 2), one(1, 3), one(2, 4), one(2, 5), one(3, 6), one(1, 7)])
+    assert [s for s, _ in statuses(r)] == ["accepted"] * 5 + ["rejected", "accepted"]
+    assert statuses(r)[5] == ("rejected", "budget_exceeded_lifetime")
+    ledger = api.get(f"/v1/audit/ledger?collection={col['id']}").get_json()["items"]
+    assert [(x["memo_count"], x["units"], x["epsilon"]) for x in ledger] == [(1, 1, 1.5), (2, 1, 1.5)]
+    row = api.device(col["id"], dev)
+    assert (row.units, row.memo_count, row.reports) == (2, 2, 6)
+    r = api.upload(col, [one(None, 8), one(0, 9), one(5, 10)])
+    assert statuses(r) == [
+        ("rejected", "memo_count_required"),
+        ("rejected", "memo_count_out_of_range"),
+        ("rejected", "memo_count_out_of_range"),
+    ]
+
+
+def test_memo_jump_charges_every_new_memo(api):
+    col = api.create_collection(
+        mechanism={"mechanism": "grr", "epsilon": 1.0, "domain_size": 8},
+        budget={"cap_lifetime": 10.0, "memoized": True},
+    )
+    [report] = make_reports(col, 1, client_ids="d", memo_count=3, seed=1)
+    assert statuses(api.upload(col, [report])) == [("accepted", None)]
+    [row] = api.get(f"/v1/audit/ledger?collection={col['id']}").get_json()["items"]
+    assert (row["units"], row["epsilon"]) == (3, 3.0)
+
+
+def test_unknown_collection_and_empty_batch(api):
+    col = api.create_collection()
+    r = api.post("/v1/collections/col_doesnotexist/reports", role="client", json={"reports": make_reports(col, 1)})
+    assert r.status_code == 404 and r.mimetype == "application/problem+json"
+    r = api.post(f"/v1/collections/{col['id']}/reports", role="client", json={"reports": []})
+    assert r.status_code == 422
+    assert r.get_json()["errors"][0]["path"] == "/reports"
+    r = api.post(f"/v1/collections/{col['id']}/reports", role="client", json={"items": []})
+    assert r.status_code == 422
+
+
+def test_olh_and_hadamard_collections_ingest(api):
+    for mechanism in ({"mechanism": "olh", "epsilon": 1.0, "domain_size": 50}, {"mechanism": "hr", "epsilon": 1.0,
+                                                                                "domain_size": 12}):  # fmt: skip
+        col = api.create_collection(mechanism=mechanism)
+        assert col["privacy"]["calculator"] == "closed-form"
+        reports = make_reports(col, 30, seed=60)
+        assert api.upload(col, reports).get_json()["accepted"] == 30
+        m = mechanisms.from_config(col["config"]["mechanism"])
+        n, counts = api.aggregate_counts(col["id"])
+        assert n == 30 and np.array_equal(counts, m.aggregate([x["payload"] for x in reports]).counts)

@@ -1,0 +1,492 @@
+"""The client runtime against an in-process fake of the wire contract (no server needed).
+
+The live-server acceptance tests are in tests/system/test_client_live.py and
+test_client_outage.py; these cover the runtime's rules one by one, fast.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import pytest
+
+from client_sdk.canonical import config_hash
+from client_sdk.client import (
+    Client,
+    ConfigHashMismatchError,
+    ConfigUnavailableError,
+    DeviceBudgetExceededError,
+    HttpResponse,
+    RetryPolicy,
+    TransportError,
+    UnsupportedCollectionError,
+)
+from client_sdk.client.config import max_units
+from client_sdk.client.store import DB_NAME
+from client_sdk.errors import BudgetExceededError
+
+START = datetime(2030, 1, 1, tzinfo=UTC)
+FAST = RetryPolicy(base_delay=0.01, max_delay=0.05, request_timeout=1.0)
+REPORT_ID = re.compile(r"^[0-9a-f]{32}$")
+CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def public_config(
+    mechanism: dict[str, Any],
+    *,
+    kind: str = "frequency",
+    epsilon: float | None = None,
+    cap_lifetime: float = 100.0,
+    cap_per_window: float | None = None,
+    window_epochs: int = 1,
+    memoized: bool = False,
+    epsilon_per_memo: float | None = None,
+    seconds: int = 3600,
+) -> dict[str, Any]:
+    """The shape ldpserver/services/collections.py serves as the public config."""
+    if epsilon is None:
+        epsilon = mechanism.get("epsilon", mechanism.get("epsilon_perm"))
+    if memoized and epsilon_per_memo is None:
+        epsilon_per_memo = epsilon
+    return {
+        "version": 1,
+        "kind": kind,
+        "mechanism": mechanism,
+        "epsilon": epsilon,
+        "neighbouring": "record",
+        "epoch": {"seconds": seconds, "start": "2030-01-01T00:00:00Z", "grace": 1},
+        "release": {"windows": [1], "cumulative": True, "min_reports": 100},
+        "budget": {
+            "cap_lifetime": cap_lifetime,
+            "cap_per_window": cap_per_window,
+            "window_epochs": window_epochs,
+            "memoized": memoized,
+            "epsilon_per_memo": epsilon_per_memo,
+        },
+    }
+
+
+OUE = {"mechanism": "oue", "epsilon": 1.0, "domain_size": 128}
+LGRR = {"kind": "longitudinal", "mechanism": "l-grr", "epsilon_perm": 2.0, "epsilon_first": 1.0, "domain_size": 8}
+
+
+class FakeClock:
+    def __init__(self, when: datetime = START + timedelta(seconds=5)) -> None:
+        self.now = when
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+class FakeServer:
+    """The wire contract in memory: configs, idempotent uploads, scripted failures."""
+
+    def __init__(self) -> None:
+        self.collections: dict[str, dict[str, Any]] = {}
+        self.accepted: dict[str, dict[str, Any]] = {}
+        self.posts: list[list[dict[str, Any]]] = []
+        self.headers: list[dict[str, str]] = []
+        self.script: list[Any] = []  # next POSTs: HttpResponse, Exception, or "commit-then-fail"
+        self.judge: Any = None  # report -> (reason, detail) to reject it, or None
+        self.lock = threading.Lock()
+
+    def add(self, cid: str, config: dict[str, Any], claimed: str | None = None) -> str:
+        self.collections[cid] = {
+            "id": cid,
+            "kind": config["kind"],
+            "config": config,
+            "config_hash": claimed or config_hash(config),
+            "current_epoch": 0,
+        }
+        return cid
+
+    def request(self, method: str, url: str, *, headers: dict[str, str], body: bytes | None, timeout: float):
+        with self.lock:
+            self.headers.append(headers)
+            parts = urlparse(url).path.strip("/").split("/")
+            if method == "GET":
+                doc = self.collections.get(parts[2])
+                if doc is None:
+                    return HttpResponse(404, {}, b'{"detail": "no such collection"}')
+                return HttpResponse(200, {"content-type": "application/json"}, json.dumps(doc).encode())
+            reports = json.loads(body)["reports"]
+            self.posts.append(reports)
+            action = self.script.pop(0) if self.script else None
+            if isinstance(action, HttpResponse):
+                return action
+            if isinstance(action, Exception):
+                raise action
+            results = []
+            for r in reports:
+                verdict = self.judge(r) if self.judge else None
+                if verdict is not None:
+                    results.append({"report_id": r["report_id"], "status": "rejected", "reason": verdict[0],
+                                    "detail": verdict[1]})  # fmt: skip
+                elif r["report_id"] in self.accepted:
+                    results.append({"report_id": r["report_id"], "status": "duplicate", "reason": None, "detail": None})
+                else:
+                    self.accepted[r["report_id"]] = r
+                    results.append({"report_id": r["report_id"], "status": "accepted", "reason": None, "detail": None})
+            if action == "commit-then-fail":
+                raise TransportError("connection reset after the server committed")
+            counts = {s: sum(x["status"] == s for x in results) for s in ("accepted", "duplicate", "rejected")}
+            out = {"accepted": counts["accepted"], "duplicates": counts["duplicate"], "rejected": counts["rejected"]}
+            return HttpResponse(200, {}, json.dumps({**out, "results": results}).encode())
+
+
+@pytest.fixture
+def fake() -> FakeServer:
+    return FakeServer()
+
+
+def make_client(fake: FakeServer, path: Path, **kwargs: Any) -> Client:
+    kwargs.setdefault("clock", FakeClock())
+    kwargs.setdefault("retry", FAST)
+    return Client("http://fake", "ldp_test_key", str(path), transport=fake, **kwargs)
+
+
+# --- identity, configs ------------------------------------------------------------------------
+
+
+def test_identity_is_random_persistent_and_on_the_wire(fake: FakeServer, tmp_path: Path) -> None:
+    fake.add("c1", public_config(OUE))
+    with make_client(fake, tmp_path) as client:
+        first_id = client.client_id
+        receipt = client.report("c1", 3)
+        assert client.flush(timeout=5).accepted == 1
+    assert CLIENT_ID.match(first_id) and REPORT_ID.match(receipt.report_id)
+    with make_client(fake, tmp_path) as again:
+        assert again.client_id == first_id
+    with make_client(fake, tmp_path / "other") as other:
+        assert other.client_id != first_id
+    (sent,) = fake.posts[0]
+    assert sent["client_id"] == first_id and sent["report_id"] == receipt.report_id
+    assert sent["config_hash"] == config_hash(public_config(OUE)) and "memo_count" not in sent
+    assert sent["epoch"] == 0 and sent["payload"]["m"] == "oue"
+    assert fake.headers[-1]["Authorization"] == "Bearer ldp_test_key"
+
+
+def test_config_whose_hash_does_not_match_is_refused(fake: FakeServer, tmp_path: Path) -> None:
+    fake.add("c1", public_config(OUE), claimed="sha256:" + "0" * 64)
+    with make_client(fake, tmp_path) as client:
+        with pytest.raises(ConfigHashMismatchError, match="does not match"):
+            client.report("c1", 3)
+        assert client.pending() == 0
+        db = sqlite3.connect(tmp_path / DB_NAME)
+        assert db.execute("SELECT COUNT(*) FROM collections").fetchone()[0] == 0
+
+
+def test_config_that_under_charges_the_mechanism_is_refused(fake: FakeServer, tmp_path: Path) -> None:
+    fake.add("c1", public_config(OUE, epsilon=0.5))  # declares 0.5 for an ε = 1 mechanism
+    with make_client(fake, tmp_path) as client:
+        with pytest.raises(UnsupportedCollectionError, match="refuses to under-count"):
+            client.report("c1", 3)
+
+
+def test_unreachable_server_without_cached_config_perturbs_nothing(tmp_path: Path) -> None:
+    class Down:
+        def request(self, *args: Any, **kwargs: Any) -> HttpResponse:
+            raise TransportError("connection refused")
+
+    with Client("http://fake", "k", str(tmp_path), transport=Down()) as client:
+        with pytest.raises(ConfigUnavailableError, match="nothing was perturbed"):
+            client.report("c1", 3)
+        assert client.pending() == 0
+
+
+@pytest.mark.parametrize(
+    ("offset", "expected"),
+    [(0, 0), (3599.999999, 0), (3600, 1), (7 * 3600 + 1, 7), (-0.000001, -1), (-3600, -1), (-3600.5, -2)],
+)
+def test_epoch_is_the_servers_floor_rule(fake: FakeServer, tmp_path: Path, offset: float, expected: int) -> None:
+    fake.add("c1", public_config(OUE))
+    with make_client(fake, tmp_path) as client:
+        cfg = client.config("c1")
+        when = START + timedelta(seconds=offset)
+        assert cfg.epoch_at(when) == (when - START) // timedelta(seconds=3600) == expected
+        assert cfg.epoch_at(when.timestamp()) == expected  # a clock may return Unix seconds
+
+
+# --- the device ledger -----------------------------------------------------------------------------
+
+
+def test_caps_are_counted_in_units_like_the_server(fake: FakeServer, tmp_path: Path) -> None:
+    assert max_units(0.3, 0.1) == 3 and max_units(1.0, 0.3) == 3 and max_units(None, 1.0) is None
+    fake.add("c1", public_config({"mechanism": "grr", "epsilon": 0.1, "domain_size": 4}, cap_lifetime=0.3))
+    with make_client(fake, tmp_path) as client:
+        for v in range(3):
+            client.report("c1", v)
+        with pytest.raises(BudgetExceededError, match="lifetime cap 0.3"):
+            client.report("c1", 3)
+        b = client.budget("c1")
+        assert b.lifetime.units == 3 and b.lifetime.remaining_units == 0 and b.pending == pytest.approx(0.3)
+
+
+def test_window_and_lifetime_caps(fake: FakeServer, tmp_path: Path) -> None:
+    fake.add("c1", public_config(OUE, cap_lifetime=5.0, cap_per_window=2.0, window_epochs=2))
+    clock = FakeClock()
+    with make_client(fake, tmp_path, clock=clock) as client:
+        client.report("c1", 1)
+        clock.advance(hours=1)  # epoch 1: still window 0
+        client.report("c1", 2)
+        with pytest.raises(DeviceBudgetExceededError) as refused:
+            client.report("c1", 3)
+        err = refused.value
+        assert (err.scope, err.window, err.spent, err.cap, err.charge) == ("window", 0, 2.0, 2.0, 1.0)
+        assert "nothing was perturbed" in str(err)
+        clock.advance(hours=1)  # epoch 2: window 1
+        client.report("c1", 3)
+        client.report("c1", 4)
+        clock.advance(hours=2)  # window 2
+        client.report("c1", 5)
+        with pytest.raises(DeviceBudgetExceededError) as refused:
+            client.report("c1", 6)
+        assert refused.value.scope == "lifetime" and refused.value.units == 5
+        assert client.pending() == 5
+        client.flush(timeout=5)
+        b = client.budget("c1")
+        assert (b.window_index, b.window.spent, b.window.remaining_units) == (2, 1.0, 1)
+        assert b.lifetime.spent == b.acknowledged == 5.0 and b.pending == 0
+    assert [r["epoch"] for post in fake.posts for r in post] == [0, 1, 2, 2, 4]
+
+
+def test_a_failure_while_perturbing_charges_and_queues_nothing(fake: FakeServer, tmp_path: Path) -> None:
+    fake.add("c1", public_config(OUE, cap_lifetime=2.0))
+    with make_client(fake, tmp_path) as client:
+        with pytest.raises(ValueError):
+            client.report("c1", 128)  # outside the domain: refused by the mechanism inside the transaction
+        with pytest.raises(ValueError):
+            client.report("c1", -1)
+        assert client.pending() == 0 and client.budget("c1").lifetime.units == 0
+        client.report("c1", 0)
+        client.report("c1", 1)
+        assert client.budget("c1").lifetime.units == 2
+
+
+# --- memoized collections -----------------------------------------------------------------------------
+
+
+def test_longitudinal_memo_is_reused_charged_once_and_never_keyed_by_the_value(
+    fake: FakeServer, tmp_path: Path
+) -> None:
+    fake.add("c1", public_config(LGRR, kind="longitudinal", memoized=True, cap_lifetime=4.0))
+    clock = FakeClock()
+    with make_client(fake, tmp_path, clock=clock) as client:
+        receipts = []
+        for _ in range(20):
+            receipts.append(client.report("c1", 3))
+            clock.advance(hours=1)
+        assert [r.units for r in receipts] == [1] + [0] * 19 and receipts[0].new_memo
+        assert client.report("c1", 4).memo_count == 2
+        with pytest.raises(DeviceBudgetExceededError, match="a new memo"):
+            client.report("c1", 5)  # a third memo would cost 6 > 4
+        assert client.report("c1", 3).units == 0  # reuse is free at the cap
+        client.flush(timeout=5)
+        assert client.budget("c1").memo_count == 2 and client.budget("c1").acknowledged == 4.0
+    sent = [r for post in fake.posts for r in post]
+    assert [r["memo_count"] for r in sent] == [1] * 20 + [2, 2]
+    db = sqlite3.connect(tmp_path / DB_NAME)
+    rows = db.execute("SELECT key_hash, memo FROM memos").fetchall()
+    assert len(rows) == 2
+    for key_hash, memo in rows:
+        assert re.fullmatch(r"[0-9a-f]{64}", key_hash)
+        assert "key" not in json.loads(memo)  # the memo key (= the value for L-GRR) is not stored
+    # another device keys the same value differently (its own secret)
+    with make_client(fake, tmp_path / "other") as other:
+        other.report("c1", 3)
+    other_keys = sqlite3.connect(tmp_path / "other" / DB_NAME).execute("SELECT key_hash FROM memos").fetchall()
+    assert other_keys[0][0] not in {k for k, _ in rows}
+
+
+def test_memoized_frequency_collection_resends_the_permanent_payload(fake: FakeServer, tmp_path: Path) -> None:
+    fake.add("c1", public_config(OUE, memoized=True, cap_lifetime=3.0))
+    clock = FakeClock()
+    with make_client(fake, tmp_path, clock=clock) as client:
+        first = [client.report("c1", 9) for _ in range(3)]
+        client.report("c1", 10)
+        client.flush(timeout=5)
+    payloads = [r["payload"] for post in fake.posts for r in post]
+    assert payloads[0] == payloads[1] == payloads[2]  # the memo is the first perturbed payload
+    assert [r.units for r in first] == [1, 0, 0]
+    assert [r["memo_count"] for post in fake.posts for r in post] == [1, 1, 1, 2]
+
+
+def test_loloha_device_state_is_kept(fake: FakeServer, tmp_path: Path) -> None:
+    mech = {"kind": "longitudinal", "mechanism": "loloha", "epsilon_perm": 2.0, "epsilon_first": 1.0, "domain_size": 50}
+    fake.add("c1", public_config(mech, kind="longitudinal", memoized=True))
+    with make_client(fake, tmp_path) as client:
+        client.report("c1", 7)
+    with make_client(fake, tmp_path) as client:
+        assert client.report("c1", 7).units == 0  # same hash key after a restart, same memo
+        client.flush(timeout=5)
+    seeds = {r["payload"]["s"] for post in fake.posts for r in post}
+    assert len(seeds) == 1
+
+
+# --- the outbox and flushing -----------------------------------------------------------------------------
+
+
+def test_flush_sends_batches_in_order(fake: FakeServer, tmp_path: Path) -> None:
+    fake.add("c1", public_config(OUE))
+    with make_client(fake, tmp_path, batch_size=3) as client:
+        ids = [client.report("c1", v).report_id for v in range(7)]
+        result = client.flush(timeout=5)
+    assert result.accepted == 7 and result.requests == 3 and result.ok
+    assert [len(p) for p in fake.posts] == [3, 3, 1]
+    assert [r["report_id"] for p in fake.posts for r in p] == ids
+
+
+def test_lost_response_then_duplicate_counts_as_delivered(fake: FakeServer, tmp_path: Path) -> None:
+    fake.add("c1", public_config(OUE))
+    fake.script = ["commit-then-fail"]
+    with make_client(fake, tmp_path) as client:
+        for v in range(5):
+            client.report("c1", v)
+        result = client.flush(timeout=5)
+        assert result.duplicates == 5 and result.accepted == 0 and result.ok
+        assert client.budget("c1").acknowledged == 5.0
+    assert len(fake.accepted) == 5
+
+
+def test_permanent_rejections_are_kept_with_their_reason_and_deferred_ones_stay_queued(
+    fake: FakeServer, tmp_path: Path
+) -> None:
+    fake.add("c1", public_config(OUE))
+    verdicts = {0: ("epoch_too_old", "epochs 5..6 are accepted now"), 1: ("epoch_in_future", "the epoch is 0")}
+    with make_client(fake, tmp_path) as client:
+        ids = [client.report("c1", v).report_id for v in range(3)]
+        fake.judge = lambda r: verdicts.get(ids.index(r["report_id"]))
+        result = client.flush(timeout=5)
+        assert (result.accepted, result.rejected, result.deferred, result.remaining) == (1, 1, 1, 1)
+        assert result.reasons == {"epoch_too_old": 1}
+        (kept,) = client.rejected_reports()
+        assert kept.report_id == ids[0] and kept.reason == "epoch_too_old" and "5..6" in kept.detail
+        status = client.status()["collections"]["c1"]
+        assert status["queued"] == 1 and "epoch_in_future" in status["last_error"]
+        assert status["rejected_by_reason"] == {"epoch_too_old": 1}
+        b = client.budget("c1")
+        assert (b.acknowledged, b.pending, b.rejected, b.lifetime.spent) == (1.0, 1.0, 1.0, 3.0)
+        # the deferred report is retried by a later flush
+        fake.judge = None
+        db = sqlite3.connect(tmp_path / DB_NAME)
+        db.execute("UPDATE outbox SET next_attempt_at = 0")
+        db.commit()
+        assert client.flush(timeout=5).accepted == 1 and client.pending() == 0
+
+
+def test_too_large_batches_are_split(fake: FakeServer, tmp_path: Path) -> None:
+    fake.add("c1", public_config(OUE))
+    fake.script = [HttpResponse(413, {}, b'{"detail": "too large"}')]
+    with make_client(fake, tmp_path, batch_size=8) as client:
+        for v in range(8):
+            client.report("c1", v)
+        result = client.flush(timeout=5)
+    assert result.accepted == 8 and [len(p) for p in fake.posts] == [8, 4, 4]
+
+
+def test_retry_after_is_respected(fake: FakeServer, tmp_path: Path) -> None:
+    fake.add("c1", public_config(OUE))
+    fake.script = [HttpResponse(429, {"retry-after": "1"}, b"{}"), TransportError("reset")]
+    with make_client(fake, tmp_path) as client:
+        client.report("c1", 1)
+        started = time.monotonic()
+        result = client.flush(timeout=10)
+        assert result.accepted == 1 and result.requests == 3
+        assert time.monotonic() - started >= 1.0
+
+
+def test_flush_is_bounded_by_its_timeout_and_keeps_everything(fake: FakeServer, tmp_path: Path) -> None:
+    fake.add("c1", public_config(OUE))
+    fake.script = [HttpResponse(503, {}, b'{"detail": "busy"}')] * 1000
+    with make_client(fake, tmp_path, retry=RetryPolicy(base_delay=0.02, max_delay=0.1)) as client:
+        for v in range(4):
+            client.report("c1", v)
+        started = time.monotonic()
+        result = client.flush(timeout=0.5)
+        assert time.monotonic() - started < 0.8
+        assert result.timed_out and result.remaining == 4 and result.requests >= 2 and not result.ok
+
+
+def test_auth_errors_keep_the_reports_and_say_why(fake: FakeServer, tmp_path: Path) -> None:
+    fake.add("c1", public_config(OUE))
+    fake.script = [HttpResponse(401, {}, b'{"detail": "unknown key"}')]
+    with make_client(fake, tmp_path) as client:
+        client.report("c1", 1)
+        result = client.flush(timeout=5)
+        assert result.remaining == 1 and "HTTP 401: unknown key" in result.errors[0]
+        assert client.flush(timeout=5).accepted == 1
+
+
+def test_config_mismatch_refetches_and_keeps_the_report(fake: FakeServer, tmp_path: Path) -> None:
+    old = public_config(OUE)
+    fake.add("c1", old)
+    with make_client(fake, tmp_path) as client:
+        stale = client.report("c1", 1)
+        new = public_config({"mechanism": "oue", "epsilon": 1.0, "domain_size": 64})
+        fake.add("c1", new)
+        fake.judge = lambda r: ("config_mismatch", "hash differs") if r["config_hash"] != config_hash(new) else None
+        result = client.flush(timeout=5)
+        assert result.reasons == {"config_mismatch": 1} and result.remaining == 0
+        (kept,) = client.rejected_reports("c1")
+        assert kept.report_id == stale.report_id and config_hash(new) in kept.detail
+        assert client.config("c1").config_hash == config_hash(new)
+        client.report("c1", 63)  # the new domain
+        assert client.flush(timeout=5).accepted == 1
+
+
+def test_background_flush_and_close(fake: FakeServer, tmp_path: Path) -> None:
+    fake.add("c1", public_config(OUE))
+    client = make_client(fake, tmp_path)
+    client.start_background_flush(interval=0.05)
+    for v in range(10):
+        client.report("c1", v)
+    end = time.monotonic() + 5
+    while client.pending() and time.monotonic() < end:
+        time.sleep(0.02)
+    assert client.pending() == 0 and client.status()["background_flush"]
+    client.close()
+    assert len(fake.accepted) == 10
+
+
+def test_close_interrupts_a_long_backoff(fake: FakeServer, tmp_path: Path) -> None:
+    fake.add("c1", public_config(OUE))
+    fake.script = [HttpResponse(503, {"retry-after": "30"}, b"{}")]
+    client = make_client(fake, tmp_path)
+    client.report("c1", 1)
+    box: dict[str, Any] = {}
+    thread = threading.Thread(target=lambda: box.setdefault("r", client.flush(timeout=60)))
+    thread.start()
+    time.sleep(0.2)
+    started = time.monotonic()
+    client.close()
+    thread.join(5)
+    assert time.monotonic() - started < 2.0 and box["r"].remaining == 1
+    with make_client(fake, tmp_path) as again:  # still queued on disk
+        assert again.pending() == 1
+
+
+def test_other_kinds_multidim_and_heavy_hitters(fake: FakeServer, tmp_path: Path) -> None:
+    fake.add("md", public_config({"mechanism": "smp", "epsilon": 1.0, "domain_sizes": [3, 4]}, kind="multidim"))
+    hh = {"protocol": "pem", "epsilon": 2.0, "k": 2, "domain": {"type": "string", "max_bytes": 4}}
+    pytest.importorskip("client_sdk.heavy_hitters")
+    from client_sdk import heavy_hitters
+
+    fake.add("hh", public_config(heavy_hitters.from_config(hh).config, kind="heavy_hitters", epsilon=2.0))
+    with make_client(fake, tmp_path) as client:
+        client.report("md", (2, 3))
+        client.report("md", [0, 1])
+        client.report("hh", "abc")
+        with pytest.raises(TypeError, match="party"):
+            client.report("md", (1, 1), party="x")
+        assert client.flush(timeout=5).accepted == 3
