@@ -2,11 +2,15 @@
 
 Builds client_sdk/web (``npm ci`` when node_modules is missing, then ``npm run build``) and
 reports the size of ``dist/ldp-sdk.min.js`` (the IIFE bundle that defines the global
-``LDP``): raw, minified, and gzip-compressed at level 9 (what a server sends with
-``Content-Encoding: gzip``). Then, in Node.js (V8, as in Chrome), the time of one
-``perturb`` per mechanism with the platform CSPRNG (``crypto.getRandomValues``), the time
-to build a mechanism (its probabilities are computed in exact arithmetic) and to hash its
-config.
+``LDP``): minified, and gzip-compressed at level 9 (what a server sends with
+``Content-Encoding: gzip``); also of tree-shaken subsets an application bundler would
+produce (oracles only; oracles + RS+FD + heavy hitters without the runtime). Then, in
+Node.js (V8, as in Chrome), the time of one ``perturb`` per mechanism with the platform
+CSPRNG (``crypto.getRandomValues``) — the frequency oracles, RS+FD and the heavy-hitter
+clients — the time to build a mechanism (its probabilities are computed in exact
+arithmetic) and to hash its config, and the runtime's ``report()`` (budget check, charge,
+perturbation, queueing) with the in-memory store. The IndexedDB cost of ``report()`` in a
+browser is printed by the end-to-end page (tests/system/test_web_e2e.py).
 
     python bench/bench_web.py            # full: 20,000 reports per mechanism and k
     python bench/bench_web.py --quick    # 2,000 reports
@@ -44,6 +48,65 @@ for (const k of [16, 1024]) {
     rows.push({ mechanism: name, k, perturb_us: perturbUs, payload_bytes: payloadBytes });
   }
 }
+const protocols = [];
+const time = (fn, n) => {
+  for (let i = 0; i < Math.min(200, n); i++) fn(i);
+  const started = performance.now();
+  for (let i = 0; i < n; i++) fn(i);
+  return ((performance.now() - started) * 1000) / n;
+};
+for (const [name, sizes, eps] of [
+  ["rsfd-grr", [4, 2, 40], 1],
+  ["rsfd-oue-z", [4, 2, 40], 1],
+  ["rsfd-adp", [4, 2, 40], 1],
+  ["rsfd-adp", [16, 8, 100, 1000, 2, 30, 7, 12], 1],
+]) {
+  const m = LDP.createMultidim(name, { epsilon: eps, domainSizes: sizes });
+  const value = sizes.map((k) => k - 1);
+  protocols.push({ protocol: name, params: `k=${JSON.stringify(sizes)}`, perturb_us: time(() => m.perturb(value), reports),
+                   payload_bytes: JSON.stringify(m.perturb(value)).length });
+}
+for (const [name, options, item, party] of [
+  ["pem", { epsilon: 4, k: 16, domain: { type: "string", max_bytes: 8 } }, "example", null],
+  ["pem", { epsilon: 4, k: 16, domain: { type: "integer", bits: 32 } }, 123456789, null],
+  ["tap", { epsilon: 4, k: 16, domain: { type: "string", max_bytes: 8 }, parties: ["a", "b"] }, "example", "b"],
+  ["treehist", { epsilon: 4, k: 16, domain: { type: "string", max_bytes: 8 } }, "example", null],
+]) {
+  const h = LDP.createHeavyHitters(name, options);
+  protocols.push({ protocol: name, params: JSON.stringify(options.domain), perturb_us: time(() => h.perturb(item, party), reports),
+                   payload_bytes: JSON.stringify(h.perturb(item, party)).length });
+}
+const runtime = [];
+{
+  const oue = LDP.create("oue", { epsilon: 1, domainSize: 128 });
+  const config = {
+    version: 1, kind: "frequency", mechanism: { ...oue.config, epsilon: new LDP.PyFloat(1) }, epsilon: new LDP.PyFloat(1),
+    neighbouring: "record", epoch: { seconds: 3600, start: "2030-01-01T00:00:00Z", grace: 1 },
+    release: { windows: [1], cumulative: true, min_reports: 100 },
+    budget: { cap_lifetime: new LDP.PyFloat(1e6), cap_per_window: null, window_epochs: 1, memoized: false, epsilon_per_memo: null },
+  };
+  const text = `{"id":"c","config":${LDP.canonicalJson(config, new Set())},"config_hash":"${LDP.configHashSync(config, new Set())}"}`;
+  const fakeFetch = async (url, init = {}) => {
+    if ((init.method ?? "GET") === "GET") return new Response(text, { status: 200 });
+    const { reports: rs } = JSON.parse(init.body);
+    return new Response(JSON.stringify({ results: rs.map((r) => ({ report_id: r.report_id, status: "accepted", reason: null, detail: null })) }), { status: 200 });
+  };
+  const client = await LDP.Client.open({ baseUrl: "http://x", apiKey: "k", storage: "memory", fetch: fakeFetch, batchSize: 500 });
+  const n = Math.min(reports, 2000);
+  await client.report("c", 1);
+  let started = performance.now();
+  for (let i = 0; i < n; i++) await client.report("c", i % 128);
+  const reportUs = ((performance.now() - started) * 1000) / n;
+  started = performance.now();
+  const flushed = await client.flush({ timeout: 60 });
+  const flushUs = ((performance.now() - started) * 1000) / flushed.accepted;
+  runtime.push({ operation: "report() (memory store, OUE k=128)", us: reportUs, n });
+  runtime.push({ operation: "flush() per report (fake server, batches of 500)", us: flushUs, n: flushed.accepted });
+  started = performance.now();
+  for (let i = 0; i < 200; i++) await LDP.CollectionConfig.fromServerText("c", text);
+  runtime.push({ operation: "verify + compile a served config (typed JSON, SHA-256)", us: ((performance.now() - started) * 1000) / 200, n: 200 });
+  client.close();
+}
 const setup = [];
 for (const name of ["grr", "oue", "olh", "hr", "auto"]) {
   const n = 200;
@@ -57,7 +120,7 @@ for (const name of ["grr", "oue", "olh", "hr", "auto"]) {
   const hashUs = ((performance.now() - started) * 1000) / (10 * n);
   setup.push({ mechanism: name, create_us: createUs, config_hash_us: hashUs });
 }
-console.log(JSON.stringify({ node: process.version, perturb: rows, setup }));
+console.log(JSON.stringify({ node: process.version, perturb: rows, protocols, runtime, setup }));
 """
 
 
@@ -75,12 +138,35 @@ def build() -> None:
     npm("run", "build")
 
 
+#: tree-shaken subsets (what an application's bundler keeps when it imports only these)
+SUBSETS = {
+    "frequency oracles only": 'export { create, fromConfig, canonicalJson } from "./src/index.ts";',
+    "oracles + RS+FD + heavy hitters (no runtime)": (
+        "export { create, fromConfig, createMultidim, multidimFromConfig, createHeavyHitters, heavyHittersFromConfig }"
+        ' from "./src/index.ts";'
+    ),
+}
+
+
+def measure(data: bytes) -> dict[str, int]:
+    return {"minified_bytes": len(data), "gzip_bytes": len(gzip.compress(data, compresslevel=9, mtime=0))}
+
+
 def sizes() -> dict[str, int]:
-    data = BUNDLE.read_bytes()
-    return {
-        "minified_bytes": len(data),
-        "gzip_bytes": len(gzip.compress(data, compresslevel=9, mtime=0)),
-    }
+    return measure(BUNDLE.read_bytes())
+
+
+def subset_sizes() -> list[dict]:
+    esbuild = WEB / "node_modules" / ".bin" / "esbuild"
+    out = []
+    for name, entry in SUBSETS.items():
+        result = subprocess.run(
+            [str(esbuild), "--bundle", "--minify", "--format=iife", "--global-name=LDP", "--keep-names",
+             "--target=es2020", "--legal-comments=none", "--loader=ts", "--sourcefile=entry.ts"],
+            cwd=WEB, input=entry.encode(), capture_output=True, check=True,
+        )  # fmt: skip
+        out.append({"bundle": name, **measure(result.stdout)})
+    return out
 
 
 def timings(reports: int) -> dict:
@@ -103,11 +189,15 @@ def markdown(data: dict) -> str:
         "",
         f"`python bench/bench_web.py{' --quick' if data['quick'] else ''}` — {m['date']}, {m['cpu']}, {m['cores']} cores, "
         f"Node.js {data['node']}, commit {m['commit']}. Bundle: `client_sdk/web/dist/ldp-sdk.min.js` (esbuild, minified "
-        "IIFE, global `LDP`: the six frequency oracles, `auto`, canonical JSON, SHA-256, base64).",
+        "IIFE, global `LDP`, no runtime dependencies: the six frequency oracles and `auto`, RS+FD, the PEM/TAP/TAPS/"
+        "TreeHist clients, canonical JSON, SHA-256, base64, and the runtime: config fetch with hash check, IndexedDB / "
+        "localStorage device ledger and outbox, batching with retries, page-hide `fetch` keepalive). The subsets are "
+        "what a bundler keeps of `src/index.ts` for those imports only.",
         "",
         table(
             ["bundle", "minified", "minified + gzip -9"],
-            [["ldp-sdk.min.js", f"{size['minified_bytes']:,} B", f"{size['gzip_bytes']:,} B"]],
+            [["ldp-sdk.min.js (everything)", f"{size['minified_bytes']:,} B", f"{size['gzip_bytes']:,} B"]]
+            + [[s["bundle"], f"{s['minified_bytes']:,} B", f"{s['gzip_bytes']:,} B"] for s in data["subsets"]],
         ),
         "",
         f"One `perturb` in Node.js with `crypto.getRandomValues` (mean over {data['reports']:,} reports, ε = 1):",
@@ -115,6 +205,24 @@ def markdown(data: dict) -> str:
         table(
             ["mechanism", "k", "µs per report", "payload bytes (JSON)"],
             [[r["mechanism"], r["k"], f"{r['perturb_us']:.1f}", r["payload_bytes"]] for r in data["perturb"]],
+        ),
+        "",
+        "One `perturb` of the multidimensional (RS+FD, ε = 1) and heavy-hitter clients (ε = 4, k = 16):",
+        "",
+        table(
+            ["protocol", "parameters", "µs per report", "payload bytes (JSON)"],
+            [
+                [r["protocol"], f"`{r['params']}`", f"{r['perturb_us']:.1f}", r["payload_bytes"]]
+                for r in data["protocols"]
+            ],
+        ),
+        "",
+        "The runtime in Node.js (in-memory store; in Chromium with IndexedDB one `report()` — one readwrite "
+        "transaction — takes a few milliseconds, shown by the end-to-end page):",
+        "",
+        table(
+            ["operation", "µs", "n"],
+            [[r["operation"], f"{r['us']:.1f}", f"{r['n']:,}"] for r in data["runtime"]],
         ),
         "",
         "Building a mechanism (ε varies; p, q in exact BigInt arithmetic) and hashing its config (JavaScript SHA-256), k = 100:",
@@ -140,7 +248,10 @@ def main() -> None:
         "quick": args.quick,
         "reports": reports,
         "bundle": sizes(),
+        "subsets": subset_sizes(),
         "perturb": measured["perturb"],
+        "protocols": measured["protocols"],
+        "runtime": measured["runtime"],
         "setup": measured["setup"],
     }
     print(

@@ -17,6 +17,7 @@ from flask import Flask, current_app, g, request
 
 from ldpserver.db import read_transaction
 from ldpserver.errors import ProblemError
+from ldpserver.ratelimit import enforce_rate_limit
 from ldpserver.services.keys import ROLES, Principal, authenticate
 
 ALL_ROLES = frozenset(ROLES)
@@ -38,7 +39,7 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/v1/collections/<collection_id>/timeseries"): frozenset({"analyst", "admin"}),
 }
 
-PUBLIC_PREFIXES = ("/healthz", "/readyz", "/metrics", "/openapi", "/docs")
+PUBLIC_PREFIXES = ("/healthz", "/readyz", "/metrics", "/openapi", "/docs", "/dashboard")
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="ldp"'}
 _INVALID = {"WWW-Authenticate": 'Bearer realm="ldp", error="invalid_token"'}
@@ -82,6 +83,7 @@ def enforce_roles() -> None:
     if principal is None:
         raise ProblemError("unauthorized", why, headers=_INVALID)
     structlog.contextvars.bind_contextvars(key_id=principal.key_id, role=principal.role)
+    enforce_rate_limit(current_app, principal.key_id)  # 429 over LDP_RATE_LIMIT (off by default)
     if principal.role not in allowed:
         raise ProblemError(
             "forbidden",

@@ -12,3 +12,6 @@ def register_blueprints(app: OpenAPI) -> None:
         app.register_api(module.build_blueprint())
     health.register(app)
     docs.register(app)
+    from ldpserver import dashboard  # issue 10: /dashboard (static shell; data only via the APIs)
+
+    dashboard.register(app)

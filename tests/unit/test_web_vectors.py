@@ -1,10 +1,15 @@
 """The shared test vectors are current, and the Web SDK passes its tests against them.
 
 ``tests/vectors/*.json`` are generated from the Python SDK by ``tests/vectors/generate.py``;
-the web package (``client_sdk/web``) checks its TypeScript frequency oracles against them
-(parameters, OLH hashes, sampling thresholds and replayed draws, canonical JSON and config
-hashes, wire encodings and decoder verdicts, whole perturbations) and runs chi-square
-distribution tests. Here:
+the web package (``client_sdk/web``) checks its TypeScript code against them — the frequency
+oracles (parameters, OLH hashes, sampling thresholds and replayed draws, canonical JSON and
+config hashes, wire encodings and decoder verdicts, whole perturbations), RS+FD
+(``multidim.json``: parameters, privacy, replayed perturbations, encodings, decoder
+verdicts, exact output laws), the heavy-hitter clients (``heavy_hitters.json``: item codes,
+prefix keys, configs and hashes, replayed PEM/TAP/TAPS/TreeHist reports, decoder verdicts)
+and the device runtime's rules (``runtime.json``: config hashes of served JSON, epochs,
+budget units) — and runs chi-square distribution tests (oracles and RS+FD) and the
+runtime's tests against a fake server. Here:
 
 1. the vectors are regenerated in memory and must equal the committed files (so a change
    of the Python SDK that moves any vector fails until the vectors, and the web SDK, follow);
@@ -69,6 +74,39 @@ def test_vectors_cover_every_mechanism_and_reason(fresh: dict[str, str]) -> None
     }
     # where the web decoder departs from Python's, the vector says why
     assert all("note" in c for c in decode if "python" in c)
+
+
+def test_vectors_cover_multidim_heavy_hitters_and_runtime(fresh: dict[str, str]) -> None:
+    multidim = json.loads(fresh["multidim.json"])
+    names = {"rsfd-grr", "rsfd-oue-z", "rsfd-oue-r", "rsfd-adp"}
+    assert {c["config"]["mechanism"] for c in multidim["perturb"]} == names
+    assert {c["name"] for c in multidim["grid"]} == names
+    assert {c["config"]["mechanism"] for c in multidim["output_distribution"]} == names
+    reasons = {c["expect"].get("reason") for c in multidim["decode"]} - {None}
+    assert {
+        "not_an_object",
+        "bad_version",
+        "wrong_mechanism",
+        "bad_type",
+        "bad_length",
+        "bad_encoding",
+        "out_of_range",
+    } <= reasons
+    assert all("note" in c for c in multidim["decode"] if "python" in c)
+
+    hh = json.loads(fresh["heavy_hitters.json"])
+    assert {c["config"]["protocol"] for c in hh["perturb"]} == {"pem", "tap", "taps", "treehist"}
+    assert {c["domain"]["type"] for c in hh["items"]} == {"string", "integer"}
+    reasons = {c["expect"].get("reason") for c in hh["decode"]} - {None}
+    assert {"missing_field", "unknown_field", "bad_version", "wrong_mechanism", "bad_type", "out_of_range"} <= reasons
+    assert all("note" in c for c in hh["decode"] if "python" in c)
+
+    runtime = json.loads(fresh["runtime.json"])
+    assert {c["compiled"]["kind"] for c in runtime["configs"] if "compiled" in c} == {
+        "frequency",
+        "multidim",
+        "heavy_hitters",
+    }
 
 
 def _run(command: list[str], timeout: float) -> subprocess.CompletedProcess[str]:

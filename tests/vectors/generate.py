@@ -1046,6 +1046,820 @@ def build_perturb() -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------------
+# multidim.json (RS+FD)
+# --------------------------------------------------------------------------------------
+
+RSFD_NAMES = ["rsfd-grr", "rsfd-oue-z", "rsfd-oue-r", "rsfd-adp"]
+
+
+def describe_multidim(m: Any) -> dict[str, Any]:
+    """Everything the web SDK must compute identically for one RS+FD protocol."""
+    s = m.privacy
+    return {
+        "name": m.name,
+        "config": m.config,
+        "canonical": canonical_json(m.config),
+        "config_hash": m.config_hash,
+        "epsilon_amplified": m.epsilon_amplified,
+        "attributes": [
+            {
+                "k": a.k,
+                "oracle": a.oracle,
+                "fake": a.fake,
+                "epsilon": a.epsilon,
+                "p": a.p,
+                "q": a.q,
+                "fake_support": a.fake_support,
+                "threshold_p": str(_random.probability_threshold(a.p)),
+            }
+            for a in m.attribute_parameters
+        ],
+        "privacy": {
+            "epsilon": s.epsilon,
+            "epsilon_tuple": s.epsilon_tuple,
+            "epsilon_attribute": s.epsilon_attribute,
+            "neighbouring": s.neighbouring,
+        },
+        "variance_approx_per_user": [float(v) for v in m.variance_approx_per_user],
+    }
+
+
+def multidim_decoded(m: Any, batch: Any, row: int = 0) -> list[Any]:
+    """A decoded report as one entry per attribute: an int (GRR) or a bit string (OUE)."""
+    out: list[Any] = []
+    for a, column in zip(m.attribute_parameters, batch.columns, strict=True):
+        if a.oracle == "grr":
+            out.append(int(column.values[row]))
+        else:
+            out.append("".join(str(int(b)) for b in column.unpacked()[row]))
+    return out
+
+
+def multidim_verdict(m: Any, payload: Any) -> dict[str, Any]:
+    try:
+        batch = m.decode([payload])
+    except ReportDecodeError as exc:
+        return {"reason": exc.reason}
+    except Exception as exc:  # noqa: BLE001 - recorded: the Python decoder crashed
+        return {"crash": type(exc).__name__}
+    return {"ok": multidim_decoded(m, batch)}
+
+
+def web_verdict_of(python: Callable[[Any], dict[str, Any]], payload: Any) -> tuple[dict[str, Any], str | None]:
+    """The web decoder's verdict for the RS+FD and heavy-hitter decoders: Python's on the
+    JavaScript view of the payload, except that ``"v": true`` is not version 1."""
+    view = js_view(payload)
+    if isinstance(view, dict) and view.get("v") is True:
+        return {"reason": "bad_version"}, "Python's != takes True for version 1; the web decoder wants the number 1"
+    verdict = python(view)
+    note = None
+    if view != payload or has_integral_float(payload):
+        note = "an integral JSON float (e.g. 3.0) parses to a JavaScript integer: the web decoder cannot tell it from 3"
+    return verdict, note
+
+
+def add_decode_cases(
+    out: list[dict[str, Any]], config: Any, python: Callable[[Any], dict[str, Any]], payloads: list[Any]
+) -> None:
+    for payload in payloads:
+        expect, note = web_verdict_of(python, payload)
+        actual = python(payload)
+        case: dict[str, Any] = {"config": config, "payload": payload, "expect": expect}
+        if actual != expect:
+            case["python"] = actual
+            case["note"] = note or "differs"
+        out.append(case)
+
+
+def build_multidim() -> dict[str, Any]:
+    from client_sdk import multidim
+
+    rng = random.Random(8086)
+    grid = []
+    size_grid = [[2], [4, 4, 4], [2, 3, 40], [2, 100, 7, 1000], [65536, 2], [5, 9, 13, 17, 33, 64]]
+    eps_grid = [0.01, 0.5, math.log(3), 2.0, 8.0, rng.uniform(0.01, 5)]
+    for name in RSFD_NAMES:
+        for i, eps in enumerate(eps_grid):
+            for j, sizes in enumerate(size_grid + ([[2**31, 2]] if name == "rsfd-grr" else [])):
+                neighbouring = "tuple" if (i + j) % 2 == 0 else "attribute"
+                try:
+                    m = multidim.create_multidim(name, epsilon=eps, domain_sizes=sizes, neighbouring=neighbouring)
+                except ConfigError:
+                    continue
+                grid.append(describe_multidim(m))
+    # 256 attributes, and the amplified budget near its limit of 20
+    grid.append(describe_multidim(multidim.create_multidim("rsfd-adp", epsilon=1.0, domain_sizes=[3] * 255 + [300])))
+    for name in RSFD_NAMES:
+        grid.append(describe_multidim(multidim.create_multidim(name, epsilon=14.0, domain_sizes=[3, 4, 5])))
+
+    errors: list[dict[str, Any]] = []
+    bad = [
+        ("rsfd-grr", 1.0, [], "tuple", {}),
+        ("rsfd-grr", 1.0, [1, 4], "tuple", {}),
+        ("rsfd-grr", 1.0, [4, 2.5], "tuple", {}),
+        ("rsfd-grr", 1.0, [4, "3"], "tuple", {}),
+        ("rsfd-grr", 1.0, [4, True], "tuple", {}),
+        ("rsfd-grr", 1.0, "44", "tuple", {}),
+        ("rsfd-grr", 1.0, 4, "tuple", {}),
+        ("rsfd-grr", 1.0, {"a": 4}, "tuple", {}),
+        ("rsfd-grr", 1.0, [2] * 257, "tuple", {}),
+        ("rsfd-grr", 1.0, [2**31 + 1], "tuple", {}),
+        ("rsfd-oue-z", 1.0, [65537], "tuple", {}),
+        ("rsfd-adp", 1.0, [2, 65537], "tuple", {}),
+        ("rsfd-oue-r", 0.0, [4], "tuple", {}),
+        ("rsfd-oue-r", 25.0, [4], "tuple", {}),
+        ("rsfd-oue-r", "1", [4], "tuple", {}),
+        ("rsfd-oue-r", True, [4], "tuple", {}),
+        ("rsfd-grr", 19.5, [4, 4], "tuple", {}),  # amplified budget > 20
+        ("rsfd-grr", 15.0, [2] * 256, "tuple", {}),
+        ("rsfd-grr", 1.0, [4], "record", {}),
+        ("rsfd-grr", 1.0, [4], None, {}),
+        ("rsfd-grr", 1.0, [4], "tuple", {"oracle": "grr"}),
+        ("rsfd-nope", 1.0, [4], "tuple", {}),
+        ("", 1.0, [4], "tuple", {}),
+        (7, 1.0, [4], "tuple", {}),
+    ]
+    for name, eps, sizes, neighbouring, options in bad:
+        message = config_error(
+            functools.partial(
+                multidim.create_multidim, name, epsilon=eps, domain_sizes=sizes, neighbouring=neighbouring, **options
+            )
+        )
+        assert message is not None, (name, eps, sizes, neighbouring, options)
+        errors.append(
+            {"name": name, "epsilon": eps, "domain_sizes": sizes, "neighbouring": neighbouring, "options": options}
+        )
+    from_config = []
+    for config in (
+        {"kind": "multidim", "mechanism": "rsfd-grr", "epsilon": 1.0, "domain_sizes": [4, 2], "neighbouring": "tuple"},
+        {"mechanism": "RSFD-ADP", "epsilon": 1, "domain_sizes": [4, 2, 40]},
+        {"mechanism": "rsfd-oue-r", "epsilon": 0.5, "domain_sizes": [3], "neighbouring": "attribute"},
+    ):
+        from_config.append({"config_in": config, **describe_multidim(multidim.from_config(config))})
+    config_errors = []
+    for config in (
+        {"kind": "frequency", "mechanism": "rsfd-grr", "epsilon": 1.0, "domain_sizes": [4]},
+        {"kind": "multidim", "epsilon": 1.0, "domain_sizes": [4]},
+        {"kind": "multidim", "mechanism": "rsfd-grr", "domain_sizes": [4]},
+        {"kind": "multidim", "mechanism": "rsfd-grr", "epsilon": 1.0},
+        {"kind": "multidim", "mechanism": "rsfd-grr", "epsilon": 1.0, "domain_sizes": [4], "extra": 1},
+        {"kind": "multidim", "mechanism": "rsfd-grr", "epsilon": 1.0, "domain_sizes": [4], "neighbouring": "x"},
+    ):
+        assert config_error(functools.partial(multidim.from_config, config)) is not None, config
+        config_errors.append(config)
+
+    # whole perturbations replayed on fixed bytes
+    plan: list[tuple[str, float, list[int], str, list[tuple[int, ...]], int]] = [
+        ("rsfd-grr", 1.0, [4, 4, 4], "tuple", [(0, 1, 2), (3, 3, 3)], 4),
+        ("rsfd-grr", 0.5, [2, 3, 40], "attribute", [(1, 2, 39)], 4),
+        ("rsfd-grr", 2.0, [2**31, 2], "tuple", [(2**31 - 1, 0)], 3),
+        ("rsfd-grr", 1.0, [5], "tuple", [(4,)], 3),
+        ("rsfd-grr", 14.0, [3, 4, 5], "tuple", [(2, 3, 4)], 3),
+        ("rsfd-oue-z", 1.0, [3, 2], "tuple", [(2, 0), (1, 1)], 4),
+        ("rsfd-oue-z", 0.1, [16, 9, 2], "attribute", [(15, 8, 1)], 3),
+        ("rsfd-oue-z", 4.0, [8], "tuple", [(7,)], 3),
+        ("rsfd-oue-r", 1.0, [3, 3, 3], "tuple", [(0, 1, 2)], 4),
+        ("rsfd-oue-r", 2.0, [5, 2], "attribute", [(4, 1)], 4),
+        ("rsfd-adp", 1.0, [4, 2, 40], "tuple", [(1, 0, 39), (3, 1, 0)], 4),
+        ("rsfd-adp", 3.0, [2, 9], "tuple", [(1, 3)], 4),
+        ("rsfd-adp", 0.3, [300, 2, 17], "attribute", [(299, 1, 16)], 2),
+    ]
+    perturb = []
+    for name, eps, sizes, neighbouring, values, repeats in plan:
+        m = multidim.create_multidim(name, epsilon=eps, domain_sizes=sizes, neighbouring=neighbouring)
+        budget = 8 * sum(a.k for a in m.attribute_parameters if a.oracle == "oue") + 64 * m.d + 512
+        for value in values:
+            for _ in range(repeats):
+                data, payload = replay_case(lambda m=m, value=value: m.perturb(value), rng, budget)
+                perturb.append(
+                    {
+                        "config": m.config,
+                        "value": list(value),
+                        "random": data,
+                        "payload": payload,
+                        "payload_json": wire_text(payload),
+                    }
+                )
+
+    # encode: given decoded reports -> payloads (Python's encode of a vectorised batch)
+    encode = []
+    nprng = np.random.default_rng(99)
+    for name, eps, sizes in (
+        ("rsfd-grr", 1.0, [4, 3]),
+        ("rsfd-oue-z", 1.0, [3, 10]),
+        ("rsfd-oue-r", 2.0, [9, 2, 17]),
+        ("rsfd-adp", 3.0, [2, 9]),
+        ("rsfd-adp", 1.0, [4, 2, 40]),
+    ):
+        m = multidim.create_multidim(name, epsilon=eps, domain_sizes=sizes)
+        data = nprng.integers(0, sizes, size=(6, len(sizes)))
+        batch = m.perturb_batch(data, rng=nprng)
+        for row, payload in enumerate(m.encode(batch)):
+            encode.append(
+                {
+                    "config": m.config,
+                    "report": multidim_decoded(m, batch, row),
+                    "payload": payload,
+                    "payload_json": wire_text(payload),
+                }
+            )
+
+    decode: list[dict[str, Any]] = []
+    for name, eps, sizes in (("rsfd-grr", 1.0, [4, 3]), ("rsfd-oue-z", 1.0, [3, 10]), ("rsfd-adp", 3.0, [2, 9])):
+        m = multidim.create_multidim(name, epsilon=eps, domain_sizes=sizes)
+        good = m.encode(m.perturb_batch(np.zeros((1, len(sizes)), dtype=int), rng=np.random.default_rng(0)))[0]
+        cases = header_cases(name, good)
+        cases += [{**good, "y": y} for y in (5, "x", None, {}, True, [], good["y"][:1], [*good["y"], 0])]
+        cases.append({k: v for k, v in good.items() if k != "y"})
+        for i, a in enumerate(m.attribute_parameters):
+
+            def at(value: Any, i: int = i, good: dict[str, Any] = good) -> dict[str, Any]:
+                y = list(good["y"])
+                y[i] = value
+                return {**good, "y": y}
+
+            if a.oracle == "grr":
+                entries = [0, a.k - 1, a.k, -1, 2**53, True, False, None, "1", 1.5, 1.0, -0.0, [], {}]
+            else:
+                width = (a.k + 7) // 8
+                spare = width * 8 - a.k
+                import base64
+
+                def b64(raw: bytes) -> str:
+                    return base64.b64encode(raw).decode("ascii")
+
+                entries = [
+                    b64(bytes(width)),
+                    b64(bytes([0xFF] * width)),
+                    b64(bytes(width - 1) + bytes([0xFF >> spare])),
+                    b64(bytes(width + 1)),
+                    b64(bytes(width))[:-1],
+                    b64(bytes(width)) + "\n",
+                    b64(bytes(width)).replace("A", "-", 1),
+                    "",
+                    5,
+                    None,
+                    True,
+                    [],
+                ] + base64_fuzz(rng, 25)
+            cases += [at(e) for e in entries]
+        add_decode_cases(decode, m.config, lambda p, m=m: multidim_verdict(m, p), cases)
+
+    laws = []
+    for name, eps, sizes, values in (
+        ("rsfd-grr", 1.0, [3, 2], [(0, 0), (2, 1)]),
+        ("rsfd-oue-z", 1.0, [2, 3], [(1, 2)]),
+        ("rsfd-oue-r", 1.0, [3, 2], [(0, 1)]),
+        ("rsfd-adp", 3.0, [2, 9], [(1, 3)]),
+    ):
+        m = multidim.create_multidim(name, epsilon=eps, domain_sizes=sizes)
+        for value in values:
+            law = m.output_distribution(value)
+            laws.append(
+                {
+                    "config": m.config,
+                    "value": list(value),
+                    "law": [[[int(x) for x in y], float(law[y])] for y in sorted(law)],
+                }
+            )
+    return {
+        "format": FORMAT,
+        "about": (
+            "RS+FD (client_sdk.multidim): parameters and privacy over a grid; ConfigError cases; from_config; "
+            "perturb(value) replayed on 'random'; encode of decoded reports (GRR attribute: int, OUE attribute: "
+            "bit string); decoder verdicts; exact output laws [[outputs per attribute, probability], ...] "
+            "(OUE outputs as bit patterns, bit j = value j)"
+        ),
+        "grid": grid,
+        "errors": errors,
+        "from_config": from_config,
+        "config_errors": config_errors,
+        "perturb": perturb,
+        "encode": encode,
+        "decode": decode,
+        "output_distribution": laws,
+    }
+
+
+# --------------------------------------------------------------------------------------
+# heavy_hitters.json (client side of PEM, TAP/TAPS, TreeHist)
+# --------------------------------------------------------------------------------------
+
+
+def typed_int(x: int) -> dict[str, str]:
+    return {"int": str(x)}
+
+
+def hh_verdict(protocol: Any, payload: Any) -> dict[str, Any]:
+    try:
+        r = protocol.decode([payload])
+    except ReportDecodeError as exc:
+        return {"reason": exc.reason}
+    except Exception as exc:  # noqa: BLE001
+        return {"crash": type(exc).__name__}
+    out: dict[str, Any] = {"l": int(r.levels[0]), "s": u64(int(r.seeds[0])), "y": int(r.ys[0])}
+    if r.parties is not None:
+        out["p"] = int(r.parties[0])
+    if r.item_seeds is not None:
+        out["s2"] = u64(int(r.item_seeds[0]))
+        out["y2"] = int(r.item_ys[0])
+    return {"ok": out}
+
+
+def build_heavy_hitters() -> dict[str, Any]:
+    from client_sdk import heavy_hitters
+    from client_sdk.heavy_hitters import encoding as E
+
+    rng = random.Random(4242)
+    strings = [
+        "",
+        "a",
+        "hi",
+        "hé",
+        "ééé",
+        "日本語",
+        "\U0001f600",
+        "a\U0001f600b",
+        "e\u0301",
+        "\u00ff" * 3,
+        "abcdefghijklmnopqrstuvwxyz0123456789",
+        "a\x00b",
+        "\x00",
+        "\x7f",
+        "\u2028",
+        "x" * 31,
+        "y" * 32,
+        "z" * 33,
+        "é" * 16 + "a",
+        "a" + "é" * 16,
+        "\U0010ffff",
+        "Ω" * 3,
+        "\uffff",
+        "ab\U0001f600",
+        "abc\U0001f600",
+        " ",
+    ]
+    items = []
+    for domain in (
+        {"type": "string", "max_bytes": 1},
+        {"type": "string", "max_bytes": 2, "overflow": "reject"},
+        {"type": "string", "max_bytes": 4},
+        {"type": "string", "max_bytes": 5, "overflow": "reject"},
+        {"type": "string", "max_bytes": 6},
+        {"type": "string", "max_bytes": 32},
+    ):
+        d = E.domain_from_config(domain)
+        for s in strings + [5, None, ["a"]]:
+            entry: dict[str, Any] = {"domain": d.config, "item": s}
+            try:
+                entry["code"] = format(d.encode(s), "x")
+                entry["canonical"] = d.canonical(s)
+            except E.ItemEncodingError:
+                entry["error"] = True
+            items.append(entry)
+    for bits in (1, 8, 12, 32, 33, 53, 63, 64):
+        d = E.IntegerDomain(bits)
+        values: list[Any] = [0, 1, 2**bits - 1, 2**bits, -1, 255, 2**53 + 1, rng.getrandbits(bits)]
+        for v in values:
+            entry = {"domain": d.config, "item": typed_int(v)}
+            try:
+                entry["code"] = format(d.encode(v), "x")
+            except E.ItemEncodingError:
+                entry["error"] = True
+            items.append(entry)
+        for v in (1.5, "3", True, None):
+            entry = {"domain": d.config, "item": v}
+            try:
+                d.encode(v)
+                raise AssertionError(v)
+            except E.ItemEncodingError:
+                entry["error"] = True
+            items.append(entry)
+
+    keys = []
+    for length in list(range(1, 70)) + [96, 127, 128, 129, 191, 192, 200, 255, 256]:
+        for prefix in {0, 1, (1 << length) - 1, rng.getrandbits(length), rng.getrandbits(length)}:
+            keys.append([format(prefix, "x"), length, E.prefix_key(prefix, length)])
+
+    creates: list[tuple[str, dict[str, Any]]] = [
+        ("pem", {"epsilon": 4.0, "k": 2, "domain": {"type": "string", "max_bytes": 2}}),
+        ("pem", {"epsilon": 2, "k": 16, "domain": {"type": "integer", "bits": 32}, "eta": 4}),
+        (
+            "pem",
+            {
+                "epsilon": 1.0,
+                "k": 8,
+                "domain": {"type": "string", "max_bytes": 6, "overflow": "reject"},
+                "eta": 3,
+                "g": 5,
+                "keep": "threshold",
+                "width": 20,
+                "alpha": 0.01,
+                "max_width": 40,
+                "prune_infeasible": False,
+            },
+        ),
+        ("pem", {"epsilon": 12.0, "k": 1, "domain": {"type": "integer", "bits": 8}}),
+        ("pem", {"epsilon": 20.0, "k": 100, "domain": {"type": "string", "max_bytes": 32}, "eta": 9}),
+        ("pem", {"epsilon": 0.01, "k": 3, "domain": {"type": "integer", "bits": 64}, "eta": 10}),
+        ("tap", {"epsilon": 3.0, "k": 4, "domain": {"type": "string", "max_bytes": 4}, "parties": ["a", "b", "c"]}),
+        (
+            "tap",
+            {
+                "epsilon": 2.0,
+                "k": 8,
+                "domain": {"type": "integer", "bits": 24},
+                "parties": ["north", "south"],
+                "eta": 2,
+                "shared_levels": 3,
+                "k_max": 40,
+                "k_local": 12,
+                "k_global": 20,
+                "z": 3,
+                "z0": 0.5,
+                "width_rule": "fixed",
+                "floor": 9,
+                "pruning": "consensus",
+                "mode": "R",
+                "order": "size-desc",
+            },
+        ),
+        ("taps", {"epsilon": 2.0, "k": 4, "domain": {"type": "string", "max_bytes": 4}, "parties": ["x", "y"]}),
+        ("treehist", {"epsilon": 2.0, "k": 4, "domain": {"type": "integer", "bits": 12}}),
+        (
+            "treehist",
+            {
+                "epsilon": 1.0,
+                "k": 10,
+                "domain": {"type": "string", "max_bytes": 3},
+                "eta": 5,
+                "threshold": 0.01,
+                "fragment_estimator": "level",
+                "width": 7,
+            },
+        ),
+        ("treehist", {"epsilon": 0.02, "k": 2, "domain": {"type": "integer", "bits": 5}, "g": 3}),
+    ]
+    configs = []
+    for protocol, options in creates:
+        hh = heavy_hitters.create(protocol, **options)
+        configs.append(
+            {
+                "protocol": protocol,
+                "options": options,
+                "config": hh.config,
+                "canonical": canonical_json(hh.config),
+                "config_hash": config_hash(hh.config),
+                "levels": list(hh.lengths),
+                "g": hh.g,
+                "p": hh.olh.p_star,
+                "epsilon_charged": hh.privacy.epsilon,
+                "mechanism": hh.mechanism,
+            }
+        )
+    bad_creates: list[tuple[Any, dict[str, Any]]] = [
+        ("pem", {"epsilon": 20.0, "k": 4096, "domain": {"type": "string", "max_bytes": 32}, "eta": 10}),
+        ("pem", {"epsilon": 1.0, "k": 0, "domain": {"type": "integer", "bits": 8}}),
+        ("pem", {"epsilon": 1.0, "k": 4097, "domain": {"type": "integer", "bits": 8}}),
+        ("pem", {"epsilon": 1.0, "k": 2.0, "domain": {"type": "integer", "bits": 8}}),
+        ("pem", {"epsilon": 1.0, "k": True, "domain": {"type": "integer", "bits": 8}}),
+        ("pem", {"epsilon": 1.0, "k": 2, "domain": {"type": "integer", "bits": 65}}),
+        ("pem", {"epsilon": 1.0, "k": 2, "domain": {"type": "integer", "bits": 0}}),
+        ("pem", {"epsilon": 1.0, "k": 2, "domain": {"type": "string", "max_bytes": 33}}),
+        ("pem", {"epsilon": 1.0, "k": 2, "domain": {"type": "string", "max_bytes": 2, "overflow": "drop"}}),
+        ("pem", {"epsilon": 1.0, "k": 2, "domain": {"type": "float"}}),
+        ("pem", {"epsilon": 1.0, "k": 2, "domain": {"type": "integer", "bits": 8, "encoding": "hh-item-v2"}}),
+        ("pem", {"epsilon": 1.0, "k": 2, "domain": {"type": "integer"}}),
+        ("pem", {"epsilon": 1.0, "k": 2, "domain": "integer"}),
+        ("pem", {"epsilon": 1.0, "k": 2, "domain": {"type": "integer", "bits": 8}, "eta": 0}),
+        ("pem", {"epsilon": 1.0, "k": 2, "domain": {"type": "integer", "bits": 8}, "eta": 11}),
+        ("pem", {"epsilon": 1.0, "k": 2, "domain": {"type": "integer", "bits": 8}, "g": 1}),
+        ("pem", {"epsilon": 1.0, "k": 2, "domain": {"type": "integer", "bits": 8}, "g": 65537}),
+        ("pem", {"epsilon": 1.0, "k": 2, "domain": {"type": "integer", "bits": 8}, "keep": "all"}),
+        ("pem", {"epsilon": 1.0, "k": 2, "domain": {"type": "integer", "bits": 8}, "width": 1}),
+        ("pem", {"epsilon": 1.0, "k": 2, "domain": {"type": "integer", "bits": 8}, "alpha": 1.0}),
+        ("pem", {"epsilon": 1.0, "k": 2, "domain": {"type": "integer", "bits": 8}, "alpha": True}),
+        ("pem", {"epsilon": 1.0, "k": 2, "domain": {"type": "integer", "bits": 8}, "prune_infeasible": 1}),
+        ("pem", {"epsilon": 1.0, "k": 2, "domain": {"type": "integer", "bits": 8}, "split": "round-robin"}),
+        ("pem", {"epsilon": 1.0, "k": 2, "domain": {"type": "integer", "bits": 8}, "parties": ["a"]}),
+        ("pem", {"epsilon": 0.0, "k": 2, "domain": {"type": "integer", "bits": 8}}),
+        ("pem", {"epsilon": 1.0, "k": 2}),
+        ("tap", {"epsilon": 1.0, "k": 2, "domain": {"type": "integer", "bits": 8}}),
+        ("tap", {"epsilon": 1.0, "k": 2, "domain": {"type": "integer", "bits": 8}, "parties": []}),
+        ("tap", {"epsilon": 1.0, "k": 2, "domain": {"type": "integer", "bits": 8}, "parties": "ab"}),
+        ("tap", {"epsilon": 1.0, "k": 2, "domain": {"type": "integer", "bits": 8}, "parties": ["a", "a"]}),
+        ("tap", {"epsilon": 1.0, "k": 2, "domain": {"type": "integer", "bits": 8}, "parties": ["a"], "mode": "Q"}),
+        (
+            "tap",
+            {"epsilon": 1.0, "k": 2, "domain": {"type": "integer", "bits": 8}, "parties": ["a"], "shared_levels": 9},
+        ),
+        ("tap", {"epsilon": 1.0, "k": 2, "domain": {"type": "integer", "bits": 8}, "parties": ["a"], "pruning": "x"}),
+        ("tap", {"epsilon": 1.0, "k": 2, "domain": {"type": "integer", "bits": 8}, "parties": ["a"], "order": "x"}),
+        (
+            "tap",
+            {"epsilon": 1.0, "k": 2, "domain": {"type": "integer", "bits": 8}, "parties": ["a"], "width_rule": "x"},
+        ),
+        ("tap", {"epsilon": 1.0, "k": 4, "domain": {"type": "integer", "bits": 8}, "parties": ["a"], "floor": 100}),
+        ("tap", {"epsilon": 1.0, "k": 2, "domain": {"type": "integer", "bits": 8}, "parties": ["a"], "z": -1}),
+        ("treehist", {"epsilon": 0.01, "k": 2, "domain": {"type": "integer", "bits": 8}}),
+        ("treehist", {"epsilon": 1.0, "k": 2, "domain": {"type": "integer", "bits": 8}, "fragment_estimator": "x"}),
+        ("treehist", {"epsilon": 1.0, "k": 2, "domain": {"type": "integer", "bits": 8}, "eta": 17}),
+        ("treehist", {"epsilon": 1.0, "k": 2, "domain": {"type": "integer", "bits": 8}, "threshold": -0.5}),
+        ("nope", {"epsilon": 1.0, "k": 2, "domain": {"type": "integer", "bits": 8}}),
+        (5, {}),
+    ]
+    errors = []
+    for protocol, options in bad_creates:
+        message = config_error(functools.partial(heavy_hitters.create, protocol, **options))
+        assert message is not None, (protocol, options)
+        # an integral float (k=2.0) reaches JavaScript as an integer: Python refuses it, the web SDK cannot
+        errors.append({"protocol": protocol, "options": options, "js_integral_float": has_integral_float(options)})
+    base = heavy_hitters.create("pem", epsilon=2.0, k=4, domain={"type": "integer", "bits": 12}).config
+    config_errors: list[Any] = [
+        {**base, "version": 2},
+        {**base, "fo": {"mechanism": "grr", "g": 8, "hash": "olh-mas-v1"}},
+        {**base, "fo": {"mechanism": "olh", "g": 8, "hash": "xx"}},
+        {**base, "levels": [6, 10]},
+        {**base, "key": "hh-key-v2"},
+        {**base, "fo": {"mechanism": "olh", "g": 9, "hash": "olh-mas-v1"}, "levels": [4, 8, 12]},
+        {k: v for k, v in base.items() if k != "protocol"},
+        {**base, "protocol": "smp"},
+        {**base, "bogus": 1},
+        "pem",
+    ]
+    for c in config_errors:
+        assert config_error(functools.partial(heavy_hitters.from_config, c)) is not None, c
+    from_config = []
+    for c in (
+        base,
+        {**base, "fo": {"mechanism": "olh", "g": 8, "hash": "olh-mas-v1"}},
+        {k: v for k, v in base.items() if k not in ("levels", "fo", "key", "version")},
+    ):
+        hh = heavy_hitters.from_config(c)
+        from_config.append({"config_in": c, "config": hh.config, "config_hash": config_hash(hh.config)})
+
+    perturb = []
+    plan: list[tuple[int, list[Any], list[Any], int]] = [
+        (0, ["hi", "ok", "", "日本語", "hé"], [None], 3),
+        (1, [0, 1, 2**32 - 1, 123456789], [None], 3),
+        (2, ["abcdef", "é"], [None], 3),
+        (3, [0, 255], [None], 3),
+        (4, ["the quick brown fox jumps over the lazy dog"], [None], 3),
+        (5, [2**64 - 1, 2**63], [None], 3),
+        (6, ["hi", "ciao"], ["a", "c", 1], 3),
+        (7, [2**24 - 1, 5], ["south", 0], 3),
+        (8, ["hi"], ["x", "y"], 3),
+        (9, [0, 4095], [None], 3),
+        (10, ["abc", "z"], [None], 3),
+        (11, [31], [None], 3),
+    ]
+    for index, items_, parties, repeats in plan:
+        c = configs[index]
+        hh = heavy_hitters.from_config(c["config"])
+        for item in items_:
+            for party in parties:
+                for _ in range(repeats):
+                    data, payload = replay_case(
+                        lambda hh=hh, item=item, party=party: hh.perturb(item, party=party), rng, 512
+                    )
+                    perturb.append(
+                        {
+                            "config": c["config"],
+                            "item": typed_int(item) if isinstance(item, int) else item,
+                            "party": party,
+                            "random": data,
+                            "payload": payload,
+                            "payload_json": wire_text(payload),
+                        }
+                    )
+
+    decode: list[dict[str, Any]] = []
+    for index in (0, 6, 9):
+        c = configs[index]
+        hh = heavy_hitters.from_config(c["config"])
+        good: dict[str, Any] = {"v": 1, "m": hh.mechanism, "l": 1, "s": "0123456789abcdef", "y": 1}
+        if index == 6:
+            good["p"] = 2
+        if index == 9:
+            good |= {"s2": "fedcba9876543210", "y2": 0}
+        groups = len(hh.lengths)
+        cases: list[Any] = [[], "x", 1, None, True, [good], {}, good]
+        cases += [{k: v for k, v in good.items() if k != key} for key in good]
+        cases += [{**good, "extra": 1}, {**good, "V": 1}]
+        cases += [{**good, "v": v} for v in (2, 0, "1", None, True, 1.0, 1.5)]
+        cases += [{**good, "m": m} for m in ("pem" if hh.mechanism != "pem" else "tap", hh.mechanism.upper(), None, 1)]
+        cases += [{**good, "l": v} for v in (0, 1, groups, groups + 1, -1, True, 1.5, 1.0, "1", None, 2**53)]
+        cases += [
+            {**good, "s": s}
+            for s in (
+                "0000000000000000",
+                "ffffffffffffffff",
+                "FFFFFFFFFFFFFFFF",
+                "0123456789abcde",
+                "0123456789abcdef0",
+                "",
+                " 123456789abcdef",
+                "0x23456789abcdef",
+                "+123456789abcdef",
+                "\u0660" * 16,
+                12345,
+                None,
+                ["0123456789abcdef"],
+            )
+        ]
+        cases += [{**good, "y": v} for v in (0, hh.g - 1, hh.g, -1, True, 1.5, 2.0, "1", None)]
+        if "p" in good:
+            cases += [{**good, "p": v} for v in (0, 2, 3, -1, "a", True, 1.0, None)]
+        if "s2" in good:
+            cases += [{**good, "s2": s} for s in ("ABCDEF0123456789", "abc", 5)]
+            cases += [{**good, "y2": v} for v in (0, hh.g - 1, hh.g, -1, False, "0")]
+        add_decode_cases(decode, c["config"], lambda p, hh=hh: hh_verdict(hh, p), cases)
+
+    return {
+        "format": FORMAT,
+        "about": (
+            "heavy-hitter client side (client_sdk.heavy_hitters): item codes (hex) of string and integer "
+            "domains ({'int': decimal} for integers), prefix keys [prefix hex, length, key] of hh-key-v1, "
+            "configs of create(protocol, **options) with their hashes, levels and g, ConfigError cases, "
+            "from_config, perturb(item, party) replayed on 'random', decoder verdicts"
+        ),
+        "items": items,
+        "prefix_keys": keys,
+        "configs": configs,
+        "errors": errors,
+        "config_errors": config_errors,
+        "from_config": from_config,
+        "perturb": perturb,
+        "decode": decode,
+    }
+
+
+# --------------------------------------------------------------------------------------
+# runtime.json (the device runtime's rules: config hash of served JSON, epochs, units)
+# --------------------------------------------------------------------------------------
+
+
+def public_config(
+    kind: str,
+    mechanism: dict[str, Any],
+    epsilon: float,
+    neighbouring: str,
+    *,
+    seconds: int = 3600,
+    start: str = "2030-01-01T00:00:00Z",
+    grace: int = 1,
+    cap_lifetime: float = 10.0,
+    cap_per_window: float | None = None,
+    window_epochs: int = 1,
+    memoized: bool = False,
+    epsilon_per_memo: float | None = None,
+    parties: list[str] | None = None,
+    release: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A collection's public config, laid out as ldpserver/services/collections.py builds it."""
+    out: dict[str, Any] = {
+        "version": 1,
+        "kind": kind,
+        "mechanism": mechanism,
+        "epsilon": epsilon,
+        "neighbouring": neighbouring,
+        "epoch": {"seconds": seconds, "start": start, "grace": grace},
+        "release": release or {"windows": [1], "cumulative": True, "min_reports": 100},
+        "budget": {
+            "cap_lifetime": float(cap_lifetime),
+            "cap_per_window": None if cap_per_window is None else float(cap_per_window),
+            "window_epochs": window_epochs,
+            "memoized": memoized,
+            "epsilon_per_memo": epsilon_per_memo,
+        },
+    }
+    if parties is not None:
+        out["parties"] = parties
+    return out
+
+
+def build_runtime() -> dict[str, Any]:
+    from client_sdk import heavy_hitters, multidim
+    from client_sdk.client.config import CollectionConfig, _parse_start, max_units
+
+    rng = random.Random(5150)
+    oue = mechanisms.create("oue", epsilon=1.0, domain_size=128).config
+    rsfd = multidim.create_multidim("rsfd-adp", epsilon=1.0, domain_sizes=[4, 2, 40])
+    pem = heavy_hitters.create("pem", epsilon=4.0, k=2, domain={"type": "string", "max_bytes": 2})
+    tap = heavy_hitters.create("tap", epsilon=3.0, k=4, domain={"type": "string", "max_bytes": 4}, parties=["a", "b"])
+    configs = [
+        public_config("frequency", oue, 1.0, "record"),
+        public_config("frequency", oue, 1.0, "record", cap_lifetime=3.0, cap_per_window=0.3 * 3, window_epochs=24),
+        public_config(
+            "frequency",
+            mechanisms.create("olh", epsilon=0.1, domain_size=10**6).config,
+            0.1,
+            "record",
+            cap_lifetime=0.3,
+            cap_per_window=0.1,
+            seconds=86400,
+            start="2024-02-29T00:00:00Z",
+            grace=0,
+        ),
+        public_config("multidim", rsfd.config, rsfd.privacy.epsilon, "tuple", cap_lifetime=100.0),
+        public_config("heavy_hitters", pem.config, 4.0, "record", parties=[]),
+        public_config("heavy_hitters", tap.config, 3.0, "record", parties=["a", "b"], cap_per_window=3.0),
+        public_config("frequency", oue, 1.0, "record", memoized=True, epsilon_per_memo=1.0),
+        public_config(
+            "frequency", oue, 1.25, "record", release={"windows": [1, 7], "cumulative": False, "min_reports": 10**9}
+        ),
+        # an exotic one: floats that Python writes in exponent form, a big integer, unicode, nesting
+        {
+            **public_config("frequency", oue, 1.0, "record", cap_lifetime=1e16),
+            "extra": {
+                "tiny": 1e-05,
+                "big": 12345678901234567890,
+                "neg": -0.0,
+                "text": "é ✓ \U0001f600",
+                "list": [1.0, 2, None, True],
+            },
+        },
+    ]
+    cases = []
+    for config in configs:
+        text = json.dumps(config, ensure_ascii=False, separators=(",", ":"))
+        entry: dict[str, Any] = {"text": text, "config_hash": config_hash(config), "canonical": canonical_json(config)}
+        if "extra" not in config:
+            try:
+                compiled = CollectionConfig.build("col_test", json.loads(text), config_hash(config))
+            except ConfigError as exc:
+                entry["compile_error"] = type(exc).__name__
+            else:
+                b = compiled.budget
+                entry["compiled"] = {
+                    "kind": compiled.kind,
+                    "epoch_seconds": compiled.epoch_seconds,
+                    "epoch_start_us": compiled.epoch_start_us,
+                    "grace": compiled.grace,
+                    "unit_epsilon": b.unit_epsilon,
+                    "max_units_lifetime": b.max_units_lifetime,
+                    "max_units_window": b.max_units_window,
+                    "memoized": b.memoized,
+                    "charge_floor": compiled.perturber.charge_floor(),
+                }
+        cases.append(entry)
+
+    epochs = []
+    starts = [
+        "2030-01-01T00:00:00Z",
+        "2024-02-29T12:34:56Z",
+        "1970-01-01T00:00:00Z",
+        "2030-01-01T00:00:00+02:00",
+        "2030-06-30T23:59:59.500000Z",
+        "2030-01-01T00:00:00.000001+00:00",
+    ]
+    for start in starts:
+        s_us = _parse_start(start)
+        for seconds in (1, 60, 3600, 86400, 7 * 86400):
+            for offset_ms in (
+                0,
+                -1,
+                1,
+                seconds * 1000 - 1,
+                seconds * 1000,
+                -seconds * 1000,
+                10**9 + 7,
+                rng.randrange(-(10**12), 10**12),
+            ):
+                now_ms = s_us // 1000 + offset_ms
+                epochs.append([start, seconds, now_ms, (now_ms * 1000 - s_us) // (seconds * 1_000_000), s_us])
+    units = []
+    for cap, unit in [
+        (0.3, 0.1),
+        (1.0, 0.1),
+        (3.0, 1.0),
+        (1.0, 3.0),
+        (2.0, 1.81724),
+        (10.0, 1 / 3),
+        (0.7, 0.07),
+        (1e6, 0.01),
+        (5.0, 5.0 * (1 + 1e-10)),
+        (5.0, 5.0 * (1 + 1e-8)),
+        (0.9, 0.3),
+    ] + [
+        (round(rng.uniform(0.1, 100), rng.randint(0, 3)), round(rng.uniform(0.01, 5), rng.randint(1, 4)))
+        for _ in range(40)
+    ]:
+        units.append([cap, unit, max_units(cap, unit)])
+    return {
+        "format": FORMAT,
+        "about": (
+            "device runtime rules (client_sdk/client/config.py): public configs as the server serves them "
+            "(JSON text) with their hash and what the device compiles from them; epochs [start, seconds, "
+            "now in Unix ms, epoch, start in Unix µs]; units [cap, unit epsilon, floor(cap/unit*(1+1e-9))]"
+        ),
+        "configs": cases,
+        "epochs": epochs,
+        "units": units,
+    }
+
+
+# --------------------------------------------------------------------------------------
 
 
 BUILDERS: dict[str, Callable[[], dict[str, Any]]] = {
@@ -1056,6 +1870,9 @@ BUILDERS: dict[str, Callable[[], dict[str, Any]]] = {
     "canonical.json": build_canonical,
     "wire.json": build_wire,
     "perturb.json": build_perturb,
+    "multidim.json": build_multidim,
+    "heavy_hitters.json": build_heavy_hitters,
+    "runtime.json": build_runtime,
 }
 
 

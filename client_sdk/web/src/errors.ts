@@ -18,7 +18,11 @@ export type DecodeReason =
   | "bad_type"
   | "out_of_range"
   | "bad_encoding"
-  | "bad_length";
+  | "bad_length"
+  // heavy-hitter decoders (client_sdk/heavy_hitters/_common.py)
+  | "missing_field"
+  | "unknown_field"
+  | "not_a_list";
 
 /** A report payload that is malformed, of another mechanism or out of range. */
 export class ReportDecodeError extends LDPError {

@@ -47,3 +47,103 @@ export { BLH, expandSeed, HASH_FAMILY, hashValue, OLH, optimalG, seedHex, splitm
 export { Hadamard, inHalf } from "./mechanisms/hadamard.js";
 export { choose } from "./mechanisms/auto.js";
 export { available, create, fromConfig, type CreateOptions } from "./mechanisms/index.js";
+export {
+  AttributeParameters,
+  amplifiedEpsilon,
+  availableMultidim,
+  createMultidim,
+  decodeBits,
+  epsilonForTupleBudget,
+  MAX_ATTRIBUTES,
+  multidimFromConfig,
+  RSFD,
+  RSFD_ADP,
+  RSFD_GRR,
+  RSFD_NAMES,
+  RSFD_OUE_R,
+  RSFD_OUE_Z,
+  type MultidimConfig,
+  type MultidimOptions,
+  type MultidimPayload,
+  type MultidimPrivacy,
+  type MultidimReport,
+  type Neighbouring,
+  type RSFDName,
+} from "./multidim/rsfd.js";
+export {
+  domainFromConfig,
+  fmix32,
+  IntegerDomain,
+  ITEM_ENCODING,
+  ItemEncodingError,
+  KEY_FAMILY,
+  prefixKey,
+  StringDomain,
+  type Domain,
+  type DomainConfig,
+} from "./heavy/encoding.js";
+export {
+  availableHeavyHitters,
+  createHeavyHitters,
+  G_MAX,
+  HeavyHitterClient,
+  heavyHittersFromConfig,
+  HH_FLOAT_KEYS,
+  PEM,
+  pemLengths,
+  TAP,
+  TAPS,
+  TreeHist,
+  type DecodedHHReport,
+  type HHPayload,
+  type HHProtocolName,
+} from "./heavy/protocols.js";
+export { parseTyped, plain, JSONSyntaxError, type Typed } from "./json.js";
+export {
+  CollectionConfig,
+  epochOf,
+  maxUnits,
+  parseTimestampMicros,
+  SUPPORTED_KINDS,
+  type BudgetPolicy,
+  type CollectionKind,
+  type Protocol,
+} from "./client/config.js";
+export {
+  ClientClosedError,
+  ClientError,
+  ConfigHashMismatchError,
+  ConfigUnavailableError,
+  DeviceBudgetExceededError,
+  HTTPError,
+  UnsupportedCollectionError,
+} from "./client/errors.js";
+export {
+  DocumentStore,
+  LocalStorageBackend,
+  MemoryBackend,
+  type BudgetRow,
+  type ChargeRow,
+  type ConfigRow,
+  type DeviceStore,
+  type OutboxRow,
+  type RejectedRow,
+  type Settlement,
+  type StorageLike,
+} from "./client/store.js";
+export { IndexedDBStore, indexedDBAvailable } from "./client/idb.js";
+export {
+  Client,
+  DEFERRED_REASONS,
+  FlushResult,
+  KEEPALIVE_BUDGET,
+  RETRYABLE_STATUSES,
+  RetryPolicy,
+  retryAfterSeconds,
+  SDK_VERSION,
+  type BudgetStatus,
+  type ClientOptions,
+  type ReportReceipt,
+  type Spend,
+  type StorageChoice,
+} from "./client/client.js";

@@ -141,3 +141,21 @@ test("browser bundle: without crypto.subtle the hash falls back; without a CSPRN
   const none = loadBundle({ TextEncoder });
   assert.throws(() => vm.runInContext(`LDP.create("grr", { epsilon: 2, domainSize: 5 }).perturb(1)`, none), /getRandomValues/);
 });
+
+test("browser bundle: RS+FD, heavy hitters and the runtime are in the global LDP too", async () => {
+  const context = loadBundle({ crypto: webcrypto, TextEncoder, TextDecoder });
+  const out = await vm.runInContext(
+    `(async () => {
+      const m = LDP.createMultidim("rsfd-adp", { epsilon: 1, domainSizes: [4, 2, 40] });
+      const p = m.perturb([1, 0, 39]);
+      m.validatePayload(p);
+      const h = LDP.createHeavyHitters("pem", { epsilon: 4, k: 2, domain: { type: "string", max_bytes: 2 } });
+      const r = h.perturb("hi");
+      h.validatePayload(r);
+      return { y: p.y.length, hm: r.m, levels: [...h.lengths], client: typeof LDP.Client.open,
+               errors: new LDP.DeviceBudgetExceededError("c", "lifetime", 1, 1, 1, 1, 1).name };
+    })()`,
+    context,
+  );
+  assert.deepEqual(JSON.parse(JSON.stringify(out)), { y: 3, hm: "pem", levels: [5, 9, 13, 16], client: "function", errors: "DeviceBudgetExceededError" });
+});

@@ -1,9 +1,10 @@
 // Distribution tests: reports drawn from the real CSPRNG (crypto.getRandomValues) follow the
 // closed-form output law of each mechanism (Pearson chi-square goodness of fit).
 //
-// False-failure rate: every test rejects at p < ALPHA = 1e-9 and there are fewer than 30
-// such tests, so a correct implementation fails a run with probability below 3e-8 (the
-// cells' expected counts are all >= 30, where the chi-square approximation holds well).
+// False-failure rate: every test rejects at p < ALPHA = 1e-9 and there are fewer than 40
+// such tests, so a correct implementation fails a run with probability below 4e-8 (the
+// cells' expected counts are all >= 30, where the chi-square approximation holds well;
+// RS+FD's rarest outputs are pooled into one cell until that holds).
 // Power: 40,000 reports per input detect a shift of about 0.01 in any output probability
 // of a few cells, far below any real bug (see the "rejects a wrong sampler" check).
 import assert from "node:assert/strict";
@@ -149,4 +150,64 @@ test("the test rejects a wrong sampler (power check)", () => {
   }
   const r = chiSquare(counts, lawArray(m, 0, 4));
   assert.ok(r.pValue < ALPHA, `wrong sampler not detected: p = ${r.pValue}`);
+});
+
+/** Merge the cells whose expected count is below 30 (rarest first) into one pooled cell. */
+function pooled(counts, probabilities, draws) {
+  const order = probabilities.map((p, i) => i).sort((a, b) => probabilities[a] - probabilities[b]);
+  const keep = new Set(order);
+  let poolP = 0;
+  let poolN = 0;
+  for (const i of order) {
+    if (draws * probabilities[i] >= 30 && (poolP === 0 || draws * poolP >= 30)) break;
+    poolP += probabilities[i];
+    poolN += counts[i];
+    keep.delete(i);
+  }
+  const p = [...keep].map((i) => probabilities[i]);
+  const n = [...keep].map((i) => counts[i]);
+  if (poolP > 0) {
+    p.push(poolP);
+    n.push(poolN);
+  }
+  return [n, p];
+}
+
+for (const [name, eps, sizes, values] of [
+  ["rsfd-grr", 1.0, [3, 2], [[0, 0], [2, 1]]],
+  ["rsfd-oue-z", 1.0, [2, 3], [[1, 2]]],
+  ["rsfd-oue-r", 1.0, [3, 2], [[0, 1]]],
+  ["rsfd-adp", 3.0, [2, 9], [[1, 3]]],
+]) {
+  test(`RS+FD ${name} eps=${eps} k=${JSON.stringify(sizes)}: whole reports follow the closed-form law`, () => {
+    const m = LDP.createMultidim(name, { epsilon: eps, domainSizes: sizes });
+    for (const value of values) {
+      const law = m.outputDistribution(value);
+      const keys = [...law.keys()];
+      const index = new Map(keys.map((k, i) => [k, i]));
+      const counts = new Array(keys.length).fill(0);
+      for (let i = 0; i < DRAWS; i++) {
+        const payload = m.perturb(value);
+        const { y } = m.decode(payload);
+        const key = y.map((entry) => (typeof entry === "number" ? entry : Array.from(entry).reduce((s, b, j) => s | (b << j), 0))).join(",");
+        counts[index.get(key)] += 1;
+      }
+      const [n, p] = pooled(counts, keys.map((k) => law.get(k)), DRAWS);
+      assertFits(n, p, `${name} value=${value}`);
+    }
+  });
+}
+
+test("RS+FD: the sampled attribute does not change which draws are made (same bytes for every tuple)", () => {
+  // a replay source records how many bytes a perturbation consumed: it must not depend on the value
+  const m = LDP.createMultidim("rsfd-adp", { epsilon: 1.0, domainSizes: [4, 2, 40] });
+  const bytes = new Uint8Array(4096);
+  globalThis.crypto.getRandomValues(bytes);
+  const used = new Set();
+  for (const value of [[0, 0, 0], [3, 1, 39], [1, 0, 17]]) {
+    const source = new LDP.ReplaySource(bytes);
+    m.perturb(value, source);
+    used.add(source.consumed);
+  }
+  assert.equal(used.size, 1);
 });
