@@ -15,6 +15,7 @@ environment (the app's own settings — DATABASE_URL, LDP_* — are read by ldps
 | ``LDP_ACCESS_LOG`` | off | ``-`` for an access log on stdout (the app logs every request itself) |
 | ``LDP_FORWARDED_ALLOW_IPS`` | ``127.0.0.1`` | proxies whose X-Forwarded-* headers are trusted |
 | ``PROMETHEUS_MULTIPROC_DIR`` | a fresh temporary directory | where workers write their metrics |
+| ``LDP_GUNICORN_CONTROL_SOCKET`` | off | path of gunicorn's control socket (``gunicornc``), if wanted |
 
 **Graceful shutdown**: SIGTERM (what ``docker stop`` and Kubernetes send) stops accepting
 connections, lets in-flight requests finish for ``graceful_timeout`` seconds, then exits.
@@ -59,6 +60,12 @@ max_requests_jitter = max_requests // 10
 # each worker builds its own app, engine and connection pool after the fork
 preload_app = False
 forwarded_allow_ips = os.environ.get("LDP_FORWARDED_ALLOW_IPS", "127.0.0.1")
+# gunicorn >= 25 opens a control socket at one fixed path per user ($HOME/.gunicorn/gunicorn.ctl):
+# off by default (several servers on one host would fight over it; $HOME may be read-only)
+_control = os.environ.get("LDP_GUNICORN_CONTROL_SOCKET", "").strip()
+control_socket_disable = not _control
+if _control:
+    control_socket = _control
 if os.path.isdir("/dev/shm"):  # the heartbeat file: tmpfs avoids stalls on slow container disks
     worker_tmp_dir = "/dev/shm"
 

@@ -37,15 +37,23 @@ never a ``COUNT(*)`` over the ledger. A database that is down makes ``ldp_databa
 
 from __future__ import annotations
 
+import functools
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections import Counter as Tally
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+log = structlog.get_logger("ldpserver.metrics")
+
+# multiprocess mode writes files in this directory from the first sample on: it must exist
+if os.environ.get(MULTIPROC_ENV):
+    os.makedirs(os.environ[MULTIPROC_ENV], exist_ok=True)
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 _RELEASE_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
@@ -80,17 +88,34 @@ HTTP_SECONDS = Histogram(
 # --- hooks the services call ----------------------------------------------------------------
 
 
+def _never_raise(function: Callable[..., None]) -> Callable[..., None]:
+    """Metrics must never fail the request or the transaction they describe."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        try:
+            function(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("metrics_failed", hook=function.__name__, error=f"{type(exc).__name__}: {exc}")
+
+    return wrapper
+
+
+@_never_raise
 def observe_batch(kind: str, result: Any, seconds: float) -> None:
     """One committed upload batch: ``result`` is the ingestion's ``BatchResult``."""
     REPORTS.labels(kind, "accepted", "").inc(result.accepted)
     REPORTS.labels(kind, "duplicate", "").inc(result.duplicates)
-    for reason, count in (result.rejection_counts or {}).items():
-        REPORTS.labels(kind, "rejected", reason).inc(count)
+    if result.rejected:
+        reasons = Tally(r["reason"] or "unknown" for r in result.results if r and r.get("status") == "rejected")
+        for reason, count in reasons.items():
+            REPORTS.labels(kind, "rejected", reason).inc(count)
     BATCHES.labels(kind).inc()
     INGEST_SECONDS.labels(kind).observe(seconds)
     BATCH_REPORTS.labels(kind).observe(result.accepted + result.duplicates + result.rejected)
 
 
+@_never_raise
 def observe_release(kind: str, trigger: str, seconds: float) -> None:
     """One release created (``trigger``: scheduler, admin or cli)."""
     RELEASES.labels(kind, trigger).inc()
@@ -112,6 +137,9 @@ class DatabaseCollector:
         up = GaugeMetricFamily("ldp_database_up", "1 when the database answered the scrape's queries")
         rows = collections = None
         try:
+            from ldpserver.api.health import sqlite_file_reachable
+
+            sqlite_file_reachable(self.engine)  # pooled SQLite connections outlive a moved file
             with self.engine.connect() as conn:
                 rows = conn.execute(text("SELECT COALESCE(SUM(seq), 0) FROM ledger_heads")).scalar_one()
                 collections = conn.execute(text("SELECT COUNT(*) FROM collections")).scalar_one()
@@ -170,8 +198,8 @@ def init_app(app: Any) -> None:
     def metrics_endpoint():
         return Response(render(app.extensions["ldp"].engine), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
-    @app.after_request
-    def _metrics_finish(response):  # noqa: ANN001, ANN202
+    @_never_raise
+    def observe_request(response: Any) -> None:
         rule = request.url_rule
         route = rule.rule if rule is not None else "<unmatched>"
         if route != "/metrics":
@@ -179,4 +207,8 @@ def init_app(app: Any) -> None:
             started = g.get("started")  # set by the app's first before_request hook
             if started is not None:
                 HTTP_SECONDS.labels(request.method, route).observe(time.perf_counter() - started)
+
+    @app.after_request
+    def _metrics_finish(response):  # noqa: ANN001, ANN202
+        observe_request(response)
         return response

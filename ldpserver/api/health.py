@@ -21,7 +21,7 @@ def register(app: Flask) -> None:
         """The database answers and its schema is at the migrations' head."""
         st = state()
         try:
-            _sqlite_file_reachable(st.engine)
+            sqlite_file_reachable(st.engine)
             with st.engine.connect() as conn:
                 conn.execute(text("SELECT 1"))
             revision = current_revision(st.engine)
@@ -33,7 +33,7 @@ def register(app: Flask) -> None:
         return json_response({"status": "ready", "database": st.engine.dialect.name, "revision": revision})
 
 
-def _sqlite_file_reachable(engine) -> None:  # noqa: ANN001
+def sqlite_file_reachable(engine) -> None:  # noqa: ANN001
     """SQLite: open the database file afresh, read-write and without creating it.
 
     Pooled connections keep a moved or deleted database file open (and ``connect`` would

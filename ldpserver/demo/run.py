@@ -377,6 +377,7 @@ def run_demo(
             total_steps,
             data_dir,
             how,
+            processes,
         )
     finally:
         if pool is not None:
@@ -408,6 +409,7 @@ def _run(
     total_steps: int,
     data_dir: Path,
     how: str,
+    processes: int,
 ) -> Path:
     from ldpserver.demo import report
 
@@ -494,7 +496,7 @@ def _run(
     for outcome in outcomes.values():
         for name, n in outcome.relay.items():
             relay_stats[name] = relay_stats.get(name, 0) + n
-    where = f"{len(pool._processes or {}) if pool else 1} device process(es) × {threads} threads"
+    where = f"{processes if pool else 1} device process(es) × {threads} threads"
     say(
         f"  relay: {relay_stats['device_uploads']:,} device uploads merged into {relay_stats['upstream_batches']:,} "
         f"batches; {relay_stats['config_fetches']} config fetches (cached for every device); {where}"
