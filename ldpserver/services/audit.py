@@ -14,28 +14,13 @@ from ldpserver.clock import iso
 from ldpserver.errors import ProblemError
 from ldpserver.models import DeviceBudget, LedgerEntry, RejectionCount
 from ldpserver.services.collections import CollectionRuntime
+from ldpserver.services.ledger import HASHED_FIELDS
 
 ledger_t = LedgerEntry.__table__
 devices_t = DeviceBudget.__table__
 rejections_t = RejectionCount.__table__
 
-LEDGER_COLUMNS = (
-    "collection_id",
-    "seq",
-    "client_id",
-    "report_id",
-    "epoch",
-    "window",
-    "units",
-    "epsilon",
-    "neighbouring",
-    "epsilon_record",
-    "epsilon_attribute",
-    "memo_count",
-    "created_at",
-    "prev_hash",
-    "row_hash",
-)
+LEDGER_COLUMNS = (*HASHED_FIELDS, "row_hash")  # every hashed field, then the row's own hash
 
 
 def encode_cursor(collection_id: str, seq: int) -> str:
