@@ -126,6 +126,34 @@ class UniformSplit:
 SPLITS = {UniformSplit.name: UniformSplit()}
 
 
+def check_prune_and_split(prune_infeasible: Any, split: Any) -> tuple[bool, UniformSplit]:
+    """Validate the two options every prefix-tree protocol takes."""
+    if not isinstance(prune_infeasible, bool):
+        raise ConfigError("prune_infeasible must be true or false")
+    if split not in SPLITS:
+        raise ConfigError(f"unknown user split {split!r}; available: {sorted(SPLITS)}")
+    return prune_infeasible, SPLITS[split]
+
+
+def prefix_config(protocol: Any) -> dict[str, Any]:
+    """The canonical config fields every prefix-tree protocol (PEM, TAP, TreeHist) shares."""
+    from client_sdk.heavy_hitters.encoding import KEY_FAMILY
+
+    return {
+        "protocol": protocol.name,
+        "version": WIRE_VERSION,
+        "epsilon": protocol.epsilon,
+        "k": protocol.k,
+        "eta": protocol.eta,
+        "domain": protocol.domain.config,
+        "fo": olh_config(protocol.olh),
+        "key": KEY_FAMILY,
+        "split": protocol.split.name,
+        "levels": list(protocol.lengths),
+        "prune_infeasible": protocol.prune_infeasible,
+    }
+
+
 # --- reports -------------------------------------------------------------------------------
 
 

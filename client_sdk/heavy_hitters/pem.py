@@ -46,7 +46,7 @@ import numpy as np
 from client_sdk.canonical import config_hash
 from client_sdk.errors import ConfigError
 from client_sdk.heavy_hitters import _common as C
-from client_sdk.heavy_hitters.encoding import KEY_FAMILY, Domain, as_domain
+from client_sdk.heavy_hitters.encoding import Domain, as_domain
 from client_sdk.mechanisms._base import Aggregate, PrivacyStatement
 
 
@@ -72,12 +72,7 @@ class PrefixClient:
         self.k = C.check_int(k, "k", 1, 4096)
         self.domain = as_domain(domain)
         self.eta = C.check_int(eta, "eta", 1, 10)
-        if not isinstance(prune_infeasible, bool):
-            raise ConfigError("prune_infeasible must be true or false")
-        self.prune_infeasible = prune_infeasible
-        if split not in C.SPLITS:
-            raise ConfigError(f"unknown user split {split!r}; available: {sorted(C.SPLITS)}")
-        self.split = C.SPLITS[split]
+        self.prune_infeasible, self.split = C.check_prune_and_split(prune_infeasible, split)
         self.lengths = C.pem_lengths(self.domain.bits, self.k, self.eta)
         C.check_first_level(self.lengths)
 
@@ -91,19 +86,7 @@ class PrefixClient:
         return self.olh.g
 
     def _client_config(self) -> dict[str, Any]:
-        return {
-            "protocol": self.name,
-            "version": C.WIRE_VERSION,
-            "epsilon": self.epsilon,
-            "k": self.k,
-            "eta": self.eta,
-            "domain": self.domain.config,
-            "fo": C.olh_config(self.olh),
-            "key": KEY_FAMILY,
-            "split": self.split.name,
-            "levels": list(self.lengths),
-            "prune_infeasible": self.prune_infeasible,
-        }
+        return C.prefix_config(self)
 
     @property
     def config(self) -> dict[str, Any]:

@@ -44,7 +44,7 @@ import numpy as np
 
 from client_sdk.errors import ConfigError
 from client_sdk.heavy_hitters import _common as C
-from client_sdk.heavy_hitters.encoding import KEY_FAMILY, Domain, EncodedItems, as_domain, prefix_key
+from client_sdk.heavy_hitters.encoding import Domain, EncodedItems, as_domain, prefix_key
 from client_sdk.mechanisms._base import Aggregate, PrivacyStatement, validate_epsilon
 
 
@@ -75,12 +75,7 @@ class TreeHist:
         if fragment_estimator not in ("pooled", "level"):
             raise ConfigError(f"fragment_estimator must be 'pooled' or 'level', got {fragment_estimator!r}")
         self.fragment_estimator = fragment_estimator
-        if not isinstance(prune_infeasible, bool):
-            raise ConfigError("prune_infeasible must be true or false")
-        self.prune_infeasible = prune_infeasible
-        if split not in C.SPLITS:
-            raise ConfigError(f"unknown user split {split!r}; available: {sorted(C.SPLITS)}")
-        self.split = C.SPLITS[split]
+        self.prune_infeasible, self.split = C.check_prune_and_split(prune_infeasible, split)
         m = self.domain.bits
         self.lengths = tuple(min(j * self.eta, m) for j in range(1, -(-m // self.eta) + 1))
 
@@ -95,17 +90,7 @@ class TreeHist:
     @property
     def config(self) -> dict[str, Any]:
         return {
-            "protocol": self.name,
-            "version": C.WIRE_VERSION,
-            "epsilon": self.epsilon,
-            "k": self.k,
-            "eta": self.eta,
-            "domain": self.domain.config,
-            "fo": C.olh_config(self.olh),
-            "key": KEY_FAMILY,
-            "split": self.split.name,
-            "levels": list(self.lengths),
-            "prune_infeasible": self.prune_infeasible,
+            **C.prefix_config(self),
             "width": self.width,
             "threshold": self.threshold,
             "fragment_estimator": self.fragment_estimator,

@@ -447,6 +447,32 @@ class MultidimProtocol(ABC):
         )
 
 
+class OracleBasedProtocol(MultidimProtocol):
+    """Shared set-up of SPL and SMP: one single-attribute oracle per attribute, each run at
+    :meth:`oracle_epsilon` (``oracle`` is a name for all attributes or a list, one each)."""
+
+    max_domain_size = 2**31  # each oracle applies its own limit
+
+    def __init__(
+        self,
+        epsilon: float,
+        domain_sizes: Sequence[int],
+        neighbouring: str = "tuple",
+        oracle: str | Sequence[str] = "grr",
+    ) -> None:
+        super().__init__(epsilon, domain_sizes, neighbouring)
+        self.oracle = validate_oracle_option(oracle, self.d)
+        self.oracles = build_oracles(self.oracle, self.oracle_epsilon, self.domain_sizes)
+
+    @property
+    def oracle_epsilon(self) -> float:
+        """The epsilon each attribute's oracle runs at."""
+        return self.epsilon
+
+    def _options(self) -> dict[str, Any]:
+        return {"oracle": self.oracle}
+
+
 def grr_output_probability(y: int, v: int, p: float, q: float) -> float:
     return p if y == v else q
 

@@ -49,12 +49,10 @@ from client_sdk.mechanisms.grr import decode_index
 from client_sdk.multidim._base import (
     MultidimAggregate,
     MultidimEstimate,
-    MultidimProtocol,
     MultidimReports,
-    build_oracles,
+    OracleBasedProtocol,
     decode_inner,
     inner_payload,
-    validate_oracle_option,
 )
 
 
@@ -66,23 +64,8 @@ def sampling_variance(f: np.ndarray, n: int, n_j: float) -> np.ndarray:
     return f * (1 - f) * (n - n_j) / (n_j * (n - 1))
 
 
-class SMP(MultidimProtocol):
+class SMP(OracleBasedProtocol):
     name = "smp"
-    max_domain_size = 2**31  # each oracle applies its own limit
-
-    def __init__(
-        self,
-        epsilon: float,
-        domain_sizes: Sequence[int],
-        neighbouring: str = "tuple",
-        oracle: str | Sequence[str] = "grr",
-    ) -> None:
-        super().__init__(epsilon, domain_sizes, neighbouring)
-        self.oracle = validate_oracle_option(oracle, self.d)
-        self.oracles = build_oracles(self.oracle, self.epsilon, self.domain_sizes)
-
-    def _options(self) -> dict[str, Any]:
-        return {"oracle": self.oracle}
 
     # --- privacy ----------------------------------------------------------------------
     @property

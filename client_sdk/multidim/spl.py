@@ -46,32 +46,19 @@ from client_sdk.mechanisms._base import WIRE_VERSION, Aggregate
 from client_sdk.multidim._base import (
     MultidimAggregate,
     MultidimEstimate,
-    MultidimProtocol,
     MultidimReports,
-    build_oracles,
+    OracleBasedProtocol,
     decode_inner,
     inner_payload,
-    validate_oracle_option,
 )
 
 
-class SPL(MultidimProtocol):
+class SPL(OracleBasedProtocol):
     name = "spl"
-    max_domain_size = 2**31  # each oracle applies its own limit
 
-    def __init__(
-        self,
-        epsilon: float,
-        domain_sizes: Sequence[int],
-        neighbouring: str = "tuple",
-        oracle: str | Sequence[str] = "grr",
-    ) -> None:
-        super().__init__(epsilon, domain_sizes, neighbouring)
-        self.oracle = validate_oracle_option(oracle, self.d)
-        self.oracles = build_oracles(self.oracle, self.epsilon / self.d, self.domain_sizes)
-
-    def _options(self) -> dict[str, Any]:
-        return {"oracle": self.oracle}
+    @property
+    def oracle_epsilon(self) -> float:
+        return self.epsilon / self.d  # the budget is split over the d attributes
 
     # --- privacy ----------------------------------------------------------------------
     @property
