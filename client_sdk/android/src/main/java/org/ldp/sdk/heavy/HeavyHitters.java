@@ -1,0 +1,371 @@
+package org.ldp.sdk.heavy;
+
+import com.google.gson.JsonArray;
+import com.google.gson.JsonElement;
+import com.google.gson.JsonObject;
+import java.math.BigInteger;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Collections;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeSet;
+import org.ldp.sdk.ConfigException;
+import org.ldp.sdk.ExactMath;
+import org.ldp.sdk.Json;
+import org.ldp.sdk.PyRepr;
+import org.ldp.sdk.RandomSource;
+import org.ldp.sdk.ReportDecodeException;
+import org.ldp.sdk.Sampling;
+import org.ldp.sdk.SecureRandomSource;
+import org.ldp.sdk.mechanisms.FrequencyOracle;
+import org.ldp.sdk.mechanisms.Olh;
+
+/**
+ * The device side of the open-domain heavy-hitter protocols (client_sdk/heavy_hitters: pem.py,
+ * tap.py, treehist.py, _common.py): the configuration (validated as the Python SDK, so the
+ * config hash matches), one report per user, and the server's strict decoder.
+ *
+ * <p>Privacy: epsilon-LDP per user with one report per user. PEM (Wang, Li, Jha, "Locally
+ * differentially private heavy hitter identification", TDSC 2019) and TAP/TAPS (federated
+ * PEM): the user joins level group l uniformly at random (CSPRNG, independent of the item)
+ * and sends one OLH report (full epsilon, {@code olh-mas-v1}) of the 32-bit key of its item's
+ * length-l_l prefix; TAP/TAPS add the public party index {@code p}. TreeHist (Bassily, Nissim,
+ * Stemmer, Thakurta, NeurIPS 2017): two eps/2 OLH reports, a random level's prefix and the
+ * whole item. Ledger charge: epsilon per report.
+ *
+ * <p>Wire form, keys in this order: {@code {"v":1,"m":"pem","l":2,"s":"<16 hex>","y":5}}
+ * (+ {@code "p"} for TAP/TAPS, whose {@code m} is "tap"; TreeHist adds {@code "s2"}, {@code "y2"}).
+ */
+public final class HeavyHitters {
+  public static final int G_MAX = 1 << 16;
+  public static final int MAX_FIRST_LEVEL_BITS = 16;
+  public static final List<String> PROTOCOLS = Collections.unmodifiableList(Arrays.asList("pem", "treehist", "tap", "taps"));
+  private static final List<String> DERIVED = Arrays.asList("protocol", "version", "fo", "key", "levels", "item_fo");
+  private static final List<String> PREFIX_OPTIONS = Arrays.asList("epsilon", "k", "domain", "eta", "g", "prune_infeasible", "split");
+  private static final List<String> TAP_OPTIONS = Arrays.asList("parties", "shared_levels", "k_max", "k_local", "k_global", "z", "z0",
+      "width_rule", "floor", "pruning", "mode", "order");
+
+  /** "pem", "tap", "taps" or "treehist" */
+  public final String name;
+  /** the wire name: "pem", "tap" or "treehist" */
+  public final String mechanism;
+  public final double epsilon;
+  public final int k;
+  public final ItemDomain domain;
+  public final int eta;
+  public final Olh olh;
+  public final boolean pruneInfeasible;
+  public final int[] lengths;
+  private final JsonObject extra = new JsonObject();
+  private final List<String> parties;
+
+  private HeavyHitters(String name, JsonObject options) {
+    this.name = name;
+    this.mechanism = name.equals("taps") ? "tap" : name;
+    boolean treehist = name.equals("treehist");
+    List<String> allowed = new ArrayList<>(PREFIX_OPTIONS);
+    if (name.equals("pem")) allowed.addAll(Arrays.asList("keep", "width", "alpha", "max_width"));
+    else if (treehist) allowed.addAll(Arrays.asList("width", "threshold", "fragment_estimator"));
+    else allowed.addAll(TAP_OPTIONS);
+    for (String key : options.keySet()) {
+      if (!allowed.contains(key)) throw new ConfigException("bad options for " + name + ": unexpected option " + PyRepr.strRepr(key));
+    }
+    List<String> required = new ArrayList<>(Arrays.asList("epsilon", "k", "domain"));
+    if (!treehist && !name.equals("pem")) required.add("parties");
+    for (String key : required) {
+      if (!options.has(key)) throw new ConfigException("bad options for " + name + ": missing required option " + PyRepr.strRepr(key));
+    }
+    this.epsilon = FrequencyOracle.validateEpsilon(opt(options, "epsilon"), "epsilon");
+    this.olh = makeOlh(treehist ? Json.of(epsilon / 2) : Json.of(epsilon), opt(options, "g"));
+    this.k = checkInt(opt(options, "k"), "k", 1, 4096);
+    this.domain = ItemDomain.fromConfig(opt(options, "domain"));
+    this.eta = checkInt(opt(options, "eta", Json.of(4)), "eta", 1, treehist ? MAX_FIRST_LEVEL_BITS : 10);
+    JsonElement prune = opt(options, "prune_infeasible", Json.of(true));
+    if (!Json.isBoolean(prune)) throw new ConfigException("prune_infeasible must be true or false");
+    this.pruneInfeasible = prune.getAsBoolean();
+    JsonElement split = opt(options, "split", Json.of("uniform"));
+    if (!(Json.isString(split) && split.getAsString().equals("uniform"))) {
+      throw new ConfigException("unknown user split " + PyRepr.repr(split) + "; available: ['uniform']");
+    }
+    this.lengths = treehist ? treehistLengths(domain.bits, eta) : pemLengths(domain.bits, k, eta);
+    if (!treehist && lengths[0] > MAX_FIRST_LEVEL_BITS) {
+      throw new ConfigException("the first level would enumerate 2^" + lengths[0] + " prefixes; at most 2^" + MAX_FIRST_LEVEL_BITS
+          + " (lower k or eta, or use a shorter item encoding)");
+    }
+    List<String> partyNames = null;
+    if (name.equals("pem")) {
+      JsonElement keep = opt(options, "keep", Json.of("top"));
+      if (!(Json.isString(keep) && (keep.getAsString().equals("top") || keep.getAsString().equals("threshold")))) {
+        throw new ConfigException("keep must be 'top' or 'threshold', got " + PyRepr.repr(keep));
+      }
+      extra.add("keep", keep);
+      extra.addProperty("width", checkInt(opt(options, "width", Json.of(2 * k)), "width", k, 1 << 14));
+      double alpha = checkFloat(opt(options, "alpha", Json.of(0.05)), "alpha");
+      if (!(alpha > 0 && alpha < 1)) throw new ConfigException("alpha must lie in (0, 1), got " + PyRepr.repr(opt(options, "alpha")));
+      extra.addProperty("alpha", alpha);
+      extra.addProperty("max_width", checkInt(opt(options, "max_width", Json.of(4 * k)), "max_width", k, 1 << 14));
+    } else if (treehist) {
+      extra.addProperty("width", checkInt(opt(options, "width", Json.of(k)), "width", 1, 1 << 14));
+      JsonElement threshold = opt(options, "threshold");
+      extra.add("threshold", threshold == null || threshold.isJsonNull() ? com.google.gson.JsonNull.INSTANCE : Json.of(checkFloat(threshold, "threshold")));
+      JsonElement fragment = opt(options, "fragment_estimator", Json.of("pooled"));
+      if (!(Json.isString(fragment) && (fragment.getAsString().equals("pooled") || fragment.getAsString().equals("level")))) {
+        throw new ConfigException("fragment_estimator must be 'pooled' or 'level', got " + PyRepr.repr(fragment));
+      }
+      extra.add("fragment_estimator", fragment);
+    } else {
+      JsonElement ps = opt(options, "parties");
+      if (ps == null || !ps.isJsonArray() || ps.getAsJsonArray().size() == 0) throw new ConfigException("parties must be a non-empty list of party names");
+      partyNames = new ArrayList<>();
+      JsonArray names = new JsonArray();
+      for (JsonElement p : ps.getAsJsonArray()) {
+        String n = Json.isString(p) ? p.getAsString() : p.toString();
+        partyNames.add(n);
+        names.add(n);
+      }
+      if (new HashSet<>(partyNames).size() != partyNames.size()) throw new ConfigException("party names must be distinct");
+      extra.add("parties", names);
+      extra.addProperty("shared_levels", checkInt(opt(options, "shared_levels", Json.of(2)), "shared_levels", 1, lengths.length));
+      int kMax = checkInt(opt(options, "k_max", Json.of(4 * k)), "k_max", k, 1 << 14);
+      int kLocal = checkInt(opt(options, "k_local", Json.of(2 * k)), "k_local", k, 1 << 14);
+      int kGlobal = checkInt(opt(options, "k_global", Json.of(2 * k)), "k_global", k, 1 << 14);
+      extra.addProperty("k_max", kMax);
+      extra.addProperty("k_local", kLocal);
+      extra.addProperty("k_global", kGlobal);
+      extra.addProperty("z", checkFloat(opt(options, "z", Json.of(2.0)), "z"));
+      extra.addProperty("z0", checkFloat(opt(options, "z0", Json.of(1.0)), "z0"));
+      extra.add("width_rule", oneOf(opt(options, "width_rule", Json.of("aw")), "width_rule", "must be 'aw' or 'fixed'", "aw", "fixed"));
+      extra.addProperty("floor", checkInt(opt(options, "floor", Json.of(k)), "floor", k, Math.min(kMax, Math.min(kLocal, kGlobal))));
+      extra.add("pruning", oneOf(opt(options, "pruning", Json.of(name.equals("taps") ? "consensus" : "none")), "pruning",
+          "must be one of ['consensus', 'none']", "none", "consensus"));
+      extra.add("mode", oneOf(opt(options, "mode", Json.of("Z")), "mode", "must be 'Z' or 'R'", "Z", "R"));
+      extra.add("order", oneOf(opt(options, "order", Json.of("size-desc")), "order", "must be one of ['size-desc']", "size-desc"));
+    }
+    this.parties = partyNames == null ? null : Collections.unmodifiableList(partyNames);
+  }
+
+  private static JsonElement oneOf(JsonElement value, String name, String rule, String... allowed) {
+    if (Json.isString(value) && Arrays.asList(allowed).contains(value.getAsString())) return value;
+    throw new ConfigException(name + " " + rule + ", got " + PyRepr.repr(value));
+  }
+
+  private static JsonElement opt(JsonObject options, String key) {
+    return opt(options, key, null);
+  }
+
+  private static JsonElement opt(JsonObject options, String key, JsonElement fallback) {
+    JsonElement v = Json.get(options, key);
+    return v == null || v.isJsonNull() ? fallback : v;
+  }
+
+  static int checkInt(JsonElement value, String name, int low, int high) {
+    if (!Json.isInt(value)) throw new ConfigException(name + " must be an integer, got " + PyRepr.repr(value));
+    BigInteger v = Json.bigInt(value);
+    if (v.compareTo(BigInteger.valueOf(low)) < 0 || v.compareTo(BigInteger.valueOf(high)) > 0) {
+      throw new ConfigException(name + " must lie in [" + low + ", " + high + "], got " + v);
+    }
+    return v.intValue();
+  }
+
+  static double checkFloat(JsonElement value, String name) {
+    if (!Json.isNumber(value) || Double.isInfinite(value.getAsDouble()) || Double.isNaN(value.getAsDouble()) || value.getAsDouble() < 0.0) {
+      throw new ConfigException(name + " must be a finite number >= 0.0, got " + PyRepr.repr(value));
+    }
+    return value.getAsDouble();
+  }
+
+  /** OLH over 32-bit keys with g = min(round(e^eps) + 1, 2^16) unless g is given. */
+  static Olh makeOlh(JsonElement epsilon, JsonElement g) {
+    double eps = FrequencyOracle.validateEpsilon(epsilon, "epsilon");
+    long range = g == null || g.isJsonNull() ? Math.min(Olh.optimalG(eps), G_MAX) : checkInt(g, "g", 2, G_MAX);
+    return Olh.olh(Json.of(eps), Json.of(Olh.MAX_KEY), Json.of(range));
+  }
+
+  /** PEM/TAP prefix lengths l_i = min(gamma + i eta, m), i = 1..G, G = ceil((m - gamma)/eta), gamma = ceil(log2 k). */
+  public static int[] pemLengths(int bits, int k, int eta) {
+    int gamma = ExactMath.bitLength(k - 1);
+    if (gamma + eta >= bits) return new int[] {bits};
+    int levels = (bits - gamma + eta - 1) / eta;
+    int[] out = new int[levels];
+    for (int i = 0; i < levels; i++) out[i] = Math.min(gamma + (i + 1) * eta, bits);
+    return out;
+  }
+
+  static int[] treehistLengths(int bits, int eta) {
+    int levels = (bits + eta - 1) / eta;
+    int[] out = new int[levels];
+    for (int j = 0; j < levels; j++) out[j] = Math.min((j + 1) * eta, bits);
+    return out;
+  }
+
+  public int groups() {
+    return lengths.length;
+  }
+
+  public int g() {
+    return olh.g;
+  }
+
+  /** The party names of a federated protocol, or null. */
+  public List<String> parties() {
+    return parties;
+  }
+
+  public JsonObject config() {
+    JsonObject c = Json.obj("protocol", name, "version", FrequencyOracle.WIRE_VERSION, "epsilon", epsilon, "k", k, "eta", eta,
+        "domain", domain.config(), "fo", Json.obj("mechanism", "olh", "g", olh.g, "hash", Olh.HASH_FAMILY), "key", ItemDomain.KEY_FAMILY,
+        "split", "uniform", "levels", lengths, "prune_infeasible", pruneInfeasible);
+    for (Map.Entry<String, JsonElement> e : extra.entrySet()) c.add(e.getKey(), e.getValue());
+    return c;
+  }
+
+  public String configHash() {
+    return Json.configHash(config());
+  }
+
+  /** What the ledger charges per report. */
+  public double epsilonCharged() {
+    return epsilon;
+  }
+
+  long prefixKeyOf(BigInteger code, int length) {
+    return ItemDomain.prefixKey(code.shiftRight(domain.bits - length), length);
+  }
+
+  private Integer partyIndex(Object party) {
+    if (parties == null) {
+      if (party != null) throw new IllegalArgumentException(name + " is not federated; do not pass a party");
+      return null;
+    }
+    if (party instanceof String && parties.contains(party)) return parties.indexOf(party);
+    if (party instanceof Integer && (Integer) party >= 0 && (Integer) party < parties.size()) return (Integer) party;
+    throw new IllegalArgumentException("party must be one of " + parties + " (or its index), got " + party);
+  }
+
+  public JsonObject perturb(Object item, Object party) {
+    return perturb(item, party, SecureRandomSource.INSTANCE);
+  }
+
+  /** One report of {@code item} (the level group is drawn uniformly at random). */
+  public JsonObject perturb(Object item, Object party, RandomSource source) {
+    Integer p = partyIndex(party);
+    BigInteger code = domain.encode(item); // refuse a bad item before drawing anything
+    int level = 1 + Sampling.uniformInt(groups(), source);
+    JsonObject inner = olh.perturbKey(prefixKeyOf(code, lengths[level - 1]), source);
+    JsonObject out = Json.obj("v", FrequencyOracle.WIRE_VERSION, "m", mechanism, "l", level, "s", inner.get("s"), "y", inner.get("y"));
+    if (name.equals("treehist")) {
+      JsonObject second = olh.perturbKey(ItemDomain.prefixKey(code, domain.bits), source);
+      out.add("s2", second.get("s"));
+      out.add("y2", second.get("y"));
+    }
+    if (p != null) out.addProperty("p", p);
+    return out;
+  }
+
+  private List<String> expectedFields() {
+    List<String> out = new ArrayList<>(Arrays.asList("v", "m", "l", "s", "y"));
+    if (parties != null) out.add("p");
+    if (name.equals("treehist")) out.addAll(Arrays.asList("s2", "y2"));
+    return out;
+  }
+
+  /** Parse one payload as the Python server does; returns l, s, y (and p, s2, y2) as longs. */
+  public JsonObject decode(JsonElement payload, int index) {
+    if (payload == null || !payload.isJsonObject()) throw new ReportDecodeException("not_an_object", "payload must be a JSON object", index);
+    JsonObject p = payload.getAsJsonObject();
+    List<String> expected = expectedFields();
+    TreeSet<String> missing = new TreeSet<>(expected);
+    missing.removeAll(p.keySet());
+    TreeSet<String> unexpected = new TreeSet<>(p.keySet());
+    unexpected.removeAll(expected);
+    if (!missing.isEmpty() || !unexpected.isEmpty()) {
+      throw new ReportDecodeException(!missing.isEmpty() ? "missing_field" : "unknown_field",
+          "fields missing " + quoted(missing) + ", unexpected " + quoted(unexpected), index);
+    }
+    if (!Json.numberEquals(p.get("v"), FrequencyOracle.WIRE_VERSION)) {
+      throw new ReportDecodeException("bad_version", "wire version must be 1, got " + PyRepr.repr(p.get("v")), index);
+    }
+    if (!(Json.isString(p.get("m")) && p.get("m").getAsString().equals(mechanism))) {
+      throw new ReportDecodeException("wrong_mechanism", "payload is for " + PyRepr.repr(p.get("m")) + ", expected " + PyRepr.strRepr(mechanism), index);
+    }
+    JsonObject out = new JsonObject();
+    out.addProperty("l", intField(p, "l", 1, groups() + 1, index));
+    out.addProperty("s", seedField(p, "s", index));
+    out.addProperty("y", intField(p, "y", 0, g(), index));
+    if (parties != null) out.addProperty("p", intField(p, "p", 0, parties.size(), index));
+    if (name.equals("treehist")) {
+      out.addProperty("s2", seedField(p, "s2", index));
+      out.addProperty("y2", intField(p, "y2", 0, g(), index));
+    }
+    return out;
+  }
+
+  private static String quoted(java.util.Collection<String> keys) {
+    StringBuilder s = new StringBuilder("[");
+    for (String k : keys) s.append(s.length() > 1 ? ", " : "").append(PyRepr.strRepr(k));
+    return s.append(']').toString();
+  }
+
+  private static long intField(JsonObject p, String key, long low, long high, int index) {
+    JsonElement value = p.get(key);
+    if (!Json.isInt(value)) throw new ReportDecodeException("bad_type", "field '" + key + "' must be an integer", index);
+    BigInteger v = Json.bigInt(value);
+    if (v.compareTo(BigInteger.valueOf(low)) < 0 || v.compareTo(BigInteger.valueOf(high)) >= 0) {
+      throw new ReportDecodeException("out_of_range", "field '" + key + "' must lie in [" + low + ", " + high + "), got " + PyRepr.repr(value), index);
+    }
+    return v.longValue();
+  }
+
+  private static String seedField(JsonObject p, String key, int index) {
+    JsonElement raw = p.get(key);
+    if (!Json.isString(raw)) throw new ReportDecodeException("bad_type", "field '" + key + "' must be a 16-digit lowercase hexadecimal string", index);
+    String s = raw.getAsString();
+    boolean ok = s.length() == 16;
+    for (int i = 0; ok && i < 16; i++) {
+      char c = s.charAt(i);
+      ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+    }
+    if (!ok) throw new ReportDecodeException("bad_encoding", "field '" + key + "' must be 16 lowercase hexadecimal digits", index);
+    return s;
+  }
+
+  /** Build by name with the Python SDK's options (snake_case). */
+  public static HeavyHitters create(JsonElement protocol, JsonObject options) {
+    String key = Json.isString(protocol) ? protocol.getAsString().toLowerCase(java.util.Locale.ROOT) : "";
+    if (!PROTOCOLS.contains(key)) {
+      throw new ConfigException("unknown heavy-hitter protocol " + PyRepr.repr(protocol) + "; available: " + String.join(", ", PROTOCOLS));
+    }
+    return new HeavyHitters(key, options);
+  }
+
+  /** Rebuild from the canonical config; derived fields (levels, key, fo) must agree. */
+  public static HeavyHitters fromConfig(JsonElement element) {
+    if (element == null || !element.isJsonObject()) throw new ConfigException("config must be a mapping");
+    JsonObject config = element.getAsJsonObject();
+    JsonElement version = config.has("version") ? config.get("version") : Json.of(1);
+    if (!(Json.isInt(version) && Json.numberEquals(version, 1))) throw new ConfigException("unknown heavy-hitter config version " + PyRepr.repr(version));
+    JsonObject options = new JsonObject();
+    for (Map.Entry<String, JsonElement> e : config.entrySet()) if (!DERIVED.contains(e.getKey())) options.add(e.getKey(), e.getValue());
+    JsonElement fo = Json.get(config, "fo");
+    if (fo != null && fo.isJsonObject()) {
+      JsonObject f = fo.getAsJsonObject();
+      JsonElement m = f.has("mechanism") ? f.get("mechanism") : Json.of("olh");
+      JsonElement hash = f.has("hash") ? f.get("hash") : Json.of(Olh.HASH_FAMILY);
+      if (!(Json.isString(m) && m.getAsString().equals("olh") && Json.isString(hash) && hash.getAsString().equals(Olh.HASH_FAMILY))) {
+        throw new ConfigException("unsupported frequency oracle " + Json.canonical(f));
+      }
+      if (f.has("g")) options.add("g", f.get("g"));
+    }
+    if (!config.has("protocol")) throw new ConfigException("config lacks required field 'protocol'");
+    HeavyHitters built = create(config.get("protocol"), options);
+    JsonObject mine = built.config();
+    for (String key : new String[] {"levels", "key", "fo"}) {
+      if (config.has(key) && !Json.canonical(config.get(key)).equals(Json.canonical(mine.get(key)))) {
+        throw new ConfigException("config field '" + key + "' is " + Json.canonical(config.get(key)) + " but the parameters give " + Json.canonical(mine.get(key)));
+      }
+    }
+    return built;
+  }
+}
