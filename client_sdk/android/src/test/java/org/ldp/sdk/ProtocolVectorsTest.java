@@ -65,7 +65,7 @@ class ProtocolVectorsTest {
       for (int i = 0; i < attributes.size(); i++) {
         JsonObject a = attributes.get(i).getAsJsonObject();
         AttributeParameters w = m.attributes.get(i);
-        assertEquals(a.get("k").getAsInt(), w.k);
+        assertEquals(a.get("k").getAsLong(), w.k);
         assertEquals(a.get("oracle").getAsString(), w.oracle, where);
         assertEquals(a.get("fake").getAsString(), w.fake);
         double[][] pairs = {{w.p, a.get("p").getAsDouble()}, {w.q, a.get("q").getAsDouble()},
