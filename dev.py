@@ -86,6 +86,8 @@ def ensure_system_packages() -> None:
     Debian machine where we are root (never a browser download of a test tool's own)."""
     needed = (("chromium", "chromium"), ("nodejs", "node"), ("npm", "npm"))
     wanted = [pkg for pkg, exe in needed if not shutil.which(exe)]
+    if shutil.which("mvn") and not Path("/usr/share/java/sqlite-jdbc.jar").exists():
+        wanted.append("libxerial-sqlite-jdbc-java")  # the Android SDK's JDBC store tests (client_sdk/android)
     if not wanted or not shutil.which("apt-get") or os.geteuid() != 0:
         if wanted:
             log(f"missing system packages {wanted}: browser/web tests will say so")
@@ -94,6 +96,15 @@ def ensure_system_packages() -> None:
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     if run("apt-get", "update", "-qq", env=env) != 0 or run("apt-get", "install", "-y", "-qq", *wanted, env=env) != 0:
         log("apt-get failed: browser/web tests will say what is missing")
+
+
+def android_tests() -> int:
+    """The Android/JVM SDK's JUnit suite (client_sdk/android), offline, when Maven is installed."""
+    if not shutil.which("mvn"):
+        log("mvn not found: skipping the Android SDK tests (client_sdk/android: mvn -o -q test)")
+        return 0
+    log("Android SDK: mvn -o -q test (client_sdk/android)")
+    return subprocess.call(["mvn", "-o", "-q", "test"], cwd=ROOT / "client_sdk" / "android")
 
 
 def main(argv: list[str]) -> int:
@@ -108,7 +119,8 @@ def main(argv: list[str]) -> int:
     if command == "test":
         ensure_postgres()
         ensure_system_packages()
-        return run(PYTHON, "-m", "pytest", "-q", *rest, env=env)
+        android = android_tests() if not rest else 0
+        return run(PYTHON, "-m", "pytest", "-q", *rest, env=env) or android
     if command == "bench":
         return run(PYTHON, "bench/run_all.py", *rest, env=env)
     sys.exit(f"unknown command {command!r}: use demo, test, setup or bench")
