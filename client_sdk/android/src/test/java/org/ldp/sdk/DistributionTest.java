@@ -108,7 +108,7 @@ class DistributionTest {
 
   @Test
   void rsfdMatchesItsExactLaw() {
-    for (String name : Rsfd.NAMES) {
+    for (String name : Rsfd.RSFD_NAMES) {
       Rsfd m = Rsfd.create(name, 1.0, new int[] {3, 2});
       int[] value = {1, 0};
       Map<String, Double> exact = m.outputDistribution(value);
@@ -133,6 +133,33 @@ class DistributionTest {
           key.append(j > 0 ? "," : "").append(out);
         }
         return index.get(key.toString());
+      });
+    }
+  }
+
+  @Test
+  void splAndSmpMatchTheirExactLaws() {
+    for (String name : new String[] {"spl", "smp"}) {
+      org.ldp.sdk.multidim.OracleBased m = (org.ldp.sdk.multidim.OracleBased) org.ldp.sdk.multidim.MultidimProtocol.create(Json.of(name),
+          Json.of(2.0), Json.of(new int[] {3, 4}), Json.of("tuple"), Json.obj("oracle", "grr"));
+      int[] value = {2, 1};
+      Map<java.util.List<Long>, Double> exact = m.outputDistribution(value);
+      Map<java.util.List<Long>, Long> index = new HashMap<>();
+      Map<Long, Double> law = new HashMap<>();
+      for (Map.Entry<java.util.List<Long>, Double> e : exact.entrySet()) {
+        index.put(e.getKey(), (long) index.size());
+        law.put(index.get(e.getKey()), e.getValue());
+      }
+      fit(name, law, i -> {
+        JsonObject payload = m.perturb(value);
+        java.util.List<Long> key = new java.util.ArrayList<>();
+        if (name.equals("smp")) {
+          key.add(payload.get("j").getAsLong());
+          key.add(payload.getAsJsonObject("y").get("y").getAsLong());
+        } else {
+          for (com.google.gson.JsonElement o : payload.getAsJsonArray("y")) key.add(o.getAsJsonObject().get("y").getAsLong());
+        }
+        return index.get(key);
       });
     }
   }

@@ -12,7 +12,7 @@ import org.ldp.sdk.RandomSource;
 import org.ldp.sdk.heavy.HeavyHitters;
 import org.ldp.sdk.mechanisms.FrequencyOracle;
 import org.ldp.sdk.mechanisms.Mechanisms;
-import org.ldp.sdk.multidim.Rsfd;
+import org.ldp.sdk.multidim.MultidimProtocol;
 
 /**
  * A collection's public config on the device: hash check, epochs, budget units and the
@@ -52,7 +52,7 @@ public final class CollectionConfig {
   public final long maxUnitsLifetime;
   public final Long maxUnitsWindow;
   private final FrequencyOracle oracle;
-  private final Rsfd multidim;
+  private final MultidimProtocol multidim;
   private final HeavyHitters heavy;
 
   private CollectionConfig(String collectionId, JsonObject config, String canonical, String digest) {
@@ -96,7 +96,7 @@ public final class CollectionConfig {
         charge = oracle.epsilon;
       } else if (kind.equals("multidim")) {
         oracle = null;
-        multidim = Rsfd.fromConfig(mechanism);
+        multidim = MultidimProtocol.fromConfig(mechanism);
         heavy = null;
         built = Json.canonical(multidim.config());
         charge = multidim.epsilonCharged();
@@ -261,7 +261,7 @@ public final class CollectionConfig {
       if (!(value instanceof int[]) || ((int[]) value).length != multidim.d()) throw new IllegalArgumentException("a report needs a tuple of " + multidim.d() + " integers");
       int[] v = (int[]) value;
       for (int j = 0; j < v.length; j++) {
-        if (v[j] < 0 || v[j] >= multidim.domainSizes[j]) throw new IllegalArgumentException("attribute " + j + ": value " + v[j] + " is outside the domain [0, " + multidim.domainSizes[j] + ")");
+        if (v[j] < 0 || v[j] >= multidim.domainSizes()[j]) throw new IllegalArgumentException("attribute " + j + ": value " + v[j] + " is outside the domain [0, " + multidim.domainSizes()[j] + ")");
       }
       return;
     }

@@ -41,13 +41,13 @@ import org.ldp.sdk.mechanisms.UnaryEncoding;
  * draws in the same order whatever attribute is sampled (Python's order, so the shared vectors
  * replay the same bytes) and merges real and fake parts by arithmetic selection.
  */
-public final class Rsfd {
+public final class Rsfd implements MultidimProtocol {
   public static final String KIND = "multidim";
   public static final int MAX_ATTRIBUTES = 256;
   public static final String FAKE_UNIFORM = "uniform";
   public static final String FAKE_ZERO = "zero";
   public static final String FAKE_ONE_HOT = "one-hot";
-  public static final List<String> NAMES = Collections.unmodifiableList(Arrays.asList("rsfd-grr", "rsfd-oue-z", "rsfd-oue-r", "rsfd-adp"));
+  public static final List<String> RSFD_NAMES = Collections.unmodifiableList(Arrays.asList("rsfd-grr", "rsfd-oue-z", "rsfd-oue-r", "rsfd-adp"));
 
   public final String name;
   public final double epsilon;
@@ -158,10 +158,12 @@ public final class Rsfd {
     return out;
   }
 
+  @Override
   public int d() {
     return domainSizes.length;
   }
 
+  @Override
   public JsonObject config() {
     JsonArray sizes = new JsonArray();
     for (long k : domainSizes) sizes.add(k);
@@ -173,11 +175,13 @@ public final class Rsfd {
   }
 
   /** Exact worst-case loss over any two tuples: eps'. */
+  @Override
   public double epsilonTuple() {
     return epsilonAmplified;
   }
 
   /** Exact worst-case loss over tuples differing in one attribute. */
+  @Override
   public double epsilonAttribute() {
     double[] minima = new double[d()];
     BigDecimal exact = BigDecimal.ZERO;
@@ -196,6 +200,7 @@ public final class Rsfd {
   }
 
   /** What the ledger charges per report under the promised notion. */
+  @Override
   public double epsilonCharged() {
     return neighbouring.equals("tuple") ? epsilonTuple() : Math.max(epsilon, epsilonAttribute());
   }
@@ -228,6 +233,7 @@ public final class Rsfd {
    * attribute, GRR: keep bit, other value, fake value; OUE: fake hot position; then every OUE
    * bit (8 bytes each).
    */
+  @Override
   public JsonObject perturb(int[] value, RandomSource source) {
     int[] v = checkTuple(value);
     int d = d();
@@ -296,6 +302,7 @@ public final class Rsfd {
   }
 
   /** Parse one payload as the Python server does: per attribute a Long (GRR) or byte[] bits (OUE). */
+  @Override
   public List<Object> decode(JsonElement payload, int index) {
     if (payload == null || !payload.isJsonObject()) throw new ReportDecodeException("not_an_object", "payload must be a JSON object", index);
     JsonObject p = payload.getAsJsonObject();
@@ -384,14 +391,23 @@ public final class Rsfd {
     return out;
   }
 
-  /** Build by name (client_sdk.multidim.create_multidim); "spl" and "smp" are Python-only. */
+  @Override
+  public String name() {
+    return name;
+  }
+
+  @Override
+  public long[] domainSizes() {
+    return domainSizes.clone();
+  }
+
+  /** Build an RS+FD protocol by name ({@link MultidimProtocol#create} also builds SPL and SMP). */
   public static Rsfd create(JsonElement name, JsonElement epsilon, JsonElement domainSizes, JsonElement neighbouring, JsonObject options) {
     if (!Json.isString(name)) throw new ConfigException("protocol name must be a string, got " + PyRepr.repr(name));
     String key = name.getAsString().toLowerCase(java.util.Locale.ROOT);
-    if (key.equals("spl") || key.equals("smp")) {
-      throw new ConfigException("multidimensional protocol " + PyRepr.repr(name) + " is not implemented by the Android SDK (RS+FD only: " + String.join(", ", NAMES) + ")");
+    if (!RSFD_NAMES.contains(key) || key.equals("spl") || key.equals("smp")) {
+      throw new ConfigException("unknown multidimensional protocol " + PyRepr.repr(name) + "; available: " + String.join(", ", MultidimProtocol.NAMES));
     }
-    if (!NAMES.contains(key)) throw new ConfigException("unknown multidimensional protocol " + PyRepr.repr(name) + "; available: " + String.join(", ", NAMES));
     if (options.size() > 0) {
       List<String> unknown = new ArrayList<>(options.keySet());
       Collections.sort(unknown);
