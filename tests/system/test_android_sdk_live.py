@@ -32,6 +32,7 @@ REPO = Path(__file__).resolve().parents[2]
 ANDROID = REPO / "client_sdk" / "android"
 M2 = Path.home() / ".m2" / "repository"
 GSON = M2 / "com" / "google" / "code" / "gson" / "gson" / "2.11.0" / "gson-2.11.0.jar"
+SQLITE_JDBC = Path("/usr/share/java/sqlite-jdbc.jar")  # Debian's libxerial-sqlite-jdbc-java (dev.py installs it)
 K = 8
 TRUE_WEIGHTS = np.array([8, 6, 5, 4, 3, 2, 1, 1], dtype=float)
 DOMAINS = [4, 3]
@@ -45,7 +46,8 @@ def classpath() -> str:
         pytest.skip(f"{GSON} is not in the local Maven repository")
     done = subprocess.run(["mvn", "-o", "-q", "test-compile"], cwd=ANDROID, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
-    return os.pathsep.join([str(ANDROID / "target" / "classes"), str(ANDROID / "target" / "test-classes"), str(GSON)])
+    jars = [ANDROID / "target" / "classes", ANDROID / "target" / "test-classes", GSON] + ([SQLITE_JDBC] if SQLITE_JDBC.exists() else [])
+    return os.pathsep.join(map(str, jars))
 
 
 def harness(cp: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -123,22 +125,24 @@ def test_jvm_devices_report_end_to_end(tmp_path: Path, classpath: str) -> None:
         ledger = server.ledger(oue["id"], first["client_id"])
         assert len(ledger) == 1
 
-        # a JVM killed between report and flush loses nothing; a second JVM delivers each report once
-        crashed = str(tmp_path / "crashed")
-        hang = subprocess.Popen(["java", "-cp", classpath, "org.ldp.sdk.DeviceHarness", "report-and-hang", server.url, server.client_key,
-                                 crashed, md["id"], "5", "[1, 2]"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        assert hang.stdout is not None
-        line = json.loads(hang.stdout.readline())
-        assert line["queued"] == 5
-        hang.send_signal(signal.SIGKILL)
-        hang.wait(10)
-        delivered = json.loads(harness(classpath, "flush", server.url, server.client_key, crashed).stdout)
-        assert delivered["accepted"] == 5 and delivered["remaining"] == 0, delivered
-        again = json.loads(harness(classpath, "flush", server.url, server.client_key, crashed).stdout)
-        assert again["accepted"] == 0 and again["duplicates"] == 0
-        assert len(server.ledger(md["id"], line["client_id"])) == 5
-        budget = json.loads(harness(classpath, "budget", server.url, server.client_key, crashed, md["id"]).stdout)
-        assert budget["reports"] == 5 and budget["accepted"] == 5 and budget["pending"] == 0
+        # a JVM killed between report and flush loses nothing; a second JVM delivers each report
+        # once: with the default file journal, and with the SQLite store where the driver exists
+        stores = [str(tmp_path / "crashed")] + ([str(tmp_path / "crashed.sqlite3")] if SQLITE_JDBC.exists() else [])
+        for crashed in stores:
+            hang = subprocess.Popen(["java", "-cp", classpath, "org.ldp.sdk.DeviceHarness", "report-and-hang", server.url, server.client_key,
+                                     crashed, md["id"], "5", "[1, 2]"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            assert hang.stdout is not None
+            line = json.loads(hang.stdout.readline())
+            assert line["queued"] == 5
+            hang.send_signal(signal.SIGKILL)
+            hang.wait(10)
+            delivered = json.loads(harness(classpath, "flush", server.url, server.client_key, crashed).stdout)
+            assert delivered["accepted"] == 5 and delivered["remaining"] == 0, delivered
+            again = json.loads(harness(classpath, "flush", server.url, server.client_key, crashed).stdout)
+            assert again["accepted"] == 0 and again["duplicates"] == 0
+            assert len(server.ledger(md["id"], line["client_id"])) == 5
+            budget = json.loads(harness(classpath, "budget", server.url, server.client_key, crashed, md["id"]).stdout)
+            assert budget["reports"] == 5 and budget["accepted"] == 5 and budget["pending"] == 0
 
         # the admin releases the epoch; the estimates match the data
         for col in (oue, md, pem):
@@ -153,10 +157,10 @@ def test_jvm_devices_report_end_to_end(tmp_path: Path, classpath: str) -> None:
             assert within(row, freq_truth[int(row["item"])] / total), row
         marginals = [r for r in rows(server, md["id"], "estimates") if r["status"] == "released"]
         assert len(marginals) == sum(DOMAINS)
-        crashed_tuple = (1, 2)  # the killed JVM's 5 reports
+        crashed_tuple, extra = (1, 2), 5 * len(stores)  # the killed JVMs' reports
         for row in marginals:
             a, v = int(row["attribute"]), int(row["item"])
-            truth = (int(np.sum(tuples[:, a] == v)) + (5 if crashed_tuple[a] == v else 0)) / (n + 5)
+            truth = (int(np.sum(tuples[:, a] == v)) + (extra if crashed_tuple[a] == v else 0)) / (n + extra)
             assert within(row, truth), row
         found = {str(r["item"]) for r in rows(server, pem["id"], "heavy-hitters") if r.get("party") in (None, "") and r.get("rank") in (1, 2)}
         assert found == {"7", "200"}, rows(server, pem["id"], "heavy-hitters")

@@ -21,6 +21,7 @@ import org.ldp.sdk.client.ReportReceipt;
  * report URL KEY DIR CID VALUE    one report (exit 3: refused by the device budget)
  * report-and-hang URL KEY DIR CID N VALUE   N reports, print "queued", then wait to be killed
  * flush URL KEY DIR               one flush; prints the result as JSON
+ * (DIR ending in ".sqlite3": the SQLite store through sqlite-jdbc instead of the file journal)
  * budget URL KEY DIR CID          the device's ledger as JSON
  * </pre>
  *
@@ -44,6 +45,7 @@ public final class DeviceHarness {
   }
 
   static Client open(String url, String key, String dir) {
+    if (dir.endsWith(".sqlite3")) return Client.builder(url, key).store(new org.ldp.sdk.client.JdbcStore("jdbc:sqlite:" + dir)).build();
     return Client.builder(url, key).stateDir(new File(dir)).build();
   }
 

@@ -247,10 +247,10 @@ public final class Rsfd implements MultidimProtocol {
       int s = i == j ? 1 : 0;
       if (a.oracle.equals("grr")) {
         int kept = Sampling.bernoulli(keep[i], source) ? 1 : 0;
-        long other = Sampling.uniformInt((long) a.k - 1, source);
+        long other = Sampling.uniformInt(a.k - 1, source);
         other += other >= v[i] ? 1 : 0;
         long real = kept * (long) v[i] + (1 - kept) * other;
-        long fake = Sampling.uniformInt((long) a.k, source);
+        long fake = Sampling.uniformInt(a.k, source);
         y[i] = s * real + (1 - s) * fake;
       } else {
         int fakePosition = (int) Sampling.uniformInt(a.k, source);
