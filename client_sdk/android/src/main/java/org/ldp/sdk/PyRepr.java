@@ -24,22 +24,7 @@ public final class PyRepr {
     }
     if (x == 0) return (1 / x < 0) ? "-0.0" : "0.0";
     String sign = x < 0 ? "-" : "";
-    double ax = Math.abs(x);
-    BigDecimal exact = new BigDecimal(ax);
-    BigDecimal found = null;
-    for (int p = 1; p <= 17 && found == null; p++) {
-      BigDecimal nearest = exact.round(new MathContext(p, RoundingMode.HALF_EVEN));
-      if (nearest.doubleValue() == ax) {
-        found = nearest;
-        break;
-      }
-      // the round-trip interval is asymmetric at powers of two: try the other neighbour
-      RoundingMode other = nearest.compareTo(exact) > 0 ? RoundingMode.DOWN : RoundingMode.UP;
-      BigDecimal alt = exact.round(new MathContext(p, other));
-      if (alt.doubleValue() == ax) found = alt;
-    }
-    if (found == null) throw new IllegalStateException("no round-trip representation for " + x);
-    BigDecimal s = found.stripTrailingZeros();
+    BigDecimal s = shortest(Math.abs(x)).stripTrailingZeros();
     String digits = s.unscaledValue().toString();
     int decpt = digits.length() - s.scale(); // value = 0.<digits> * 10^decpt
     if (decpt <= -4 || decpt > 16) {
@@ -60,6 +45,25 @@ public final class PyRepr {
       return out.append(".0").toString();
     }
     return out.append(digits, 0, decpt).append('.').append(digits.substring(decpt)).toString();
+  }
+
+  /** The shortest decimal that reads back as the positive finite {@code ax} (the closest such one). */
+  static BigDecimal shortest(double ax) {
+    BigDecimal exact = new BigDecimal(ax);
+    BigDecimal found = null;
+    for (int p = 1; p <= 17 && found == null; p++) {
+      BigDecimal nearest = exact.round(new MathContext(p, RoundingMode.HALF_EVEN));
+      if (nearest.doubleValue() == ax) {
+        found = nearest;
+        break;
+      }
+      // the round-trip interval is asymmetric at powers of two: try the other neighbour
+      RoundingMode other = nearest.compareTo(exact) > 0 ? RoundingMode.DOWN : RoundingMode.UP;
+      BigDecimal alt = exact.round(new MathContext(p, other));
+      if (alt.doubleValue() == ax) found = alt;
+    }
+    if (found == null) throw new IllegalStateException("no round-trip representation for " + ax);
+    return found;
   }
 
   /** {@code repr(s)} of a Python str. */
