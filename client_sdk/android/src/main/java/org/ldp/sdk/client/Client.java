@@ -43,7 +43,9 @@ import org.ldp.sdk.SecureRandomSource;
  */
 public final class Client implements AutoCloseable {
   public static final String SDK_VERSION = "0.1.0";
-  public static final Set<String> DEFERRED_REASONS = new HashSet<>(Arrays.asList("epoch_in_future", "kind_unavailable"));
+  public static final Set<String> DEFERRED_REASONS = new HashSet<>(Arrays.asList("epoch_in_future", "kind_unavailable", "device_unauthenticated"));
+  /** the server does not accept this device's credential: enrol again, then re-send */
+  public static final String DEVICE_UNAUTHENTICATED = "device_unauthenticated";
   public static final Set<Integer> RETRYABLE_STATUSES = new HashSet<>(Arrays.asList(408, 425, 429, 500, 502, 503, 504));
   public static final int MAX_MISMATCH_RETRIES = 3;
   public static final double MAX_RETRY_AFTER = 3600;
@@ -62,6 +64,7 @@ public final class Client implements AutoCloseable {
   private final Object flushLock = new Object();
   private final String clientId;
   private final String instanceId;
+  private final boolean enrol;
   private volatile boolean closed;
   private volatile FlushResult lastFlush;
   private Thread background;
@@ -78,6 +81,7 @@ public final class Client implements AutoCloseable {
     private RandomSource random = SecureRandomSource.INSTANCE;
     private int batchSize = 500;
     private RetryPolicy retry = RetryPolicy.defaults();
+    private boolean enrol;
 
     Builder(String baseUrl, String apiKey) {
       this.baseUrl = baseUrl;
@@ -127,6 +131,16 @@ public final class Client implements AutoCloseable {
       return this;
     }
 
+    /**
+     * Enrol the device with the server ({@code POST /v1/devices}: a server-chosen client id and
+     * a device secret, sent with every upload). Off by default: servers without device
+     * enrolment answer 404 there (docs/android-sdk.md).
+     */
+    public Builder enrolDevice(boolean enrol) {
+      this.enrol = enrol;
+      return this;
+    }
+
     public Client build() {
       if (store == null && stateDir == null) throw new IllegalArgumentException("give a stateDir or a store");
       return new Client(this);
@@ -149,11 +163,84 @@ public final class Client implements AutoCloseable {
     this.retry = b.retry;
     this.clientId = store.meta("client_id", () -> randomHex(16));
     this.instanceId = randomHex(8);
+    this.enrol = b.enrol;
   }
 
-  /** The device's random pseudonymous id (32 hex digits, generated once, kept in the store): the unit of privacy. */
+  /**
+   * The device's pseudonymous id, the unit of privacy: with enrolment the server-chosen one
+   * (null before the first flush enrols), else a random one made once and kept in the store.
+   */
   public String clientId() {
-    return clientId;
+    if (!enrol) return clientId;
+    Credential c = credential();
+    return c == null ? null : c.clientId;
+  }
+
+  /** An enrolment credential: the server's client id and the device secret (never logged). */
+  private static final class Credential {
+    final String clientId;
+    final String secret;
+
+    Credential(String clientId, String secret) {
+      this.clientId = clientId;
+      this.secret = secret;
+    }
+  }
+
+  private Credential credential() {
+    String id = store.meta("device_client_id", () -> null);
+    String secret = store.meta("device_secret", () -> null);
+    return id == null || secret == null ? null : new Credential(id, secret);
+  }
+
+  private void forgetCredential() {
+    store.setMeta("device_client_id", null);
+    store.setMeta("device_secret", null);
+  }
+
+  /** The stored credential, or a new one from {@code POST /v1/devices} (429/5xx/network retried). */
+  private Credential ensureDevice(double deadline) throws Stop {
+    Credential stored = credential();
+    if (stored != null) return stored;
+    String url = url("v1", "devices");
+    for (int attempt = 0; ; attempt++) {
+      if (closed) throw new Stop("client closed", false);
+      double remaining = deadline - nowSeconds();
+      if (remaining <= 0) throw new Stop("timed out enrolling the device; reports kept in the outbox", true);
+      String problem;
+      Double delay = null;
+      try {
+        Transport.Response response = transport.send("POST", url, headers(true), "{\"count\":1}", (int) Math.max(1, Math.min(retry.requestTimeout, remaining) * 1000));
+        if (response.status == 201) {
+          Credential fresh = null;
+          try {
+            JsonObject first = Json.parse(response.body).getAsJsonObject().getAsJsonArray("devices").get(0).getAsJsonObject();
+            if (Json.isString(first.get("client_id")) && Json.isString(first.get("device_secret"))) {
+              fresh = new Credential(first.get("client_id").getAsString(), first.get("device_secret").getAsString());
+            }
+          } catch (RuntimeException unreadable) {
+            fresh = null;
+          }
+          if (fresh == null) throw new Stop("the enrolment answer is unreadable; reports kept in the outbox", false);
+          store.setMeta("device_client_id", fresh.clientId);
+          store.setMeta("device_secret", fresh.secret);
+          return fresh;
+        }
+        problem = "enrolment: HTTP " + response.status + ": " + problemDetail(response);
+        if (!RETRYABLE_STATUSES.contains(response.status)) throw new Stop(problem + " (reports kept in the outbox)", false);
+        delay = retryAfterSeconds(response.header("Retry-After"), nowSeconds());
+      } catch (IOException e) {
+        problem = "enrolment request failed: " + e;
+      }
+      double wait = delay != null ? delay : retry.backoff(attempt, uniform());
+      if (wait > deadline - nowSeconds()) throw new Stop(problem + String.format(Locale.ROOT, "; next retry in %.1fs is past the timeout", wait), true);
+      try {
+        if (!sleeper.sleep(wait)) throw new Stop("client closed", false);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new Stop("interrupted", false);
+      }
+    }
   }
 
   public FlushResult lastFlush() {
@@ -392,7 +479,15 @@ public final class Client implements AutoCloseable {
   }
 
   private void deliver(String cid, List<DeviceStore.OutboxRow> rows, double deadline, FlushResult result) throws Stop {
-    List<JsonObject> outcome = post(cid, rows, deadline, result);
+    Credential device = enrol ? ensureDevice(deadline) : null;
+    List<JsonObject> outcome = post(cid, rows, deadline, result, device);
+    if (device != null && outcome != null && outcome.stream().anyMatch(r -> DEVICE_UNAUTHENTICATED.equals(str(r, "reason")))) {
+      // the server no longer knows this device (or the app's key changed): enrol again and
+      // re-send once; a second refusal keeps the reports queued (deferred)
+      forgetCredential();
+      device = ensureDevice(deadline);
+      outcome = post(cid, rows, deadline, result, device);
+    }
     if (outcome == null) { // 413: too large
       if (rows.size() == 1) {
         store.settle(cid, java.util.Collections.singletonList(DeviceStore.Settlement.rejected(rows.get(0), "too_large",
@@ -409,20 +504,24 @@ public final class Client implements AutoCloseable {
     apply(cid, rows, outcome, result);
   }
 
-  private String body(List<DeviceStore.OutboxRow> rows) {
+  private String body(List<DeviceStore.OutboxRow> rows, Credential device) {
+    String id = device != null ? device.clientId : clientId;
     StringBuilder out = new StringBuilder("{\"reports\":[");
     for (int i = 0; i < rows.size(); i++) {
       DeviceStore.OutboxRow r = rows.get(i);
       if (i > 0) out.append(',');
-      out.append("{\"report_id\":\"").append(r.reportId).append("\",\"client_id\":\"").append(clientId).append("\",\"config_hash\":")
+      out.append("{\"report_id\":\"").append(r.reportId).append("\",\"client_id\":\"").append(id).append("\",\"config_hash\":")
           .append(Json.write(Json.of(r.configHash))).append(",\"epoch\":").append(r.epoch).append(",\"payload\":").append(r.payload).append('}');
     }
-    return out.append("]}").toString();
+    out.append(']');
+    // the device secret proves to the server that this device sends its own reports
+    if (device != null) out.append(",\"devices\":{").append(Json.write(Json.of(device.clientId))).append(':').append(Json.write(Json.of(device.secret))).append('}');
+    return out.append('}').toString();
   }
 
   /** POST one batch until a 200 (its per-report results) or a 413 (null). */
-  private List<JsonObject> post(String cid, List<DeviceStore.OutboxRow> rows, double deadline, FlushResult result) throws Stop {
-    String body = body(rows);
+  private List<JsonObject> post(String cid, List<DeviceStore.OutboxRow> rows, double deadline, FlushResult result, Credential device) throws Stop {
+    String body = body(rows, device);
     String url = url("v1", "collections", cid, "reports");
     for (int attempt = 0; ; attempt++) {
       if (closed) throw new Stop("client closed", false);

@@ -151,8 +151,11 @@ public interface DeviceStore extends AutoCloseable {
     OutboxRow decide(long unitsTotal, long windowUnits);
   }
 
-  /** The value of a meta key, created (once, atomically) by {@code create} if absent. */
+  /** The value of a meta key, created (once, atomically) by {@code create} if absent (a null from {@code create}: nothing stored, null returned). */
   String meta(String key, java.util.function.Supplier<String> create);
+
+  /** Set (or, with null, remove) a meta value: the device credential lives here. */
+  void setMeta(String key, String value);
 
   StoredConfig getConfig(String collectionId);
 

@@ -215,9 +215,17 @@ public final class FileJournalStore implements DeviceStore {
       String value = state.meta.get(key);
       if (value == null) {
         value = create.get();
-        out[0] = Json.obj("op", "meta", "k", key, "v", value);
+        if (value != null) out[0] = Json.obj("op", "meta", "k", key, "v", value);
       }
       return value;
+    });
+  }
+
+  @Override
+  public void setMeta(String key, String value) {
+    transact(out -> {
+      out[0] = Json.obj("op", "meta", "k", key, "v", value);
+      return null;
     });
   }
 
@@ -423,7 +431,8 @@ public final class FileJournalStore implements DeviceStore {
       String op = record.get("op").getAsString();
       switch (op) {
         case "meta":
-          meta.put(record.get("k").getAsString(), record.get("v").getAsString());
+          if (record.get("v").isJsonNull()) meta.remove(record.get("k").getAsString());
+          else meta.put(record.get("k").getAsString(), record.get("v").getAsString());
           break;
         case "config": {
           String cid = record.get("cid").getAsString();

@@ -129,8 +129,17 @@ public final class JdbcStore implements DeviceStore {
         if (r.next()) return r.getString(1);
       }
       String value = create.get();
-      exec(c, "INSERT INTO meta (k, v) VALUES (?, ?)", key, value);
+      if (value != null) exec(c, "INSERT INTO meta (k, v) VALUES (?, ?)", key, value);
       return value;
+    });
+  }
+
+  @Override
+  public void setMeta(String key, String value) {
+    write(c -> {
+      if (value == null) exec(c, "DELETE FROM meta WHERE k = ?", key);
+      else exec(c, "INSERT OR REPLACE INTO meta (k, v) VALUES (?, ?)", key, value);
+      return null;
     });
   }
 

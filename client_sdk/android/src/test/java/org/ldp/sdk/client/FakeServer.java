@@ -34,6 +34,12 @@ final class FakeServer implements Transport {
   final Map<String, String> refuse = new HashMap<>();
   int requests;
   long grace = 1;
+  /** device enrolment (POST /v1/devices): client_id -> secret of the enrolled devices */
+  final Map<String, String> devices = new LinkedHashMap<>();
+  boolean requireDevices;
+  /** client_id of every accepted report */
+  final List<String> acceptedFor = new ArrayList<>();
+  int enrolments;
 
   FakeServer(AtomicLong clockMicros) {
     this.clockMicros = clockMicros;
@@ -65,6 +71,13 @@ final class FakeServer implements Transport {
     requests++;
     String path = url.replaceFirst("^https?://[^/]+", "");
     String[] parts = path.split("/");
+    if (method.equals("POST") && parts[2].equals("devices")) {
+      enrolments++;
+      String clientId = String.format("%032x", 0xd0000L + enrolments);
+      String secret = String.format("%043d", enrolments).replace('0', 'S');
+      devices.put(clientId, secret);
+      return json(201, "{\"devices\":[{\"client_id\":\"" + clientId + "\",\"device_secret\":\"" + secret + "\"}]}");
+    }
     String id = parts[3];
     if (method.equals("GET")) {
       if (!configTexts.containsKey(id)) return json(404, "{\"title\":\"Not found\",\"detail\":\"no collection\"}");
@@ -76,7 +89,9 @@ final class FakeServer implements Transport {
       if (retryAfter != null) r.headers.put("retry-after", retryAfter);
       return r;
     }
-    JsonArray reports = Json.parse(body).getAsJsonObject().getAsJsonArray("reports");
+    JsonObject document = Json.parse(body).getAsJsonObject();
+    JsonArray reports = document.getAsJsonArray("reports");
+    JsonObject proof = document.has("devices") ? document.getAsJsonObject("devices") : new JsonObject();
     batchSizes.add(reports.size());
     if (reports.size() > maxBatch) return json(413, "{\"title\":\"Too many reports\"}");
     JsonArray results = new JsonArray();
@@ -88,7 +103,12 @@ final class FakeServer implements Transport {
       String text = Json.canonical(r);
       String status = "accepted";
       String reason = null;
-      if (!r.get("config_hash").getAsString().equals(hashes.get(id))) {
+      String device = r.get("client_id").getAsString();
+      boolean proven = proof.has(device) && proof.get(device).getAsString().equals(devices.get(device));
+      if (requireDevices && !proven) {
+        status = "rejected";
+        reason = "device_unauthenticated";
+      } else if (!r.get("config_hash").getAsString().equals(hashes.get(id))) {
         status = "rejected";
         reason = "config_mismatch";
       } else if (refuse.containsKey(rid)) {
@@ -105,6 +125,7 @@ final class FakeServer implements Transport {
         reason = "epoch_too_old";
       } else {
         accepted.put(rid, text);
+        acceptedFor.add(device);
       }
       results.add(Json.obj("report_id", rid, "status", status, "reason", reason, "detail", reason == null ? null : "fake: " + reason));
     }

@@ -372,6 +372,51 @@ class RuntimeTest {
   }
 
   @Test
+  void theDeviceEnrolsOnceAndProvesItselfOnEveryUpload() {
+    server.addCollection("c1", FakeServer.frequencyConfig("oue", 10.0, null));
+    server.requireDevices = true;
+    java.util.function.Supplier<Client> open = () -> Client.builder("http://fake", "ldp_test").store(new FileJournalStore(dir)).transport(server)
+        .clock(time).sleeper(time).enrolDevice(true).build();
+    String enrolled;
+    try (Client c = open.get()) {
+      c.report("c1", 1);
+      assertEquals(null, c.clientId()); // not enrolled before the first flush
+      assertEquals(1, c.flush(30).accepted);
+      enrolled = c.clientId();
+      assertEquals(1, server.enrolments);
+      assertEquals(List.of(enrolled), server.acceptedFor);
+    }
+    try (Client c = open.get()) { // the credential is kept in the store
+      assertEquals(enrolled, c.clientId());
+      c.report("c1", 2);
+      assertEquals(1, c.flush(30).accepted);
+      assertEquals(1, server.enrolments);
+      // the server forgets the device: enrol again, re-send once under the new id
+      server.devices.clear();
+      c.report("c1", 3);
+      FlushResult r = c.flush(30);
+      assertEquals(1, r.accepted);
+      assertEquals(2, server.enrolments);
+      assertTrue(!enrolled.equals(c.clientId()));
+      assertEquals(c.clientId(), server.acceptedFor.get(2));
+      assertEquals(3, c.budget("c1").unitsLifetime); // the local ledger keeps every charge
+    }
+  }
+
+  @Test
+  void withoutEnrolmentNoDeviceProofIsSent() {
+    server.addCollection("c1", FakeServer.frequencyConfig("oue", 10.0, null));
+    server.requireDevices = true;
+    try (Client c = client()) {
+      c.report("c1", 1);
+      FlushResult r = c.flush(5);
+      assertEquals(0, r.accepted);
+      assertEquals(1, r.deferred); // device_unauthenticated waits in the outbox
+      assertEquals(0, server.enrolments);
+    }
+  }
+
+  @Test
   void retryAfterAsAnHttpDate() {
     assertEquals(120.0, Client.retryAfterSeconds("Wed, 21 Oct 2015 07:30:00 GMT", 1445412480.0), 1e-9);
     assertEquals(0.0, Client.retryAfterSeconds("-5", 0), 0);
