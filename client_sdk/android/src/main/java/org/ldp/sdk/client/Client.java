@@ -65,6 +65,7 @@ public final class Client implements AutoCloseable {
   private final String clientId;
   private final String instanceId;
   private final boolean enrol;
+  private final int envelope;
   private volatile boolean closed;
   private volatile FlushResult lastFlush;
   private Thread background;
@@ -82,6 +83,7 @@ public final class Client implements AutoCloseable {
     private int batchSize = 500;
     private RetryPolicy retry = RetryPolicy.defaults();
     private boolean enrol;
+    private int envelope = 1;
 
     Builder(String baseUrl, String apiKey) {
       this.baseUrl = baseUrl;
@@ -141,6 +143,17 @@ public final class Client implements AutoCloseable {
       return this;
     }
 
+    /**
+     * The report envelope version: 1 (today's servers: no version field) or 2
+     * ({@code {"wire":2,"reports":[...]}}). Reports carry no memo count in either: this SDK
+     * refuses memoized collections.
+     */
+    public Builder envelopeVersion(int version) {
+      if (version != 1 && version != 2) throw new IllegalArgumentException("envelope version must be 1 or 2, got " + version);
+      this.envelope = version;
+      return this;
+    }
+
     public Client build() {
       if (store == null && stateDir == null) throw new IllegalArgumentException("give a stateDir or a store");
       return new Client(this);
@@ -164,6 +177,7 @@ public final class Client implements AutoCloseable {
     this.clientId = store.meta("client_id", () -> randomHex(16));
     this.instanceId = randomHex(8);
     this.enrol = b.enrol;
+    this.envelope = b.envelope;
   }
 
   /**
@@ -506,7 +520,7 @@ public final class Client implements AutoCloseable {
 
   private String body(List<DeviceStore.OutboxRow> rows, Credential device) {
     String id = device != null ? device.clientId : clientId;
-    StringBuilder out = new StringBuilder("{\"reports\":[");
+    StringBuilder out = new StringBuilder(envelope == 2 ? "{\"wire\":2,\"reports\":[" : "{\"reports\":[");
     for (int i = 0; i < rows.size(); i++) {
       DeviceStore.OutboxRow r = rows.get(i);
       if (i > 0) out.append(',');

@@ -417,6 +417,22 @@ class RuntimeTest {
   }
 
   @Test
+  void envelopeVersionTwo() {
+    server.addCollection("c1", FakeServer.frequencyConfig("oue", 10.0, null));
+    server.envelope = 2;
+    try (Client c = client()) {
+      c.report("c1", 1);
+      FlushResult refused = c.flush(5);
+      assertEquals(1, refused.remaining); // a version 1 body is refused whole; the report stays queued
+      assertTrue(refused.errors.get(0).contains("HTTP 400"), refused.errors.toString());
+    }
+    try (Client c = Client.builder("http://fake", "ldp_test").store(new FileJournalStore(dir)).transport(server).clock(time).sleeper(time)
+        .envelopeVersion(2).build()) {
+      assertEquals(1, c.flush(5).accepted);
+    }
+  }
+
+  @Test
   void retryAfterAsAnHttpDate() {
     assertEquals(120.0, Client.retryAfterSeconds("Wed, 21 Oct 2015 07:30:00 GMT", 1445412480.0), 1e-9);
     assertEquals(0.0, Client.retryAfterSeconds("-5", 0), 0);
