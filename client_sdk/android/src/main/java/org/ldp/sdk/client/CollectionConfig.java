@@ -7,6 +7,7 @@ import java.nio.charset.StandardCharsets;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import org.ldp.sdk.ConfigException;
+import org.ldp.sdk.Jcs;
 import org.ldp.sdk.Json;
 import org.ldp.sdk.RandomSource;
 import org.ldp.sdk.heavy.HeavyHitters;
@@ -34,7 +35,9 @@ import org.ldp.sdk.multidim.MultidimProtocol;
 public final class CollectionConfig {
   public static final double UNIT_SLACK = 1e-9;
   public static final double PRIVACY_TOLERANCE = 1e-9;
+  /** config versions this SDK reads: 1 (hashed over Python's json.dumps canonical text), 2 (hashed over RFC 8785 / JCS) */
   public static final int CONFIG_VERSION = 1;
+  public static final int CONFIG_VERSION_JCS = 2;
 
   public final String collectionId;
   /** "frequency", "multidim" or "heavy_hitters" */
@@ -60,9 +63,6 @@ public final class CollectionConfig {
     this.config = config;
     this.canonical = canonical;
     this.configHash = digest;
-    if (!(Json.isInt(config.get("version")) && Json.numberEquals(config.get("version"), CONFIG_VERSION))) {
-      throw fail("config version " + config.get("version") + " is not supported (this SDK reads " + CONFIG_VERSION + ")");
-    }
     JsonElement kindElement = config.get("kind");
     String k = Json.isString(kindElement) ? kindElement.getAsString() : String.valueOf(kindElement);
     if (k.equals("longitudinal")) throw fail("longitudinal (memoized) collections are not supported by the Android SDK yet; use the Python SDK");
@@ -111,6 +111,10 @@ public final class CollectionConfig {
       throw fail("the SDK refuses the mechanism config: " + e.getMessage());
     }
     String served = Json.canonical(mechanism);
+    if (jcs(config)) { // RFC 8785 cannot tell 1.0 from 1: compare in that form
+      built = Jcs.canonical(Json.parse(built));
+      served = Jcs.canonical(mechanism);
+    }
     if (!built.equals(served)) {
       throw fail("the Android SDK reads the mechanism config as " + built + ", but the server wrote " + served
           + "; refusing to report under a config this SDK would interpret differently");
@@ -204,13 +208,24 @@ public final class CollectionConfig {
     return build(collectionId, config.getAsJsonObject(), claimed.getAsString());
   }
 
+  /** Version 2 configs are hashed as RFC 8785 (JCS) text; version 1 as Python's canonical json.dumps text. */
+  static boolean jcs(JsonObject config) {
+    return Json.numberEquals(config.get("version"), CONFIG_VERSION_JCS);
+  }
+
   /** From a typed config and the hash it must have. */
   public static CollectionConfig build(String collectionId, JsonObject config, String claimedHash) {
+    // the version decides how the hash is computed, so it is checked first
+    JsonElement version = config.get("version");
+    if (!(Json.isInt(version) && (Json.numberEquals(version, CONFIG_VERSION) || Json.numberEquals(version, CONFIG_VERSION_JCS)))) {
+      throw new UnsupportedCollectionException("collection '" + collectionId + "': config version " + version + " is not supported (this SDK reads "
+          + CONFIG_VERSION + " and " + CONFIG_VERSION_JCS + ")");
+    }
     String canonical;
     String actual;
     try {
-      canonical = Json.canonical(config);
-      actual = Json.configHash(config);
+      canonical = Json.canonical(config); // kept in the store: typed text, re-parsed without loss
+      actual = jcs(config) ? Jcs.hash(config) : Json.configHash(config);
     } catch (RuntimeException e) {
       throw new ConfigHashMismatchException("collection '" + collectionId + "': config is not canonical JSON (" + e.getMessage() + ")");
     }

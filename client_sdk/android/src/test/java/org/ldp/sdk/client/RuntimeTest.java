@@ -433,6 +433,23 @@ class RuntimeTest {
   }
 
   @Test
+  void configVersionTwoIsHashedAsRfc8785() {
+    String v1 = FakeServer.frequencyConfig("oue", 10.0, null);
+    String v2 = v1.replace("{\"version\":1,", "{\"version\":2,");
+    JsonObject config = Json.parse(v2).getAsJsonObject();
+    String jcsHash = org.ldp.sdk.Jcs.hash(config);
+    assertTrue(!jcsHash.equals(Json.configHash(config))); // the two forms differ (1.0 vs 1)
+    CollectionConfig ok = CollectionConfig.fromServerText("c", "{\"config\":" + v2 + ",\"config_hash\":\"" + jcsHash + "\"}");
+    assertEquals(jcsHash, ok.configHash);
+    assertEquals(ok.configHash, CollectionConfig.fromCache("c", ok.canonical, ok.configHash).configHash);
+    assertThrows(ConfigHashMismatchException.class,
+        () -> CollectionConfig.fromServerText("c", "{\"config\":" + v2 + ",\"config_hash\":\"" + Json.configHash(config) + "\"}"));
+    String v3 = v1.replace("{\"version\":1,", "{\"version\":3,");
+    assertThrows(UnsupportedCollectionException.class,
+        () -> CollectionConfig.fromServerText("c", "{\"config\":" + v3 + ",\"config_hash\":\"" + Json.configHash(Json.parse(v3)) + "\"}"));
+  }
+
+  @Test
   void retryAfterAsAnHttpDate() {
     assertEquals(120.0, Client.retryAfterSeconds("Wed, 21 Oct 2015 07:30:00 GMT", 1445412480.0), 1e-9);
     assertEquals(0.0, Client.retryAfterSeconds("-5", 0), 0);
