@@ -43,6 +43,8 @@ from client_sdk.client.transport import HttpResponse, Transport, UrllibTransport
 __all__ = ["BudgetStatus", "Client", "FlushResult", "RejectedReport", "ReportReceipt", "RetryPolicy", "Spend"]
 
 SDK_VERSION = "0.1.0"
+#: the report envelope version this SDK sends (``{"wire": 2, "reports": [...]}``, no memo_count)
+WIRE_VERSION = 2
 
 #: rejection reasons that may clear up by themselves: the report stays queued
 DEFERRED_REASONS = frozenset({"epoch_in_future", "kind_unavailable"})
@@ -604,7 +606,9 @@ class Client:
     def _post(self, cid: str, rows: list[Any], deadline: float, result: FlushResult) -> list[Any] | None:
         """POST one batch until it gets a 200 (its per-report results), or a 413 (None)."""
         reports = []
-        for _seq, report_id, _cid, config_hash, epoch, payload, memo_count, *_ in rows:
+        # wire version 2: the memo count stays on the device (it would tell the server when
+        # the device moved to a value it never held); the server charges a lifetime bound
+        for _seq, report_id, _cid, config_hash, epoch, payload, *_ in rows:
             item = {
                 "report_id": report_id,
                 "client_id": self.client_id,
@@ -612,10 +616,8 @@ class Client:
                 "epoch": epoch,
                 "payload": json.loads(payload),
             }
-            if memo_count is not None:
-                item["memo_count"] = memo_count
             reports.append(item)
-        body = json.dumps({"reports": reports}, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        body = json.dumps({"wire": WIRE_VERSION, "reports": reports}, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
         url = self._url("v1", "collections", cid, "reports")
         attempt = 0
         while True:

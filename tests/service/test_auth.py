@@ -24,7 +24,7 @@ def _request_for(api, method: str, rule: str, collection: dict, role: str | None
         path += f"?collection={collection['id']}"
     body = None
     if method == "POST" and rule.endswith("/reports"):
-        body = {"reports": make_reports(collection, 1)}
+        body = {"wire": 2, "reports": make_reports(collection, 1)}
     elif method == "POST":
         body = {
             "kind": "frequency",

@@ -226,7 +226,7 @@ def test_device_refuses_past_its_caps_and_the_server_agrees(server, tmp_path: Pa
     }
     r = httpx.post(
         f"{server.url}/v1/collections/{cid}/reports",
-        json={"reports": [forged]},
+        json={"wire": 2, "reports": [forged]},
         headers={"Authorization": f"Bearer {server.client_key}"},
     )
     assert r.json()["results"][0]["reason"] == "budget_exceeded_lifetime"

@@ -65,7 +65,7 @@ def _exercise(server, keys: dict[str, str], multiproc_dir: str) -> dict[str, obj
     def upload(batch):
         r = httpx.post(
             f"{url}/v1/collections/{col['id']}/reports",
-            json={"reports": batch},
+            json={"wire": 2, "reports": batch},
             headers=auth(keys["client"]),
             timeout=60,
         )
