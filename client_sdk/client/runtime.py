@@ -44,7 +44,7 @@ __all__ = ["BudgetStatus", "Client", "FlushResult", "RejectedReport", "ReportRec
 
 SDK_VERSION = "0.1.0"
 #: the report envelope version this SDK sends (``{"wire": 2, "reports": [...]}``, no memo_count)
-WIRE_VERSION = 2
+ENVELOPE_VERSION = 2
 
 #: rejection reasons that may clear up by themselves: the report stays queued
 DEFERRED_REASONS = frozenset({"epoch_in_future", "kind_unavailable"})
@@ -617,7 +617,8 @@ class Client:
                 "payload": json.loads(payload),
             }
             reports.append(item)
-        body = json.dumps({"wire": WIRE_VERSION, "reports": reports}, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        document = {"wire": ENVELOPE_VERSION, "reports": reports}
+        body = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
         url = self._url("v1", "collections", cid, "reports")
         attempt = 0
         while True:

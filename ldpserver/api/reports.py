@@ -11,7 +11,7 @@ from flask_openapi3 import APIBlueprint, Tag
 from ldpserver.api.common import json_response, now, operation, state
 from ldpserver.errors import ProblemError
 from ldpserver.schemas.collections import CollectionPath
-from ldpserver.schemas.reports import WIRE_VERSION, IngestRequest, IngestResponse
+from ldpserver.schemas.reports import ENVELOPE_VERSION, IngestRequest, IngestResponse
 from ldpserver.services.ingest import ingest
 
 TAG = Tag(name="reports", description="batch upload of perturbed reports")
@@ -24,16 +24,16 @@ def check_wire_version(document: Any) -> None:
     if not isinstance(document, dict) or "reports" not in document:
         return  # the request model names what is missing
     wire = document.get("wire")
-    if wire == WIRE_VERSION and type(wire) is int:
+    if wire == ENVELOPE_VERSION and type(wire) is int:
         return
     sent = "no 'wire' field (version 1)" if "wire" not in document else f"wire = {wire!r}"
     raise ProblemError(
         "unsupported-wire-version",
-        f"this server accepts report envelopes of wire version {WIRE_VERSION} only; the body has {sent}. "
+        f"this server accepts report envelopes of wire version {ENVELOPE_VERSION} only; the body has {sent}. "
         f"Version 1 sent memo_count, which is no longer accepted: update the SDK "
-        f'(send {{"wire": {WIRE_VERSION}, "reports": [...]}} with no memo_count)',
-        errors=[{"path": "/wire", "message": f"must be {WIRE_VERSION}", "code": "unsupported_wire_version"}],
-        supported=[WIRE_VERSION],
+        f'(send {{"wire": {ENVELOPE_VERSION}, "reports": [...]}} with no memo_count)',
+        errors=[{"path": "/wire", "message": f"must be {ENVELOPE_VERSION}", "code": "unsupported_wire_version"}],
+        supported=[ENVELOPE_VERSION],
     )
 
 

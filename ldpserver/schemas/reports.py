@@ -46,7 +46,7 @@ _REPORT_SCHEMA = ReportIn.model_json_schema()
 
 
 #: the envelope version this server speaks (``IngestRequest.wire``)
-WIRE_VERSION = 2
+ENVELOPE_VERSION = 2
 
 
 class IngestRequest(BaseModel):
