@@ -101,8 +101,9 @@ class BudgetStatus:
 
     ``lifetime`` and ``window`` (the current accounting window) count everything this device
     charged; of that, ``acknowledged`` the server accepted (its ledger holds exactly this
-    for the device), ``pending`` waits in the outbox, ``rejected`` the server refused (still
-    counted here: the perturbed report left the device).
+    for the device, or for memoized collections the lifetime bound, which is at least
+    this: the memo account never leaves the device), ``pending`` waits in the outbox,
+    ``rejected`` the server refused (still counted here: the perturbed report left the device).
     """
 
     collection_id: str
