@@ -143,8 +143,6 @@ def test_metrics_need_a_key_on_the_public_app_and_the_listener_serves_them(api) 
 
     from ldpserver.metrics_listener import MetricsListener, parse_bind
 
-    col = api.create_collection()
-    assert api.upload(col, make_reports(col, 3, seed=4)).get_json()["accepted"] == 3
     # the public app: one upload moves these counters by exactly one, so no key, no metrics
     refused = api.get("/metrics", role=None)
     assert refused.status_code == 401 and refused.mimetype == "application/problem+json"
@@ -152,6 +150,8 @@ def test_metrics_need_a_key_on_the_public_app_and_the_listener_serves_them(api) 
     for role in ("client", "analyst", "auditor"):
         assert api.get("/metrics", role=role).status_code == 403, role
     assert api.get("/metrics", role="admin").status_code == 200
+    col = api.create_collection()
+    assert api.upload(col, make_reports(col, 3, seed=4)).get_json()["accepted"] == 3
     # the listener (what Prometheus scrapes): loopback by default, its own port
     assert parse_bind(None) == ("127.0.0.1", 9464) and parse_bind("off") is None
     assert parse_bind("0.0.0.0:9100") == ("0.0.0.0", 9100)
