@@ -8,7 +8,7 @@ this small HTTP server instead, started by gunicorn's master (``gunicorn.conf.py
 
 | variable | default | meaning |
 | --- | --- | --- |
-| ``LDP_METRICS_BIND`` | ``127.0.0.1:9464`` | ``host:port`` of the listener (loopback: only this host); ``off`` disables it |
+| ``LDP_METRICS_BIND`` | ``127.0.0.1:9464`` | ``host:port`` of the listener (loopback: this host only); ``off``: none |
 
 It answers ``GET``/``HEAD /metrics`` only (404 elsewhere), logs nothing per request and
 never fails the server: a bind error is logged and the API keeps serving. Workers close

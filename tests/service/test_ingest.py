@@ -215,7 +215,9 @@ def test_memoized_collection_charges_the_lifetime_bound_once(api):
 
 def test_unknown_collection_and_empty_batch(api):
     col = api.create_collection()
-    r = api.post("/v1/collections/col_doesnotexist/reports", role="client", json={"wire": 2, "reports": make_reports(col, 1)})
+    r = api.post(
+        "/v1/collections/col_doesnotexist/reports", role="client", json={"wire": 2, "reports": make_reports(col, 1)}
+    )
     assert r.status_code == 404 and r.mimetype == "application/problem+json"
     r = api.post(f"/v1/collections/{col['id']}/reports", role="client", json={"wire": 2, "reports": []})
     assert r.status_code == 422

@@ -319,7 +319,9 @@ def test_counter_sensitivity_follows_the_budget_policy(api, budget, expected):
         from client_sdk import longitudinal
 
         lgrr = longitudinal.create_longitudinal("l-grr", epsilon_perm=1.0, epsilon_first=0.5, domain_size=4)
-        col = api.create_collection(kind="longitudinal", mechanism=lgrr.config, budget=budget, release={"min_reports": 1})
+        col = api.create_collection(
+            kind="longitudinal", mechanism=lgrr.config, budget=budget, release={"min_reports": 1}
+        )
         lm = longitudinal.from_config(col["config"]["mechanism"])
         rng = np.random.default_rng(0)
         payloads = lm.encode(lm.perturb_batch(values, rng, memos=lm.new_memo_table(values.size, rng)))

@@ -294,7 +294,9 @@ class Uploader:
             assert time.monotonic() < deadline, "a batch could not be delivered before the deadline"
             t0 = time.perf_counter()
             try:
-                r = client.post(path, json={"wire": 2, "reports": batch}, headers={"Authorization": f"Bearer {self.key}"})
+                r = client.post(
+                    path, json={"wire": 2, "reports": batch}, headers={"Authorization": f"Bearer {self.key}"}
+                )
             except httpx.HTTPError as exc:
                 with self.lock:
                     self.retries += 1

@@ -299,7 +299,9 @@ def test_longitudinal_memo_is_reused_charged_once_and_never_keyed_by_the_value(
     sent = [r for post in fake.posts for r in post]
     # the device keeps its memo accounting; nothing on the wire says when a memo was created
     assert all(set(r) == {"report_id", "client_id", "config_hash", "epoch", "payload"} for r in sent)
-    charges = sqlite3.connect(tmp_path / DB_NAME).execute("SELECT units, memo_count FROM charges ORDER BY id").fetchall()
+    charges = (
+        sqlite3.connect(tmp_path / DB_NAME).execute("SELECT units, memo_count FROM charges ORDER BY id").fetchall()
+    )
     assert charges == [(1, 1), (1, 2)]
     db = sqlite3.connect(tmp_path / DB_NAME)
     rows = db.execute("SELECT key_hash, memo FROM memos").fetchall()
