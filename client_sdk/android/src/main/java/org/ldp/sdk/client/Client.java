@@ -43,6 +43,8 @@ import org.ldp.sdk.SecureRandomSource;
  */
 public final class Client implements AutoCloseable {
   public static final String SDK_VERSION = "0.1.0";
+  /** the report envelope version sent: {@code {"wire":2,"reports":[...]}} (docs/api.md) */
+  public static final int ENVELOPE_VERSION = 2;
   public static final Set<String> DEFERRED_REASONS = new HashSet<>(Arrays.asList("epoch_in_future", "kind_unavailable", "device_unauthenticated"));
   /** the server does not accept this device's credential: enrol again, then re-send */
   public static final String DEVICE_UNAUTHENTICATED = "device_unauthenticated";
@@ -65,7 +67,6 @@ public final class Client implements AutoCloseable {
   private final String clientId;
   private final String instanceId;
   private final boolean enrol;
-  private final int envelope;
   private volatile boolean closed;
   private volatile FlushResult lastFlush;
   private Thread background;
@@ -83,7 +84,6 @@ public final class Client implements AutoCloseable {
     private int batchSize = 500;
     private RetryPolicy retry = RetryPolicy.defaults();
     private boolean enrol;
-    private int envelope = 1;
 
     Builder(String baseUrl, String apiKey) {
       this.baseUrl = baseUrl;
@@ -143,17 +143,6 @@ public final class Client implements AutoCloseable {
       return this;
     }
 
-    /**
-     * The report envelope version: 1 (today's servers: no version field) or 2
-     * ({@code {"wire":2,"reports":[...]}}). Reports carry no memo count in either: this SDK
-     * refuses memoized collections.
-     */
-    public Builder envelopeVersion(int version) {
-      if (version != 1 && version != 2) throw new IllegalArgumentException("envelope version must be 1 or 2, got " + version);
-      this.envelope = version;
-      return this;
-    }
-
     public Client build() {
       if (store == null && stateDir == null) throw new IllegalArgumentException("give a stateDir or a store");
       return new Client(this);
@@ -177,7 +166,6 @@ public final class Client implements AutoCloseable {
     this.clientId = store.meta("client_id", () -> randomHex(16));
     this.instanceId = randomHex(8);
     this.enrol = b.enrol;
-    this.envelope = b.envelope;
   }
 
   /**
@@ -520,7 +508,8 @@ public final class Client implements AutoCloseable {
 
   private String body(List<DeviceStore.OutboxRow> rows, Credential device) {
     String id = device != null ? device.clientId : clientId;
-    StringBuilder out = new StringBuilder(envelope == 2 ? "{\"wire\":2,\"reports\":[" : "{\"reports\":[");
+    // wire version 2: nothing in the envelope depends on the device's data besides the payload
+    StringBuilder out = new StringBuilder("{\"wire\":" + ENVELOPE_VERSION + ",\"reports\":[");
     for (int i = 0; i < rows.size(); i++) {
       DeviceStore.OutboxRow r = rows.get(i);
       if (i > 0) out.append(',');

@@ -40,8 +40,8 @@ final class FakeServer implements Transport {
   /** client_id of every accepted report */
   final List<String> acceptedFor = new ArrayList<>();
   int enrolments;
-  /** the envelope version the fake speaks (1: no "wire" field allowed; 2: "wire": 2 required) */
-  int envelope = 1;
+  /** the last upload body, as sent */
+  String lastBody;
 
   FakeServer(AtomicLong clockMicros) {
     this.clockMicros = clockMicros;
@@ -92,9 +92,10 @@ final class FakeServer implements Transport {
       return r;
     }
     JsonObject document = Json.parse(body).getAsJsonObject();
+    lastBody = body;
     JsonElement wire = document.get("wire");
-    if (envelope == 1 ? wire != null : !(wire != null && wire.getAsInt() == 2)) {
-      return json(envelope == 1 ? 422 : 400, "{\"title\":\"Bad envelope\",\"detail\":\"wire " + wire + "\"}");
+    if (!(wire != null && Json.isInt(wire) && wire.getAsInt() == 2)) { // a version 1 body is refused whole
+      return json(400, "{\"title\":\"Unsupported wire version\",\"detail\":\"wire " + wire + "\"}");
     }
     JsonArray reports = document.getAsJsonArray("reports");
     JsonObject proof = document.has("devices") ? document.getAsJsonObject("devices") : new JsonObject();

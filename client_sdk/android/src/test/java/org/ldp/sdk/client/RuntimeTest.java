@@ -417,18 +417,17 @@ class RuntimeTest {
   }
 
   @Test
-  void envelopeVersionTwo() {
+  void theEnvelopeIsWireVersionTwoWithNothingDataDependentButThePayload() {
     server.addCollection("c1", FakeServer.frequencyConfig("oue", 10.0, null));
-    server.envelope = 2;
     try (Client c = client()) {
-      c.report("c1", 1);
-      FlushResult refused = c.flush(5);
-      assertEquals(1, refused.remaining); // a version 1 body is refused whole; the report stays queued
-      assertTrue(refused.errors.get(0).contains("HTTP 400"), refused.errors.toString());
-    }
-    try (Client c = Client.builder("http://fake", "ldp_test").store(new FileJournalStore(dir)).transport(server).clock(time).sleeper(time)
-        .envelopeVersion(2).build()) {
+      ReportReceipt r = c.report("c1", 1);
       assertEquals(1, c.flush(5).accepted);
+      JsonObject body = Json.parse(server.lastBody).getAsJsonObject();
+      assertEquals(java.util.Set.of("wire", "reports"), body.keySet());
+      assertEquals(2, body.get("wire").getAsInt());
+      JsonObject report = body.getAsJsonArray("reports").get(0).getAsJsonObject();
+      assertEquals(java.util.Set.of("report_id", "client_id", "config_hash", "epoch", "payload"), report.keySet());
+      assertEquals(r.reportId, report.get("report_id").getAsString());
     }
   }
 
