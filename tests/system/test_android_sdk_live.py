@@ -117,12 +117,13 @@ def test_jvm_devices_report_end_to_end(tmp_path: Path, classpath: str) -> None:
 
         # the device refuses the report past its cap (2 x epsilon 2.0 > cap 2.0): nothing is sent
         capped = str(tmp_path / "capped")
-        first = json.loads(harness(classpath, "report", server.url, server.client_key, capped, oue["id"], "3").stdout)
+        harness(classpath, "report", server.url, server.client_key, capped, oue["id"], "3")
         refused = harness(classpath, "report", server.url, server.client_key, capped, oue["id"], "4", check=False)
         assert refused.returncode == 3, refused.stdout + refused.stderr
         assert json.loads(refused.stdout)["scope"] == "lifetime"
-        assert json.loads(harness(classpath, "flush", server.url, server.client_key, capped).stdout)["accepted"] == 1
-        ledger = server.ledger(oue["id"], first["client_id"])
+        flushed = json.loads(harness(classpath, "flush", server.url, server.client_key, capped).stdout)
+        assert flushed["accepted"] == 1
+        ledger = server.ledger(oue["id"], flushed["client_id"])
         assert len(ledger) == 1
 
         # a JVM killed between report and flush loses nothing; a second JVM delivers each report
@@ -140,7 +141,7 @@ def test_jvm_devices_report_end_to_end(tmp_path: Path, classpath: str) -> None:
             assert delivered["accepted"] == 5 and delivered["remaining"] == 0, delivered
             again = json.loads(harness(classpath, "flush", server.url, server.client_key, crashed).stdout)
             assert again["accepted"] == 0 and again["duplicates"] == 0
-            assert len(server.ledger(md["id"], line["client_id"])) == 5
+            assert len(server.ledger(md["id"], delivered["client_id"])) == 5
             budget = json.loads(harness(classpath, "budget", server.url, server.client_key, crashed, md["id"]).stdout)
             assert budget["reports"] == 5 and budget["accepted"] == 5 and budget["pending"] == 0
 

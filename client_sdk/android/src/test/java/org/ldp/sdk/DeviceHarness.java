@@ -105,7 +105,9 @@ public final class DeviceHarness {
       }
       case "flush": {
         try (Client c = open(url, key, args[3])) {
-          System.out.println(Json.write(result(c.flush(60))));
+          JsonObject out = result(c.flush(60));
+          out.addProperty("client_id", c.clientId()); // with enrolment: the server's, known once a flush enrolled
+          System.out.println(Json.write(out));
         }
         break;
       }
