@@ -176,6 +176,8 @@ class ReleaseBudget:
     report_l2: float  # r
     dimension: int  # D: length of the noised statistics vector
     derived_n: bool  # n = Σ counts (one-hot oracles): not a separate coordinate
+    tree_share: float = 1.0  # the share of ρ the tree gets (heavy hitters: the rest noises discovery)
+    discovery_scopes: int = 0  # heavy hitters: how many scopes' discoveries one device-epoch enters
 
     @property
     def sensitivity(self) -> float:
@@ -192,7 +194,15 @@ class ReleaseBudget:
 
     @property
     def sigmas(self) -> list[float]:
-        return level_sigmas(self.rho, self.sensitivity, self.levels)
+        return level_sigmas(self.rho * self.tree_share, self.sensitivity, self.levels)
+
+    @property
+    def discovery_rho(self) -> float:
+        """ρ of one scope's heavy-hitter discovery: the rest of ρ, split over the scopes one
+        device-epoch enters (the epoch and every window that contains it)."""
+        if not self.discovery_scopes:
+            return 0.0
+        return self.rho * (1.0 - self.tree_share) / self.discovery_scopes
 
     def epsilon_for_epochs(self, epochs: int) -> float:
         """(ε, δ) of a device that reports in ``epochs`` epochs (ρ composes additively)."""
@@ -216,6 +226,8 @@ class ReleaseBudget:
             "horizon": self.horizon,
             "levels": self.levels,
             "level_sigmas": self.sigmas,
+            "tree_share_of_rho": self.tree_share,
+            "discovery_rho_per_scope": self.discovery_rho if self.discovery_scopes else None,
             "max_epochs_per_device": max_epochs,
             "epsilon_per_device_lifetime": None if max_epochs is None else self.epsilon_for_epochs(max_epochs),
         }
@@ -397,3 +409,53 @@ def added_variance(
         step[j] += 1
         total += (estimate(unflatten(data, step, derived_n)) - base) ** 2
     return noise_variance * total
+
+
+# --- heavy hitters: noise on the statistics discovery reads --------------------------------------
+
+
+def discovery_queries(sdk: Any) -> int:
+    """Q: how many noised statistics one heavy-hitter discovery draws at most (each level
+    group's report count and each support-count query; counted against every report, i.e.
+    without using that level groups are disjoint, which would allow less noise).
+
+    PEM: G groups × (count + one query). TreeHist: the pooled estimator's count, G level
+    counts and G queries, the item estimator's count and one query. TAP/TAPS: M parties ×
+    G groups × (count + one query), plus one re-estimation query per party (mode R)."""
+    groups = int(sdk.groups)
+    protocol = sdk.config.get("protocol")
+    if protocol == "treehist":
+        return 2 * groups + 3
+    if protocol in ("tap", "taps"):
+        return len(sdk.parties) * (2 * groups + 1)
+    return 2 * groups
+
+
+class DiscoveryNoise:
+    """Discrete Gaussian noise on a heavy-hitter discovery's statistics, installed as
+    ``client_sdk.heavy_hitters._common.CENTRAL_NOISE`` for the duration of one scope's
+    discovery. Each of at most ``queries`` draws costs ``rho / queries``: a count moves by at
+    most ``u`` (reports per device-epoch), a support query over K keys by at most ``u·sqrt(K)``
+    in L2 (each report supports each key 0 or 1 times), so its σ is scaled to K and every draw
+    costs the same ρ whatever K is (adaptively chosen candidate sets compose at fixed cost)."""
+
+    def __init__(self, rho: float, queries: int, reports_per_device: int, noise: VectorNoise) -> None:
+        self.rho_per_query = rho / queries
+        self.queries = queries
+        self.u = reports_per_device
+        self.noise = noise
+        self.drawn = 0
+
+    def _sigma(self, size: int) -> float:
+        self.drawn += 1
+        if self.drawn > self.queries:
+            raise RuntimeError(f"discovery drew more than its {self.queries} budgeted noisy statistics")
+        return self.u * math.sqrt(max(1, size)) / math.sqrt(2.0 * self.rho_per_query)
+
+    def count(self, n: int) -> int:
+        return int(self.noise.add(np.asarray([n], dtype=np.int64), self._sigma(1))[0])
+
+    def support(self, counts: np.ndarray) -> tuple[np.ndarray, float]:
+        counts = np.asarray(counts, dtype=np.int64)
+        sigma = self._sigma(counts.size)
+        return self.noise.add(counts, sigma), sigma**2

@@ -185,6 +185,12 @@ def budget_for(
         report_l2=1.0 if derived else math.sqrt(dimension),
         dimension=dimension,
         derived_n=derived,
+        # heavy hitters: half of ρ for the tree (sizes, min_reports), half for the discoveries of
+        # the epoch scope and of every window w (a device-epoch enters w window releases)
+        tree_share=0.5 if kind == "heavy_hitters" else 1.0,
+        discovery_scopes=(1 + sum(int(w) for w in release.get("windows", [1]) if int(w) > 1))
+        if kind == "heavy_hitters"
+        else 0,
     )
 
 
@@ -433,12 +439,25 @@ def _hitter(h: Any, rank: int, scale: int | None, local: bool = False) -> dict[s
     return out
 
 
-def _heavy_hitters(c: CollectionRuntime, reports: Any, scale: int | None) -> dict[str, Any]:
-    """Discovery over stored raw reports (client_sdk.heavy_hitters), without exact sizes:
-    global top items with counts from the noisy total; per-party top items (federated) as
-    frequencies within the party (party sizes are participation counts, not published)."""
+def _heavy_hitters(
+    c: CollectionRuntime, reports: Any, scale: int | None, budget: release_noise.ReleaseBudget
+) -> dict[str, Any]:
+    """Discovery over stored raw reports (client_sdk.heavy_hitters) on centrally noised
+    statistics (every level group's count and support-count query: ``DiscoveryNoise``), so
+    items, scores, intervals and per-party figures (party sizes included) reveal only noisy
+    statistics: global top items with counts from the noisy total; per-party top items
+    (federated) as frequencies within the party."""
+    from client_sdk.heavy_hitters import _common as hh_common
+
     sdk = _sdk(c)
-    result = sdk.discover(reports, ci_level=CI_LEVEL)
+    noise = release_noise.DiscoveryNoise(
+        budget.discovery_rho, release_noise.discovery_queries(sdk), budget.reports_per_device_epoch, noise_source()
+    )
+    token = hh_common.CENTRAL_NOISE.set(noise)
+    try:
+        result = sdk.discover(reports, ci_level=CI_LEVEL)
+    finally:
+        hh_common.CENTRAL_NOISE.reset(token)
     out: dict[str, Any] = {
         "type": "heavy_hitters",
         "protocol": result.protocol,
@@ -676,7 +695,7 @@ def _plan(engine: Engine, c: CollectionRuntime, epoch: int, now: datetime, trigg
                 from client_sdk.heavy_hitters import InsufficientReportsError
 
                 try:
-                    body["estimates"] = _heavy_hitters(c, raw.subset(mask), max(0, noisy.n))
+                    body["estimates"] = _heavy_hitters(c, raw.subset(mask), max(0, noisy.n), budget)
                 except InsufficientReportsError:  # its message names exact group sizes: not published
                     body["status"] = "withheld"
                     body["reason"] = "insufficient reports for discovery: a level group (or party) has no report"

@@ -180,3 +180,59 @@ def test_published_intervals_cover_the_truth_95_percent_of_the_time(api, mechani
         covered += int(inside.sum())
         total += k
     assert abs(covered / total - 0.95) <= 0.02, covered / total
+
+
+# --- leak 5: party sizes of federated heavy hitters ----------------------------------------------
+
+
+def _party_group_size(olh, hitters: list[dict], limit: int = 3000) -> int:
+    """Rational reconstruction of the last level group's size from a party's published
+    frequencies f = (C/N − q*)/(p* − q*): the smallest N with every N·(f(p*−q*) + q*) an integer."""
+    ratio = np.array([h["frequency"] for h in hitters]) * (olh.p_star - olh.q_star) + olh.q_star
+    for n in range(1, limit):
+        scaled = ratio * n
+        if np.all(np.abs(scaled - np.rint(scaled)) < 1e-6):
+            return n
+    return -1
+
+
+@pytest.mark.parametrize("noise", ["zero", "seeded"])
+def test_federated_releases_do_not_reveal_party_sizes(api, monkeypatch, noise):
+    """With the noise off (what main published) the per-party frequencies give the party's
+    exact last-group size in every release; with the central noise, essentially never."""
+    from client_sdk import heavy_hitters
+
+    rng = np.random.default_rng(55)
+    monkeypatch.setattr(
+        service, "_noise", release_noise.ZeroNoise() if noise == "zero" else release_noise.SeededGaussian(rng)
+    )
+    mechanism = heavy_hitters.create(
+        "tap", epsilon=4.0, k=2, domain={"type": "integer", "bits": 8}, eta=2, parties=["eu", "us"]
+    ).config
+    exact = 0
+    repetitions = 4
+    for rep in range(repetitions):
+        at_epoch(api, 0)
+        col = api.create_collection(
+            kind="heavy_hitters",
+            mechanism=mechanism,
+            parties=["eu", "us"],
+            release={"windows": [1], "cumulative": False, "min_reports": 50},
+            budget={"cap_lifetime": 8.0, "cap_per_window": 4.0},
+        )
+        hh = heavy_hitters.from_config(col["config"]["mechanism"])
+        eu = 700 + 13 * rep
+        items = [7] * (eu // 2) + [9] * (eu - eu // 2) + [200] * 300 + [31] * 350
+        parties = ["eu"] * eu + ["us"] * 650
+        reports = hh.perturb_batch(np.asarray(items), np.random.default_rng(rep), parties=parties)
+        upload_ok(api, col, wire(col, hh.encode(reports), 0))
+        at_epoch(api, 2)
+        service.release_due(api.engine, _runtime(api, col), api.clock())
+        body = json.loads(api.get(f"/v1/collections/{col['id']}/releases/1", role="analyst").data)
+        hitters = body["scopes"][0]["estimates"]["parties"]["eu"]
+        group = int(np.sum((reports.parties == 0) & (reports.levels == hh.groups)))
+        exact += _party_group_size(hh.olh, hitters) == group
+    if noise == "zero":
+        assert exact == repetitions  # the attack works on exact statistics
+    else:
+        assert exact <= 1, f"a party's group size recovered exactly in {exact} of {repetitions} releases"
