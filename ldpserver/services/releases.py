@@ -695,10 +695,12 @@ def _plan(engine: Engine, c: CollectionRuntime, epoch: int, now: datetime, trigg
                 from client_sdk.heavy_hitters import InsufficientReportsError
 
                 try:
+                    if raw is None:  # no report at all although the noisy count passed min_reports
+                        raise InsufficientReportsError("no reports")
                     body["estimates"] = _heavy_hitters(c, raw.subset(mask), max(0, noisy.n), budget)
-                except InsufficientReportsError:  # its message names exact group sizes: not published
+                except InsufficientReportsError:  # only for a scope without any report (noise off: see docs)
                     body["status"] = "withheld"
-                    body["reason"] = "insufficient reports for discovery: a level group (or party) has no report"
+                    body["reason"] = "insufficient reports for discovery"
         else:
             body["estimates"] = _estimate_aggregate(c, noisy)
         scope_bodies.append(body)

@@ -264,3 +264,23 @@ def test_longitudinal_release_uses_its_estimator_and_counts_devices(api):
     assert body["participation"]["unit"].startswith("devices") and body["participation"]["reports_per_device_epoch"] == 1
     _same_histogram(_scope(body, "epoch")["estimates"], m.estimate(m.aggregate(by_epoch[1])))
     _same_histogram(_scope(body, "cumulative")["estimates"], m.estimate(m.aggregate(by_epoch[0] + by_epoch[1])))
+
+
+class _PlusFive:
+    """Noise that always adds 5 (a noisy count can pass min_reports for an empty scope)."""
+
+    def add(self, values, sigma):
+        return np.asarray(values, dtype=np.int64) + 5
+
+
+def test_heavy_hitter_scope_without_reports_but_a_passing_noisy_count_is_withheld(api, monkeypatch):
+    _need("heavy_hitters")
+    monkeypatch.setattr(service, "_noise", _PlusFive())
+    mechanism = {"protocol": "pem", "epsilon": 4.0, "k": 2, "domain": {"type": "integer", "bits": 8}, "eta": 2}
+    col = api.create_collection(
+        kind="heavy_hitters", mechanism=mechanism, release={"min_reports": 1}, budget={"cap_lifetime": 8.0}
+    )
+    _release_all(api, col, 0)  # epoch 0 has no report; its noisy count is 5 per level group
+    own = _scope(_body(api, col, 1), "epoch")
+    assert own["participation"]["count"] >= 1
+    assert own["status"] == "withheld" and own["reason"] == "insufficient reports for discovery"
