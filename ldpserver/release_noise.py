@@ -414,48 +414,65 @@ def added_variance(
 # --- heavy hitters: noise on the statistics discovery reads --------------------------------------
 
 
-def discovery_queries(sdk: Any) -> int:
-    """Q: how many noised statistics one heavy-hitter discovery draws at most (each level
-    group's report count and each support-count query; counted against every report, i.e.
-    without using that level groups are disjoint, which would allow less noise).
+def discovery_queries(sdk: Any) -> tuple[int, int | None]:
+    """(Q, per-estimator limit): the most noised statistics one report enters in one
+    heavy-hitter discovery, and — where the protocol's estimators partition the reports —
+    the most draws any one estimator may make (enforced by :class:`DiscoveryNoise`).
 
-    PEM: G groups × (count + one query). TreeHist: the pooled estimator's count, G level
-    counts and G queries, the item estimator's count and one query. TAP/TAPS: M parties ×
-    G groups × (count + one query), plus one re-estimation query per party (mode R)."""
+    PEM: each report is in exactly one level group (``split_by`` on its level), whose
+    estimator draws its count and one support query: Q = 2. TAP/TAPS: each report is in one
+    (party, level group) estimator: its count, the one query at its level, and one
+    re-estimation query (mode R): Q = 3. TreeHist: estimators overlap (a pooled one over all
+    reports, the level groups, the item estimator), so every draw of the discovery is
+    counted against every report: Q = 2G + 3 (pooled count, G counts and G queries or G
+    pooled queries, the item estimator's count and query), enforced as a total."""
     groups = int(sdk.groups)
     protocol = sdk.config.get("protocol")
     if protocol == "treehist":
-        return 2 * groups + 3
+        return 2 * groups + 3, None
     if protocol in ("tap", "taps"):
-        return len(sdk.parties) * (2 * groups + 1)
-    return 2 * groups
+        return 3, 3
+    return 2, 2
 
 
 class DiscoveryNoise:
     """Discrete Gaussian noise on a heavy-hitter discovery's statistics, installed as
     ``client_sdk.heavy_hitters._common.CENTRAL_NOISE`` for the duration of one scope's
-    discovery. Each of at most ``queries`` draws costs ``rho / queries``: a count moves by at
+    discovery. Each draw that a report enters costs ``rho / queries``: a count moves by at
     most ``u`` (reports per device-epoch), a support query over K keys by at most ``u·sqrt(K)``
-    in L2 (each report supports each key 0 or 1 times), so its σ is scaled to K and every draw
-    costs the same ρ whatever K is (adaptively chosen candidate sets compose at fixed cost)."""
+    in L2 (each report supports each key 0 or 1 times), so σ is scaled to K and every draw
+    costs the same ρ whatever K is (adaptively chosen candidate sets compose at a fixed
+    cost). A report enters at most ``queries`` draws (:func:`discovery_queries`); more draws
+    than budgeted raise (the scope is then not released)."""
 
-    def __init__(self, rho: float, queries: int, reports_per_device: int, noise: VectorNoise) -> None:
-        self.rho_per_query = rho / queries
-        self.queries = queries
+    def __init__(
+        self,
+        rho: float,
+        queries: tuple[int, int | None],
+        reports_per_device: int,
+        noise: VectorNoise,
+    ) -> None:
+        self.queries, self.per_estimator = queries
+        self.rho_per_query = rho / self.queries
         self.u = reports_per_device
         self.noise = noise
         self.drawn = 0
+        self.by_estimator: dict[int, int] = {}
 
-    def _sigma(self, size: int) -> float:
+    def _sigma(self, size: int, owner: object) -> float:
         self.drawn += 1
-        if self.drawn > self.queries:
+        key = id(owner)
+        self.by_estimator[key] = self.by_estimator.get(key, 0) + 1
+        if self.per_estimator is None and self.drawn > self.queries:
             raise RuntimeError(f"discovery drew more than its {self.queries} budgeted noisy statistics")
+        if self.per_estimator is not None and self.by_estimator[key] > self.per_estimator:
+            raise RuntimeError(f"a level group's estimator drew more than its {self.per_estimator} budgeted statistics")
         return self.u * math.sqrt(max(1, size)) / math.sqrt(2.0 * self.rho_per_query)
 
-    def count(self, n: int) -> int:
-        return int(self.noise.add(np.asarray([n], dtype=np.int64), self._sigma(1))[0])
+    def count(self, n: int, owner: object) -> int:
+        return int(self.noise.add(np.asarray([n], dtype=np.int64), self._sigma(1, owner))[0])
 
-    def support(self, counts: np.ndarray) -> tuple[np.ndarray, float]:
+    def support(self, counts: np.ndarray, owner: object) -> tuple[np.ndarray, float]:
         counts = np.asarray(counts, dtype=np.int64)
-        sigma = self._sigma(counts.size)
+        sigma = self._sigma(counts.size, owner)
         return self.noise.add(counts, sigma), sigma**2

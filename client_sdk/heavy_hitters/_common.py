@@ -397,7 +397,7 @@ class LevelEstimator:
         self.seeds = seeds
         self.ys = ys
         self.noise = CENTRAL_NOISE.get()
-        self.n = int(seeds.shape[0]) if self.noise is None else max(1, self.noise.count(int(seeds.shape[0])))
+        self.n = int(seeds.shape[0]) if self.noise is None else max(1, self.noise.count(int(seeds.shape[0]), self))
         self.n_total = n_total
         self.chunk = chunk
         self.hash_evaluations = 0
@@ -417,7 +417,7 @@ class LevelEstimator:
         counts = support_counts(self.seeds, self.ys, self.olh.g, keys, chunk=self.chunk)
         if self.noise is None:
             return counts
-        counts, self.support_noise_variance = self.noise.support(counts)
+        counts, self.support_noise_variance = self.noise.support(counts, self)
         return counts
 
     def estimate(self, keys: np.ndarray, scale: float = 1.0) -> np.ndarray:

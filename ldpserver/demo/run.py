@@ -658,7 +658,7 @@ def _print_results(results: dict[str, Any], pop: Population, ids: dict[str, str]
     part = rows[0]["participation"] if rows else None
     say(
         f"\n  education, cumulative over {DAYS} days: {freq['cumulative_reports']:,} reports "
-        f"(participation published by the DP counter: {part:,.0f})"
+        f"(participation, a noisy count under ε_release: {part:,.0f})"
     )
     say(f"    {'value':<14} {'true':>7} {'estimate':>9}   95% interval        {'norm-sub':>8}")
     for v in np.argsort(-truth)[:8]:

@@ -130,3 +130,44 @@ def test_one_report_moves_every_statistic_by_zero_or_one(name):
             assert rn.unflatten(data, vector, True)["n"] == 1
         back = rn.unflatten(data, vector, derived)
         assert back["n"] == data["n"] and np.array_equal(rn.flatten(back, derived), vector)
+
+
+class _Recording(rn.DiscoveryNoise):
+    """DiscoveryNoise without noise that remembers each estimator's reports and draws."""
+
+    def __init__(self, queries):
+        super().__init__(1.0, queries, 1, rn.ZeroNoise())
+        self.sizes: dict[int, int] = {}
+
+    def count(self, n, owner):
+        self.sizes[id(owner)] = n
+        return super().count(n, owner)
+
+
+@pytest.mark.parametrize("name", ["pem", "tap", "treehist"])
+def test_discovery_draws_stay_within_the_per_report_budget(name):
+    """The claims behind Q: PEM and TAP estimators partition the reports (their sizes sum
+    to n) and each draws at most its limit; TreeHist stays within its total."""
+    from client_sdk.heavy_hitters import _common as C
+
+    protocol = SDKS[name]()
+    rng = np.random.default_rng(3)
+    items = rng.integers(0, 4, 3000)
+    if name == "tap":
+        reports = protocol.perturb_batch(np.array([str(i) * 2 for i in items]), rng, parties=["a", "b"] * 1500)
+    elif name == "pem":
+        reports = protocol.perturb_batch(np.array([str(i) * 2 for i in items]), rng)
+    else:
+        reports = protocol.perturb_batch(items, rng)
+    queries = rn.discovery_queries(protocol)
+    recording = _Recording(queries)
+    token = C.CENTRAL_NOISE.set(recording)
+    try:
+        protocol.discover(reports)
+    finally:
+        C.CENTRAL_NOISE.reset(token)
+    if queries[1] is None:
+        assert recording.drawn <= queries[0]
+    else:
+        assert sum(recording.sizes.values()) == len(reports)  # a partition: each report in one estimator
+        assert max(recording.by_estimator.values()) <= queries[1] == queries[0]
