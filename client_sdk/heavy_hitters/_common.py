@@ -414,10 +414,11 @@ class LevelEstimator:
 
     def support(self, keys: np.ndarray) -> np.ndarray:
         self.hash_evaluations += int(self.seeds.shape[0]) * int(keys.size)
-        counts = support_counts(self.seeds, self.ys, self.olh.g, keys, chunk=self.chunk)
         if self.noise is None:
-            return counts
-        counts, self.support_noise_variance = self.noise.support(counts, self)
+            return support_counts(self.seeds, self.ys, self.olh.g, keys, chunk=self.chunk)
+        bound = self.noise.support_bound(int(keys.size), self.olh.g)  # keys one report may count for
+        counts = support_counts(self.seeds, self.ys, self.olh.g, keys, chunk=self.chunk, max_per_report=bound)
+        counts, self.support_noise_variance = self.noise.support(counts, self, bound)
         return counts
 
     def estimate(self, keys: np.ndarray, scale: float = 1.0) -> np.ndarray:

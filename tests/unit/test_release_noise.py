@@ -171,3 +171,30 @@ def test_discovery_draws_stay_within_the_per_report_budget(name):
     else:
         assert sum(recording.sizes.values()) == len(reports)  # a partition: each report in one estimator
         assert max(recording.by_estimator.values()) <= queries[1] == queries[0]
+
+
+def test_support_clipping_bounds_each_report_and_almost_never_touches_an_honest_one():
+    from scipy.stats import binom
+
+    from client_sdk.mechanisms.olh import support_counts
+
+    for keys, g in [(4, 2), (16, 5), (512, 149), (4096, 3), (100, 55)]:
+        bound = rn.DiscoveryNoise.support_bound(keys, g)
+        assert bound <= keys
+        if bound < keys:  # besides its own key, an honest report supports each key w.p. ≈ 1/g
+            assert binom.sf(bound - 2, keys, 1 / g) < 1e-6
+    olh = mechanisms.create("olh", epsilon=1.0, domain_size=64)
+    reports = olh.perturb_batch(np.arange(2000) % 64, rng=np.random.default_rng(9))
+    # heavy-hitter keys are mixed 32-bit values (hh-key-v1); consecutive integers are not
+    # (a multiply-shift hash with a small multiplier maps them all to one bin)
+    keys = np.random.default_rng(10).integers(0, 1 << 32, 64).astype(np.uint64)
+    exact = support_counts(reports.seeds, reports.ys, olh.g, keys)
+    assert np.array_equal(support_counts(reports.seeds, reports.ys, olh.g, keys, max_per_report=64), exact)
+    bound = rn.DiscoveryNoise.support_bound(64, olh.g)
+    clipped = support_counts(reports.seeds, reports.ys, olh.g, keys, max_per_report=bound)
+    assert np.array_equal(clipped, exact)  # no honest report exceeds the bound here
+    tight = support_counts(reports.seeds, reports.ys, olh.g, keys, max_per_report=14)
+    singles = [support_counts(reports.seeds[i : i + 1], reports.ys[i : i + 1], olh.g, keys) for i in range(2000)]
+    kept = [x for x in singles if x.sum() <= 14]
+    assert 0 < len(kept) < len(singles)
+    assert np.array_equal(tight, np.sum(kept, axis=0))  # reports over the bound are dropped, the rest counted
