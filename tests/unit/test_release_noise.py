@@ -198,3 +198,39 @@ def test_support_clipping_bounds_each_report_and_almost_never_touches_an_honest_
     kept = [x for x in singles if x.sum() <= 14]
     assert 0 < len(kept) < len(singles)
     assert np.array_equal(tight, np.sum(kept, axis=0))  # reports over the bound are dropped, the rest counted
+
+
+@pytest.mark.parametrize("name", ["oue", "hr", "grr", "olh"])
+def test_added_variance_of_long_vectors_matches_the_exact_loop(name, monkeypatch):
+    m = mechanisms.create(name, epsilon=1.0, domain_size=300)
+    data = m.aggregate(m.perturb_batch(np.arange(5000) % 300, rng=np.random.default_rng(1))).to_dict()
+    derived = name in rn.ONE_HOT
+
+    def flat(d):
+        from client_sdk.mechanisms import Aggregate
+
+        return np.asarray(m.estimate(Aggregate.from_dict(d)).frequencies)
+
+    exact = rn.added_variance(flat, data, derived, 7.0)
+    monkeypatch.setattr(rn, "EXACT_JACOBIAN_LIMIT", 10)
+    fast = rn.added_variance(flat, data, derived, 7.0)
+    if name == "hr":  # not separable: a conservative estimate
+        assert np.all(fast >= 0.95 * exact) and np.mean(fast) <= 1.5 * np.mean(exact)
+    else:  # separable: the same numbers (up to second-order terms in 1/n)
+        np.testing.assert_allclose(fast, exact, rtol=1e-3)
+
+
+@pytest.mark.parametrize("name", ["rsfd-grr", "smp", "spl"])
+def test_added_variance_of_long_multidim_vectors_matches_the_exact_loop(name, monkeypatch):
+    from client_sdk.multidim import MultidimAggregate
+
+    m = multidim.create_multidim(name, epsilon=2.0, domain_sizes=[120, 90])
+    values = np.stack([np.arange(4000) % 120, np.arange(4000) % 90], axis=1)
+    data = m.aggregate(m.perturb_batch(values, rng=np.random.default_rng(2))).to_dict()
+
+    def flat(d):
+        return np.concatenate([e.frequencies for e in m.estimate(MultidimAggregate.from_dict(d))])
+
+    exact = rn.added_variance(flat, data, False, 3.0)
+    monkeypatch.setattr(rn, "EXACT_JACOBIAN_LIMIT", 10)
+    np.testing.assert_allclose(rn.added_variance(flat, data, False, 3.0), exact, rtol=1e-3)
