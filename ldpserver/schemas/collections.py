@@ -55,12 +55,13 @@ class ReleasePolicy(BaseModel):
         default=DEFAULT_RELEASE_EPSILON,
         gt=0,
         le=10,
+        strict=True,
         allow_inf_nan=False,
         description="ε_release: central (ε, δ)-DP of everything a release reader sees, per device-epoch "
         "(docs/privacy.md)",
     )
     delta: float = Field(
-        default=DEFAULT_RELEASE_DELTA, gt=0, le=1e-3, allow_inf_nan=False, description="δ of ε_release"
+        default=DEFAULT_RELEASE_DELTA, gt=0, le=1e-3, strict=True, allow_inf_nan=False, description="δ of ε_release"
     )
 
     @field_validator("windows")

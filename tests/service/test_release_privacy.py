@@ -236,3 +236,47 @@ def test_federated_releases_do_not_reveal_party_sizes(api, monkeypatch, noise):
         assert exact == repetitions  # the attack works on exact statistics
     else:
         assert exact <= 1, f"a party's group size recovered exactly in {exact} of {repetitions} releases"
+
+
+# --- the creation-time statement and the config ---------------------------------------------------
+
+
+def test_creation_tells_the_admin_what_the_central_noise_adds_at_min_reports(api):
+    small = api.create_collection(
+        mechanism={"mechanism": "grr", "epsilon": 1.0, "domain_size": 16},
+        release={"min_reports": 100},
+        budget={"cap_lifetime": 5.0, "cap_per_window": 1.0, "window_epochs": 1},
+    )
+    large = api.create_collection(
+        mechanism={"mechanism": "grr", "epsilon": 1.0, "domain_size": 16},
+        release={"min_reports": 10_000},
+        budget={"cap_lifetime": 5.0, "cap_per_window": 1.0, "window_epochs": 1},
+    )
+    statement = large["privacy"]["release"]
+    assert (statement["epsilon"], statement["delta"]) == (release_noise.DEFAULT_EPSILON, release_noise.DEFAULT_DELTA)
+    assert release_noise.epsilon_of(statement["rho"], statement["delta"]) == pytest.approx(1.5, rel=1e-6)
+    assert statement["sensitivity_l2"] == 1.0 and statement["max_epochs_per_device"] == 5
+    assert statement["epsilon_per_device_lifetime"] == pytest.approx(release_noise.epsilon_of(5 * statement["rho"], 1e-7))
+    assert 0.01 < statement["expected_at_min_reports"]["ratio"] < 0.05  # ≤ 5 % at 10^4 reports
+    assert small["privacy"]["release"]["expected_at_min_reports"]["ratio"] > 1  # dominated at 100: said so
+    # a generous cap multiplies the noise: u = 5 reports per device-epoch
+    loose = api.create_collection(
+        mechanism={"mechanism": "grr", "epsilon": 1.0, "domain_size": 16}, budget={"cap_lifetime": 5.0}
+    )
+    assert loose["privacy"]["release"]["reports_per_device_epoch"] == 5
+    assert loose["privacy"]["release"]["level_sigmas"][0] == pytest.approx(5 * statement["level_sigmas"][0])
+
+
+@pytest.mark.parametrize(
+    "release",
+    [{"epsilon": 0}, {"epsilon": -1}, {"epsilon": 11}, {"delta": 0}, {"delta": 0.01}, {"epsilon": "1"}, {"eps": 1}],
+)
+def test_bad_release_budgets_are_refused(api, release):
+    response = api.post("/v1/collections", json={**_base(api), "release": release})
+    assert response.status_code == 422 and response.mimetype == "application/problem+json"
+
+
+def _base(api) -> dict:
+    from tests.service.helpers import BASE_COLLECTION
+
+    return dict(BASE_COLLECTION)
