@@ -47,7 +47,9 @@ def protocols() -> dict[str, Any]:
 def _budget(kind: str, sdk: Any, epsilon: float, delta: float) -> rn.ReleaseBudget:
     derived = kind == "frequency" and sdk.config.get("mechanism") in rn.ONE_HOT
     dimension = int(rn.flatten(sdk.empty_aggregate().to_dict(), derived).size)
-    return rn.ReleaseBudget(epsilon, delta, rn.DEFAULT_HORIZON, 1, 1.0 if derived else dimension**0.5, dimension, derived)
+    return rn.ReleaseBudget(
+        epsilon, delta, rn.DEFAULT_HORIZON, 1, 1.0 if derived else dimension**0.5, dimension, derived
+    )
 
 
 def _values(kind: str, sdk: Any, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -75,9 +77,11 @@ def _scaled(data: dict[str, Any], factor: int) -> dict[str, Any]:
     """The aggregate of ``factor`` epochs like this one (for the cumulative LDP variance)."""
     counts = data["counts"]
     out = {**data, "n": data["n"] * factor}
-    out["counts"] = [[c * factor for c in v] for v in counts] if counts and isinstance(counts[0], list) else [
-        c * factor for c in counts
-    ]
+    out["counts"] = (
+        [[c * factor for c in v] for v in counts]
+        if counts and isinstance(counts[0], list)
+        else [c * factor for c in counts]
+    )
     if data.get("attribute_n") is not None:
         out["attribute_n"] = [m * factor for m in data["attribute_n"]]
     return out
@@ -108,7 +112,10 @@ def coverage(epsilon: float, delta: float, repetitions: int) -> list[dict[str, A
     """Share of published 95 % intervals that contain the true frequency (LDP + central noise)."""
     rng = np.random.default_rng(2026)
     out = []
-    for name, (kind, sdk), n in [("GRR k=16", protocols()["GRR k=16"], 10_000), ("OUE k=128", protocols()["OUE k=128"], 10_000)]:
+    for name, (kind, sdk), n in [
+        ("GRR k=16", protocols()["GRR k=16"], 10_000),
+        ("OUE k=128", protocols()["OUE k=128"], 10_000),
+    ]:
         budget = _budget(kind, sdk, epsilon, delta)
         values = _values(kind, sdk, n, rng)
         truth = np.bincount(values, minlength=sdk.domain_size) / n
@@ -125,7 +132,15 @@ def coverage(epsilon: float, delta: float, repetitions: int) -> list[dict[str, A
             half = 1.959963984540054 * np.sqrt(variance)
             covered += int(np.sum((est.frequencies - half <= truth) & (truth <= est.frequencies + half)))
             total += truth.size
-        out.append({"protocol": name, "reports": n, "repetitions": repetitions, "intervals": total, "coverage": covered / total})
+        out.append(
+            {
+                "protocol": name,
+                "reports": n,
+                "repetitions": repetitions,
+                "intervals": total,
+                "coverage": covered / total,
+            }
+        )
         print("coverage", out[-1])
     return out
 
@@ -176,7 +191,12 @@ def main() -> None:
         table(
             ["T", "tree nodes summed", "tree variance / σ₀²", "sum of T leaves / σ₀²"],
             [
-                [t, len(rn.cover(0, t, LEVELS)), f"{sum(data['level_sigmas_unit_sensitivity'][lv] ** 2 for lv, _ in rn.cover(0, t, LEVELS)) / data['level_sigmas_unit_sensitivity'][0] ** 2:.0f}", t]
+                [
+                    t,
+                    len(rn.cover(0, t, LEVELS)),
+                    f"{sum(data['level_sigmas_unit_sensitivity'][lv] ** 2 for lv, _ in rn.cover(0, t, LEVELS)) / data['level_sigmas_unit_sensitivity'][0] ** 2:.0f}",
+                    t,
+                ]
                 for t in (1, 15, 16, 63, 64, 255, 256, 1000, 4096, 65535)
             ],
         ),
@@ -185,7 +205,10 @@ def main() -> None:
         "",
         table(
             ["protocol", "reports", "repetitions", "intervals", "coverage"],
-            [[c["protocol"], f"{c['reports']:,}", c["repetitions"], c["intervals"], f"{100 * c['coverage']:.2f} %"] for c in cover_rows],
+            [
+                [c["protocol"], f"{c['reports']:,}", c["repetitions"], c["intervals"], f"{100 * c['coverage']:.2f} %"]
+                for c in cover_rows
+            ],
         ),
     ]
     write_results("release_noise", data, "\n".join(md))

@@ -333,7 +333,9 @@ class VectorTree:
             raise ValueError(f"the release tree's horizon of {self.horizon} epochs is exhausted")
         vector = np.asarray(vector, dtype=np.int64)
         if vector.shape != (self.dimension,):
-            raise ValueError(f"statistics vector of length {vector.shape} given to a tree of dimension {self.dimension}")
+            raise ValueError(
+                f"statistics vector of length {vector.shape} given to a tree of dimension {self.dimension}"
+            )
         self.steps += 1
         t = self.steps
         for level in range(self.levels):

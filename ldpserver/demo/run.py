@@ -247,7 +247,12 @@ def collection_bodies() -> dict[str, dict[str, Any]]:
             "epoch": epoch,
             # central DP on heavy hitters needs many reports: at the demo's 6,000 devices the
             # default ε_release (1.5) leaves noise only; the demo states a larger one
-            "release": {"windows": [1, HH_DAYS], "cumulative": False, "min_reports": 100, "epsilon": HH_RELEASE_EPSILON},
+            "release": {
+                "windows": [1, HH_DAYS],
+                "cumulative": False,
+                "min_reports": 100,
+                "epsilon": HH_RELEASE_EPSILON,
+            },
             "budget": {"cap_lifetime": 5.0},
         },
     }

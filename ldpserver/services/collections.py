@@ -75,7 +75,9 @@ def _release_statement(request: CollectionCreate, protocol: Any, memoized: bool,
     )
     statement = budget.statement(None if memoized else int(max_units(request.budget.cap_lifetime, unit) or 1))
     if request.kind != "heavy_hitters":
-        statement["expected_at_min_reports"] = expected_noise(request.kind, protocol, budget, request.release.min_reports)
+        statement["expected_at_min_reports"] = expected_noise(
+            request.kind, protocol, budget, request.release.min_reports
+        )
     return statement
 
 

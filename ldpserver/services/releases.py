@@ -396,7 +396,10 @@ def _flat_frequencies(c: CollectionRuntime, data: dict[str, Any]) -> np.ndarray:
     if c.kind == "multidim":
         sizes = [len(v) for v in data["counts"]]
         return np.concatenate(
-            [np.zeros(k) if e is None else np.asarray(e.frequencies, dtype=np.float64) for k, e in zip(sizes, estimate)]
+            [
+                np.zeros(k) if e is None else np.asarray(e.frequencies, dtype=np.float64)
+                for k, e in zip(sizes, estimate, strict=True)
+            ]
         )
     return np.asarray(estimate.frequencies, dtype=np.float64)
 
@@ -417,7 +420,9 @@ def _estimate_aggregate(c: CollectionRuntime, scope: NoisyScope) -> dict[str, An
             if est is None:
                 attributes.append({"attribute": j, "status": "missing", "reason": "no report informed it"})
             else:
-                attributes.append({"attribute": j, "status": "estimated", **_histogram(est, added[pos : pos + k], scale)})
+                attributes.append(
+                    {"attribute": j, "status": "estimated", **_histogram(est, added[pos : pos + k], scale)}
+                )
             pos += k
         return {"type": "marginals", "mechanism": sdk.config.get("mechanism"), "attributes": attributes}
     return {"type": "histogram", "mechanism": sdk.config.get("mechanism"), **_histogram(estimate, added, scale)}

@@ -151,7 +151,9 @@ def test_thirty_versus_thirty_one_devices_is_bounded_by_epsilon_release(api):
 # --- coverage of the published intervals ------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("mechanism", "k", "n", "epochs"), [("grr", 16, 10_000, 1), ("grr", 16, 2_000, 8), ("oue", 32, 5_000, 1)])
+@pytest.mark.parametrize(
+    ("mechanism", "k", "n", "epochs"), [("grr", 16, 10_000, 1), ("grr", 16, 2_000, 8), ("oue", 32, 5_000, 1)]
+)
 def test_published_intervals_cover_the_truth_95_percent_of_the_time(api, mechanism, k, n, epochs):
     col = api.create_collection(
         mechanism={"mechanism": mechanism, "epsilon": 1.0, "domain_size": k},
@@ -256,7 +258,9 @@ def test_creation_tells_the_admin_what_the_central_noise_adds_at_min_reports(api
     assert (statement["epsilon"], statement["delta"]) == (release_noise.DEFAULT_EPSILON, release_noise.DEFAULT_DELTA)
     assert release_noise.epsilon_of(statement["rho"], statement["delta"]) == pytest.approx(1.5, rel=1e-6)
     assert statement["sensitivity_l2"] == 1.0 and statement["max_epochs_per_device"] == 5
-    assert statement["epsilon_per_device_lifetime"] == pytest.approx(release_noise.epsilon_of(5 * statement["rho"], 1e-7))
+    assert statement["epsilon_per_device_lifetime"] == pytest.approx(
+        release_noise.epsilon_of(5 * statement["rho"], 1e-7)
+    )
     assert 0.01 < statement["expected_at_min_reports"]["ratio"] < 0.05  # ≤ 5 % at 10^4 reports
     assert small["privacy"]["release"]["expected_at_min_reports"]["ratio"] > 1  # dominated at 100: said so
     # a generous cap multiplies the noise: u = 5 reports per device-epoch

@@ -33,6 +33,7 @@ def _zero_noise(monkeypatch):
     """Exactness of the plumbing: the release tree adds no noise in these tests."""
     monkeypatch.setattr(service, "_noise", release_noise.ZeroNoise())
 
+
 COUNTS = {0: 60, 1: 45, 2: 5, 3: 70, 4: 50}  # epoch 2 is below min_reports (10)
 FREQUENCY = {
     "mechanism": {"mechanism": "oue", "epsilon": 1.0, "domain_size": 8},

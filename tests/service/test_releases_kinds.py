@@ -261,7 +261,9 @@ def test_longitudinal_release_uses_its_estimator_and_counts_devices(api):
         upload_ok(api, col, reports)
     _release_all(api, col, 1)
     body = _body(api, col, 2)
-    assert body["participation"]["unit"].startswith("devices") and body["participation"]["reports_per_device_epoch"] == 1
+    assert (
+        body["participation"]["unit"].startswith("devices") and body["participation"]["reports_per_device_epoch"] == 1
+    )
     _same_histogram(_scope(body, "epoch")["estimates"], m.estimate(m.aggregate(by_epoch[1])))
     _same_histogram(_scope(body, "cumulative")["estimates"], m.estimate(m.aggregate(by_epoch[0] + by_epoch[1])))
 

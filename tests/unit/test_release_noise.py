@@ -52,7 +52,9 @@ def test_noisy_scopes_have_the_stated_variance_and_polylog_growth():
             tree.append(np.array([5]))
             errors[r, t - 1] = tree.span(0, t)[0][0] - 5 * t
     stated = np.array([sum(sigmas[lv] ** 2 for lv, _ in rn.cover(0, t, 7)) for t in range(1, horizon + 1)])
-    ratio = errors.var(axis=0, ddof=1) / (stated + np.array([len(rn.cover(0, t, 7)) for t in range(1, horizon + 1)]) / 12)
+    ratio = errors.var(axis=0, ddof=1) / (
+        stated + np.array([len(rn.cover(0, t, 7)) for t in range(1, horizon + 1)]) / 12
+    )
     assert 0.7 <= ratio.min() and ratio.max() <= 1.35, ratio
     # cumulative variance is O(log³ T): at most σ₀²·Σ_{l ≤ log2 t} (l + 1)² at every step t
     for t in range(1, horizon + 1):
