@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import hashlib
 import json
 import math
@@ -598,6 +599,8 @@ def _plan(engine: Engine, c: CollectionRuntime, epoch: int, now: datetime, trigg
             state = json.loads(stream.counter_state)
             tree = release_noise.VectorTree.from_state(state["tree"], noise=noise_source())
             number = int(stream.releases) + 1
+            # the horizon is fixed at the first release, whatever the server setting says now
+            budget = dataclasses.replace(budget, horizon=tree.horizon)
         else:
             tree = _new_tree(policy, keep)
             number = 1
