@@ -154,6 +154,21 @@ def main() -> None:
     rows = variance_table(epsilon, delta, sizes)
     cover_rows = coverage(epsilon, delta, 50 if args.quick else 300)
     budget_grr = _budget("frequency", protocols()["GRR k=16"][1], epsilon, delta)
+    # the defaults: added variance ∝ 1/ρ, so the table's rows rescale exactly to other budgets
+    choices = []
+    for eps in (0.5, 1.0, 1.5, 2.0, 3.0):
+        rho = rn.rho_for(eps, delta)
+        factor = budget_grr.rho / rho
+        grr = next(r for r in rows if r["protocol"] == "GRR k=16" and r["reports_per_epoch"] == 10**4)
+        oue = next((r for r in rows if r["protocol"] == "OUE k=128" and r["reports_per_epoch"] == 10**6), None)
+        choices.append(
+            {
+                "epsilon_release": eps,
+                "rho": rho,
+                "grr16_1e4_epoch": grr["epoch"] * factor,
+                "oue128_1e6_epoch": None if oue is None else oue["epoch"] * factor,
+            }
+        )
     data = {
         "machine": machine(),
         "shared_machine": True,
@@ -164,6 +179,7 @@ def main() -> None:
         "level_sigmas_unit_sensitivity": rn.level_sigmas(budget_grr.rho, 1.0, LEVELS),
         "variance_ratio": rows,
         "coverage": cover_rows,
+        "default_choice": choices,
     }
     m = data["machine"]
     labels = ["epoch", *(f"cumulative T={t}" for t in HORIZONS)]
@@ -200,6 +216,26 @@ def main() -> None:
                 for t in (1, 15, 16, 63, 64, 255, 256, 1000, 4096, 65535)
             ],
         ),
+        "",
+        f"Choice of the defaults (δ = {delta:g}; the added variance scales as 1/ρ, so these rescale the rows above):",
+        "",
+        table(
+            ["ε_release", "ρ", "GRR k=16, 10^4 / epoch", "OUE k=128, 10^6 / epoch"],
+            [
+                [
+                    c["epsilon_release"],
+                    f"{c['rho']:.4f}",
+                    f"{100 * c['grr16_1e4_epoch']:.2f} %",
+                    "—" if c["oue128_1e6_epoch"] is None else f"{100 * c['oue128_1e6_epoch']:.2f} %",
+                ]
+                for c in choices
+            ],
+        ),
+        "",
+        "ε_release = 1.5 is the smallest of these that keeps both targets at most 5 % (GRR k = 16 at 10^4 "
+        "reports per epoch is the binding one; OUE k = 128 at 10^6 is far below), with δ = 1e-7 well under "
+        "1/population for collections of up to millions of devices. Smaller collections are told their ratio "
+        "at creation (`privacy.release.expected_at_min_reports`).",
         "",
         "Coverage of the published 95 % intervals (LDP plug-in variance + central noise variance), epoch scope:",
         "",
