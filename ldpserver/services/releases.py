@@ -16,15 +16,16 @@ one release per epoch (numbered 1, 2, ... per collection). Epoch ``e`` is *due* 
    change the epoch's inputs.
 2. Read phase (no locks): the epoch's ``epoch_partials``, the previous epoch's compacted
    row (for the cumulative sum), the compacted rows at the windows' left edges, the
-   counter state; heavy hitters also read the raw reports of the widest window.
+   release tree's state; heavy hitters also read the raw reports of the widest window.
 3. Compute: the epoch's merged aggregate (compaction), cumulative = previous cumulative +
    epoch, window(w) = cumulative(e) − cumulative(e − w) (O(1) rows per window however
-   long the collection has run); the participation counter's next step (OpenDP noise);
-   every scope's estimates; the canonical JSON body and its SHA-256.
+   long the collection has run) — exact, internal; the release tree's next step (OpenDP
+   noise on the epoch's statistics vector); every scope's noisy statistics and estimates;
+   the canonical JSON body and its SHA-256.
 4. Write phase, **one transaction**: lock the stream row, check that nobody released in
    the meantime (else the work is discarded and the existing release returned), insert
    the compacted ``epoch_aggregates`` row, create or advance the stream (the first
-   release also appends the stream's budget to the ledger), insert the ``releases`` row.
+   release also appends ε_release to the ledger), insert the ``releases`` row.
 
 A crash anywhere leaves either nothing or a complete release: steps 2–4 write nothing
 until the single commit, and a closed-but-unreleased epoch (crash after step 1) is simply
@@ -36,16 +37,17 @@ existing release (idempotent).
 post-processed): ``epoch`` (e alone), ``cumulative`` (first..e, if the policy asks for it)
 and ``window`` w for every configured length w > 1 (``max(first, e−w+1)..e``;
 ``complete: false`` while fewer than w epochs exist; w = 1 is the epoch scope). A scope
-with fewer than ``min_reports`` reports is **withheld**: no estimates, ``status:
-"withheld"`` and the reason (the threshold, never the count).
+whose noisy report count is below ``min_reports`` is **withheld**: no estimates,
+``status: "withheld"`` and the reason (the threshold, never the count).
 
-**Participation** (how many reports an epoch received) is not protected by LDP, so exact
-counts are never published: each scope's ``participation`` is derived from the binary-tree
-counter (ALGORITHMS §11.2, ``ldpserver/continual_counter.py``): ``count`` with its
-``variance`` (from the counter's closed form) and a normal-approximation 95 % interval.
-Estimates carry no ``n``; ``counts`` are frequencies × the noisy count. See
-docs/releases.md for the sensitivity, the budget entry in the ledger and what still
-depends on the exact n (the plug-in variances).
+**Central DP for release readers** (``ldpserver/release_noise.py``): exact aggregates
+reveal each scope's report count (through the plug-in variance, or the rationals C/n),
+so every published number — participation, withheld decisions, estimates, variances,
+intervals, heavy hitters and per-party figures — is computed from statistics that carry
+OpenDP discrete Gaussian noise: the per-epoch statistics vectors feed a binary tree whose
+nodes are noised once; a scope reads the noisy nodes covering its epochs. The guarantee,
+(ε_release, δ) per device-epoch from the hashed config, is stated in docs/privacy.md and
+docs/releases.md.
 """
 
 from __future__ import annotations
@@ -87,7 +89,7 @@ log = structlog.get_logger("ldpserver.releases")
 FORMAT = "ldp-release/1"
 CI_LEVEL = 0.95
 Z = NormalDist().inv_cdf(0.5 + CI_LEVEL / 2)
-#: the ledger entry that records the participation stream's budget (device ids cannot contain ':')
+#: the ledger entry that records ε_release (device ids cannot contain ':')
 STREAM_CLIENT_ID = "_stream:release"
 STREAM_REPORT_ID = "release-budget"
 STREAM_NEIGHBOURING = "device-epoch"
