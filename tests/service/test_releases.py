@@ -332,17 +332,27 @@ def test_participation_counts_are_the_noisy_n_of_the_release_tree(api):
     ],
 )
 def test_sensitivity_follows_the_budget_policy(api, budget, expected):
-    col = api.create_collection(
-        mechanism={"mechanism": "grr", "epsilon": 1.0, "domain_size": 4}, budget=budget, release={"min_reports": 1}
-    )
-    m = mechanisms.from_config(col["config"]["mechanism"])
+    values = np.array([0, 1, 2, 3, 0, 1])
+    if budget.get("memoized"):  # memoized collections are longitudinal (a second randomisation round)
+        from client_sdk import longitudinal
+
+        lgrr = longitudinal.create_longitudinal("l-grr", epsilon_perm=1.0, epsilon_first=0.5, domain_size=4)
+        col = api.create_collection(
+            kind="longitudinal", mechanism=lgrr.config, budget=budget, release={"min_reports": 1}
+        )
+        lm = longitudinal.from_config(col["config"]["mechanism"])
+        rng = np.random.default_rng(0)
+        payloads = lm.encode(lm.perturb_batch(values, rng, memos=lm.new_memo_table(values.size, rng)))
+    else:
+        col = api.create_collection(
+            mechanism={"mechanism": "grr", "epsilon": 1.0, "domain_size": 4}, budget=budget, release={"min_reports": 1}
+        )
+        m = mechanisms.from_config(col["config"]["mechanism"])
+        payloads = m.encode(m.perturb_batch(values, rng=np.random.default_rng(0)))
     at_epoch(api, 0)
-    payloads = m.encode(m.perturb_batch(np.array([0, 1, 2, 3, 0, 1]), rng=np.random.default_rng(0)))
     reports = wire(col, payloads, 0)
     for i, report in enumerate(reports):
         report["client_id"] = f"dev-{i % 3}"  # three devices, two reports each
-        if budget.get("memoized"):
-            report["memo_count"] = 1
     upload_ok(api, col, reports)
     at_epoch(api, 2)
     collection = api.client.application.extensions["ldp"].collections.get(col["id"])
@@ -355,9 +365,11 @@ def test_sensitivity_follows_the_budget_policy(api, budget, expected):
     assert aggregate.participation == (3 if expected[1] == "devices" else 6)
     assert _scope(_body(api, col, 1), "epoch")["participation"]["count"] == aggregate.participation
     header = _body(api, col, 1)["participation"]
-    assert header["sensitivity_l2"] == pytest.approx(expected[0])  # GRR: one count per report, n = Σ counts
+    # GRR: one count per report, n = Σ counts (r = 1); L-GRR (longitudinal): r = sqrt(4 counts + n)
+    l2 = expected[0] * (math.sqrt(5) if budget.get("memoized") else 1.0)
+    assert header["sensitivity_l2"] == pytest.approx(l2)
     assert header["level_sigmas"][0] == pytest.approx(
-        expected[0] / math.sqrt(2 * header["rho"] * release_noise.level_weights(17)[0])
+        l2 / math.sqrt(2 * header["rho"] * release_noise.level_weights(17)[0])
     )
 
 
