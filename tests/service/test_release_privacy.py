@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
@@ -18,62 +17,9 @@ import pytest
 from scipy.stats import beta
 
 from client_sdk import mechanisms
-from client_sdk.mechanisms._base import pure_variance
 from ldpserver import release_noise
 from ldpserver.services import releases as service
-from tests.service.release_helpers import at_epoch, upload_ok, wire
-
-GRR4 = {
-    "mechanism": {"mechanism": "grr", "epsilon": 1.0, "domain_size": 4},
-    "release": {"windows": [1], "cumulative": True, "min_reports": 1},
-    "budget": {"cap_lifetime": 5.0, "cap_per_window": 1.0, "window_epochs": 1},
-}
-
-
-def _runtime(api, col):
-    return api.client.application.extensions["ldp"].collections.get(col["id"])
-
-
-def n_from_variance(m, est: dict) -> int:
-    """Invert the SDK's plug-in variance Var = pure_variance(p*, q*, n, f) for n."""
-    f = np.clip(np.asarray(est["frequencies"]), 0.0, 1.0)
-    unit = pure_variance(m.p_star, m.q_star, 1, f)
-    return int(round(float(np.median(unit / np.asarray(est["variance"])))))
-
-
-def n_from_frequencies(m, est: dict, limit: int = 400) -> int:
-    """Rational reconstruction: the smallest n for which every n·C(v)/n is an integer."""
-    ratio = np.asarray(est["frequencies"]) * (m.p_star - m.q_star) + m.q_star  # C(v)/n
-    for n in range(1, limit):
-        scaled = ratio * n
-        if np.all(np.abs(scaled - np.rint(scaled)) < 1e-6):
-            return n
-    return -1
-
-
-def test_a_release_does_not_reveal_the_exact_report_count(api, monkeypatch):
-    """On main both inversions return the exact n in every repetition."""
-    monkeypatch.setattr(service, "_noise", release_noise.SeededGaussian(np.random.default_rng(14)))
-    exact = 0
-    repetitions = 12
-    for rep in range(repetitions):
-        at_epoch(api, 0)
-        col = api.create_collection(**GRR4)
-        m = mechanisms.from_config(col["config"]["mechanism"])
-        n = 40 + rep
-        payloads = m.encode(m.perturb_batch(np.arange(n) % 4, rng=np.random.default_rng(rep)))
-        upload_ok(api, col, wire(col, payloads, 0))
-        at_epoch(api, 2)
-        service.release_due(api.engine, _runtime(api, col), api.clock())
-        body = json.loads(api.get(f"/v1/collections/{col['id']}/releases/1", role="analyst").data)
-        scope = next(s for s in body["scopes"] if s["scope"] == "epoch")
-        assert scope["status"] == "released"
-        est = scope["estimates"]
-        recovered = {n_from_variance(m, est), n_from_frequencies(m, est), scope["participation"]["count"]}
-        exact += n in recovered
-    # a noisy count equals n with probability ≈ 1/(σ_n·sqrt(2π)) ≈ 5 % here; on main: 12 of 12
-    assert exact <= 3, f"n recovered exactly in {exact} of {repetitions} releases"
-
+from tests.service.test_release_leaks import GRR4, _runtime, n_from_frequencies, n_from_variance
 
 # --- the distinguishing test ----------------------------------------------------------------------
 
@@ -184,60 +130,20 @@ def test_published_intervals_cover_the_truth_95_percent_of_the_time(api, mechani
     assert abs(covered / total - 0.95) <= 0.02, covered / total
 
 
-# --- leak 5: party sizes of federated heavy hitters ----------------------------------------------
+def test_the_party_size_attack_works_on_exact_statistics(api, monkeypatch):
+    """The leak-5 attack recovers every party's last-group size when the noise is off (what
+    main published): the test in test_release_leaks.py can fail."""
+    from tests.service.test_release_leaks import federated_group_size_hits
+
+    monkeypatch.setattr(service, "_noise", release_noise.ZeroNoise())
+    assert federated_group_size_hits(api, repetitions=3) == 3
 
 
-def _party_group_size(olh, hitters: list[dict], limit: int = 3000) -> int:
-    """Rational reconstruction of the last level group's size from a party's published
-    frequencies f = (C/N − q*)/(p* − q*): the smallest N with every N·(f(p*−q*) + q*) an integer."""
-    ratio = np.array([h["frequency"] for h in hitters]) * (olh.p_star - olh.q_star) + olh.q_star
-    for n in range(1, limit):
-        scaled = ratio * n
-        if np.all(np.abs(scaled - np.rint(scaled)) < 1e-6):
-            return n
-    return -1
+def test_the_report_count_attack_works_on_exact_statistics(api, monkeypatch):
+    from tests.service.test_release_leaks import report_count_hits
 
-
-@pytest.mark.parametrize("noise", ["zero", "seeded"])
-def test_federated_releases_do_not_reveal_party_sizes(api, monkeypatch, noise):
-    """With the noise off (what main published) the per-party frequencies give the party's
-    exact last-group size in every release; with the central noise, essentially never."""
-    from client_sdk import heavy_hitters
-
-    rng = np.random.default_rng(55)
-    monkeypatch.setattr(
-        service, "_noise", release_noise.ZeroNoise() if noise == "zero" else release_noise.SeededGaussian(rng)
-    )
-    mechanism = heavy_hitters.create(
-        "tap", epsilon=4.0, k=2, domain={"type": "integer", "bits": 8}, eta=2, parties=["eu", "us"]
-    ).config
-    exact = 0
-    repetitions = 4
-    for rep in range(repetitions):
-        at_epoch(api, 0)
-        col = api.create_collection(
-            kind="heavy_hitters",
-            mechanism=mechanism,
-            parties=["eu", "us"],
-            release={"windows": [1], "cumulative": False, "min_reports": 50},
-            budget={"cap_lifetime": 8.0, "cap_per_window": 4.0},
-        )
-        hh = heavy_hitters.from_config(col["config"]["mechanism"])
-        eu = 700 + 13 * rep
-        items = [7] * (eu // 2) + [9] * (eu - eu // 2) + [200] * 300 + [31] * 350
-        parties = ["eu"] * eu + ["us"] * 650
-        reports = hh.perturb_batch(np.asarray(items), np.random.default_rng(rep), parties=parties)
-        upload_ok(api, col, wire(col, hh.encode(reports), 0))
-        at_epoch(api, 2)
-        service.release_due(api.engine, _runtime(api, col), api.clock())
-        body = json.loads(api.get(f"/v1/collections/{col['id']}/releases/1", role="analyst").data)
-        hitters = body["scopes"][0]["estimates"]["parties"]["eu"]
-        group = int(np.sum((reports.parties == 0) & (reports.levels == hh.groups)))
-        exact += _party_group_size(hh.olh, hitters) == group
-    if noise == "zero":
-        assert exact == repetitions  # the attack works on exact statistics
-    else:
-        assert exact <= 1, f"a party's group size recovered exactly in {exact} of {repetitions} releases"
+    monkeypatch.setattr(service, "_noise", release_noise.ZeroNoise())
+    assert report_count_hits(api, repetitions=3) == 3
 
 
 # --- the creation-time statement and the config ---------------------------------------------------
