@@ -599,6 +599,13 @@ def _plan(engine: Engine, c: CollectionRuntime, epoch: int, now: datetime, trigg
             raise RuntimeError(f"epoch {epoch} is not the stream's next epoch {expected}")
         if stream is not None:
             state = json.loads(stream.counter_state)
+            if "tree" not in state:  # a participation counter of the code before central DP on releases
+                raise ProblemError(
+                    "conflict",
+                    "this collection's release stream predates central DP on releases (it kept only a "
+                    "participation counter, not the noisy statistics its later scopes need); it cannot be "
+                    "continued: create a new collection",
+                )
             tree = release_noise.VectorTree.from_state(state["tree"], noise=noise_source())
             number = int(stream.releases) + 1
             # the horizon is fixed at the first release, whatever the server setting says now

@@ -427,3 +427,20 @@ def test_release_budget_from_the_config_and_an_exhausted_horizon(api, monkeypatc
             )
         ).one()
     assert entry.epsilon == 0.5
+
+
+def test_a_stream_from_before_central_dp_is_refused_with_a_clear_conflict(api):
+    col, m, _ = _run(api, {0: 20}, release_every_step=False)
+    with api.engine.begin() as conn:  # the old participation counter's state
+        conn.execute(
+            text("UPDATE release_streams SET counter_state = :s WHERE collection_id = :c"),
+            {
+                "s": json.dumps(
+                    {"epsilon": 1.0, "horizon": 65536, "sensitivity": 1, "nodes": {}, "partial": [0] * 17, "steps": 2}
+                ),
+                "c": col["id"],
+            },
+        )
+    at_epoch(api, 6)
+    response = api.post(f"/v1/collections/{col['id']}/releases", json={})
+    assert response.status_code == 409 and "predates central DP" in response.get_json()["detail"]
