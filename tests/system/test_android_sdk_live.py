@@ -77,7 +77,10 @@ def test_jvm_devices_report_end_to_end(tmp_path: Path, classpath: str) -> None:
     pytest.importorskip("gunicorn")
     rng = np.random.default_rng(18)
     with live_server(tmp_path / "server", mode="gunicorn") as server:
-        common = {"epoch": {"seconds": 86400, "grace": 1}, "release": {"windows": [1], "cumulative": False, "min_reports": 50}}
+        # releases carry central DP noise (ε_release per device-epoch): at its largest allowed
+        # value here, so 600 devices are enough for PEM to find the planted items through it
+        release = {"windows": [1], "cumulative": False, "min_reports": 50, "epsilon": 10.0}
+        common = {"epoch": {"seconds": 86400, "grace": 1}, "release": release}
         oue = server.create_collection(
             {"name": "android-oue", "kind": "frequency", "mechanism": {"mechanism": "oue", "epsilon": 2.0, "domain_size": K},
              "budget": {"cap_lifetime": 2.0}, **common}
