@@ -23,6 +23,7 @@ from ldpserver.auth import init_auth
 from ldpserver.bodies import parse_json_body
 from ldpserver.clock import Clock, utc_now
 from ldpserver.config import Settings
+from ldpserver.cors import init_cors
 from ldpserver.db import make_engine
 from ldpserver.errors import PROBLEM_MEDIA_TYPE, openapi_validation_callback, register_error_handlers
 from ldpserver.logs import configure_logging
@@ -96,6 +97,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=g.request_id)
 
+    init_cors(app)  # preflights are answered before authentication (they carry no key)
     init_auth(app)
     app.before_request(parse_json_body)
 

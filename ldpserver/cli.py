@@ -2,7 +2,8 @@
 
 ldp migrate [--revision head]        upgrade the database (DATABASE_URL) to the migrations' head
 ldp downgrade REVISION --yes         downgrade (e.g. to "base": drops everything)
-ldp keys create --role ROLE [--name] create an API key (printed once)
+ldp keys create --role ROLE [--name] [--collections A,B] [--max-devices N] [--enrol-per-hour N]
+                                     create an API key (printed once), optionally scoped/limited
 ldp keys list                        list keys (never the secrets)
 ldp keys revoke ID                   revoke a key
 ldp audit verify [--collection ID]   check the ledger's hash chains offline; exit 1 on tampering
@@ -102,13 +103,42 @@ def keys() -> None:
 @database_option
 @click.option("--role", required=True, type=click.Choice(["client", "analyst", "auditor", "admin"]))
 @click.option("--name", default="", help="A label for the key.")
-def keys_create(database_url: str | None, role: str, name: str) -> None:
+@click.option(
+    "--collections",
+    "collections",
+    default=None,
+    help="Comma-separated collection ids this key is limited to (client, analyst, auditor). Default: all.",
+)
+@click.option("--max-devices", type=click.IntRange(min=0), default=None, help="Client keys: enrolment cap.")
+@click.option("--enrol-per-hour", type=click.IntRange(min=0), default=None, help="Client keys: enrolments per hour.")
+@click.option(
+    "--enrol-per-address-hour",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Client keys: enrolments per source address per hour.",
+)
+def keys_create(
+    database_url: str | None,
+    role: str,
+    name: str,
+    collections: str | None,
+    max_devices: int | None,
+    enrol_per_hour: int | None,
+    enrol_per_address_hour: int | None,
+) -> None:
     """Create a key and print it once (only its SHA-256 is stored)."""
-    from ldpserver.services.keys import create_key
+    from ldpserver.services.keys import KeyLimits, create_key
 
-    key_id, key = create_key(_engine(database_url), role, name, _now())
+    scope = [c.strip() for c in collections.split(",") if c.strip()] if collections is not None else None
+    limits = KeyLimits(max_devices, enrol_per_hour, enrol_per_address_hour)
+    try:
+        key_id, key = create_key(_engine(database_url), role, name, _now(), collections=scope, limits=limits)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
     click.echo(f"id:   {key_id}", err=True)
     click.echo(f"role: {role}", err=True)
+    if scope is not None:
+        click.echo(f"collections: {', '.join(sorted(set(scope)))}", err=True)
     click.echo("key (shown once; store it now):", err=True)
     click.echo(key)
 

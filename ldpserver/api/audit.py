@@ -25,7 +25,9 @@ from ldpserver.schemas.audit import (
     VerifyQuery,
     VerifyResult,
 )
+from ldpserver.schemas.devices import EnrolmentList, EnrolmentQuery
 from ldpserver.services import ledger as ledger_service
+from ldpserver.services.devices import enrolments_per_day
 from ldpserver.services.audit import LEDGER_COLUMNS, budget_summary, ledger_page, rejection_rows
 
 TAG = Tag(name="audit", description="read-only views for auditors")
@@ -130,5 +132,18 @@ def build_blueprint() -> APIBlueprint:
         with read_transaction(state().engine) as conn:
             rows = rejection_rows(conn, query.collection)
         return json_response({"items": rows, "total": sum(int(r["count"]) for r in rows)})
+
+    extras, errors = operation("GET", "/v1/audit/enrolments")
+
+    @bp.get(
+        "/enrolments",
+        responses={200: EnrolmentList, **errors},
+        summary="Devices enrolled per client key and UTC day",
+        **extras,
+    )
+    def get_enrolments(query: EnrolmentQuery):
+        with read_transaction(state().engine) as conn:
+            rows = enrolments_per_day(conn, query.key_id)
+        return json_response({"items": rows, "total": sum(r["enrolments"] for r in rows)})
 
     return bp

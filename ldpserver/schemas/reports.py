@@ -7,7 +7,12 @@ Request::
                   "config_hash": "sha256:<64 hex>",
                   "epoch": <int>,
                   "payload": {...mechanism payload...},
-                  "memo_count": <int, memoized collections only>}]}
+                  "memo_count": <int, memoized collections only>}],
+     "devices": {"<client_id>": "<device secret>", ...}}
+
+``devices`` holds the secret of every device the batch reports for (``POST /v1/devices``
+gave both); a report whose device is not enrolled by this client key, or whose secret is
+missing or wrong, is rejected ``device_unauthenticated``.
 
 Response 200 (results in request order)::
 
@@ -49,6 +54,14 @@ class IngestRequest(BaseModel):
         list[Any],
         WithJsonSchema({"type": "array", "items": _REPORT_SCHEMA, "minItems": 1}),
     ] = Field(min_length=1)
+    devices: dict[
+        Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")],
+        Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{43}$")],
+    ] = Field(
+        default_factory=dict,
+        max_length=20000,
+        description="client_id -> device secret, for every device this batch reports for",
+    )
 
 
 Status = Literal["accepted", "duplicate", "rejected"]
