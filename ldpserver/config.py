@@ -13,7 +13,7 @@
 | ``LDP_LOG_LEVEL`` / ``LDP_LOG_JSON`` | INFO / true | structured logs on stderr |
 | ``LDP_CHECK_MIGRATIONS`` | true | refuse to start unless the database is at the migrations' head |
 | ``LDP_CORS_ORIGINS`` | empty | comma-separated origins allowed to call the device endpoints from a browser |
-| ``LDP_FORWARDED_HOPS`` | 0 | trusted proxies in front: the client address is that many hops from the right of X-Forwarded-For |
+| ``LDP_FORWARDED_HOPS`` | 0 | trusted proxies in front: the client address is that many hops from the right of XFF |
 | ``LDP_ENROL_MAX_DEVICES`` | 1000000 | devices one client key may enrol in all (per-key override) |
 | ``LDP_ENROL_PER_HOUR`` | 10000 | enrolments per client key per hour (per-key override) |
 | ``LDP_ENROL_PER_ADDRESS_HOUR`` | 20 | enrolments per client key and source address per hour (per-key override) |

@@ -27,8 +27,8 @@ from ldpserver.schemas.audit import (
 )
 from ldpserver.schemas.devices import EnrolmentList, EnrolmentQuery
 from ldpserver.services import ledger as ledger_service
-from ldpserver.services.devices import enrolments_per_day
 from ldpserver.services.audit import LEDGER_COLUMNS, budget_summary, ledger_page, rejection_rows
+from ldpserver.services.devices import enrolments_per_day
 
 TAG = Tag(name="audit", description="read-only views for auditors")
 

@@ -311,18 +311,24 @@ def run_demo(
 
     from ldpserver import schema
     from ldpserver.db import make_engine
-    from ldpserver.services.keys import create_key
+    from ldpserver.services.keys import KeyLimits, create_key
 
     t = time.perf_counter()
     schema.upgrade(database_url)
     engine = make_engine(database_url, null_pool=True)
     say(f"  ldp migrate: database at revision {schema.current_revision(engine)} (head {schema.head_revision()})")
+    # the demo's devices all enrol from this machine's one address, far above the per-address
+    # default a real app gets (ldp keys create --enrol-per-address-hour ...)
+    demo_enrolment = KeyLimits(max_devices=200_000, enrol_per_hour=200_000, enrol_per_address_hour=200_000)
     keys = {
-        role: create_key(engine, role, f"demo {role}", datetime.now(UTC))[1]
+        role: create_key(
+            engine, role, f"demo {role}", datetime.now(UTC), limits=demo_enrolment if role == "client" else None
+        )[1]
         for role in ("admin", "client", "analyst", "auditor")
     }
     engine.dispose()
     say("  API keys created (ldp keys create): admin, client, analyst, auditor — stored hashed")
+    say("  devices enrol with the client key on their first upload: server-chosen id + device secret")
     timings.add("setup", time.perf_counter() - t)
 
     # 2. the server ------------------------------------------------------------------------------------

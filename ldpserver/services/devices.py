@@ -168,9 +168,7 @@ def _db_window_add(conn: Connection, scope: str, n: int, now_s: float) -> tuple[
     else:
         count = int(row.count) + n
         conn.execute(
-            windows_t.update()
-            .where(windows_t.c.scope == scope, windows_t.c.window_start == start)
-            .values(count=count)
+            windows_t.update().where(windows_t.c.scope == scope, windows_t.c.window_start == start).values(count=count)
         )
     return count, start + ENROL_WINDOW_SECONDS - now_s
 

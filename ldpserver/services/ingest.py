@@ -215,9 +215,7 @@ def _first_error(exc: ValidationError) -> str:
 class Ingestor:
     """Judges one batch for one collection; ``run`` returns the per-report results."""
 
-    def __init__(
-        self, engine: Engine, collection: CollectionRuntime, now: datetime, proof: DeviceProof | None
-    ) -> None:
+    def __init__(self, engine: Engine, collection: CollectionRuntime, now: datetime, proof: DeviceProof | None) -> None:
         self.engine = engine
         self.c = collection
         self.now = now

@@ -47,9 +47,7 @@ def _upload(api: Api, col: dict, key: str, reports: list, devices: dict | None =
     body = {"reports": reports}
     if devices is not None:
         body["devices"] = devices
-    r = api.client.post(
-        f"/v1/collections/{col['id']}/reports", json=body, headers={"Authorization": f"Bearer {key}"}
-    )
+    r = api.client.post(f"/v1/collections/{col['id']}/reports", json=body, headers={"Authorization": f"Bearer {key}"})
     assert r.status_code == 200, r.get_json()
     return r.get_json()
 
@@ -76,8 +74,9 @@ def test_enrolment_gives_a_random_id_and_a_secret_stored_only_hashed(api):
 def test_other_key_cannot_spend_an_enrolled_devices_budget(api):
     """Finding 2: another app's key sent reports under an honest device's id and the device's
     own next report was refused budget_exceeded_lifetime. Now: 0 accepted, budget untouched."""
-    col = api.create_collection(mechanism={"mechanism": "oue", "epsilon": 1.0, "domain_size": 16},
-                                budget={"cap_lifetime": 2.0})
+    col = api.create_collection(
+        mechanism={"mechanism": "oue", "epsilon": 1.0, "domain_size": 16}, budget={"cap_lifetime": 2.0}
+    )
     honest_key, other_key = _key(api), _key(api)
     client_id, secret = _device(api, honest_key)
 
@@ -221,8 +220,11 @@ ORIGIN = "https://app.example"
 
 @pytest.fixture
 def cors_api(api, settings, engine, clock, keys):
-    app = create_app(Settings(**{**settings.model_dump(), "cors_origins": f"{ORIGIN}, https://b.example"}),
-                     clock=clock, engine=engine)
+    app = create_app(
+        Settings(**{**settings.model_dump(), "cors_origins": f"{ORIGIN}, https://b.example"}),
+        clock=clock,
+        engine=engine,
+    )
     return Api(app.test_client(), keys, engine, clock)
 
 
@@ -234,8 +236,11 @@ def test_cors_preflight_on_device_routes(cors_api, method, path):
     col = cors_api.create_collection()
     r = cors_api.client.options(
         path.replace("COL", col["id"]),
-        headers={"Origin": ORIGIN, "Access-Control-Request-Method": method,
-                 "Access-Control-Request-Headers": "authorization, content-type"},
+        headers={
+            "Origin": ORIGIN,
+            "Access-Control-Request-Method": method,
+            "Access-Control-Request-Headers": "authorization, content-type",
+        },
     )
     assert r.status_code == 204
     assert r.headers["Access-Control-Allow-Origin"] == ORIGIN
@@ -244,7 +249,8 @@ def test_cors_preflight_on_device_routes(cors_api, method, path):
     assert "Access-Control-Allow-Credentials" not in r.headers
     # an origin not configured gets no CORS headers
     r = cors_api.client.options(
-        path.replace("COL", col["id"]), headers={"Origin": "https://evil.example", "Access-Control-Request-Method": method}
+        path.replace("COL", col["id"]),
+        headers={"Origin": "https://evil.example", "Access-Control-Request-Method": method},
     )
     assert "Access-Control-Allow-Origin" not in r.headers
 
@@ -260,8 +266,11 @@ def test_cors_headers_on_device_responses_only(cors_api):
     r = cors_api.client.post("/v1/devices", json={}, headers=h)  # 429: the SDK must read Retry-After
     assert r.status_code == 429 and r.headers["Access-Control-Allow-Origin"] == ORIGIN
     # analyst / auditor / admin routes: no CORS, even for a configured origin
-    for path, role in ((f"/v1/collections/{col['id']}/estimates", "analyst"), ("/v1/audit/ledger", "auditor"),
-                       ("/v1/collections", "admin")):
+    for path, role in (
+        (f"/v1/collections/{col['id']}/estimates", "analyst"),
+        ("/v1/audit/ledger", "auditor"),
+        ("/v1/collections", "admin"),
+    ):
         r = cors_api.get(path, role=role, headers={"Origin": ORIGIN})
         assert "Access-Control-Allow-Origin" not in r.headers
         r = cors_api.client.options(path, headers={"Origin": ORIGIN, "Access-Control-Request-Method": "GET"})

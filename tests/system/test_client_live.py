@@ -202,6 +202,7 @@ def test_device_refuses_past_its_caps_and_the_server_agrees(server, tmp_path: Pa
         assert client.flush(timeout=10).accepted == 2
         budget = client.budget(cid)
         client_id = client.client_id
+        device_secret = client._store.device()[1]  # the test plays the device itself below
 
     assert budget.lifetime.spent == budget.acknowledged == 5.0 and budget.lifetime.remaining_units == 0
     assert budget.window.spent == 2.0 and budget.window.remaining_units == 1
@@ -226,7 +227,7 @@ def test_device_refuses_past_its_caps_and_the_server_agrees(server, tmp_path: Pa
     }
     r = httpx.post(
         f"{server.url}/v1/collections/{cid}/reports",
-        json={"reports": [forged]},
+        json={"reports": [forged], "devices": {client_id: device_secret}},
         headers={"Authorization": f"Bearer {server.client_key}"},
     )
     assert r.json()["results"][0]["reason"] == "budget_exceeded_lifetime"

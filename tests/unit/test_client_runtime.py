@@ -146,7 +146,8 @@ class FakeServer:
             results = []
             for r in reports:
                 verdict = self.judge(r) if self.judge else None
-                if self.devices.get(r["client_id"]) is None or self.devices[r["client_id"]] != proof.get(r["client_id"]):
+                known = self.devices.get(r["client_id"])
+                if known is None or known != proof.get(r["client_id"]):
                     verdict = ("device_unauthenticated", "unknown device or wrong secret")
                 if verdict is not None:
                     results.append({"report_id": r["report_id"], "status": "rejected", "reason": verdict[0],
