@@ -190,7 +190,7 @@ class LiveServer:
 
 
 @contextlib.contextmanager
-def live_server(tmp: Path, mode: str = "werkzeug") -> Iterator[LiveServer]:
+def live_server(tmp: Path, mode: str = "werkzeug", **extra_env: str) -> Iterator[LiveServer]:
     tmp.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     env.update(
@@ -198,6 +198,7 @@ def live_server(tmp: Path, mode: str = "werkzeug") -> Iterator[LiveServer]:
         LDP_TEST_CLOCK_FILE=str(tmp / "clock.txt"),
         LDP_LOG_LEVEL="WARNING",
         PYTHONPATH=str(REPO) + os.pathsep + env.get("PYTHONPATH", ""),
+        **extra_env,
     )
     server = LiveServer(tmp, env, FileClock(tmp / "clock.txt"), mode=mode).setup()
     server.start()

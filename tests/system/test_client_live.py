@@ -60,7 +60,7 @@ from client_sdk.client import Client
 url, key, state_dir, cid, n = sys.argv[1:6]
 client = Client(url, key, state_dir)
 ids = [client.report(cid, i % 128).report_id for i in range(int(n))]
-print(json.dumps({"client_id": client.client_id, "ids": ids}), flush=True)
+print(json.dumps({"client_id": client.client_id, "ids": ids}), flush=True)  # None: enrols at flush
 time.sleep(300)   # killed here: report() returned, flush() never ran
 """
 
@@ -69,7 +69,7 @@ import json, sys
 from client_sdk.client import Client
 url, key, state_dir = sys.argv[1:4]
 with Client(url, key, state_dir) as client:
-    print(json.dumps(client.flush(timeout=30).to_dict()), flush=True)
+    print(json.dumps({**client.flush(timeout=30).to_dict(), "client_id": client.client_id}), flush=True)
 """
 
 
@@ -116,7 +116,8 @@ def test_killed_client_reports_arrive_exactly_once(server, real_time, tmp_path: 
     assert result["accepted"] == n and result["remaining"] == 0 and result["ok"]
 
     # exactly once: the server holds each report id once, and a further flush sends nothing
-    rows = server.ledger(cid, line["client_id"])
+    assert line["client_id"] is None  # the device enrols at its first flush
+    rows = server.ledger(cid, result["client_id"])
     assert sorted(r["report_id"] for r in rows) == sorted(line["ids"])
     again = subprocess.run(
         [sys.executable, "-c", FLUSH, server.url, server.client_key, state],
