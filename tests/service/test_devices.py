@@ -280,3 +280,27 @@ def test_cors_headers_on_device_responses_only(cors_api):
 def test_no_cors_without_configured_origins(api):
     r = api.client.options("/v1/devices", headers={"Origin": ORIGIN, "Access-Control-Request-Method": "POST"})
     assert "Access-Control-Allow-Origin" not in r.headers
+
+
+def test_a_device_secret_is_not_an_api_key_and_spends_only_its_own_device(api):
+    col = api.create_collection()
+    key = _key(api, limits=KeyLimits(enrol_per_address_hour=100))
+    (a, secret_a), (b, _) = _device(api, key), _device(api, key)
+    for bearer in (secret_a, f"ldp_{a[:12]}_{secret_a}"):
+        r = api.client.get("/v1/collections", headers={"Authorization": f"Bearer {bearer}"})
+        assert r.status_code == 401
+    out = _upload(api, col, key, make_reports(col, 1, client_ids=b), {b: secret_a})  # A's secret for B
+    assert out["accepted"] == 0 and out["results"][0]["reason"] == "device_unauthenticated"
+    assert api.device(col["id"], b) is None
+
+
+def test_production_configuration_turns_per_key_rate_limits_on():
+    from pathlib import Path
+
+    import yaml
+
+    compose = yaml.safe_load((Path(__file__).resolve().parents[2] / "docker" / "compose.yaml").read_text())
+    env = compose["x-app-env"]
+    default = str(env["LDP_RATE_LIMIT"]).split(":-", 1)[1].rstrip("}")
+    assert int(default) > 0
+    assert "LDP_CORS_ORIGINS" in env

@@ -215,9 +215,9 @@ class FaultProxy:
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream
         self.lock = threading.Lock()
-        self.plan: list[str] = []  # per POST: "503", "drop" (forward, then close without answer), "pass"
+        self.plan: list[str] = []  # per report upload: "503", "drop" (forward, then close without answer), "pass"
         self.retry_after = "1"
-        self.seen: list[tuple[float, str, str]] = []  # (time, method, action)
+        self.seen: list[tuple[float, str, str]] = []  # (time, method or "ENROL", action)
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -229,9 +229,11 @@ class FaultProxy:
             def _relay(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
+                upload = self.command == "POST" and self.path.split("?")[0].endswith("/reports")  # not enrolment
                 with proxy.lock:
-                    action = proxy.plan.pop(0) if (self.command == "POST" and proxy.plan) else "pass"
-                    proxy.seen.append((time.monotonic(), self.command, action))
+                    action = proxy.plan.pop(0) if (upload and proxy.plan) else "pass"
+                    method = "ENROL" if self.command == "POST" and not upload else self.command
+                    proxy.seen.append((time.monotonic(), method, action))
                 if action == "503":
                     data = b'{"type":"about:blank","title":"Service Unavailable","status":503,"detail":"maintenance"}'
                     self.send_response(503)
