@@ -507,6 +507,10 @@ def _run(
         f"  relay: {relay_stats['device_uploads']:,} device uploads merged into {relay_stats['upstream_batches']:,} "
         f"batches; {relay_stats['config_fetches']} config fetches (cached for every device); {where}"
     )
+    say(
+        f"  enrolment: {relay_stats.get('enrolments', 0):,} devices enrolled (server-chosen id + device secret) "
+        f"in {relay_stats.get('enrol_requests', 0):,} merged requests; every upload proves each device's secret"
+    )
 
     # the device's own guard: a device that reported on every day has spent its lifetime cap
     full = np.flatnonzero(pop.freq_participation.all(axis=0))
