@@ -6,7 +6,7 @@ Per report, before the database (stateless, in request order):
    memo_count shapes (the wire contract in ``schemas/reports.py``);
 1b. ``device_unauthenticated``: the device is not enrolled by this client key or the
    batch does not hold its secret (``services/devices.py``: one hash per distinct device,
-   one query per 1,000 devices, before any decoding or locking);
+   one query for the batch's devices, before any decoding or locking);
 2. ``config_mismatch``: the config hash is not the collection's;
 3. epoch window: accepted iff ``current - grace <= epoch <= current`` (``epoch_in_future``,
    ``epoch_too_old``) and the epoch is not closed (``epoch_closed``, checked in the
