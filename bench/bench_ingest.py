@@ -164,7 +164,7 @@ def make_bodies(
             }
             for i, payload in enumerate(payloads)
         ]
-        body = {"reports": reports, "devices": dict(mine)}
+        body = {"wire": 2, "reports": reports, "devices": dict(mine)}
         bodies.append(json.dumps(body, separators=(",", ":")).encode())
     return bodies
 

@@ -70,7 +70,7 @@ def batch_body(fragments: list[str], config_hash: str, epoch: int, devices: list
             f'"config_hash":"{config_hash}","epoch":{epoch},"payload":{payload}}}'
         )
         proof.append(f'"{device["client_id"]}":"{device["device_secret"]}"')
-    return ('{"reports":[' + ",".join(parts) + '],"devices":{' + ",".join(proof) + "}}").encode()
+    return ('{"wire":2,"reports":[' + ",".join(parts) + '],"devices":{' + ",".join(proof) + "}}").encode()
 
 
 def _record(stats: dict, op: str, latency: float, ok: bool, status: int | None) -> None:

@@ -51,6 +51,8 @@ from client_sdk.client.transport import HttpResponse, Transport, UrllibTransport
 __all__ = ["BudgetStatus", "Client", "FlushResult", "RejectedReport", "ReportReceipt", "RetryPolicy", "Spend"]
 
 SDK_VERSION = "0.1.0"
+#: the report envelope version this SDK sends (``{"wire": 2, "reports": [...]}``, no memo_count)
+ENVELOPE_VERSION = 2
 
 #: rejection reasons that may clear up by themselves: the report stays queued
 DEFERRED_REASONS = frozenset({"epoch_in_future", "kind_unavailable", "device_unauthenticated"})
@@ -109,8 +111,9 @@ class BudgetStatus:
 
     ``lifetime`` and ``window`` (the current accounting window) count everything this device
     charged; of that, ``acknowledged`` the server accepted (its ledger holds exactly this
-    for the device), ``pending`` waits in the outbox, ``rejected`` the server refused (still
-    counted here: the perturbed report left the device).
+    for the device, or for memoized collections the lifetime bound, which is at least
+    this: the memo account never leaves the device), ``pending`` waits in the outbox,
+    ``rejected`` the server refused (still counted here: the perturbed report left the device).
     """
 
     collection_id: str
@@ -679,7 +682,9 @@ class Client:
         """POST one batch until it gets a 200 (its per-report results), or a 413 (None)."""
         client_id, device_secret = device
         reports = []
-        for _seq, report_id, _cid, config_hash, epoch, payload, memo_count, *_ in rows:
+        # wire version 2: the memo count stays on the device (it would tell the server when
+        # the device moved to a value it never held); the server charges a lifetime bound
+        for _seq, report_id, _cid, config_hash, epoch, payload, *_ in rows:
             item = {
                 "report_id": report_id,
                 "client_id": client_id,
@@ -687,10 +692,8 @@ class Client:
                 "epoch": epoch,
                 "payload": json.loads(payload),
             }
-            if memo_count is not None:
-                item["memo_count"] = memo_count
             reports.append(item)
-        document = {"reports": reports, "devices": {client_id: device_secret}}
+        document = {"wire": ENVELOPE_VERSION, "reports": reports, "devices": {client_id: device_secret}}
         body = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
         url = self._url("v1", "collections", cid, "reports")
         attempt = 0

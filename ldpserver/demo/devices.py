@@ -168,7 +168,8 @@ class UploadRelay:
             if enrolment:
                 document: dict[str, Any] = {"count": len(group)}
             else:
-                document = {"reports": reports, "devices": {k: v for u in group for k, v in u.devices.items()}}
+                devices = {k: v for u in group for k, v in u.devices.items()}
+                document = {"wire": 2, "reports": reports, "devices": devices}
             body = json.dumps(document, separators=(",", ":")).encode()
             headers = {"Authorization": auth, "Content-Type": "application/json", "Accept": "application/json"}
             try:

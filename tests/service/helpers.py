@@ -86,7 +86,7 @@ def provision_devices(engine: Engine, api_key: str, client_ids: Any) -> dict[str
 def with_devices(engine: Engine, api_key: str, reports: list[Any]) -> dict[str, Any]:
     """An upload body for ``reports`` with the secrets of their (provisioned) devices."""
     ids = [r.get("client_id") for r in reports if isinstance(r, dict)]
-    return {"reports": reports, "devices": provision_devices(engine, api_key, ids)}
+    return {"wire": 2, "reports": reports, "devices": provision_devices(engine, api_key, ids)}
 
 
 _DROP = object()
@@ -187,7 +187,6 @@ def make_reports(
     client_ids: list[str] | str | None = None,
     epoch: int | None = None,
     seed: int = 0,
-    memo_count: int | None = None,
 ) -> list[dict[str, Any]]:
     """Valid wire reports for a frequency collection, perturbed by the SDK."""
     m = mechanisms.from_config(collection["config"]["mechanism"])
@@ -208,8 +207,6 @@ def make_reports(
             "epoch": collection["current_epoch"] if epoch is None else epoch,
             "payload": payload,
         }
-        if memo_count is not None:
-            report["memo_count"] = memo_count
         out.append(report)
     return out
 

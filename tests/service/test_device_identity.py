@@ -34,7 +34,7 @@ def test_another_key_cannot_spend_an_sdk_devices_budget(api, live_server):
         assert victim
 
         forged = make_reports(col, 3, client_ids=victim, seed=11)
-        r = api.post(f"/v1/collections/{col['id']}/reports", role="other-app", json={"reports": forged})
+        r = api.post(f"/v1/collections/{col['id']}/reports", role="other-app", json={"wire": 2, "reports": forged})
         assert r.status_code == 200
         assert r.get_json()["accepted"] == 0  # before the fix: 3, spending the victim's budget
 
@@ -47,7 +47,7 @@ def test_another_key_cannot_spend_an_sdk_devices_budget(api, live_server):
 def test_one_client_key_cannot_pose_as_thousands_of_devices(api):
     col = api.create_collection()
     reports = make_reports(col, 4000, seed=12)  # 4,000 made-up client ids
-    r = api.post(f"/v1/collections/{col['id']}/reports", role="client", json={"reports": reports})
+    r = api.post(f"/v1/collections/{col['id']}/reports", role="client", json={"wire": 2, "reports": reports})
     assert r.status_code == 200
     assert r.get_json()["accepted"] == 0  # before the fix: 4,000
     assert api.counts(col["id"])["reports"] == 0

@@ -44,7 +44,7 @@ def _device(api: Api, key: str) -> tuple[str, str]:
 
 
 def _upload(api: Api, col: dict, key: str, reports: list, devices: dict | None = None):
-    body = {"reports": reports}
+    body = {"wire": 2, "reports": reports}
     if devices is not None:
         body["devices"] = devices
     r = api.client.post(f"/v1/collections/{col['id']}/reports", json=body, headers={"Authorization": f"Bearer {key}"})
@@ -195,7 +195,7 @@ def test_collection_scoped_keys(api):
     assert _upload(api, mine, client, make_reports(mine, 1, client_ids=cid), {cid: secret})["accepted"] == 1
     r = api.client.post(
         f"/v1/collections/{other['id']}/reports",
-        json={"reports": make_reports(other, 1, client_ids=cid), "devices": {cid: secret}},
+        json={"wire": 2, "reports": make_reports(other, 1, client_ids=cid), "devices": {cid: secret}},
         headers={"Authorization": f"Bearer {client}"},
     )
     assert r.status_code == 403

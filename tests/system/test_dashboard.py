@@ -90,7 +90,7 @@ class Seeder:
             for i, payload in enumerate(payloads)
         ] + (extra or [])
         devices = provision(self.s.env["DATABASE_URL"], self.s.client_key, [r["client_id"] for r in reports])
-        body = {"reports": reports, "devices": devices}
+        body = {"wire": 2, "reports": reports, "devices": devices}
         return self._req("POST", self.s.client_key, f"/v1/collections/{col['id']}/reports", json=body)
 
     def release(self, col: dict[str, Any], epoch: int) -> None:

@@ -295,7 +295,7 @@ class Uploader:
             assert time.monotonic() < deadline, "a batch could not be delivered before the deadline"
             t0 = time.perf_counter()
             try:
-                body = {"reports": batch, "devices": proof(self.key, batch)}
+                body = {"wire": 2, "reports": batch, "devices": proof(self.key, batch)}
                 r = client.post(path, json=body, headers={"Authorization": f"Bearer {self.key}"})
             except httpx.HTTPError as exc:
                 with self.lock:
@@ -504,7 +504,11 @@ def test_timeout_then_retry_of_a_committed_batch_counts_once(tmp_path):
         timeouts = 0
         with httpx.Client(timeout=httpx.Timeout(10.0, read=0.02)) as client:
             with pytest.raises(httpx.ReadTimeout):
-                client.post(path, json={"reports": batch, "devices": proof(db.keys["client"], batch)}, headers=headers)
+                client.post(
+                    path,
+                    json={"wire": 2, "reports": batch, "devices": proof(db.keys["client"], batch)},
+                    headers=headers,
+                )
             timeouts += 1
         # wait until the server has committed it (the device does not know)
         engine = make_engine(db.url)
@@ -524,7 +528,7 @@ def test_timeout_then_retry_of_a_committed_batch_counts_once(tmp_path):
         up = Uploader(server.url, db.keys["client"], col)
         with httpx.Client(timeout=60) as client:
             up.post_until_ok(client, batch, time.monotonic() + 60)
-            body = {"reports": batch, "devices": proof(db.keys["client"], batch)}
+            body = {"wire": 2, "reports": batch, "devices": proof(db.keys["client"], batch)}
             r = client.post(path, json=body, headers=headers)  # and once more
         body = r.json()
         assert r.status_code == 200 and body["duplicates"] == len(batch) and body["accepted"] == 0

@@ -85,7 +85,7 @@ def test_no_key_material_in_app_logs(tmp_path, capfd, caplog, json_logs):
         post(
             f"/v1/collections/{col['id']}/reports",
             client_auth,
-            {"reports": make_reports(col, 1, client_ids=a), "devices": proof},
+            {"wire": 2, "reports": make_reports(col, 1, client_ids=a), "devices": proof},
         )
     post("/v1/devices", client_auth, {"count": 1, "device_secret": device_secrets[1]})  # refused: unknown field
     engine.dispose()

@@ -134,7 +134,7 @@ def _upload(
         server = servers[i % len(servers)]
         r = httpx.post(
             f"{server.url}/v1/collections/{col['id']}/reports",
-            json={"reports": batch, "devices": proof(keys["client"], batch)},
+            json={"wire": 2, "reports": batch, "devices": proof(keys["client"], batch)},
             headers=auth(keys["client"]),
             timeout=60,
         )
