@@ -230,12 +230,16 @@ class Client:
         self._bg_stop = threading.Event()
         self.last_flush: FlushResult | None = None
         self.last_background_error: str | None = None
+        self._store_closed = False
+        self._last_client_id: str | None = None
 
     # --- identity -------------------------------------------------------------------------
     @property
     def client_id(self) -> str | None:
         """The device's server-chosen pseudonymous id (kept in state_dir; the unit of
         privacy), or None before the first enrolment."""
+        if self._store_closed:
+            return self._last_client_id
         device = self._store.device()
         return device[0] if device is not None else None
 
@@ -304,6 +308,9 @@ class Client:
         self._closing.set()
         self.stop_background_flush()
         with self._flush_lock:
+            if not self._store_closed:
+                self._last_client_id = self.client_id  # still readable after close()
+                self._store_closed = True
             self._store.close()
 
     def _check_open(self) -> None:
