@@ -54,6 +54,12 @@ def clock():
         return datetime.now(timezone.utc)
     return datetime.fromtimestamp(float(text), timezone.utc)
 
+if os.environ.get("LDP_TEST_RELEASE_NOISE") == "off":  # test harness only: exact releases for plumbing checks
+    from ldpserver.release_noise import ZeroNoise
+    from ldpserver.services import releases
+
+    releases._noise = ZeroNoise()
+
 app = create_app(clock=clock)
 server = make_server("127.0.0.1", int(sys.argv[1]), app, threaded=True)
 print(server.server_port, flush=True)
@@ -190,7 +196,12 @@ class LiveServer:
 
 
 @contextlib.contextmanager
-def live_server(tmp: Path, mode: str = "werkzeug", **extra_env: str) -> Iterator[LiveServer]:
+def live_server(
+    tmp: Path, mode: str = "werkzeug", release_noise: bool = True, **extra_env: str
+) -> Iterator[LiveServer]:
+    """The real server in a subprocess; ``release_noise=False`` (werkzeug mode) switches the
+    releases' central noise off, for tests that check release plumbing on a handful of devices;
+    ``extra_env``: more settings (e.g. ``LDP_CORS_ORIGINS``)."""
     tmp.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     env.update(
@@ -200,6 +211,8 @@ def live_server(tmp: Path, mode: str = "werkzeug", **extra_env: str) -> Iterator
         PYTHONPATH=str(REPO) + os.pathsep + env.get("PYTHONPATH", ""),
         **extra_env,
     )
+    if not release_noise:
+        env["LDP_TEST_RELEASE_NOISE"] = "off"
     server = LiveServer(tmp, env, FileClock(tmp / "clock.txt"), mode=mode).setup()
     server.start()
     try:
