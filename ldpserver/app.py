@@ -26,6 +26,7 @@ from ldpserver.config import Settings
 from ldpserver.db import make_engine
 from ldpserver.errors import PROBLEM_MEDIA_TYPE, openapi_validation_callback, register_error_handlers
 from ldpserver.logs import configure_logging
+from ldpserver.nul_bytes import refuse_nul_in_url
 from ldpserver.schema import check_at_head
 from ldpserver.schemas.common import Problem
 from ldpserver.services.collections import CollectionCache
@@ -96,6 +97,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=g.request_id)
 
+    app.before_request(refuse_nul_in_url)  # before authentication: nothing with a NUL reaches SQL
     init_auth(app)
     app.before_request(parse_json_body)
 

@@ -6,6 +6,7 @@ Runs before the view (after authentication) for POST/PUT/PATCH:
 * a declared or actual body larger than ``LDP_MAX_BODY_BYTES`` → 413;
 * an empty body, invalid UTF-8, malformed JSON, ``NaN``/``Infinity``, numbers too long
   to convert, or nesting deeper than ``LDP_MAX_JSON_DEPTH`` → 400 (``malformed-json``).
+* a NUL (``\u0000``) in any string or key → 422 (``validation``, ldpserver/nul_bytes.py).
 
 The parsed document is cached on the request, so ``request.get_json()`` (and
 flask-openapi3's validation) reuse it.
@@ -20,6 +21,7 @@ import numpy as np
 from flask import current_app, request
 
 from ldpserver.errors import ProblemError
+from ldpserver.nul_bytes import refuse_nul_in_json
 
 BODY_METHODS = {"POST", "PUT", "PATCH"}
 
@@ -79,4 +81,5 @@ def parse_json_body() -> None:
         raise ProblemError("malformed-json", "the body is not valid UTF-8") from None
     except ValueError as exc:
         raise ProblemError("malformed-json", f"the body is not valid JSON: {exc}") from None
+    refuse_nul_in_json(data, document)
     request._cached_json = (document, document)  # what request.get_json() returns from now on

@@ -492,6 +492,7 @@ def audit_export(
     array or JSON lines, streamed page by page. Check it with `ldp audit verify` (or the API)."""
     import csv
 
+    from ldpserver.csv_cells import safe_row
     from ldpserver.db import read_transaction
     from ldpserver.services.audit import LEDGER_COLUMNS, ledger_page
 
@@ -519,7 +520,7 @@ def audit_export(
                 items, cursor = ledger_page(conn, collection, client_id, cursor, page_size)
             for item in items:
                 if writer is not None:
-                    writer.writerow({k: ("" if v is None else v) for k, v in item.items()})
+                    writer.writerow(safe_row(item, LEDGER_COLUMNS))
                 elif fmt == "json":
                     stream.write(("," if rows else "") + "\n  " + json.dumps(item, default=str))
                 else:

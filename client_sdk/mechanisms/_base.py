@@ -25,6 +25,7 @@ import numpy as np
 
 from client_sdk.canonical import config_hash
 from client_sdk.errors import AggregateMismatchError, ConfigError, ReportDecodeError
+from client_sdk.wire_checks import is_version, refuse_unknown_fields
 
 WIRE_VERSION = 1
 EPSILON_MIN = 0.01  # below this p* - q* vanishes and estimates explode (ALGORITHMS §1.2)
@@ -265,6 +266,9 @@ class FrequencyOracle(ABC):
     def encode(self, batch: ReportBatch) -> list[dict[str, Any]]:
         """Wire payloads of a batch (JSON-safe)."""
 
+    #: every field of a wire payload ("v", "m" and the mechanism's own); any other is refused
+    wire_fields: ClassVar[frozenset[str]]
+
     @abstractmethod
     def decode(self, payloads: Sequence[Mapping[str, Any]]) -> ReportBatch:
         """Parse wire payloads; raise ReportDecodeError (with the index) on the first bad one."""
@@ -272,15 +276,15 @@ class FrequencyOracle(ABC):
     def _check_header(self, payload: Any, index: int | None) -> None:
         if not isinstance(payload, Mapping):
             raise ReportDecodeError("not_an_object", "payload must be a JSON object", index)
-        version = payload.get("v")
-        if isinstance(version, bool) or version != WIRE_VERSION:
+        if not is_version(payload.get("v"), WIRE_VERSION):
             raise ReportDecodeError(
-                "bad_version", f"wire version must be {WIRE_VERSION}, got {payload.get('v')!r}", index
+                "bad_version", f"wire version must be the integer {WIRE_VERSION}, got {payload.get('v')!r}", index
             )
         if payload.get("m") != self.name:
             raise ReportDecodeError(
                 "wrong_mechanism", f"payload is for mechanism {payload.get('m')!r}, expected {self.name!r}", index
             )
+        refuse_unknown_fields(payload, self.wire_fields, index)
 
     def validate_payload(self, payload: Any) -> None:
         """Raise ReportDecodeError if one payload is malformed."""

@@ -14,6 +14,7 @@ from flask_openapi3 import APIBlueprint, Tag
 
 from ldpserver.api.common import json_response, now, operation, state
 from ldpserver.auth import current_principal
+from ldpserver.csv_cells import safe_cell
 from ldpserver.db import read_transaction
 from ldpserver.errors import ProblemError
 from ldpserver.schemas.collections import CollectionPath
@@ -72,7 +73,7 @@ def _cell(value: Any) -> Any:
         return "true" if value else "false"
     if isinstance(value, float):
         return repr(value)  # shortest round-trip form: the CSV carries the same numbers as the JSON
-    return value
+    return safe_cell(value)  # strings only: a number (even negative) stays a number
 
 
 def _next_link(path: str, params: dict[str, Any], cursor: str | None) -> dict[str, str]:
