@@ -27,6 +27,7 @@ from ldpserver.db import make_engine
 from ldpserver.errors import PROBLEM_MEDIA_TYPE, openapi_validation_callback, register_error_handlers
 from ldpserver.logs import configure_logging
 from ldpserver.nul_bytes import refuse_nul_in_url
+from ldpserver.openapi_responses import complete_responses
 from ldpserver.schema import check_at_head
 from ldpserver.schemas.common import Problem
 from ldpserver.services.collections import CollectionCache
@@ -57,6 +58,7 @@ class LdpOpenAPI(OpenAPI):
                             "schema": {"$ref": "#/components/schemas/Problem"},
                         }
                         del content["application/json"]
+        complete_responses(self.spec_json)
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None, engine: Engine | None = None) -> Any:
