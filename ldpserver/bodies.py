@@ -3,7 +3,7 @@
 Runs before the view (after authentication) for POST/PUT/PATCH:
 
 * a content type other than ``application/json`` (or ``*/*+json``) → 415;
-* a declared or actual body larger than ``LDP_MAX_BODY_BYTES`` → 413;
+* a declared or actual body (chunked too) larger than ``LDP_MAX_BODY_BYTES`` → 413;
 * an empty body, invalid UTF-8, malformed JSON, ``NaN``/``Infinity``, numbers too long
   to convert, or nesting deeper than ``LDP_MAX_JSON_DEPTH`` → 400 (``malformed-json``).
 * a NUL (``\u0000``) in any string or key → 422 (``validation``, ldpserver/nul_bytes.py).
@@ -54,6 +54,14 @@ def nesting_depth(data: bytes) -> int:
     return int(np.cumsum(steps, dtype=np.int64).max(initial=0))
 
 
+def _more_to_read() -> bool:
+    """Whether the client sent more than werkzeug read (the raw WSGI stream is not empty)."""
+    try:
+        return bool(request.environ["wsgi.input"].read(1))
+    except (OSError, ValueError):
+        return False
+
+
 def parse_json_body() -> None:
     if request.method not in BODY_METHODS or request.url_rule is None:
         return
@@ -67,7 +75,10 @@ def parse_json_body() -> None:
     limit = settings.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         raise ProblemError("payload-too-large", f"the body has {request.content_length} bytes; the limit is {limit}")
-    data = request.get_data(cache=True)  # werkzeug stops reading past MAX_CONTENT_LENGTH (413)
+    data = request.get_data(cache=True)  # werkzeug stops reading at MAX_CONTENT_LENGTH
+    if request.content_length is None and len(data) >= limit and _more_to_read():
+        # a chunked body: werkzeug hands back its first `limit` bytes without complaint
+        raise ProblemError("payload-too-large", f"the chunked body exceeds the limit of {limit} bytes")
     if not data.strip():
         raise ProblemError("malformed-json", "the request body is empty; a JSON document is required")
     limit_depth = settings.max_json_depth

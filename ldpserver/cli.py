@@ -217,6 +217,12 @@ def _gunicorn_config() -> str | None:
     return str(candidate) if candidate.is_file() else None
 
 
+NO_PROXY_WARNING = (
+    "warning: serving WITHOUT a buffering reverse proxy (LDP_BEHIND_PROXY is not set): slow clients can "
+    "stall the sync workers; production puts nginx in front (docker/nginx/, docs/operations.md)"
+)
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
@@ -232,11 +238,14 @@ def serve(host: str, port: int, workers: int | None, dev: bool, reload_: bool) -
         from ldpserver.app import create_app
 
         click.echo(f"development server on http://{host}:{port} (not for production: use `ldp serve`)", err=True)
+        click.echo(f"{NO_PROXY_WARNING} (the development server even more so)", err=True)
         create_app().run(host=host, port=port, threaded=True, use_reloader=reload_, debug=False)
         return
     if reload_:
         raise click.UsageError("--reload needs --dev")
     workers = workers or int(os.environ.get("WEB_CONCURRENCY") or 2)
+    if os.environ.get("LDP_BEHIND_PROXY", "").strip() not in ("1", "true", "yes"):
+        click.echo(NO_PROXY_WARNING, err=True)
     command = [sys.executable, "-m", "gunicorn"]
     config = _gunicorn_config()
     if config:
