@@ -323,7 +323,7 @@ def _check_series_query(collection, query: TimeseriesQuery) -> None:
         if query.attribute is not None:
             raise _invalid("/attribute", "only multidim collections have attributes")
         k = _domain_size(collection)
-    if not query.item.isdigit() or (k is not None and int(query.item) >= k):
+    if not (query.item.isascii() and query.item.isdigit()) or (k is not None and int(query.item) >= k):
         bound = f"[0, {k})" if k is not None else "the domain"
         raise _invalid("/item", f"must be a value index in {bound}")
 

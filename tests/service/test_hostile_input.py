@@ -77,6 +77,8 @@ def test_forged_cursors_and_huge_query_integers_are_4xx(api):
         f"{base}/estimates?release=99999999999999999999999",
         f"{base}/releases/99999999999999999999999",
         f"{base}/timeseries?item=99999999999999999999999",
+        f"{base}/timeseries?item=%C2%B2",  # '²'.isdigit() is True, int('²') raises
+        f"{base}/timeseries?item=%D9%A3",  # an Arabic-Indic digit
         f"/v1/audit/ledger?cursor={_cursor(['x' * 5000, 1])}",
         f"/v1/audit/ledger?cursor={_cursor([1.5e300, 1])}",
         f"{base}/releases?cursor={_cursor([1e30])}",
