@@ -331,7 +331,9 @@ def test_gunicorn_workers_die_with_their_master_so_a_restart_finds_the_port_free
             started = time.monotonic()
             second.wait_ready(timeout=30)
             restart_s = time.monotonic() - started
-        _record(test="orphan_workers", workers=2, orphans_after_master_sigkill=orphans, restart_ready_s=round(restart_s, 2))
+        _record(
+            test="orphan_workers", workers=2, orphans_after_master_sigkill=orphans, restart_ready_s=round(restart_s, 2)
+        )
 
 
 def test_the_compose_file_serves_through_nginx_only():
@@ -343,7 +345,12 @@ def test_the_compose_file_serves_through_nginx_only():
     assert any(v.startswith("./nginx/default.conf:") for v in proxy["volumes"])
     assert proxy["ports"] and proxy["depends_on"]["app"]["condition"] == "service_healthy"
     conf = PROXY_CONF.read_text()
-    for directive in ("client_header_timeout", "client_body_timeout", "client_max_body_size", "proxy_request_buffering on"):
+    for directive in (
+        "client_header_timeout",
+        "client_body_timeout",
+        "client_max_body_size",
+        "proxy_request_buffering on",
+    ):
         assert directive in conf, directive
 
 

@@ -84,8 +84,9 @@ STRICT_PROTOCOLS = {
     "rsfd-oue-z": lambda: multidim.create_multidim("rsfd-oue-z", epsilon=1.0, domain_sizes=[3, 5]),
     "l-sue": lambda: longitudinal.create_longitudinal("l-sue", epsilon_perm=2.0, epsilon_first=1.0, domain_size=12),
     "dbitflip": lambda: longitudinal.create_longitudinal("dbitflip", epsilon_perm=1.0, domain_size=64, buckets=16, d=2),
-    "tap": lambda: heavy_hitters.create("tap", epsilon=2.0, k=4, domain={"type": "string", "max_bytes": 3},
-                                        parties=["a", "b"]),  # fmt: skip
+    "tap": lambda: heavy_hitters.create(
+        "tap", epsilon=2.0, k=4, domain={"type": "string", "max_bytes": 3}, parties=["a", "b"]
+    ),  # fmt: skip
 }
 
 
