@@ -12,8 +12,9 @@ response matches the documented schema), ``status_code_conformance`` (every stat
 documented for its operation) and ``content_type_conformance`` (every content type too;
 ldpserver/openapi_responses.py adds the answers of the layers in front of the views).
 
-Database: a migrated SQLite file (the generated traffic is single-threaded; the PostgreSQL
-paths are covered by the service tests and the fault tests).
+Database: a migrated SQLite file; ``LDP_SCHEMATHESIS_DATABASE=postgresql`` runs the same
+fuzzing against a uniquely named PostgreSQL database on the test server (dropped at exit),
+e.g. ``LDP_SCHEMATHESIS_DATABASE=postgresql .venv/bin/pytest tests/system/test_schemathesis.py``.
 """
 
 from __future__ import annotations
@@ -50,12 +51,36 @@ CHECKS = [not_a_server_error, response_schema_conformance, status_code_conforman
 _state: dict[str, object] = {}
 
 
+def _postgres_database() -> str:
+    """A fresh database on the test PostgreSQL server, dropped when the test process exits."""
+    import atexit
+    import secrets
+
+    import psycopg
+
+    from tests.service.conftest import PG_ADMIN_URL, _pg_url
+
+    name = f"ldp_fuzz_{secrets.token_hex(6)}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+    def _drop() -> None:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    atexit.register(_drop)
+    return _pg_url(name)
+
+
 def _build_app():  # noqa: ANN202
     """The app on a fresh migrated SQLite file, with one key per role and one collection.
 
     Built at import time: ``schema.parametrize`` needs the schema when the module is
     collected (``schemathesis.pytest.from_fixture`` does not work with this pytest)."""
-    url = f"sqlite:///{Path(tempfile.mkdtemp(prefix='ldp-schemathesis-')) / 'fuzz.sqlite3'}"
+    if os.environ.get("LDP_SCHEMATHESIS_DATABASE") == "postgresql":
+        url = _postgres_database()
+    else:
+        url = f"sqlite:///{Path(tempfile.mkdtemp(prefix='ldp-schemathesis-')) / 'fuzz.sqlite3'}"
     db_schema.upgrade(url)
     engine = make_engine(url)
     now = datetime.now(UTC)
