@@ -266,3 +266,5 @@ def test_a_lost_database_answers_503_with_retry_after(keys):
         assert int(response.headers["Retry-After"]) >= 1
         assert response.get_json()["type"].endswith("/unavailable")
     assert client.get("/healthz").status_code == 200  # liveness does not need the database
+    ready = client.get("/readyz")
+    assert ready.status_code == 503 and int(ready.headers["Retry-After"]) >= 1
