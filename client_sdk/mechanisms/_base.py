@@ -36,7 +36,10 @@ def validate_epsilon(epsilon: Any, name: str = "epsilon") -> float:
     """Return epsilon as a float or raise ConfigError saying what is allowed."""
     if isinstance(epsilon, bool) or not isinstance(epsilon, int | float):
         raise ConfigError(f"{name} must be a number, got {epsilon!r}")
-    eps = float(epsilon)
+    try:
+        eps = float(epsilon)
+    except OverflowError:  # an integer beyond the float range (10**400)
+        raise ConfigError(f"{name} must lie in [{EPSILON_MIN}, {EPSILON_MAX}], got a larger integer") from None
     if not math.isfinite(eps) or eps <= 0:
         raise ConfigError(f"{name} must be a finite number > 0, got {epsilon!r}")
     if eps < EPSILON_MIN or eps > EPSILON_MAX:

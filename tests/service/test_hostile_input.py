@@ -179,6 +179,12 @@ def test_config_objects_refuse_keys_they_do_not_know(api):
         {"release": {"windows": [1], "extra": 1}},
         {"mechanism": {"mechanism": "oue", "epsilon": 1.0, "domain_size": 16, "seed": 1}},
         {"unknown": 1},
+        # out-of-range values that used to overflow into a 500
+        {"epoch": {"seconds": 3600, "start": "0001-01-01T00:00:00+14:00"}},
+        {"epoch": {"seconds": 3600, "start": "9999-12-31T23:59:59-14:00"}},
+        {"mechanism": {"mechanism": "grr", "epsilon": 10**400, "domain_size": 4}},
+        {"kind": "heavy_hitters", "mechanism": {**HH_MECHANISM, "epsilon": 10**400}},
+        {"kind": "multidim", "mechanism": {"mechanism": "rsfd-grr", "epsilon": 10**400, "domain_sizes": [2, 3]}},
     ):
         _client_error(api.post("/v1/collections", json={**_collection_body(), **override}))
 
