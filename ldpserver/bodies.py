@@ -6,7 +6,8 @@ Runs before the view (after authentication) for POST/PUT/PATCH:
 * a declared or actual body (chunked too) larger than ``LDP_MAX_BODY_BYTES`` → 413;
 * an empty body, invalid UTF-8, malformed JSON, ``NaN``/``Infinity``, numbers too long
   to convert, or nesting deeper than ``LDP_MAX_JSON_DEPTH`` → 400 (``malformed-json``).
-* a NUL (``\u0000``) in any string or key → 422 (``validation``, ldpserver/nul_bytes.py).
+* a NUL (``\u0000``) in any string or key → 422 (``validation``, ldpserver/nul_bytes.py),
+  except in uploads, where the report holding it is rejected on its own.
 
 The parsed document is cached on the request, so ``request.get_json()`` (and
 flask-openapi3's validation) reuse it.
@@ -24,6 +25,10 @@ from ldpserver.errors import ProblemError
 from ldpserver.nul_bytes import refuse_nul_in_json
 
 BODY_METHODS = {"POST", "PUT", "PATCH"}
+#: uploads are judged report by report (a bad report is rejected, the rest of the batch kept,
+#: docs/api.md): there a NUL is refused per report — the id, hash and client-id patterns and
+#: every decoder's exact fields exclude it, and only decoded reports are stored
+PER_REPORT_RULES = frozenset({"/v1/collections/<collection_id>/reports"})
 
 
 def _no_constants(name: str) -> Any:
@@ -92,5 +97,6 @@ def parse_json_body() -> None:
         raise ProblemError("malformed-json", "the body is not valid UTF-8") from None
     except ValueError as exc:
         raise ProblemError("malformed-json", f"the body is not valid JSON: {exc}") from None
-    refuse_nul_in_json(data, document)
+    if request.url_rule.rule not in PER_REPORT_RULES:
+        refuse_nul_in_json(data, document)
     request._cached_json = (document, document)  # what request.get_json() returns from now on

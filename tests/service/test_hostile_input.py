@@ -112,13 +112,25 @@ def test_nul_bytes_are_refused_before_the_database(api):
     bad_name = api.post("/v1/collections", json={**_collection_body(), "name": "colour\u0000"})
     problem = _client_error(bad_name)
     assert problem["errors"][0]["path"] == "/name"
-    report = make_reports(col, 1)[0]
-    for field in ("client_id", "report_id", "config_hash"):
-        _client_error(api.upload(col, [{**report, field: report[field] + "\u0000"}]))
-    _client_error(api.upload(col, [{**report, "payload": {**report["payload"], "bits": "\u0000"}}]))
     _client_error(api.post(f"{base}/releases", json={"epoch": 0, "force": True, "x\u0000": 1}))
-    # nothing reached the tables; a string that merely spells the escape is fine
-    assert api.counts(col["id"])["reports"] == 0
+    # an upload is judged report by report: the report holding a NUL is rejected, the rest kept
+    bad, good = make_reports(col, 6), make_reports(col, 1)[0]
+    hostile = [
+        {**bad[0], "client_id": "dev\u0000ice"},
+        {**bad[1], "report_id": bad[1]["report_id"][:-1] + "\u0000"},
+        {**bad[2], "config_hash": bad[2]["config_hash"] + "\u0000"},
+        {**bad[3], "payload": {**bad[3]["payload"], "bits": "\u0000"}},
+        {**bad[4], "payload": {**bad[4]["payload"], "m\u0000": "oue"}},
+        {**bad[5], "payload": {**bad[5]["payload"], "m": "oue\u0000"}},
+    ]
+    response = api.upload(col, [*hostile, good])
+    assert response.status_code == 200, response.get_data(as_text=True)[:300]
+    results = response.get_json()["results"]
+    assert [r["status"] for r in results] == ["rejected"] * 6 + ["accepted"], results
+    envelope = {"reports": [good], "x\u0000": 1}  # the envelope itself stays strict
+    _client_error(api.post(f"{base}/reports", role="client", json=envelope))
+    # only the good report reached the tables; a string that merely spells the escape is fine
+    assert api.counts(col["id"])["reports"] == 1
     ok = api.post("/v1/collections", json={**_collection_body(), "name": "backslash \\u0000 is text"})
     assert ok.status_code == 201, ok.get_json()
 
