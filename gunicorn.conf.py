@@ -15,6 +15,7 @@ environment (the app's own settings — DATABASE_URL, LDP_* — are read by ldps
 | ``LDP_ACCESS_LOG`` | off | ``-`` for an access log on stdout (the app logs every request itself) |
 | ``LDP_FORWARDED_ALLOW_IPS`` | ``127.0.0.1`` | proxies whose X-Forwarded-* headers are trusted |
 | ``PROMETHEUS_MULTIPROC_DIR`` | a fresh temporary directory | where workers write their metrics |
+| ``LDP_METRICS_BIND`` | ``127.0.0.1:9464`` | the metrics listener Prometheus scrapes (``off``: none) |
 | ``LDP_GUNICORN_CONTROL_SOCKET`` | off | path of gunicorn's control socket (``gunicornc``), if wanted |
 | ``LDP_BEHIND_PROXY`` | off | ``1``: a buffering reverse proxy (nginx) is in front; otherwise a warning at start |
 
@@ -33,7 +34,10 @@ reading a slow client would sit out a SIGTERM; an upload cut short is rolled bac
 worker imports ``prometheus_client``. If it is not set this file creates a temporary
 directory (removed at exit); either way stale files of a previous run are deleted when the
 master starts, and ``child_exit`` marks a dead worker's live gauges as gone.
-``/metrics`` (any worker) merges every worker's samples (``ldpserver/metrics.py``).
+``/metrics`` merges every worker's samples (``ldpserver/metrics.py``). It is served without
+a key only by the **metrics listener** the master starts when ready (``LDP_METRICS_BIND``,
+loopback by default; ``ldpserver/metrics_listener.py``); on the public bind it needs an
+admin key.
 """
 
 from __future__ import annotations
@@ -85,7 +89,7 @@ errorlog = "-"
 loglevel = os.environ.get("LDP_GUNICORN_LOG_LEVEL", "info")
 proc_name = "ldpserver"
 
-# --- Prometheus multiprocess mode -----------------------------------------------------------------
+# --- Prometheus multiprocess mode and the metrics listener -------------------------------------------
 _created_multiproc_dir = None
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     _created_multiproc_dir = tempfile.mkdtemp(prefix="ldp-prometheus-")
@@ -117,19 +121,39 @@ def _die_with_parent(parent_pid: int) -> bool:
     return True
 
 
-def post_fork(server, worker) -> None:  # noqa: ANN001
-    """A new worker: it must not outlive its master (an orphan would keep the port)."""
-    if not _die_with_parent(worker.ppid):
-        server.log.warning("worker %s cannot follow its master's death (no PR_SET_PDEATHSIG here)", worker.pid)
+from ldpserver.metrics_listener import parse_bind as _parse_metrics_bind  # noqa: E402
+
+_metrics_bind = _parse_metrics_bind(os.environ.get("LDP_METRICS_BIND"))  # a bad value stops the start here
+_metrics_listener = None
 
 
 def when_ready(server) -> None:  # noqa: ANN001
-    """Say when gunicorn faces clients directly (docs/operations.md, "Serving topology")."""
+    """Master ready: start the metrics listener (its own bind, never the public one), and say
+    when gunicorn faces clients directly (docs/operations.md, "Serving topology")."""
+    global _metrics_listener
+    from ldpserver.metrics_listener import start_from_env
+
     if os.environ.get("LDP_BEHIND_PROXY", "").strip() not in ("1", "true", "yes"):
         server.log.warning(
             "serving WITHOUT a buffering reverse proxy: two slow clients can stall two sync workers; "
             "production puts nginx in front (docker/nginx/, docs/operations.md) and sets LDP_BEHIND_PROXY=1"
         )
+    if _metrics_bind is None:
+        server.log.info("metrics listener off (LDP_METRICS_BIND); /metrics needs an admin key")
+        return
+    _metrics_listener = start_from_env()
+    if _metrics_listener is not None:
+        host, port = _metrics_listener.address
+        server.log.info("metrics listener on http://%s:%s/metrics", host, port)
+
+
+def post_fork(server, worker) -> None:  # noqa: ANN001
+    """A new worker: it must not outlive its master (an orphan would keep the port), and it
+    closes its inherited copy of the metrics listener's socket."""
+    if not _die_with_parent(worker.ppid):
+        server.log.warning("worker %s cannot follow its master's death (no PR_SET_PDEATHSIG here)", worker.pid)
+    if _metrics_listener is not None:
+        _metrics_listener.close_inherited()
 
 
 def child_exit(server, worker) -> None:  # noqa: ANN001
@@ -144,5 +168,7 @@ def worker_abort(worker) -> None:  # noqa: ANN001
 
 
 def on_exit(server) -> None:  # noqa: ANN001
+    if _metrics_listener is not None:
+        _metrics_listener.stop()
     if _created_multiproc_dir:
         shutil.rmtree(_created_multiproc_dir, ignore_errors=True)
