@@ -7,6 +7,8 @@
   200 such connections open.
 * **413 for chunked bodies** over ``LDP_MAX_BODY_BYTES``, from gunicorn and from nginx, as
   ``application/problem+json``.
+* nginx's own refusals speak the API's format: 503 problem with ``Retry-After`` when no app
+  server answers.
 * **Workers die with their master**: after ``SIGKILL`` of the gunicorn master no worker is
   left holding the port, and a new master binds the same port at once.
 
@@ -129,7 +131,7 @@ def _p99(latencies: list[float | None]) -> float:
 
 
 @contextmanager
-def nginx_in_front(upstream_port: int, tmp: Path) -> Iterator[int]:
+def nginx_in_front(upstream_port: int, tmp: Path, wait_for_app: bool = True) -> Iterator[int]:
     """Debian's nginx as a non-daemon with a temporary prefix, on a free port, proxying to
     gunicorn with docker/nginx/ldp-proxy.conf included verbatim (the production settings)."""
     binary = _nginx()
@@ -178,7 +180,8 @@ http {{
         while True:
             assert proc.poll() is None, (prefix / "logs" / "error.log").read_text(errors="replace")
             with suppress(httpx.HTTPError):
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
+                status = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code
+                if status == 200 or not wait_for_app:
                     break
             assert time.monotonic() < end, "nginx never proxied /healthz"
             time.sleep(0.1)
@@ -288,6 +291,15 @@ def test_an_over_limit_chunked_body_gets_413_from_gunicorn_and_from_nginx(databa
             assert status == 413, body
             assert content_type.startswith("application/problem+json")
             assert json.loads(body)["status"] == 413
+
+
+def test_nginx_answers_503_problem_with_retry_after_when_no_app_server_answers(tmp_path):
+    with nginx_in_front(free_port(), tmp_path, wait_for_app=False) as port:
+        response = httpx.get(f"http://127.0.0.1:{port}/v1/collections", timeout=10)
+    assert response.status_code == 503
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert int(response.headers["Retry-After"]) >= 1
+    assert response.json()["type"].endswith("/unavailable")
 
 
 def _children(pid: int) -> set[int]:
