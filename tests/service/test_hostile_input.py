@@ -215,7 +215,12 @@ def _assert_no_formula_cells(rows: list[dict[str, str]]) -> None:
                 assert name not in ("item", "client_id", "party", "scope"), (name, cell)
 
 
-def test_csv_exports_neutralise_formula_cells_and_keep_numbers(api):
+def test_csv_exports_neutralise_formula_cells_and_keep_numbers(api, monkeypatch):
+    from ldpserver import release_noise
+    from ldpserver.services import releases
+
+    # a plumbing check of the CSV writer: the releases' central noise off, as in test_releases.py
+    monkeypatch.setattr(releases, "_noise", release_noise.ZeroNoise())
     mechanism = {"protocol": "pem", "epsilon": 6.0, "k": 3, "eta": 4, "domain": {"type": "string", "max_bytes": 6}}
     col = api.create_collection(
         kind="heavy_hitters", mechanism=mechanism, release={"min_reports": 1}, budget={"cap_lifetime": 8.0}
