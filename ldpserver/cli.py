@@ -247,6 +247,12 @@ def _gunicorn_config() -> str | None:
     return str(candidate) if candidate.is_file() else None
 
 
+NO_PROXY_WARNING = (
+    "warning: serving WITHOUT a buffering reverse proxy (LDP_BEHIND_PROXY is not set): slow clients can "
+    "stall the sync workers; production puts nginx in front (docker/nginx/, docs/operations.md)"
+)
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
@@ -262,11 +268,14 @@ def serve(host: str, port: int, workers: int | None, dev: bool, reload_: bool) -
         from ldpserver.app import create_app
 
         click.echo(f"development server on http://{host}:{port} (not for production: use `ldp serve`)", err=True)
+        click.echo(f"{NO_PROXY_WARNING} (the development server even more so)", err=True)
         create_app().run(host=host, port=port, threaded=True, use_reloader=reload_, debug=False)
         return
     if reload_:
         raise click.UsageError("--reload needs --dev")
     workers = workers or int(os.environ.get("WEB_CONCURRENCY") or 2)
+    if os.environ.get("LDP_BEHIND_PROXY", "").strip() not in ("1", "true", "yes"):
+        click.echo(NO_PROXY_WARNING, err=True)
     command = [sys.executable, "-m", "gunicorn"]
     config = _gunicorn_config()
     if config:
@@ -522,6 +531,7 @@ def audit_export(
     array or JSON lines, streamed page by page. Check it with `ldp audit verify` (or the API)."""
     import csv
 
+    from ldpserver.csv_cells import safe_row
     from ldpserver.db import read_transaction
     from ldpserver.services.audit import LEDGER_COLUMNS, ledger_page
 
@@ -549,7 +559,7 @@ def audit_export(
                 items, cursor = ledger_page(conn, collection, client_id, cursor, page_size)
             for item in items:
                 if writer is not None:
-                    writer.writerow({k: ("" if v is None else v) for k, v in item.items()})
+                    writer.writerow(safe_row(item, LEDGER_COLUMNS))
                 elif fmt == "json":
                     stream.write(("," if rows else "") + "\n  " + json.dumps(item, default=str))
                 else:

@@ -13,6 +13,7 @@ from flask import Response, request
 from flask_openapi3 import APIBlueprint, Tag
 
 from ldpserver.api.common import json_response, now, operation, state
+from ldpserver.csv_cells import safe_row
 from ldpserver.db import read_transaction
 from ldpserver.errors import ProblemError
 from ldpserver.schemas.audit import (
@@ -78,7 +79,7 @@ def build_blueprint() -> APIBlueprint:
         writer = csv.DictWriter(out, fieldnames=LEDGER_COLUMNS, lineterminator="\n")
         writer.writeheader()
         for item in items:
-            writer.writerow({k: ("" if v is None else v) for k, v in item.items()})
+            writer.writerow(safe_row(item, LEDGER_COLUMNS))
         response = Response(out.getvalue(), mimetype="text/csv")
         response.headers["Content-Disposition"] = 'inline; filename="ledger.csv"'
         for name, value in headers.items():

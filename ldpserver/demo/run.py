@@ -50,6 +50,12 @@ HH_K = 8
 HH_RELEASE_EPSILON = 8.0  # central (ε, δ = 1e-7) of the heavy-hitter releases (docs/privacy.md)
 
 
+NO_PROXY_NOTE = (
+    "serving WITHOUT a buffering reverse proxy: slow clients can stall the sync workers; "
+    "production puts nginx in front (docker/nginx/, docs/operations.md)"
+)
+
+
 def say(message: str = "") -> None:
     print(message, flush=True)
 
@@ -369,6 +375,7 @@ def run_demo(
     timings.add("server start", time.perf_counter() - t)
     how = f"gunicorn, {workers} workers, gunicorn.conf.py" if server == "gunicorn" else "development server"
     say(f"  {proc.url} ({how}); /readyz answered 200 in {time.perf_counter() - t:.1f} s; log {proc.log_path}")
+    say(f"  {NO_PROXY_NOTE} (loopback only here)")
     say(f"  simulated clock shared through {clock.path}: day 0 starts {day0:%Y-%m-%d} (epochs of one day)")
 
     api = Api(proc.url, keys)

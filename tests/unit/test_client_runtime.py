@@ -215,6 +215,14 @@ def test_config_that_under_charges_the_mechanism_is_refused(fake: FakeServer, tm
             client.report("c1", 3)
 
 
+@pytest.mark.parametrize("version", [1.0, True, "1", 2])
+def test_config_version_must_be_the_integer_one(fake: FakeServer, tmp_path: Path, version: Any) -> None:
+    fake.add("c1", {**public_config(OUE), "version": version})
+    with make_client(fake, tmp_path) as client:
+        with pytest.raises(UnsupportedCollectionError, match="config version"):
+            client.report("c1", 3)
+
+
 def test_unreachable_server_without_cached_config_perturbs_nothing(tmp_path: Path) -> None:
     class Down:
         def request(self, *args: Any, **kwargs: Any) -> HttpResponse:
