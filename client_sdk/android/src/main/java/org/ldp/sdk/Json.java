@@ -94,6 +94,23 @@ public final class Json {
     return bigInt(p).equals(BigInteger.valueOf(value));
   }
 
+  /** The wire version check: the JSON integer itself (1.0 and true are not version 1). */
+  public static boolean isVersion(JsonElement e, long version) {
+    return isInt(e) && numberEquals(e, version);
+  }
+
+  /** Refuse a payload field its protocol does not define (reason unknown_field). */
+  public static void refuseUnknownFields(JsonObject payload, java.util.Collection<String> allowed, int index) {
+    java.util.TreeSet<String> extra = new java.util.TreeSet<>();
+    for (String k : payload.keySet()) if (!allowed.contains(k)) extra.add(k);
+    if (!extra.isEmpty()) {
+      java.util.List<String> shown = new java.util.ArrayList<>(extra).subList(0, Math.min(5, extra.size()));
+      StringBuilder s = new StringBuilder("[");
+      for (String k : shown) s.append(s.length() > 1 ? ", " : "").append(PyRepr.strRepr(k));
+      throw new ReportDecodeException("unknown_field", "unexpected fields " + s + "]", index);
+    }
+  }
+
   /** A Python int that fits a long, else null. */
   public static Long longValue(JsonElement e) {
     if (!isInt(e)) return null;

@@ -284,8 +284,8 @@ public final class HeavyHitters {
       throw new ReportDecodeException(!missing.isEmpty() ? "missing_field" : "unknown_field",
           "fields missing " + quoted(missing) + ", unexpected " + quoted(unexpected), index);
     }
-    if (!Json.numberEquals(p.get("v"), FrequencyOracle.WIRE_VERSION)) {
-      throw new ReportDecodeException("bad_version", "wire version must be 1, got " + PyRepr.repr(p.get("v")), index);
+    if (!Json.isVersion(p.get("v"), FrequencyOracle.WIRE_VERSION)) {
+      throw new ReportDecodeException("bad_version", "wire version must be the integer 1, got " + PyRepr.repr(p.get("v")), index);
     }
     if (!(Json.isString(p.get("m")) && p.get("m").getAsString().equals(mechanism))) {
       throw new ReportDecodeException("wrong_mechanism", "payload is for " + PyRepr.repr(p.get("m")) + ", expected " + PyRepr.strRepr(mechanism), index);
@@ -345,12 +345,15 @@ public final class HeavyHitters {
     if (element == null || !element.isJsonObject()) throw new ConfigException("config must be a mapping");
     JsonObject config = element.getAsJsonObject();
     JsonElement version = config.has("version") ? config.get("version") : Json.of(1);
-    if (!(Json.isInt(version) && Json.numberEquals(version, 1))) throw new ConfigException("unknown heavy-hitter config version " + PyRepr.repr(version));
+    if (!Json.isVersion(version, 1)) throw new ConfigException("unknown heavy-hitter config version " + PyRepr.repr(version));
     JsonObject options = new JsonObject();
     for (Map.Entry<String, JsonElement> e : config.entrySet()) if (!DERIVED.contains(e.getKey())) options.add(e.getKey(), e.getValue());
     JsonElement fo = Json.get(config, "fo");
     if (fo != null && fo.isJsonObject()) {
       JsonObject f = fo.getAsJsonObject();
+      java.util.TreeSet<String> unknown = new java.util.TreeSet<>(f.keySet());
+      unknown.removeAll(Arrays.asList("mechanism", "hash", "g"));
+      if (!unknown.isEmpty()) throw new ConfigException("unknown frequency-oracle fields " + quoted(unknown) + "; allowed: ['g', 'hash', 'mechanism']");
       JsonElement m = f.has("mechanism") ? f.get("mechanism") : Json.of("olh");
       JsonElement hash = f.has("hash") ? f.get("hash") : Json.of(Olh.HASH_FAMILY);
       if (!(Json.isString(m) && m.getAsString().equals("olh") && Json.isString(hash) && hash.getAsString().equals(Olh.HASH_FAMILY))) {

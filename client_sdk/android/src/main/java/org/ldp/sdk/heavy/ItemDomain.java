@@ -66,6 +66,19 @@ public final class ItemDomain {
     }
     JsonElement type = Json.get(c, "type");
     String t = Json.isString(type) ? type.getAsString() : "";
+    java.util.List<String> known = t.equals("string") ? Arrays.asList("encoding", "max_bytes", "overflow", "type")
+        : t.equals("integer") ? Arrays.asList("bits", "encoding", "type") : null;
+    if (known != null) {
+      java.util.TreeSet<String> unknown = new java.util.TreeSet<>(c.keySet());
+      unknown.removeAll(known);
+      if (!unknown.isEmpty()) { // a key this version does not know is refused, never silently dropped
+        StringBuilder u = new StringBuilder("[");
+        for (String k : unknown) u.append(u.length() > 1 ? ", " : "").append(PyRepr.strRepr(k));
+        StringBuilder a = new StringBuilder("[");
+        for (String k : known) a.append(a.length() > 1 ? ", " : "").append(PyRepr.strRepr(k));
+        throw new ConfigException("unknown " + t + " domain fields " + u + "]; allowed: " + a + "]");
+      }
+    }
     if (t.equals("string")) {
       if (!c.has("max_bytes")) throw new ConfigException("domain config lacks 'max_bytes'");
       int maxBytes = checkIntOption(c.get("max_bytes"), "max_bytes", 1, MAX_STRING_BYTES);

@@ -56,6 +56,9 @@ public abstract class FrequencyOracle {
     return k.longValue();
   }
 
+  /** Every field of a wire payload ("v", "m" and the mechanism's own); any other is refused. */
+  protected abstract java.util.List<String> wireFields();
+
   /** P[v in Support(y) | user holds v]. */
   public abstract double pStar();
 
@@ -118,13 +121,14 @@ public abstract class FrequencyOracle {
     if (payload == null || !payload.isJsonObject()) throw new ReportDecodeException("not_an_object", "payload must be a JSON object", index);
     JsonObject p = payload.getAsJsonObject();
     JsonElement v = Json.get(p, "v");
-    if (!Json.numberEquals(v, WIRE_VERSION)) {
-      throw new ReportDecodeException("bad_version", "wire version must be " + WIRE_VERSION + ", got " + PyRepr.repr(v), index);
+    if (!Json.isVersion(v, WIRE_VERSION)) {
+      throw new ReportDecodeException("bad_version", "wire version must be the integer " + WIRE_VERSION + ", got " + PyRepr.repr(v), index);
     }
     JsonElement m = Json.get(p, "m");
     if (!(Json.isString(m) && m.getAsString().equals(name))) {
       throw new ReportDecodeException("wrong_mechanism", "payload is for mechanism " + PyRepr.repr(m) + ", expected '" + name + "'", index);
     }
+    Json.refuseUnknownFields(p, wireFields(), index);
     return p;
   }
 

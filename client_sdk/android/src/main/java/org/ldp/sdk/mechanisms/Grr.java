@@ -37,6 +37,11 @@ public final class Grr extends FrequencyOracle {
   }
 
   @Override
+  protected java.util.List<String> wireFields() {
+    return java.util.Arrays.asList("v", "m", "y");
+  }
+
+  @Override
   public double pStar() {
     return p;
   }

@@ -90,6 +90,11 @@ public final class Olh extends FrequencyOracle {
   }
 
   @Override
+  protected java.util.List<String> wireFields() {
+    return java.util.Arrays.asList("v", "m", "s", "y");
+  }
+
+  @Override
   public double pStar() {
     return p;
   }

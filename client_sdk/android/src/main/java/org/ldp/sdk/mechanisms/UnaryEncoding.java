@@ -51,6 +51,11 @@ public final class UnaryEncoding extends FrequencyOracle {
   }
 
   @Override
+  protected java.util.List<String> wireFields() {
+    return java.util.Arrays.asList("v", "m", "bits");
+  }
+
+  @Override
   public double pStar() {
     return p;
   }

@@ -240,14 +240,14 @@ public final class OracleBased implements MultidimProtocol {
     if (payload == null || !payload.isJsonObject()) throw new ReportDecodeException("not_an_object", "payload must be a JSON object", index);
     JsonObject p = payload.getAsJsonObject();
     JsonElement v = Json.get(p, "v");
-    // Python's `v != 1`: True == 1 passes, as on the server
-    if (!(Json.numberEquals(v, FrequencyOracle.WIRE_VERSION) || (Json.isBoolean(v) && v.getAsBoolean()))) {
-      throw new ReportDecodeException("bad_version", "wire version must be 1, got " + PyRepr.repr(v), index);
+    if (!Json.isVersion(v, FrequencyOracle.WIRE_VERSION)) {
+      throw new ReportDecodeException("bad_version", "wire version must be the integer 1, got " + PyRepr.repr(v), index);
     }
     JsonElement m = Json.get(p, "m");
     if (!(Json.isString(m) && m.getAsString().equals(name))) {
       throw new ReportDecodeException("wrong_mechanism", "payload is for mechanism " + PyRepr.repr(m) + ", expected " + PyRepr.strRepr(name), index);
     }
+    Json.refuseUnknownFields(p, name.equals("smp") ? java.util.Arrays.asList("v", "m", "j", "y") : java.util.Arrays.asList("v", "m", "y"), index);
     JsonElement y = Json.get(p, "y");
     if (name.equals("smp")) {
       int j = (int) FrequencyOracle.decodeIndex(Json.get(p, "j"), d(), "j", index);
