@@ -83,7 +83,7 @@ public final class Client implements AutoCloseable {
     private RandomSource random = SecureRandomSource.INSTANCE;
     private int batchSize = 500;
     private RetryPolicy retry = RetryPolicy.defaults();
-    private boolean enrol;
+    private boolean enrol = true;
 
     Builder(String baseUrl, String apiKey) {
       this.baseUrl = baseUrl;
@@ -135,8 +135,8 @@ public final class Client implements AutoCloseable {
 
     /**
      * Enrol the device with the server ({@code POST /v1/devices}: a server-chosen client id and
-     * a device secret, sent with every upload). Off by default: servers without device
-     * enrolment answer 404 there (docs/android-sdk.md).
+     * a device secret, sent with every upload; the server refuses uploads without it). On by
+     * default; off only for a server that predates device enrolment (docs/android-sdk.md).
      */
     public Builder enrolDevice(boolean enrol) {
       this.enrol = enrol;

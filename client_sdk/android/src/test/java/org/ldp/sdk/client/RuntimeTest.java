@@ -354,12 +354,12 @@ class RuntimeTest {
     String url = "jdbc:sqlite:" + new File(dir, "device.sqlite3").getPath();
     String clientId;
     try (Client c = client(new JdbcStore(url))) {
-      clientId = c.clientId();
       for (int i = 0; i < 3; i++) c.report("c1", i);
       assertThrows(DeviceBudgetExceededException.class, () -> c.report("c1", 1));
       server.loseAnswers = 1;
       FlushResult r = c.flush(60);
       assertEquals(3, r.duplicates);
+      clientId = c.clientId(); // the server's, once the flush enrolled (kept in the store)
     }
     try (Client c = client(new JdbcStore(url))) {
       assertEquals(clientId, c.clientId());
@@ -407,7 +407,8 @@ class RuntimeTest {
   void withoutEnrolmentNoDeviceProofIsSent() {
     server.addCollection("c1", FakeServer.frequencyConfig("oue", 10.0, null));
     server.requireDevices = true;
-    try (Client c = client()) {
+    try (Client c = Client.builder("http://fake", "ldp_test").store(new FileJournalStore(dir)).transport(server).clock(time).sleeper(time)
+        .enrolDevice(false).build()) {
       c.report("c1", 1);
       FlushResult r = c.flush(5);
       assertEquals(0, r.accepted);
@@ -423,7 +424,8 @@ class RuntimeTest {
       ReportReceipt r = c.report("c1", 1);
       assertEquals(1, c.flush(5).accepted);
       JsonObject body = Json.parse(server.lastBody).getAsJsonObject();
-      assertEquals(java.util.Set.of("wire", "reports"), body.keySet());
+      // the device credential ("devices": {client_id: secret}) is the only other member
+      assertEquals(java.util.Set.of("wire", "reports", "devices"), body.keySet());
       assertEquals(2, body.get("wire").getAsInt());
       JsonObject report = body.getAsJsonArray("reports").get(0).getAsJsonObject();
       assertEquals(java.util.Set.of("report_id", "client_id", "config_hash", "epoch", "payload"), report.keySet());
