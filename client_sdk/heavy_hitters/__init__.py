@@ -45,6 +45,7 @@ from client_sdk.heavy_hitters.encoding import (
     EncodedItems,
     IntegerDomain,
     ItemEncodingError,
+    AlphabetDomain,
     StringDomain,
     domain_from_config,
 )
@@ -67,6 +68,7 @@ __all__ = [
     "KeyCollisionWarning",
     "PrefixReports",
     "StringDomain",
+    "AlphabetDomain",
     "TreeHist",
     "available",
     "create",
@@ -113,6 +115,8 @@ def from_config(config: Mapping[str, Any]) -> Any:
             options["g"] = fo["g"]
     if "protocol" not in config:
         raise ConfigError("config lacks required field 'protocol'")
+    if str(config["protocol"]).lower() in ("pem", "tap", "taps") and "final_round" not in config:
+        options["final_round"] = False  # a config written before the final estimation round existed
     protocol = create(config["protocol"], **options)
     built = protocol.config
     for key in ("levels", "key", "fo"):

@@ -94,6 +94,42 @@ def pem_lengths(bits: int, k: int, eta: int) -> tuple[int, ...]:
     return tuple(min(gamma + i * eta, bits) for i in range(1, levels + 1))
 
 
+def check_eta(eta: Any, domain: Domain, high: int = 10) -> int:
+    """``eta`` (bits per level): the domain's default (one whole symbol for an alphabet
+    domain, 4 otherwise) unless given; for an alphabet with whole-symbol levels it must be
+    a multiple of the symbol width."""
+    from client_sdk.heavy_hitters.encoding import AlphabetDomain
+
+    if eta is None:
+        return domain.level_step
+    if isinstance(domain, AlphabetDomain):
+        eta = check_int(eta, "eta", 1, MAX_FIRST_LEVEL_BITS)
+        if domain.chars is not None and eta % domain.symbol_bits:
+            raise ConfigError(
+                f"eta must be a multiple of the alphabet's {domain.symbol_bits}-bit symbols (whole characters), got {eta}"
+            )
+        return eta
+    return check_int(eta, "eta", 1, high)
+
+
+def layout_lengths(domain: Domain, k: int, eta: int, final_round: bool) -> tuple[int, ...]:
+    """Prefix lengths of PEM/TAP's level groups, plus the final-estimation group (length m).
+
+    Byte and integer domains: PEM's ``ℓ_i = min(γ + iη, m)``; alphabet domains: whole
+    symbols, ``ℓ_i = min(iη, m)``. With ``final_round`` one more group reports the full
+    item: the server estimates the published candidates from it alone (unbiased, with
+    honest intervals, because those users took no part in choosing the candidates).
+    """
+    from client_sdk.heavy_hitters.encoding import AlphabetDomain
+
+    m = domain.bits
+    if isinstance(domain, AlphabetDomain):
+        lengths = tuple(min(i * eta, m) for i in range(1, -(-m // eta) + 1))
+    else:
+        lengths = pem_lengths(m, k, eta)
+    return (*lengths, m) if final_round else lengths
+
+
 def check_first_level(lengths: Sequence[int]) -> None:
     if lengths[0] > MAX_FIRST_LEVEL_BITS:
         raise ConfigError(
@@ -133,6 +169,19 @@ def check_prune_and_split(prune_infeasible: Any, split: Any) -> tuple[bool, Unif
     if split not in SPLITS:
         raise ConfigError(f"unknown user split {split!r}; available: {sorted(SPLITS)}")
     return prune_infeasible, SPLITS[split]
+
+
+def check_alpha(alpha: Any) -> float:
+    a = check_float(alpha, "alpha")
+    if not 0 < a < 1:
+        raise ConfigError(f"alpha must lie in (0, 1), got {alpha}")
+    return a
+
+
+def check_final_round(final_round: Any) -> bool:
+    if not isinstance(final_round, bool):
+        raise ConfigError("final_round must be true or false")
+    return final_round
 
 
 def prefix_config(protocol: Any) -> dict[str, Any]:
@@ -535,10 +584,118 @@ def consistent_tree(
 # --- results -------------------------------------------------------------------------------
 
 
+# --- significance and publication ---------------------------------------------------------
+
+
+def holm_adjusted(p: np.ndarray) -> np.ndarray:
+    """Holm–Bonferroni adjusted p-values (Holm 1979): ``max_{j≤i} min(1, (m−j+1)·p_(j))`` in
+    increasing order of p. Rejecting where the adjusted value is ≤ α controls the
+    family-wise error rate at α over the m tests under any dependence."""
+    p = np.asarray(p, dtype=np.float64)
+    m = p.size
+    if m == 0:
+        return p.copy()
+    order = np.argsort(p, kind="stable")
+    scaled = np.minimum(1.0, p[order] * (m - np.arange(m)))
+    out = np.empty(m)
+    out[order] = np.maximum.accumulate(scaled)
+    return out
+
+
+def upper_p_values(f_hat: np.ndarray, sigma0: float | np.ndarray) -> np.ndarray:
+    """One-sided p-values of H0: f = 0 against f > 0 (normal approximation; ``sigma0`` is
+    the estimate's standard deviation at f = 0)."""
+    z = np.asarray(f_hat, dtype=np.float64) / np.maximum(np.asarray(sigma0, dtype=np.float64), 1e-300)
+    return np.array([0.5 * math.erfc(v / math.sqrt(2.0)) for v in z.ravel()]).reshape(z.shape)
+
+
+@dataclass
+class Selection:
+    """Which tested candidates are published: indices (into the tested list) of the
+    significant, valid ones (at most k, largest test estimate first), their adjusted
+    p-values, and the counts the release reports."""
+
+    published: np.ndarray
+    p_adjusted: np.ndarray
+    stats: dict[str, Any]
+
+
+def select_significant(
+    domain: Domain, codes: Sequence[int], f_test: np.ndarray, sigma0: float | np.ndarray, k: int, alpha: float
+) -> Selection:
+    """Publish only valid items whose frequency is significantly above zero at level
+    ``alpha`` after Holm's correction over every valid candidate tested; at most k (the
+    largest test estimates). Invalid codes (no item of the domain has them) are never
+    tested nor published."""
+    valid = np.fromiter((domain.is_valid_code(c) for c in codes), dtype=bool, count=len(codes))
+    idx = np.nonzero(valid)[0]
+    f_test = np.asarray(f_test, dtype=np.float64)
+    sig0 = np.broadcast_to(np.asarray(sigma0, dtype=np.float64), f_test.shape)
+    p_adj = np.ones(len(codes))
+    p_adj[idx] = holm_adjusted(upper_p_values(f_test[idx], sig0[idx]))
+    significant = idx[p_adj[idx] <= alpha]
+    chosen = significant[np.argsort(-f_test[significant], kind="stable")][:k]
+    stats = {
+        "alpha": alpha,
+        "correction": "holm",
+        "tested": int(idx.size),
+        "significant": int(significant.size),
+        "published": int(chosen.size),
+        "withheld": int(idx.size - chosen.size),
+        "invalid_dropped": int(len(codes) - idx.size),
+    }
+    return Selection(chosen, p_adj, stats)
+
+
+def required_reports(
+    epsilon: float, groups: int, k: int, candidates: int, alpha: float, olh_epsilon: float | None = None, g: int | None = None
+) -> int:
+    """Smallest n at which an item holding 1/k of the users (the most the k-th heavy hitter
+    can hold) clears the Holm/Bonferroni threshold of ``candidates`` tests from one of
+    ``groups`` equal level groups: ``n ≥ groups·Var*·(z_{1−α/C}·k)²``."""
+    olh = make_olh(epsilon if olh_epsilon is None else olh_epsilon, g)
+    z = NormalDist().inv_cdf(1 - alpha / max(1, candidates))
+    return int(math.ceil(groups * olh.variance_approx_per_user * (z * k) ** 2))
+
+
+def check_hopeless(
+    name: str, epsilon: float, expected: int | None, groups: int, k: int, candidates: int, alpha: float,
+    per_report_epsilon: float = 1.0, g: int | None = None,
+) -> int | None:  # fmt: skip
+    """Refuse (ConfigError) a configuration whose expected report count cannot make even an
+    item with 1/k of the users significant; the message gives the smallest n for this ε
+    and the smallest ε for this n. ``per_report_epsilon`` is the share of ε each report
+    gets (TreeHist: 1/2)."""
+    if expected is None:
+        return None
+    expected = check_int(expected, "expected_reports", 1)
+    need = required_reports(epsilon, groups, k, candidates, alpha, epsilon * per_report_epsilon, g)
+    if expected >= need:
+        return expected
+    lo, hi = epsilon, 64.0
+    if required_reports(hi, groups, k, candidates, alpha, hi * per_report_epsilon, g) > expected:
+        eps_msg = "no ε up to 64 would do"
+    else:
+        for _ in range(60):
+            mid = (lo + hi) / 2
+            if required_reports(mid, groups, k, candidates, alpha, mid * per_report_epsilon, g) <= expected:
+                hi = mid
+            else:
+                lo = mid
+        eps_msg = f"or ε ≥ {hi:.3g} for n = {expected}"
+    raise ConfigError(
+        f"hopeless {name} configuration: with n = {expected} reports split over {groups} groups at ε = {epsilon}, "
+        f"even an item held by 1/k of the users would not be significant among {candidates} candidates "
+        f"(α = {alpha}, Holm); it needs n ≥ {need} at this ε, {eps_msg}; or fewer levels (shorter items, "
+        "a smaller alphabet) or a smaller k"
+    )
+
+
 @dataclass(frozen=True)
 class HeavyHitter:
-    """One discovered item: raw unbiased frequency (fraction of all users), its variance and
-    normal-approximation interval, and the value after hierarchical consistency."""
+    """One published item: unbiased frequency (fraction of all users) from the final
+    estimation round, its variance and normal-approximation interval, the value after
+    hierarchical consistency (when defined) and its Holm-adjusted p-value of H0: f = 0."""
 
     item: Any
     code: int
@@ -548,9 +705,11 @@ class HeavyHitter:
     ci_upper: float
     count: float
     consistent_frequency: float | None = None
+    p_value: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "p_value": self.p_value,
             "item": self.item,
             "code": str(self.code),
             "frequency": self.frequency,
@@ -570,6 +729,7 @@ def make_hitters(
     n: int,
     ci_level: float,
     consistent: np.ndarray | None = None,
+    p_values: np.ndarray | None = None,
 ) -> list[HeavyHitter]:
     z = NormalDist().inv_cdf(0.5 + ci_level / 2)
     out = []
@@ -586,6 +746,7 @@ def make_hitters(
                 f + half,
                 f * n,
                 None if consistent is None else float(consistent[j]),
+                None if p_values is None else float(p_values[j]),
             )  # fmt: skip
         )
     return out
@@ -619,6 +780,7 @@ class DiscoveryResult:
     ci_level: float = 0.95
     local: dict[str, list[HeavyHitter]] = field(default_factory=dict)
     diagnostics: dict[str, Any] = field(default_factory=dict)
+    significance: dict[str, Any] = field(default_factory=dict)
 
     @property
     def items(self) -> list[Any]:
@@ -639,6 +801,7 @@ class DiscoveryResult:
             "local": {p: [h.to_dict() for h in hs] for p, hs in self.local.items()},
             "levels": [t.to_dict() for t in self.levels],
             "diagnostics": self.diagnostics,
+            "significance": self.significance,
         }
 
 
