@@ -672,13 +672,13 @@ def check_hopeless(
     need = required_reports(epsilon, groups, k, candidates, alpha, epsilon * per_report_epsilon, g)
     if expected >= need:
         return expected
-    lo, hi = epsilon, 64.0
-    if required_reports(hi, groups, k, candidates, alpha, hi * per_report_epsilon, g) > expected:
-        eps_msg = "no ε up to 64 would do"
+    lo, hi = epsilon, 20.0
+    if required_reports(hi, groups, k, candidates, alpha, hi * per_report_epsilon) > expected:
+        eps_msg = "no ε up to 20 would do"
     else:
         for _ in range(60):
             mid = (lo + hi) / 2
-            if required_reports(mid, groups, k, candidates, alpha, mid * per_report_epsilon, g) <= expected:
+            if required_reports(mid, groups, k, candidates, alpha, mid * per_report_epsilon) <= expected:
                 hi = mid
             else:
                 lo = mid

@@ -92,7 +92,8 @@ class PrefixClient:
         last = steps[-1] if len(steps) > 1 else self.prefix_lengths[0]
         candidates = min(width << last, 1 << min(self.domain.bits, 62))
         return C.check_hopeless(
-            self.name, self.epsilon, expected_reports, self.groups, self.k, candidates, self.alpha, g=self.g
+            self.name if not self.federated else f"{self.name} (per party of average size)", self.epsilon,
+            expected_reports, self.groups, self.k, candidates, self.alpha, g=self.g,
         )
 
     # --- configuration ------------------------------------------------------------------

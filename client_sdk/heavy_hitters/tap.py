@@ -439,8 +439,7 @@ class TAP(PrefixClient):
         if order not in ORDERS:
             raise ConfigError(f"order must be one of {sorted(ORDERS)}, got {order!r}")
         self.order = order
-        # the smallest party is at least 1/parties of the users only if they are balanced:
-        # the check uses the pooled n split over every party's groups
+        # Phase II runs per party: the check uses a party of average size (n / parties)
         self.expected_reports = self._check_hopeless(
             None if expected_reports is None else C.check_int(expected_reports, "expected_reports", 1) // len(names),
             self.k_max,
