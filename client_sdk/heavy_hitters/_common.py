@@ -159,15 +159,51 @@ class UniformSplit:
         return rng.integers(1, groups + 1, size=n, dtype=np.int64)
 
 
-SPLITS = {UniformSplit.name: UniformSplit()}
+class FinalHeavySplit(UniformSplit):
+    """PEM/TAP with a final estimation round: the last prefix level (whose estimates test
+    every candidate) and the final group (which estimates the published items) each get
+    twice the users of any other level group, since the test's power and the published
+    intervals' width depend on them alone. The user draws ``u`` uniformly in
+    ``0..G+1`` (G groups): ``u < G−2`` joins group ``u+1``, otherwise group
+    ``G−1 + (u − (G−2)) // 2``. Still independent of the item; the group is public."""
+
+    name = "final-2x"
+
+    @staticmethod
+    def units(groups: int) -> int:
+        return groups + 2
+
+    @staticmethod
+    def _group_of(u: Any, groups: int) -> Any:
+        return np.where(u < groups - 2, u + 1, groups - 1 + (u - (groups - 2)) // 2)
+
+    def draw(self, groups: int) -> int:
+        if groups < 2:
+            return 1
+        return int(self._group_of(_random.uniform_int(self.units(groups)), groups))
+
+    def draw_batch(self, n: int, groups: int, rng: np.random.Generator) -> np.ndarray:
+        if groups < 2:
+            return np.ones(n, dtype=np.int64)
+        return self._group_of(rng.integers(0, self.units(groups), size=n, dtype=np.int64), groups).astype(np.int64)
+
+    @staticmethod
+    def share(groups: int) -> float:
+        """The last two groups' share of the users each."""
+        return 2 / (groups + 2) if groups >= 2 else 1.0
 
 
-def check_prune_and_split(prune_infeasible: Any, split: Any) -> tuple[bool, UniformSplit]:
+SPLITS = {UniformSplit.name: UniformSplit(), FinalHeavySplit.name: FinalHeavySplit()}
+
+
+def check_prune_and_split(
+    prune_infeasible: Any, split: Any, allowed: Sequence[str] = tuple(SPLITS)
+) -> tuple[bool, UniformSplit]:
     """Validate the two options every prefix-tree protocol takes."""
     if not isinstance(prune_infeasible, bool):
         raise ConfigError("prune_infeasible must be true or false")
-    if split not in SPLITS:
-        raise ConfigError(f"unknown user split {split!r}; available: {sorted(SPLITS)}")
+    if split not in allowed:
+        raise ConfigError(f"unknown user split {split!r}; available: {sorted(allowed)}")
     return prune_infeasible, SPLITS[split]
 
 

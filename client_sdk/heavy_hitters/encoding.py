@@ -218,6 +218,11 @@ class Domain:
         """Default bits per prefix-tree level (``eta``)."""
         return 4
 
+    def is_complete_prefix(self, prefix: int, length: int) -> bool:
+        """True if the prefix already ends its item (it holds a whole pad symbol, so its
+        only feasible extension is all pads): the item is ``prefix << (m − length)``."""
+        return False
+
     def is_feasible_prefix(self, prefix: int, length: int) -> bool:
         """False only if no item's code starts with this prefix (public knowledge)."""
         return True
@@ -303,6 +308,11 @@ class StringDomain(Domain):
     def canonical(self, item: Any) -> str:
         """The item as the server will see it (truncated per the overflow rule)."""
         return self.to_bytes(item).decode("utf-8")
+
+    def is_complete_prefix(self, prefix: int, length: int) -> bool:
+        whole = length // 8
+        raw = (prefix >> (length - 8 * whole)).to_bytes(whole, "big") if whole else b""
+        return b"\0" in raw
 
     def encode(self, item: Any) -> int:
         return int.from_bytes(self.to_bytes(item).ljust(self.max_bytes, b"\0"), "big")
@@ -511,6 +521,11 @@ class AlphabetDomain(Domain):
         b, mask = self.symbol_bits, (1 << self.symbol_bits) - 1
         syms = [(int(code) >> (b * (self.max_chars - 1 - j))) & mask for j in range(self.max_chars)]
         return "".join(self._char(s) for s in syms if s)
+
+    def is_complete_prefix(self, prefix: int, length: int) -> bool:
+        b = self.symbol_bits
+        mask = (1 << b) - 1
+        return any(((prefix >> (length - b * (j + 1))) & mask) == 0 for j in range(length // b))
 
     def _symbol_range_ok(self, low: int, high: int) -> bool:
         """Some symbol (or the pad) lies in [low, high]."""

@@ -65,7 +65,7 @@ class PrefixClient:
         eta: int = 4,
         g: int | None = None,
         prune_infeasible: bool = True,
-        split: str = "uniform",
+        split: str | None = None,
         final_round: bool = True,
         alpha: float = 0.05,
     ) -> None:
@@ -74,8 +74,11 @@ class PrefixClient:
         self.k = C.check_int(k, "k", 1, 4096)
         self.domain = as_domain(domain)
         self.eta = C.check_eta(eta, self.domain)
-        self.prune_infeasible, self.split = C.check_prune_and_split(prune_infeasible, split)
         self.final_round = C.check_final_round(final_round)
+        if split is None:
+            split = C.FinalHeavySplit.name if self.final_round else C.UniformSplit.name
+        allowed = tuple(C.SPLITS) if self.final_round else (C.UniformSplit.name,)
+        self.prune_infeasible, self.split = C.check_prune_and_split(prune_infeasible, split, allowed)
         self.alpha = C.check_alpha(alpha)
         self.lengths = C.layout_lengths(self.domain, self.k, self.eta, self.final_round)
         C.check_first_level(self.lengths)
@@ -91,9 +94,12 @@ class PrefixClient:
         steps = C.steps_of(self.prefix_lengths)
         last = steps[-1] if len(steps) > 1 else self.prefix_lengths[0]
         candidates = min(width << last, 1 << min(self.domain.bits, 62))
+        groups = self.groups
+        if self.split.name == C.FinalHeavySplit.name:
+            groups = 1 / C.FinalHeavySplit.share(self.groups)  # the test group's share of the users
         return C.check_hopeless(
             self.name if not self.federated else f"{self.name} (per party of average size)", self.epsilon,
-            expected_reports, self.groups, self.k, candidates, self.alpha, g=self.g,
+            expected_reports, groups, self.k, candidates, self.alpha, g=self.g,
         )
 
     # --- configuration ------------------------------------------------------------------
@@ -233,7 +239,7 @@ class PEM(PrefixClient):
         alpha: float = 0.05,
         max_width: int | None = None,
         prune_infeasible: bool = True,
-        split: str = "uniform",
+        split: str | None = None,
         final_round: bool = True,
         expected_reports: int | None = None,
     ) -> None:
@@ -294,6 +300,7 @@ class PEM(PrefixClient):
         cands = C.first_level(self.domain, prefix_lengths[0], self.prune_infeasible)
         f_hat = np.zeros(0)
         est: C.LevelEstimator | None = None
+        done: list[tuple[int, int]] = []  # (code, level) of items whose prefix ended (held a pad) when kept
         last_level = len(prefix_lengths)
         for i, length in enumerate(prefix_lengths, start=1):
             idx = by_level[i - 1]
@@ -308,16 +315,33 @@ class PEM(PrefixClient):
             else:
                 kept_idx = keep_threshold(f_hat, est.sigma, self.alpha, self.k, self.max_width)
             kept = [cands[j] for j in kept_idx]
+            if self.final_round and not last:
+                # a kept prefix that already ends its item (it holds a pad) has one feasible
+                # extension, all pads: it goes straight to the test instead of competing for
+                # the width again at every later level (whose groups then see it as noise)
+                ended = [c for c in kept if self.domain.is_complete_prefix(c, length)]
+                if ended:
+                    shift = self.domain.bits - length
+                    done.extend((c << shift, i) for c in ended)
+                    kept = [c for c in kept if not self.domain.is_complete_prefix(c, length)]
             nodes.append(C.LevelNodes(length, cands, f_hat, est.variance(f_hat), set() if last else set(kept)))
             traces.append(C.LevelTrace(i, length, int(idx.size), len(cands), len(kept), est.sigma))
             if not last:
                 cands = C.extend(self.domain, kept, steps[i], prefix_lengths[i], self.prune_infeasible)
-        consistent = C.consistent_tree(nodes)[-1]
         assert est is not None
-        chosen = C.select_significant(self.domain, cands, f_hat, est.sigma, self.k, self.alpha)
-        pick = chosen.published
-        codes = [cands[j] for j in pick]
         if self.final_round:
+            # test: every candidate of the last level plus every ended item, with group G's
+            # estimate of the full code (independent of how they were chosen); publish:
+            # frequencies and intervals from the final group alone, which took no part in
+            # choosing or testing them (unbiased; the intervals cover at their level)
+            f_done, sigma_done, evals = self._pool_ended(done, reports, by_level, n_total, chunk, keyer)
+            hash_evals += evals
+            tested = cands + [c for c, _ in done]
+            f_test = np.concatenate([f_hat, f_done])
+            sigma0 = np.concatenate([np.full(len(cands), est.sigma), sigma_done])
+            chosen = C.select_significant(self.domain, tested, f_test, sigma0, self.k, self.alpha)
+            pick = chosen.published
+            codes = [tested[j] for j in pick]
             idx = by_level[-1]
             final = C.LevelEstimator(self.olh, reports.seeds[idx], reports.ys[idx], n_total, chunk)
             f_pub = final.estimate(keyer(codes, self.domain.bits)) if codes else np.zeros(0)
@@ -325,18 +349,56 @@ class PEM(PrefixClient):
             hash_evals += final.hash_evaluations
             traces.append(C.LevelTrace(self.groups, self.domain.bits, int(idx.size), len(codes), len(codes),
                                        final.sigma, None, "final"))  # fmt: skip
+            cons_pub = None
         else:
+            consistent = C.consistent_tree(nodes)[-1]
+            chosen = C.select_significant(self.domain, cands, f_hat, est.sigma, self.k, self.alpha)
+            pick = chosen.published
+            codes = [cands[j] for j in pick]
             f_pub, var_pub = f_hat[pick], est.variance(f_hat[pick])
+            cons_pub = consistent[pick]
         order = np.argsort(-f_pub, kind="stable")
         hitters = C.make_hitters(
             self.domain, [codes[j] for j in order], f_pub[order], var_pub[order], n_total, ci_level,
-            consistent[pick][order], chosen.p_adjusted[pick][order],
+            None if cons_pub is None else cons_pub[order], chosen.p_adjusted[pick][order],
         )  # fmt: skip
         return C.DiscoveryResult(
             self.name, self.epsilon, self.k, n_total, hitters, traces, ci_level,
             diagnostics={"hash_evaluations": hash_evals, "key_collisions": keyer.collisions, "rounds": self.groups},
             significance=chosen.stats,
         )  # fmt: skip
+
+    def _pool_ended(
+        self, done: list[tuple[int, int]], reports: C.PrefixReports, by_level: list[np.ndarray], n_total: int,
+        chunk: int, keyer: Any,
+    ) -> tuple[np.ndarray, np.ndarray, int]:  # fmt: skip
+        """Test statistics of items that ended at level j: every prefix group i = j+1..G
+        estimates exactly the item's frequency (its length-ℓ_i prefix is the item plus pads)
+        and none of them took part in choosing it, so their size-weighted mean is an
+        unbiased estimate independent of the selection; its standard deviation at f = 0 is
+        ``sqrt(Var*/Σ N_i)``. Returns (estimates, standard deviations, hash evaluations)."""
+        G = len(self.prefix_lengths)
+        if not done:
+            return np.zeros(0), np.zeros(0), 0
+        codes = np.array([c for c, _ in done], dtype=object)
+        ended_at = np.array([j for _, j in done])
+        weighted = np.zeros(len(done))
+        users = np.zeros(len(done))
+        evals = 0
+        for i in range(2, G + 1):
+            rows = np.nonzero(ended_at < i)[0]
+            if rows.size == 0:
+                continue
+            length = self.prefix_lengths[i - 1]
+            shift = self.domain.bits - length
+            idx = by_level[i - 1]
+            est = C.LevelEstimator(self.olh, reports.seeds[idx], reports.ys[idx], n_total, chunk)
+            f_i = est.estimate(keyer([int(c) >> shift for c in codes[rows]], length))
+            evals += est.hash_evaluations
+            weighted[rows] += est.n * f_i
+            users[rows] += est.n
+        users = np.maximum(users, 1)
+        return weighted / users, np.sqrt(self.olh.variance_approx_per_user / users), evals
 
     def estimate_candidates(
         self,

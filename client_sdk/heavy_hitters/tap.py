@@ -405,7 +405,7 @@ class TAP(PrefixClient):
         mode: str = "Z",
         order: str = "size-desc",
         prune_infeasible: bool = True,
-        split: str = "uniform",
+        split: str | None = None,
         alpha: float = 0.05,
         final_round: bool = True,
         expected_reports: int | None = None,

@@ -78,7 +78,7 @@ class TreeHist:
         if fragment_estimator not in ("pooled", "level"):
             raise ConfigError(f"fragment_estimator must be 'pooled' or 'level', got {fragment_estimator!r}")
         self.fragment_estimator = fragment_estimator
-        self.prune_infeasible, self.split = C.check_prune_and_split(prune_infeasible, split)
+        self.prune_infeasible, self.split = C.check_prune_and_split(prune_infeasible, split, (C.UniformSplit.name,))
         m = self.domain.bits
         self.lengths = tuple(min(j * self.eta, m) for j in range(1, -(-m // self.eta) + 1))
         # the last level's candidates are tested with the level's prefix estimate: pooled
