@@ -638,11 +638,72 @@ def holm_adjusted(p: np.ndarray) -> np.ndarray:
     return out
 
 
-def upper_p_values(f_hat: np.ndarray, sigma0: float | np.ndarray) -> np.ndarray:
-    """One-sided p-values of H0: f = 0 against f > 0 (normal approximation; ``sigma0`` is
-    the estimate's standard deviation at f = 0)."""
-    z = np.asarray(f_hat, dtype=np.float64) / np.maximum(np.asarray(sigma0, dtype=np.float64), 1e-300)
-    return np.array([0.5 * math.erfc(v / math.sqrt(2.0)) for v in z.ravel()]).reshape(z.shape)
+def binomial_upper_tail(counts: np.ndarray, trials: np.ndarray, q: float) -> np.ndarray:
+    """Exact ``P(X ≥ c)`` for ``X ~ Binomial(N, q)``, vectorised: the regularised incomplete
+    beta ``I_q(c, N − c + 1)`` by its continued fraction (modified Lentz; Press et al.,
+    Numerical Recipes §6.4), evaluated directly or through ``1 − I_{1−q}(b, a)``.
+
+    Under H0 (f = 0) an OLH report supports a candidate's key with probability exactly
+    ``q* = 1/g`` whatever the user's item, so a candidate's support count over N reports
+    is Binomial(N, q*): this p-value is exact, where the normal approximation understates
+    the right tail at small N (it published junk at n = 2,000)."""
+    c = np.asarray(counts, dtype=np.float64)
+    n = np.broadcast_to(np.asarray(trials, dtype=np.float64), c.shape)
+    out = np.ones(c.shape)
+    live = c > 0
+    if not live.any():
+        return out
+    a = np.round(c[live])
+    b = n[live] - a + 1
+    out[live] = _betainc(a, b, q)
+    return np.clip(out, 0.0, 1.0)
+
+
+def _betainc(a: np.ndarray, b: np.ndarray, x: float) -> np.ndarray:
+    from math import lgamma
+
+    lg = np.vectorize(lgamma, otypes=[float])
+    lbeta = lg(a + b) - lg(a) - lg(b)
+    flip = x > (a + 1) / (a + b + 2)
+    aa, bb = np.where(flip, b, a), np.where(flip, a, b)
+    xx = np.where(flip, 1 - x, x)
+    front = np.exp(lbeta + aa * np.log(xx) + bb * np.log1p(-xx)) / aa
+    tiny = 1e-300
+    qab, qap, qam = aa + bb, aa + 1, aa - 1
+    cc = np.ones_like(aa)
+    d = 1 - qab * xx / qap
+    d = np.where(np.abs(d) < tiny, tiny, d)
+    d = 1 / d
+    h = d.copy()
+    done = np.zeros(aa.shape, dtype=bool)
+    for m in range(1, 100_000):
+        m2 = 2 * m
+        num = m * (bb - m) * xx / ((qam + m2) * (aa + m2))
+        d = 1 + num * d
+        d = np.where(np.abs(d) < tiny, tiny, d)
+        cc = 1 + num / cc
+        cc = np.where(np.abs(cc) < tiny, tiny, cc)
+        d = 1 / d
+        h = np.where(done, h, h * d * cc)
+        num = -(aa + m) * (qab + m) * xx / ((aa + m2) * (qap + m2))
+        d = 1 + num * d
+        d = np.where(np.abs(d) < tiny, tiny, d)
+        cc = 1 + num / cc
+        cc = np.where(np.abs(cc) < tiny, tiny, cc)
+        d = 1 / d
+        delta = d * cc
+        h = np.where(done, h, h * delta)
+        done |= np.abs(delta - 1) < 1e-12
+        if done.all():
+            break
+    value = front * h
+    return np.where(flip, 1 - value, value)
+
+
+def support_of(f_hat: np.ndarray, olh: OLH, trials: np.ndarray | float, scale: float = 1.0) -> np.ndarray:
+    """The support count behind an estimate ``f̂ = scale·(C/N − q*)/(p* − q*)``."""
+    f = np.asarray(f_hat, dtype=np.float64) / scale
+    return np.round(np.asarray(trials, dtype=np.float64) * (f * (olh.p_star - olh.q_star) + olh.q_star))
 
 
 @dataclass
@@ -657,18 +718,29 @@ class Selection:
 
 
 def select_significant(
-    domain: Domain, codes: Sequence[int], f_test: np.ndarray, sigma0: float | np.ndarray, k: int, alpha: float
+    domain: Domain,
+    codes: Sequence[int],
+    f_test: np.ndarray,
+    k: int,
+    alpha: float,
+    *,
+    counts: np.ndarray,
+    trials: np.ndarray | float,
+    q: float,
 ) -> Selection:
     """Publish only valid items whose frequency is significantly above zero at level
     ``alpha`` after Holm's correction over every valid candidate tested; at most k (the
-    largest test estimates). Invalid codes (no item of the domain has them) are never
-    tested nor published."""
+    largest test estimates ``f_test``). Each candidate's p-value is the exact binomial
+    tail of its support ``counts`` over ``trials`` reports under H0 (f = 0: each report
+    supports it with probability ``q`` = 1/g). Invalid codes (no item of the domain has
+    them) are never tested nor published."""
     valid = np.fromiter((domain.is_valid_code(c) for c in codes), dtype=bool, count=len(codes))
     idx = np.nonzero(valid)[0]
     f_test = np.asarray(f_test, dtype=np.float64)
-    sig0 = np.broadcast_to(np.asarray(sigma0, dtype=np.float64), f_test.shape)
+    counts = np.asarray(counts, dtype=np.float64)
+    trials_arr = np.broadcast_to(np.asarray(trials, dtype=np.float64), f_test.shape)
     p_adj = np.ones(len(codes))
-    p_adj[idx] = holm_adjusted(upper_p_values(f_test[idx], sig0[idx]))
+    p_adj[idx] = holm_adjusted(binomial_upper_tail(counts[idx], trials_arr[idx], q))
     significant = idx[p_adj[idx] <= alpha]
     chosen = significant[np.argsort(-f_test[significant], kind="stable")][:k]
     stats = {

@@ -334,12 +334,15 @@ class PEM(PrefixClient):
             # estimate of the full code (independent of how they were chosen); publish:
             # frequencies and intervals from the final group alone, which took no part in
             # choosing or testing them (unbiased; the intervals cover at their level)
-            f_done, sigma_done, evals = self._pool_ended(done, reports, by_level, n_total, chunk, keyer)
+            f_done, users_done, evals = self._pool_ended(done, reports, by_level, n_total, chunk, keyer)
             hash_evals += evals
             tested = cands + [c for c, _ in done]
             f_test = np.concatenate([f_hat, f_done])
-            sigma0 = np.concatenate([np.full(len(cands), est.sigma), sigma_done])
-            chosen = C.select_significant(self.domain, tested, f_test, sigma0, self.k, self.alpha)
+            trials = np.concatenate([np.full(len(cands), float(est.n)), users_done])
+            chosen = C.select_significant(
+                self.domain, tested, f_test, self.k, self.alpha,
+                counts=C.support_of(f_test, self.olh, trials), trials=trials, q=self.olh.q_star,
+            )  # fmt: skip
             pick = chosen.published
             codes = [tested[j] for j in pick]
             idx = by_level[-1]
@@ -352,7 +355,10 @@ class PEM(PrefixClient):
             cons_pub = None
         else:
             consistent = C.consistent_tree(nodes)[-1]
-            chosen = C.select_significant(self.domain, cands, f_hat, est.sigma, self.k, self.alpha)
+            chosen = C.select_significant(
+                self.domain, cands, f_hat, self.k, self.alpha,
+                counts=C.support_of(f_hat, self.olh, est.n), trials=est.n, q=self.olh.q_star,
+            )  # fmt: skip
             pick = chosen.published
             codes = [cands[j] for j in pick]
             f_pub, var_pub = f_hat[pick], est.variance(f_hat[pick])
@@ -376,7 +382,8 @@ class PEM(PrefixClient):
         estimates exactly the item's frequency (its length-ℓ_i prefix is the item plus pads)
         and none of them took part in choosing it, so their size-weighted mean is an
         unbiased estimate independent of the selection; its standard deviation at f = 0 is
-        ``sqrt(Var*/Σ N_i)``. Returns (estimates, standard deviations, hash evaluations)."""
+        ``sqrt(Var*/Σ N_i)``. Returns (estimates, Σ N_i, hash evaluations); the pooled
+        support count over Σ N_i reports is Binomial(Σ N_i, q*) under H0."""
         G = len(self.prefix_lengths)
         if not done:
             return np.zeros(0), np.zeros(0), 0
@@ -398,7 +405,7 @@ class PEM(PrefixClient):
             weighted[rows] += est.n * f_i
             users[rows] += est.n
         users = np.maximum(users, 1)
-        return weighted / users, np.sqrt(self.olh.variance_approx_per_user / users), evals
+        return weighted / users, users, evals
 
     def estimate_candidates(
         self,
@@ -448,7 +455,10 @@ def known_candidates(protocol: Any, est: C.LevelEstimator, candidates: Sequence[
     f = np.concatenate([est.estimate(keys[j : j + block]) for j in range(0, keys.size, block)]) if keys.size else keys
     f = np.asarray(f, dtype=np.float64)
     codes = [domain.encode(c) for c in candidates]
-    chosen = C.select_significant(domain, codes, f, est.sigma, len(codes), protocol.alpha)
+    chosen = C.select_significant(
+        domain, codes, f, len(codes), protocol.alpha,
+        counts=C.support_of(f, est.olh, est.n), trials=est.n, q=est.olh.q_star,
+    )  # fmt: skip
     pick = chosen.published
     order = pick[np.argsort(-f[pick], kind="stable")]
     hitters = C.make_hitters(

@@ -603,8 +603,10 @@ class TAP(PrefixClient):
             final = {c: (float(final_f[j]), float(variances[j]), float(cons[j])) for j, c in enumerate(final_cands)}
             found = S
             tested[p] = (list(final_cands), np.asarray(final_f, dtype=np.float64))
+            n_last = est[p][G - 1].n
             local_sel = C.select_significant(
-                self.domain, final_cands, final_f, est[p][G - 1].sigma, self.k, self.alpha
+                self.domain, final_cands, final_f, self.k, self.alpha,
+                counts=C.support_of(final_f, self.olh, n_last), trials=n_last, q=self.olh.q_star,
             )
             local_codes = [final_cands[j] for j in local_sel.published]
             local_f, local_var = self._final_estimates(est[p], local_codes, keyer,
@@ -619,19 +621,24 @@ class TAP(PrefixClient):
             outcomes.append(PartyOutcome(p, sizes[p], final, list(found), est[p][G - 1], local))
 
         outcomes.sort(key=lambda o: o.party)
-        # global: every candidate any party evaluated at its last level is tested with the
-        # size-weighted sum of the parties' estimates (zero where a party did not evaluate
-        # it; that party then adds no variance), Holm over all of them; the published
-        # items are estimated from every party's final group (Σ_p w_p f̂_{p,final})
+        # global: every candidate any party evaluated at its last level is tested with its
+        # support count summed over the parties that evaluated it (Binomial(Σ N_p, q*)
+        # under H0), Holm over all of them, and ranked by the size-weighted sum of the
+        # parties' estimates (zero where a party did not evaluate it); the published items
+        # are estimated from every party's final group (Σ_p w_p f̂_{p,final})
         union = _union(t[0] for t in tested.values())
         pos = {c: j for j, c in enumerate(union)}
         f_test = np.zeros(len(union))
-        var0 = np.zeros(len(union))
+        support = np.zeros(len(union))
+        trials = np.zeros(len(union))
         for p, (codes_p, f_p) in tested.items():
             at = np.fromiter((pos[c] for c in codes_p), dtype=np.int64, count=len(codes_p))
             f_test[at] += w[p] * f_p
-            var0[at] += w[p] ** 2 * est[p][G - 1].var_star
-        sel = C.select_significant(self.domain, union, f_test, np.sqrt(var0), self.k, self.alpha)
+            support[at] += C.support_of(f_p, self.olh, est[p][G - 1].n)
+            trials[at] += est[p][G - 1].n
+        sel = C.select_significant(
+            self.domain, union, f_test, self.k, self.alpha, counts=support, trials=trials, q=self.olh.q_star
+        )
         pub = [union[j] for j in sel.published]
         f_pub = np.zeros(len(pub))
         var_pub = np.zeros(len(pub))

@@ -210,7 +210,10 @@ class TreeHist:
         # choosing or testing them (unbiased; honest intervals). The top-k (all, in
         # threshold mode) of the significant ones by the test estimate are published.
         limit = self.k if self.threshold is None else len(cands)
-        chosen = C.select_significant(self.domain, cands, f_hat, scale * est.sigma, limit, self.alpha)
+        chosen = C.select_significant(
+            self.domain, cands, f_hat, limit, self.alpha,
+            counts=C.support_of(f_hat, self.olh, est.n, scale), trials=est.n, q=self.olh.q_star,
+        )  # fmt: skip
         codes = [cands[i] for i in chosen.published]
         word = C.LevelEstimator(self.olh, reports.item_seeds, reports.item_ys, n_total, chunk)  # type: ignore[arg-type]
         f_word = word.estimate(keyer(codes, self.domain.bits)) if codes else np.zeros(0)

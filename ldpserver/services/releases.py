@@ -324,6 +324,7 @@ def _hitter(h: Any, rank: int, scale: int | None, local: bool = False) -> dict[s
         "ci_lower": float(h.ci_lower),
         "ci_upper": float(h.ci_upper),
         "consistent_frequency": None if h.consistent_frequency is None else float(h.consistent_frequency),
+        "p_value": None if getattr(h, "p_value", None) is None else float(h.p_value),
     }
     if not local:
         out["count"] = None if scale is None else float(h.frequency) * scale + 0.0
@@ -341,6 +342,9 @@ def _heavy_hitters(c: CollectionRuntime, reports: Any, scale: int | None) -> dic
         "protocol": result.protocol,
         "k": int(result.k),
         "heavy_hitters": [_hitter(h, i + 1, scale) for i, h in enumerate(result.heavy_hitters)],
+        # how many candidates were tested and withheld, the level and the correction (all
+        # post-processing of the LDP reports; no exact count of users)
+        "significance": result.significance,
     }
     if getattr(sdk, "federated", False):
         out["parties"] = {
@@ -635,7 +639,8 @@ def _postprocessing_note(kind: str) -> dict[str, Any]:
             "field": "consistent_frequency",
             "description": "weighted least-squares consistency over the estimated prefix tree "
             "(ALGORITHMS §12.1): every expanded prefix equals the sum of its children; intervals are "
-            "those of the unbiased estimate",
+            "those of the unbiased estimate; null when the frequency comes from the final estimation "
+            "round (docs/heavy_hitters.md), which is not a tree node",
         }
     return {
         "method": HISTOGRAM_POSTPROCESSING,
@@ -961,6 +966,7 @@ ROW_COLUMNS = (
     "ci_upper",
     "postprocessed",
     "count",
+    "p_value",
     "participation",
     "participation_variance",
     "participation_ci_lower",
@@ -1014,6 +1020,7 @@ def estimate_rows(
             "ci_upper": None,
             "postprocessed": None,
             "count": None,
+            "p_value": None,
             "participation": part.get("count"),
             "participation_variance": part.get("variance"),
             "participation_ci_lower": part.get("ci_lower"),
@@ -1042,6 +1049,7 @@ def estimate_rows(
                             "ci_upper": h["ci_upper"],
                             "postprocessed": h["consistent_frequency"],
                             "count": h.get("count"),
+                            "p_value": h.get("p_value"),
                         }
                     )
             continue

@@ -4,6 +4,8 @@ hopeless configurations refused, known-candidate mode, unknown config keys refus
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -216,3 +218,16 @@ def test_known_candidate_mode_estimates_every_dictionary_entry(protocol):
     assert result.significance["tested"] == len(dictionary)
     with pytest.raises(ItemEncodingError):
         hh.estimate_candidates(reports, ["UPPER"])
+
+
+def test_exact_binomial_p_values():
+    """The p-values are the exact binomial tail (scipy as the reference), where the normal
+    approximation understates the tail at small N."""
+    from scipy.stats import binom
+
+    counts = np.array([0, 1, 50, 60, 70, 300, 251_500])
+    trials = np.array([180, 180, 180, 180, 180, 1000, 1_000_000])
+    got = C.binomial_upper_tail(counts, trials, 0.25)
+    assert got == pytest.approx(binom.sf(counts - 1, trials, 0.25), rel=1e-9)
+    z = (70 - 45) / np.sqrt(180 * 0.25 * 0.75)
+    assert got[4] > 0.5 * math.erfc(z / math.sqrt(2))  # the skewed tail is heavier than the normal one

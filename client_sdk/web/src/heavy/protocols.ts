@@ -151,10 +151,17 @@ export abstract class HeavyHitterClient {
   readonly eta: number;
   readonly olh: OLH;
   readonly pruneInfeasible: boolean;
-  readonly split = "uniform";
+  readonly split: "uniform" | "final-2x";
   readonly lengths: readonly number[];
 
-  protected constructor(epsilon: number, olh: OLH, options: Options, etaMax: number, lengths: (domain: Domain, k: number, eta: number) => number[]) {
+  protected constructor(
+    epsilon: number,
+    olh: OLH,
+    options: Options,
+    etaMax: number,
+    lengths: (domain: Domain, k: number, eta: number) => number[],
+    hasFinalRound = false,
+  ) {
     this.epsilon = epsilon;
     this.olh = olh;
     this.k = checkInt(opt(options, "k"), "k", 1, 4096);
@@ -163,9 +170,25 @@ export abstract class HeavyHitterClient {
     const prune = opt(options, "prune_infeasible", true);
     if (typeof prune !== "boolean") throw new ConfigError("prune_infeasible must be true or false");
     this.pruneInfeasible = prune;
-    const split = opt(options, "split", "uniform");
-    if (split !== "uniform") throw new ConfigError(`unknown user split ${pyRepr(split)}; available: ['uniform']`);
+    // PEM/TAP with a final round default to "final-2x" (see drawLevel); TreeHist: uniform only
+    const finalRound = hasFinalRound && opt(options, "final_round", true) === true;
+    const split = opt(options, "split", finalRound ? "final-2x" : "uniform");
+    const allowed = finalRound ? ["final-2x", "uniform"] : ["uniform"];
+    if (typeof split !== "string" || !allowed.includes(split)) {
+      throw new ConfigError(`unknown user split ${pyRepr(split)}; available: [${allowed.map(pyStrRepr).join(", ")}]`);
+    }
+    this.split = split as "uniform" | "final-2x";
     this.lengths = Object.freeze(lengths(this.domain, this.k, this.eta));
+  }
+
+  /** The user's level group, uniformly at random (independent of the item). "final-2x": the
+   * last two groups (last prefix level, final estimation) get twice the users of the others:
+   * u uniform in 0..G+1; u < G−2 → group u+1, else G−1 + ⌊(u − (G−2))/2⌋. */
+  protected drawLevel(source: RandomSource): number {
+    const G = this.groups;
+    if (this.split === "uniform" || G < 2) return 1 + uniformInt(G, source);
+    const u = uniformInt(G + 2, source);
+    return u < G - 2 ? u + 1 : G - 1 + Math.floor((u - (G - 2)) / 2);
   }
 
   /** Number of level groups G. */
@@ -307,8 +330,13 @@ export abstract class PrefixClient extends HeavyHitterClient {
 
   protected constructor(options: Options) {
     const finalRound = checkBool(opt(options, "final_round", true), "final_round");
-    super(validateEpsilon(opt(options, "epsilon")), makeOLH(opt(options, "epsilon"), opt(options, "g")), options, 10, (domain, k, eta) =>
-      layoutLengths(domain, k, eta, finalRound),
+    super(
+      validateEpsilon(opt(options, "epsilon")),
+      makeOLH(opt(options, "epsilon"), opt(options, "g")),
+      options,
+      10,
+      (domain, k, eta) => layoutLengths(domain, k, eta, finalRound),
+      true,
     );
     this.finalRound = finalRound;
     this.alpha = checkAlpha(opt(options, "alpha", 0.05));
@@ -323,7 +351,7 @@ export abstract class PrefixClient extends HeavyHitterClient {
   perturb(item: unknown, party: unknown = null, source: RandomSource = cryptoSource): HHPayload {
     const p = this.partyIndex(party);
     const code = this.domain.encode(item); // refuse a bad item before drawing anything
-    const level = 1 + uniformInt(this.groups, source);
+    const level = this.drawLevel(source);
     const inner = this.olh.perturbKey(this.prefixKeyOf(code, this.lengths[level - 1]), source);
     const payload: HHPayload = { v: WIRE_VERSION, m: this.mechanism as "pem" | "tap", l: level, s: inner.s, y: inner.y };
     if (p !== null) payload.p = p;
