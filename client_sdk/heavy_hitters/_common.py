@@ -385,8 +385,37 @@ def decode_payloads(
     return PrefixReports(levels, seeds, ys, party_arr, seeds2, ys2)
 
 
-_STORED_FIELD = {"l": r'"l":(\d+)', "p": r'"p":(\d+)', "s": r'"s":"([0-9a-f]{16})"', "s2": r'"s2":"([0-9a-f]{16})"',
-                 "v": r'"v":1', "y": r'"y":(\d+)', "y2": r'"y2":(\d+)'}  # fmt: skip
+_INT = r"(0|[1-9][0-9]{0,17})"
+_STORED_FIELD = {"l": f'"l":{_INT}', "p": f'"p":{_INT}', "s": r'"s":"([0-9a-f]{16})"', "s2": r'"s2":"([0-9a-f]{16})"',
+                 "v": r'"v":1', "y": f'"y":{_INT}', "y2": f'"y2":{_INT}'}  # fmt: skip
+
+
+def _stored_pattern(mechanism: str, parties: int | None, item_g: int | None, epoch_column: bool) -> tuple[Any, list[str]]:
+    fields = ["l", "m", "s", "v", "y"] + (["p"] if parties is not None else []) + (["s2", "y2"] if item_g is not None else [])
+    parts = [(_STORED_FIELD[f] if f != "m" else f'"m":"{re.escape(mechanism)}"') for f in sorted(fields)]
+    names = [f for f in sorted(fields) if f not in ("m", "v")]
+    lead = f"{_INT}\t" if epoch_column else ""
+    return re.compile("^" + lead + "{" + ",".join(parts) + "}$", re.M), (["epoch"] if epoch_column else []) + names
+
+
+def _columns(found: list[tuple[str, ...]], names: list[str]) -> dict[str, np.ndarray]:
+    columns = list(zip(*found, strict=True)) if found else [() for _ in names]
+    out = {}
+    for f, col in zip(names, columns, strict=True):
+        if f in ("s", "s2"):
+            out[f] = np.frombuffer(bytes.fromhex("".join(col)), dtype=">u8").astype(np.uint64)
+        else:
+            out[f] = np.fromiter(map(int, col), dtype=np.int64, count=len(col))
+    return out
+
+
+def _in_range(cat: dict[str, np.ndarray], groups: int, g: int, parties: int | None, item_g: int | None) -> bool:
+    return bool(
+        (cat["l"].size == 0 or (cat["l"].min() >= 1 and cat["l"].max() <= groups))
+        and (cat["y"].size == 0 or cat["y"].max() < g)
+        and (parties is None or cat["p"].size == 0 or cat["p"].max() < parties)
+        and (item_g is None or cat["y2"].size == 0 or cat["y2"].max() < item_g)
+    )
 
 
 def decode_stored(
@@ -404,36 +433,35 @@ def decode_stored(
     decoder (:func:`decode_payloads`), which gives the same arrays or the same error."""
     import json
 
-    fields = ["l", "m", "s", "v", "y"] + (["p"] if parties is not None else []) + (["s2", "y2"] if item_g is not None else [])
-    parts = [(_STORED_FIELD[f] if f != "m" else f'"m":"{re.escape(mechanism)}"') for f in sorted(fields)]
-    pattern = re.compile("^{" + ",".join(parts) + "}$", re.M)
-    names = [f for f in sorted(fields) if f not in ("m", "v")]
-    out: dict[str, list[np.ndarray]] = {f: [] for f in names}
-    block = 65_536
-    for start in range(0, len(texts), block):
-        chunk = texts[start : start + block]
-        found = pattern.findall("\n".join(chunk))
-        if len(found) != len(chunk):
-            return decode_payloads([json.loads(t) for t in texts], mechanism, groups, g, parties, item_g)
-        columns = list(zip(*found, strict=True)) if found else [() for _ in names]
-        for f, col in zip(names, columns, strict=True):
-            if f in ("s", "s2"):
-                arr = np.frombuffer(bytes.fromhex("".join(col)), dtype=">u8").astype(np.uint64)
-            else:
-                if any(len(v) > 18 or (len(v) > 1 and v[0] == "0") for v in col):
-                    return decode_payloads([json.loads(t) for t in texts], mechanism, groups, g, parties, item_g)
-                arr = np.fromiter(map(int, col), dtype=np.int64, count=len(col))
-            out[f].append(arr)
-    cat = {f: (np.concatenate(v) if v else np.zeros(0, dtype=np.uint64 if f in ("s", "s2") else np.int64)) for f, v in out.items()}
-    ok = (
-        (cat["l"].size == 0 or (cat["l"].min() >= 1 and cat["l"].max() <= groups))
-        and (cat["y"].size == 0 or cat["y"].max() < g)
-        and (parties is None or cat["p"].size == 0 or cat["p"].max() < parties)
-        and (item_g is None or cat["y2"].size == 0 or cat["y2"].max() < item_g)
-    )
-    if not ok:
+    pattern, names = _stored_pattern(mechanism, parties, item_g, False)
+    found = pattern.findall("\n".join(texts))
+    cat = _columns(found, names) if len(found) == len(texts) else None
+    if cat is None or not _in_range(cat, groups, g, parties, item_g):
         return decode_payloads([json.loads(t) for t in texts], mechanism, groups, g, parties, item_g)
     return PrefixReports(cat["l"], cat["s"], cat["y"], cat.get("p"), cat.get("s2"), cat.get("y2"))
+
+
+def decode_stored_rows(
+    block: str,
+    mechanism: str,
+    groups: int,
+    g: int,
+    parties: int | None = None,
+    item_g: int | None = None,
+) -> tuple[np.ndarray, PrefixReports] | None:
+    """Like :func:`decode_stored` for a block of ``<epoch>\\t<payload>`` lines (what
+    PostgreSQL's ``COPY … TO STDOUT`` writes for those two columns; the payloads hold no
+    character COPY escapes). Returns (epochs, reports), or None if any line is not of
+    that exact form or out of range (the caller then uses the row-by-row path)."""
+    lines = block.count("\n") + (0 if not block or block.endswith("\n") else 1)
+    pattern, names = _stored_pattern(mechanism, parties, item_g, True)
+    found = pattern.findall(block)
+    if len(found) != lines:
+        return None
+    cat = _columns(found, names)
+    if not _in_range(cat, groups, g, parties, item_g):
+        return None
+    return cat["epoch"], PrefixReports(cat["l"], cat["s"], cat["y"], cat.get("p"), cat.get("s2"), cat.get("y2"))
 
 
 def encode_payloads(reports: PrefixReports, mechanism: str) -> list[dict[str, Any]]:

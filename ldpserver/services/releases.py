@@ -431,6 +431,10 @@ def _load_prefix_reports(conn: Connection, c: CollectionRuntime, low: int, high:
     per report), never a million Python objects. No ORDER BY: discovery depends only on
     integer support counts, which do not depend on the order of the reports."""
     sdk = _sdk(c)
+    if conn.dialect.name == "postgresql" and hasattr(sdk, "decode_stored_rows"):
+        copied = _copy_prefix_reports(conn, sdk, c.id, low, high)
+        if copied is not None:
+            return copied
     decode = getattr(sdk, "decode_stored", None)
     result = conn.execution_options(yield_per=RAW_BLOCK).execute(
         select(reports_t.c.epoch, reports_t.c.payload).where(
@@ -447,6 +451,54 @@ def _load_prefix_reports(conn: Connection, c: CollectionRuntime, low: int, high:
         return np.zeros(0, dtype=np.int64), None
     from client_sdk.heavy_hitters import PrefixReports
 
+    return np.concatenate(epochs), PrefixReports.concat(batches)
+
+
+#: bytes per block when a release reads stored heavy-hitter reports with COPY (PostgreSQL)
+COPY_BLOCK = 8 << 20
+
+
+def _copy_prefix_reports(conn: Connection, sdk: Any, collection_id: str, low: int, high: int) -> tuple[np.ndarray, Any] | None:
+    """PostgreSQL: the (epoch, payload) text of the scope's reports through ``COPY … TO
+    STDOUT`` in the release's read transaction (same snapshot), decoded a block of ~8 MB at
+    a time by the SDK's ``decode_stored_rows`` — no Python object per row. None when any
+    block is not in the stored form (the caller then reads row by row)."""
+    from psycopg import sql
+
+    from client_sdk.heavy_hitters import PrefixReports
+
+    statement = sql.SQL(
+        "COPY (SELECT epoch, payload FROM reports WHERE collection_id = {} AND epoch >= {} AND epoch <= {}) TO STDOUT"
+    ).format(sql.Literal(collection_id), sql.Literal(int(low)), sql.Literal(int(high)))
+    raw = conn.connection.driver_connection
+    epochs: list[np.ndarray] = []
+    batches = []
+    pending = b""
+
+    def flush(data: bytes) -> bool:
+        decoded = sdk.decode_stored_rows(data.decode("utf-8"))
+        if decoded is None:
+            return False
+        epochs.append(decoded[0])
+        batches.append(decoded[1])
+        return True
+
+    with raw.cursor() as cursor, cursor.copy(statement) as copy:
+        ok = True
+        for chunk in copy:
+            if not ok:
+                continue  # drain the COPY stream before giving up
+            pending += bytes(chunk)
+            if len(pending) >= COPY_BLOCK:
+                cut = pending.rfind(b"\n") + 1
+                ok = flush(pending[:cut])
+                pending = pending[cut:]
+        if ok and pending:
+            ok = flush(pending)
+    if not ok:
+        return None
+    if not batches:
+        return np.zeros(0, dtype=np.int64), None
     return np.concatenate(epochs), PrefixReports.concat(batches)
 
 
@@ -1148,7 +1200,7 @@ def series_point(
         if rows and rows[0]["status"] == "missing":
             point["status"], point["reason"] = "missing", rows[0]["reason"]
         elif kind == "heavy_hitters":
-            point["status"], point["reason"] = "not_in_top", "the item is not among this release's top items"
+            point["status"], point["reason"] = "not_in_top", "the item is not among this release's published (significant) top items"
         else:
             point["status"], point["reason"] = "not_found", "no estimate for this item"
     return point

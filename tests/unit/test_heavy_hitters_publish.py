@@ -231,3 +231,31 @@ def test_exact_binomial_p_values():
     assert got == pytest.approx(binom.sf(counts - 1, trials, 0.25), rel=1e-9)
     z = (70 - 45) / np.sqrt(180 * 0.25 * 0.75)
     assert got[4] > 0.5 * math.erfc(z / math.sqrt(2))  # the skewed tail is heavier than the normal one
+
+
+# --- the release's fast decoder of stored payloads -------------------------------------------
+
+
+@pytest.mark.parametrize("protocol", ["pem", "treehist", "tap"])
+def test_stored_form_decoders_equal_the_strict_decoder(protocol):
+    import json
+
+    stored = json.JSONEncoder(separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode  # what ingestion writes
+    hh = _create(protocol, 2.0, {"type": "string", "alphabet": "lower-digits", "max_chars": 4})
+    rng = np.random.default_rng(9)
+    reports, _ = _reports(hh, VOCAB, _weights(), 3_000, rng)
+    texts = [stored(p) for p in hh.encode(reports)]
+    strict = hh.decode([json.loads(t) for t in texts])
+    fast = hh.decode_stored(texts)
+    epochs, rows = hh.decode_stored_rows("".join(f"{j % 3}\t{t}\n" for j, t in enumerate(texts)))
+    for got in (fast, rows):
+        for name in ("levels", "seeds", "ys", "parties", "item_seeds", "item_ys"):
+            a, b = getattr(got, name), getattr(strict, name)
+            assert (a is None and b is None) or np.array_equal(a, b), name
+    assert epochs.tolist() == [j % 3 for j in range(len(texts))]
+    # anything else: the strict decoder's verdict, or None for the row form
+    odd = texts[:3] + [texts[3].replace('"v":1', '"v":2')]
+    with pytest.raises(Exception, match="version|bad"):
+        hh.decode_stored(odd)
+    assert hh.decode_stored_rows("0\t" + texts[0].replace('{"l":', '{"l":0') + "\n") is None
+    assert hh.decode_stored_rows("0\t" + texts[0] + " \n") is None
