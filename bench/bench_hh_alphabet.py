@@ -150,7 +150,9 @@ def validity(seed: int = 0) -> list[dict]:
                     t0 = time.process_time()
                     result = hh.discover(hh.perturb_batch(enc, rng, parties=parties))
                     published = result.heavy_hitters + [h for hs in result.local.values() for h in hs]
-                    invalid = [h.item for h in published if not hh.domain.is_valid_code(h.code) or not h.item.isprintable()]
+                    invalid = [
+                        h.item for h in published if not hh.domain.is_valid_code(h.code) or not h.item.isprintable()
+                    ]
                     ranked = sorted(counts.values(), reverse=True)
                     kth = ranked[min(K, len(ranked)) - 1]
                     not_top = [h.item for h in result.heavy_hitters if counts.get(h.item, 0) < kth]
@@ -180,7 +182,13 @@ def report(data: dict) -> str:
                 method, dataset, f"{n:,}", eps, len(rs), f"{f1.mean():.3f} ± {f1.std():.3f}", f"{f1.min():.3f}",
                 f"{np.mean([r['published'] for r in rs]):.1f}", sum(r["invalid"] for r in rs), f"{cpu.mean():.2f}",
             ])  # fmt: skip
-        lines += [table(["method", "data", "n", "ε", "reps", "F1 mean ± sd", "F1 min", "published", "invalid", "server CPU s"], rows), ""]
+        lines += [
+            table(
+                ["method", "data", "n", "ε", "reps", "F1 mean ± sd", "F1 min", "published", "invalid", "server CPU s"],
+                rows,
+            ),
+            "",
+        ]
     val = data.get("validity", [])
     if val:
         rows = [
@@ -206,7 +214,10 @@ def plot(data: dict) -> None:
     for ax, dataset in zip(axes, ("english", "surnames"), strict=True):
         for method in sorted({r["method"] for r in grid}):
             pts = sorted({r["epsilon"] for r in grid if r["dataset"] == dataset and r["method"] == method})
-            ys = [np.mean([r["f1"] for r in grid if (r["dataset"], r["method"], r["epsilon"]) == (dataset, method, e)]) for e in pts]
+            ys = [
+                np.mean([r["f1"] for r in grid if (r["dataset"], r["method"], r["epsilon"]) == (dataset, method, e)])
+                for e in pts
+            ]
             ax.plot(pts, ys, marker="o", label=method)
         ax.axhline(0.95, ls=":", c="grey")
         ax.axhline(0.85, ls=":", c="grey")

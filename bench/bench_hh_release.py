@@ -93,7 +93,9 @@ def fill(url: str, n: int, seed: int = 1) -> str:
             if engine.dialect.name == "postgresql":
                 buf = io.StringIO()
                 for i, t in enumerate(texts):
-                    buf.write(f"{secrets.token_hex(16)}\t{collection.id}\td{start + i}\t0\t\\N\t{t}\t{now.isoformat()}\n")
+                    buf.write(
+                        f"{secrets.token_hex(16)}\t{collection.id}\td{start + i}\t0\t\\N\t{t}\t{now.isoformat()}\n"
+                    )
                 raw = conn.connection.driver_connection
                 with raw.cursor().copy(
                     "COPY reports (report_id, collection_id, client_id, epoch, memo_count, payload, received_at) FROM STDIN"
@@ -144,7 +146,9 @@ def release(url: str, collection_id: str) -> dict:
     outcome = service.release_due(engine, collection, clock())
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     assert outcome.created == [1], outcome
-    body = json.loads(service.release_row_body(engine, collection_id, 1)) if hasattr(service, "release_row_body") else None
+    body = (
+        json.loads(service.release_row_body(engine, collection_id, 1)) if hasattr(service, "release_row_body") else None
+    )
     rss = hwm_mb()
     out = {"release_wall_s": round(wall, 3), "release_cpu_s": round(cpu, 3), "peak_rss_mb": round(rss, 1),
            "rss_before_release_mb": round(base_rss, 1), "rss_stages_mb": stages}  # fmt: skip
@@ -175,7 +179,12 @@ def main() -> int:
             proc = subprocess.run(
                 [sys.executable, __file__, "--release-only", url, cid], capture_output=True, text=True, check=True
             )
-            row = {"backend": args.backend, "reports": n, "store_s": round(store, 1), **json.loads(proc.stdout.strip().splitlines()[-1])}
+            row = {
+                "backend": args.backend,
+                "reports": n,
+                "store_s": round(store, 1),
+                **json.loads(proc.stdout.strip().splitlines()[-1]),
+            }
             rows.append(row)
             print(json.dumps(row), flush=True)
     data = {"machine": {**machine(), "note": "machine shared with other work (load average above 2 on 2 cores)"},

@@ -42,10 +42,10 @@ from client_sdk.heavy_hitters._common import (
     PrefixReports,
 )
 from client_sdk.heavy_hitters.encoding import (
+    AlphabetDomain,
     EncodedItems,
     IntegerDomain,
     ItemEncodingError,
-    AlphabetDomain,
     StringDomain,
     domain_from_config,
 )

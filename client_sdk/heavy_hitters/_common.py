@@ -105,8 +105,9 @@ def check_eta(eta: Any, domain: Domain, high: int = 10) -> int:
     if isinstance(domain, AlphabetDomain):
         eta = check_int(eta, "eta", 1, MAX_FIRST_LEVEL_BITS)
         if domain.chars is not None and eta % domain.symbol_bits:
+            bits = domain.symbol_bits
             raise ConfigError(
-                f"eta must be a multiple of the alphabet's {domain.symbol_bits}-bit symbols (whole characters), got {eta}"
+                f"eta must be a multiple of the alphabet's {bits}-bit symbols (whole characters), got {eta}"
             )
         return eta
     return check_int(eta, "eta", 1, high)
@@ -390,8 +391,14 @@ _STORED_FIELD = {"l": f'"l":{_INT}', "p": f'"p":{_INT}', "s": r'"s":"([0-9a-f]{1
                  "v": r'"v":1', "y": f'"y":{_INT}', "y2": f'"y2":{_INT}'}  # fmt: skip
 
 
-def _stored_pattern(mechanism: str, parties: int | None, item_g: int | None, epoch_column: bool) -> tuple[Any, list[str]]:
-    fields = ["l", "m", "s", "v", "y"] + (["p"] if parties is not None else []) + (["s2", "y2"] if item_g is not None else [])
+def _stored_pattern(
+    mechanism: str, parties: int | None, item_g: int | None, epoch_column: bool
+) -> tuple[Any, list[str]]:
+    fields = (
+        ["l", "m", "s", "v", "y"]
+        + (["p"] if parties is not None else [])
+        + (["s2", "y2"] if item_g is not None else [])
+    )
     parts = [(_STORED_FIELD[f] if f != "m" else f'"m":"{re.escape(mechanism)}"') for f in sorted(fields)]
     names = [f for f in sorted(fields) if f not in ("m", "v")]
     lead = f"{_INT}\t" if epoch_column else ""
@@ -835,7 +842,13 @@ def select_significant(
 
 
 def required_reports(
-    epsilon: float, groups: int, k: int, candidates: int, alpha: float, olh_epsilon: float | None = None, g: int | None = None
+    epsilon: float,
+    groups: int,
+    k: int,
+    candidates: int,
+    alpha: float,
+    olh_epsilon: float | None = None,
+    g: int | None = None,
 ) -> int:
     """Smallest n at which an item holding 1/k of the users (the most the k-th heavy hitter
     can hold) clears the Holm/Bonferroni threshold of ``candidates`` tests from one of

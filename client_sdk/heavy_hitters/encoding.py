@@ -433,7 +433,9 @@ class AlphabetDomain(Domain):
             elif alphabet in NAMED_ALPHABETS:
                 chars = NAMED_ALPHABETS[alphabet]
             else:
-                raise ConfigError(f"unknown alphabet {alphabet!r}; named: {sorted([*NAMED_ALPHABETS, 'unicode'])} or a list")
+                raise ConfigError(
+                    f"unknown alphabet {alphabet!r}; named: {sorted([*NAMED_ALPHABETS, 'unicode'])} or a list"
+                )
         elif isinstance(alphabet, Sequence) and not isinstance(alphabet, bytes | bytearray):
             chars = list(alphabet)
             if not 1 <= len(chars) <= MAX_ALPHABET:
@@ -581,7 +583,10 @@ def domain_from_config(config: Mapping[str, Any]) -> Domain:
     try:
         if flavour == "string-alphabet":
             return AlphabetDomain(
-                config["alphabet"], config["max_chars"], config.get("overflow", "truncate"), config.get("outside", "reject")
+                config["alphabet"],
+                config["max_chars"],
+                config.get("overflow", "truncate"),
+                config.get("outside", "reject"),
             )
         if kind == "string":
             return StringDomain(config["max_bytes"], config.get("overflow", "truncate"))

@@ -98,8 +98,14 @@ class PrefixClient:
         if self.split.name == C.FinalHeavySplit.name:
             groups = 1 / C.FinalHeavySplit.share(self.groups)  # the test group's share of the users
         return C.check_hopeless(
-            self.name if not self.federated else f"{self.name} (per party of average size)", self.epsilon,
-            expected_reports, groups, self.k, candidates, self.alpha, g=self.g,
+            self.name if not self.federated else f"{self.name} (per party of average size)",
+            self.epsilon,
+            expected_reports,
+            groups,
+            self.k,
+            candidates,
+            self.alpha,
+            g=self.g,
         )
 
     # --- configuration ------------------------------------------------------------------
@@ -257,9 +263,7 @@ class PEM(PrefixClient):
         self.keep = keep
         self.width = C.check_int(2 * self.k if width is None else width, "width", self.k, 1 << 14)
         self.max_width = C.check_int(4 * self.k if max_width is None else max_width, "max_width", self.k, 1 << 14)
-        self.expected_reports = self._check_hopeless(
-            expected_reports, self.width if keep == "top" else self.max_width
-        )
+        self.expected_reports = self._check_hopeless(expected_reports, self.width if keep == "top" else self.max_width)
 
     @property
     def config(self) -> dict[str, Any]:
@@ -446,7 +450,9 @@ class PEM(PrefixClient):
         )
 
 
-def known_candidates(protocol: Any, est: C.LevelEstimator, candidates: Sequence[Any], ci_level: float) -> C.DiscoveryResult:
+def known_candidates(
+    protocol: Any, est: C.LevelEstimator, candidates: Sequence[Any], ci_level: float
+) -> C.DiscoveryResult:
     """Estimate, test (Holm) and publish a dictionary of candidate items from one group of
     full-item reports (PEM's final group, TreeHist's full-item reports). Duplicates and
     items the domain cannot encode are refused (ItemEncodingError / ValueError)."""

@@ -605,8 +605,14 @@ class TAP(PrefixClient):
             tested[p] = (list(final_cands), np.asarray(final_f, dtype=np.float64))
             n_last = est[p][G - 1].n
             local_sel = C.select_significant(
-                self.domain, final_cands, final_f, self.k, self.alpha,
-                counts=C.support_of(final_f, self.olh, n_last), trials=n_last, q=self.olh.q_star,
+                self.domain,
+                final_cands,
+                final_f,
+                self.k,
+                self.alpha,
+                counts=C.support_of(final_f, self.olh, n_last),
+                trials=n_last,
+                q=self.olh.q_star,
             )
             local_codes = [final_cands[j] for j in local_sel.published]
             local_f, local_var = self._final_estimates(est[p], local_codes, keyer,
@@ -653,7 +659,6 @@ class TAP(PrefixClient):
             self.domain, [pub[j] for j in order_g], f_pub[order_g], var_pub[order_g], n, ci_level,
             None if self.final_round else cons_pub[order_g], sel.p_adjusted[sel.published][order_g],
         )  # fmt: skip
-        extra_evals = 0
         active = len(sizes)
         pruned = pruning == "consensus"
         rounds = g_I + (active if pruned else 0) + (1 if mode == "Z" else 2)

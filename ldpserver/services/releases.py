@@ -458,7 +458,9 @@ def _load_prefix_reports(conn: Connection, c: CollectionRuntime, low: int, high:
 COPY_BLOCK = 8 << 20
 
 
-def _copy_prefix_reports(conn: Connection, sdk: Any, collection_id: str, low: int, high: int) -> tuple[np.ndarray, Any] | None:
+def _copy_prefix_reports(
+    conn: Connection, sdk: Any, collection_id: str, low: int, high: int
+) -> tuple[np.ndarray, Any] | None:
     """PostgreSQL: the (epoch, payload) text of the scope's reports through ``COPY … TO
     STDOUT`` in the release's read transaction (same snapshot), decoded a block of ~8 MB at
     a time by the SDK's ``decode_stored_rows`` — no Python object per row. None when any
@@ -473,7 +475,7 @@ def _copy_prefix_reports(conn: Connection, sdk: Any, collection_id: str, low: in
     raw = conn.connection.driver_connection
     epochs: list[np.ndarray] = []
     batches = []
-    pending = b""
+    pending = bytearray()
 
     def flush(data: bytes) -> bool:
         decoded = sdk.decode_stored_rows(data.decode("utf-8"))
@@ -485,16 +487,16 @@ def _copy_prefix_reports(conn: Connection, sdk: Any, collection_id: str, low: in
 
     with raw.cursor() as cursor, cursor.copy(statement) as copy:
         ok = True
-        for chunk in copy:
+        for chunk in copy:  # psycopg yields about one row per chunk: append, never re-copy
             if not ok:
                 continue  # drain the COPY stream before giving up
-            pending += bytes(chunk)
+            pending += chunk
             if len(pending) >= COPY_BLOCK:
                 cut = pending.rfind(b"\n") + 1
-                ok = flush(pending[:cut])
-                pending = pending[cut:]
+                ok = flush(bytes(pending[:cut]))
+                del pending[:cut]
         if ok and pending:
-            ok = flush(pending)
+            ok = flush(bytes(pending))
     if not ok:
         return None
     if not batches:
@@ -1200,7 +1202,10 @@ def series_point(
         if rows and rows[0]["status"] == "missing":
             point["status"], point["reason"] = "missing", rows[0]["reason"]
         elif kind == "heavy_hitters":
-            point["status"], point["reason"] = "not_in_top", "the item is not among this release's published (significant) top items"
+            point["status"], point["reason"] = (
+                "not_in_top",
+                "the item is not among this release's published (significant) top items",
+            )
         else:
             point["status"], point["reason"] = "not_found", "no estimate for this item"
     return point

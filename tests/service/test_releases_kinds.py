@@ -129,11 +129,16 @@ def test_heavy_hitters_release_top_items_per_epoch_and_window(api):
             assert h["frequency"] == pytest.approx(ref.frequency, abs=1e-12)
             assert h["variance"] == pytest.approx(ref.variance, abs=1e-12)
             assert (h["ci_lower"], h["ci_upper"]) == pytest.approx((ref.ci_lower, ref.ci_upper), abs=1e-12)
-            assert h["consistent_frequency"] == (None if ref.consistent_frequency is None else pytest.approx(ref.consistent_frequency, abs=1e-12))
+            assert h["consistent_frequency"] == (
+                None if ref.consistent_frequency is None else pytest.approx(ref.consistent_frequency, abs=1e-12)
+            )
             assert h["p_value"] == pytest.approx(ref.p_value, abs=1e-12) and h["p_value"] <= 0.05
         assert published["significance"] == reference.significance
         assert published["significance"]["correction"] == "holm"
-        assert published["significance"]["tested"] == published["significance"]["published"] + published["significance"]["withheld"]
+        assert (
+            published["significance"]["tested"]
+            == published["significance"]["published"] + published["significance"]["withheld"]
+        )
     assert set(_scope(body, "epoch")["estimates"]) == {"type", "protocol", "k", "heavy_hitters", "significance"}
     assert _scope(_body(api, col, 1), "epoch")["estimates"]["heavy_hitters"][0]["item"] == 7
 

@@ -190,7 +190,9 @@ def _features(hh, payloads_or_batch, item_code):
 @pytest.mark.parametrize("protocol", ["pem", "taps"])
 def test_perturb_and_perturb_batch_have_the_same_distribution(protocol):
     extra = {"parties": ["a", "b"]} if protocol == "taps" else {}
-    hh = heavy_hitters.create(protocol, epsilon=1.0, k=2, domain={"type": "integer", "bits": 4}, eta=2, g=3, final_round=False, **extra)
+    hh = heavy_hitters.create(
+        protocol, epsilon=1.0, k=2, domain={"type": "integer", "bits": 4}, eta=2, g=3, final_round=False, **extra
+    )
     assert hh.lengths == (3, 4)
     n = 3000
     party = {"party": "b"} if extra else {}

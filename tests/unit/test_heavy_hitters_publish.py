@@ -59,7 +59,7 @@ def test_unicode_alphabet_excludes_controls_and_surrogates():
         d.encode("a\x07")
     assert AlphabetDomain("unicode", 2, outside="drop").canonical("\x07a\x85b") == "ab"
     assert not d.is_valid_code(0xD800 << 21)
-    assert not d.is_feasible_prefix(0, 7) is False  # the pad is a feasible first symbol (the empty item)
+    assert d.is_feasible_prefix(0, 7) is not False  # the pad is a feasible first symbol (the empty item)
     # a 7-bit prefix whose 21-bit symbols all lie in [0x1, 0x3FFF] contains valid code points
     assert d.is_feasible_prefix(0, 7)
 

@@ -1519,12 +1519,30 @@ def build_heavy_hitters() -> dict[str, Any]:
         ("pem", {"epsilon": 4.0, "k": 16, "domain": {"type": "string", "alphabet": "letters", "max_chars": 8}}),
         (
             "pem",
-            {"epsilon": 2.0, "k": 4, "domain": {"type": "string", "alphabet": "lower", "max_chars": 4}, "eta": 10,
-             "final_round": False, "alpha": 0.01, "expected_reports": 10**6},
+            {
+                "epsilon": 2.0,
+                "k": 4,
+                "domain": {"type": "string", "alphabet": "lower", "max_chars": 4},
+                "eta": 10,
+                "final_round": False,
+                "alpha": 0.01,
+                "expected_reports": 10**6,
+            },
         ),
-        ("tap", {"epsilon": 3.0, "k": 4, "domain": {"type": "string", "alphabet": "unicode", "max_chars": 2},
-                 "parties": ["a", "b"], "alpha": 0.1}),
-        ("treehist", {"epsilon": 4.0, "k": 4, "domain": {"type": "string", "alphabet": ["x", "y", "z"], "max_chars": 5}}),
+        (
+            "tap",
+            {
+                "epsilon": 3.0,
+                "k": 4,
+                "domain": {"type": "string", "alphabet": "unicode", "max_chars": 2},
+                "parties": ["a", "b"],
+                "alpha": 0.1,
+            },
+        ),
+        (
+            "treehist",
+            {"epsilon": 4.0, "k": 4, "domain": {"type": "string", "alphabet": ["x", "y", "z"], "max_chars": 5}},
+        ),
     ]
     configs = []
     for protocol, options in creates:
@@ -1592,7 +1610,10 @@ def build_heavy_hitters() -> dict[str, Any]:
         ("treehist", {"epsilon": 1.0, "k": 2, "domain": {"type": "integer", "bits": 8}, "eta": 17}),
         ("treehist", {"epsilon": 1.0, "k": 2, "domain": {"type": "integer", "bits": 8}, "threshold": -0.5}),
         ("pem", {"epsilon": 1.0, "k": 2, "domain": {"type": "string", "max_bytes": 4, "alphabet_x": 1}}),
-        ("pem", {"epsilon": 1.0, "k": 2, "domain": {"type": "string", "alphabet": "lower", "max_chars": 4, "max_bytes": 4}}),
+        (
+            "pem",
+            {"epsilon": 1.0, "k": 2, "domain": {"type": "string", "alphabet": "lower", "max_chars": 4, "max_bytes": 4}},
+        ),
         ("pem", {"epsilon": 1.0, "k": 2, "domain": {"type": "integer", "bits": 8, "alphabet": "lower"}}),
         ("pem", {"epsilon": 1.0, "k": 2, "domain": {"type": "string", "alphabet": "greek", "max_chars": 4}}),
         ("pem", {"epsilon": 1.0, "k": 2, "domain": {"type": "string", "alphabet": ["a", "a"], "max_chars": 4}}),
@@ -1601,7 +1622,10 @@ def build_heavy_hitters() -> dict[str, Any]:
         ("pem", {"epsilon": 1.0, "k": 2, "domain": {"type": "string", "alphabet": ["\n"], "max_chars": 4}}),
         ("pem", {"epsilon": 1.0, "k": 2, "domain": {"type": "string", "alphabet": "lower", "max_chars": 52}}),
         ("pem", {"epsilon": 1.0, "k": 2, "domain": {"type": "string", "alphabet": "lower", "max_chars": 0}}),
-        ("pem", {"epsilon": 1.0, "k": 2, "domain": {"type": "string", "alphabet": "lower", "max_chars": 4, "outside": "x"}}),
+        (
+            "pem",
+            {"epsilon": 1.0, "k": 2, "domain": {"type": "string", "alphabet": "lower", "max_chars": 4, "outside": "x"}},
+        ),
         ("pem", {"epsilon": 1.0, "k": 2, "domain": {"type": "string", "alphabet": "lower", "max_chars": 4}, "eta": 7}),
         ("pem", {"epsilon": 1.0, "k": 2, "domain": {"type": "integer", "bits": 8}, "final_round": 1}),
         ("pem", {"epsilon": 1.0, "k": 2, "domain": {"type": "integer", "bits": 8}, "expected_reports": 0}),
