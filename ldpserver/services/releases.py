@@ -331,12 +331,18 @@ def _hitter(h: Any, rank: int, scale: int | None, local: bool = False) -> dict[s
     return out
 
 
+#: reports per step of the heavy hitters' support counting in a release
+DISCOVERY_CHUNK = 1024
+
+
 def _heavy_hitters(c: CollectionRuntime, reports: Any, scale: int | None) -> dict[str, Any]:
     """Discovery over stored raw reports (client_sdk.heavy_hitters), without exact sizes:
     global top items with counts from the noisy total; per-party top items (federated) as
     frequencies within the party (party sizes are participation counts, not published)."""
     sdk = _sdk(c)
-    result = sdk.discover(reports, ci_level=CI_LEVEL)
+    # support counts are computed DISCOVERY_CHUNK reports at a time: the buffer is
+    # |candidates| × chunk × 8 bytes (≈ 14 MB at 1,700 candidates), part of the peak RSS
+    result = sdk.discover(reports, ci_level=CI_LEVEL, chunk=DISCOVERY_CHUNK)
     out: dict[str, Any] = {
         "type": "heavy_hitters",
         "protocol": result.protocol,
@@ -454,15 +460,16 @@ def _load_prefix_reports(conn: Connection, c: CollectionRuntime, low: int, high:
     return np.concatenate(epochs), PrefixReports.concat(batches)
 
 
-#: bytes per block when a release reads stored heavy-hitter reports with COPY (PostgreSQL)
-COPY_BLOCK = 8 << 20
+#: bytes per block when a release reads stored heavy-hitter reports with COPY (PostgreSQL):
+#: small, so the per-block Python strings stay a few MB
+COPY_BLOCK = 1 << 20
 
 
 def _copy_prefix_reports(
     conn: Connection, sdk: Any, collection_id: str, low: int, high: int
 ) -> tuple[np.ndarray, Any] | None:
     """PostgreSQL: the (epoch, payload) text of the scope's reports through ``COPY … TO
-    STDOUT`` in the release's read transaction (same snapshot), decoded a block of ~8 MB at
+    STDOUT`` in the release's read transaction (same snapshot), decoded a block of ~1 MB at
     a time by the SDK's ``decode_stored_rows`` — no Python object per row. None when any
     block is not in the stored form (the caller then reads row by row)."""
     from psycopg import sql
