@@ -76,9 +76,12 @@ def population(hh, words: list[str], freqs: np.ndarray, n: int, rng: np.random.G
     return vocab, idx, {vocab[j]: int(c) for j, c in enumerate(counts) if c}
 
 
-def run_pem(dataset: str, epsilon: float, n: int, seed: int) -> dict:
+def run_pem(dataset: str, epsilon: float, n: int, seed: int, lower5: bool = False) -> dict:
     words, freqs = load(dataset)
     domain = {"type": "string", "alphabet": "letters", "max_chars": MAX_CHARS[dataset], "outside": "drop"}
+    if lower5:  # the items pure-ldp can handle: lower-case, at most PURE_LDP_CHARS letters
+        words = [w.lower() for w in words]
+        domain = {"type": "string", "alphabet": "lower", "max_chars": PURE_LDP_CHARS, "outside": "drop"}
     pem = heavy_hitters.create("pem", epsilon=epsilon, k=K, domain=domain)
     rng = np.random.default_rng(seed)
     vocab, idx, counts = population(pem, words, freqs, n, rng)
@@ -88,32 +91,56 @@ def run_pem(dataset: str, epsilon: float, n: int, seed: int) -> dict:
     server = time.process_time() - t0
     invalid = sum(1 for h in result.heavy_hitters if not pem.domain.is_valid_code(h.code))
     return {
-        "method": "PEM-letters", "dataset": dataset, "epsilon": epsilon, "n": n, "seed": seed,
+        "method": f"PEM ({'lower, 5 chars' if lower5 else 'letters'})", "dataset": dataset, "epsilon": epsilon, "n": n, "seed": seed,
         "f1": f1_score(result.items, counts), "published": len(result.items), "invalid": invalid,
         "server_cpu_s": server, "significance": result.significance,
         "groups": pem.groups, "max_chars": MAX_CHARS[dataset],
     }  # fmt: skip
 
 
+#: pure-ldp's PEM allocates an array of |alphabet|^length floats per level (26^6 = 2.5 GB):
+#: it runs on lower-case items of at most 5 letters, and ours is run on the same items
+PURE_LDP_CHARS = 5
+
+
 def run_pure_ldp(dataset: str, epsilon: float, n: int, seed: int) -> dict:
-    """pure-ldp's PEM (S6) on the same data: lower-case letters, one character per level."""
+    """pure-ldp's PEM (S6) on lower-case letters, one character per level, items cut to
+    PURE_LDP_CHARS letters."""
     import random
 
+    import xxhash
+
+    if not getattr(xxhash, "_str_shim", False):  # pure-ldp 1.2 hashes str; xxhash ≥ 3 wants bytes
+        raw32 = xxhash.xxh32
+        xxhash.xxh32 = lambda data, seed=0: raw32(data.encode() if isinstance(data, str) else data, seed=seed)
+        xxhash._str_shim = True
     from pure_ldp.heavy_hitters.prefix_extending import PEMClient, PEMServer
 
     words, freqs = load(dataset)
     rng = np.random.default_rng(seed)
     random.seed(seed)
     letters = [chr(c) for c in range(97, 123)]
-    L = MAX_CHARS[dataset]
+    L = PURE_LDP_CHARS
     canon = ["".join(ch for ch in w.lower() if ch in letters)[:L] for w in words]
     vocab = list(dict.fromkeys(canon))
     pos = {c: i for i, c in enumerate(vocab)}
     idx = np.array([pos[c] for c in canon])[rng.choice(len(words), size=n, p=freqs)]
     counts = np.bincount(idx, minlength=len(vocab))
     truth = {vocab[j]: int(c) for j, c in enumerate(counts) if c}
-    client = PEMClient(epsilon=epsilon, start_length=1, max_string_length=L, fragment_length=1, alphabet=letters)
-    server = PEMServer(epsilon=epsilon, start_length=1, max_string_length=L, fragment_length=1, alphabet=letters)
+    # pure-ldp strips the padding '*' before its index mapper: number the strings of each
+    # length bijectively (shorter first), so "ab" (padded "ab***") and "aab" stay distinct
+    offsets = np.cumsum([0] + [26**j for j in range(L + 1)])
+
+    def index(s: str) -> int:
+        v = 0
+        for ch in s:
+            v = v * 26 + ord(ch) - 97
+        return int(offsets[len(s)] + v)
+
+    alphabet = letters + ["*"]
+    options = {"start_length": 0, "max_string_length": L, "fragment_length": 1, "alphabet": alphabet, "index_mapper": index}
+    client = PEMClient(epsilon=epsilon, **options)
+    server = PEMServer(epsilon=epsilon, **options)
     t0 = time.process_time()
     for j in idx:
         server.aggregate(client.privatise(vocab[j]))
@@ -123,7 +150,7 @@ def run_pure_ldp(dataset: str, epsilon: float, n: int, seed: int) -> dict:
     server_s = time.process_time() - t0
     out = [x.rstrip("*") for x in items]
     return {
-        "method": "pure-ldp PEM", "dataset": dataset, "epsilon": epsilon, "n": n, "seed": seed,
+        "method": f"pure-ldp PEM (lower, {L} chars)", "dataset": dataset, "epsilon": epsilon, "n": n, "seed": seed,
         "f1": f1_score(out, truth), "published": len(out), "invalid": 0, "server_cpu_s": server_s,
         "client_cpu_s": client_s,
     }  # fmt: skip
@@ -235,7 +262,8 @@ def main() -> None:
     ap.add_argument("--validity", action="store_true")
     ap.add_argument("--report-only", action="store_true")
     ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--pure-ldp-n", type=int, default=100_000)
+    ap.add_argument("--pure-ldp-n", type=int, default=100_000, help="0: skip pure-ldp")
+    ap.add_argument("--resume", action="store_true", help="keep the grid rows already in the JSON")
     args = ap.parse_args()
     data = json.loads(RESULTS_JSON.read_text()) if RESULTS_JSON.exists() else {}
     data["machine"] = {**machine(), "note": "machine shared with other work"}
@@ -244,18 +272,25 @@ def main() -> None:
     elif not args.report_only:
         eps_list = (2.0, 4.0) if args.quick else (1.0, 2.0, 4.0)
         reps = 1 if args.quick else args.reps
-        grid = []
+        grid = data["grid"] = [r for r in data.get("grid", []) if args.resume]
+        done = {(r["method"], r["dataset"], r["epsilon"], r["n"], r["seed"]) for r in grid}
+
+        def add(row: dict) -> None:
+            grid.append(row)
+            print(json.dumps(row), flush=True)
+            write_results("hh_alphabet", data, report(data))  # after every run: a crash loses nothing
+
         for dataset in ("english", "surnames"):
             for eps in eps_list:
                 for seed in range(reps):
-                    grid.append(run_pem(dataset, eps, 1_000_000, seed))
-                    print(json.dumps(grid[-1]), flush=True)
-                try:
-                    grid.append(run_pure_ldp(dataset, eps, args.pure_ldp_n, 0))
-                    print(json.dumps(grid[-1]), flush=True)
-                except ImportError as exc:
-                    print(f"pure-ldp not installed ({exc}); skipped", flush=True)
-        data["grid"] = grid
+                    if ("PEM (letters)", dataset, eps, 1_000_000, seed) not in done:
+                        add(run_pem(dataset, eps, 1_000_000, seed))
+                if args.pure_ldp_n:
+                    try:
+                        add(run_pure_ldp(dataset, eps, args.pure_ldp_n, 0))
+                        add(run_pem(dataset, eps, args.pure_ldp_n, 0, lower5=True))
+                    except (ImportError, MemoryError) as exc:
+                        print(f"pure-ldp failed ({type(exc).__name__}: {exc}); skipped", flush=True)
     write_results("hh_alphabet", data, report(data))
     plot(data)
 
