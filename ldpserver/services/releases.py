@@ -645,7 +645,8 @@ def _plan(engine: Engine, c: CollectionRuntime, epoch: int, now: datetime, trigg
                 from client_sdk.heavy_hitters import InsufficientReportsError
 
                 try:
-                    body["estimates"] = _heavy_hitters(c, raw.subset(mask), scale)
+                    scoped = raw if mask.all() else raw.subset(mask)  # no copy when the scope is all of them
+                    body["estimates"] = _heavy_hitters(c, scoped, scale)
                 except InsufficientReportsError:  # its message names exact group sizes: not published
                     body["status"] = "withheld"
                     body["reason"] = "insufficient reports for discovery: a level group (or party) has no report"
