@@ -11,8 +11,11 @@ groups, prefix lengths ``ℓ_i = min(γ + iη, m)``. The server enumerates all `
 first-level prefixes (not S5's ``0..k−1``, see the pitfall in §9.1), estimates every
 candidate of level ``i`` from group ``i`` only, keeps the top ``2k`` non-negative ones (or
 those above a Bonferroni significance threshold, ``keep="threshold"``) at intermediate
-levels, extends them by every η-bit suffix, and returns the top-k non-negative items of
-the last level. The client needs no candidate list: all groups report in one round, and
+levels and extends them by every η-bit suffix (alphabet domains: every symbol). At the
+last level it publishes only valid items significantly above zero (exact binomial
+p-values, Holm's correction over every candidate tested), at most k; with the final
+estimation round (default) their frequencies and intervals come from one more group that
+reports the full item and took no part in choosing them (docs/heavy_hitters.md). The client needs no candidate list: all groups report in one round, and
 the server can evaluate the stored reports of any epoch or window at any time.
 
 Estimates are fractions of *all* users (group i is a uniform 1/G sample); their variance
@@ -24,8 +27,8 @@ estimated, equal the sum of their children.
 >>> import numpy as np
 >>> from client_sdk import heavy_hitters
 >>> pem = heavy_hitters.create("pem", epsilon=4.0, k=2, domain={"type": "string", "max_bytes": 2})
->>> pem.lengths
-(5, 9, 13, 16)
+>>> pem.lengths          # four prefix levels, then the final-estimation group (the full item)
+(5, 9, 13, 16, 16)
 >>> words = ["hi"] * 6000 + ["ok"] * 3000 + ["no"] * 1000
 >>> reports = pem.perturb_batch(words, rng=np.random.default_rng(1))
 >>> pem.discover(reports).items
