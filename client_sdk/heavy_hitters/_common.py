@@ -12,6 +12,7 @@ import math
 import re
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from statistics import NormalDist
 from typing import Any
@@ -541,6 +542,23 @@ def item_prefix_key(domain: Domain, item: Any, length: int) -> int:
 
 # --- server side ---------------------------------------------------------------------------
 
+#: Central noise on the statistics discovery reads (a group's report count and every
+#: support-count query), set by a server around a release's discovery so that its readers
+#: get central DP on top of LDP (ldpserver/release_noise.py ``DiscoveryNoise``); ``None``
+#: (exact statistics) everywhere else. The one place heavy-hitter statistics are noised.
+CENTRAL_NOISE: ContextVar[Any] = ContextVar("heavy_hitters_central_noise", default=None)
+
+
+def noisy_statistics() -> bool:
+    """Whether discovery runs on centrally noised statistics (exact group emptiness is then
+    not checked: it would be a decision on exact counts)."""
+    return CENTRAL_NOISE.get() is not None
+
+
+def party_size(estimators: Sequence[LevelEstimator], exact: int) -> int:
+    """A party's size: exact, or the sum of its level groups' noisy counts under central noise."""
+    return max(1, sum(e.n for e in estimators)) if noisy_statistics() else exact
+
 
 class LevelEstimator:
     """OLH estimates of candidate prefixes from one group of reports (seeds, ys)."""
@@ -549,10 +567,12 @@ class LevelEstimator:
         self.olh = olh
         self.seeds = seeds
         self.ys = ys
-        self.n = int(seeds.shape[0])
+        self.noise = CENTRAL_NOISE.get()
+        self.n = int(seeds.shape[0]) if self.noise is None else max(1, self.noise.count(int(seeds.shape[0]), self))
         self.n_total = n_total
         self.chunk = chunk
         self.hash_evaluations = 0
+        self.support_noise_variance = 0.0  # per-count variance of the central noise of the last query
 
     @property
     def var_star(self) -> float:
@@ -564,8 +584,13 @@ class LevelEstimator:
         return math.sqrt(self.var_star)
 
     def support(self, keys: np.ndarray) -> np.ndarray:
-        self.hash_evaluations += self.n * int(keys.size)
-        return support_counts(self.seeds, self.ys, self.olh.g, keys, chunk=self.chunk)
+        self.hash_evaluations += int(self.seeds.shape[0]) * int(keys.size)
+        if self.noise is None:
+            return support_counts(self.seeds, self.ys, self.olh.g, keys, chunk=self.chunk)
+        bound = self.noise.support_bound(int(keys.size), self.olh.g)  # keys one report may count for
+        counts = support_counts(self.seeds, self.ys, self.olh.g, keys, chunk=self.chunk, max_per_report=bound)
+        counts, self.support_noise_variance = self.noise.support(counts, self, bound)
+        return counts
 
     def estimate(self, keys: np.ndarray, scale: float = 1.0) -> np.ndarray:
         """Unbiased f̂ = (C/N − q*)/(p* − q*) (times ``scale``)."""
@@ -578,6 +603,9 @@ class LevelEstimator:
         group of N out of n users, both at the clipped estimate."""
         f = np.clip(np.asarray(f_hat, dtype=np.float64), 0.0, 1.0)
         ldp = pure_variance(self.olh.p_star, self.olh.q_star, self.n, f)
+        if self.noise is not None:  # no exact n_total: the conservative finite-population factor 1
+            central = self.support_noise_variance / (self.n * (self.olh.p_star - self.olh.q_star)) ** 2
+            return ldp + f * (1 - f) / self.n + central
         finite = max(0.0, 1.0 - self.n / self.n_total) if self.n_total > 1 else 0.0
         return ldp + f * (1 - f) * finite / self.n
 
@@ -813,20 +841,34 @@ def select_significant(
     counts: np.ndarray,
     trials: np.ndarray | float,
     q: float,
+    noise_var: np.ndarray | float = 0.0,
 ) -> Selection:
     """Publish only valid items whose frequency is significantly above zero at level
     ``alpha`` after Holm's correction over every valid candidate tested; at most k (the
     largest test estimates ``f_test``). Each candidate's p-value is the exact binomial
     tail of its support ``counts`` over ``trials`` reports under H0 (f = 0: each report
-    supports it with probability ``q`` = 1/g). Invalid codes (no item of the domain has
-    them) are never tested nor published."""
+    supports it with probability ``q`` = 1/g). Under a server's central noise
+    (``noise_var`` > 0: the variance per count of the discrete Gaussian added to the
+    counts) the p-value is the union bound ``min_t P(Bin ≥ c − t) + exp(−t²/2v)`` — valid
+    (the discrete Gaussian is sub-Gaussian with variance proxy v), so the family-wise error
+    stays ≤ α with the noise included. Invalid codes (no item of the domain has them) are
+    never tested nor published."""
     valid = np.fromiter((domain.is_valid_code(c) for c in codes), dtype=bool, count=len(codes))
     idx = np.nonzero(valid)[0]
     f_test = np.asarray(f_test, dtype=np.float64)
     counts = np.asarray(counts, dtype=np.float64)
     trials_arr = np.broadcast_to(np.asarray(trials, dtype=np.float64), f_test.shape)
     p_adj = np.ones(len(codes))
-    p_adj[idx] = holm_adjusted(binomial_upper_tail(counts[idx], trials_arr[idx], q))
+    noise = np.broadcast_to(np.asarray(noise_var, dtype=np.float64), f_test.shape)[idx]
+    raw = binomial_upper_tail(counts[idx], trials_arr[idx], q)
+    if np.any(noise > 0):
+        sd = np.sqrt(noise)
+        bound = np.full(raw.shape, np.inf)
+        for t in np.linspace(0.5, 8.0, 16):  # shifts of t·sd: the best of a grid (each is a valid bound)
+            tail = binomial_upper_tail(np.ceil(counts[idx] - t * sd), trials_arr[idx], q)
+            bound = np.minimum(bound, tail + np.exp(-(t**2) / 2))
+        raw = np.where(noise > 0, np.minimum(bound, 1.0), raw)
+    p_adj[idx] = holm_adjusted(raw)
     significant = idx[p_adj[idx] <= alpha]
     chosen = significant[np.argsort(-f_test[significant], kind="stable")][:k]
     stats = {

@@ -15,8 +15,9 @@ levels and extends them by every η-bit suffix (alphabet domains: every symbol).
 last level it publishes only valid items significantly above zero (exact binomial
 p-values, Holm's correction over every candidate tested), at most k; with the final
 estimation round (default) their frequencies and intervals come from one more group that
-reports the full item and took no part in choosing them (docs/heavy_hitters.md). The client needs no candidate list: all groups report in one round, and
-the server can evaluate the stored reports of any epoch or window at any time.
+reports the full item and took no part in choosing them (docs/heavy_hitters.md). The
+client needs no candidate list: all groups report in one round, and the server can
+evaluate the stored reports of any epoch or window at any time.
 
 Estimates are fractions of *all* users (group i is a uniform 1/G sample); their variance
 is OLH's exact variance given the group plus the sampling variance of the group. The
@@ -304,7 +305,7 @@ class PEM(PrefixClient):
         n_total = n if n_total is None else n_total
         by_level = C.split_by(reports.levels, self.groups, offset=1)
         sizes = [idx.size for idx in by_level]
-        if min(sizes) == 0:
+        if min(sizes) == 0 and not C.noisy_statistics():
             raise C.InsufficientReportsError(f"every level group needs reports; group sizes are {sizes}")
         keyer = C.CandidateKeys()
         prefix_lengths = self.prefix_lengths
@@ -317,10 +318,18 @@ class PEM(PrefixClient):
         est: C.LevelEstimator | None = None
         done: list[tuple[int, int]] = []  # (code, level) of items whose prefix ended (held a pad) when kept
         last_level = len(prefix_lengths)
+        pooled = {"sum": np.zeros(0), "users": np.zeros(0), "noise": np.zeros(0)}
         for i, length in enumerate(prefix_lengths, start=1):
             idx = by_level[i - 1]
             est = C.LevelEstimator(self.olh, reports.seeds[idx], reports.ys[idx], n_total, chunk)
-            f_hat = est.estimate(keyer(cands, length)) if cands else np.zeros(0)
+            # one support query per group (central noise budgets one): the level's candidates
+            # and the length-ℓ_i prefixes of the items that ended at an earlier level
+            ended = [c >> (self.domain.bits - length) for c, _ in done]
+            queried = cands + ended
+            f_all = est.estimate(keyer(queried, length)) if queried else np.zeros(0)
+            f_hat = f_all[: len(cands)]
+            if ended:
+                self._pool(pooled, len(ended), f_all[len(cands) :], est)
             hash_evals += est.hash_evaluations
             last = i == last_level
             if last:
@@ -349,14 +358,15 @@ class PEM(PrefixClient):
             # estimate of the full code (independent of how they were chosen); publish:
             # frequencies and intervals from the final group alone, which took no part in
             # choosing or testing them (unbiased; the intervals cover at their level)
-            f_done, users_done, evals = self._pool_ended(done, reports, by_level, n_total, chunk, keyer)
-            hash_evals += evals
+            self._pool(pooled, len(done), np.zeros(0), None)
+            users = np.maximum(pooled["users"], 1.0)
             tested = cands + [c for c, _ in done]
-            f_test = np.concatenate([f_hat, f_done])
-            trials = np.concatenate([np.full(len(cands), float(est.n)), users_done])
+            f_test = np.concatenate([f_hat, pooled["sum"] / users])
+            trials = np.concatenate([np.full(len(cands), float(est.n)), users])
+            noise = np.concatenate([np.full(len(cands), est.support_noise_variance), pooled["noise"]])
             chosen = C.select_significant(
                 self.domain, tested, f_test, self.k, self.alpha,
-                counts=C.support_of(f_test, self.olh, trials), trials=trials, q=self.olh.q_star,
+                counts=C.support_of(f_test, self.olh, trials), trials=trials, q=self.olh.q_star, noise_var=noise,
             )  # fmt: skip
             pick = chosen.published
             codes = [tested[j] for j in pick]
@@ -373,6 +383,7 @@ class PEM(PrefixClient):
             chosen = C.select_significant(
                 self.domain, cands, f_hat, self.k, self.alpha,
                 counts=C.support_of(f_hat, self.olh, est.n), trials=est.n, q=self.olh.q_star,
+                noise_var=est.support_noise_variance,
             )  # fmt: skip
             pick = chosen.published
             codes = [cands[j] for j in pick]
@@ -389,38 +400,22 @@ class PEM(PrefixClient):
             significance=chosen.stats,
         )  # fmt: skip
 
-    def _pool_ended(
-        self, done: list[tuple[int, int]], reports: C.PrefixReports, by_level: list[np.ndarray], n_total: int,
-        chunk: int, keyer: Any,
-    ) -> tuple[np.ndarray, np.ndarray, int]:  # fmt: skip
+    @staticmethod
+    def _pool(pooled: dict[str, np.ndarray], size: int, f: np.ndarray, est: C.LevelEstimator | None) -> None:
         """Test statistics of items that ended at level j: every prefix group i = j+1..G
         estimates exactly the item's frequency (its length-ℓ_i prefix is the item plus pads)
-        and none of them took part in choosing it, so their size-weighted mean is an
-        unbiased estimate independent of the selection; its standard deviation at f = 0 is
-        ``sqrt(Var*/Σ N_i)``. Returns (estimates, Σ N_i, hash evaluations); the pooled
-        support count over Σ N_i reports is Binomial(Σ N_i, q*) under H0."""
-        G = len(self.prefix_lengths)
-        if not done:
-            return np.zeros(0), np.zeros(0), 0
-        codes = np.array([c for c, _ in done], dtype=object)
-        ended_at = np.array([j for _, j in done])
-        weighted = np.zeros(len(done))
-        users = np.zeros(len(done))
-        evals = 0
-        for i in range(2, G + 1):
-            rows = np.nonzero(ended_at < i)[0]
-            if rows.size == 0:
-                continue
-            length = self.prefix_lengths[i - 1]
-            shift = self.domain.bits - length
-            idx = by_level[i - 1]
-            est = C.LevelEstimator(self.olh, reports.seeds[idx], reports.ys[idx], n_total, chunk)
-            f_i = est.estimate(keyer([int(c) >> shift for c in codes[rows]], length))
-            evals += est.hash_evaluations
-            weighted[rows] += est.n * f_i
-            users[rows] += est.n
-        users = np.maximum(users, 1)
-        return weighted / users, users, evals
+        and none of them took part in choosing it, so the support counts add up — a
+        Binomial(Σ N_i, q*) under H0 — and the size-weighted mean of the estimates is
+        unbiased and independent of the selection. ``pooled`` holds, per ended item in the
+        order found, Σ N_i·f̂_i, Σ N_i and the summed central-noise variance per count."""
+        grow = size - pooled["sum"].size
+        if grow > 0:
+            for key in pooled:
+                pooled[key] = np.concatenate([pooled[key], np.zeros(grow)])
+        if est is not None and f.size:
+            pooled["sum"][: f.size] += est.n * f
+            pooled["users"][: f.size] += est.n
+            pooled["noise"][: f.size] += est.support_noise_variance
 
     def estimate_candidates(
         self,
@@ -474,7 +469,7 @@ def known_candidates(
     codes = [domain.encode(c) for c in candidates]
     chosen = C.select_significant(
         domain, codes, f, len(codes), protocol.alpha,
-        counts=C.support_of(f, est.olh, est.n), trials=est.n, q=est.olh.q_star,
+        counts=C.support_of(f, est.olh, est.n), trials=est.n, q=est.olh.q_star, noise_var=est.support_noise_variance,
     )  # fmt: skip
     pick = chosen.published
     order = pick[np.argsort(-f[pick], kind="stable")]

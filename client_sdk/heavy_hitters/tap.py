@@ -525,17 +525,17 @@ class TAP(PrefixClient):
         excluded: list[str] = []
         est: dict[int, list[C.LevelEstimator]] = {}
         for p, idx in enumerate(by_party):
-            if idx.size == 0:
+            if idx.size == 0 and not C.noisy_statistics():
                 continue
             levels = C.split_by(reports.levels[idx], self.groups, offset=1)
-            if min(g.size for g in levels) == 0:
+            if min(g.size for g in levels) == 0 and not C.noisy_statistics():
                 excluded.append(self.parties[p])
                 continue
-            sizes[p] = int(idx.size)
             est[p] = [
                 C.LevelEstimator(self.olh, reports.seeds[idx[g]], reports.ys[idx[g]], int(idx.size), chunk)
                 for g in levels
             ]
+            sizes[p] = C.party_size(est[p], int(idx.size))
         if not sizes:
             raise C.InsufficientReportsError("no party has reports in every level group")
         n = sum(sizes.values())
@@ -580,6 +580,7 @@ class TAP(PrefixClient):
         outcomes: list[PartyOutcome] = []
         tested: dict[int, tuple[list[int], np.ndarray]] = {}
         local_stats: dict[str, dict[str, Any]] = {}
+        pending: dict[int, tuple[C.Selection, list[int], np.ndarray, dict[int, tuple[float, float, float]]]] = {}
         for p in ORDERS[self.order](sizes):
             S = frontier
             final_cands, final_f = cands, party_f[p]
@@ -605,25 +606,13 @@ class TAP(PrefixClient):
             tested[p] = (list(final_cands), np.asarray(final_f, dtype=np.float64))
             n_last = est[p][G - 1].n
             local_sel = C.select_significant(
-                self.domain,
-                final_cands,
-                final_f,
-                self.k,
-                self.alpha,
-                counts=C.support_of(final_f, self.olh, n_last),
-                trials=n_last,
-                q=self.olh.q_star,
-            )
-            local_codes = [final_cands[j] for j in local_sel.published]
-            local_f, local_var = self._final_estimates(est[p], local_codes, keyer,
-                                                      np.asarray(final_f)[local_sel.published])  # fmt: skip
-            order_l = np.argsort(-local_f, kind="stable")
-            local = C.make_hitters(
-                self.domain, [local_codes[j] for j in order_l], local_f[order_l], local_var[order_l], sizes[p],
-                ci_level, np.array([final[c][2] for c in local_codes])[order_l],
-                local_sel.p_adjusted[local_sel.published][order_l],
+                self.domain, final_cands, final_f, self.k, self.alpha,
+                counts=C.support_of(final_f, self.olh, n_last), trials=n_last, q=self.olh.q_star,
+                noise_var=est[p][G - 1].support_noise_variance,
             )  # fmt: skip
             local_stats[self.parties[p]] = local_sel.stats
+            pending[p] = (local_sel, list(final_cands), np.asarray(final_f, dtype=np.float64), final)
+            local: list[C.HeavyHitter] = []  # filled below, after the global test
             outcomes.append(PartyOutcome(p, sizes[p], final, list(found), est[p][G - 1], local))
 
         outcomes.sort(key=lambda o: o.party)
@@ -637,20 +626,42 @@ class TAP(PrefixClient):
         f_test = np.zeros(len(union))
         support = np.zeros(len(union))
         trials = np.zeros(len(union))
+        noise = np.zeros(len(union))
         for p, (codes_p, f_p) in tested.items():
             at = np.fromiter((pos[c] for c in codes_p), dtype=np.int64, count=len(codes_p))
             f_test[at] += w[p] * f_p
             support[at] += C.support_of(f_p, self.olh, est[p][G - 1].n)
             trials[at] += est[p][G - 1].n
+            noise[at] += est[p][G - 1].support_noise_variance
         sel = C.select_significant(
-            self.domain, union, f_test, self.k, self.alpha, counts=support, trials=trials, q=self.olh.q_star
-        )
+            self.domain, union, f_test, self.k, self.alpha, counts=support, trials=trials, q=self.olh.q_star,
+            noise_var=noise,
+        )  # fmt: skip
         pub = [union[j] for j in sel.published]
         f_pub = np.zeros(len(pub))
         var_pub = np.zeros(len(pub))
         cons_pub = np.zeros(len(pub))
         for o in outcomes:
-            fp, vp = self._final_estimates(est[o.party], pub, keyer, None)
+            # one query per party's final group for its local list and the global list
+            local_sel, cands_p, f_p, final = pending[o.party]
+            local_codes = [cands_p[j] for j in local_sel.published]
+            both = list(dict.fromkeys(local_codes + pub))
+            fb, vb = self._final_estimates(est[o.party], both, keyer)
+            at = {c: j for j, c in enumerate(both)}
+            if self.final_round:
+                local_f = np.array([fb[at[c]] for c in local_codes])
+                local_var = np.array([vb[at[c]] for c in local_codes])
+            else:  # the last prefix level's estimates (selection-biased, as before the final round)
+                local_f = f_p[local_sel.published]
+                local_var = est[o.party][G - 1].variance(local_f)
+            order_l = np.argsort(-local_f, kind="stable")
+            o.local = C.make_hitters(
+                self.domain, [local_codes[j] for j in order_l], local_f[order_l], local_var[order_l], o.n,
+                ci_level, np.array([final[c][2] for c in local_codes])[order_l],
+                local_sel.p_adjusted[local_sel.published][order_l],
+            )  # fmt: skip
+            fp = np.array([fb[at[c]] for c in pub])
+            vp = np.array([vb[at[c]] for c in pub])
             f_pub += w[o.party] * fp
             var_pub += w[o.party] ** 2 * vp
             cons_pub += w[o.party] * np.array([o.final[c][2] if c in o.final else 0.0 for c in pub])
@@ -688,17 +699,14 @@ class TAP(PrefixClient):
         )  # fmt: skip
 
     def _final_estimates(
-        self, estimators: list[C.LevelEstimator], codes: list[int], keyer: Any, fallback: np.ndarray | None
+        self, estimators: list[C.LevelEstimator], codes: list[int], keyer: Any, _unused: Any = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """A party's estimates (and variances) of full items from its final group; without a
-        final round, from its last prefix level (``fallback`` when given)."""
+        """A party's estimates (and variances) of full items from its last group (the final
+        group; without a final round, the last prefix group): one support query."""
         est = estimators[-1]
         if not codes:
             return np.zeros(0), np.zeros(0)
-        if not self.final_round and fallback is not None:
-            f = np.asarray(fallback, dtype=np.float64)
-        else:
-            f = est.estimate(keyer(codes, self.domain.bits))
+        f = est.estimate(keyer(codes, self.domain.bits))
         return f, est.variance(f)
 
 

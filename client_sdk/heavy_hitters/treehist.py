@@ -186,7 +186,7 @@ class TreeHist:
         n_total = n if n_total is None else n_total
         by_level = C.split_by(reports.levels, self.groups, offset=1)
         sizes = [idx.size for idx in by_level]
-        if self.fragment_estimator == "level" and min(sizes) == 0:
+        if self.fragment_estimator == "level" and min(sizes) == 0 and not C.noisy_statistics():
             raise C.InsufficientReportsError(f"every level group needs reports; group sizes are {sizes}")
         keyer = C.CandidateKeys()
         steps = C.steps_of(self.lengths)
@@ -221,6 +221,7 @@ class TreeHist:
         chosen = C.select_significant(
             self.domain, cands, f_hat, limit, self.alpha,
             counts=C.support_of(f_hat, self.olh, est.n, scale), trials=est.n, q=self.olh.q_star,
+            noise_var=est.support_noise_variance,
         )  # fmt: skip
         codes = [cands[i] for i in chosen.published]
         word = C.LevelEstimator(self.olh, reports.item_seeds, reports.item_ys, n_total, chunk)  # type: ignore[arg-type]
