@@ -764,7 +764,8 @@ def binomial_upper_tail(counts: np.ndarray, trials: np.ndarray, q: float) -> np.
     c = np.asarray(counts, dtype=np.float64)
     n = np.broadcast_to(np.asarray(trials, dtype=np.float64), c.shape)
     out = np.ones(c.shape)
-    live = c > 0
+    out[c > n] = 0.0  # beyond the support (only a centrally noised count can be there)
+    live = (c > 0) & (c <= n)
     if not live.any():
         return out
     a = np.round(c[live])

@@ -259,3 +259,10 @@ def test_stored_form_decoders_equal_the_strict_decoder(protocol):
         hh.decode_stored(odd)
     assert hh.decode_stored_rows("0\t" + texts[0].replace('{"l":', '{"l":0') + "\n") is None
     assert hh.decode_stored_rows("0\t" + texts[0] + " \n") is None
+
+
+def test_binomial_tail_of_counts_beyond_the_trials():
+    """A centrally noised count may exceed its (noisy) number of reports: p = 0, never a crash
+    (it raised a math domain error, a 500 in a release)."""
+    got = C.binomial_upper_tail(np.array([12.0, 11.0, -3.0]), np.array([10.0, 10.0, 10.0]), 0.25)
+    assert got.tolist() == [0.0, 0.0, 1.0]
