@@ -29,6 +29,7 @@ from typing import Any
 
 from client_sdk.canonical import canonical_json, config_hash
 from client_sdk.client.errors import ConfigHashMismatchError, UnsupportedCollectionError
+from client_sdk.wire_checks import is_version
 
 UNIT_SLACK = 1e-9
 PRIVACY_TOLERANCE = 1e-9
@@ -150,7 +151,7 @@ class CollectionConfig:
         def fail(detail: str) -> UnsupportedCollectionError:
             return UnsupportedCollectionError(f"collection {collection_id!r}: {detail}")
 
-        if config.get("version") != CONFIG_VERSION:
+        if not is_version(config.get("version"), CONFIG_VERSION):  # 1.0 and true are not version 1
             raise fail(f"config version {config.get('version')!r} is not supported (this SDK reads {CONFIG_VERSION})")
         kind = config.get("kind")
         if kind not in KIND_MODULES:
