@@ -30,7 +30,6 @@ import random
 import shutil
 import subprocess
 import threading
-from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
