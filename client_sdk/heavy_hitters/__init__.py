@@ -42,6 +42,7 @@ from client_sdk.heavy_hitters._common import (
     PrefixReports,
 )
 from client_sdk.heavy_hitters.encoding import (
+    AlphabetDomain,
     EncodedItems,
     IntegerDomain,
     ItemEncodingError,
@@ -68,6 +69,7 @@ __all__ = [
     "KeyCollisionWarning",
     "PrefixReports",
     "StringDomain",
+    "AlphabetDomain",
     "TreeHist",
     "available",
     "create",
@@ -117,6 +119,8 @@ def from_config(config: Mapping[str, Any]) -> Any:
             options["g"] = fo["g"]
     if "protocol" not in config:
         raise ConfigError("config lacks required field 'protocol'")
+    if str(config["protocol"]).lower() in ("pem", "tap", "taps") and "final_round" not in config:
+        options["final_round"] = False  # a config written before the final estimation round existed
     protocol = create(config["protocol"], **options)
     built = protocol.config
     for key in ("levels", "key", "fo"):

@@ -96,6 +96,43 @@ def pem_lengths(bits: int, k: int, eta: int) -> tuple[int, ...]:
     return tuple(min(gamma + i * eta, bits) for i in range(1, levels + 1))
 
 
+def check_eta(eta: Any, domain: Domain, high: int = 10) -> int:
+    """``eta`` (bits per level): the domain's default (one whole symbol for an alphabet
+    domain, 4 otherwise) unless given; for an alphabet with whole-symbol levels it must be
+    a multiple of the symbol width."""
+    from client_sdk.heavy_hitters.encoding import AlphabetDomain
+
+    if eta is None:
+        return domain.level_step
+    if isinstance(domain, AlphabetDomain):
+        eta = check_int(eta, "eta", 1, MAX_FIRST_LEVEL_BITS)
+        if domain.chars is not None and eta % domain.symbol_bits:
+            bits = domain.symbol_bits
+            raise ConfigError(
+                f"eta must be a multiple of the alphabet's {bits}-bit symbols (whole characters), got {eta}"
+            )
+        return eta
+    return check_int(eta, "eta", 1, high)
+
+
+def layout_lengths(domain: Domain, k: int, eta: int, final_round: bool) -> tuple[int, ...]:
+    """Prefix lengths of PEM/TAP's level groups, plus the final-estimation group (length m).
+
+    Byte and integer domains: PEM's ``ℓ_i = min(γ + iη, m)``; alphabet domains: whole
+    symbols, ``ℓ_i = min(iη, m)``. With ``final_round`` one more group reports the full
+    item: the server estimates the published candidates from it alone (unbiased, with
+    honest intervals, because those users took no part in choosing the candidates).
+    """
+    from client_sdk.heavy_hitters.encoding import AlphabetDomain
+
+    m = domain.bits
+    if isinstance(domain, AlphabetDomain):
+        lengths = tuple(min(i * eta, m) for i in range(1, -(-m // eta) + 1))
+    else:
+        lengths = pem_lengths(m, k, eta)
+    return (*lengths, m) if final_round else lengths
+
+
 def check_first_level(lengths: Sequence[int]) -> None:
     if lengths[0] > MAX_FIRST_LEVEL_BITS:
         raise ConfigError(
@@ -125,16 +162,65 @@ class UniformSplit:
         return rng.integers(1, groups + 1, size=n, dtype=np.int64)
 
 
-SPLITS = {UniformSplit.name: UniformSplit()}
+class FinalHeavySplit(UniformSplit):
+    """PEM/TAP with a final estimation round: the last prefix level (whose estimates test
+    every candidate) and the final group (which estimates the published items) each get
+    twice the users of any other level group, since the test's power and the published
+    intervals' width depend on them alone. The user draws ``u`` uniformly in
+    ``0..G+1`` (G groups): ``u < G−2`` joins group ``u+1``, otherwise group
+    ``G−1 + (u − (G−2)) // 2``. Still independent of the item; the group is public."""
+
+    name = "final-2x"
+
+    @staticmethod
+    def units(groups: int) -> int:
+        return groups + 2
+
+    @staticmethod
+    def _group_of(u: Any, groups: int) -> Any:
+        return np.where(u < groups - 2, u + 1, groups - 1 + (u - (groups - 2)) // 2)
+
+    def draw(self, groups: int) -> int:
+        if groups < 2:
+            return 1
+        return int(self._group_of(_random.uniform_int(self.units(groups)), groups))
+
+    def draw_batch(self, n: int, groups: int, rng: np.random.Generator) -> np.ndarray:
+        if groups < 2:
+            return np.ones(n, dtype=np.int64)
+        return self._group_of(rng.integers(0, self.units(groups), size=n, dtype=np.int64), groups).astype(np.int64)
+
+    @staticmethod
+    def share(groups: int) -> float:
+        """The last two groups' share of the users each."""
+        return 2 / (groups + 2) if groups >= 2 else 1.0
 
 
-def check_prune_and_split(prune_infeasible: Any, split: Any) -> tuple[bool, UniformSplit]:
+SPLITS = {UniformSplit.name: UniformSplit(), FinalHeavySplit.name: FinalHeavySplit()}
+
+
+def check_prune_and_split(
+    prune_infeasible: Any, split: Any, allowed: Sequence[str] = tuple(SPLITS)
+) -> tuple[bool, UniformSplit]:
     """Validate the two options every prefix-tree protocol takes."""
     if not isinstance(prune_infeasible, bool):
         raise ConfigError("prune_infeasible must be true or false")
-    if split not in SPLITS:
-        raise ConfigError(f"unknown user split {split!r}; available: {sorted(SPLITS)}")
+    if split not in allowed:
+        raise ConfigError(f"unknown user split {split!r}; available: {sorted(allowed)}")
     return prune_infeasible, SPLITS[split]
+
+
+def check_alpha(alpha: Any) -> float:
+    a = check_float(alpha, "alpha")
+    if not 0 < a < 1:
+        raise ConfigError(f"alpha must lie in (0, 1), got {alpha}")
+    return a
+
+
+def check_final_round(final_round: Any) -> bool:
+    if not isinstance(final_round, bool):
+        raise ConfigError("final_round must be true or false")
+    return final_round
 
 
 def prefix_config(protocol: Any) -> dict[str, Any]:
@@ -300,6 +386,91 @@ def decode_payloads(
             seeds2[i] = _check_seed(payload, "s2", i)
             ys2[i] = _check_int_field(payload, "y2", 0, item_g, i)  # type: ignore[index,arg-type]
     return PrefixReports(levels, seeds, ys, party_arr, seeds2, ys2)
+
+
+_INT = r"(0|[1-9][0-9]{0,17})"
+_STORED_FIELD = {"l": f'"l":{_INT}', "p": f'"p":{_INT}', "s": r'"s":"([0-9a-f]{16})"', "s2": r'"s2":"([0-9a-f]{16})"',
+                 "v": r'"v":1', "y": f'"y":{_INT}', "y2": f'"y2":{_INT}'}  # fmt: skip
+
+
+def _stored_pattern(
+    mechanism: str, parties: int | None, item_g: int | None, epoch_column: bool
+) -> tuple[Any, list[str]]:
+    fields = (
+        ["l", "m", "s", "v", "y"]
+        + (["p"] if parties is not None else [])
+        + (["s2", "y2"] if item_g is not None else [])
+    )
+    parts = [(_STORED_FIELD[f] if f != "m" else f'"m":"{re.escape(mechanism)}"') for f in sorted(fields)]
+    names = [f for f in sorted(fields) if f not in ("m", "v")]
+    lead = f"{_INT}\t" if epoch_column else ""
+    return re.compile("^" + lead + "{" + ",".join(parts) + "}$", re.M), (["epoch"] if epoch_column else []) + names
+
+
+def _columns(found: list[tuple[str, ...]], names: list[str]) -> dict[str, np.ndarray]:
+    columns = list(zip(*found, strict=True)) if found else [() for _ in names]
+    out = {}
+    for f, col in zip(names, columns, strict=True):
+        if f in ("s", "s2"):
+            out[f] = np.frombuffer(bytes.fromhex("".join(col)), dtype=">u8").astype(np.uint64)
+        else:
+            out[f] = np.fromiter(map(int, col), dtype=np.int64, count=len(col))
+    return out
+
+
+def _in_range(cat: dict[str, np.ndarray], groups: int, g: int, parties: int | None, item_g: int | None) -> bool:
+    return bool(
+        (cat["l"].size == 0 or (cat["l"].min() >= 1 and cat["l"].max() <= groups))
+        and (cat["y"].size == 0 or cat["y"].max() < g)
+        and (parties is None or cat["p"].size == 0 or cat["p"].max() < parties)
+        and (item_g is None or cat["y2"].size == 0 or cat["y2"].max() < item_g)
+    )
+
+
+def decode_stored(
+    texts: Sequence[str],
+    mechanism: str,
+    groups: int,
+    g: int,
+    parties: int | None = None,
+    item_g: int | None = None,
+) -> PrefixReports:
+    """Decode stored payloads — the compact sorted-key JSON the server wrote after the
+    strict decoder accepted them — with one regular expression per block instead of a
+    ``json.loads`` and a Python loop per report (a release reads 10^6 of them). Any text
+    that is not exactly that form, or any value out of range, falls back to the strict
+    decoder (:func:`decode_payloads`), which gives the same arrays or the same error."""
+    import json
+
+    pattern, names = _stored_pattern(mechanism, parties, item_g, False)
+    found = pattern.findall("\n".join(texts))
+    cat = _columns(found, names) if len(found) == len(texts) else None
+    if cat is None or not _in_range(cat, groups, g, parties, item_g):
+        return decode_payloads([json.loads(t) for t in texts], mechanism, groups, g, parties, item_g)
+    return PrefixReports(cat["l"], cat["s"], cat["y"], cat.get("p"), cat.get("s2"), cat.get("y2"))
+
+
+def decode_stored_rows(
+    block: str,
+    mechanism: str,
+    groups: int,
+    g: int,
+    parties: int | None = None,
+    item_g: int | None = None,
+) -> tuple[np.ndarray, PrefixReports] | None:
+    """Like :func:`decode_stored` for a block of ``<epoch>\\t<payload>`` lines (what
+    PostgreSQL's ``COPY … TO STDOUT`` writes for those two columns; the payloads hold no
+    character COPY escapes). Returns (epochs, reports), or None if any line is not of
+    that exact form or out of range (the caller then uses the row-by-row path)."""
+    lines = block.count("\n") + (0 if not block or block.endswith("\n") else 1)
+    pattern, names = _stored_pattern(mechanism, parties, item_g, True)
+    found = pattern.findall(block)
+    if len(found) != lines:
+        return None
+    cat = _columns(found, names)
+    if not _in_range(cat, groups, g, parties, item_g):
+        return None
+    return cat["epoch"], PrefixReports(cat["l"], cat["s"], cat["y"], cat.get("p"), cat.get("s2"), cat.get("y2"))
 
 
 def encode_payloads(reports: PrefixReports, mechanism: str) -> list[dict[str, Any]]:
@@ -564,10 +735,211 @@ def consistent_tree(
 # --- results -------------------------------------------------------------------------------
 
 
+# --- significance and publication ---------------------------------------------------------
+
+
+def holm_adjusted(p: np.ndarray) -> np.ndarray:
+    """Holm–Bonferroni adjusted p-values (Holm 1979): ``max_{j≤i} min(1, (m−j+1)·p_(j))`` in
+    increasing order of p. Rejecting where the adjusted value is ≤ α controls the
+    family-wise error rate at α over the m tests under any dependence."""
+    p = np.asarray(p, dtype=np.float64)
+    m = p.size
+    if m == 0:
+        return p.copy()
+    order = np.argsort(p, kind="stable")
+    scaled = np.minimum(1.0, p[order] * (m - np.arange(m)))
+    out = np.empty(m)
+    out[order] = np.maximum.accumulate(scaled)
+    return out
+
+
+def binomial_upper_tail(counts: np.ndarray, trials: np.ndarray, q: float) -> np.ndarray:
+    """Exact ``P(X ≥ c)`` for ``X ~ Binomial(N, q)``, vectorised: the regularised incomplete
+    beta ``I_q(c, N − c + 1)`` by its continued fraction (modified Lentz; Press et al.,
+    Numerical Recipes §6.4), evaluated directly or through ``1 − I_{1−q}(b, a)``.
+
+    Under H0 (f = 0) an OLH report supports a candidate's key with probability exactly
+    ``q* = 1/g`` whatever the user's item, so a candidate's support count over N reports
+    is Binomial(N, q*): this p-value is exact, where the normal approximation understates
+    the right tail at small N (it published junk at n = 2,000)."""
+    c = np.asarray(counts, dtype=np.float64)
+    n = np.broadcast_to(np.asarray(trials, dtype=np.float64), c.shape)
+    out = np.ones(c.shape)
+    out[c > n] = 0.0  # beyond the support (only a centrally noised count can be there)
+    live = (c > 0) & (c <= n)
+    if not live.any():
+        return out
+    a = np.round(c[live])
+    b = n[live] - a + 1
+    out[live] = _betainc(a, b, q)
+    return np.clip(out, 0.0, 1.0)
+
+
+def _betainc(a: np.ndarray, b: np.ndarray, x: float) -> np.ndarray:
+    from math import lgamma
+
+    lg = np.vectorize(lgamma, otypes=[float])
+    lbeta = lg(a + b) - lg(a) - lg(b)
+    flip = x > (a + 1) / (a + b + 2)
+    aa, bb = np.where(flip, b, a), np.where(flip, a, b)
+    xx = np.where(flip, 1 - x, x)
+    front = np.exp(lbeta + aa * np.log(xx) + bb * np.log1p(-xx)) / aa
+    tiny = 1e-300
+    qab, qap, qam = aa + bb, aa + 1, aa - 1
+    cc = np.ones_like(aa)
+    d = 1 - qab * xx / qap
+    d = np.where(np.abs(d) < tiny, tiny, d)
+    d = 1 / d
+    h = d.copy()
+    done = np.zeros(aa.shape, dtype=bool)
+    for m in range(1, 100_000):
+        m2 = 2 * m
+        num = m * (bb - m) * xx / ((qam + m2) * (aa + m2))
+        d = 1 + num * d
+        d = np.where(np.abs(d) < tiny, tiny, d)
+        cc = 1 + num / cc
+        cc = np.where(np.abs(cc) < tiny, tiny, cc)
+        d = 1 / d
+        h = np.where(done, h, h * d * cc)
+        num = -(aa + m) * (qab + m) * xx / ((aa + m2) * (qap + m2))
+        d = 1 + num * d
+        d = np.where(np.abs(d) < tiny, tiny, d)
+        cc = 1 + num / cc
+        cc = np.where(np.abs(cc) < tiny, tiny, cc)
+        d = 1 / d
+        delta = d * cc
+        h = np.where(done, h, h * delta)
+        done |= np.abs(delta - 1) < 1e-12
+        if done.all():
+            break
+    value = front * h
+    return np.where(flip, 1 - value, value)
+
+
+def support_of(f_hat: np.ndarray, olh: OLH, trials: np.ndarray | float, scale: float = 1.0) -> np.ndarray:
+    """The support count behind an estimate ``f̂ = scale·(C/N − q*)/(p* − q*)``."""
+    f = np.asarray(f_hat, dtype=np.float64) / scale
+    return np.round(np.asarray(trials, dtype=np.float64) * (f * (olh.p_star - olh.q_star) + olh.q_star))
+
+
+@dataclass
+class Selection:
+    """Which tested candidates are published: indices (into the tested list) of the
+    significant, valid ones (at most k, largest test estimate first), their adjusted
+    p-values, and the counts the release reports."""
+
+    published: np.ndarray
+    p_adjusted: np.ndarray
+    stats: dict[str, Any]
+
+
+def select_significant(
+    domain: Domain,
+    codes: Sequence[int],
+    f_test: np.ndarray,
+    k: int,
+    alpha: float,
+    *,
+    counts: np.ndarray,
+    trials: np.ndarray | float,
+    q: float,
+    noise_var: np.ndarray | float = 0.0,
+) -> Selection:
+    """Publish only valid items whose frequency is significantly above zero at level
+    ``alpha`` after Holm's correction over every valid candidate tested; at most k (the
+    largest test estimates ``f_test``). Each candidate's p-value is the exact binomial
+    tail of its support ``counts`` over ``trials`` reports under H0 (f = 0: each report
+    supports it with probability ``q`` = 1/g). Under a server's central noise
+    (``noise_var`` > 0: the variance per count of the discrete Gaussian added to the
+    counts) the p-value is the union bound ``min_t P(Bin ≥ c − t) + exp(−t²/2v)`` — valid
+    (the discrete Gaussian is sub-Gaussian with variance proxy v), so the family-wise error
+    stays ≤ α with the noise included. Invalid codes (no item of the domain has them) are
+    never tested nor published."""
+    valid = np.fromiter((domain.is_valid_code(c) for c in codes), dtype=bool, count=len(codes))
+    idx = np.nonzero(valid)[0]
+    f_test = np.asarray(f_test, dtype=np.float64)
+    counts = np.asarray(counts, dtype=np.float64)
+    trials_arr = np.broadcast_to(np.asarray(trials, dtype=np.float64), f_test.shape)
+    p_adj = np.ones(len(codes))
+    noise = np.broadcast_to(np.asarray(noise_var, dtype=np.float64), f_test.shape)[idx]
+    raw = binomial_upper_tail(counts[idx], trials_arr[idx], q)
+    if np.any(noise > 0):
+        sd = np.sqrt(noise)
+        bound = np.full(raw.shape, np.inf)
+        for t in np.linspace(0.5, 8.0, 16):  # shifts of t·sd: the best of a grid (each is a valid bound)
+            tail = binomial_upper_tail(np.ceil(counts[idx] - t * sd), trials_arr[idx], q)
+            bound = np.minimum(bound, tail + np.exp(-(t**2) / 2))
+        raw = np.where(noise > 0, np.minimum(bound, 1.0), raw)
+    p_adj[idx] = holm_adjusted(raw)
+    significant = idx[p_adj[idx] <= alpha]
+    chosen = significant[np.argsort(-f_test[significant], kind="stable")][:k]
+    stats = {
+        "alpha": alpha,
+        "correction": "holm",
+        "tested": int(idx.size),
+        "significant": int(significant.size),
+        "published": int(chosen.size),
+        "withheld": int(idx.size - chosen.size),
+        "invalid_dropped": int(len(codes) - idx.size),
+    }
+    return Selection(chosen, p_adj, stats)
+
+
+def required_reports(
+    epsilon: float,
+    groups: int,
+    k: int,
+    candidates: int,
+    alpha: float,
+    olh_epsilon: float | None = None,
+    g: int | None = None,
+) -> int:
+    """Smallest n at which an item holding 1/k of the users (the most the k-th heavy hitter
+    can hold) clears the Holm/Bonferroni threshold of ``candidates`` tests from one of
+    ``groups`` equal level groups: ``n ≥ groups·Var*·(z_{1−α/C}·k)²``."""
+    olh = make_olh(epsilon if olh_epsilon is None else olh_epsilon, g)
+    z = NormalDist().inv_cdf(1 - alpha / max(1, candidates))
+    return int(math.ceil(groups * olh.variance_approx_per_user * (z * k) ** 2))
+
+
+def check_hopeless(
+    name: str, epsilon: float, expected: int | None, groups: int, k: int, candidates: int, alpha: float,
+    per_report_epsilon: float = 1.0, g: int | None = None,
+) -> int | None:  # fmt: skip
+    """Refuse (ConfigError) a configuration whose expected report count cannot make even an
+    item with 1/k of the users significant; the message gives the smallest n for this ε
+    and the smallest ε for this n. ``per_report_epsilon`` is the share of ε each report
+    gets (TreeHist: 1/2)."""
+    if expected is None:
+        return None
+    expected = check_int(expected, "expected_reports", 1)
+    need = required_reports(epsilon, groups, k, candidates, alpha, epsilon * per_report_epsilon, g)
+    if expected >= need:
+        return expected
+    lo, hi = epsilon, 20.0
+    if required_reports(hi, groups, k, candidates, alpha, hi * per_report_epsilon) > expected:
+        eps_msg = "no ε up to 20 would do"
+    else:
+        for _ in range(60):
+            mid = (lo + hi) / 2
+            if required_reports(mid, groups, k, candidates, alpha, mid * per_report_epsilon) <= expected:
+                hi = mid
+            else:
+                lo = mid
+        eps_msg = f"or ε ≥ {hi:.3g} for n = {expected}"
+    raise ConfigError(
+        f"hopeless {name} configuration: with n = {expected} reports split over {groups} groups at ε = {epsilon}, "
+        f"even an item held by 1/k of the users would not be significant among {candidates} candidates "
+        f"(α = {alpha}, Holm); it needs n ≥ {need} at this ε, {eps_msg}; or fewer levels (shorter items, "
+        "a smaller alphabet) or a smaller k"
+    )
+
+
 @dataclass(frozen=True)
 class HeavyHitter:
-    """One discovered item: raw unbiased frequency (fraction of all users), its variance and
-    normal-approximation interval, and the value after hierarchical consistency."""
+    """One published item: unbiased frequency (fraction of all users) from the final
+    estimation round, its variance and normal-approximation interval, the value after
+    hierarchical consistency (when defined) and its Holm-adjusted p-value of H0: f = 0."""
 
     item: Any
     code: int
@@ -577,9 +949,11 @@ class HeavyHitter:
     ci_upper: float
     count: float
     consistent_frequency: float | None = None
+    p_value: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "p_value": self.p_value,
             "item": self.item,
             "code": str(self.code),
             "frequency": self.frequency,
@@ -599,6 +973,7 @@ def make_hitters(
     n: int,
     ci_level: float,
     consistent: np.ndarray | None = None,
+    p_values: np.ndarray | None = None,
 ) -> list[HeavyHitter]:
     z = NormalDist().inv_cdf(0.5 + ci_level / 2)
     out = []
@@ -615,6 +990,7 @@ def make_hitters(
                 f + half,
                 f * n,
                 None if consistent is None else float(consistent[j]),
+                None if p_values is None else float(p_values[j]),
             )  # fmt: skip
         )
     return out
@@ -648,6 +1024,7 @@ class DiscoveryResult:
     ci_level: float = 0.95
     local: dict[str, list[HeavyHitter]] = field(default_factory=dict)
     diagnostics: dict[str, Any] = field(default_factory=dict)
+    significance: dict[str, Any] = field(default_factory=dict)
 
     @property
     def items(self) -> list[Any]:
@@ -668,6 +1045,7 @@ class DiscoveryResult:
             "local": {p: [h.to_dict() for h in hs] for p, hs in self.local.items()},
             "levels": [t.to_dict() for t in self.levels],
             "diagnostics": self.diagnostics,
+            "significance": self.significance,
         }
 
 

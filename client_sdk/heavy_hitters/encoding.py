@@ -209,8 +209,19 @@ class Domain:
         raise NotImplementedError
 
     def is_valid_code(self, code: int) -> bool:
-        """True if some item encodes to ``code``."""
+        """True if ``code`` is a publishable item: some item encodes to it and, for strings,
+        it decodes to valid text of the domain without control characters."""
         return self.is_feasible_prefix(code, self.bits)
+
+    @property
+    def level_step(self) -> int:
+        """Default bits per prefix-tree level (``eta``)."""
+        return 4
+
+    def is_complete_prefix(self, prefix: int, length: int) -> bool:
+        """True if the prefix already ends its item (it holds a whole pad symbol, so its
+        only feasible extension is all pads): the item is ``prefix << (m − length)``."""
+        return False
 
     def is_feasible_prefix(self, prefix: int, length: int) -> bool:
         """False only if no item's code starts with this prefix (public knowledge)."""
@@ -298,6 +309,11 @@ class StringDomain(Domain):
         """The item as the server will see it (truncated per the overflow rule)."""
         return self.to_bytes(item).decode("utf-8")
 
+    def is_complete_prefix(self, prefix: int, length: int) -> bool:
+        whole = length // 8
+        raw = (prefix >> (length - 8 * whole)).to_bytes(whole, "big") if whole else b""
+        return b"\0" in raw
+
     def encode(self, item: Any) -> int:
         return int.from_bytes(self.to_bytes(item).ljust(self.max_bytes, b"\0"), "big")
 
@@ -307,9 +323,10 @@ class StringDomain(Domain):
         return raw.decode("utf-8", errors="backslashreplace")
 
     def is_feasible_prefix(self, prefix: int, length: int) -> bool:
-        """False if the prefix's complete bytes cannot start any item's code: a non-zero byte
-        after a pad byte, a byte never used by UTF-8, or an invalid UTF-8 sequence (at full
-        length the text must also be complete)."""
+        """False if the prefix's complete bytes cannot start a publishable item's code: a
+        non-zero byte after a pad byte, a byte never used by UTF-8, a C0 control or DEL
+        byte (items with control characters can be reported but are never candidates), or
+        an invalid UTF-8 sequence (at full length the text must also be complete)."""
         whole = length // 8
         raw = (prefix >> (length - 8 * whole)).to_bytes(whole, "big") if whole else b""
         nul = raw.find(b"\0")
@@ -319,13 +336,13 @@ class StringDomain(Domain):
             text, final = raw[:nul], True
         else:
             text, final = raw, length == self.bits
-        if any(b in _INVALID_UTF8 for b in text):
+        if any(b in _INVALID_UTF8 or b < 0x20 or b == 0x7F for b in text):
             return False
         try:
-            codecs.getincrementaldecoder("utf-8")().decode(text, final=final)
+            decoded = codecs.getincrementaldecoder("utf-8")().decode(text, final=final)
         except UnicodeDecodeError:
             return False
-        return True
+        return not any(0x80 <= ord(ch) <= 0x9F for ch in decoded)  # C1 controls
 
 
 class IntegerDomain(Domain):
@@ -363,25 +380,214 @@ class IntegerDomain(Domain):
         return super().encode_many(arr.tolist())
 
 
-_DOMAIN_FIELDS = {
-    "string": frozenset({"type", "encoding", "max_bytes", "overflow"}),
-    "integer": frozenset({"type", "encoding", "bits"}),
+#: named alphabets of :class:`AlphabetDomain` (symbol i+1 is the i-th character; 0 is the pad)
+NAMED_ALPHABETS: dict[str, str] = {
+    "lower": "abcdefghijklmnopqrstuvwxyz",
+    "letters": "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz",
+    "lower-digits": "abcdefghijklmnopqrstuvwxyz0123456789",
+    "letters-digits": "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
+    "printable": "".join(chr(c) for c in range(0x20, 0x7F)),
 }
+#: the code points of the ``unicode`` alphabet: no C0/C1 controls, DEL, surrogates, U+FFFE/U+FFFF
+UNICODE_RANGES: tuple[tuple[int, int], ...] = ((0x20, 0x7E), (0xA0, 0xD7FF), (0xE000, 0xFFFD), (0x10000, 0x10FFFF))
+MAX_ALPHABET = 4096
+MAX_CODE_BITS = 256
+_UNICODE_STEP = 7
+
+
+def _is_control(ch: str) -> bool:
+    import unicodedata
+
+    return unicodedata.category(ch) in ("Cc", "Cs", "Cn") or ch in ("\ufffe", "\uffff")
+
+
+class AlphabetDomain(Domain):
+    """Strings over a declared alphabet, at most ``max_chars`` characters (``hh-item-v1``).
+
+    Each character is a *symbol*: the 1-based index of the character in the alphabet (a
+    named one, or an explicit list of distinct non-control characters), or for
+    ``alphabet="unicode"`` the code point itself (controls, surrogates and U+FFFE/U+FFFF
+    excluded). Symbol 0 is the pad. A symbol takes ``b = bitlength(A)`` bits (A = the
+    largest symbol), the code is the symbols read big-endian (m = b·max_chars bits), so a
+    prefix tree that steps by ``b`` bits extends by one whole character per level: about
+    log2|alphabet| bits per level instead of 8 (``unicode``: 21-bit symbols, stepped by
+    ``eta`` bits with pruning to valid code points). Every feasible prefix decodes to a
+    valid string of the domain, so candidate expansion never produces anything else.
+
+    On the device, before perturbation: characters outside the alphabet follow
+    ``outside`` (``"reject"``: ItemEncodingError; ``"drop"``: removed), then strings longer
+    than ``max_chars`` follow ``overflow`` (``"truncate"`` to the first ``max_chars``
+    characters, or ``"reject"``). :meth:`canonical` gives the item the server will see.
+
+    >>> d = AlphabetDomain("lower", 3)
+    >>> d.bits, d.symbol_bits, d.encode("ab"), d.decode(d.encode("ab"))
+    (15, 5, 1088, 'ab')
+    >>> AlphabetDomain("lower", 3, outside="drop").canonical("A-b c!d")
+    'bcd'
+    """
+
+    def __init__(self, alphabet: Any, max_chars: int, overflow: str = "truncate", outside: str = "reject") -> None:
+        if isinstance(alphabet, str):
+            if alphabet == "unicode":
+                chars = None
+            elif alphabet in NAMED_ALPHABETS:
+                chars = NAMED_ALPHABETS[alphabet]
+            else:
+                raise ConfigError(
+                    f"unknown alphabet {alphabet!r}; named: {sorted([*NAMED_ALPHABETS, 'unicode'])} or a list"
+                )
+        elif isinstance(alphabet, Sequence) and not isinstance(alphabet, bytes | bytearray):
+            chars = list(alphabet)
+            if not 1 <= len(chars) <= MAX_ALPHABET:
+                raise ConfigError(f"an explicit alphabet needs 1..{MAX_ALPHABET} characters, got {len(chars)}")
+            for ch in chars:
+                if not isinstance(ch, str) or len(ch) != 1 or _is_control(ch):
+                    raise ConfigError(f"alphabet entries must be single non-control characters, got {ch!r}")
+            if len(set(chars)) != len(chars):
+                raise ConfigError("alphabet characters must be distinct")
+            chars = "".join(chars)
+        else:
+            raise ConfigError(f"alphabet must be a name or a list of characters, got {alphabet!r}")
+        if overflow not in ("truncate", "reject"):
+            raise ConfigError(f"overflow must be 'truncate' or 'reject', got {overflow!r}")
+        if outside not in ("reject", "drop"):
+            raise ConfigError(f"outside must be 'reject' or 'drop', got {outside!r}")
+        self.alphabet = alphabet if isinstance(alphabet, str) else list(chars)
+        self.chars = chars
+        self.symbols = 0x10FFFF if chars is None else len(chars)
+        self.symbol_bits = self.symbols.bit_length()
+        limit = MAX_CODE_BITS // self.symbol_bits
+        if isinstance(max_chars, bool) or not isinstance(max_chars, int) or not 1 <= max_chars <= limit:
+            raise ConfigError(f"max_chars must be an integer in [1, {limit}] for this alphabet, got {max_chars!r}")
+        self.max_chars = max_chars
+        self.overflow = overflow
+        self.outside = outside
+        self.bits = self.symbol_bits * max_chars
+        self._index = None if chars is None else {ch: i + 1 for i, ch in enumerate(chars)}
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return {
+            "type": "string", "alphabet": self.alphabet, "max_chars": self.max_chars, "overflow": self.overflow,
+            "outside": self.outside, "encoding": ITEM_ENCODING,
+        }  # fmt: skip
+
+    @property
+    def level_step(self) -> int:
+        """Bits per tree level: one whole symbol (``unicode``: 7 bits, a third of one)."""
+        return _UNICODE_STEP if self.chars is None else self.symbol_bits
+
+    def _symbol(self, ch: str) -> int | None:
+        if self._index is not None:
+            return self._index.get(ch)
+        cp = ord(ch)
+        return cp if any(lo <= cp <= hi for lo, hi in UNICODE_RANGES) else None
+
+    def symbols_of(self, item: Any) -> list[int]:
+        """The item's symbols after the ``outside`` and ``overflow`` rules (device side)."""
+        if not isinstance(item, str):
+            raise ItemEncodingError(f"string items must be str, got {type(item).__name__}")
+        out = []
+        for ch in item:
+            sym = self._symbol(ch)
+            if sym is None:
+                if self.outside == "reject":
+                    raise ItemEncodingError(f"character {ch!r} is outside the domain's alphabet (outside='reject')")
+                continue
+            out.append(sym)
+        if len(out) > self.max_chars:
+            if self.overflow == "reject":
+                raise ItemEncodingError(
+                    f"string item has {len(out)} characters; at most {self.max_chars} allowed (overflow='reject')"
+                )
+            out = out[: self.max_chars]
+        return out
+
+    def canonical(self, item: Any) -> str:
+        return "".join(self._char(s) for s in self.symbols_of(item))
+
+    def _char(self, sym: int) -> str:
+        return chr(sym) if self.chars is None else self.chars[sym - 1]
+
+    def encode(self, item: Any) -> int:
+        code = 0
+        syms = self.symbols_of(item)
+        for j in range(self.max_chars):
+            code = (code << self.symbol_bits) | (syms[j] if j < len(syms) else 0)
+        return code
+
+    def decode(self, code: int) -> str:
+        """The string of a valid code (raises ItemEncodingError for an invalid one)."""
+        if not self.is_valid_code(code):
+            raise ItemEncodingError(f"code {code} is not a valid item of this domain")
+        b, mask = self.symbol_bits, (1 << self.symbol_bits) - 1
+        syms = [(int(code) >> (b * (self.max_chars - 1 - j))) & mask for j in range(self.max_chars)]
+        return "".join(self._char(s) for s in syms if s)
+
+    def is_complete_prefix(self, prefix: int, length: int) -> bool:
+        b = self.symbol_bits
+        mask = (1 << b) - 1
+        return any(((prefix >> (length - b * (j + 1))) & mask) == 0 for j in range(length // b))
+
+    def _symbol_range_ok(self, low: int, high: int) -> bool:
+        """Some symbol (or the pad) lies in [low, high]."""
+        if low == 0:
+            return True
+        if self.chars is not None:
+            return low <= self.symbols
+        return any(lo <= high and low <= hi for lo, hi in UNICODE_RANGES)
+
+    def is_feasible_prefix(self, prefix: int, length: int) -> bool:
+        """True iff some valid item's code starts with this prefix: every whole symbol is a
+        symbol of the alphabet or a pad followed only by pads; a partial last symbol can
+        still become one."""
+        b = self.symbol_bits
+        whole, rest = divmod(length, b)
+        mask = (1 << b) - 1
+        padded = False
+        for j in range(whole):
+            sym = (prefix >> (length - b * (j + 1))) & mask
+            if padded and sym:
+                return False
+            if sym == 0:
+                padded = True
+            elif not self._symbol_range_ok(sym, sym):
+                return False
+        if rest:
+            part = prefix & ((1 << rest) - 1)
+            if padded:
+                return part == 0
+            low = part << (b - rest)
+            return self._symbol_range_ok(low, low | ((1 << (b - rest)) - 1))
+        return True
 
 
 def domain_from_config(config: Mapping[str, Any]) -> Domain:
-    """Rebuild a domain from its ``config``."""
+    """Rebuild a domain from its ``config``; unknown keys are refused."""
     if not isinstance(config, Mapping):
         raise ConfigError(f"domain must be a mapping, got {config!r}")
     enc = config.get("encoding", ITEM_ENCODING)
     if enc != ITEM_ENCODING:
         raise ConfigError(f"unknown item encoding {enc!r}; supported: {ITEM_ENCODING}")
     kind = config.get("type")
-    known = _DOMAIN_FIELDS.get(kind) if isinstance(kind, str) else None
-    unknown = sorted(str(key) for key in config if known is not None and key not in known)
-    if unknown:  # a key this version does not know is refused, never silently dropped
-        raise ConfigError(f"unknown {kind} domain fields {unknown}; allowed: {sorted(known or ())}")
+    allowed = {
+        "string-bytes": {"type", "max_bytes", "overflow", "encoding"},
+        "string-alphabet": {"type", "alphabet", "max_chars", "overflow", "outside", "encoding"},
+        "integer": {"type", "bits", "encoding"},
+    }
+    flavour = ("string-alphabet" if "alphabet" in config else "string-bytes") if kind == "string" else kind
+    if flavour in allowed:
+        unknown = sorted(str(k) for k in config if k not in allowed[flavour])
+        if unknown:
+            raise ConfigError(f"unknown domain field(s) {unknown}; allowed: {sorted(allowed[flavour])}")
     try:
+        if flavour == "string-alphabet":
+            return AlphabetDomain(
+                config["alphabet"],
+                config["max_chars"],
+                config.get("overflow", "truncate"),
+                config.get("outside", "reject"),
+            )
         if kind == "string":
             return StringDomain(config["max_bytes"], config.get("overflow", "truncate"))
         if kind == "integer":

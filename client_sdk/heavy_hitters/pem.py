@@ -11,9 +11,13 @@ groups, prefix lengths ``ℓ_i = min(γ + iη, m)``. The server enumerates all `
 first-level prefixes (not S5's ``0..k−1``, see the pitfall in §9.1), estimates every
 candidate of level ``i`` from group ``i`` only, keeps the top ``2k`` non-negative ones (or
 those above a Bonferroni significance threshold, ``keep="threshold"``) at intermediate
-levels, extends them by every η-bit suffix, and returns the top-k non-negative items of
-the last level. The client needs no candidate list: all groups report in one round, and
-the server can evaluate the stored reports of any epoch or window at any time.
+levels and extends them by every η-bit suffix (alphabet domains: every symbol). At the
+last level it publishes only valid items significantly above zero (exact binomial
+p-values, Holm's correction over every candidate tested), at most k; with the final
+estimation round (default) their frequencies and intervals come from one more group that
+reports the full item and took no part in choosing them (docs/heavy_hitters.md). The
+client needs no candidate list: all groups report in one round, and the server can
+evaluate the stored reports of any epoch or window at any time.
 
 Estimates are fractions of *all* users (group i is a uniform 1/G sample); their variance
 is OLH's exact variance given the group plus the sampling variance of the group. The
@@ -24,8 +28,8 @@ estimated, equal the sum of their children.
 >>> import numpy as np
 >>> from client_sdk import heavy_hitters
 >>> pem = heavy_hitters.create("pem", epsilon=4.0, k=2, domain={"type": "string", "max_bytes": 2})
->>> pem.lengths
-(5, 9, 13, 16)
+>>> pem.lengths          # four prefix levels, then the final-estimation group (the full item)
+(5, 9, 13, 16, 16)
 >>> words = ["hi"] * 6000 + ["ok"] * 3000 + ["no"] * 1000
 >>> reports = pem.perturb_batch(words, rng=np.random.default_rng(1))
 >>> pem.discover(reports).items
@@ -65,16 +69,48 @@ class PrefixClient:
         eta: int = 4,
         g: int | None = None,
         prune_infeasible: bool = True,
-        split: str = "uniform",
+        split: str | None = None,
+        final_round: bool = True,
+        alpha: float = 0.05,
     ) -> None:
         self.olh = C.make_olh(epsilon, g)
         self.epsilon = self.olh.epsilon
         self.k = C.check_int(k, "k", 1, 4096)
         self.domain = as_domain(domain)
-        self.eta = C.check_int(eta, "eta", 1, 10)
-        self.prune_infeasible, self.split = C.check_prune_and_split(prune_infeasible, split)
-        self.lengths = C.pem_lengths(self.domain.bits, self.k, self.eta)
+        self.eta = C.check_eta(eta, self.domain)
+        self.final_round = C.check_final_round(final_round)
+        if split is None:
+            split = C.FinalHeavySplit.name if self.final_round else C.UniformSplit.name
+        allowed = tuple(C.SPLITS) if self.final_round else (C.UniformSplit.name,)
+        self.prune_infeasible, self.split = C.check_prune_and_split(prune_infeasible, split, allowed)
+        self.alpha = C.check_alpha(alpha)
+        self.lengths = C.layout_lengths(self.domain, self.k, self.eta, self.final_round)
         C.check_first_level(self.lengths)
+
+    @property
+    def prefix_lengths(self) -> tuple[int, ...]:
+        """The lengths of the prefix-tree levels (without the final-estimation group)."""
+        return self.lengths[:-1] if self.final_round else self.lengths
+
+    def _check_hopeless(self, expected_reports: Any, width: int) -> int | None:
+        """Creation-time refusal of configurations that cannot find anything (see
+        :func:`~client_sdk.heavy_hitters._common.check_hopeless`)."""
+        steps = C.steps_of(self.prefix_lengths)
+        last = steps[-1] if len(steps) > 1 else self.prefix_lengths[0]
+        candidates = min(width << last, 1 << min(self.domain.bits, 62))
+        groups = self.groups
+        if self.split.name == C.FinalHeavySplit.name:
+            groups = 1 / C.FinalHeavySplit.share(self.groups)  # the test group's share of the users
+        return C.check_hopeless(
+            self.name if not self.federated else f"{self.name} (per party of average size)",
+            self.epsilon,
+            expected_reports,
+            groups,
+            self.k,
+            candidates,
+            self.alpha,
+            g=self.g,
+        )
 
     # --- configuration ------------------------------------------------------------------
     @property
@@ -144,6 +180,14 @@ class PrefixClient:
     def decode(self, payloads: Sequence[Mapping[str, Any]]) -> C.PrefixReports:
         return C.decode_payloads(payloads, self.mechanism, self.groups, self.g, self._n_parties())
 
+    def decode_stored(self, texts: Sequence[str]) -> C.PrefixReports:
+        """Decode payloads as the server stores them (compact sorted-key JSON), fast."""
+        return C.decode_stored(texts, self.mechanism, self.groups, self.g, self._n_parties())
+
+    def decode_stored_rows(self, block: str) -> tuple[np.ndarray, C.PrefixReports] | None:
+        """(epochs, reports) of ``<epoch>\\t<payload>`` lines, or None (see _common)."""
+        return C.decode_stored_rows(block, self.mechanism, self.groups, self.g, self._n_parties())
+
     def validate_payload(self, payload: Any) -> None:
         self.decode([payload])
 
@@ -206,24 +250,24 @@ class PEM(PrefixClient):
         epsilon: float,
         k: int,
         domain: Domain | Mapping[str, Any],
-        eta: int = 4,
+        eta: int | None = None,
         g: int | None = None,
         keep: str = "top",
         width: int | None = None,
         alpha: float = 0.05,
         max_width: int | None = None,
         prune_infeasible: bool = True,
-        split: str = "uniform",
+        split: str | None = None,
+        final_round: bool = True,
+        expected_reports: int | None = None,
     ) -> None:
-        super().__init__(epsilon, k, domain, eta, g, prune_infeasible, split)
+        super().__init__(epsilon, k, domain, eta, g, prune_infeasible, split, final_round, alpha)
         if keep not in ("top", "threshold"):
             raise ConfigError(f"keep must be 'top' or 'threshold', got {keep!r}")
         self.keep = keep
         self.width = C.check_int(2 * self.k if width is None else width, "width", self.k, 1 << 14)
-        self.alpha = C.check_float(alpha, "alpha")
-        if not 0 < self.alpha < 1:
-            raise ConfigError(f"alpha must lie in (0, 1), got {alpha}")
         self.max_width = C.check_int(4 * self.k if max_width is None else max_width, "max_width", self.k, 1 << 14)
+        self.expected_reports = self._check_hopeless(expected_reports, self.width if keep == "top" else self.max_width)
 
     @property
     def config(self) -> dict[str, Any]:
@@ -233,6 +277,8 @@ class PEM(PrefixClient):
             "width": self.width,
             "alpha": self.alpha,
             "max_width": self.max_width,
+            "final_round": self.final_round,
+            "expected_reports": self.expected_reports,
         }
 
     # --- server ---------------------------------------------------------------------------
@@ -244,8 +290,13 @@ class PEM(PrefixClient):
         n_total: int | None = None,
         chunk: int = 4096,
     ) -> C.DiscoveryResult:
-        """Top-k items from stored reports (pure post-processing).
+        """Significant heavy hitters from stored reports (pure post-processing).
 
+        Levels 1..G grow the prefix tree; every valid full-length candidate of level G is
+        tested (H0: f = 0, one-sided, Holm over all of them) with group G's estimate; at
+        most k significant ones are published. With ``final_round`` their frequencies and
+        intervals come from the final group alone, which took no part in choosing or
+        testing them: unbiased, and the interval's coverage holds for published items.
         ``n_total`` is the population the estimates refer to (default: the number of
         reports); a party's PEM run inside a federation passes its own size.
         """
@@ -257,41 +308,136 @@ class PEM(PrefixClient):
         if min(sizes) == 0 and not C.noisy_statistics():
             raise C.InsufficientReportsError(f"every level group needs reports; group sizes are {sizes}")
         keyer = C.CandidateKeys()
-        steps = C.steps_of(self.lengths)
+        prefix_lengths = self.prefix_lengths
+        steps = C.steps_of(prefix_lengths)
         traces: list[C.LevelTrace] = []
         nodes: list[C.LevelNodes] = []
         hash_evals = 0
-        cands = C.first_level(self.domain, self.lengths[0], self.prune_infeasible)
-        kept_idx = np.zeros(0, dtype=np.int64)
+        cands = C.first_level(self.domain, prefix_lengths[0], self.prune_infeasible)
         f_hat = np.zeros(0)
         est: C.LevelEstimator | None = None
-        for i, length in enumerate(self.lengths, start=1):
+        done: list[tuple[int, int]] = []  # (code, level) of items whose prefix ended (held a pad) when kept
+        last_level = len(prefix_lengths)
+        pooled = {"sum": np.zeros(0), "users": np.zeros(0), "noise": np.zeros(0)}
+        for i, length in enumerate(prefix_lengths, start=1):
             idx = by_level[i - 1]
             est = C.LevelEstimator(self.olh, reports.seeds[idx], reports.ys[idx], n_total, chunk)
-            f_hat = est.estimate(keyer(cands, length)) if cands else np.zeros(0)
+            # one support query per group (central noise budgets one): the level's candidates
+            # and the length-ℓ_i prefixes of the items that ended at an earlier level
+            ended = [c >> (self.domain.bits - length) for c, _ in done]
+            queried = cands + ended
+            f_all = est.estimate(keyer(queried, length)) if queried else np.zeros(0)
+            f_hat = f_all[: len(cands)]
+            if ended:
+                self._pool(pooled, len(ended), f_all[len(cands) :], est)
             hash_evals += est.hash_evaluations
-            last = i == self.groups
+            last = i == last_level
             if last:
-                kept_idx = keep_top(f_hat, self.k)
+                kept_idx = np.arange(len(cands))
             elif self.keep == "top":
                 kept_idx = keep_top(f_hat, self.width)
             else:
                 kept_idx = keep_threshold(f_hat, est.sigma, self.alpha, self.k, self.max_width)
             kept = [cands[j] for j in kept_idx]
+            if self.final_round and not last:
+                # a kept prefix that already ends its item (it holds a pad) has one feasible
+                # extension, all pads: it goes straight to the test instead of competing for
+                # the width again at every later level (whose groups then see it as noise)
+                ended = [c for c in kept if self.domain.is_complete_prefix(c, length)]
+                if ended:
+                    shift = self.domain.bits - length
+                    done.extend((c << shift, i) for c in ended)
+                    kept = [c for c in kept if not self.domain.is_complete_prefix(c, length)]
             nodes.append(C.LevelNodes(length, cands, f_hat, est.variance(f_hat), set() if last else set(kept)))
             traces.append(C.LevelTrace(i, length, int(idx.size), len(cands), len(kept), est.sigma))
             if not last:
-                cands = C.extend(self.domain, kept, steps[i], self.lengths[i], self.prune_infeasible)
-        consistent = C.consistent_tree(nodes)[-1]
+                cands = C.extend(self.domain, kept, steps[i], prefix_lengths[i], self.prune_infeasible)
         assert est is not None
-        codes = [cands[j] for j in kept_idx]
+        if self.final_round:
+            # test: every candidate of the last level plus every ended item, with group G's
+            # estimate of the full code (independent of how they were chosen); publish:
+            # frequencies and intervals from the final group alone, which took no part in
+            # choosing or testing them (unbiased; the intervals cover at their level)
+            self._pool(pooled, len(done), np.zeros(0), None)
+            users = np.maximum(pooled["users"], 1.0)
+            tested = cands + [c for c, _ in done]
+            f_test = np.concatenate([f_hat, pooled["sum"] / users])
+            trials = np.concatenate([np.full(len(cands), float(est.n)), users])
+            noise = np.concatenate([np.full(len(cands), est.support_noise_variance), pooled["noise"]])
+            chosen = C.select_significant(
+                self.domain, tested, f_test, self.k, self.alpha,
+                counts=C.support_of(f_test, self.olh, trials), trials=trials, q=self.olh.q_star, noise_var=noise,
+            )  # fmt: skip
+            pick = chosen.published
+            codes = [tested[j] for j in pick]
+            idx = by_level[-1]
+            final = C.LevelEstimator(self.olh, reports.seeds[idx], reports.ys[idx], n_total, chunk)
+            f_pub = final.estimate(keyer(codes, self.domain.bits)) if codes else np.zeros(0)
+            var_pub = final.variance(f_pub)
+            hash_evals += final.hash_evaluations
+            traces.append(C.LevelTrace(self.groups, self.domain.bits, int(idx.size), len(codes), len(codes),
+                                       final.sigma, None, "final"))  # fmt: skip
+            cons_pub = None
+        else:
+            consistent = C.consistent_tree(nodes)[-1]
+            chosen = C.select_significant(
+                self.domain, cands, f_hat, self.k, self.alpha,
+                counts=C.support_of(f_hat, self.olh, est.n), trials=est.n, q=self.olh.q_star,
+                noise_var=est.support_noise_variance,
+            )  # fmt: skip
+            pick = chosen.published
+            codes = [cands[j] for j in pick]
+            f_pub, var_pub = f_hat[pick], est.variance(f_hat[pick])
+            cons_pub = consistent[pick]
+        order = np.argsort(-f_pub, kind="stable")
         hitters = C.make_hitters(
-            self.domain, codes, f_hat[kept_idx], est.variance(f_hat[kept_idx]), n_total, ci_level,
-            consistent[kept_idx],
+            self.domain, [codes[j] for j in order], f_pub[order], var_pub[order], n_total, ci_level,
+            None if cons_pub is None else cons_pub[order], chosen.p_adjusted[pick][order],
         )  # fmt: skip
         return C.DiscoveryResult(
             self.name, self.epsilon, self.k, n_total, hitters, traces, ci_level,
             diagnostics={"hash_evaluations": hash_evals, "key_collisions": keyer.collisions, "rounds": self.groups},
+            significance=chosen.stats,
+        )  # fmt: skip
+
+    @staticmethod
+    def _pool(pooled: dict[str, np.ndarray], size: int, f: np.ndarray, est: C.LevelEstimator | None) -> None:
+        """Test statistics of items that ended at level j: every prefix group i = j+1..G
+        estimates exactly the item's frequency (its length-ℓ_i prefix is the item plus pads)
+        and none of them took part in choosing it, so the support counts add up — a
+        Binomial(Σ N_i, q*) under H0 — and the size-weighted mean of the estimates is
+        unbiased and independent of the selection. ``pooled`` holds, per ended item in the
+        order found, Σ N_i·f̂_i, Σ N_i and the summed central-noise variance per count."""
+        grow = size - pooled["sum"].size
+        if grow > 0:
+            for key in pooled:
+                pooled[key] = np.concatenate([pooled[key], np.zeros(grow)])
+        if est is not None and f.size:
+            pooled["sum"][: f.size] += est.n * f
+            pooled["users"][: f.size] += est.n
+            pooled["noise"][: f.size] += est.support_noise_variance
+
+    def estimate_candidates(
+        self,
+        reports: C.PrefixReports | Sequence[Mapping[str, Any]],
+        candidates: Sequence[Any],
+        *,
+        ci_level: float = 0.95,
+        chunk: int = 4096,
+    ) -> C.DiscoveryResult:
+        """Known-candidate mode: estimate every item of an analyst-supplied dictionary from
+        the full-item reports (the final group; a large-domain oracle: OLH over the items'
+        32-bit keys), test each (Holm over the dictionary) and publish the significant
+        ones, all of them ranked (not only k). Pure post-processing: no privacy cost."""
+        if not self.final_round:
+            raise ConfigError("known-candidate mode needs the final estimation round (final_round=true)")
+        reports = self.check_reports(reports)
+        idx = reports.levels == self.groups
+        if not idx.any():
+            raise C.InsufficientReportsError("the final group has no report")
+        return known_candidates(
+            self, C.LevelEstimator(self.olh, reports.seeds[idx], reports.ys[idx], len(reports), chunk),
+            candidates, ci_level,
         )  # fmt: skip
 
     def final_level_estimator(self, reports: C.PrefixReports, n_total: int | None = None) -> C.LevelEstimator:
@@ -300,6 +446,45 @@ class PEM(PrefixClient):
         return C.LevelEstimator(
             self.olh, reports.seeds[idx], reports.ys[idx], len(reports) if n_total is None else n_total
         )
+
+
+def known_candidates(
+    protocol: Any, est: C.LevelEstimator, candidates: Sequence[Any], ci_level: float
+) -> C.DiscoveryResult:
+    """Estimate, test (Holm) and publish a dictionary of candidate items from one group of
+    full-item reports (PEM's final group, TreeHist's full-item reports). Duplicates and
+    items the domain cannot encode are refused (ItemEncodingError / ValueError)."""
+    domain = protocol.domain
+    if len(candidates) > MAX_CANDIDATES:
+        raise ConfigError(f"at most {MAX_CANDIDATES} candidates, got {len(candidates)}")
+    enc = domain.encode_many(candidates)
+    if len(enc.words) != len(candidates):
+        raise ValueError("candidates must be distinct items")
+    from client_sdk.heavy_hitters.encoding import _keys_from_words
+
+    keys = _keys_from_words(enc.words, domain.bits)[enc.inverse]
+    block = max(1, (1 << 22) // max(1, min(est.chunk, est.n)))  # ≤ 32 MB of hash buffer per block
+    f = np.concatenate([est.estimate(keys[j : j + block]) for j in range(0, keys.size, block)]) if keys.size else keys
+    f = np.asarray(f, dtype=np.float64)
+    codes = [domain.encode(c) for c in candidates]
+    chosen = C.select_significant(
+        domain, codes, f, len(codes), protocol.alpha,
+        counts=C.support_of(f, est.olh, est.n), trials=est.n, q=est.olh.q_star, noise_var=est.support_noise_variance,
+    )  # fmt: skip
+    pick = chosen.published
+    order = pick[np.argsort(-f[pick], kind="stable")]
+    hitters = C.make_hitters(
+        domain, [codes[j] for j in order], f[order], est.variance(f[order]), est.n_total, ci_level,
+        None, chosen.p_adjusted[order],
+    )  # fmt: skip
+    return C.DiscoveryResult(
+        f"{protocol.name}-known", protocol.epsilon, len(codes), est.n_total, hitters, [], ci_level,
+        diagnostics={"hash_evaluations": est.hash_evaluations}, significance=chosen.stats,
+    )  # fmt: skip
+
+
+#: the largest analyst-supplied dictionary of known-candidate mode
+MAX_CANDIDATES = 1_000_000
 
 
 def threshold_of(sigma: float, candidates: int, alpha: float = 0.05) -> float:

@@ -391,7 +391,7 @@ class TAP(PrefixClient):
         k: int,
         domain: Domain | Mapping[str, Any],
         parties: Sequence[str],
-        eta: int = 4,
+        eta: int | None = None,
         g: int | None = None,
         shared_levels: int = 2,
         k_max: int | None = None,
@@ -405,16 +405,19 @@ class TAP(PrefixClient):
         mode: str = "Z",
         order: str = "size-desc",
         prune_infeasible: bool = True,
-        split: str = "uniform",
+        split: str | None = None,
+        alpha: float = 0.05,
+        final_round: bool = True,
+        expected_reports: int | None = None,
     ) -> None:
-        super().__init__(epsilon, k, domain, eta, g, prune_infeasible, split)
+        super().__init__(epsilon, k, domain, eta, g, prune_infeasible, split, final_round, alpha)
         if isinstance(parties, str) or not isinstance(parties, Sequence) or not parties:
             raise ConfigError("parties must be a non-empty list of party names")
         names = [str(p) for p in parties]
         if len(set(names)) != len(names):
             raise ConfigError("party names must be distinct")
         self.parties = names
-        self.shared_levels = C.check_int(shared_levels, "shared_levels", 1, self.groups)
+        self.shared_levels = C.check_int(shared_levels, "shared_levels", 1, len(self.prefix_lengths))
         self.k_max = C.check_int(4 * self.k if k_max is None else k_max, "k_max", self.k, 1 << 14)
         self.k_local = C.check_int(2 * self.k if k_local is None else k_local, "k_local", self.k, 1 << 14)
         self.k_global = C.check_int(2 * self.k if k_global is None else k_global, "k_global", self.k, 1 << 14)
@@ -436,6 +439,13 @@ class TAP(PrefixClient):
         if order not in ORDERS:
             raise ConfigError(f"order must be one of {sorted(ORDERS)}, got {order!r}")
         self.order = order
+        # Phase II runs per party: the check uses a party of average size (n / parties)
+        self.expected_reports = self._check_hopeless(
+            None if expected_reports is None else C.check_int(expected_reports, "expected_reports", 1) // len(names),
+            self.k_max,
+        )
+        if self.expected_reports is not None:
+            self.expected_reports = int(expected_reports)  # type: ignore[arg-type]
 
     @property
     def config(self) -> dict[str, Any]:
@@ -453,6 +463,9 @@ class TAP(PrefixClient):
             "pruning": self.pruning,
             "mode": self.mode,
             "order": self.order,
+            "alpha": self.alpha,
+            "final_round": self.final_round,
+            "expected_reports": self.expected_reports,
         }
 
     # --- client: the party is public metadata ---------------------------------------------
@@ -505,8 +518,8 @@ class TAP(PrefixClient):
             raise ConfigError(f"bad server options mode={mode!r} pruning={pruning!r} width_rule={width_name!r}")
         width: WidthRule = AdaptiveWidth(self.z, self.z0) if width_name == "aw" else FixedWidth()
         reports = self.check_reports(reports)
-        M, G, g_I = len(self.parties), self.groups, self.shared_levels
-        steps = C.steps_of(self.lengths)
+        M, G, g_I = len(self.parties), len(self.prefix_lengths), self.shared_levels
+        steps = C.steps_of(self.prefix_lengths)
         by_party = C.split_by(reports.parties, M)  # type: ignore[arg-type]
         sizes: dict[int, int] = {}
         excluded: list[str] = []
@@ -514,7 +527,7 @@ class TAP(PrefixClient):
         for p, idx in enumerate(by_party):
             if idx.size == 0 and not C.noisy_statistics():
                 continue
-            levels = C.split_by(reports.levels[idx], G, offset=1)
+            levels = C.split_by(reports.levels[idx], self.groups, offset=1)
             if min(g.size for g in levels) == 0 and not C.noisy_statistics():
                 excluded.append(self.parties[p])
                 continue
@@ -537,7 +550,7 @@ class TAP(PrefixClient):
         cands: list[int] = []
         phase1_upload = 0
         for i in range(1, g_I + 1):
-            length = self.lengths[i - 1]
+            length = self.prefix_lengths[i - 1]
             cands = (
                 C.first_level(self.domain, length, self.prune_infeasible)
                 if i == 1
@@ -565,11 +578,14 @@ class TAP(PrefixClient):
         # Phase II: each party alone (TAPS: in the order π, with the published prior)
         rule = PRUNING[pruning](width, self.k, self.k_max, self.k_local, self.k_global, floor, G)
         outcomes: list[PartyOutcome] = []
+        tested: dict[int, tuple[list[int], np.ndarray]] = {}
+        local_stats: dict[str, dict[str, Any]] = {}
+        pending: dict[int, tuple[C.Selection, list[int], np.ndarray, dict[int, tuple[float, float, float]]]] = {}
         for p in ORDERS[self.order](sizes):
             S = frontier
             final_cands, final_f = cands, party_f[p]
             for i in range(g_I + 1, G + 1):
-                length = self.lengths[i - 1]
+                length = self.prefix_lengths[i - 1]
                 kids = C.extend(self.domain, S, steps[i - 1], length, self.prune_infeasible)
                 level_cands = rule.candidates(i, kids)
                 f_p = est[p][i - 1].estimate(keyer(level_cands, length)) if level_cands else np.zeros(0)
@@ -587,16 +603,73 @@ class TAP(PrefixClient):
             variances = est[p][G - 1].variance(final_f)
             final = {c: (float(final_f[j]), float(variances[j]), float(cons[j])) for j, c in enumerate(final_cands)}
             found = S
-            local_codes = sorted(found, key=lambda c: -final[c][0])[: self.k]
-            local = C.make_hitters(
-                self.domain, local_codes, np.array([final[c][0] for c in local_codes]),
-                np.array([final[c][1] for c in local_codes]), sizes[p], ci_level,
-                np.array([final[c][2] for c in local_codes]),
+            tested[p] = (list(final_cands), np.asarray(final_f, dtype=np.float64))
+            n_last = est[p][G - 1].n
+            local_sel = C.select_significant(
+                self.domain, final_cands, final_f, self.k, self.alpha,
+                counts=C.support_of(final_f, self.olh, n_last), trials=n_last, q=self.olh.q_star,
+                noise_var=est[p][G - 1].support_noise_variance,
             )  # fmt: skip
+            local_stats[self.parties[p]] = local_sel.stats
+            pending[p] = (local_sel, list(final_cands), np.asarray(final_f, dtype=np.float64), final)
+            local: list[C.HeavyHitter] = []  # filled below, after the global test
             outcomes.append(PartyOutcome(p, sizes[p], final, list(found), est[p][G - 1], local))
 
         outcomes.sort(key=lambda o: o.party)
-        hitters, extra_evals = merge_parties(outcomes, mode, self.k, self.domain, ci_level, keyer)
+        # global: every candidate any party evaluated at its last level is tested with its
+        # support count summed over the parties that evaluated it (Binomial(Σ N_p, q*)
+        # under H0), Holm over all of them, and ranked by the size-weighted sum of the
+        # parties' estimates (zero where a party did not evaluate it); the published items
+        # are estimated from every party's final group (Σ_p w_p f̂_{p,final})
+        union = _union(t[0] for t in tested.values())
+        pos = {c: j for j, c in enumerate(union)}
+        f_test = np.zeros(len(union))
+        support = np.zeros(len(union))
+        trials = np.zeros(len(union))
+        noise = np.zeros(len(union))
+        for p, (codes_p, f_p) in tested.items():
+            at = np.fromiter((pos[c] for c in codes_p), dtype=np.int64, count=len(codes_p))
+            f_test[at] += w[p] * f_p
+            support[at] += C.support_of(f_p, self.olh, est[p][G - 1].n)
+            trials[at] += est[p][G - 1].n
+            noise[at] += est[p][G - 1].support_noise_variance
+        sel = C.select_significant(
+            self.domain, union, f_test, self.k, self.alpha, counts=support, trials=trials, q=self.olh.q_star,
+            noise_var=noise,
+        )  # fmt: skip
+        pub = [union[j] for j in sel.published]
+        f_pub = np.zeros(len(pub))
+        var_pub = np.zeros(len(pub))
+        cons_pub = np.zeros(len(pub))
+        for o in outcomes:
+            # one query per party's final group for its local list and the global list
+            local_sel, cands_p, f_p, final = pending[o.party]
+            local_codes = [cands_p[j] for j in local_sel.published]
+            both = list(dict.fromkeys(local_codes + pub))
+            fb, vb = self._final_estimates(est[o.party], both, keyer)
+            at = {c: j for j, c in enumerate(both)}
+            if self.final_round:
+                local_f = np.array([fb[at[c]] for c in local_codes])
+                local_var = np.array([vb[at[c]] for c in local_codes])
+            else:  # the last prefix level's estimates (selection-biased, as before the final round)
+                local_f = f_p[local_sel.published]
+                local_var = est[o.party][G - 1].variance(local_f)
+            order_l = np.argsort(-local_f, kind="stable")
+            o.local = C.make_hitters(
+                self.domain, [local_codes[j] for j in order_l], local_f[order_l], local_var[order_l], o.n,
+                ci_level, np.array([final[c][2] for c in local_codes])[order_l],
+                local_sel.p_adjusted[local_sel.published][order_l],
+            )  # fmt: skip
+            fp = np.array([fb[at[c]] for c in pub])
+            vp = np.array([vb[at[c]] for c in pub])
+            f_pub += w[o.party] * fp
+            var_pub += w[o.party] ** 2 * vp
+            cons_pub += w[o.party] * np.array([o.final[c][2] if c in o.final else 0.0 for c in pub])
+        order_g = np.argsort(-f_pub, kind="stable")
+        hitters = C.make_hitters(
+            self.domain, [pub[j] for j in order_g], f_pub[order_g], var_pub[order_g], n, ci_level,
+            None if self.final_round else cons_pub[order_g], sel.p_adjusted[sel.published][order_g],
+        )  # fmt: skip
         active = len(sizes)
         pruned = pruning == "consensus"
         rounds = g_I + (active if pruned else 0) + (1 if mode == "Z" else 2)
@@ -622,7 +695,19 @@ class TAP(PrefixClient):
         return C.DiscoveryResult(
             "taps" if pruned else "tap", self.epsilon, self.k, n, hitters, traces, ci_level,
             local={self.parties[o.party]: o.local for o in outcomes}, diagnostics=diagnostics,
+            significance={**sel.stats, "parties": local_stats},
         )  # fmt: skip
+
+    def _final_estimates(
+        self, estimators: list[C.LevelEstimator], codes: list[int], keyer: Any, _unused: Any = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """A party's estimates (and variances) of full items from its last group (the final
+        group; without a final round, the last prefix group): one support query."""
+        est = estimators[-1]
+        if not codes:
+            return np.zeros(0), np.zeros(0)
+        f = est.estimate(keyer(codes, self.domain.bits))
+        return f, est.variance(f)
 
 
 class TAPS(TAP):

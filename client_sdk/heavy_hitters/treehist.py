@@ -57,27 +57,38 @@ class TreeHist:
         epsilon: float,
         k: int,
         domain: Domain | Mapping[str, Any],
-        eta: int = 4,
+        eta: int | None = None,
         g: int | None = None,
         width: int | None = None,
         threshold: float | None = None,
         fragment_estimator: str = "pooled",
         prune_infeasible: bool = True,
         split: str = "uniform",
+        alpha: float = 0.05,
+        expected_reports: int | None = None,
     ) -> None:
         self.epsilon = validate_epsilon(epsilon)
         self.olh = C.make_olh(self.epsilon / 2, g)  # both reports: OLH with ε/2 and the same g
         self.k = C.check_int(k, "k", 1, 4096)
         self.domain = as_domain(domain)
-        self.eta = C.check_int(eta, "eta", 1, C.MAX_FIRST_LEVEL_BITS)
+        self.eta = C.check_eta(eta, self.domain, C.MAX_FIRST_LEVEL_BITS)
+        self.alpha = C.check_alpha(alpha)
         self.width = C.check_int(self.k if width is None else width, "width", 1, 1 << 14)
         self.threshold = None if threshold is None else C.check_float(threshold, "threshold")
         if fragment_estimator not in ("pooled", "level"):
             raise ConfigError(f"fragment_estimator must be 'pooled' or 'level', got {fragment_estimator!r}")
         self.fragment_estimator = fragment_estimator
-        self.prune_infeasible, self.split = C.check_prune_and_split(prune_infeasible, split)
+        self.prune_infeasible, self.split = C.check_prune_and_split(prune_infeasible, split, (C.UniformSplit.name,))
         m = self.domain.bits
         self.lengths = tuple(min(j * self.eta, m) for j in range(1, -(-m // self.eta) + 1))
+        # the last level's candidates are tested with the level's prefix estimate: pooled
+        # over all users (× L, so L² times the per-user variance) or one group of n/L
+        groups = len(self.lengths) ** 2 if fragment_estimator == "pooled" else len(self.lengths)
+        last = C.steps_of(self.lengths)[-1] if len(self.lengths) > 1 else self.lengths[0]
+        self.expected_reports = C.check_hopeless(
+            self.name, self.epsilon, expected_reports, groups, self.k, min(self.width << last, 1 << min(m, 62)),
+            self.alpha, per_report_epsilon=0.5, g=g,
+        )  # fmt: skip
 
     @property
     def groups(self) -> int:
@@ -94,6 +105,8 @@ class TreeHist:
             "width": self.width,
             "threshold": self.threshold,
             "fragment_estimator": self.fragment_estimator,
+            "alpha": self.alpha,
+            "expected_reports": self.expected_reports,
         }
 
     @property
@@ -135,6 +148,14 @@ class TreeHist:
 
     def decode(self, payloads: Sequence[Mapping[str, Any]]) -> C.PrefixReports:
         return C.decode_payloads(payloads, self.mechanism, self.groups, self.g, None, item_g=self.g)
+
+    def decode_stored(self, texts: Sequence[str]) -> C.PrefixReports:
+        """Decode payloads as the server stores them (compact sorted-key JSON), fast."""
+        return C.decode_stored(texts, self.mechanism, self.groups, self.g, None, item_g=self.g)
+
+    def decode_stored_rows(self, block: str) -> tuple[np.ndarray, C.PrefixReports] | None:
+        """(epochs, reports) of ``<epoch>\\t<payload>`` lines, or None (see _common)."""
+        return C.decode_stored_rows(block, self.mechanism, self.groups, self.g, None, item_g=self.g)
 
     def validate_payload(self, payload: Any) -> None:
         self.decode([payload])
@@ -192,18 +213,43 @@ class TreeHist:
             traces.append(C.LevelTrace(j, length, int(sizes[j - 1]), len(cands), len(kept), scale * est.sigma))
             if j < self.groups:
                 cands = C.extend(self.domain, kept, steps[j], self.lengths[j], self.prune_infeasible)
+        # every candidate of the last level is tested with its prefix estimate (Holm); the
+        # published ones are estimated from the full-item reports, which took no part in
+        # choosing or testing them (unbiased; honest intervals). The top-k (all, in
+        # threshold mode) of the significant ones by the test estimate are published.
+        limit = self.k if self.threshold is None else len(cands)
+        chosen = C.select_significant(
+            self.domain, cands, f_hat, limit, self.alpha,
+            counts=C.support_of(f_hat, self.olh, est.n, scale), trials=est.n, q=self.olh.q_star,
+            noise_var=est.support_noise_variance,
+        )  # fmt: skip
+        codes = [cands[i] for i in chosen.published]
         word = C.LevelEstimator(self.olh, reports.item_seeds, reports.item_ys, n_total, chunk)  # type: ignore[arg-type]
-        f_word = word.estimate(keyer(kept, self.domain.bits)) if kept else np.zeros(0)
+        f_word = word.estimate(keyer(codes, self.domain.bits)) if codes else np.zeros(0)
         hash_evals += word.hash_evaluations
         order = np.argsort(-f_word, kind="stable")
-        if self.threshold is None:
-            order = order[: self.k]  # the top-k of the surviving strings (all of them when width = k, as in S6)
-        codes = [kept[i] for i in order]
-        hitters = C.make_hitters(self.domain, codes, f_word[order], word.variance(f_word[order]), n_total, ci_level)
+        hitters = C.make_hitters(
+            self.domain, [codes[i] for i in order], f_word[order], word.variance(f_word[order]), n_total, ci_level,
+            None, chosen.p_adjusted[chosen.published][order],
+        )  # fmt: skip
         return C.DiscoveryResult(
             self.name, self.epsilon, self.k, n_total, hitters, traces, ci_level,
             diagnostics={"hash_evaluations": hash_evals, "key_collisions": keyer.collisions, "rounds": self.groups},
+            significance=chosen.stats,
         )  # fmt: skip
+
+    def estimate_candidates(
+        self, reports: C.PrefixReports | Sequence[Mapping[str, Any]], candidates: Sequence[Any], *,
+        ci_level: float = 0.95, chunk: int = 4096,
+    ) -> C.DiscoveryResult:  # fmt: skip
+        """Known-candidate mode from the full-item reports (see PEM.estimate_candidates)."""
+        from client_sdk.heavy_hitters.pem import known_candidates
+
+        if isinstance(reports, Sequence):
+            reports = self.decode(reports)
+        reports = C.check_reports(reports, self.groups, self.g, None, item_g=self.g)
+        word = C.LevelEstimator(self.olh, reports.item_seeds, reports.item_ys, len(reports), chunk)  # type: ignore[arg-type]
+        return known_candidates(self, word, candidates, ci_level)
 
     def final_level_estimator(self, reports: C.PrefixReports, n_total: int | None = None) -> C.LevelEstimator:
         """Estimator of full items from the full-item reports (for mode-R merging)."""

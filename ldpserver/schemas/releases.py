@@ -145,6 +145,9 @@ class EstimateRow(BaseModel):
     ci_upper: float | None
     postprocessed: float | None
     count: float | None
+    p_value: float | None = Field(
+        default=None, description="heavy hitters: Holm-adjusted p-value of 'frequency = 0' (null for histograms)"
+    )
     participation: float | None
     participation_variance: float | None
     participation_ci_lower: float | None

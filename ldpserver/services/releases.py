@@ -441,10 +441,15 @@ def _hitter(h: Any, rank: int, scale: int | None, local: bool = False) -> dict[s
         "ci_lower": float(h.ci_lower),
         "ci_upper": float(h.ci_upper),
         "consistent_frequency": None if h.consistent_frequency is None else float(h.consistent_frequency),
+        "p_value": None if getattr(h, "p_value", None) is None else float(h.p_value),
     }
     if not local:
         out["count"] = None if scale is None else float(h.frequency) * scale + 0.0
     return out
+
+
+#: reports per step of the heavy hitters' support counting in a release
+DISCOVERY_CHUNK = 1024
 
 
 def _heavy_hitters(
@@ -452,9 +457,10 @@ def _heavy_hitters(
 ) -> dict[str, Any]:
     """Discovery over stored raw reports (client_sdk.heavy_hitters) on centrally noised
     statistics (every level group's count and support-count query: ``DiscoveryNoise``), so
-    items, scores, intervals and per-party figures (party sizes included) reveal only noisy
-    statistics: global top items with counts from the noisy total; per-party top items
-    (federated) as frequencies within the party."""
+    items, scores, intervals, p-values and per-party figures (party sizes included) reveal
+    only noisy statistics: global top items with counts from the noisy total; per-party
+    top items (federated) as frequencies within the party. The SDK's significance test and
+    intervals include the central noise (docs/heavy_hitters.md, "Publishing")."""
     from client_sdk.heavy_hitters import _common as hh_common
 
     sdk = _sdk(c)
@@ -463,7 +469,9 @@ def _heavy_hitters(
     )
     token = hh_common.CENTRAL_NOISE.set(noise)
     try:
-        result = sdk.discover(reports, ci_level=CI_LEVEL)
+        # support counts are computed DISCOVERY_CHUNK reports at a time: the buffer is
+        # |candidates| × chunk × 8 bytes (≈ 14 MB at 1,700 candidates), part of the peak RSS
+        result = sdk.discover(reports, ci_level=CI_LEVEL, chunk=DISCOVERY_CHUNK)
     finally:
         hh_common.CENTRAL_NOISE.reset(token)
     out: dict[str, Any] = {
@@ -471,6 +479,9 @@ def _heavy_hitters(
         "protocol": result.protocol,
         "k": int(result.k),
         "heavy_hitters": [_hitter(h, i + 1, scale) for i, h in enumerate(result.heavy_hitters)],
+        # how many candidates were tested and withheld, the level and the correction (all
+        # post-processing of the LDP reports; no exact count of users)
+        "significance": result.significance,
     }
     if getattr(sdk, "federated", False):
         out["parties"] = {
@@ -544,17 +555,91 @@ def summary(row: Any) -> dict[str, Any]:
     }
 
 
+#: rows per block when a release streams the stored raw reports of a heavy-hitter scope
+RAW_BLOCK = 50_000
+
+
 def _load_prefix_reports(conn: Connection, c: CollectionRuntime, low: int, high: int) -> tuple[np.ndarray, Any]:
-    """Raw reports of epochs low..high, decoded by the SDK (epochs, PrefixReports or None)."""
-    rows = conn.execute(
-        select(reports_t.c.epoch, reports_t.c.payload)
-        .where(reports_t.c.collection_id == c.id, reports_t.c.epoch >= low, reports_t.c.epoch <= high)
-        .order_by(reports_t.c.epoch, reports_t.c.report_id)
-    ).all()
-    epochs = np.fromiter((r.epoch for r in rows), dtype=np.int64, count=len(rows))
-    if not rows:
-        return epochs, None
-    return epochs, _sdk(c).decode([json.loads(r.payload) for r in rows])
+    """Raw reports of epochs low..high, decoded by the SDK (epochs, PrefixReports or None).
+
+    Streamed in blocks of ``RAW_BLOCK`` rows (a server-side cursor on PostgreSQL), each
+    block decoded at once by the SDK's ``decode_stored`` (the stored compact JSON, with
+    the strict decoder as the fallback), so a release holds packed arrays (≈ 17–34 bytes
+    per report), never a million Python objects. No ORDER BY: discovery depends only on
+    integer support counts, which do not depend on the order of the reports."""
+    sdk = _sdk(c)
+    if conn.dialect.name == "postgresql" and hasattr(sdk, "decode_stored_rows"):
+        copied = _copy_prefix_reports(conn, sdk, c.id, low, high)
+        if copied is not None:
+            return copied
+    decode = getattr(sdk, "decode_stored", None)
+    result = conn.execution_options(yield_per=RAW_BLOCK).execute(
+        select(reports_t.c.epoch, reports_t.c.payload).where(
+            reports_t.c.collection_id == c.id, reports_t.c.epoch >= low, reports_t.c.epoch <= high
+        )
+    )
+    epochs: list[np.ndarray] = []
+    batches = []
+    for rows in result.partitions():
+        epochs.append(np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)))
+        texts = [r[1] for r in rows]
+        batches.append(decode(texts) if decode is not None else sdk.decode([json.loads(t) for t in texts]))
+    if not batches:
+        return np.zeros(0, dtype=np.int64), None
+    from client_sdk.heavy_hitters import PrefixReports
+
+    return np.concatenate(epochs), PrefixReports.concat(batches)
+
+
+#: bytes per block when a release reads stored heavy-hitter reports with COPY (PostgreSQL):
+#: small, so the per-block Python strings stay a few MB
+COPY_BLOCK = 1 << 20
+
+
+def _copy_prefix_reports(
+    conn: Connection, sdk: Any, collection_id: str, low: int, high: int
+) -> tuple[np.ndarray, Any] | None:
+    """PostgreSQL: the (epoch, payload) text of the scope's reports through ``COPY … TO
+    STDOUT`` in the release's read transaction (same snapshot), decoded a block of ~1 MB at
+    a time by the SDK's ``decode_stored_rows`` — no Python object per row. None when any
+    block is not in the stored form (the caller then reads row by row)."""
+    from psycopg import sql
+
+    from client_sdk.heavy_hitters import PrefixReports
+
+    statement = sql.SQL(
+        "COPY (SELECT epoch, payload FROM reports WHERE collection_id = {} AND epoch >= {} AND epoch <= {}) TO STDOUT"
+    ).format(sql.Literal(collection_id), sql.Literal(int(low)), sql.Literal(int(high)))
+    raw = conn.connection.driver_connection
+    epochs: list[np.ndarray] = []
+    batches = []
+    pending = bytearray()
+
+    def flush(data: bytes) -> bool:
+        decoded = sdk.decode_stored_rows(data.decode("utf-8"))
+        if decoded is None:
+            return False
+        epochs.append(decoded[0])
+        batches.append(decoded[1])
+        return True
+
+    with raw.cursor() as cursor, cursor.copy(statement) as copy:
+        ok = True
+        for chunk in copy:  # psycopg yields about one row per chunk: append, never re-copy
+            if not ok:
+                continue  # drain the COPY stream before giving up
+            pending += chunk
+            if len(pending) >= COPY_BLOCK:
+                cut = pending.rfind(b"\n") + 1
+                ok = flush(bytes(pending[:cut]))
+                del pending[:cut]
+        if ok and pending:
+            ok = flush(bytes(pending))
+    if not ok:
+        return None
+    if not batches:
+        return np.zeros(0, dtype=np.int64), None
+    return np.concatenate(epochs), PrefixReports.concat(batches)
 
 
 def _first_report_per_device(conn: Connection, c: CollectionRuntime, epoch: int) -> dict[str, Any]:
@@ -714,7 +799,8 @@ def _plan(engine: Engine, c: CollectionRuntime, epoch: int, now: datetime, trigg
                 try:
                     if raw is None:  # no report at all although the noisy count passed min_reports
                         raise InsufficientReportsError("no reports")
-                    body["estimates"] = _heavy_hitters(c, raw.subset(mask), max(0, noisy.n), budget)
+                    scoped = raw if mask.all() else raw.subset(mask)  # no copy when the scope is all of them
+                    body["estimates"] = _heavy_hitters(c, scoped, max(0, noisy.n), budget)
                 except InsufficientReportsError:  # only for a scope without any report (noise off: see docs)
                     body["status"] = "withheld"
                     body["reason"] = "insufficient reports for discovery"
@@ -780,7 +866,8 @@ def _postprocessing_note(kind: str) -> dict[str, Any]:
             "field": "consistent_frequency",
             "description": "weighted least-squares consistency over the estimated prefix tree "
             "(ALGORITHMS §12.1): every expanded prefix equals the sum of its children; intervals are "
-            "those of the unbiased estimate",
+            "those of the unbiased estimate; null when the frequency comes from the final estimation "
+            "round (docs/heavy_hitters.md), which is not a tree node",
         }
     return {
         "method": HISTOGRAM_POSTPROCESSING,
@@ -1118,6 +1205,7 @@ ROW_COLUMNS = (
     "ci_upper",
     "postprocessed",
     "count",
+    "p_value",
     "participation",
     "participation_variance",
     "participation_ci_lower",
@@ -1171,6 +1259,7 @@ def estimate_rows(
             "ci_upper": None,
             "postprocessed": None,
             "count": None,
+            "p_value": None,
             "participation": part.get("count"),
             "participation_variance": part.get("variance"),
             "participation_ci_lower": part.get("ci_lower"),
@@ -1199,6 +1288,7 @@ def estimate_rows(
                             "ci_upper": h["ci_upper"],
                             "postprocessed": h["consistent_frequency"],
                             "count": h.get("count"),
+                            "p_value": h.get("p_value"),
                         }
                     )
             continue
@@ -1278,7 +1368,10 @@ def series_point(
         if rows and rows[0]["status"] == "missing":
             point["status"], point["reason"] = "missing", rows[0]["reason"]
         elif kind == "heavy_hitters":
-            point["status"], point["reason"] = "not_in_top", "the item is not among this release's top items"
+            point["status"], point["reason"] = (
+                "not_in_top",
+                "the item is not among this release's published (significant) top items",
+            )
         else:
             point["status"], point["reason"] = "not_found", "no estimate for this item"
     return point

@@ -72,3 +72,51 @@ def test_federated_heavy_hitter_collection_lists_its_parties(api):
     pem = heavy_hitters.create("pem", epsilon=2.0, k=2, domain={"type": "integer", "bits": 8}).config
     refused = api.post("/v1/collections", json=spec | {"mechanism": pem, "parties": ["eu"]})
     assert refused.status_code == 422 and "not federated" in refused.get_json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("mechanism", "needle"),
+    [
+        (
+            {
+                "protocol": "pem",
+                "epsilon": 2.0,
+                "k": 4,
+                "domain": {"type": "string", "max_bytes": 4, "alphabet": "lower"},
+            },
+            "unknown domain field",
+        ),
+        (
+            {
+                "protocol": "pem",
+                "epsilon": 2.0,
+                "k": 4,
+                "domain": {"type": "string", "alphabet": "lower", "max_chars": 4},
+                "colour": "red",
+            },
+            "colour",
+        ),
+        (
+            {
+                "protocol": "treehist",
+                "epsilon": 1.0,
+                "k": 16,
+                "domain": {"type": "string", "max_bytes": 12},
+                "expected_reports": 2000,
+            },
+            "needs n ≥",
+        ),
+    ],
+)
+def test_bad_heavy_hitter_configs_are_refused_with_a_clear_4xx(api, mechanism, needle):
+    """Unknown keys anywhere in a heavy-hitter config, and hopeless configurations, are
+    refused at creation (problem+json naming the reason), never stored."""
+    _need("heavy_hitters")
+    from tests.service.helpers import BASE_COLLECTION, merged
+
+    response = api.post(
+        "/v1/collections", json=merged(BASE_COLLECTION, {"kind": "heavy_hitters", "mechanism": mechanism})
+    )
+    assert 400 <= response.status_code < 500, response.get_json()
+    assert response.headers["Content-Type"].startswith("application/problem+json")
+    assert needle in response.get_data(as_text=True)

@@ -100,9 +100,10 @@ def _party_group_size(olh, hitters: list[dict], limit: int = 3000) -> int:
     return -1
 
 
-def federated_group_size_hits(api, repetitions: int) -> int:
+def federated_group_size_hits(api, repetitions: int, release_epsilon: float | None = None) -> int:
     """In how many of ``repetitions`` federated releases a reader recovers a party's exact
-    last level-group size from its published frequencies."""
+    last level-group size from its published frequencies (``release_epsilon``: the
+    collection's ε_release; only significant items are published, central noise included)."""
     from client_sdk import heavy_hitters
 
     mechanism = heavy_hitters.create(
@@ -115,13 +116,14 @@ def federated_group_size_hits(api, repetitions: int) -> int:
             kind="heavy_hitters",
             mechanism=mechanism,
             parties=["eu", "us"],
-            release={"windows": [1], "cumulative": False, "min_reports": 50},
+            release={"windows": [1], "cumulative": False, "min_reports": 50}
+            | ({} if release_epsilon is None else {"epsilon": release_epsilon}),
             budget={"cap_lifetime": 8.0, "cap_per_window": 4.0},
         )
         hh = heavy_hitters.from_config(col["config"]["mechanism"])
-        eu = 700 + 13 * rep
-        items = [7] * (eu // 2) + [9] * (eu - eu // 2) + [200] * 300 + [31] * 350
-        parties = ["eu"] * eu + ["us"] * 650
+        eu = 2100 + 13 * rep  # enough that eu's items are significant (one batch ≤ 5,000)
+        items = [7] * (eu // 2) + [9] * (eu - eu // 2) + [200] * 900 + [31] * 1050
+        parties = ["eu"] * eu + ["us"] * 1950
         reports = hh.perturb_batch(np.asarray(items), np.random.default_rng(rep), parties=parties)
         upload_ok(api, col, wire(col, hh.encode(reports), 0))
         at_epoch(api, 2)

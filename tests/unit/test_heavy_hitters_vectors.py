@@ -22,11 +22,12 @@ def test_t23_pem_layout():
     assert C.gamma_of(4) == 2
     assert C.pem_lengths(8, 4, 2) == (4, 6, 8)
     pem = heavy_hitters.create("pem", epsilon=2.0, k=4, domain={"type": "integer", "bits": 8}, eta=2, width=4)
-    assert pem.groups == 3 and pem.lengths == (4, 6, 8)
+    assert pem.groups == 4 and pem.lengths == (4, 6, 8, 8)  # + the final-estimation group
+    assert pem.prefix_lengths == (4, 6, 8)
     values = np.repeat(np.arange(0, 256, 7), 40)
     result = pem.discover(pem.perturb_batch(values, np.random.default_rng(0)))
     # 16 candidates per level: all 2^4 first-level prefixes, then k·2^η = 4·4 (width = k)
-    assert [t.candidates for t in result.levels] == [16, 16, 16]
+    assert [t.candidates for t in result.levels[:3]] == [16, 16, 16]
 
 
 def test_pem_worked_example_of_section_9_1():
@@ -81,7 +82,7 @@ def test_t31_tap_layout_and_cost_at_defaults():
     # the protocol object uses the same defaults
     t = heavy_hitters.create("taps", epsilon=1.0, k=16, domain={"type": "integer", "bits": 32}, parties=["a", "b"])
     assert (t.k_max, t.k_local, t.k_global, t.shared_levels, t.z, t.z0) == (64, 32, 32, 2, 2.0, 1.0)
-    assert t.lengths == (8, 12, 16, 20, 24, 28, 32)
+    assert t.prefix_lengths == (8, 12, 16, 20, 24, 28, 32) and t.lengths[-1] == 32
     assert t.config["mode"] == "Z" and t.config["pruning"] == "consensus" and t.config["order"] == "size-desc"
 
 

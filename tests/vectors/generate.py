@@ -1417,6 +1417,23 @@ def build_heavy_hitters() -> dict[str, Any]:
             except E.ItemEncodingError:
                 entry["error"] = True
             items.append(entry)
+    for domain in (
+        {"type": "string", "alphabet": "lower", "max_chars": 3},
+        {"type": "string", "alphabet": "letters", "max_chars": 8, "overflow": "reject"},
+        {"type": "string", "alphabet": "printable", "max_chars": 4, "outside": "drop"},
+        {"type": "string", "alphabet": "lower-digits", "max_chars": 5, "outside": "drop", "overflow": "truncate"},
+        {"type": "string", "alphabet": ["é", "a", "\U0001f600", "日"], "max_chars": 6},
+        {"type": "string", "alphabet": "unicode", "max_chars": 4, "outside": "drop"},
+    ):
+        d = E.domain_from_config(domain)
+        for s in strings + ["Hello", "abc1", "zz-9!", "aé日\U0001f600", "ab", 5, None]:
+            entry = {"domain": d.config, "item": s}
+            try:
+                entry["code"] = format(d.encode(s), "x")
+                entry["canonical"] = d.canonical(s)
+            except E.ItemEncodingError:
+                entry["error"] = True
+            items.append(entry)
     for bits in (1, 8, 12, 32, 33, 53, 63, 64):
         d = E.IntegerDomain(bits)
         values: list[Any] = [0, 1, 2**bits - 1, 2**bits, -1, 255, 2**53 + 1, rng.getrandbits(bits)]
@@ -1499,6 +1516,33 @@ def build_heavy_hitters() -> dict[str, Any]:
             },
         ),
         ("treehist", {"epsilon": 0.02, "k": 2, "domain": {"type": "integer", "bits": 5}, "g": 3}),
+        ("pem", {"epsilon": 4.0, "k": 16, "domain": {"type": "string", "alphabet": "letters", "max_chars": 8}}),
+        (
+            "pem",
+            {
+                "epsilon": 2.0,
+                "k": 4,
+                "domain": {"type": "string", "alphabet": "lower", "max_chars": 4},
+                "eta": 10,
+                "final_round": False,
+                "alpha": 0.01,
+                "expected_reports": 10**6,
+            },
+        ),
+        (
+            "tap",
+            {
+                "epsilon": 3.0,
+                "k": 4,
+                "domain": {"type": "string", "alphabet": "unicode", "max_chars": 2},
+                "parties": ["a", "b"],
+                "alpha": 0.1,
+            },
+        ),
+        (
+            "treehist",
+            {"epsilon": 4.0, "k": 4, "domain": {"type": "string", "alphabet": ["x", "y", "z"], "max_chars": 5}},
+        ),
     ]
     configs = []
     for protocol, options in creates:
@@ -1565,6 +1609,28 @@ def build_heavy_hitters() -> dict[str, Any]:
         ("treehist", {"epsilon": 1.0, "k": 2, "domain": {"type": "integer", "bits": 8}, "fragment_estimator": "x"}),
         ("treehist", {"epsilon": 1.0, "k": 2, "domain": {"type": "integer", "bits": 8}, "eta": 17}),
         ("treehist", {"epsilon": 1.0, "k": 2, "domain": {"type": "integer", "bits": 8}, "threshold": -0.5}),
+        ("pem", {"epsilon": 1.0, "k": 2, "domain": {"type": "string", "max_bytes": 4, "alphabet_x": 1}}),
+        (
+            "pem",
+            {"epsilon": 1.0, "k": 2, "domain": {"type": "string", "alphabet": "lower", "max_chars": 4, "max_bytes": 4}},
+        ),
+        ("pem", {"epsilon": 1.0, "k": 2, "domain": {"type": "integer", "bits": 8, "alphabet": "lower"}}),
+        ("pem", {"epsilon": 1.0, "k": 2, "domain": {"type": "string", "alphabet": "greek", "max_chars": 4}}),
+        ("pem", {"epsilon": 1.0, "k": 2, "domain": {"type": "string", "alphabet": ["a", "a"], "max_chars": 4}}),
+        ("pem", {"epsilon": 1.0, "k": 2, "domain": {"type": "string", "alphabet": ["ab"], "max_chars": 4}}),
+        ("pem", {"epsilon": 1.0, "k": 2, "domain": {"type": "string", "alphabet": [], "max_chars": 4}}),
+        ("pem", {"epsilon": 1.0, "k": 2, "domain": {"type": "string", "alphabet": ["\n"], "max_chars": 4}}),
+        ("pem", {"epsilon": 1.0, "k": 2, "domain": {"type": "string", "alphabet": "lower", "max_chars": 52}}),
+        ("pem", {"epsilon": 1.0, "k": 2, "domain": {"type": "string", "alphabet": "lower", "max_chars": 0}}),
+        (
+            "pem",
+            {"epsilon": 1.0, "k": 2, "domain": {"type": "string", "alphabet": "lower", "max_chars": 4, "outside": "x"}},
+        ),
+        ("pem", {"epsilon": 1.0, "k": 2, "domain": {"type": "string", "alphabet": "lower", "max_chars": 4}, "eta": 7}),
+        ("pem", {"epsilon": 1.0, "k": 2, "domain": {"type": "integer", "bits": 8}, "final_round": 1}),
+        ("pem", {"epsilon": 1.0, "k": 2, "domain": {"type": "integer", "bits": 8}, "expected_reports": 0}),
+        ("tap", {"epsilon": 1.0, "k": 2, "domain": {"type": "integer", "bits": 8}, "parties": ["a"], "alpha": 2}),
+        ("treehist", {"epsilon": 1.0, "k": 2, "domain": {"type": "integer", "bits": 8}, "alpha": 0}),
         ("nope", {"epsilon": 1.0, "k": 2, "domain": {"type": "integer", "bits": 8}}),
         (5, {}),
     ]
@@ -1615,6 +1681,10 @@ def build_heavy_hitters() -> dict[str, Any]:
         (9, [0, 4095], [None], 3),
         (10, ["abc", "z"], [None], 3),
         (11, [31], [None], 3),
+        (12, ["Hello", "the", ""], [None], 3),
+        (13, ["abcd", "ab"], [None], 3),
+        (14, ["日本", "é"], ["a", "b"], 3),
+        (15, ["xyz", "zz"], [None], 3),
     ]
     for index, items_, parties, repeats in plan:
         c = configs[index]

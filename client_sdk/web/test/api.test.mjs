@@ -157,5 +157,5 @@ test("browser bundle: RS+FD, heavy hitters and the runtime are in the global LDP
     })()`,
     context,
   );
-  assert.deepEqual(JSON.parse(JSON.stringify(out)), { y: 3, hm: "pem", levels: [5, 9, 13, 16], client: "function", errors: "DeviceBudgetExceededError" });
+  assert.deepEqual(JSON.parse(JSON.stringify(out)), { y: 3, hm: "pem", levels: [5, 9, 13, 16, 16], client: "function", errors: "DeviceBudgetExceededError" });
 });

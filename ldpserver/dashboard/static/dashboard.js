@@ -116,7 +116,9 @@
     if (withheld.length && withheld.length === rows.length) {
       out.append(card("Estimates", h("p", { "data-withheld": "" }, `withheld: ${withheld[0].reason}`)));
     } else if (isHH) {
-      heavyHitters(out, rows);
+      const body = await maybe(`/v1/collections/${col.id}/releases/${rel.number}`);
+      if (stale()) return;
+      heavyHitters(out, rows, body, scope);
     } else if (col.kind === "multidim") {
       marginals(out, rows);
     } else {
@@ -127,15 +129,28 @@
     await timeSeries(out, col, rows, scope, stale);
   }
 
-  function heavyHitters(out, rows) {
+  // significance of a heavy-hitter scope (release body): level, correction, candidates tested and withheld
+  function significanceNote(body, scope) {
+    const s = body?.scopes?.find((x) => x.scope === scope && x.status === "released")?.estimates?.significance;
+    if (!s) return null;
+    return h("p", { class: "info", "data-hh-significance": "" },
+      `significant at α = ${s.alpha} after ${s.correction === "holm" ? "Holm's" : s.correction} correction: ` +
+      `${s.published} published of ${s.tested} candidates tested (${s.withheld} withheld` +
+      (s.invalid_dropped ? `, ${s.invalid_dropped} invalid dropped` : "") + ")" +
+      (s.published === 0 ? " — nothing significant" : ""));
+  }
+
+  function heavyHitters(out, rows, body, scope) {
     const global = rows.filter((r) => r.party === null && r.status === "released");
     const parties = [...new Set(rows.filter((r) => r.party !== null).map((r) => r.party))];
-    const hhTable = (list, party) => table(["rank", "item", "frequency", "95 % CI", "consistent"],
-      list.map((r) => [r.rank, String(r.item), r.frequency, `[${num(r.ci_lower)}, ${num(r.ci_upper)}]`, r.postprocessed]),
+    const hhTable = (list, party) => table(["rank", "item", "frequency", "95 % CI", "p (Holm)", "consistent"],
+      list.map((r) => [r.rank, String(r.item), r.frequency, `[${num(r.ci_lower)}, ${num(r.ci_upper)}]`,
+        r.p_value === null || r.p_value === undefined ? "—" : r.p_value.toExponential(2), r.postprocessed]),
       () => ({ "data-hh-row": "", "data-party": party || "" }));
+    const note = significanceNote(body, scope);
     const c = card("Heavy hitters (global)",
       Charts.bar(global.map((r) => ({ label: String(r.item), value: r.frequency, lo: r.ci_lower, hi: r.ci_upper })),
-        { id: "hh-chart", width: 520, xlabel: "item" }), hhTable(global, ""));
+        { id: "hh-chart", width: 520, xlabel: "item" }), hhTable(global, ""), ...(note ? [note] : []));
     out.append(c);
     if (parties.length) {
       out.append(card("Heavy hitters per party", h("div", { class: "grid" }, parties.map((p) => {

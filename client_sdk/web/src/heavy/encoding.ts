@@ -16,7 +16,7 @@
  */
 
 import { ConfigError, LDPError } from "../errors.js";
-import { pyRepr } from "../pyrepr.js";
+import { pyRepr, pyStrRepr } from "../pyrepr.js";
 import { GOLDEN, MASK64, splitmix64 } from "../mechanisms/olh.js";
 
 export const ITEM_ENCODING = "hh-item-v1";
@@ -64,11 +64,21 @@ export interface IntegerDomainConfig {
   bits: number;
   encoding: typeof ITEM_ENCODING;
 }
-export type DomainConfig = StringDomainConfig | IntegerDomainConfig;
+export interface AlphabetDomainConfig {
+  type: "string";
+  alphabet: string | string[];
+  max_chars: number;
+  overflow: "truncate" | "reject";
+  outside: "reject" | "drop";
+  encoding: typeof ITEM_ENCODING;
+}
+export type DomainConfig = StringDomainConfig | IntegerDomainConfig | AlphabetDomainConfig;
 
 export interface Domain {
   readonly bits: number;
   readonly config: DomainConfig;
+  /** Default bits per prefix-tree level (eta). */
+  readonly levelStep: number;
   /** The item's m-bit code. */
   encode(item: unknown): bigint;
 }
@@ -86,6 +96,7 @@ let utf8Decoder: TextDecoder | undefined;
 
 /** UTF-8 strings of at most `max_bytes` bytes, 0x00-padded. */
 export class StringDomain implements Domain {
+  readonly levelStep = 4;
   readonly maxBytes: number;
   readonly overflow: "truncate" | "reject";
   readonly bits: number;
@@ -146,6 +157,7 @@ export class StringDomain implements Domain {
 
 /** Integers in [0, 2^bits), most significant bit first. */
 export class IntegerDomain implements Domain {
+  readonly levelStep = 4;
   readonly bits: number;
 
   constructor(bits: unknown) {
@@ -170,9 +182,145 @@ export class IntegerDomain implements Domain {
   }
 }
 
-const DOMAIN_FIELDS: { readonly string: readonly string[]; readonly integer: readonly string[] } = {
-  string: ["type", "encoding", "max_bytes", "overflow"],
-  integer: ["type", "encoding", "bits"],
+/** named alphabets of {@link AlphabetDomain} (symbol i+1 is the i-th character; 0 is the pad) */
+export const NAMED_ALPHABETS: Readonly<Record<string, string>> = {
+  lower: "abcdefghijklmnopqrstuvwxyz",
+  letters: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz",
+  "lower-digits": "abcdefghijklmnopqrstuvwxyz0123456789",
+  "letters-digits": "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
+  printable: Array.from({ length: 0x7f - 0x20 }, (_, i) => String.fromCharCode(0x20 + i)).join(""),
+};
+/** the code points of the `unicode` alphabet (no controls, DEL, surrogates, U+FFFE/U+FFFF) */
+export const UNICODE_RANGES: readonly (readonly [number, number])[] = [
+  [0x20, 0x7e],
+  [0xa0, 0xd7ff],
+  [0xe000, 0xfffd],
+  [0x10000, 0x10ffff],
+];
+export const MAX_ALPHABET = 4096;
+export const MAX_CODE_BITS = 256;
+const UNICODE_STEP = 7;
+
+const inUnicode = (cp: number) => UNICODE_RANGES.some(([lo, hi]) => lo <= cp && cp <= hi);
+// Python's unicodedata category Cc/Cs/Cn: controls, surrogates, unassigned; approximated by
+// the ranges the web SDK can check without tables (explicit alphabets are validated by the
+// server, which uses the full Unicode database)
+const isControlChar = (ch: string) => {
+  const cp = ch.codePointAt(0) as number;
+  return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f) || (cp >= 0xd800 && cp <= 0xdfff) || cp === 0xfffe || cp === 0xffff;
+};
+
+/** Strings over a declared alphabet, at most `max_chars` characters (see encoding.py's AlphabetDomain). */
+export class AlphabetDomain implements Domain {
+  readonly alphabet: string | string[];
+  readonly chars: string[] | null;
+  readonly symbols: number;
+  readonly symbolBits: number;
+  readonly maxChars: number;
+  readonly overflow: "truncate" | "reject";
+  readonly outside: "reject" | "drop";
+  readonly bits: number;
+  private readonly index: Map<string, number> | null;
+
+  constructor(alphabet: unknown, maxChars: unknown, overflow: unknown = "truncate", outside: unknown = "reject") {
+    let chars: string[] | null;
+    if (typeof alphabet === "string") {
+      if (alphabet === "unicode") chars = null;
+      else if (Object.prototype.hasOwnProperty.call(NAMED_ALPHABETS, alphabet)) chars = Array.from(NAMED_ALPHABETS[alphabet]);
+      else throw new ConfigError(`unknown alphabet ${pyRepr(alphabet)}; named: ['letters', 'letters-digits', 'lower', 'lower-digits', 'printable', 'unicode'] or a list`);
+    } else if (Array.isArray(alphabet)) {
+      if (alphabet.length < 1 || alphabet.length > MAX_ALPHABET) {
+        throw new ConfigError(`an explicit alphabet needs 1..${MAX_ALPHABET} characters, got ${alphabet.length}`);
+      }
+      for (const ch of alphabet) {
+        if (typeof ch !== "string" || Array.from(ch).length !== 1 || isControlChar(ch)) {
+          throw new ConfigError(`alphabet entries must be single non-control characters, got ${pyRepr(ch)}`);
+        }
+      }
+      if (new Set(alphabet).size !== alphabet.length) throw new ConfigError("alphabet characters must be distinct");
+      chars = [...(alphabet as string[])];
+    } else {
+      throw new ConfigError(`alphabet must be a name or a list of characters, got ${pyRepr(alphabet)}`);
+    }
+    if (overflow !== "truncate" && overflow !== "reject") throw new ConfigError(`overflow must be 'truncate' or 'reject', got ${pyRepr(overflow)}`);
+    if (outside !== "reject" && outside !== "drop") throw new ConfigError(`outside must be 'reject' or 'drop', got ${pyRepr(outside)}`);
+    this.alphabet = typeof alphabet === "string" ? alphabet : [...(chars as string[])];
+    this.chars = chars;
+    this.symbols = chars === null ? 0x10ffff : chars.length;
+    this.symbolBits = this.symbols.toString(2).length;
+    const limit = Math.floor(MAX_CODE_BITS / this.symbolBits);
+    if (typeof maxChars !== "number" || !Number.isInteger(maxChars) || maxChars < 1 || maxChars > limit) {
+      throw new ConfigError(`max_chars must be an integer in [1, ${limit}] for this alphabet, got ${pyRepr(maxChars)}`);
+    }
+    this.maxChars = maxChars;
+    this.overflow = overflow;
+    this.outside = outside;
+    this.bits = this.symbolBits * maxChars;
+    this.index = chars === null ? null : new Map(chars.map((ch, i) => [ch, i + 1]));
+  }
+
+  get config(): AlphabetDomainConfig {
+    return {
+      type: "string",
+      alphabet: typeof this.alphabet === "string" ? this.alphabet : [...this.alphabet],
+      max_chars: this.maxChars,
+      overflow: this.overflow,
+      outside: this.outside,
+      encoding: ITEM_ENCODING,
+    };
+  }
+
+  get levelStep(): number {
+    return this.chars === null ? UNICODE_STEP : this.symbolBits;
+  }
+
+  private symbol(ch: string): number | null {
+    if (this.index !== null) return this.index.get(ch) ?? null;
+    const cp = ch.codePointAt(0) as number;
+    return inUnicode(cp) ? cp : null;
+  }
+
+  /** The item's symbols after the `outside` and `overflow` rules (device side, before perturbation). */
+  symbolsOf(item: unknown): number[] {
+    if (typeof item !== "string") throw new ItemEncodingError(`string items must be str, got ${item === null ? "NoneType" : typeof item}`);
+    const out: number[] = [];
+    for (const ch of item) {
+      const sym = this.symbol(ch);
+      if (sym === null) {
+        if (this.outside === "reject") throw new ItemEncodingError(`character ${pyRepr(ch)} is outside the domain's alphabet (outside='reject')`);
+        continue;
+      }
+      out.push(sym);
+    }
+    if (out.length > this.maxChars) {
+      if (this.overflow === "reject") {
+        throw new ItemEncodingError(`string item has ${out.length} characters; at most ${this.maxChars} allowed (overflow='reject')`);
+      }
+      out.length = this.maxChars;
+    }
+    return out;
+  }
+
+  /** The item as the server will see it. */
+  canonical(item: unknown): string {
+    return this.symbolsOf(item)
+      .map((s) => (this.chars === null ? String.fromCodePoint(s) : this.chars[s - 1]))
+      .join("");
+  }
+
+  encode(item: unknown): bigint {
+    const syms = this.symbolsOf(item);
+    const b = BigInt(this.symbolBits);
+    let code = 0n;
+    for (let j = 0; j < this.maxChars; j++) code = (code << b) | BigInt(j < syms.length ? syms[j] : 0);
+    return code;
+  }
+}
+
+const DOMAIN_FIELDS: Readonly<Record<string, readonly string[]>> = {
+  "string-bytes": ["type", "max_bytes", "overflow", "encoding"],
+  "string-alphabet": ["type", "alphabet", "max_chars", "overflow", "outside", "encoding"],
+  integer: ["type", "bits", "encoding"],
 };
 
 /** Rebuild a domain from its config (`{"type": "string", "max_bytes": L}` or `{"type": "integer", "bits": m}`). */
@@ -182,14 +330,18 @@ export function domainFromConfig(config: unknown): Domain {
   }
   const c = config as Record<string, unknown>;
   const has = (key: string) => Object.prototype.hasOwnProperty.call(c, key);
-  const known = c.type === "string" ? DOMAIN_FIELDS.string : c.type === "integer" ? DOMAIN_FIELDS.integer : null;
-  const unknown = known === null ? [] : Object.keys(c).filter((key) => !known.includes(key)).sort();
-  if (unknown.length) {
-    // a key this version does not know is refused, never silently dropped (as in Python)
-    throw new ConfigError(`unknown ${String(c.type)} domain fields [${unknown.map((k) => pyRepr(k)).join(", ")}]`);
-  }
   const encoding = has("encoding") ? c.encoding : ITEM_ENCODING;
   if (encoding !== ITEM_ENCODING) throw new ConfigError(`unknown item encoding ${pyRepr(encoding)}; supported: ${ITEM_ENCODING}`);
+  const flavour = c.type === "string" ? (has("alphabet") ? "string-alphabet" : "string-bytes") : c.type;
+  if (typeof flavour === "string" && Object.prototype.hasOwnProperty.call(DOMAIN_FIELDS, flavour)) {
+    const allowed = DOMAIN_FIELDS[flavour];
+    const unknown = Object.keys(c).filter((k) => !allowed.includes(k)).sort();
+    if (unknown.length) throw new ConfigError(`unknown domain field(s) [${unknown.map(pyStrRepr).join(", ")}]; allowed: [${[...allowed].sort().map(pyStrRepr).join(", ")}]`);
+  }
+  if (flavour === "string-alphabet") {
+    if (!has("max_chars")) throw new ConfigError("domain config lacks 'max_chars'");
+    return new AlphabetDomain(c.alphabet, c.max_chars, has("overflow") ? c.overflow : "truncate", has("outside") ? c.outside : "reject");
+  }
   if (c.type === "string") {
     if (!has("max_bytes")) throw new ConfigError("domain config lacks 'max_bytes'");
     return new StringDomain(c.max_bytes, has("overflow") ? c.overflow : "truncate");

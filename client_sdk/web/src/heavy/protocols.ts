@@ -21,7 +21,7 @@ import { pyRepr, pyStrRepr } from "../pyrepr.js";
 import { cryptoSource, uniformInt, type RandomSource } from "../random.js";
 import { validateEpsilon, WIRE_VERSION } from "../mechanisms/base.js";
 import { HASH_FAMILY, MAX_KEY, OLH, optimalG } from "../mechanisms/olh.js";
-import { domainFromConfig, KEY_FAMILY, prefixKey, type Domain, type DomainConfig } from "./encoding.js";
+import { AlphabetDomain, domainFromConfig, KEY_FAMILY, prefixKey, type Domain, type DomainConfig } from "./encoding.js";
 
 /** largest OLH hash range of the heavy-hitter protocols */
 export const G_MAX = 1 << 16;
@@ -84,6 +84,46 @@ export function pemLengths(bits: number, k: number, eta: number): number[] {
   return Array.from({ length: levels }, (_, i) => Math.min(gamma + (i + 1) * eta, bits));
 }
 
+/** eta: the domain's default (one whole symbol for an alphabet, 4 otherwise) unless given; for
+ * an alphabet with whole-symbol levels, a multiple of the symbol width. */
+export function checkEta(eta: unknown, domain: Domain, high: number): number {
+  if (eta === null || eta === undefined) return domain.levelStep;
+  if (domain instanceof AlphabetDomain) {
+    const e = checkInt(eta, "eta", 1, MAX_FIRST_LEVEL_BITS);
+    if (domain.chars !== null && e % domain.symbolBits !== 0) {
+      throw new ConfigError(`eta must be a multiple of the alphabet's ${domain.symbolBits}-bit symbols (whole characters), got ${e}`);
+    }
+    return e;
+  }
+  return checkInt(eta, "eta", 1, high);
+}
+
+/** PEM/TAP level lengths: alphabet domains step by whole symbols (ℓ_i = min(iη, m)), others
+ * as PEM; with the final round one more group reports the full item (length m). */
+export function layoutLengths(domain: Domain, k: number, eta: number, finalRound: boolean): number[] {
+  const m = domain.bits;
+  const lengths =
+    domain instanceof AlphabetDomain ? Array.from({ length: Math.ceil(m / eta) }, (_, i) => Math.min((i + 1) * eta, m)) : pemLengths(m, k, eta);
+  return finalRound ? [...lengths, m] : lengths;
+}
+
+function checkBool(value: unknown, name: string): boolean {
+  if (typeof value !== "boolean") throw new ConfigError(`${name} must be true or false`);
+  return value;
+}
+
+function checkAlpha(value: unknown): number {
+  const alpha = checkFloat(value, "alpha");
+  if (!(alpha > 0 && alpha < 1)) throw new ConfigError(`alpha must lie in (0, 1), got ${pyRepr(alpha)}`);
+  return alpha;
+}
+
+/** expected_reports: null, or a positive integer (the hopelessness check itself runs where the
+ * collection is created, on the server, with the Python SDK). */
+function checkExpected(value: unknown): number | null {
+  return value === null || value === undefined ? null : checkInt(value, "expected_reports", 1);
+}
+
 function asDomain(domain: unknown): Domain {
   if (domain !== null && typeof domain === "object" && "encode" in domain && "bits" in domain && "config" in domain) return domain as Domain;
   return domainFromConfig(domain);
@@ -111,21 +151,44 @@ export abstract class HeavyHitterClient {
   readonly eta: number;
   readonly olh: OLH;
   readonly pruneInfeasible: boolean;
-  readonly split = "uniform";
+  readonly split: "uniform" | "final-2x";
   readonly lengths: readonly number[];
 
-  protected constructor(epsilon: number, olh: OLH, options: Options, etaMax: number, lengths: (bits: number, k: number, eta: number) => number[]) {
+  protected constructor(
+    epsilon: number,
+    olh: OLH,
+    options: Options,
+    etaMax: number,
+    lengths: (domain: Domain, k: number, eta: number) => number[],
+    hasFinalRound = false,
+  ) {
     this.epsilon = epsilon;
     this.olh = olh;
     this.k = checkInt(opt(options, "k"), "k", 1, 4096);
     this.domain = asDomain(opt(options, "domain"));
-    this.eta = checkInt(opt(options, "eta", 4), "eta", 1, etaMax);
+    this.eta = checkEta(opt(options, "eta"), this.domain, etaMax);
     const prune = opt(options, "prune_infeasible", true);
     if (typeof prune !== "boolean") throw new ConfigError("prune_infeasible must be true or false");
     this.pruneInfeasible = prune;
-    const split = opt(options, "split", "uniform");
-    if (split !== "uniform") throw new ConfigError(`unknown user split ${pyRepr(split)}; available: ['uniform']`);
-    this.lengths = Object.freeze(lengths(this.domain.bits, this.k, this.eta));
+    // PEM/TAP with a final round default to "final-2x" (see drawLevel); TreeHist: uniform only
+    const finalRound = hasFinalRound && opt(options, "final_round", true) === true;
+    const split = opt(options, "split", finalRound ? "final-2x" : "uniform");
+    const allowed = finalRound ? ["final-2x", "uniform"] : ["uniform"];
+    if (typeof split !== "string" || !allowed.includes(split)) {
+      throw new ConfigError(`unknown user split ${pyRepr(split)}; available: [${allowed.map(pyStrRepr).join(", ")}]`);
+    }
+    this.split = split as "uniform" | "final-2x";
+    this.lengths = Object.freeze(lengths(this.domain, this.k, this.eta));
+  }
+
+  /** The user's level group, uniformly at random (independent of the item). "final-2x": the
+   * last two groups (last prefix level, final estimation) get twice the users of the others:
+   * u uniform in 0..G+1; u < G−2 → group u+1, else G−1 + ⌊(u − (G−2))/2⌋. */
+  protected drawLevel(source: RandomSource): number {
+    const G = this.groups;
+    if (this.split === "uniform" || G < 2) return 1 + uniformInt(G, source);
+    const u = uniformInt(G + 2, source);
+    return u < G - 2 ? u + 1 : G - 1 + Math.floor((u - (G - 2)) / 2);
   }
 
   /** Number of level groups G. */
@@ -257,12 +320,27 @@ function seedField(p: Record<string, unknown>, key: string, index: number | null
   return BigInt(`0x${raw}`);
 }
 
-const PREFIX_OPTIONS = ["epsilon", "k", "domain", "eta", "g", "prune_infeasible", "split"];
+const PREFIX_OPTIONS = ["epsilon", "k", "domain", "eta", "g", "prune_infeasible", "split", "alpha", "final_round", "expected_reports"];
 
 /** PEM and TAP/TAPS: one OLH report of one level's prefix. */
 export abstract class PrefixClient extends HeavyHitterClient {
+  readonly finalRound: boolean;
+  readonly alpha: number;
+  readonly expectedReports: number | null;
+
   protected constructor(options: Options) {
-    super(validateEpsilon(opt(options, "epsilon")), makeOLH(opt(options, "epsilon"), opt(options, "g")), options, 10, pemLengths);
+    const finalRound = checkBool(opt(options, "final_round", true), "final_round");
+    super(
+      validateEpsilon(opt(options, "epsilon")),
+      makeOLH(opt(options, "epsilon"), opt(options, "g")),
+      options,
+      10,
+      (domain, k, eta) => layoutLengths(domain, k, eta, finalRound),
+      true,
+    );
+    this.finalRound = finalRound;
+    this.alpha = checkAlpha(opt(options, "alpha", 0.05));
+    this.expectedReports = checkExpected(opt(options, "expected_reports"));
     if (this.lengths[0] > MAX_FIRST_LEVEL_BITS) {
       throw new ConfigError(
         `the first level would enumerate 2^${this.lengths[0]} prefixes; at most 2^${MAX_FIRST_LEVEL_BITS} (lower k or eta, or use a shorter item encoding)`,
@@ -273,7 +351,7 @@ export abstract class PrefixClient extends HeavyHitterClient {
   perturb(item: unknown, party: unknown = null, source: RandomSource = cryptoSource): HHPayload {
     const p = this.partyIndex(party);
     const code = this.domain.encode(item); // refuse a bad item before drawing anything
-    const level = 1 + uniformInt(this.groups, source);
+    const level = this.drawLevel(source);
     const inner = this.olh.perturbKey(this.prefixKeyOf(code, this.lengths[level - 1]), source);
     const payload: HHPayload = { v: WIRE_VERSION, m: this.mechanism as "pem" | "tap", l: level, s: inner.s, y: inner.y };
     if (p !== null) payload.p = p;
@@ -287,24 +365,28 @@ export class PEM extends PrefixClient {
   readonly mechanism = "pem" as const;
   readonly keep: "top" | "threshold";
   readonly width: number;
-  readonly alpha: number;
   readonly maxWidth: number;
 
   constructor(options: Options) {
-    take(options, [...PREFIX_OPTIONS, "keep", "width", "alpha", "max_width"], ["epsilon", "k", "domain"], "pem");
+    take(options, [...PREFIX_OPTIONS, "keep", "width", "max_width"], ["epsilon", "k", "domain"], "pem");
     super(options);
     const keep = opt(options, "keep", "top");
     if (keep !== "top" && keep !== "threshold") throw new ConfigError(`keep must be 'top' or 'threshold', got ${pyRepr(keep)}`);
     this.keep = keep;
     this.width = checkInt(opt(options, "width", 2 * this.k), "width", this.k, 1 << 14);
-    const alpha = checkFloat(opt(options, "alpha", 0.05), "alpha");
-    if (!(alpha > 0 && alpha < 1)) throw new ConfigError(`alpha must lie in (0, 1), got ${pyRepr(alpha)}`);
-    this.alpha = alpha;
     this.maxWidth = checkInt(opt(options, "max_width", 4 * this.k), "max_width", this.k, 1 << 14);
   }
 
   get config(): Record<string, unknown> {
-    return { ...this.clientConfig(), keep: this.keep, width: this.width, alpha: this.alpha, max_width: this.maxWidth };
+    return {
+      ...this.clientConfig(),
+      keep: this.keep,
+      width: this.width,
+      alpha: this.alpha,
+      max_width: this.maxWidth,
+      final_round: this.finalRound,
+      expected_reports: this.expectedReports,
+    };
   }
 }
 
@@ -350,7 +432,7 @@ export class TAP extends PrefixClient {
     const names = parties.map((p) => (typeof p === "string" ? p : String(p)));
     if (new Set(names).size !== names.length) throw new ConfigError("party names must be distinct");
     this.partyNames = Object.freeze(names);
-    this.sharedLevels = checkInt(opt(options, "shared_levels", 2), "shared_levels", 1, this.groups);
+    this.sharedLevels = checkInt(opt(options, "shared_levels", 2), "shared_levels", 1, this.groups - (this.finalRound ? 1 : 0));
     this.kMax = checkInt(opt(options, "k_max", 4 * this.k), "k_max", this.k, 1 << 14);
     this.kLocal = checkInt(opt(options, "k_local", 2 * this.k), "k_local", this.k, 1 << 14);
     this.kGlobal = checkInt(opt(options, "k_global", 2 * this.k), "k_global", this.k, 1 << 14);
@@ -390,6 +472,9 @@ export class TAP extends PrefixClient {
       pruning: this.pruning,
       mode: this.mode,
       order: this.order,
+      alpha: this.alpha,
+      final_round: this.finalRound,
+      expected_reports: this.expectedReports,
     };
   }
 
@@ -419,18 +504,21 @@ export class TreeHist extends HeavyHitterClient {
   readonly width: number;
   readonly threshold: number | null;
   readonly fragmentEstimator: "pooled" | "level";
+  readonly alpha: number;
+  readonly expectedReports: number | null;
 
   constructor(options: Options) {
     take(
       options,
-      ["epsilon", "k", "domain", "eta", "g", "width", "threshold", "fragment_estimator", "prune_infeasible", "split"],
+      ["epsilon", "k", "domain", "eta", "g", "width", "threshold", "fragment_estimator", "prune_infeasible", "split", "alpha", "expected_reports"],
       ["epsilon", "k", "domain"],
       "treehist",
     );
     const epsilon = validateEpsilon(opt(options, "epsilon"));
-    super(epsilon, makeOLH(epsilon / 2, opt(options, "g")), options, MAX_FIRST_LEVEL_BITS, (m, _k, eta) =>
-      Array.from({ length: Math.ceil(m / eta) }, (_, j) => Math.min((j + 1) * eta, m)),
+    super(epsilon, makeOLH(epsilon / 2, opt(options, "g")), options, MAX_FIRST_LEVEL_BITS, (domain, _k, eta) =>
+      Array.from({ length: Math.ceil(domain.bits / eta) }, (_, j) => Math.min((j + 1) * eta, domain.bits)),
     );
+    this.alpha = checkAlpha(opt(options, "alpha", 0.05));
     this.width = checkInt(opt(options, "width", this.k), "width", 1, 1 << 14);
     const threshold = opt(options, "threshold");
     this.threshold = threshold === null ? null : checkFloat(threshold, "threshold");
@@ -439,6 +527,7 @@ export class TreeHist extends HeavyHitterClient {
       throw new ConfigError(`fragment_estimator must be 'pooled' or 'level', got ${pyRepr(fragment)}`);
     }
     this.fragmentEstimator = fragment;
+    this.expectedReports = checkExpected(opt(options, "expected_reports"));
   }
 
   get config(): Record<string, unknown> {
@@ -447,6 +536,8 @@ export class TreeHist extends HeavyHitterClient {
       width: this.width,
       threshold: this.threshold,
       fragment_estimator: this.fragmentEstimator,
+      alpha: this.alpha,
+      expected_reports: this.expectedReports,
     };
   }
 
@@ -507,6 +598,8 @@ export function heavyHittersFromConfig(config: Record<string, unknown>): HeavyHi
     if (Object.prototype.hasOwnProperty.call(f, "g")) options.g = f.g;
   }
   if (!has("protocol")) throw new ConfigError("config lacks required field 'protocol'");
+  // a PEM/TAP config written before the final estimation round existed
+  if (["pem", "tap", "taps"].includes(String(config.protocol).toLowerCase()) && !has("final_round")) options.final_round = false;
   const protocol = createHeavyHitters(config.protocol as string, options);
   const built = protocol.config;
   for (const key of ["levels", "key", "fo"]) {

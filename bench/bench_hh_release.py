@@ -1,0 +1,212 @@
+#!/usr/bin/env python3
+"""Heavy-hitter release benchmark (issue 19): release an epoch of n stored PEM reports
+through the server's release function, end to end, and the peak RSS of the process that
+does it.
+
+On a fresh, uniquely named PostgreSQL database (``--backend sqlite``: a temporary file):
+``ldp migrate``, one heavy-hitter collection (PEM, ε = 4, k = 16, letters alphabet,
+8 characters), then epoch 0 is filled with n reports of English words (wordfreq, i.i.d.)
+written straight into ``reports`` (COPY on PostgreSQL) plus one ``epoch_partials`` row per
+100,000 (exactly the rows ingestion writes; ingestion itself is measured by
+bench_ingest.py). A **separate process** (so its RSS is the release's alone) then runs
+the scheduler's ``release_due`` — close the epoch, stream and decode the stored reports,
+discovery with significance and the final round, the canonical body, one write
+transaction — and reports its wall time, CPU time and peak RSS (``ru_maxrss``).
+
+    nice python bench/bench_hh_release.py                     # n = 10^5, 10^6 (PostgreSQL)
+    nice python bench/bench_hh_release.py --sizes 100000 1000000 3000000 10000000
+
+Writes bench/results/hh_release.{json,md}. The machine is shared with other work: CPU
+time is reported beside the wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import resource
+import secrets
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import machine, table, write_results  # noqa: E402
+
+START = datetime(2025, 1, 1, tzinfo=UTC)
+MECHANISM = {
+    "protocol": "pem", "epsilon": 4.0, "k": 16,
+    "domain": {"type": "string", "alphabet": "letters", "max_chars": 8, "outside": "drop"},
+}  # fmt: skip
+BLOCK = 100_000
+
+
+def fill(url: str, n: int, seed: int = 1) -> str:
+    """Create the collection and store n reports for epoch 0; returns the collection id."""
+    import wordfreq
+
+    from client_sdk import heavy_hitters
+    from client_sdk.heavy_hitters.encoding import EncodedItems
+    from ldpserver import schema
+    from ldpserver.clock import FakeClock
+    from ldpserver.db import make_engine, write_transaction
+    from ldpserver.models import EpochPartial, Report
+    from ldpserver.schemas.collections import CollectionCreate
+    from ldpserver.services.collections import CollectionCache, create_collection
+    from ldpserver.services.ingest import _PAYLOAD_JSON
+
+    schema.upgrade(url)
+    engine = make_engine(url, pool_size=2, max_overflow=2)
+    clock = FakeClock(START + timedelta(minutes=30))
+    spec = {
+        "name": "bench hh release", "kind": "heavy_hitters", "mechanism": MECHANISM,
+        "epoch": {"seconds": 3600, "start": "2025-01-01T00:00:00Z", "grace": 1},
+        "release": {"windows": [1], "cumulative": False, "min_reports": 100},
+        "budget": {"cap_lifetime": 1000.0, "cap_per_window": 10.0, "window_epochs": 1},
+    }  # fmt: skip
+    created = create_collection(engine, CollectionCreate.model_validate(spec), "bench", clock())
+    collection = CollectionCache(engine).get(created["id"])
+    hh = heavy_hitters.from_config(collection.config["mechanism"])
+    words = wordfreq.top_n_list("en", 50_000)
+    freqs = np.array([wordfreq.word_frequency(w, "en") for w in words])
+    canon = [hh.domain.canonical(w) for w in words]
+    vocab = list(dict.fromkeys(canon))
+    index = {c: i for i, c in enumerate(vocab)}
+    to_vocab = np.array([index[c] for c in canon])
+    rng = np.random.default_rng(seed)
+    now = clock()
+    for start in range(0, n, BLOCK):
+        size = min(BLOCK, n - start)
+        idx = to_vocab[rng.choice(len(words), size=size, p=freqs / freqs.sum())]
+        batch = hh.perturb_batch(EncodedItems.from_vocabulary(hh.domain, vocab, idx), rng)
+        texts = [_PAYLOAD_JSON(p) for p in hh.encode(batch)]
+        agg_n, data = collection.protocol.aggregate_json(batch)
+        with write_transaction(engine) as conn:
+            if engine.dialect.name == "postgresql":
+                buf = io.StringIO()
+                for i, t in enumerate(texts):
+                    buf.write(
+                        f"{secrets.token_hex(16)}\t{collection.id}\td{start + i}\t0\t\\N\t{t}\t{now.isoformat()}\n"
+                    )
+                raw = conn.connection.driver_connection
+                with raw.cursor().copy(
+                    "COPY reports (report_id, collection_id, client_id, epoch, memo_count, payload, received_at) FROM STDIN"
+                ) as copy:
+                    copy.write(buf.getvalue())
+            else:
+                conn.execute(
+                    Report.__table__.insert(),
+                    [
+                        {"report_id": secrets.token_hex(16), "collection_id": collection.id, "client_id": f"d{start + i}",
+                         "epoch": 0, "memo_count": None, "payload": t, "received_at": now}
+                        for i, t in enumerate(texts)
+                    ],
+                )  # fmt: skip
+            conn.execute(
+                EpochPartial.__table__.insert().values(
+                    collection_id=collection.id, epoch=0, n=agg_n, aggregate=data, created_at=now
+                )
+            )
+        print(f"  stored {start + size:,} / {n:,}", file=sys.stderr, flush=True)
+    engine.dispose()
+    return collection.id
+
+
+def hwm_mb() -> float:
+    """Peak RSS of this process image (VmHWM): unlike ru_maxrss it is not inherited from
+    the parent across fork + exec."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def release(url: str, collection_id: str) -> dict:
+    """Run in its own process: release epoch 0 and measure it."""
+    from ldpserver.clock import FakeClock
+    from ldpserver.db import make_engine
+    from ldpserver.services import releases as service
+    from ldpserver.services.collections import CollectionCache
+
+    stages = {"imports": round(hwm_mb(), 1)}
+    engine = make_engine(url, pool_size=2, max_overflow=2)
+    collection = CollectionCache(engine).get(collection_id)
+    stages["collection"] = round(hwm_mb(), 1)
+    clock = FakeClock(START + timedelta(hours=2, minutes=5))
+    base_rss = hwm_mb()
+    t0, c0 = time.perf_counter(), time.process_time()
+    if os.environ.get("LDP_BENCH_PROFILE"):  # where the release's time goes (stderr)
+        import cProfile
+        import pstats
+
+        profile = cProfile.Profile()
+        outcome = profile.runcall(service.release_due, engine, collection, clock())
+        pstats.Stats(profile, stream=sys.stderr).sort_stats("cumulative").print_stats(25)
+    else:
+        outcome = service.release_due(engine, collection, clock())
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    assert outcome.created == [1], outcome
+    body = (
+        json.loads(service.release_row_body(engine, collection_id, 1)) if hasattr(service, "release_row_body") else None
+    )
+    rss = hwm_mb()
+    out = {"release_wall_s": round(wall, 3), "release_cpu_s": round(cpu, 3), "peak_rss_mb": round(rss, 1),
+           "rss_before_release_mb": round(base_rss, 1), "rss_stages_mb": stages}  # fmt: skip
+    if body is not None:
+        epoch = next(s for s in body["scopes"] if s["scope"] == "epoch")
+        out["published"] = len(epoch["estimates"]["heavy_hitters"]) if epoch["estimates"] else None
+    engine.dispose()
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--backend", choices=["postgresql", "sqlite"], default="postgresql")
+    ap.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    ap.add_argument("--release-only", nargs=2, metavar=("URL", "COLLECTION"))
+    args = ap.parse_args()
+    if args.release_only:
+        print(json.dumps(release(*args.release_only)))
+        return 0
+    from bench_release import database
+
+    rows = []
+    for n in args.sizes:
+        with database(args.backend) as url:
+            t0 = time.perf_counter()
+            cid = fill(url, n)
+            store = time.perf_counter() - t0
+            proc = subprocess.run(
+                [sys.executable, __file__, "--release-only", url, cid], capture_output=True, text=True, check=True
+            )
+            if os.environ.get("LDP_BENCH_PROFILE"):
+                print(proc.stderr, file=sys.stderr)
+            row = {
+                "backend": args.backend,
+                "reports": n,
+                "store_s": round(store, 1),
+                **json.loads(proc.stdout.strip().splitlines()[-1]),
+            }
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    data = {"machine": {**machine(), "note": "machine shared with other work (load average above 2 on 2 cores)"},
+            "mechanism": MECHANISM, "rows": rows}  # fmt: skip
+    md = ["# Heavy-hitter release through the server (issue 19)", "", f"PEM {json.dumps(MECHANISM)}", "",
+          table(["backend", "stored reports", "release wall s", "release CPU s", "peak RSS MB", "RSS before MB"],
+                [[r["backend"], f"{r['reports']:,}", r["release_wall_s"], r["release_cpu_s"], r["peak_rss_mb"],
+                  r["rss_before_release_mb"]] for r in rows]), ""]  # fmt: skip
+    write_results("hh_release", data, "\n".join(md))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
