@@ -164,27 +164,40 @@ class DistributionTest {
     }
   }
 
-  @Test
-  void pemLevelIsUniformAndItsReportIsOlhOfThePrefix() {
-    JsonObject options = Json.obj("epsilon", 2.0, "k", 2, "domain", Json.obj("type", "integer", "bits", 12), "eta", 4);
-    HeavyHitters pem = HeavyHitters.create(Json.of("pem"), options);
-    long item = 0xabc;
+  /** P(level l) of the user split: uniform 1/G, or "final-2x" (1/(G+2), the last two groups 2/(G+2)). */
+  static double levelShare(HeavyHitters pem, int l) {
     int groups = pem.groups();
-    double p = pem.olh.pStar();
-    int g = pem.g();
-    // joint law of (level, y == H_s(key of the item's prefix at that level))
-    Map<Long, Double> law = new HashMap<>();
-    for (int l = 1; l <= groups; l++) {
-      law.put(2L * l + 1, p / groups);
-      law.put(2L * l, (1 - p) / groups);
+    if (pem.split.equals("uniform")) return 1.0 / groups;
+    if (groups < 2) return 1.0;
+    return (l >= groups - 1 ? 2.0 : 1.0) / (groups + 2);
+  }
+
+  @Test
+  void pemLevelFollowsTheSplitAndItsReportIsOlhOfThePrefix() {
+    // the default (final round, split "final-2x") and a config without the final round ("uniform")
+    for (boolean finalRound : new boolean[] {true, false}) {
+      JsonObject options = Json.obj("epsilon", 2.0, "k", 2, "domain", Json.obj("type", "integer", "bits", 12), "eta", 4);
+      if (!finalRound) options.addProperty("final_round", false);
+      HeavyHitters pem = HeavyHitters.create(Json.of("pem"), options);
+      assertEquals(finalRound ? "final-2x" : "uniform", pem.split);
+      long item = 0xabc;
+      int groups = pem.groups();
+      double p = pem.olh.pStar();
+      int g = pem.g();
+      // joint law of (level, y == H_s(key of the item's prefix at that level))
+      Map<Long, Double> law = new HashMap<>();
+      for (int l = 1; l <= groups; l++) {
+        law.put(2L * l + 1, p * levelShare(pem, l));
+        law.put(2L * l, (1 - p) * levelShare(pem, l));
+      }
+      fit("pem " + pem.split, law, i -> {
+        JsonObject r = pem.decode(pem.perturb(item, null), -1);
+        int l = r.get("l").getAsInt();
+        int length = pem.lengths[l - 1];
+        long key = ItemDomain.prefixKey(java.math.BigInteger.valueOf(item >> (12 - length)), length);
+        boolean hit = Olh.hashValue(Long.parseUnsignedLong(r.get("s").getAsString(), 16), key, g) == r.get("y").getAsLong();
+        return 2L * l + (hit ? 1 : 0);
+      });
     }
-    fit("pem", law, i -> {
-      JsonObject r = pem.decode(pem.perturb(item, null), -1);
-      int l = r.get("l").getAsInt();
-      int length = pem.lengths[l - 1];
-      long key = ItemDomain.prefixKey(java.math.BigInteger.valueOf(item >> (12 - length)), length);
-      boolean hit = Olh.hashValue(Long.parseUnsignedLong(r.get("s").getAsString(), 16), key, g) == r.get("y").getAsLong();
-      return 2L * l + (hit ? 1 : 0);
-    });
   }
 }

@@ -43,7 +43,8 @@ public final class HeavyHitters {
   public static final int MAX_FIRST_LEVEL_BITS = 16;
   public static final List<String> PROTOCOLS = Collections.unmodifiableList(Arrays.asList("pem", "treehist", "tap", "taps"));
   private static final List<String> DERIVED = Arrays.asList("protocol", "version", "fo", "key", "levels", "item_fo");
-  private static final List<String> PREFIX_OPTIONS = Arrays.asList("epsilon", "k", "domain", "eta", "g", "prune_infeasible", "split");
+  private static final List<String> PREFIX_OPTIONS = Arrays.asList("epsilon", "k", "domain", "eta", "g", "prune_infeasible", "split", "alpha", "final_round",
+      "expected_reports");
   private static final List<String> TAP_OPTIONS = Arrays.asList("parties", "shared_levels", "k_max", "k_local", "k_global", "z", "z0",
       "width_rule", "floor", "pruning", "mode", "order");
 
@@ -57,6 +58,10 @@ public final class HeavyHitters {
   public final int eta;
   public final Olh olh;
   public final boolean pruneInfeasible;
+  /** the user split: "uniform", or "final-2x" (PEM/TAP with the final estimation round) */
+  public final String split;
+  /** PEM/TAP: one more level group reports the full item for the final estimation round */
+  public final boolean finalRound;
   public final int[] lengths;
   private final JsonObject extra = new JsonObject();
   private final List<String> parties;
@@ -66,8 +71,11 @@ public final class HeavyHitters {
     this.mechanism = name.equals("taps") ? "tap" : name;
     boolean treehist = name.equals("treehist");
     List<String> allowed = new ArrayList<>(PREFIX_OPTIONS);
-    if (name.equals("pem")) allowed.addAll(Arrays.asList("keep", "width", "alpha", "max_width"));
-    else if (treehist) allowed.addAll(Arrays.asList("width", "threshold", "fragment_estimator"));
+    if (name.equals("pem")) allowed.addAll(Arrays.asList("keep", "width", "max_width"));
+    else if (treehist) {
+      allowed.addAll(Arrays.asList("width", "threshold", "fragment_estimator"));
+      allowed.remove("final_round");
+    }
     else allowed.addAll(TAP_OPTIONS);
     for (String key : options.keySet()) {
       if (!allowed.contains(key)) throw new ConfigException("bad options for " + name + ": unexpected option " + PyRepr.strRepr(key));
@@ -81,15 +89,26 @@ public final class HeavyHitters {
     this.olh = makeOlh(treehist ? Json.of(epsilon / 2) : Json.of(epsilon), opt(options, "g"));
     this.k = checkInt(opt(options, "k"), "k", 1, 4096);
     this.domain = ItemDomain.fromConfig(opt(options, "domain"));
-    this.eta = checkInt(opt(options, "eta", Json.of(4)), "eta", 1, treehist ? MAX_FIRST_LEVEL_BITS : 10);
+    this.eta = checkEta(opt(options, "eta"), domain, treehist ? MAX_FIRST_LEVEL_BITS : 10);
+    boolean withFinal = false;
+    if (!treehist) {
+      JsonElement fr = opt(options, "final_round", Json.of(true));
+      if (!Json.isBoolean(fr)) throw new ConfigException("final_round must be true or false");
+      withFinal = fr.getAsBoolean();
+    }
+    this.finalRound = withFinal;
     JsonElement prune = opt(options, "prune_infeasible", Json.of(true));
     if (!Json.isBoolean(prune)) throw new ConfigException("prune_infeasible must be true or false");
     this.pruneInfeasible = prune.getAsBoolean();
-    JsonElement split = opt(options, "split", Json.of("uniform"));
-    if (!(Json.isString(split) && split.getAsString().equals("uniform"))) {
-      throw new ConfigException("unknown user split " + PyRepr.repr(split) + "; available: ['uniform']");
+    JsonElement split = opt(options, "split", Json.of(withFinal ? "final-2x" : "uniform"));
+    List<String> splits = withFinal ? Arrays.asList("final-2x", "uniform") : Collections.singletonList("uniform");
+    if (!(Json.isString(split) && splits.contains(split.getAsString()))) {
+      throw new ConfigException("unknown user split " + PyRepr.repr(split) + "; available: " + quoted(splits));
     }
-    this.lengths = treehist ? treehistLengths(domain.bits, eta) : pemLengths(domain.bits, k, eta);
+    this.split = split.getAsString();
+    double alpha = checkFloat(opt(options, "alpha", Json.of(0.05)), "alpha");
+    if (!(alpha > 0 && alpha < 1)) throw new ConfigException("alpha must lie in (0, 1), got " + PyRepr.repr(opt(options, "alpha")));
+    this.lengths = treehist ? treehistLengths(domain.bits, eta) : layoutLengths(domain, k, eta, withFinal);
     if (!treehist && lengths[0] > MAX_FIRST_LEVEL_BITS) {
       throw new ConfigException("the first level would enumerate 2^" + lengths[0] + " prefixes; at most 2^" + MAX_FIRST_LEVEL_BITS
           + " (lower k or eta, or use a shorter item encoding)");
@@ -102,10 +121,10 @@ public final class HeavyHitters {
       }
       extra.add("keep", keep);
       extra.addProperty("width", checkInt(opt(options, "width", Json.of(2 * k)), "width", k, 1 << 14));
-      double alpha = checkFloat(opt(options, "alpha", Json.of(0.05)), "alpha");
-      if (!(alpha > 0 && alpha < 1)) throw new ConfigException("alpha must lie in (0, 1), got " + PyRepr.repr(opt(options, "alpha")));
       extra.addProperty("alpha", alpha);
       extra.addProperty("max_width", checkInt(opt(options, "max_width", Json.of(4 * k)), "max_width", k, 1 << 14));
+      extra.addProperty("final_round", finalRound);
+      extra.add("expected_reports", checkExpected(opt(options, "expected_reports")));
     } else if (treehist) {
       extra.addProperty("width", checkInt(opt(options, "width", Json.of(k)), "width", 1, 1 << 14));
       JsonElement threshold = opt(options, "threshold");
@@ -115,6 +134,8 @@ public final class HeavyHitters {
         throw new ConfigException("fragment_estimator must be 'pooled' or 'level', got " + PyRepr.repr(fragment));
       }
       extra.add("fragment_estimator", fragment);
+      extra.addProperty("alpha", alpha);
+      extra.add("expected_reports", checkExpected(opt(options, "expected_reports")));
     } else {
       JsonElement ps = opt(options, "parties");
       if (ps == null || !ps.isJsonArray() || ps.getAsJsonArray().size() == 0) throw new ConfigException("parties must be a non-empty list of party names");
@@ -127,7 +148,7 @@ public final class HeavyHitters {
       }
       if (new HashSet<>(partyNames).size() != partyNames.size()) throw new ConfigException("party names must be distinct");
       extra.add("parties", names);
-      extra.addProperty("shared_levels", checkInt(opt(options, "shared_levels", Json.of(2)), "shared_levels", 1, lengths.length));
+      extra.addProperty("shared_levels", checkInt(opt(options, "shared_levels", Json.of(2)), "shared_levels", 1, lengths.length - (finalRound ? 1 : 0)));
       int kMax = checkInt(opt(options, "k_max", Json.of(4 * k)), "k_max", k, 1 << 14);
       int kLocal = checkInt(opt(options, "k_local", Json.of(2 * k)), "k_local", k, 1 << 14);
       int kGlobal = checkInt(opt(options, "k_global", Json.of(2 * k)), "k_global", k, 1 << 14);
@@ -142,6 +163,9 @@ public final class HeavyHitters {
           "must be one of ['consensus', 'none']", "none", "consensus"));
       extra.add("mode", oneOf(opt(options, "mode", Json.of("Z")), "mode", "must be 'Z' or 'R'", "Z", "R"));
       extra.add("order", oneOf(opt(options, "order", Json.of("size-desc")), "order", "must be one of ['size-desc']", "size-desc"));
+      extra.addProperty("alpha", alpha);
+      extra.addProperty("final_round", finalRound);
+      extra.add("expected_reports", checkExpected(opt(options, "expected_reports")));
     }
     this.parties = partyNames == null ? null : Collections.unmodifiableList(partyNames);
   }
@@ -183,6 +207,46 @@ public final class HeavyHitters {
     return Olh.olh(Json.of(eps), Json.of(Olh.MAX_KEY), Json.of(range));
   }
 
+  /**
+   * eta: the domain's default (one whole symbol for an alphabet, 4 otherwise) unless given; for an
+   * alphabet with whole-symbol levels, a multiple of the symbol width (_common.py's check_eta).
+   */
+  static int checkEta(JsonElement eta, ItemDomain domain, int high) {
+    if (eta == null || eta.isJsonNull()) return domain.levelStep();
+    if (domain.isAlphabet()) {
+      int e = checkInt(eta, "eta", 1, MAX_FIRST_LEVEL_BITS);
+      if (domain.hasExplicitChars() && e % domain.symbolBits != 0) {
+        throw new ConfigException("eta must be a multiple of the alphabet's " + domain.symbolBits + "-bit symbols (whole characters), got " + e);
+      }
+      return e;
+    }
+    return checkInt(eta, "eta", 1, high);
+  }
+
+  /**
+   * expected_reports: null, or a positive integer. The hopelessness check (refusing a configuration
+   * whose expected report count cannot make any item significant) runs where the collection is
+   * created, on the server with the Python SDK; a device only rebuilds the server's config.
+   */
+  static JsonElement checkExpected(JsonElement value) {
+    if (value == null || value.isJsonNull()) return com.google.gson.JsonNull.INSTANCE;
+    if (!Json.isInt(value)) throw new ConfigException("expected_reports must be an integer, got " + PyRepr.repr(value));
+    if (Json.bigInt(value).signum() <= 0) throw new ConfigException("expected_reports must be >= 1, got " + Json.bigInt(value));
+    return Json.of(Json.bigInt(value));
+  }
+
+  /**
+   * PEM/TAP level lengths: alphabet domains step by whole symbols (l_i = min(i eta, m)), others as
+   * PEM; with the final round one more group reports the full item (length m).
+   */
+  public static int[] layoutLengths(ItemDomain domain, int k, int eta, boolean finalRound) {
+    int[] base = domain.isAlphabet() ? treehistLengths(domain.bits, eta) : pemLengths(domain.bits, k, eta);
+    if (!finalRound) return base;
+    int[] out = Arrays.copyOf(base, base.length + 1);
+    out[base.length] = domain.bits;
+    return out;
+  }
+
   /** PEM/TAP prefix lengths l_i = min(gamma + i eta, m), i = 1..G, G = ceil((m - gamma)/eta), gamma = ceil(log2 k). */
   public static int[] pemLengths(int bits, int k, int eta) {
     int gamma = ExactMath.bitLength(k - 1);
@@ -216,7 +280,7 @@ public final class HeavyHitters {
   public JsonObject config() {
     JsonObject c = Json.obj("protocol", name, "version", FrequencyOracle.WIRE_VERSION, "epsilon", epsilon, "k", k, "eta", eta,
         "domain", domain.config(), "fo", Json.obj("mechanism", "olh", "g", olh.g, "hash", Olh.HASH_FAMILY), "key", ItemDomain.KEY_FAMILY,
-        "split", "uniform", "levels", lengths, "prune_infeasible", pruneInfeasible);
+        "split", split, "levels", lengths, "prune_infeasible", pruneInfeasible);
     for (Map.Entry<String, JsonElement> e : extra.entrySet()) c.add(e.getKey(), e.getValue());
     return c;
   }
@@ -244,6 +308,19 @@ public final class HeavyHitters {
     throw new IllegalArgumentException("party must be one of " + parties + " (or its index), got " + party);
   }
 
+  /**
+   * The user's level group, at random and independent of the item. "final-2x": the last two groups
+   * (last prefix level, final estimation) get twice the users of the others: u uniform in 0..G+1;
+   * u < G-2 joins group u+1, otherwise G-1 + (u-(G-2))/2 (_common.py's FinalHeavySplit).
+   */
+  int drawLevel(RandomSource source) {
+    int groups = groups();
+    if (!split.equals("final-2x")) return 1 + Sampling.uniformInt(groups, source);
+    if (groups < 2) return 1;
+    int u = Sampling.uniformInt(groups + 2, source);
+    return u < groups - 2 ? u + 1 : groups - 1 + (u - (groups - 2)) / 2;
+  }
+
   public JsonObject perturb(Object item, Object party) {
     return perturb(item, party, SecureRandomSource.INSTANCE);
   }
@@ -252,7 +329,7 @@ public final class HeavyHitters {
   public JsonObject perturb(Object item, Object party, RandomSource source) {
     Integer p = partyIndex(party);
     BigInteger code = domain.encode(item); // refuse a bad item before drawing anything
-    int level = 1 + Sampling.uniformInt(groups(), source);
+    int level = drawLevel(source);
     JsonObject inner = olh.perturbKey(prefixKeyOf(code, lengths[level - 1]), source);
     JsonObject out = Json.obj("v", FrequencyOracle.WIRE_VERSION, "m", mechanism, "l", level, "s", inner.get("s"), "y", inner.get("y"));
     if (name.equals("treehist")) {
@@ -362,6 +439,11 @@ public final class HeavyHitters {
       if (f.has("g")) options.add("g", f.get("g"));
     }
     if (!config.has("protocol")) throw new ConfigException("config lacks required field 'protocol'");
+    JsonElement protocol = config.get("protocol");
+    if (Json.isString(protocol) && Arrays.asList("pem", "tap", "taps").contains(protocol.getAsString().toLowerCase(java.util.Locale.ROOT))
+        && !config.has("final_round")) {
+      options.addProperty("final_round", false); // a config written before the final estimation round existed
+    }
     HeavyHitters built = create(config.get("protocol"), options);
     JsonObject mine = built.config();
     for (String key : new String[] {"levels", "key", "fo"}) {

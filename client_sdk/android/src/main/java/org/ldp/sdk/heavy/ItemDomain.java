@@ -1,10 +1,15 @@
 package org.ldp.sdk.heavy;
 
+import com.google.gson.JsonArray;
 import com.google.gson.JsonElement;
 import com.google.gson.JsonObject;
 import java.math.BigInteger;
 import java.nio.charset.StandardCharsets;
 import java.util.Arrays;
+import java.util.Collections;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.Map;
 import org.ldp.sdk.ConfigException;
 import org.ldp.sdk.Json;
 import org.ldp.sdk.PyRepr;
@@ -29,17 +34,147 @@ public final class ItemDomain {
   public static final int MAX_INTEGER_BITS = 64;
   private static final BigInteger MASK64 = BigInteger.ONE.shiftLeft(64).subtract(BigInteger.ONE);
 
+  /** Named alphabets of an alphabet domain (symbol i+1 is the i-th character; 0 is the pad). */
+  public static final Map<String, String> NAMED_ALPHABETS;
+  /** The code points of the {@code unicode} alphabet: no C0/C1 controls, DEL, surrogates, U+FFFE/U+FFFF. */
+  public static final int[][] UNICODE_RANGES = {{0x20, 0x7e}, {0xa0, 0xd7ff}, {0xe000, 0xfffd}, {0x10000, 0x10ffff}};
+  public static final int MAX_ALPHABET = 4096;
+  public static final int MAX_CODE_BITS = 256;
+  private static final int UNICODE_STEP = 7;
+
+  static {
+    Map<String, String> named = new LinkedHashMap<>();
+    named.put("lower", "abcdefghijklmnopqrstuvwxyz");
+    named.put("letters", "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz");
+    named.put("lower-digits", "abcdefghijklmnopqrstuvwxyz0123456789");
+    named.put("letters-digits", "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789");
+    StringBuilder printable = new StringBuilder();
+    for (char c = 0x20; c < 0x7f; c++) printable.append(c);
+    named.put("printable", printable.toString());
+    NAMED_ALPHABETS = Collections.unmodifiableMap(named);
+  }
+
   /** "string" or "integer" */
   public final String type;
   public final int bits;
   public final int maxBytes;
   public final String overflow;
+  /** alphabet domains: the name, or the explicit list as given (null for byte strings and integers) */
+  public final JsonElement alphabet;
+  /** alphabet domains: the characters' code points in symbol order, or null for {@code unicode} */
+  private final int[] chars;
+  private final Map<Integer, Integer> index;
+  public final int symbols;
+  public final int symbolBits;
+  public final int maxChars;
+  /** alphabet domains: "reject" or "drop" */
+  public final String outside;
 
   private ItemDomain(String type, int bits, int maxBytes, String overflow) {
     this.type = type;
     this.bits = bits;
     this.maxBytes = maxBytes;
     this.overflow = overflow;
+    this.alphabet = null;
+    this.chars = null;
+    this.index = null;
+    this.symbols = 0;
+    this.symbolBits = 0;
+    this.maxChars = 0;
+    this.outside = null;
+  }
+
+  /** Strings over a declared alphabet, at most {@code maxChars} characters (encoding.py's AlphabetDomain). */
+  private ItemDomain(JsonElement alphabet, int[] chars, JsonElement maxChars, String overflow, String outside) {
+    this.type = "string";
+    this.maxBytes = 0;
+    this.overflow = overflow;
+    this.outside = outside;
+    this.chars = chars;
+    if (chars == null) {
+      this.alphabet = alphabet;
+      this.index = null;
+    } else {
+      JsonArray list = new JsonArray();
+      Map<Integer, Integer> idx = new HashMap<>();
+      for (int i = 0; i < chars.length; i++) {
+        idx.put(chars[i], i + 1);
+        list.add(new String(Character.toChars(chars[i])));
+      }
+      this.alphabet = Json.isString(alphabet) ? alphabet : list;
+      this.index = idx;
+    }
+    this.symbols = chars == null ? 0x10ffff : chars.length;
+    this.symbolBits = 32 - Integer.numberOfLeadingZeros(symbols);
+    int limit = MAX_CODE_BITS / symbolBits;
+    Long n = Json.isInt(maxChars) ? Json.longValue(maxChars) : null;
+    if (n == null || n < 1 || n > limit) {
+      throw new ConfigException("max_chars must be an integer in [1, " + limit + "] for this alphabet, got " + PyRepr.repr(maxChars));
+    }
+    this.maxChars = n.intValue();
+    this.bits = symbolBits * this.maxChars;
+  }
+
+  /** True for an alphabet domain (named, explicit list or {@code unicode}). */
+  public boolean isAlphabet() {
+    return symbolBits > 0;
+  }
+
+  /** Default bits per prefix-tree level (eta): one whole symbol for an alphabet ({@code unicode}: 7), 4 otherwise. */
+  public int levelStep() {
+    if (!isAlphabet()) return 4;
+    return chars == null ? UNICODE_STEP : symbolBits;
+  }
+
+  /** True for an alphabet domain with whole-symbol levels (not {@code unicode}). */
+  public boolean hasExplicitChars() {
+    return chars != null;
+  }
+
+  // Python's unicodedata categories Cc, Cs, Cn (controls, surrogates, unassigned) and U+FFFE/U+FFFF;
+  // the JVM's Unicode tables may be an older version than Python's for newly assigned characters
+  private static boolean isControl(int cp) {
+    int t = Character.getType(cp);
+    return t == Character.CONTROL || t == Character.SURROGATE || t == Character.UNASSIGNED || cp == 0xfffe || cp == 0xffff;
+  }
+
+  private static ItemDomain alphabetDomain(JsonElement alphabet, JsonElement maxChars, JsonElement overflow, JsonElement outside) {
+    int[] chars;
+    if (Json.isString(alphabet)) {
+      String name = alphabet.getAsString();
+      if (name.equals("unicode")) chars = null;
+      else if (NAMED_ALPHABETS.containsKey(name)) chars = NAMED_ALPHABETS.get(name).codePoints().toArray();
+      else {
+        throw new ConfigException("unknown alphabet " + PyRepr.repr(alphabet)
+            + "; named: ['letters', 'letters-digits', 'lower', 'lower-digits', 'printable', 'unicode'] or a list");
+      }
+    } else if (alphabet != null && alphabet.isJsonArray()) {
+      JsonArray list = alphabet.getAsJsonArray();
+      if (list.size() < 1 || list.size() > MAX_ALPHABET) {
+        throw new ConfigException("an explicit alphabet needs 1.." + MAX_ALPHABET + " characters, got " + list.size());
+      }
+      chars = new int[list.size()];
+      java.util.Set<Integer> seen = new java.util.HashSet<>();
+      for (int i = 0; i < list.size(); i++) {
+        JsonElement ch = list.get(i);
+        String s = Json.isString(ch) ? ch.getAsString() : null;
+        if (s == null || s.isEmpty() || s.codePointCount(0, s.length()) != 1 || isControl(s.codePointAt(0))) {
+          throw new ConfigException("alphabet entries must be single non-control characters, got " + PyRepr.repr(ch));
+        }
+        chars[i] = s.codePointAt(0);
+        seen.add(chars[i]);
+      }
+      if (seen.size() != chars.length) throw new ConfigException("alphabet characters must be distinct");
+    } else {
+      throw new ConfigException("alphabet must be a name or a list of characters, got " + PyRepr.repr(alphabet));
+    }
+    if (!(Json.isString(overflow) && (overflow.getAsString().equals("truncate") || overflow.getAsString().equals("reject")))) {
+      throw new ConfigException("overflow must be 'truncate' or 'reject', got " + PyRepr.repr(overflow));
+    }
+    if (!(Json.isString(outside) && (outside.getAsString().equals("reject") || outside.getAsString().equals("drop")))) {
+      throw new ConfigException("outside must be 'reject' or 'drop', got " + PyRepr.repr(outside));
+    }
+    return new ItemDomain(alphabet, chars, maxChars, overflow.getAsString(), outside.getAsString());
   }
 
   public static ItemDomain strings(int maxBytes, String overflow) {
@@ -66,7 +201,9 @@ public final class ItemDomain {
     }
     JsonElement type = Json.get(c, "type");
     String t = Json.isString(type) ? type.getAsString() : "";
-    java.util.List<String> known = t.equals("string") ? Arrays.asList("encoding", "max_bytes", "overflow", "type")
+    boolean alphabetFlavour = t.equals("string") && c.has("alphabet");
+    java.util.List<String> known = alphabetFlavour ? Arrays.asList("alphabet", "encoding", "max_chars", "outside", "overflow", "type")
+        : t.equals("string") ? Arrays.asList("encoding", "max_bytes", "overflow", "type")
         : t.equals("integer") ? Arrays.asList("bits", "encoding", "type") : null;
     if (known != null) {
       java.util.TreeSet<String> unknown = new java.util.TreeSet<>(c.keySet());
@@ -76,8 +213,13 @@ public final class ItemDomain {
         for (String k : unknown) u.append(u.length() > 1 ? ", " : "").append(PyRepr.strRepr(k));
         StringBuilder a = new StringBuilder("[");
         for (String k : known) a.append(a.length() > 1 ? ", " : "").append(PyRepr.strRepr(k));
-        throw new ConfigException("unknown " + t + " domain fields " + u + "]; allowed: " + a + "]");
+        throw new ConfigException("unknown domain field(s) " + u + "]; allowed: " + a + "]");
       }
+    }
+    if (alphabetFlavour) {
+      if (!c.has("max_chars")) throw new ConfigException("domain config lacks 'max_chars'");
+      return alphabetDomain(c.get("alphabet"), c.get("max_chars"), c.has("overflow") ? c.get("overflow") : Json.of("truncate"),
+          c.has("outside") ? c.get("outside") : Json.of("reject"));
     }
     if (t.equals("string")) {
       if (!c.has("max_bytes")) throw new ConfigException("domain config lacks 'max_bytes'");
@@ -96,8 +238,47 @@ public final class ItemDomain {
   }
 
   public JsonObject config() {
+    if (isAlphabet()) {
+      return Json.obj("type", "string", "alphabet", alphabet.deepCopy(), "max_chars", maxChars, "overflow", overflow, "outside", outside,
+          "encoding", ITEM_ENCODING);
+    }
     if (type.equals("string")) return Json.obj("type", "string", "max_bytes", maxBytes, "overflow", overflow, "encoding", ITEM_ENCODING);
     return Json.obj("type", "integer", "bits", bits, "encoding", ITEM_ENCODING);
+  }
+
+  private Integer symbol(int cp) {
+    if (index != null) return index.get(cp);
+    for (int[] r : UNICODE_RANGES) if (r[0] <= cp && cp <= r[1]) return cp;
+    return null;
+  }
+
+  /** An alphabet domain's symbols of the item after the {@code outside} and {@code overflow} rules (device side). */
+  public int[] symbolsOf(Object item) {
+    if (!(item instanceof String)) {
+      throw new ItemEncodingException("string items must be str, got " + (item == null ? "NoneType" : item.getClass().getSimpleName()));
+    }
+    String s = (String) item;
+    int[] out = new int[s.length()];
+    int n = 0;
+    for (int i = 0; i < s.length(); ) {
+      int cp = s.codePointAt(i);
+      i += Character.charCount(cp);
+      Integer sym = symbol(cp);
+      if (sym == null) {
+        if (outside.equals("reject")) {
+          throw new ItemEncodingException("character " + PyRepr.strRepr(new String(Character.toChars(cp))) + " is outside the domain's alphabet (outside='reject')");
+        }
+        continue;
+      }
+      out[n++] = sym;
+    }
+    if (n > maxChars) {
+      if (overflow.equals("reject")) {
+        throw new ItemEncodingException("string item has " + n + " characters; at most " + maxChars + " allowed (overflow='reject')");
+      }
+      n = maxChars;
+    }
+    return Arrays.copyOf(out, n);
   }
 
   /** The unpadded UTF-8 bytes a string item stands for (after truncation). */
@@ -130,11 +311,22 @@ public final class ItemDomain {
 
   /** The item as the server will see it (truncated per the overflow rule). */
   public String canonical(Object item) {
+    if (isAlphabet()) {
+      StringBuilder b = new StringBuilder();
+      for (int sym : symbolsOf(item)) b.appendCodePoint(chars == null ? sym : chars[sym - 1]);
+      return b.toString();
+    }
     return new String(toBytes(item), StandardCharsets.UTF_8);
   }
 
   /** The item's m-bit code. */
   public BigInteger encode(Object item) {
+    if (isAlphabet()) {
+      int[] syms = symbolsOf(item);
+      BigInteger code = BigInteger.ZERO;
+      for (int j = 0; j < maxChars; j++) code = code.shiftLeft(symbolBits).or(BigInteger.valueOf(j < syms.length ? syms[j] : 0));
+      return code;
+    }
     if (type.equals("string")) {
       byte[] raw = toBytes(item);
       BigInteger code = BigInteger.ZERO;
