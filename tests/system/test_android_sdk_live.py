@@ -78,7 +78,9 @@ def test_jvm_devices_report_end_to_end(tmp_path: Path, classpath: str) -> None:
     rng = np.random.default_rng(18)
     with live_server(tmp_path / "server", mode="gunicorn") as server:
         # releases carry central DP noise (ε_release per device-epoch): at its largest allowed
-        # value here, so 600 devices are enough for PEM to find the planted items through it
+        # value here, and PEM publishes only items significant with that noise included, so
+        # 1,200 devices with one PEM report each (cap = ε: u = 1, the sensitivity the noise
+        # is scaled to) are what PEM needs to find both planted items reliably
         release = {"windows": [1], "cumulative": False, "min_reports": 50, "epsilon": 10.0}
         common = {"epoch": {"seconds": 86400, "grace": 1}, "release": release}
         oue = server.create_collection(
@@ -92,12 +94,12 @@ def test_jvm_devices_report_end_to_end(tmp_path: Path, classpath: str) -> None:
         pem = server.create_collection(
             {"name": "android-pem", "kind": "heavy_hitters",
              "mechanism": {"protocol": "pem", "epsilon": 4.0, "k": 2, "domain": {"type": "integer", "bits": 8}, "eta": 2},
-             "budget": {"cap_lifetime": 8.0}, **common}
+             "budget": {"cap_lifetime": 4.0}, **common}
         )
-        n = 600
+        n = 1200
         values = rng.choice(K, size=n, p=TRUE_WEIGHTS / TRUE_WEIGHTS.sum())
         tuples = np.stack([rng.choice(4, size=n, p=[0.5, 0.2, 0.2, 0.1]), rng.choice(3, size=n, p=[0.6, 0.3, 0.1])], axis=1)
-        items = np.concatenate([np.full(270, 7), np.full(180, 200), rng.integers(0, 256, n - 450)])
+        items = np.concatenate([np.full(540, 7), np.full(360, 200), rng.integers(0, 256, n - 900)])
         rng.shuffle(items)
         plans: list[list[dict[str, Any]]] = [[], []]
         for i in range(n):
