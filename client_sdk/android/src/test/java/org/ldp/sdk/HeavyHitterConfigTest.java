@@ -59,4 +59,35 @@ class HeavyHitterConfigTest {
     options.addProperty("shared_levels", 5); // the fifth group is the final round's
     assertThrows(ConfigException.class, () -> HeavyHitters.create(Json.of("tap"), options));
   }
+
+  static JsonObject options(String json) {
+    return com.google.gson.JsonParser.parseString(json).getAsJsonObject();
+  }
+
+  /** Smallest accepted expected_reports of each configuration, found with the Python SDK (pem.py, tap.py, treehist.py). */
+  @Test
+  void hopelessConfigurationsAreRefusedAtThePythonThreshold() {
+    String[][] cases = {
+        {"pem", "{\"epsilon\": 2.0, \"k\": 4, \"domain\": {\"type\": \"string\", \"max_bytes\": 4}}", "557"},
+        {"pem", "{\"epsilon\": 1.0, \"k\": 8, \"domain\": {\"type\": \"string\", \"alphabet\": \"lower\", \"max_chars\": 6}, \"final_round\": false}", "19671"},
+        {"tap", "{\"epsilon\": 3.0, \"k\": 4, \"domain\": {\"type\": \"integer\", \"bits\": 16}, \"parties\": [\"a\", \"b\", \"c\"]}", "372"},
+        {"treehist", "{\"epsilon\": 2.0, \"k\": 4, \"domain\": {\"type\": \"string\", \"max_bytes\": 4}}", "37816"},
+        {"treehist", "{\"epsilon\": 2.0, \"k\": 4, \"domain\": {\"type\": \"string\", \"max_bytes\": 4}, \"fragment_estimator\": \"level\"}", "4727"},
+    };
+    for (String[] c : cases) {
+      long need = Long.parseLong(c[2]);
+      JsonObject ok = options(c[1]);
+      ok.addProperty("expected_reports", need);
+      assertEquals(need, HeavyHitters.create(Json.of(c[0]), ok).config().get("expected_reports").getAsLong(), c[1]);
+      JsonObject short1 = options(c[1]);
+      short1.addProperty("expected_reports", need - 1);
+      assertThrows(ConfigException.class, () -> HeavyHitters.create(Json.of(c[0]), short1), c[1]);
+    }
+    JsonObject far = options(cases[0][1]);
+    far.addProperty("expected_reports", 100);
+    ConfigException e = assertThrows(ConfigException.class, () -> HeavyHitters.create(Json.of("pem"), far));
+    assertEquals("hopeless pem configuration: with n = 100 reports split over 5.5 groups at ε = 2.0, even an item held by 1/k of the"
+        + " users would not be significant among 32 candidates (α = 0.05, Holm); it needs n ≥ 557 at this ε, or ε ≥ 3.49 for n = 100;"
+        + " or fewer levels (shorter items, a smaller alphabet) or a smaller k", e.getMessage());
+  }
 }

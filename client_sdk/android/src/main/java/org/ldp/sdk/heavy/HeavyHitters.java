@@ -124,7 +124,8 @@ public final class HeavyHitters {
       extra.addProperty("alpha", alpha);
       extra.addProperty("max_width", checkInt(opt(options, "max_width", Json.of(4 * k)), "max_width", k, 1 << 14));
       extra.addProperty("final_round", finalRound);
-      extra.add("expected_reports", checkExpected(opt(options, "expected_reports")));
+      int tested = extra.get("keep").getAsString().equals("top") ? extra.get("width").getAsInt() : extra.get("max_width").getAsInt();
+      extra.add("expected_reports", hopeless(checkExpected(opt(options, "expected_reports")), name, tested, 1));
     } else if (treehist) {
       extra.addProperty("width", checkInt(opt(options, "width", Json.of(k)), "width", 1, 1 << 14));
       JsonElement threshold = opt(options, "threshold");
@@ -135,7 +136,7 @@ public final class HeavyHitters {
       }
       extra.add("fragment_estimator", fragment);
       extra.addProperty("alpha", alpha);
-      extra.add("expected_reports", checkExpected(opt(options, "expected_reports")));
+      extra.add("expected_reports", hopeless(checkExpected(opt(options, "expected_reports")), name, extra.get("width").getAsInt(), 1));
     } else {
       JsonElement ps = opt(options, "parties");
       if (ps == null || !ps.isJsonArray() || ps.getAsJsonArray().size() == 0) throw new ConfigException("parties must be a non-empty list of party names");
@@ -165,7 +166,9 @@ public final class HeavyHitters {
       extra.add("order", oneOf(opt(options, "order", Json.of("size-desc")), "order", "must be one of ['size-desc']", "size-desc"));
       extra.addProperty("alpha", alpha);
       extra.addProperty("final_round", finalRound);
-      extra.add("expected_reports", checkExpected(opt(options, "expected_reports")));
+      // Phase II runs per party: the check uses a party of average size (n / parties)
+      extra.add("expected_reports", hopeless(checkExpected(opt(options, "expected_reports")), name + " (per party of average size)", kMax,
+          partyNames.size()));
     }
     this.parties = partyNames == null ? null : Collections.unmodifiableList(partyNames);
   }
@@ -223,16 +226,34 @@ public final class HeavyHitters {
     return checkInt(eta, "eta", 1, high);
   }
 
-  /**
-   * expected_reports: null, or a positive integer. The hopelessness check (refusing a configuration
-   * whose expected report count cannot make any item significant) runs where the collection is
-   * created, on the server with the Python SDK; a device only rebuilds the server's config.
-   */
+  /** expected_reports: null, or a positive integer. */
   static JsonElement checkExpected(JsonElement value) {
     if (value == null || value.isJsonNull()) return com.google.gson.JsonNull.INSTANCE;
     if (!Json.isInt(value)) throw new ConfigException("expected_reports must be an integer, got " + PyRepr.repr(value));
     if (Json.bigInt(value).signum() <= 0) throw new ConfigException("expected_reports must be >= 1, got " + Json.bigInt(value));
     return Json.of(Json.bigInt(value));
+  }
+
+  /**
+   * The creation-time hopelessness check of pem.py's _check_hopeless (PEM, TAP/TAPS: the test
+   * group's share of the users under the split; candidates = width x 2^(last step)) and
+   * treehist.py (L^2 groups pooled or L by level, half of epsilon per report). Returns the
+   * expected count as configured (TAP: checked per party of average size, n / parties).
+   */
+  private JsonElement hopeless(JsonElement expected, String label, int width, int parties) {
+    if (expected.isJsonNull()) return expected;
+    boolean treehist = name.equals("treehist");
+    int[] prefix = finalRound ? Arrays.copyOf(lengths, lengths.length - 1) : lengths;
+    int last = prefix.length > 1 ? prefix[prefix.length - 1] - prefix[prefix.length - 2] : prefix[0];
+    long candidates = Math.min((long) width << last, 1L << Math.min(domain.bits, 62));
+    JsonElement groups;
+    if (treehist) groups = Json.of(extra.get("fragment_estimator").getAsString().equals("pooled") ? lengths.length * lengths.length : lengths.length);
+    else if (split.equals("final-2x")) groups = Json.of(1 / (lengths.length >= 2 ? 2.0 / (lengths.length + 2) : 1.0));
+    else groups = Json.of(lengths.length);
+    BigInteger perParty = Json.bigInt(expected).divide(BigInteger.valueOf(parties));
+    if (perParty.signum() <= 0) throw new ConfigException("expected_reports must lie in [1, inf), got " + perParty);
+    Hopeless.check(label, epsilon, perParty, groups, k, candidates, extra.get("alpha").getAsDouble(), treehist ? 0.5 : 1.0, olh.g);
+    return expected;
   }
 
   /**
