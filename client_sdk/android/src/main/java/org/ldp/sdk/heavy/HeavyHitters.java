@@ -29,8 +29,9 @@ import org.ldp.sdk.mechanisms.Olh;
  *
  * <p>Privacy: epsilon-LDP per user with one report per user. PEM (Wang, Li, Jha, "Locally
  * differentially private heavy hitter identification", TDSC 2019) and TAP/TAPS (federated
- * PEM): the user joins level group l uniformly at random (CSPRNG, independent of the item)
- * and sends one OLH report (full epsilon, {@code olh-mas-v1}) of the 32-bit key of its item's
+ * PEM): the user joins level group l at random (CSPRNG, independent of the item; uniformly, or
+ * with the final estimation round's "final-2x" split the last prefix level and the final group,
+ * which reports the whole item, get twice the users of the others) and sends one OLH report (full epsilon, {@code olh-mas-v1}) of the 32-bit key of its item's
  * length-l_l prefix; TAP/TAPS add the public party index {@code p}. TreeHist (Bassily, Nissim,
  * Stemmer, Thakurta, NeurIPS 2017): two eps/2 OLH reports, a random level's prefix and the
  * whole item. Ledger charge: epsilon per report.

@@ -23,7 +23,11 @@ import org.ldp.sdk.mechanisms.Olh;
  * <p>Strings ({@code max_bytes} = L, m = 8L): UTF-8 bytes right-padded with 0x00, read
  * big-endian; U+0000 and lone surrogates refused; longer strings truncated to whole code
  * points ({@code overflow: "truncate"}) or refused ({@code "reject"}). Integers ({@code bits} = m):
- * a Long/Integer/BigInteger in [0, 2^m). Keys: length <= 32: fmix32(P xor (length * 0x9E3779B9
+ * a Long/Integer/BigInteger in [0, 2^m). Alphabet strings ({@code alphabet}, {@code max_chars}):
+ * each character is its 1-based index in the alphabet (or, for {@code unicode}, its code point),
+ * 0 is the pad, b = bitlength(largest symbol) bits per symbol, m = b * max_chars; characters
+ * outside the alphabet are refused or dropped ({@code outside}), then longer strings truncated
+ * or refused ({@code overflow}). Keys: length <= 32: fmix32(P xor (length * 0x9E3779B9
  * mod 2^32)); longer: h >> 32 where h = splitmix64(length * phi + 0x6868) absorbs the prefix's
  * 64-bit words, least significant first, as h = splitmix64(h xor w).
  */
