@@ -206,15 +206,19 @@ def reports_purge(database_url: str | None, dry_run: bool) -> None:
 
 
 def _gunicorn_config() -> str | None:
-    """gunicorn.conf.py at the repository root (beside migrations/), or $LDP_GUNICORN_CONFIG."""
+    """$LDP_GUNICORN_CONFIG, else gunicorn.conf.py at the repository root (a checkout), else the
+    copy the server wheel ships inside the package (setup.py puts it there)."""
     import os
     from pathlib import Path
 
     explicit = os.environ.get("LDP_GUNICORN_CONFIG")
     if explicit:
         return explicit
-    candidate = Path(__file__).resolve().parent.parent / "gunicorn.conf.py"
-    return str(candidate) if candidate.is_file() else None
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parent / "gunicorn.conf.py", here / "gunicorn.conf.py"):
+        if candidate.is_file():
+            return str(candidate)
+    return None
 
 
 @main.command()

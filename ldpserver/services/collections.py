@@ -37,7 +37,7 @@ from ldpserver.schemas.collections import CollectionCreate
 from ldpserver.services.ledger import genesis_hash
 from ldpserver.services.privacy import declared_covers
 
-CONFIG_VERSION = 1
+CONFIG_VERSION = 2  # 2: the config hash is of RFC 8785 (JCS) canonical JSON (client_sdk.canonical)
 UNIT_SLACK = 1e-9  # caps are compared as units*epsilon <= cap*(1 + slack): 0.3 = 3 × 0.1 fits
 
 collections_t = Collection.__table__

@@ -57,7 +57,7 @@ def public_config(
     if memoized and epsilon_per_memo is None:
         epsilon_per_memo = epsilon
     return {
-        "version": 1,
+        "version": 2,
         "kind": kind,
         "mechanism": mechanism,
         "epsilon": epsilon,
