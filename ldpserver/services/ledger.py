@@ -2,8 +2,11 @@
 
 Each row stores ``prev_hash`` (the previous row's hash, or the collection's genesis
 hash for ``seq = 1``) and ``row_hash = SHA-256(canonical JSON of its fields)``
-(:data:`HASHED_FIELDS`, ``client_sdk.canonical``). ``ledger_heads`` holds each chain's
-last ``seq`` and hash.
+(:data:`HASHED_FIELDS`, :func:`ledger_json`). ``ledger_heads`` holds each chain's
+last ``seq`` and hash. The row form is the chain format ``ldp-ledger-v1``: Python's
+``json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False)`` text, *not* RFC 8785
+(configs and releases are JCS, client_sdk.canonical), so that chains written before configs
+moved to JCS still verify; docs/wire.md states it for auditors.
 
 **Appends are serialised per collection**: the appender locks the collection's head row
 (``SELECT ... FOR UPDATE`` on PostgreSQL; on SQLite the whole write transaction already
@@ -63,6 +66,11 @@ def genesis_hash(collection_id: str, config_hash: str) -> str:
 _SORTED_FIELDS = tuple(sorted(HASHED_FIELDS))
 
 
+def ledger_json(obj: dict[str, Any]) -> str:
+    """The ``ldp-ledger-v1`` row text: sorted keys, no whitespace, Python float repr, UTF-8."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def _json_value(value: Any) -> str:
     """``json.dumps(value)`` for the ledger's field types, without its overhead."""
     if value is None:
@@ -89,10 +97,10 @@ def _plain(value: Any) -> bool:
 
 
 def canonical_row(row: dict[str, Any] | Any) -> str:
-    """Canonical JSON (``client_sdk.canonical.canonical_json``) of a row's hashed fields.
+    """Canonical JSON (:func:`ledger_json`) of a row's hashed fields.
 
     Written out by hand for speed (it runs once per charge); a unit test checks it against
-    ``canonical_json`` on ordinary and unusual rows.
+    ``ledger_json`` on ordinary and unusual rows.
     """
     get = row.get if isinstance(row, dict) else row.__getattribute__
     values = []

@@ -1,4 +1,4 @@
-"""The ledger's hand-written canonical row format equals client_sdk.canonical.canonical_json."""
+"""The ledger's hand-written canonical row format equals its reference form, ledger_json (ldp-ledger-v1)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from client_sdk.canonical import canonical_json
 from ldpserver.clock import iso
-from ldpserver.services.ledger import _trusted_hash, canonical_row, row_hash
+from ldpserver.services.ledger import _trusted_hash, canonical_row, ledger_json, row_hash
 
 ROW = {
     "collection_id": "col_0123456789abcdef",
@@ -39,7 +38,7 @@ ROW = {
 )
 def test_canonical_row_is_canonical_json(changes):
     row = ROW | changes
-    assert canonical_row(row) == canonical_json(row)
+    assert canonical_row(row) == ledger_json(row)
     if "client_id" not in changes:
         assert _trusted_hash(row) == row_hash(row)
 
