@@ -50,7 +50,7 @@ import {
   type StorageLike,
 } from "./store.js";
 
-export const SDK_VERSION = "0.1.0";
+export const SDK_VERSION = "0.2.0"; // = package.json and client_sdk/_version.py (tests/unit/test_packaging.py)
 /** rejection reasons that may clear up by themselves: the report stays queued */
 export const DEFERRED_REASONS: ReadonlySet<string> = new Set(["epoch_in_future", "kind_unavailable"]);
 /** HTTP statuses worth retrying (with backoff, or after Retry-After) */
