@@ -360,7 +360,29 @@ def release_command(database_url: str | None, collection_id: str, epoch: int | N
 @click.option("--once", is_flag=True, help="One pass, then exit.")
 @click.option("--interval", default=60.0, show_default=True, type=float, help="Seconds between passes.")
 @click.option("--collection", "collection_ids", multiple=True, help="Only these collections (repeatable).")
-def scheduler(database_url: str | None, once: bool, interval: float, collection_ids: tuple[str, ...]) -> None:
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    envvar="LDP_SCHEDULER_METRICS_PORT",
+    help="Serve this process's Prometheus metrics (ldp_releases_total, ldp_release_duration_seconds) "
+    "at http://HOST:PORT/metrics (default: not served).",
+)
+@click.option(
+    "--metrics-host",
+    default="127.0.0.1",
+    show_default=True,
+    envvar="LDP_SCHEDULER_METRICS_HOST",
+    help="Address of the metrics listener (0.0.0.0 in a container, for the scraper).",
+)
+def scheduler(
+    database_url: str | None,
+    once: bool,
+    interval: float,
+    collection_ids: tuple[str, ...],
+    metrics_port: int | None,
+    metrics_host: str,
+) -> None:
     """Release every due epoch (current > epoch + grace) of every collection, in a loop or once."""
     import signal
     import threading
@@ -368,12 +390,14 @@ def scheduler(database_url: str | None, once: bool, interval: float, collection_
     from ldpserver.services.collections import CollectionCache
     from ldpserver.services.releases import run_scheduler_once
 
-    engine = _engine(database_url)
-    cache = CollectionCache(engine)
     stop = threading.Event()
     if not once:
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
+    if metrics_port is not None:
+        _serve_scheduler_metrics(metrics_host, metrics_port)
+    engine = _engine(database_url)
+    cache = CollectionCache(engine)
     while True:
         collections = cache.list()
         if collection_ids:
@@ -387,6 +411,21 @@ def scheduler(database_url: str | None, once: bool, interval: float, collection_
             sys.exit(1 if failed else 0)
         if stop.wait(interval):
             return
+
+
+def _serve_scheduler_metrics(host: str, port: int) -> None:
+    """The scheduler is one process that serves no HTTP API: its release metrics get their own
+    small listener (a daemon thread), in this process's own registry — a multi-process
+    directory (PROMETHEUS_MULTIPROC_DIR) belongs to the API's gunicorn workers, not to it."""
+    import os
+
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)  # before prometheus_client is first imported
+    from prometheus_client import start_http_server
+
+    import ldpserver.metrics  # noqa: F401  (registers the release counter and histogram)
+
+    server, _ = start_http_server(port, addr=host)
+    click.echo(f"scheduler metrics on http://{host}:{server.server_port}/metrics", err=True)
 
 
 # --- operations: collections from files, ledger export, offline simulation ------------------------

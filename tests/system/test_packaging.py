@@ -180,12 +180,24 @@ def test_server_wheels_migrate_serve_report_and_release(wheels: Path, tmp_path: 
     admin = out.strip().splitlines()[-1]
     client_key = run([venv / "ldp", "keys", "create", "--role", "client", "--name", "app"], cwd=work, env=env).strip()
 
+    # `ldp serve`: gunicorn with the gunicorn.conf.py inside the installed package
     server = ServerProc([str(venv / "ldp"), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
                         env, work / "serve.log", port, cwd=work)  # fmt: skip
     try:
         server.wait_ready(timeout=90)
         ready = httpx.get(server.url + "/readyz", timeout=5).json()
         assert ready["status"] == "ready" and ready["database"] == "sqlite"
+    finally:
+        assert server.stop() == 0, server.log()
+
+    # the image's command: the entry point migrates (again: a no-op), then execs gunicorn with the
+    # packaged gunicorn.conf.py (LDP_APP_DIR holds none), bound by LDP_BIND as in the image
+    port = free_port()
+    image_env = {**env, "LDP_APP_DIR": str(work), "LDP_BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": "1"}
+    server = ServerProc([str(REPO / "docker" / "entrypoint.sh")], image_env, work / "entrypoint.log", port, cwd=work)
+    try:
+        server.wait_ready(timeout=90)
+        assert "is at revision" in server.log()
         body = {
             "name": "wheel smoke test",
             "kind": "frequency",
