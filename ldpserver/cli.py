@@ -224,7 +224,12 @@ def _gunicorn_config() -> str | None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
-@click.option("--workers", default=None, type=int, help="gunicorn workers (default: 2, or $WEB_CONCURRENCY).")
+@click.option(
+    "--workers",
+    default=None,
+    type=int,
+    help="gunicorn workers (default: gunicorn.conf.py's: $WEB_CONCURRENCY, else $LDP_WORKERS, else min(2 × cores + 1, 8)).",
+)
 @click.option("--dev", is_flag=True, help="Development server (werkzeug, threaded) instead of gunicorn.")
 @click.option("--reload", "reload_", is_flag=True, help="--dev only: restart when the code changes.")
 def serve(host: str, port: int, workers: int | None, dev: bool, reload_: bool) -> None:
@@ -240,12 +245,13 @@ def serve(host: str, port: int, workers: int | None, dev: bool, reload_: bool) -
         return
     if reload_:
         raise click.UsageError("--reload needs --dev")
-    workers = workers or int(os.environ.get("WEB_CONCURRENCY") or 2)
     command = [sys.executable, "-m", "gunicorn"]
     config = _gunicorn_config()
     if config:
         command += ["-c", config]
-    command += ["-w", str(workers), "-b", f"{host}:{port}", "ldpserver.wsgi:app"]
+    if workers is not None:  # else gunicorn.conf.py's rule, the one docs/operations.md states
+        command += ["-w", str(workers)]
+    command += ["-b", f"{host}:{port}", "ldpserver.wsgi:app"]
     os.execvp(sys.executable, command)
 
 
