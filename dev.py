@@ -28,7 +28,13 @@ VENV = Path(os.environ.get("LDP_VENV", ROOT / ".venv"))
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / "python"
 #: what the install depends on: a change to any of them re-runs setup
-PACKAGING_FILES = ("pyproject.toml", "setup.py", "client_sdk/pyproject.toml", "client_sdk/_version.py", "constraints.txt")
+PACKAGING_FILES = (
+    "pyproject.toml",
+    "setup.py",
+    "client_sdk/pyproject.toml",
+    "client_sdk/_version.py",
+    "constraints.txt",
+)
 
 
 def log(message: str) -> None:

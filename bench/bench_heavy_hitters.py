@@ -40,10 +40,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from client_sdk import heavy_hitters  # noqa: E402
-from ldpserver.evaluation.datasets import word_frequencies  # noqa: E402
 from client_sdk.heavy_hitters import tap  # noqa: E402
-from ldpserver.evaluation import heavy_hitter_metrics as metrics  # noqa: E402
 from client_sdk.heavy_hitters.encoding import EncodedItems, StringDomain  # noqa: E402
+from ldpserver.evaluation import heavy_hitter_metrics as metrics  # noqa: E402
+from ldpserver.evaluation.datasets import word_frequencies  # noqa: E402
 
 MAX_BYTES = 6
 RESULTS_JSON = Path(__file__).resolve().parent / "results" / "heavy_hitters.json"

@@ -9,4 +9,13 @@ from client_sdk._version import __version__
 from client_sdk.client import Client
 from client_sdk.errors import BudgetExceededError, ConfigError, LDPError, ReportDecodeError
 
-__all__ = ["BudgetExceededError", "Client", "__version__", "ConfigError", "LDPError", "ReportDecodeError", "mechanisms", "postprocess"]
+__all__ = [
+    "BudgetExceededError",
+    "Client",
+    "ConfigError",
+    "LDPError",
+    "ReportDecodeError",
+    "__version__",
+    "mechanisms",
+    "postprocess",
+]

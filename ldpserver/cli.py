@@ -228,7 +228,8 @@ def _gunicorn_config() -> str | None:
     "--workers",
     default=None,
     type=int,
-    help="gunicorn workers (default: gunicorn.conf.py's: $WEB_CONCURRENCY, else $LDP_WORKERS, else min(2 × cores + 1, 8)).",
+    help="gunicorn workers (default: gunicorn.conf.py's: $WEB_CONCURRENCY, else $LDP_WORKERS, "
+    "else min(2 × cores + 1, 8)).",
 )
 @click.option("--dev", is_flag=True, help="Development server (werkzeug, threaded) instead of gunicorn.")
 @click.option("--reload", "reload_", is_flag=True, help="--dev only: restart when the code changes.")

@@ -110,7 +110,8 @@ def _check_version(collection_id: str, config: Mapping[str, Any]) -> None:
             "recreate the collection on a current server"
         )
     raise UnsupportedCollectionError(
-        f"collection {collection_id!r}: config version {version!r} is not supported (this SDK reads {CONFIG_VERSION}){hint}"
+        f"collection {collection_id!r}: config version {version!r} is not supported "
+        f"(this SDK reads {CONFIG_VERSION}){hint}"
     )
 
 

@@ -59,13 +59,17 @@ def examples_of(path: Path) -> list[Example]:
             looks_like_request = isinstance(value, dict) and (
                 "reports" in value or {"kind", "mechanism", "budget"} <= set(value)
             )
-            assert not looks_like_request, f"{path.name}: a request body example not marked 'json request ...':\n{content}"
+            assert not looks_like_request, (
+                f"{path.name}: a request body example not marked 'json request ...':\n{content}"
+            )
         if info.startswith("bash"):
             for route, body in CURL_BODY.findall(content):
                 if "$" in body:
                     continue  # shell variables: the same body is shown executable elsewhere
                 route = route.replace("$LDP", "")
-                out.append(Example(path.name, "POST", route, 201 if route == "/v1/collections" else 200, (), json.loads(body)))
+                out.append(
+                    Example(path.name, "POST", route, 201 if route == "/v1/collections" else 200, (), json.loads(body))
+                )
     return out
 
 
@@ -92,7 +96,9 @@ def test_every_request_body_in_the_docs_is_accepted(api, doc: str) -> None:
             route = route.replace("{" + kind + "}", collection_id)
         assert "{" not in route, f"{doc}: {example.path} names a collection kind the document does not create"
         role = "client" if route.endswith("/reports") else "admin"
-        answer = api.post(route, role=role, json=example.body) if example.method == "POST" else api.get(route, role=role)
+        answer = (
+            api.post(route, role=role, json=example.body) if example.method == "POST" else api.get(route, role=role)
+        )
         assert answer.status_code == example.status, (doc, example.body, answer.get_json())
         data = answer.get_json()
         if route == "/v1/collections":

@@ -74,7 +74,8 @@ def test_dockerfile_and_compose_say_what_the_deployment_needs() -> None:
     assert "\nFROM python:3.11-slim AS build\n" in dockerfile and "\nFROM python:3.11-slim\n" in dockerfile
     # the image installs the built wheels, pinned, never an editable checkout
     assert "pip wheel --no-cache-dir --no-deps --no-build-isolation -w /wheels ./client_sdk ." in dockerfile
-    assert "pip install --no-cache-dir -c /wheels/constraints.txt --find-links /wheels ldp-analytics-server" in dockerfile
+    install = "pip install --no-cache-dir -c /wheels/constraints.txt --find-links /wheels ldp-analytics-server"
+    assert install in dockerfile
     assert " -e " not in dockerfile and "COPY ldpserver" not in dockerfile.split("\nFROM python:3.11-slim\n")[1]
     assert "\nUSER 10001:10001\n" in dockerfile  # non-root (the ldp user)
     assert 'ENTRYPOINT ["/app/docker/entrypoint.sh"]' in dockerfile

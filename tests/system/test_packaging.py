@@ -24,7 +24,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -42,14 +41,16 @@ class ServerProc(Proc):
         self.log_path = log
         self._log = open(log, "ab")  # noqa: SIM115 - closed in stop()
         self.port = port
-        self.proc = subprocess.Popen(command, env=env, stdout=self._log, stderr=self._log, start_new_session=True, cwd=cwd)
+        self.proc = subprocess.Popen(
+            command, env=env, stdout=self._log, stderr=self._log, start_new_session=True, cwd=cwd
+        )
 
 
 def run(command: list[str | Path], *, cwd: Path, env: dict[str, str] | None = None, timeout: float = 600) -> str:
-    done = subprocess.run(
-        [str(c) for c in command], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    done = subprocess.run([str(c) for c in command], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, (
+        f"{' '.join(map(str, command))} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
     )
-    assert done.returncode == 0, f"{' '.join(map(str, command))} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
     return done.stdout
 
 
@@ -132,8 +133,12 @@ def test_wheels_are_named_and_versioned_from_one_place(wheels: Path) -> None:
     assert not any(n.startswith("client_sdk/") for n in server)
     assert "ldpserver/migrations/env.py" in server and "ldpserver/gunicorn.conf.py" in server
     assert any(re.fullmatch(r"ldpserver/migrations/versions/0001_\w+\.py", n) for n in server)
-    assert "ldpserver/dashboard/static/app.js" in server or any(n.startswith("ldpserver/dashboard/static/") for n in server)
-    metadata = zipfile.ZipFile(wheels / names[1]).read(f"ldp_analytics_server-{__version__}.dist-info/METADATA").decode()
+    assert "ldpserver/dashboard/static/app.js" in server or any(
+        n.startswith("ldpserver/dashboard/static/") for n in server
+    )
+    metadata = (
+        zipfile.ZipFile(wheels / names[1]).read(f"ldp_analytics_server-{__version__}.dist-info/METADATA").decode()
+    )
     assert f"Requires-Dist: ldp-analytics-sdk=={__version__}" in metadata
     assert "License-Expression: Apache-2.0" in metadata
 
@@ -170,7 +175,9 @@ def test_server_wheels_migrate_serve_report_and_release(wheels: Path, tmp_path: 
         PROMETHEUS_MULTIPROC_DIR=str(work / "prometheus"),
         LDP_LOG_LEVEL="WARNING",
     )
-    where = run([venv / "python", "-I", "-c", "import ldpserver.schema as s; print(s.MIGRATIONS_DIR)"], cwd=work, env=env)
+    where = run(
+        [venv / "python", "-I", "-c", "import ldpserver.schema as s; print(s.MIGRATIONS_DIR)"], cwd=work, env=env
+    )
     assert where.strip().startswith(str(tmp_path / "server-venv"))
 
     # the image's entry point (docker/entrypoint.sh) migrates, then runs what it is given

@@ -48,7 +48,14 @@ DOCUMENTS = list(hashed_documents())
 
 def test_every_vector_file_with_configs_is_covered() -> None:
     files = {where.split("/")[0] for where, *_ in DOCUMENTS}
-    assert {"params.json", "config.json", "canonical.json", "runtime.json", "multidim.json", "heavy_hitters.json"} <= files
+    assert {
+        "params.json",
+        "config.json",
+        "canonical.json",
+        "runtime.json",
+        "multidim.json",
+        "heavy_hitters.json",
+    } <= files
     assert len(DOCUMENTS) > 700
 
 

@@ -10,8 +10,8 @@ import pytest
 from client_sdk import heavy_hitters
 from client_sdk.heavy_hitters import _common as C
 from client_sdk.heavy_hitters import tap
-from ldpserver.evaluation import heavy_hitter_metrics as metrics
 from client_sdk.heavy_hitters.pem import group_sigma, threshold_of
+from ldpserver.evaluation import heavy_hitter_metrics as metrics
 
 approx = lambda x: pytest.approx(x, rel=1e-6, abs=1e-6)  # noqa: E731
 

@@ -95,7 +95,9 @@ def test_constraints_pin_every_declared_dependency() -> None:
     for extra in root["optional-dependencies"].values():
         declared += extra
     setup_py = (ROOT / "setup.py").read_text(encoding="utf-8")
-    block = setup_py[setup_py.index("SERVER_DEPENDENCIES = [") : setup_py.index("]\n", setup_py.index("SERVER_DEPENDENCIES"))]
+    block = setup_py[
+        setup_py.index("SERVER_DEPENDENCIES = [") : setup_py.index("]\n", setup_py.index("SERVER_DEPENDENCIES"))
+    ]
     declared += [d for d in re.findall(r'"([^"]+)"', block) if not d.startswith("ldp-analytics")]
     for requirement in declared:
         name = re.sub(r"[-_.]+", "-", re.split(r"[<>=!~ \[]", requirement)[0]).lower()
