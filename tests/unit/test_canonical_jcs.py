@@ -94,3 +94,20 @@ def test_refused_vectors() -> None:
     for text in refused:
         with pytest.raises(CanonicalJSONError):
             canonical_json(json.loads(text))
+
+
+def test_a_config_of_another_version_is_refused_before_its_hash_with_a_clear_error() -> None:
+    """Version 1 configs were hashed as Python json.dumps text: the SDK names the version
+    instead of reporting a hash mismatch (runtime.json, shared with the web SDK)."""
+    from client_sdk.client.config import CollectionConfig
+    from client_sdk.client.errors import ConfigHashMismatchError, UnsupportedCollectionError
+
+    old = json.loads((VECTORS / "runtime.json").read_text(encoding="utf-8"))["old_versions"]
+    assert {json.loads(c["text"])["version"] for c in old} >= {1}
+    for case in old:
+        body = {"id": "col_test", "config": json.loads(case["text"]), "config_hash": case["config_hash"]}
+        with pytest.raises(UnsupportedCollectionError) as refused:
+            CollectionConfig.from_server("col_test", body)
+        assert not isinstance(refused.value, ConfigHashMismatchError)
+        assert str(refused.value) == case["message"]
+        assert f"config version {json.loads(case['text'])['version']} is not supported" in case["message"]
