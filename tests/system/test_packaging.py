@@ -194,6 +194,10 @@ def test_server_wheels_migrate_serve_report_and_release(wheels: Path, tmp_path: 
         server.wait_ready(timeout=90)
         ready = httpx.get(server.url + "/readyz", timeout=5).json()
         assert ready["status"] == "ready" and ready["database"] == "sqlite"
+        # the dashboard's page and static files come from the installed package's data
+        assert httpx.get(server.url + "/dashboard", timeout=5).status_code == 200
+        script = httpx.get(server.url + "/dashboard/static/dashboard.js", timeout=5)
+        assert script.status_code == 200 and len(script.content) > 1000
     finally:
         assert server.stop() == 0, server.log()
 
