@@ -133,9 +133,7 @@ def test_wheels_are_named_and_versioned_from_one_place(wheels: Path) -> None:
     assert not any(n.startswith("client_sdk/") for n in server)
     assert "ldpserver/migrations/env.py" in server and "ldpserver/gunicorn.conf.py" in server
     assert any(re.fullmatch(r"ldpserver/migrations/versions/0001_\w+\.py", n) for n in server)
-    assert "ldpserver/dashboard/static/app.js" in server or any(
-        n.startswith("ldpserver/dashboard/static/") for n in server
-    )
+    assert {"ldpserver/dashboard/static/dashboard.js", "ldpserver/dashboard/templates/dashboard.html"} <= set(server)
     metadata = (
         zipfile.ZipFile(wheels / names[1]).read(f"ldp_analytics_server-{__version__}.dist-info/METADATA").decode()
     )
