@@ -15,6 +15,7 @@ environment (the app's own settings — DATABASE_URL, LDP_* — are read by ldps
 | ``LDP_ACCESS_LOG`` | off | ``-`` for an access log on stdout (the app logs every request itself) |
 | ``LDP_FORWARDED_ALLOW_IPS`` | ``127.0.0.1`` | proxies whose X-Forwarded-* headers are trusted |
 | ``PROMETHEUS_MULTIPROC_DIR`` | a fresh temporary directory | where workers write their metrics |
+| ``LDP_METRICS_BIND`` | ``127.0.0.1:9464`` | the metrics listener Prometheus scrapes (``off``: none) |
 | ``LDP_GUNICORN_CONTROL_SOCKET`` | off | path of gunicorn's control socket (``gunicornc``), if wanted |
 
 **Graceful shutdown**: SIGTERM (what ``docker stop`` and Kubernetes send) stops accepting
@@ -26,7 +27,10 @@ device's retry is idempotent.
 worker imports ``prometheus_client``. If it is not set this file creates a temporary
 directory (removed at exit); either way stale files of a previous run are deleted when the
 master starts, and ``child_exit`` marks a dead worker's live gauges as gone.
-``/metrics`` (any worker) merges every worker's samples (``ldpserver/metrics.py``).
+``/metrics`` merges every worker's samples (``ldpserver/metrics.py``). It is served without
+a key only by the **metrics listener** the master starts when ready (``LDP_METRICS_BIND``,
+loopback by default; ``ldpserver/metrics_listener.py``); on the public bind it needs an
+admin key.
 """
 
 from __future__ import annotations
@@ -75,7 +79,7 @@ errorlog = "-"
 loglevel = os.environ.get("LDP_GUNICORN_LOG_LEVEL", "info")
 proc_name = "ldpserver"
 
-# --- Prometheus multiprocess mode -----------------------------------------------------------------
+# --- Prometheus multiprocess mode and the metrics listener -------------------------------------------
 _created_multiproc_dir = None
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     _created_multiproc_dir = tempfile.mkdtemp(prefix="ldp-prometheus-")
@@ -92,6 +96,32 @@ def on_starting(server) -> None:  # noqa: ANN001
     server.log.info("prometheus multiprocess directory: %s", directory)
 
 
+from ldpserver.metrics_listener import parse_bind as _parse_metrics_bind  # noqa: E402
+
+_metrics_bind = _parse_metrics_bind(os.environ.get("LDP_METRICS_BIND"))  # a bad value stops the start here
+_metrics_listener = None
+
+
+def when_ready(server) -> None:  # noqa: ANN001
+    """Master ready: start the metrics listener (its own bind, never the public one)."""
+    global _metrics_listener
+    from ldpserver.metrics_listener import start_from_env
+
+    if _metrics_bind is None:
+        server.log.info("metrics listener off (LDP_METRICS_BIND); /metrics needs an admin key")
+        return
+    _metrics_listener = start_from_env()
+    if _metrics_listener is not None:
+        host, port = _metrics_listener.address
+        server.log.info("metrics listener on http://%s:%s/metrics", host, port)
+
+
+def post_fork(server, worker) -> None:  # noqa: ANN001
+    """A new worker: close its inherited copy of the metrics listener's socket."""
+    if _metrics_listener is not None:
+        _metrics_listener.close_inherited()
+
+
 def child_exit(server, worker) -> None:  # noqa: ANN001
     """A worker is gone (exited, killed or recycled): drop its live gauge samples."""
     from prometheus_client import multiprocess
@@ -104,5 +134,7 @@ def worker_abort(worker) -> None:  # noqa: ANN001
 
 
 def on_exit(server) -> None:  # noqa: ANN001
+    if _metrics_listener is not None:
+        _metrics_listener.stop()
     if _created_multiproc_dir:
         shutil.rmtree(_created_multiproc_dir, ignore_errors=True)

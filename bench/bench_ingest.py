@@ -138,7 +138,7 @@ def make_bodies(config: dict, config_hash: str, epoch: int, batches: int, batch_
             }
             for i, payload in enumerate(payloads)
         ]
-        bodies.append(json.dumps({"reports": reports}, separators=(",", ":")).encode())
+        bodies.append(json.dumps({"wire": 2, "reports": reports}, separators=(",", ":")).encode())
     return bodies
 
 

@@ -68,7 +68,7 @@ def batch_body(fragments: list[str], config_hash: str, epoch: int, prefix: str, 
             f'{{"report_id":"{os.urandom(16).hex()}","client_id":"{prefix}-{i}","config_hash":"{config_hash}",'
             f'"epoch":{epoch},"payload":{payload}}}'
         )
-    return ('{"reports":[' + ",".join(parts) + "]}").encode()
+    return ('{"wire":2,"reports":[' + ",".join(parts) + "]}").encode()
 
 
 def _record(stats: dict, op: str, latency: float, ok: bool, status: int | None) -> None:

@@ -4,7 +4,8 @@
 appear in it (a route missing from the table is refused for everyone: fail closed), and
 the service tests iterate over it (every route × every role × missing, malformed,
 unknown and revoked keys). Auditors only read. ``PUBLIC_PREFIXES`` are served without a
-key (liveness, readiness, Prometheus metrics, the OpenAPI document and the docs page).
+key (liveness, readiness, the OpenAPI document and the docs page); ``/metrics`` is not one
+of them (admin on the public listener; Prometheus scrapes its own loopback listener).
 
 Header: ``Authorization: Bearer ldp_<id>_<secret>``. 401 for a missing, malformed,
 unknown or revoked key; 403 for a valid key whose role is not allowed.
@@ -37,9 +38,12 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/v1/collections/<collection_id>/estimates"): frozenset({"analyst", "admin"}),
     ("GET", "/v1/collections/<collection_id>/heavy-hitters"): frozenset({"analyst", "admin"}),
     ("GET", "/v1/collections/<collection_id>/timeseries"): frozenset({"analyst", "admin"}),
+    # exact per-kind counters move by one with one device's upload: never public; Prometheus
+    # scrapes the separate loopback listener (ldpserver/metrics_listener.py), operators may use a key
+    ("GET", "/metrics"): frozenset({"admin"}),
 }
 
-PUBLIC_PREFIXES = ("/healthz", "/readyz", "/metrics", "/openapi", "/docs", "/dashboard")
+PUBLIC_PREFIXES = ("/healthz", "/readyz", "/openapi", "/docs", "/dashboard")
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="ldp"'}
 _INVALID = {"WWW-Authenticate": 'Bearer realm="ldp", error="invalid_token"'}

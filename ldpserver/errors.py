@@ -25,6 +25,7 @@ log = structlog.get_logger("ldpserver.errors")
 PROBLEMS: dict[str, tuple[int, str]] = {
     "malformed-json": (400, "Malformed JSON"),
     "bad-request": (400, "Bad request"),
+    "unsupported-wire-version": (400, "Unsupported report envelope version"),
     "unauthorized": (401, "Missing or invalid API key"),
     "forbidden": (403, "This key's role may not use this endpoint"),
     "not-found": (404, "Not found"),

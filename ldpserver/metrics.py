@@ -191,11 +191,24 @@ def render(engine: Any) -> bytes:
 
 
 def init_app(app: Any) -> None:
-    """Register ``GET /metrics`` (public, like /healthz) and the per-request HTTP metrics."""
+    """Register ``GET /metrics`` (admin role on the public listener; Prometheus scrapes the
+    separate listener of ``ldpserver/metrics_listener.py``) and the per-request HTTP metrics."""
     from flask import Response, g, request
 
-    @app.get("/metrics", doc_ui=False)
+    from ldpserver.api.common import operation
+
+    extras, errors = operation("GET", "/metrics")
+
+    @app.get(
+        "/metrics",
+        summary="Prometheus metrics (admin; Prometheus scrapes the metrics listener instead)",
+        responses={200: None, **errors},
+        **extras,
+    )
     def metrics_endpoint():
+        """The Prometheus text exposition, merged across gunicorn workers. Exact counters per
+        kind move with single uploads, so they are not public: the metrics listener
+        (``LDP_METRICS_BIND``, loopback by default) serves the same text without a key."""
         return Response(render(app.extensions["ldp"].engine), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     @_never_raise

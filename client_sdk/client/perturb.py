@@ -1,6 +1,6 @@
 """How a collection turns a value into a wire payload on the device.
 
-Three strategies, chosen from the collection's kind and budget policy:
+Two strategies, chosen from the collection's kind and budget policy:
 
 * :class:`DirectPerturber` — a fresh report every call (frequency oracles, multidim,
   heavy hitters): ``protocol.perturb(value)``; one charge unit per report.
@@ -8,10 +8,10 @@ Three strategies, chosen from the collection's kind and budget policy:
   :mod:`client_sdk.longitudinal` (L-GRR, L-UE, RAPPOR, LOLOHA, dBitFlipPM): the
   permanent response (round 1) is drawn once per memo key and stored, every report
   re-randomizes it (round 2); one charge unit (ε∞) per new memo.
-* :class:`PayloadMemoPerturber` — a memoized collection whose protocol has no memo API
-  (``budget.memoized`` on a frequency/multidim/heavy-hitters collection): the first
-  perturbed payload of a value *is* its memo and is re-sent verbatim (permanent
-  randomized response only); one charge unit per distinct value.
+
+``budget.memoized`` on any other kind is refused (the server refuses to create such a
+collection): memoizing a one-round mechanism would re-send its first payload verbatim,
+so equal reports would reveal equal values.
 
 Memo records are stored without the memo key (for L-GRR/L-UE the key *is* the true value):
 the runtime keys them by an HMAC of the key under a device secret and puts the key back in
@@ -20,7 +20,6 @@ memory when it re-randomizes.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -39,11 +38,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, tuple | list):
         return [_plain(v) for v in value]
     return value
-
-
-def canonical_value(value: Any) -> str:
-    """A stable text form of a value (only ever hashed with the device secret, never stored)."""
-    return json.dumps(_plain(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 class DirectPerturber:
@@ -97,29 +91,6 @@ class LongitudinalPerturber:
         return self.protocol.perturb_with_memo({**stored, "key": key}, state)
 
 
-class PayloadMemoPerturber:
-    memoized = True
-    needs_state = False
-
-    def __init__(self, direct: DirectPerturber) -> None:
-        self.direct = direct
-
-    def charge_floor(self) -> float:
-        return self.direct.charge_floor()
-
-    def new_state(self) -> dict[str, Any]:  # pragma: no cover - needs_state is False
-        return {}
-
-    def lookup_key(self, value: Any, state: Any, party: Any = None) -> tuple[str, Any]:
-        return canonical_value([value, party]), None
-
-    def new_memo(self, value: Any, state: Any, key: Any, party: Any = None) -> dict[str, Any]:
-        return {"payload": self.direct.perturb(value, party)}
-
-    def from_memo(self, stored: dict[str, Any], key: Any, state: Any) -> dict[str, Any]:
-        return dict(stored["payload"])
-
-
 def perturber_for(kind: str, protocol: Any, memoized: bool, fail: Callable[[str], Exception]) -> Any:
     has_memo_api = all(callable(getattr(protocol, name, None)) for name in MEMO_API)
     if kind == "longitudinal" or has_memo_api:
@@ -128,7 +99,11 @@ def perturber_for(kind: str, protocol: Any, memoized: bool, fail: Callable[[str]
         if not has_memo_api:
             raise fail(f"protocol {type(protocol).__name__} lacks the memo API ({', '.join(MEMO_API)})")
         return LongitudinalPerturber(protocol)
+    if memoized:
+        raise fail(
+            f"budget.memoized applies to longitudinal collections only (a second randomisation round); "
+            f"a memoized {kind!r} collection would re-send its first report verbatim"
+        )
     if not callable(getattr(protocol, "perturb", None)):
         raise fail(f"protocol {type(protocol).__name__} has no perturb()")
-    direct = DirectPerturber(kind, protocol)
-    return PayloadMemoPerturber(direct) if memoized else direct
+    return DirectPerturber(kind, protocol)

@@ -44,6 +44,8 @@ from client_sdk.client.transport import HttpResponse, Transport, UrllibTransport
 __all__ = ["BudgetStatus", "Client", "FlushResult", "RejectedReport", "ReportReceipt", "RetryPolicy", "Spend"]
 
 SDK_VERSION = __version__
+#: the report envelope version this SDK sends (``{"wire": 2, "reports": [...]}``, no memo_count)
+ENVELOPE_VERSION = 2
 
 #: rejection reasons that may clear up by themselves: the report stays queued
 DEFERRED_REASONS = frozenset({"epoch_in_future", "kind_unavailable"})
@@ -100,8 +102,9 @@ class BudgetStatus:
 
     ``lifetime`` and ``window`` (the current accounting window) count everything this device
     charged; of that, ``acknowledged`` the server accepted (its ledger holds exactly this
-    for the device), ``pending`` waits in the outbox, ``rejected`` the server refused (still
-    counted here: the perturbed report left the device).
+    for the device, or for memoized collections the lifetime bound, which is at least
+    this: the memo account never leaves the device), ``pending`` waits in the outbox,
+    ``rejected`` the server refused (still counted here: the perturbed report left the device).
     """
 
     collection_id: str
@@ -605,7 +608,9 @@ class Client:
     def _post(self, cid: str, rows: list[Any], deadline: float, result: FlushResult) -> list[Any] | None:
         """POST one batch until it gets a 200 (its per-report results), or a 413 (None)."""
         reports = []
-        for _seq, report_id, _cid, config_hash, epoch, payload, memo_count, *_ in rows:
+        # wire version 2: the memo count stays on the device (it would tell the server when
+        # the device moved to a value it never held); the server charges a lifetime bound
+        for _seq, report_id, _cid, config_hash, epoch, payload, *_ in rows:
             item = {
                 "report_id": report_id,
                 "client_id": self.client_id,
@@ -613,10 +618,9 @@ class Client:
                 "epoch": epoch,
                 "payload": json.loads(payload),
             }
-            if memo_count is not None:
-                item["memo_count"] = memo_count
             reports.append(item)
-        body = json.dumps({"reports": reports}, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        document = {"wire": ENVELOPE_VERSION, "reports": reports}
+        body = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
         url = self._url("v1", "collections", cid, "reports")
         attempt = 0
         while True:

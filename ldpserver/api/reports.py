@@ -2,22 +2,49 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import structlog
+from flask import request
 from flask_openapi3 import APIBlueprint, Tag
 
 from ldpserver.api.common import json_response, now, operation, state
 from ldpserver.errors import ProblemError
 from ldpserver.schemas.collections import CollectionPath
-from ldpserver.schemas.reports import IngestRequest, IngestResponse
+from ldpserver.schemas.reports import ENVELOPE_VERSION, IngestRequest, IngestResponse
 from ldpserver.services.ingest import ingest
 
 TAG = Tag(name="reports", description="batch upload of perturbed reports")
 log = structlog.get_logger("ldpserver.api.reports")
 
 
+def check_wire_version(document: Any) -> None:
+    """Refuse a whole body of another envelope version with one clear 400 (before per-report
+    validation, which would otherwise reject every report of an old SDK one by one)."""
+    if not isinstance(document, dict) or "reports" not in document:
+        return  # the request model names what is missing
+    wire = document.get("wire")
+    if wire == ENVELOPE_VERSION and type(wire) is int:
+        return
+    sent = "no 'wire' field (version 1)" if "wire" not in document else f"wire = {wire!r}"
+    raise ProblemError(
+        "unsupported-wire-version",
+        f"this server accepts report envelopes of wire version {ENVELOPE_VERSION} only; the body has {sent}. "
+        f"Version 1 sent memo_count, which is no longer accepted: update the SDK "
+        f'(send {{"wire": {ENVELOPE_VERSION}, "reports": [...]}} with no memo_count)',
+        errors=[{"path": "/wire", "message": f"must be {ENVELOPE_VERSION}", "code": "unsupported_wire_version"}],
+        supported=[ENVELOPE_VERSION],
+    )
+
+
 def build_blueprint() -> APIBlueprint:
     bp = APIBlueprint("reports", __name__, url_prefix="/v1/collections", abp_tags=[TAG])
     extras, errors = operation("POST", "/v1/collections/<collection_id>/reports", 400, 404, 413, 415, 503)
+
+    @bp.before_request
+    def _wire_version() -> None:
+        if request.method == "POST":
+            check_wire_version(request.get_json(silent=True))
 
     @bp.post(
         "/<collection_id>/reports",

@@ -146,7 +146,7 @@ class UploadRelay:
                 return
             url, auth = group[0].key
             reports = [r for u in group for r in u.reports]
-            body = json.dumps({"reports": reports}, separators=(",", ":")).encode()
+            body = json.dumps({"wire": 2, "reports": reports}, separators=(",", ":")).encode()
             headers = {"Authorization": auth, "Content-Type": "application/json", "Accept": "application/json"}
             try:
                 upstream = self._forward("POST", url, headers, body)

@@ -73,17 +73,25 @@ class ServerProcess:
     log_path: Path
     workers: int = 2
     port: int = 0
+    metrics_port: int | None = None
     proc: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def metrics_url(self) -> str | None:
+        """The metrics listener gunicorn's master runs (None: the development server has none)."""
+        return None if self.metrics_port is None else f"http://127.0.0.1:{self.metrics_port}/metrics"
+
     def start(self, timeout: float = 90.0) -> None:
         log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self._log = log
         if self.mode == "gunicorn":
             self.port = free_port()
+            self.metrics_port = free_port()
+            self.env = {**self.env, "LDP_METRICS_BIND": f"127.0.0.1:{self.metrics_port}"}
             command = [sys.executable, "-m", "gunicorn"]
             config = REPO / "gunicorn.conf.py"
             if config.is_file():
@@ -536,7 +544,11 @@ def _run(
 
     # 6. metrics ------------------------------------------------------------------------------------------
     step(6, total_steps, "operations: /metrics (Prometheus, merged across gunicorn workers)")
-    text = httpx.get(proc.url + "/metrics", timeout=30).text
+    if proc.metrics_url is not None:  # what Prometheus scrapes: the master's loopback listener
+        say(f"  scraped {proc.metrics_url} (the public port refuses /metrics without an admin key)")
+        text = httpx.get(proc.metrics_url, timeout=30).text
+    else:  # the development server has no listener: an admin key on the public port
+        text = api.http.get("/metrics", headers={"Authorization": f"Bearer {api.keys['admin']}"}).text
     metrics = _parse_metrics(text)
     results["metrics"] = metrics
     for name in ("accepted", "duplicate", "rejected"):

@@ -67,8 +67,9 @@ class BudgetPolicy(BaseModel):
     window_epochs: int = Field(default=1, ge=1, le=100_000, description="accounting window length in epochs")
     memoized: bool = Field(
         default=False,
-        description="longitudinal collection: devices memoize their permanent response; the ledger charges "
-        "epsilon_per_memo for each new memo (reports carry memo_count), nothing for reuse",
+        description="longitudinal collections only (required there; refused for other kinds): devices memoize "
+        "their permanent response and charge epsilon_per_memo per new memo on the device; the server charges "
+        "the lifetime bound (privacy.charge.lifetime_units) at a device's first report, nothing afterwards",
     )
     epsilon_per_memo: float | None = Field(
         default=None,

@@ -1,13 +1,19 @@
 """The ingestion wire contract (fixed: the SDK is written against it).
 
-Request::
+Request (wire version 2)::
 
-    {"reports": [{"report_id": "<32 lowercase hex = 16 random bytes>",
+    {"wire": 2,
+     "reports": [{"report_id": "<32 lowercase hex = 16 random bytes>",
                   "client_id": "<1-64 chars [A-Za-z0-9_-]>",
                   "config_hash": "sha256:<64 hex>",
                   "epoch": <int>,
-                  "payload": {...mechanism payload...},
-                  "memo_count": <int, memoized collections only>}]}
+                  "payload": {...mechanism payload...}}]}
+
+Nothing in the envelope depends on the device's data: version 1 sent ``memo_count`` (how
+many memos the device held), which told the server when a device moved to a value it had
+never held; version 2 has no such field (memoized collections are charged their lifetime
+bound at a device's first report, ``services/ingest.py``). A version 1 body (no ``wire``)
+is refused as a whole (400 ``unsupported-wire-version``, ``api/reports.py``).
 
 Response 200 (results in request order)::
 
@@ -34,17 +40,19 @@ class ReportIn(BaseModel):
     config_hash: str = Field(pattern=r"^sha256:[0-9a-f]{64}$", description="hash of the collection's public config")
     epoch: StrictInt = Field(ge=-(2**62), le=2**62)
     payload: dict[str, Any] = Field(description='the mechanism\'s wire payload, e.g. {"v": 1, "m": "oue", ...}')
-    memo_count: StrictInt | None = Field(
-        default=None, ge=0, le=2**31 - 1, description="memoized collections: memos the device holds"
-    )
 
 
 _REPORT_SCHEMA = ReportIn.model_json_schema()
 
 
+#: the envelope version this server speaks (``IngestRequest.wire``)
+ENVELOPE_VERSION = 2
+
+
 class IngestRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    wire: Literal[2] = Field(description="the envelope version: 2 (version 1 carried memo_count and is refused)")
     reports: Annotated[
         list[Any],
         WithJsonSchema({"type": "array", "items": _REPORT_SCHEMA, "minItems": 1}),

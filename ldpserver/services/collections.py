@@ -54,6 +54,12 @@ def max_units(cap: float | None, unit: float) -> int | None:
     return math.floor(cap / unit * (1 + UNIT_SLACK))
 
 
+def lifetime_units(cap_units: int, memo_limit: int | None) -> int:
+    """The most units one device can ever spend in a memoized collection: its lifetime cap,
+    or fewer when the protocol bounds the memos a device can hold (k values, g hash cells...)."""
+    return cap_units if memo_limit is None else max(1, min(cap_units, memo_limit))
+
+
 def epoch_boundary(now: datetime, seconds: int) -> datetime:
     stamp = int(as_utc(now).timestamp())
     return datetime.fromtimestamp(stamp - stamp % seconds, UTC)
@@ -123,6 +129,17 @@ def create_collection(engine: Engine, request: CollectionCreate, created_by: str
     budget = request.budget
     if adapter.requires_memoized and not budget.memoized:
         raise _invalid(f"collections of kind {request.kind!r} are memoized: set budget.memoized", "/budget/memoized")
+    if budget.memoized and not adapter.requires_memoized:
+        # memoizing a one-round mechanism re-sends its first payload verbatim: equal reports
+        # reveal equal values, with no second randomisation to hide them (docs/privacy.md)
+        memo_kinds = ", ".join(repr(a.kind) for a in ADAPTERS.values() if a.requires_memoized)
+        raise _invalid(
+            f"budget.memoized applies only to kinds with a second randomisation round ({memo_kinds}): "
+            f"a memoized {request.kind!r} collection would re-send its first report verbatim; use kind "
+            f"{memo_kinds} (e.g. l-grr, l-oue, rappor, loloha, dbitflip) for repeated reports of one value, "
+            "or a per-window cap here",
+            "/budget/memoized",
+        )
     if budget.memoized:
         if budget.epsilon_per_memo is not None:
             per_memo = float(budget.epsilon_per_memo)
@@ -199,7 +216,16 @@ def create_collection(engine: Engine, request: CollectionCreate, created_by: str
     digest = config_hash(public)
 
     if budget.memoized:
-        charge = {"unit": "memo", "epsilon": unit, "epsilon_record": unit, "epsilon_attribute": None}
+        lifetime = lifetime_units(max_units(budget.cap_lifetime, unit), adapter.memo_limit(protocol))
+        charge = {
+            "unit": "memo",
+            "epsilon": unit,
+            "epsilon_record": unit,
+            "epsilon_attribute": None,
+            # charged in full at a device's first accepted report, nothing afterwards
+            "lifetime_units": lifetime,
+            "lifetime_epsilon": lifetime * unit,
+        }
     else:
         record = declared if neighbouring != "attribute" else max(declared, assessment.epsilon_record)
         attribute = None
@@ -277,6 +303,8 @@ class CollectionRuntime:
     max_units_lifetime: int
     max_units_window: int | None
     memo_limit: int | None
+    #: memoized: units charged at a device's first accepted report (its lifetime bound)
+    lifetime_units: int
     protocol: BoundProtocol | None
     unavailable: str | None  # why the protocol could not be built on this server, if so
 
@@ -340,6 +368,9 @@ def _compile(row: Any) -> CollectionRuntime:
         max_units_lifetime=max_units(row.cap_lifetime, row.charge_epsilon),
         max_units_window=max_units(row.cap_window, row.charge_epsilon),
         memo_limit=memo_limit,
+        lifetime_units=int(
+            charge.get("lifetime_units") or lifetime_units(max_units(row.cap_lifetime, row.charge_epsilon), memo_limit)
+        ),
         protocol=protocol,
         unavailable=unavailable,
     )

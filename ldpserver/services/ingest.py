@@ -2,14 +2,14 @@
 
 Per report, before the database (stateless, in request order):
 
-1. envelope (``invalid_report``): report_id, client_id, config_hash, epoch, payload,
-   memo_count shapes (the wire contract in ``schemas/reports.py``);
+1. envelope (``invalid_report``): report_id, client_id, config_hash, epoch, payload
+   shapes (the wire contract in ``schemas/reports.py``);
 2. ``config_mismatch``: the config hash is not the collection's;
 3. epoch window: accepted iff ``current - grace <= epoch <= current`` (``epoch_in_future``,
    ``epoch_too_old``) and the epoch is not closed (``epoch_closed``, checked in the
    transaction under a share lock on the collection row; see ``services/epochs.py``);
-4. memo count (memoized collections): required (``memo_count_required``), in
-   ``[1, k]`` (``memo_count_out_of_range``); forbidden elsewhere (``memo_count_not_allowed``);
+4. (wire version 1 checked ``memo_count`` here; version 2 has no data-dependent field, and
+   a version 1 body never reaches ingestion: ``api/reports.py``);
 5. payload shape and ranges through the SDK decoder (its ``reason``: ``bad_version``,
    ``wrong_mechanism``, ``bad_type``, ``bad_encoding``, ``bad_length``, ``out_of_range``, ...);
 6. a report_id repeated inside the batch: same body → ``duplicate``, other body →
@@ -19,8 +19,8 @@ Then, in one transaction (``BEGIN IMMEDIATE`` on SQLite):
 
 7. **dedupe**: ``INSERT ... ON CONFLICT (report_id) DO NOTHING RETURNING report_id`` (sorted
    by report_id, so concurrent batches lock in one order); an id that was not inserted
-   is a ``duplicate`` if the stored report has the same collection, client, epoch, memo
-   count and canonical payload, else ``report_id_conflict`` (the config hash needs no
+   is a ``duplicate`` if the stored report has the same collection, client, epoch and
+   canonical payload, else ``report_id_conflict`` (the config hash needs no
    comparison: a report with another one never gets this far);
 8. **budget**: each device's new reports are judged in request order against its state:
    PostgreSQL inserts every device as if new (``ON CONFLICT DO NOTHING RETURNING``, in
@@ -89,9 +89,6 @@ REASONS = {
     "epoch_in_future": "epoch is after the current epoch",
     "epoch_too_old": "epoch is before current - grace",
     "epoch_closed": "the epoch has been released/closed",
-    "memo_count_required": "memoized collection: memo_count is missing",
-    "memo_count_out_of_range": "memo_count is below 1 or above the number of values",
-    "memo_count_not_allowed": "memo_count sent to a collection that is not memoized",
     "invalid_payload": "the SDK decoder refused the payload for a reason of its own",
     "report_id_conflict": "report_id already used with a different report body",
     "budget_exceeded_lifetime": "the device's lifetime cap would be exceeded",
@@ -241,15 +238,6 @@ class Ingestor:
                 self._reject(result, i, rid, "epoch_in_future", f"the current epoch is {self.current_epoch}")
             elif report.epoch < lowest:
                 self._reject(result, i, rid, "epoch_too_old", f"epochs {lowest}..{self.current_epoch} are accepted now")
-            elif c.memoized and report.memo_count is None:
-                self._reject(result, i, rid, "memo_count_required", "this collection is memoized")
-            elif c.memoized and (
-                report.memo_count < 1 or (c.memo_limit is not None and report.memo_count > c.memo_limit)
-            ):
-                upper = c.memo_limit if c.memo_limit is not None else "∞"
-                self._reject(result, i, rid, "memo_count_out_of_range", f"memo_count must lie in [1, {upper}]")
-            elif not c.memoized and report.memo_count is not None:
-                self._reject(result, i, rid, "memo_count_not_allowed", "this collection is not memoized")
             else:
                 staged.append((i, report))
         staged = self._check_payloads(staged, result)
@@ -259,7 +247,7 @@ class Ingestor:
         self.in_batch_repeats: list[tuple[int, Candidate, bool]] = []
         for i, report in staged:
             payload_json = _PAYLOAD_JSON(report.payload)
-            body = (c.id, report.client_id, report.epoch, report.memo_count, payload_json)
+            body = (c.id, report.client_id, report.epoch, None, payload_json)  # None: wire 2 has no memo_count
             cand = Candidate(i, report, payload_json, body, c.window_of(report.epoch))
             earlier = first_seen.get(report.report_id)
             if earlier is not None:
@@ -373,7 +361,7 @@ class Ingestor:
                 "report_id": cand.report.report_id,
                 "client_id": cand.report.client_id,
                 "epoch": cand.report.epoch,
-                "memo_count": cand.report.memo_count,
+                "memo_count": None,  # wire version 2 carries none (a version 1 row keeps its own)
                 "payload": cand.payload_json,
             }
             for cand in sorted(live, key=lambda x: x.report.report_id)
@@ -528,7 +516,9 @@ class Ingestor:
         cap_l, cap_w = c.max_units_lifetime, c.max_units_window
         for cand in cands:
             report = cand.report
-            units = max(0, report.memo_count - state.memo_count) if c.memoized else 1
+            # memoized: the lifetime bound, topped up at the first accepted report, then
+            # nothing — the charge depends on participation only, never on the device's values
+            units = max(0, c.lifetime_units - state.units) if c.memoized else 1
             if units:
                 in_window = state.units_in(cand.window)
                 if in_window is None:
@@ -542,7 +532,9 @@ class Ingestor:
                         f"cap {c.cap_lifetime:g}; this report would cost {units * c.charge_epsilon:g}",
                     )
                     continue
-                if cap_w is not None and in_window + units > cap_w:
+                # memoized: window caps limit memo creation, which only the device sees (it
+                # enforces them); the server's single charge is a lifetime bound, not a window spend
+                if cap_w is not None and not c.memoized and in_window + units > cap_w:
                     plan.refuse(
                         cand,
                         "budget_exceeded_window",
@@ -566,12 +558,10 @@ class Ingestor:
                             "epsilon_attribute": (
                                 units * c.charge_epsilon_attribute if c.charge_epsilon_attribute is not None else None
                             ),
-                            "memo_count": report.memo_count,
+                            "memo_count": None,
                         },
                     )
                 )
-            if c.memoized and report.memo_count > state.memo_count:
-                state.memo_count = report.memo_count
             state.reports += 1
             plan.accepted.append(cand)
         return plan

@@ -77,7 +77,7 @@ class Api:
 
     # --- reports ------------------------------------------------------------------------
     def upload(self, collection: dict[str, Any], reports: list[Any], role: str = "client") -> Any:
-        return self.post(f"/v1/collections/{collection['id']}/reports", role=role, json={"reports": reports})
+        return self.post(f"/v1/collections/{collection['id']}/reports", role=role, json={"wire": 2, "reports": reports})
 
     # --- database -----------------------------------------------------------------------
     def counts(self, collection_id: str) -> dict[str, int]:
@@ -137,7 +137,6 @@ def make_reports(
     client_ids: list[str] | str | None = None,
     epoch: int | None = None,
     seed: int = 0,
-    memo_count: int | None = None,
 ) -> list[dict[str, Any]]:
     """Valid wire reports for a frequency collection, perturbed by the SDK."""
     m = mechanisms.from_config(collection["config"]["mechanism"])
@@ -158,8 +157,6 @@ def make_reports(
             "epoch": collection["current_epoch"] if epoch is None else epoch,
             "payload": payload,
         }
-        if memo_count is not None:
-            report["memo_count"] = memo_count
         out.append(report)
     return out
 

@@ -27,7 +27,7 @@ def test_fifty_concurrent_uploads_for_one_device_accept_exactly_cap_over_epsilon
     def upload(report: dict) -> dict:
         with httpx.Client(timeout=60) as client:
             barrier.wait(timeout=30)
-            response = client.post(url, json={"reports": [report]}, headers=headers)
+            response = client.post(url, json={"wire": 2, "reports": [report]}, headers=headers)
             assert response.status_code == 200, response.text
             return response.json()["results"][0]
 
@@ -60,7 +60,7 @@ def test_concurrent_retries_of_one_batch_count_once(api, live_server):
     def upload(_: int) -> dict:
         with httpx.Client(timeout=60) as client:
             barrier.wait(timeout=30)
-            response = client.post(url, json={"reports": reports}, headers=headers)
+            response = client.post(url, json={"wire": 2, "reports": reports}, headers=headers)
             assert response.status_code == 200, response.text
             return response.json()
 
@@ -83,7 +83,7 @@ def test_concurrent_batches_of_many_devices_and_shared_devices(api, live_server)
     def upload(batch: list) -> dict:
         with httpx.Client(timeout=60) as client:
             barrier.wait(timeout=30)
-            response = client.post(url, json={"reports": batch}, headers=headers)
+            response = client.post(url, json={"wire": 2, "reports": batch}, headers=headers)
             assert response.status_code == 200, response.text
             return response.json()
 

@@ -56,7 +56,7 @@ def test_bad_bodies_on_ingest(api, app):
     many = make_reports(col, 1) * (settings_.max_batch_reports + 1)
     _problem(api.upload(col, many), 413, "too-many-reports")
     _problem(post(url, json=[1, 2], headers=key), 422, "validation")
-    _problem(post(url, json={"reports": "nope"}, headers=key), 422, "validation")
+    _problem(post(url, json={"wire": 2, "reports": "nope"}, headers=key), 422, "validation")
     _problem(api.client.get(url, headers=key), 405, "method-not-allowed")
     _problem(api.client.get("/v1/nothing-here", headers=key), 404, "not-found")
     _problem(api.client.get("/nothing-here"), 404, "not-found")

@@ -93,7 +93,7 @@ def test_good_reports_survive_bad_ones_with_stable_reasons(api):
         ("rejected", "invalid_report"),
         ("rejected", "invalid_report"),
         ("rejected", "invalid_report"),
-        ("rejected", "memo_count_not_allowed"),
+        ("rejected", "invalid_report"),  # memo_count: not in wire version 2
     ]
     body = r.get_json()
     assert (body["accepted"], body["rejected"]) == (2, 14)
@@ -104,7 +104,7 @@ def test_good_reports_survive_bad_ones_with_stable_reasons(api):
     # the counters saw every rejection, by reason
     counters = api.get(f"/v1/audit/rejections?collection={col['id']}").get_json()
     by_reason = {row["reason"]: row["count"] for row in counters["items"]}
-    assert by_reason["invalid_report"] == 6 and by_reason["config_mismatch"] == 1 and counters["total"] == 14
+    assert by_reason["invalid_report"] == 7 and by_reason["config_mismatch"] == 1 and counters["total"] == 14
 
 
 def test_report_id_reuse_with_another_body_is_a_conflict(api):
@@ -183,52 +183,43 @@ def test_caps_with_non_binary_epsilon_allow_floor_cap_over_epsilon(api):
     assert [s for s, _ in statuses(r)] == ["accepted", "accepted", "accepted", "rejected"]
 
 
-def test_memoized_collection_charges_new_memos_only(api):
+def test_memoized_collection_charges_the_lifetime_bound_once(api):
+    from client_sdk import longitudinal
+
+    m = longitudinal.create_longitudinal("l-grr", epsilon_perm=1.5, epsilon_first=1.0, domain_size=4)
     col = api.create_collection(
-        mechanism={"mechanism": "grr", "epsilon": 1.0, "domain_size": 4},
-        budget={"cap_lifetime": 3.0, "memoized": True, "epsilon_per_memo": 1.5},
+        kind="longitudinal", mechanism=m.config, budget={"cap_lifetime": 3.0, "memoized": True, "epsilon_per_memo": 1.5}
     )
     assert col["privacy"]["charge"] == {"unit": "memo", "epsilon": 1.5, "epsilon_record": 1.5,
-                                        "epsilon_attribute": None}  # fmt: skip
+                                        "epsilon_attribute": None, "lifetime_units": 2,
+                                        "lifetime_epsilon": 3.0}  # fmt: skip
+    m = longitudinal.from_config(col["config"]["mechanism"])
+    rng = np.random.default_rng(1)
+    memos = m.new_memo_table(1, rng)
     dev = "tablet"
 
-    def one(memo: int | None, seed: int) -> dict:
-        [report] = make_reports(col, 1, client_ids=dev, seed=seed)
-        if memo is not None:
-            report["memo_count"] = memo
-        return report
+    def one() -> dict:
+        [payload] = m.encode(m.perturb_batch(np.array([2]), rng, memos=memos))
+        return {"report_id": new_report_id(), "client_id": dev, "config_hash": col["config_hash"],
+                "epoch": col["current_epoch"], "payload": payload}  # fmt: skip
 
-    r = api.upload(col, [one(1, 1), one(1, 2), one(1, 3), one(2, 4), one(2, 5), one(3, 6), one(1, 7)])
-    assert [s for s, _ in statuses(r)] == ["accepted"] * 5 + ["rejected", "accepted"]
-    assert statuses(r)[5] == ("rejected", "budget_exceeded_lifetime")
+    r = api.upload(col, [one() for _ in range(5)])
+    assert [s for s, _ in statuses(r)] == ["accepted"] * 5
     ledger = api.get(f"/v1/audit/ledger?collection={col['id']}").get_json()["items"]
-    assert [(x["memo_count"], x["units"], x["epsilon"]) for x in ledger] == [(1, 1, 1.5), (2, 1, 1.5)]
+    assert [(x["memo_count"], x["units"], x["epsilon"]) for x in ledger] == [(None, 2, 3.0)]
     row = api.device(col["id"], dev)
-    assert (row.units, row.memo_count, row.reports) == (2, 2, 6)
-    r = api.upload(col, [one(None, 8), one(0, 9), one(5, 10)])
-    assert statuses(r) == [
-        ("rejected", "memo_count_required"),
-        ("rejected", "memo_count_out_of_range"),
-        ("rejected", "memo_count_out_of_range"),
-    ]
-
-
-def test_memo_jump_charges_every_new_memo(api):
-    col = api.create_collection(
-        mechanism={"mechanism": "grr", "epsilon": 1.0, "domain_size": 8},
-        budget={"cap_lifetime": 10.0, "memoized": True},
-    )
-    [report] = make_reports(col, 1, client_ids="d", memo_count=3, seed=1)
-    assert statuses(api.upload(col, [report])) == [("accepted", None)]
-    [row] = api.get(f"/v1/audit/ledger?collection={col['id']}").get_json()["items"]
-    assert (row["units"], row["epsilon"]) == (3, 3.0)
+    assert (row.units, row.reports) == (2, 5)
+    assert statuses(api.upload(col, [one()])) == [("accepted", None)]
+    assert len(api.get(f"/v1/audit/ledger?collection={col['id']}").get_json()["items"]) == 1
 
 
 def test_unknown_collection_and_empty_batch(api):
     col = api.create_collection()
-    r = api.post("/v1/collections/col_doesnotexist/reports", role="client", json={"reports": make_reports(col, 1)})
+    r = api.post(
+        "/v1/collections/col_doesnotexist/reports", role="client", json={"wire": 2, "reports": make_reports(col, 1)}
+    )
     assert r.status_code == 404 and r.mimetype == "application/problem+json"
-    r = api.post(f"/v1/collections/{col['id']}/reports", role="client", json={"reports": []})
+    r = api.post(f"/v1/collections/{col['id']}/reports", role="client", json={"wire": 2, "reports": []})
     assert r.status_code == 422
     assert r.get_json()["errors"][0]["path"] == "/reports"
     r = api.post(f"/v1/collections/{col['id']}/reports", role="client", json={"items": []})

@@ -103,13 +103,13 @@ def test_audit_export_writes_the_ledger_the_api_serves(api, database_url, tmp_pa
 
 
 def test_metrics_count_reports_by_outcome_and_reason(api) -> None:
-    before = api.get("/metrics", role=None).get_data(as_text=True)
+    before = api.get("/metrics", role="admin").get_data(as_text=True)
     col = api.create_collection()
     good = make_reports(col, 5, seed=8)
     bad = dict(make_reports(col, 1, seed=9)[0], config_hash="sha256:" + "1" * 64)
     assert api.upload(col, good + [bad]).get_json()["accepted"] == 5
     assert api.upload(col, good[:2]).get_json()["duplicates"] == 2
-    response = api.get("/metrics", role=None)
+    response = api.get("/metrics", role="admin")
     assert response.status_code == 200 and response.mimetype == "text/plain"
     after = response.get_data(as_text=True)
 
@@ -132,10 +132,41 @@ def test_metrics_count_reports_by_outcome_and_reason(api) -> None:
 
     released = api.post(f"/v1/collections/{col['id']}/releases", json={"epoch": col["current_epoch"], "force": True})
     assert released.status_code == 201, released.get_json()
-    final = api.get("/metrics", role=None).get_data(as_text=True)
+    final = api.get("/metrics", role="admin").get_data(as_text=True)
     assert _metric(final, "ldp_release_duration_seconds_count", kind="frequency", trigger="admin") - _metric(
         before, "ldp_release_duration_seconds_count", kind="frequency", trigger="admin"
     ) == len(released.get_json()["created"])
+
+
+def test_metrics_need_a_key_on_the_public_app_and_the_listener_serves_them(api) -> None:
+    import httpx
+
+    from ldpserver.metrics_listener import MetricsListener, parse_bind
+
+    # the public app: one upload moves these counters by exactly one, so no key, no metrics
+    refused = api.get("/metrics", role=None)
+    assert refused.status_code == 401 and refused.mimetype == "application/problem+json"
+    assert "ldp_reports_total" not in refused.get_data(as_text=True)
+    for role in ("client", "analyst", "auditor"):
+        assert api.get("/metrics", role=role).status_code == 403, role
+    assert api.get("/metrics", role="admin").status_code == 200
+    col = api.create_collection()
+    assert api.upload(col, make_reports(col, 3, seed=4)).get_json()["accepted"] == 3
+    # the listener (what Prometheus scrapes): loopback by default, its own port
+    assert parse_bind(None) == ("127.0.0.1", 9464) and parse_bind("off") is None
+    assert parse_bind("0.0.0.0:9100") == ("0.0.0.0", 9100)
+    with pytest.raises(ValueError, match="LDP_METRICS_BIND"):
+        parse_bind("9464")
+    listener = MetricsListener("127.0.0.1", 0, engine=api.engine).start()
+    try:
+        host, port = listener.address
+        scraped = httpx.get(f"http://{host}:{port}/metrics", timeout=10)
+        assert scraped.status_code == 200 and scraped.headers["content-type"].startswith("text/plain")
+        assert _metric(scraped.text, "ldp_reports_total", kind="frequency", status="accepted") >= 3
+        assert _metric(scraped.text, "ldp_database_up") == 1
+        assert httpx.get(f"http://{host}:{port}/v1/collections", timeout=10).status_code == 404  # nothing else
+    finally:
+        listener.stop()
 
 
 def test_readyz_needs_the_database_file_and_the_head_revision(tmp_path: Path) -> None:
@@ -154,7 +185,9 @@ def test_readyz_needs_the_database_file_and_the_head_revision(tmp_path: Path) ->
     assert down.status_code == 503 and down.mimetype == "application/problem+json"
     assert not path.exists()  # the check never creates an empty database in its place
     assert client.get("/healthz").status_code == 200
-    assert _metric(client.get("/metrics").get_data(as_text=True), "ldp_database_up") == 0
+    from ldpserver.metrics import render
+
+    assert _metric(render(client.application.extensions["ldp"].engine).decode(), "ldp_database_up") == 0
     shutil.move(tmp_path / "away.sqlite3", path)
     assert client.get("/readyz").status_code == 200
     schema.downgrade(url, "0001")

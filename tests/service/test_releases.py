@@ -314,17 +314,27 @@ def test_participation_counts_are_published_through_the_binary_tree_counter(api)
     ],
 )
 def test_counter_sensitivity_follows_the_budget_policy(api, budget, expected):
-    col = api.create_collection(
-        mechanism={"mechanism": "grr", "epsilon": 1.0, "domain_size": 4}, budget=budget, release={"min_reports": 1}
-    )
-    m = mechanisms.from_config(col["config"]["mechanism"])
+    values = np.array([0, 1, 2, 3, 0, 1])
+    if budget.get("memoized"):  # memoized collections are longitudinal (a second randomisation round)
+        from client_sdk import longitudinal
+
+        lgrr = longitudinal.create_longitudinal("l-grr", epsilon_perm=1.0, epsilon_first=0.5, domain_size=4)
+        col = api.create_collection(
+            kind="longitudinal", mechanism=lgrr.config, budget=budget, release={"min_reports": 1}
+        )
+        lm = longitudinal.from_config(col["config"]["mechanism"])
+        rng = np.random.default_rng(0)
+        payloads = lm.encode(lm.perturb_batch(values, rng, memos=lm.new_memo_table(values.size, rng)))
+    else:
+        col = api.create_collection(
+            mechanism={"mechanism": "grr", "epsilon": 1.0, "domain_size": 4}, budget=budget, release={"min_reports": 1}
+        )
+        m = mechanisms.from_config(col["config"]["mechanism"])
+        payloads = m.encode(m.perturb_batch(values, rng=np.random.default_rng(0)))
     at_epoch(api, 0)
-    payloads = m.encode(m.perturb_batch(np.array([0, 1, 2, 3, 0, 1]), rng=np.random.default_rng(0)))
     reports = wire(col, payloads, 0)
     for i, report in enumerate(reports):
         report["client_id"] = f"dev-{i % 3}"  # three devices, two reports each
-        if budget.get("memoized"):
-            report["memo_count"] = 1
     upload_ok(api, col, reports)
     at_epoch(api, 2)
     collection = api.client.application.extensions["ldp"].collections.get(col["id"])

@@ -243,7 +243,6 @@ def test_longitudinal_release_uses_its_estimator_and_counts_devices(api):
         reports = wire(col, by_epoch[epoch], epoch, prefix="dev")
         for i, report in enumerate(reports):
             report["client_id"] = f"dev-{i}"  # the same 60 devices every epoch
-            report["memo_count"] = 1
         upload_ok(api, col, reports)
     _release_all(api, col, 1)
     body = _body(api, col, 2)

@@ -36,6 +36,7 @@ def base_env(database_url: str, tmp: Path, **extra: str) -> dict[str, str]:
         LDP_LOG_LEVEL="WARNING",
         LDP_GUNICORN_LOG_LEVEL="warning",
         PROMETHEUS_MULTIPROC_DIR=str(tmp / f"prom-{secrets.token_hex(3)}"),
+        LDP_METRICS_BIND="off",  # no fixed port on a shared machine; tests that scrape pick a free one
         PYTHONPATH=str(REPO) + os.pathsep + env.get("PYTHONPATH", ""),
         PATH=str(BIN) + os.pathsep + env.get("PATH", ""),
     )

@@ -88,7 +88,9 @@ class Seeder:
             }
             for i, payload in enumerate(payloads)
         ] + (extra or [])
-        return self._req("POST", self.s.client_key, f"/v1/collections/{col['id']}/reports", json={"reports": reports})
+        return self._req(
+            "POST", self.s.client_key, f"/v1/collections/{col['id']}/reports", json={"wire": 2, "reports": reports}
+        )
 
     def release(self, col: dict[str, Any], epoch: int) -> None:
         self._req(

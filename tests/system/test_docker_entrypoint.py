@@ -28,7 +28,14 @@ def test_entrypoint_migrates_then_execs_gunicorn(tmp_path: Path) -> None:
     pytest.importorskip("gunicorn")
     database = tmp_path / "data" / "ldp.sqlite3"
     port = free_port()
-    env = base_env(f"sqlite:///{database}", tmp_path, LDP_BIND=f"127.0.0.1:{port}", WEB_CONCURRENCY="2")
+    metrics_port = free_port()
+    env = base_env(
+        f"sqlite:///{database}",
+        tmp_path,
+        LDP_BIND=f"127.0.0.1:{port}",
+        WEB_CONCURRENCY="2",
+        LDP_METRICS_BIND=f"127.0.0.1:{metrics_port}",
+    )
     env["LDP_GUNICORN_LOG_LEVEL"] = "info"
     env.pop("LDP_APP_DIR", None)
     assert os.access(ENTRYPOINT, os.X_OK)
@@ -47,7 +54,8 @@ def test_entrypoint_migrates_then_execs_gunicorn(tmp_path: Path) -> None:
         assert any(b"gunicorn" in part for part in cmdline), cmdline
         children = subprocess.run(["pgrep", "-P", str(server.proc.pid)], capture_output=True, text=True).stdout.split()
         assert len(children) == 2, children
-        assert httpx.get(server.url + "/metrics", timeout=5).status_code == 200
+        assert httpx.get(server.url + "/metrics", timeout=5).status_code == 401  # not on the public bind
+        assert httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).status_code == 200
         started = time.monotonic()
         assert server.stop() == 0, server.log()
         assert time.monotonic() - started < 15

@@ -294,7 +294,9 @@ class Uploader:
             assert time.monotonic() < deadline, "a batch could not be delivered before the deadline"
             t0 = time.perf_counter()
             try:
-                r = client.post(path, json={"reports": batch}, headers={"Authorization": f"Bearer {self.key}"})
+                r = client.post(
+                    path, json={"wire": 2, "reports": batch}, headers={"Authorization": f"Bearer {self.key}"}
+                )
             except httpx.HTTPError as exc:
                 with self.lock:
                     self.retries += 1
@@ -499,7 +501,7 @@ def test_timeout_then_retry_of_a_committed_batch_counts_once(tmp_path):
         timeouts = 0
         with httpx.Client(timeout=httpx.Timeout(10.0, read=0.02)) as client:
             with pytest.raises(httpx.ReadTimeout):
-                client.post(path, json={"reports": batch}, headers=headers)
+                client.post(path, json={"wire": 2, "reports": batch}, headers=headers)
             timeouts += 1
         # wait until the server has committed it (the device does not know)
         engine = make_engine(db.url)
@@ -519,7 +521,7 @@ def test_timeout_then_retry_of_a_committed_batch_counts_once(tmp_path):
         up = Uploader(server.url, db.keys["client"], col)
         with httpx.Client(timeout=60) as client:
             up.post_until_ok(client, batch, time.monotonic() + 60)
-            r = client.post(path, json={"reports": batch}, headers=headers)  # and once more
+            r = client.post(path, json={"wire": 2, "reports": batch}, headers=headers)  # and once more
         body = r.json()
         assert r.status_code == 200 and body["duplicates"] == len(batch) and body["accepted"] == 0
         assert up.acknowledged == {x["report_id"] for x in batch} and not up.rejected

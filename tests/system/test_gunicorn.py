@@ -1,9 +1,10 @@
 """Production serving: gunicorn (gunicorn.conf.py, 2 workers) on PostgreSQL and on SQLite.
 
-* /healthz, /readyz, an upload, and /metrics — whose counters are the sum over both
-  workers (Prometheus multiprocess mode): every scrape, whichever worker answers it, shows
-  every accepted report, the rejection by reason, the ingestion and release histograms and
-  the ledger size;
+* /healthz, /readyz, an upload, and /metrics on the master's metrics listener
+  (``LDP_METRICS_BIND``) — whose counters are the sum over both workers (Prometheus
+  multiprocess mode): every scrape shows every accepted report, the rejection by reason,
+  the ingestion and release histograms and the ledger size; the public bind refuses
+  /metrics without a key and serves the same text to an admin key (whichever worker);
 * /readyz answers 503 while the database is unreachable and 200 again once it is back
   (PostgreSQL: the server reaches the database through a TCP proxy the test stops and
   restarts — the shared PostgreSQL server itself is never stopped; SQLite: the database
@@ -21,7 +22,18 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.system.ops_helpers import TcpProxy, auth, base_env, gunicorn, ldp, make_keys, metric, stopping, wire_reports
+from tests.system.ops_helpers import (
+    TcpProxy,
+    auth,
+    base_env,
+    free_port,
+    gunicorn,
+    ldp,
+    make_keys,
+    metric,
+    stopping,
+    wire_reports,
+)
 
 pytest.importorskip("gunicorn")
 pytestmark = pytest.mark.timeout(150)
@@ -65,7 +77,7 @@ def _exercise(server, keys: dict[str, str], multiproc_dir: str) -> dict[str, obj
     def upload(batch):
         r = httpx.post(
             f"{url}/v1/collections/{col['id']}/reports",
-            json={"reports": batch},
+            json={"wire": 2, "reports": batch},
             headers=auth(keys["client"]),
             timeout=60,
         )
@@ -85,9 +97,16 @@ def _exercise(server, keys: dict[str, str], multiproc_dir: str) -> dict[str, obj
     )
     assert released.status_code == 201, released.text
 
-    # every scrape (answered by either worker) sees the whole process group's counters
-    for _ in range(6):
-        response = httpx.get(url + "/metrics", timeout=10)
+    # the public bind: no key, no metrics (one upload would move the counters by exactly one)
+    refused = httpx.get(url + "/metrics", timeout=10)
+    assert refused.status_code == 401 and refused.headers["content-type"].startswith("application/problem+json")
+    assert "ldp_reports_total" not in refused.text
+    # every scrape (the listener, and the admin key on either worker) sees the whole process group's counters
+    for i in range(6):
+        if i % 2:
+            response = httpx.get(url + "/metrics", headers=auth(keys["admin"]), timeout=10)
+        else:
+            response = httpx.get(server.metrics_url, timeout=10)
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/plain")
         text = response.text
@@ -113,7 +132,7 @@ def _database_down_and_back(server, take_down, bring_back) -> None:
         assert r.headers["content-type"].startswith("application/problem+json")
         assert "database" in r.json()["detail"]
     assert httpx.get(url + "/healthz", timeout=5).status_code == 200  # alive, not ready
-    scrape = httpx.get(url + "/metrics", timeout=10)
+    scrape = httpx.get(server.metrics_url, timeout=10)
     assert scrape.status_code == 200 and metric(scrape.text, "ldp_database_up") == 0
     bring_back()
     for _ in range(4):
@@ -124,7 +143,10 @@ def _run(tmp_path: Path, database_url: str, direct_url: str, take_down, bring_ba
     env = base_env(database_url, tmp_path, LDP_GUNICORN_LOG_LEVEL="info")
     ldp(env, "migrate")
     keys = make_keys(direct_url)
+    metrics_port = free_port()
+    env["LDP_METRICS_BIND"] = f"127.0.0.1:{metrics_port}"
     server = gunicorn(env, tmp_path / "gunicorn.log", workers=2)
+    server.metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
     with stopping(server):
         server.wait_ready()
         _exercise(server, keys, env["PROMETHEUS_MULTIPROC_DIR"])

@@ -130,7 +130,7 @@ def _upload(servers: list[Proc], keys: dict[str, str], col: dict[str, Any], batc
         server = servers[i % len(servers)]
         r = httpx.post(
             f"{server.url}/v1/collections/{col['id']}/reports",
-            json={"reports": batch},
+            json={"wire": 2, "reports": batch},
             headers=auth(keys["client"]),
             timeout=60,
         )

@@ -120,7 +120,9 @@ class FakeServer:
                 if doc is None:
                     return HttpResponse(404, {}, b'{"detail": "no such collection"}')
                 return HttpResponse(200, {"content-type": "application/json"}, json.dumps(doc).encode())
-            reports = json.loads(body)["reports"]
+            document = json.loads(body)
+            assert set(document) == {"wire", "reports"} and document["wire"] == 2  # wire version 2
+            reports = document["reports"]
             self.posts.append(reports)
             action = self.script.pop(0) if self.script else None
             if isinstance(action, HttpResponse):
@@ -295,7 +297,12 @@ def test_longitudinal_memo_is_reused_charged_once_and_never_keyed_by_the_value(
         client.flush(timeout=5)
         assert client.budget("c1").memo_count == 2 and client.budget("c1").acknowledged == 4.0
     sent = [r for post in fake.posts for r in post]
-    assert [r["memo_count"] for r in sent] == [1] * 20 + [2, 2]
+    # the device keeps its memo accounting; nothing on the wire says when a memo was created
+    assert all(set(r) == {"report_id", "client_id", "config_hash", "epoch", "payload"} for r in sent)
+    charges = (
+        sqlite3.connect(tmp_path / DB_NAME).execute("SELECT units, memo_count FROM charges ORDER BY id").fetchall()
+    )
+    assert charges == [(1, 1), (1, 2)]
     db = sqlite3.connect(tmp_path / DB_NAME)
     rows = db.execute("SELECT key_hash, memo FROM memos").fetchall()
     assert len(rows) == 2
@@ -309,17 +316,14 @@ def test_longitudinal_memo_is_reused_charged_once_and_never_keyed_by_the_value(
     assert other_keys[0][0] not in {k for k, _ in rows}
 
 
-def test_memoized_frequency_collection_resends_the_permanent_payload(fake: FakeServer, tmp_path: Path) -> None:
+def test_memoized_frequency_collection_is_refused_on_the_device(fake: FakeServer, tmp_path: Path) -> None:
+    # a one-round mechanism has no second randomisation: memoizing it would re-send the first
+    # payload verbatim (the server refuses to create such a collection, and so does the device)
     fake.add("c1", public_config(OUE, memoized=True, cap_lifetime=3.0))
-    clock = FakeClock()
-    with make_client(fake, tmp_path, clock=clock) as client:
-        first = [client.report("c1", 9) for _ in range(3)]
-        client.report("c1", 10)
-        client.flush(timeout=5)
-    payloads = [r["payload"] for post in fake.posts for r in post]
-    assert payloads[0] == payloads[1] == payloads[2]  # the memo is the first perturbed payload
-    assert [r.units for r in first] == [1, 0, 0]
-    assert [r["memo_count"] for post in fake.posts for r in post] == [1, 1, 1, 2]
+    with make_client(fake, tmp_path) as client:
+        with pytest.raises(UnsupportedCollectionError, match="longitudinal"):
+            client.report("c1", 9)
+    assert fake.posts == []
 
 
 def test_loloha_device_state_is_kept(fake: FakeServer, tmp_path: Path) -> None:

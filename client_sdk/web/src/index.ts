@@ -138,6 +138,7 @@ export {
   RetryPolicy,
   retryAfterSeconds,
   SDK_VERSION,
+  ENVELOPE_VERSION,
   type BudgetStatus,
   type ClientOptions,
   type ReportReceipt,

@@ -129,7 +129,10 @@ class FakeServer {
     }
     if (fault === "503") return json(503, { detail: "maintenance" }, { "Retry-After": "0.05" });
     if (fault === "500") return json(500, { detail: "boom" });
-    const { reports } = JSON.parse(init.body);
+    const document = JSON.parse(init.body);
+    assert.deepEqual(Object.keys(document), ["wire", "reports"]); // wire version 2
+    assert.equal(document.wire, 2);
+    const { reports } = document;
     if (fault === "413" || (this.maxBatch && reports.length > this.maxBatch)) return json(413, { detail: "too large" });
     if (fault === "400") return json(400, { detail: "bad request" });
     const c = this.collections.get(decodeURIComponent(m[1]));

@@ -221,7 +221,7 @@
         ["charge per unit", `${num(p.charge?.epsilon, 6)} per ${p.charge?.unit}`],
         ["ε record / attribute", `${num(p.epsilon_record, 6)} / ${num(p.epsilon_attribute, 6)}`],
         ["mechanism", details.mechanism || cfg.mechanism?.mechanism || cfg.mechanism?.protocol],
-        ["memo policy", budget.memoized ? `memoized: ε∞ ${num(budget.epsilon_per_memo)} per new memo, max memos ${p.max_memos ?? "—"}` : "not memoized (every report charged)"],
+        ["memo policy", budget.memoized ? `memoized: ε∞ ${num(budget.epsilon_per_memo)} per new memo on the device, max memos ${p.max_memos ?? "—"}; server: ${num(p.charge?.lifetime_epsilon)} per device at its first report` : "not memoized (every report charged)"],
         ["cap lifetime / per window", `${budget.cap_lifetime} / ${budget.cap_per_window ?? "—"} (window ${budget.window_epochs ?? 1} epochs)`],
         ...derived.map(([k, v]) => [`derived ${k}`, v]),
       ], (i) => ({ "data-param": "" })),

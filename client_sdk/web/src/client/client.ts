@@ -51,6 +51,8 @@ import {
 } from "./store.js";
 
 export const SDK_VERSION = "0.2.0"; // = package.json and client_sdk/_version.py (tests/unit/test_packaging.py)
+/** The report envelope version sent: `{"wire":2,"reports":[...]}`, with nothing data-dependent besides the payload. */
+export const ENVELOPE_VERSION = 2;
 /** rejection reasons that may clear up by themselves: the report stays queued */
 export const DEFERRED_REASONS: ReadonlySet<string> = new Set(["epoch_in_future", "kind_unavailable"]);
 /** HTTP statuses worth retrying (with backoff, or after Retry-After) */
@@ -585,10 +587,10 @@ export class Client {
 
   private body(rows: OutboxRow[]): string {
     const reports = rows.map((row) => {
-      const head = `{"report_id":${JSON.stringify(row.report_id)},"client_id":${JSON.stringify(this.clientId)},"config_hash":${JSON.stringify(row.config_hash)},"epoch":${row.epoch},"payload":${row.payload}`;
-      return row.memo_count === null ? `${head}}` : `${head},"memo_count":${row.memo_count}}`;
+      // wire version 2: no memo_count (a memo count would tell the server when a device moved to a new value)
+      return `{"report_id":${JSON.stringify(row.report_id)},"client_id":${JSON.stringify(this.clientId)},"config_hash":${JSON.stringify(row.config_hash)},"epoch":${row.epoch},"payload":${row.payload}}`;
     });
-    return `{"reports":[${reports.join(",")}]}`;
+    return `{"wire":${ENVELOPE_VERSION},"reports":[${reports.join(",")}]}`;
   }
 
   /** POST one batch until a 200 (its per-report results) or a 413 (null). */
