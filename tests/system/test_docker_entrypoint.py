@@ -102,6 +102,9 @@ def test_dockerfile_and_compose_say_what_the_deployment_needs() -> None:
     command = scheduler["command"]
     port = command[command.index("--metrics-port") + 1]
     assert command[command.index("--metrics-host") + 1] == "0.0.0.0" and port in scheduler["expose"]
+    prometheus = yaml.safe_load((REPO / "docker" / "prometheus.yml").read_text())
+    targets = [t for job in prometheus["scrape_configs"] for c in job["static_configs"] for t in c["targets"]]
+    assert f"scheduler:{port}" in targets
 
 
 def test_dockerfile_passes_hadolint() -> None:
