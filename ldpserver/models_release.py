@@ -2,8 +2,9 @@
 
 * ``release_streams`` — one row per collection that has released anything: where its
   release stream started, the next epoch to release, how many releases exist, and the
-  binary-tree counter that publishes participation counts (its parameters and its state;
-  the state holds exact partial sums, so it is a server secret and never served). The
+  release tree that noises every published statistic (``ldpserver/release_noise.py``: its
+  parameters and its state; the state holds exact partial sums, so it is a server secret
+  and never served). The
   row is also the lock that serialises the releases of one collection.
 * ``epoch_aggregates`` — compaction: one row per released epoch with the sum of that
   epoch's ``epoch_partials`` and the cumulative sum since the stream's first epoch, so a
@@ -32,11 +33,11 @@ class ReleaseStream(Base):
     first_epoch: Mapped[int] = mapped_column(BigInteger)
     next_epoch: Mapped[int] = mapped_column(BigInteger)
     releases: Mapped[int] = mapped_column(Integer)  # releases so far = the last release number
-    epsilon: Mapped[float] = mapped_column(Float)  # the participation counter's budget (ledger entry)
-    sensitivity: Mapped[int] = mapped_column(BigInteger)  # most a device adds to one epoch's count
-    horizon: Mapped[int] = mapped_column(BigInteger)  # epochs the counter can publish
+    epsilon: Mapped[float] = mapped_column(Float)  # ε_release (ledger entry)
+    sensitivity: Mapped[int] = mapped_column(BigInteger)  # u: most reports of a device in one epoch
+    horizon: Mapped[int] = mapped_column(BigInteger)  # epochs the release tree can publish
     unit: Mapped[str] = mapped_column(String(16))  # what is counted: "reports" or "devices"
-    counter_state: Mapped[str] = mapped_column(Text)  # BinaryTreeCounter.state() JSON (secret)
+    counter_state: Mapped[str] = mapped_column(Text)  # {"tree": VectorTree.state(), "budget": ...} JSON (secret)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -51,7 +52,7 @@ class EpochAggregate(Base):
     aggregate: Mapped[str] = mapped_column(Text)  # JSON of the epoch's merged Aggregate.to_dict()
     cumulative_n: Mapped[int] = mapped_column(BigInteger)
     cumulative: Mapped[str] = mapped_column(Text)  # JSON of the merged aggregate of first_epoch..epoch
-    participation: Mapped[int] = mapped_column(BigInteger)  # the value the counter was given for this epoch
+    participation: Mapped[int] = mapped_column(BigInteger)  # the epoch's exact report count in the tree's statistics
     created_at: Mapped[datetime]
 
 

@@ -12,6 +12,7 @@ import math
 import re
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from statistics import NormalDist
 from typing import Any
@@ -370,6 +371,23 @@ def item_prefix_key(domain: Domain, item: Any, length: int) -> int:
 
 # --- server side ---------------------------------------------------------------------------
 
+#: Central noise on the statistics discovery reads (a group's report count and every
+#: support-count query), set by a server around a release's discovery so that its readers
+#: get central DP on top of LDP (ldpserver/release_noise.py ``DiscoveryNoise``); ``None``
+#: (exact statistics) everywhere else. The one place heavy-hitter statistics are noised.
+CENTRAL_NOISE: ContextVar[Any] = ContextVar("heavy_hitters_central_noise", default=None)
+
+
+def noisy_statistics() -> bool:
+    """Whether discovery runs on centrally noised statistics (exact group emptiness is then
+    not checked: it would be a decision on exact counts)."""
+    return CENTRAL_NOISE.get() is not None
+
+
+def party_size(estimators: Sequence[LevelEstimator], exact: int) -> int:
+    """A party's size: exact, or the sum of its level groups' noisy counts under central noise."""
+    return max(1, sum(e.n for e in estimators)) if noisy_statistics() else exact
+
 
 class LevelEstimator:
     """OLH estimates of candidate prefixes from one group of reports (seeds, ys)."""
@@ -378,10 +396,12 @@ class LevelEstimator:
         self.olh = olh
         self.seeds = seeds
         self.ys = ys
-        self.n = int(seeds.shape[0])
+        self.noise = CENTRAL_NOISE.get()
+        self.n = int(seeds.shape[0]) if self.noise is None else max(1, self.noise.count(int(seeds.shape[0]), self))
         self.n_total = n_total
         self.chunk = chunk
         self.hash_evaluations = 0
+        self.support_noise_variance = 0.0  # per-count variance of the central noise of the last query
 
     @property
     def var_star(self) -> float:
@@ -393,8 +413,13 @@ class LevelEstimator:
         return math.sqrt(self.var_star)
 
     def support(self, keys: np.ndarray) -> np.ndarray:
-        self.hash_evaluations += self.n * int(keys.size)
-        return support_counts(self.seeds, self.ys, self.olh.g, keys, chunk=self.chunk)
+        self.hash_evaluations += int(self.seeds.shape[0]) * int(keys.size)
+        if self.noise is None:
+            return support_counts(self.seeds, self.ys, self.olh.g, keys, chunk=self.chunk)
+        bound = self.noise.support_bound(int(keys.size), self.olh.g)  # keys one report may count for
+        counts = support_counts(self.seeds, self.ys, self.olh.g, keys, chunk=self.chunk, max_per_report=bound)
+        counts, self.support_noise_variance = self.noise.support(counts, self, bound)
+        return counts
 
     def estimate(self, keys: np.ndarray, scale: float = 1.0) -> np.ndarray:
         """Unbiased f̂ = (C/N − q*)/(p* − q*) (times ``scale``)."""
@@ -407,6 +432,9 @@ class LevelEstimator:
         group of N out of n users, both at the clipped estimate."""
         f = np.clip(np.asarray(f_hat, dtype=np.float64), 0.0, 1.0)
         ldp = pure_variance(self.olh.p_star, self.olh.q_star, self.n, f)
+        if self.noise is not None:  # no exact n_total: the conservative finite-population factor 1
+            central = self.support_noise_variance / (self.n * (self.olh.p_star - self.olh.q_star)) ** 2
+            return ldp + f * (1 - f) / self.n + central
         finite = max(0.0, 1.0 - self.n / self.n_total) if self.n_total > 1 else 0.0
         return ldp + f * (1 - f) * finite / self.n
 

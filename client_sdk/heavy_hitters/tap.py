@@ -512,17 +512,17 @@ class TAP(PrefixClient):
         excluded: list[str] = []
         est: dict[int, list[C.LevelEstimator]] = {}
         for p, idx in enumerate(by_party):
-            if idx.size == 0:
+            if idx.size == 0 and not C.noisy_statistics():
                 continue
             levels = C.split_by(reports.levels[idx], G, offset=1)
-            if min(g.size for g in levels) == 0:
+            if min(g.size for g in levels) == 0 and not C.noisy_statistics():
                 excluded.append(self.parties[p])
                 continue
-            sizes[p] = int(idx.size)
             est[p] = [
                 C.LevelEstimator(self.olh, reports.seeds[idx[g]], reports.ys[idx[g]], int(idx.size), chunk)
                 for g in levels
             ]
+            sizes[p] = C.party_size(est[p], int(idx.size))
         if not sizes:
             raise C.InsufficientReportsError("no party has reports in every level group")
         n = sum(sizes.values())

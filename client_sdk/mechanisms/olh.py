@@ -102,10 +102,20 @@ def _bin_bounds(g: int) -> tuple[np.ndarray, np.ndarray]:
     return np.array(lows[:g], dtype=np.uint64), np.array(widths, dtype=np.uint64)
 
 
-def support_counts(seeds: np.ndarray, ys: np.ndarray, g: int, keys: np.ndarray, chunk: int = 4096) -> np.ndarray:
+def support_counts(
+    seeds: np.ndarray,
+    ys: np.ndarray,
+    g: int,
+    keys: np.ndarray,
+    chunk: int = 4096,
+    max_per_report: int | None = None,
+) -> np.ndarray:
     """C(x) = #{i : H_{seeds[i]}(x) = ys[i]} for every key x, vectorised.
 
     Memory stays at ``len(keys) × chunk`` words whatever the number of reports.
+    ``max_per_report`` drops a report that supports more keys than that (it then bounds one
+    report's contribution for central DP on the counts; an honest report supports about
+    ``1 + len(keys)/g`` keys).
     """
     keys = np.asarray(keys, dtype=np.uint64)
     counts = np.zeros(keys.size, dtype=np.int64)
@@ -123,7 +133,10 @@ def support_counts(seeds: np.ndarray, ys: np.ndarray, g: int, keys: np.ndarray, 
         t = buffer[:, : stop - start]
         np.multiply(column, a[None, start:stop], out=t)
         t += offset[None, start:stop]
-        counts += np.count_nonzero(t < width[None, start:stop], axis=1)
+        hits = t < width[None, start:stop]
+        if max_per_report is not None:
+            hits[:, np.count_nonzero(hits, axis=0) > max_per_report] = False
+        counts += np.count_nonzero(hits, axis=1)
     return counts
 
 

@@ -7,6 +7,9 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
+from ldpserver.release_noise import DEFAULT_DELTA as DEFAULT_RELEASE_DELTA
+from ldpserver.release_noise import DEFAULT_EPSILON as DEFAULT_RELEASE_EPSILON
+
 Kind = Literal["frequency", "multidim", "heavy_hitters", "longitudinal"]
 PositiveEpsilon = Field(gt=0, le=100, allow_inf_nan=False)
 
@@ -45,7 +48,21 @@ class ReleasePolicy(BaseModel):
         description="sliding-window lengths in epochs to release (1 = per epoch)",
     )
     cumulative: bool = Field(default=True, description="also release cumulative estimates")
-    min_reports: int = Field(default=100, ge=1, le=10**9, description="release nothing below this many reports")
+    min_reports: int = Field(
+        default=100, ge=1, le=10**9, description="withhold a scope whose noisy report count is below this"
+    )
+    epsilon: float = Field(
+        default=DEFAULT_RELEASE_EPSILON,
+        gt=0,
+        le=10,
+        strict=True,
+        allow_inf_nan=False,
+        description="ε_release: central (ε, δ)-DP of everything a release reader sees, per device-epoch "
+        "(docs/privacy.md)",
+    )
+    delta: float = Field(
+        default=DEFAULT_RELEASE_DELTA, gt=0, le=1e-3, strict=True, allow_inf_nan=False, description="δ of ε_release"
+    )
 
     @field_validator("windows")
     @classmethod

@@ -68,7 +68,7 @@ class ReleaseQuery(BaseModel):
 
 
 class ParticipationOut(BaseModel):
-    count: float = Field(description="noisy count from the binary-tree counter (central DP)")
+    count: float = Field(description="noisy report count of the scope from the release tree (central DP, ε_release)")
     variance: float
     ci_lower: float
     ci_upper: float

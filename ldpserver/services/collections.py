@@ -65,6 +65,28 @@ def epoch_boundary(now: datetime, seconds: int) -> datetime:
     return datetime.fromtimestamp(stamp - stamp % seconds, UTC)
 
 
+def _release_statement(request: CollectionCreate, protocol: Any, memoized: bool, unit: float) -> dict[str, Any]:
+    """ε_release with its accounting, and what its noise adds at ``min_reports`` (so a small
+    collection is never degraded silently)."""
+    from ldpserver.services.releases import budget_for, expected_noise
+
+    units_window = max_units(request.budget.cap_per_window, unit)
+    budget = budget_for(
+        request.kind,
+        protocol,
+        request.release.model_dump(),
+        memoized=memoized,
+        units_lifetime=int(max_units(request.budget.cap_lifetime, unit) or 1),
+        units_window=units_window,
+    )
+    statement = budget.statement(None if memoized else int(max_units(request.budget.cap_lifetime, unit) or 1))
+    if request.kind != "heavy_hitters":
+        statement["expected_at_min_reports"] = expected_noise(
+            request.kind, protocol, budget, request.release.min_reports
+        )
+    return statement
+
+
 def create_collection(engine: Engine, request: CollectionCreate, created_by: str, now: datetime) -> dict[str, Any]:
     adapter = ADAPTERS[request.kind]
     try:
@@ -242,6 +264,7 @@ def create_collection(engine: Engine, request: CollectionCreate, created_by: str
         "max_memos": assessment.max_memos,
         "charge": charge,
         "details": assessment.details,
+        "release": _release_statement(request, protocol, budget.memoized, unit),
     }
 
     collection_id = "col_" + secrets.token_hex(8)
@@ -270,8 +293,10 @@ def create_collection(engine: Engine, request: CollectionCreate, created_by: str
         )
         conn.execute(
             LedgerHead.__table__.insert().values(
-                collection_id=collection_id, seq=0, head_hash=genesis_hash(collection_id, digest, chain_of_config_version(CONFIG_VERSION)),
-                updated_at=now
+                collection_id=collection_id,
+                seq=0,
+                head_hash=genesis_hash(collection_id, digest, chain_of_config_version(CONFIG_VERSION)),
+                updated_at=now,
             )
         )
     return {"id": collection_id}

@@ -16,15 +16,16 @@ one release per epoch (numbered 1, 2, ... per collection). Epoch ``e`` is *due* 
    change the epoch's inputs.
 2. Read phase (no locks): the epoch's ``epoch_partials``, the previous epoch's compacted
    row (for the cumulative sum), the compacted rows at the windows' left edges, the
-   counter state; heavy hitters also read the raw reports of the widest window.
+   release tree's state; heavy hitters also read the raw reports of the widest window.
 3. Compute: the epoch's merged aggregate (compaction), cumulative = previous cumulative +
    epoch, window(w) = cumulative(e) − cumulative(e − w) (O(1) rows per window however
-   long the collection has run); the participation counter's next step (OpenDP noise);
-   every scope's estimates; the canonical JSON body and its SHA-256.
+   long the collection has run) — exact, internal; the release tree's next step (OpenDP
+   noise on the epoch's statistics vector); every scope's noisy statistics and estimates;
+   the canonical JSON body and its SHA-256.
 4. Write phase, **one transaction**: lock the stream row, check that nobody released in
    the meantime (else the work is discarded and the existing release returned), insert
    the compacted ``epoch_aggregates`` row, create or advance the stream (the first
-   release also appends the stream's budget to the ledger), insert the ``releases`` row.
+   release also appends ε_release to the ledger), insert the ``releases`` row.
 
 A crash anywhere leaves either nothing or a complete release: steps 2–4 write nothing
 until the single commit, and a closed-but-unreleased epoch (crash after step 1) is simply
@@ -36,22 +37,24 @@ existing release (idempotent).
 post-processed): ``epoch`` (e alone), ``cumulative`` (first..e, if the policy asks for it)
 and ``window`` w for every configured length w > 1 (``max(first, e−w+1)..e``;
 ``complete: false`` while fewer than w epochs exist; w = 1 is the epoch scope). A scope
-with fewer than ``min_reports`` reports is **withheld**: no estimates, ``status:
-"withheld"`` and the reason (the threshold, never the count).
+whose noisy report count is below ``min_reports`` is **withheld**: no estimates,
+``status: "withheld"`` and the reason (the threshold, never the count).
 
-**Participation** (how many reports an epoch received) is not protected by LDP, so exact
-counts are never published: each scope's ``participation`` is derived from the binary-tree
-counter (ALGORITHMS §11.2, ``ldpserver/continual_counter.py``): ``count`` with its
-``variance`` (from the counter's closed form) and a normal-approximation 95 % interval.
-Estimates carry no ``n``; ``counts`` are frequencies × the noisy count. See
-docs/releases.md for the sensitivity, the budget entry in the ledger and what still
-depends on the exact n (the plug-in variances).
+**Central DP for release readers** (``ldpserver/release_noise.py``): exact aggregates
+reveal each scope's report count (through the plug-in variance, or the rationals C/n),
+so every published number — participation, withheld decisions, estimates, variances,
+intervals, heavy hitters and per-party figures — is computed from statistics that carry
+OpenDP discrete Gaussian noise: the per-epoch statistics vectors feed a binary tree whose
+nodes are noised once; a scope reads the noisy nodes covering its epochs. The guarantee,
+(ε_release, δ) per device-epoch from the hashed config, is stated in docs/privacy.md and
+docs/releases.md.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import hashlib
 import json
 import math
@@ -70,9 +73,8 @@ from sqlalchemy import Connection, Engine, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from client_sdk.canonical import canonical_json
-from ldpserver import metrics
+from ldpserver import metrics, release_noise
 from ldpserver.clock import iso
-from ldpserver.continual_counter import BinaryTreeCounter, IntegerNoise, OpenDPDiscreteLaplace
 from ldpserver.db import read_transaction, write_transaction
 from ldpserver.errors import ProblemError
 from ldpserver.models import EpochPartial, Report
@@ -87,9 +89,9 @@ log = structlog.get_logger("ldpserver.releases")
 FORMAT = "ldp-release/1"
 CI_LEVEL = 0.95
 Z = NormalDist().inv_cdf(0.5 + CI_LEVEL / 2)
-#: the ledger entry that records the participation stream's budget (device ids cannot contain ':')
-STREAM_CLIENT_ID = "_stream:participation"
-STREAM_REPORT_ID = "participation-counter"
+#: the ledger entry that records ε_release (device ids cannot contain ':')
+STREAM_CLIENT_ID = "_stream:release"
+STREAM_REPORT_ID = "release-budget"
 STREAM_NEIGHBOURING = "device-epoch"
 HISTOGRAM_POSTPROCESSING = "norm-sub"
 HH_POSTPROCESSING = "hierarchical-consistency"
@@ -103,23 +105,22 @@ reports_t = Report.__table__
 
 
 class ReleaseSettings(BaseSettings):
-    """Server-wide defaults of the participation stream (a collection's config may override
-    them with ``release.participation_epsilon`` / ``release.participation_horizon``)."""
+    """Server-wide defaults of the release tree's horizon (a collection's config may
+    override it with ``release.horizon``; ε_release and δ are in the hashed config)."""
 
     model_config = SettingsConfigDict(env_prefix="LDP_RELEASE_", extra="ignore", frozen=True)
 
-    participation_epsilon: float = Field(default=1.0, gt=0, le=100, allow_inf_nan=False)
-    participation_horizon: int = Field(default=1 << 16, ge=2, le=1 << 30)
+    horizon: int = Field(default=release_noise.DEFAULT_HORIZON, ge=2, le=1 << 30)
 
 
-_noise: IntegerNoise | None = None
+_noise: release_noise.VectorNoise | None = None
 
 
-def noise_source() -> IntegerNoise:
-    """OpenDP's discrete Laplace sampler (one per process)."""
+def noise_source() -> release_noise.VectorNoise:
+    """OpenDP's discrete Gaussian sampler (one per process)."""
     global _noise
     if _noise is None:
-        _noise = OpenDPDiscreteLaplace()
+        _noise = release_noise.OpenDPDiscreteGaussian()
     return _noise
 
 
@@ -135,40 +136,114 @@ class Policy:
     windows: tuple[int, ...]  # window lengths > 1 (1 is the epoch scope)
     cumulative: bool
     min_reports: int
-    epsilon: float  # the participation counter's budget
-    horizon: int
-    sensitivity: int
-    unit: str  # what the counter counts: "reports" or "devices"
+    budget: release_noise.ReleaseBudget
+
+    @property
+    def epsilon(self) -> float:
+        return self.budget.epsilon
+
+    @property
+    def horizon(self) -> int:
+        return self.budget.horizon
 
 
-def participation_sensitivity(c: CollectionRuntime) -> tuple[int, str]:
-    """(Δ, unit): the most one device can add to one epoch's participation count.
+def reports_per_device_epoch(memoized: bool, units_lifetime: int, units_window: int | None) -> int:
+    """u: the most reports of one device counted in one epoch's statistics.
 
     Every accepted report of a non-memoized collection costs one budget unit, so a device
-    adds at most ``min(lifetime units, units per accounting window)`` reports to an epoch.
+    has at most ``min(lifetime units, units per accounting window)`` reports in an epoch.
     Memoized collections charge only new memos (re-reports are free and unbounded), so
-    their counter counts **distinct devices** per epoch instead (Δ = 1).
+    their epoch statistics count one report per device (its first of the epoch): u = 1.
     """
-    if c.memoized:
-        return 1, "devices"
-    units = c.max_units_lifetime
-    if c.max_units_window is not None:
-        units = min(units, c.max_units_window)
-    return max(1, int(units)), "reports"
+    if memoized:
+        return 1
+    units = units_lifetime if units_window is None else min(units_lifetime, units_window)
+    return max(1, int(units))
+
+
+def max_epochs_per_device(c: CollectionRuntime) -> int | None:
+    """How many epochs one device can report in (None: unbounded, memoized collections)."""
+    return None if c.memoized else max(1, int(c.max_units_lifetime))
+
+
+def budget_for(
+    kind: str,
+    sdk: Any,
+    release: dict[str, Any],
+    *,
+    memoized: bool,
+    units_lifetime: int,
+    units_window: int | None,
+    settings: ReleaseSettings | None = None,
+) -> release_noise.ReleaseBudget:
+    """ε_release, δ and the sensitivity of a collection's release statistics."""
+    settings = settings or ReleaseSettings()
+    derived = kind == "heavy_hitters" or (kind == "frequency" and sdk.config.get("mechanism") in release_noise.ONE_HOT)
+    dimension = int(release_noise.flatten(sdk.empty_aggregate().to_dict(), derived).size)
+    return release_noise.ReleaseBudget(
+        epsilon=float(release.get("epsilon", release_noise.DEFAULT_EPSILON)),
+        delta=float(release.get("delta", release_noise.DEFAULT_DELTA)),
+        horizon=int(release.get("horizon", settings.horizon)),
+        reports_per_device_epoch=reports_per_device_epoch(memoized, units_lifetime, units_window),
+        report_l2=1.0 if derived else math.sqrt(dimension),
+        dimension=dimension,
+        derived_n=derived,
+        # heavy hitters: half of ρ for the tree (sizes, min_reports), half for the discoveries of
+        # the epoch scope and of every window w (a device-epoch enters w window releases)
+        tree_share=0.5 if kind == "heavy_hitters" else 1.0,
+        discovery_scopes=(1 + sum(int(w) for w in release.get("windows", [1]) if int(w) > 1))
+        if kind == "heavy_hitters"
+        else 0,
+    )
+
+
+def release_budget(c: CollectionRuntime, settings: ReleaseSettings | None = None) -> release_noise.ReleaseBudget:
+    return budget_for(
+        c.kind,
+        _sdk(c),
+        c.config.get("release", {}),
+        memoized=c.memoized,
+        units_lifetime=c.max_units_lifetime,
+        units_window=c.max_units_window,
+        settings=settings,
+    )
+
+
+def expected_noise(kind: str, sdk: Any, budget: release_noise.ReleaseBudget, n: int) -> dict[str, Any]:
+    """What the central noise adds to one epoch's estimates at ``n`` reports (told to the
+    admin at creation for ``n = min_reports``): the largest added variance per value, the
+    LDP variance Var*/n, and their ratio."""
+    template = sdk.empty_aggregate().to_dict()
+    if budget.derived_n:
+        k = len(template["counts"])
+        template["counts"] = [n // k + (1 if v < n % k else 0) for v in range(k)]
+    template["n"] = n
+    if template.get("attribute_n") is not None:
+        template["attribute_n"] = [n] * len(template["attribute_n"])
+
+    def flat(data: dict[str, Any]) -> np.ndarray:
+        if kind == "multidim":
+            from client_sdk.multidim import MultidimAggregate
+
+            est = sdk.estimate(MultidimAggregate.from_dict(data))
+            return np.concatenate([np.asarray(e.frequencies, dtype=np.float64) for e in est])
+        from client_sdk.mechanisms import Aggregate
+
+        return np.asarray(sdk.estimate(Aggregate.from_dict(data)).frequencies, dtype=np.float64)
+
+    added = float(np.max(release_noise.added_variance(flat, template, budget.derived_n, budget.sigmas[0] ** 2)))
+    per_user = sdk.variance_approx_per_user
+    ldp = float(min(per_user) if isinstance(per_user, list | tuple) else per_user) / n
+    return {"reports": n, "added_variance": added, "ldp_variance": ldp, "ratio": added / ldp}
 
 
 def policy_of(c: CollectionRuntime, settings: ReleaseSettings | None = None) -> Policy:
-    settings = settings or ReleaseSettings()
     release = c.config.get("release", {})
-    sensitivity, unit = participation_sensitivity(c)
     return Policy(
         windows=tuple(sorted(int(w) for w in release.get("windows", [1]) if int(w) > 1)),
         cumulative=bool(release.get("cumulative", True)),
         min_reports=int(release.get("min_reports", 1)),
-        epsilon=float(release.get("participation_epsilon", settings.participation_epsilon)),
-        horizon=int(release.get("participation_horizon", settings.participation_horizon)),
-        sensitivity=sensitivity,
-        unit=unit,
+        budget=release_budget(c, settings),
     )
 
 
@@ -256,7 +331,7 @@ def _sdk(c: CollectionRuntime) -> Any:
     return c.protocol.protocol
 
 
-# --- participation: the binary-tree counter ------------------------------------------------
+# --- noisy statistics: the release tree (ldpserver/release_noise.py) ------------------------
 
 
 def _interval(count: float, variance: float) -> dict[str, Any]:
@@ -264,54 +339,96 @@ def _interval(count: float, variance: float) -> dict[str, Any]:
     return {"count": count, "variance": variance, "ci_lower": count - half, "ci_upper": count + half}
 
 
-def span_count(counter: BinaryTreeCounter, after: int, through: int) -> dict[str, Any]:
-    """The noisy count of steps ``after+1 .. through`` with its variance and 95 % interval.
+@dataclass
+class NoisyScope:
+    """A scope's noisy statistics: the aggregate (JSON form, noisy integers) and the
+    per-coordinate variance of its central noise."""
 
-    ``released(through) − released(after)``: the dyadic nodes both decompositions share
-    cancel, so the variance is (number of nodes in the symmetric difference) × node
-    variance. For ``after = 0`` this is exactly ``counter.released`` / ``counter.variance``.
-    """
-    if after == 0:
-        return _interval(counter.released(through), counter.variance(through))
-    plus = set(counter.decomposition(through))
-    minus = set(counter.decomposition(after))
-    value = sum(counter.nodes[f"{lv}:{ix}"] for lv, ix in plus - minus)
-    value -= sum(counter.nodes[f"{lv}:{ix}"] for lv, ix in minus - plus)
-    nodes = len(plus ^ minus)
-    return _interval(int(value), nodes * counter.noise.variance(counter.node_scale))
+    data: dict[str, Any]
+    noise_variance: float
+    derived_n: bool
+
+    @property
+    def n(self) -> int:
+        return int(self.data["n"])
+
+    def participation(self) -> dict[str, Any]:
+        """The noisy report count with its variance and normal-approximation interval
+        (a derived n sums the noisy counts: one noise term per count)."""
+        terms = len(self.data["counts"]) if self.derived_n else 1
+        return _interval(self.n, terms * self.noise_variance)
 
 
-# --- estimates per kind --------------------------------------------------------------------
+def noisy_scope(tree: release_noise.VectorTree, template: dict[str, Any], after: int, through: int, derived_n: bool):
+    vector, variance = tree.span(after, through)
+    return NoisyScope(release_noise.unflatten(template, vector, derived_n), variance, derived_n)
 
 
-def _histogram(est: Any, scale: int | None) -> dict[str, Any]:
-    """One unbiased Estimate: raw, interval, Norm-Sub, counts scaled by the noisy count."""
-    lower, upper = est.confidence_interval(CI_LEVEL)
+# --- estimates per kind (post-processing of the noisy statistics) ----------------------------
+
+
+def _histogram(est: Any, added: np.ndarray, scale: int) -> dict[str, Any]:
+    """One unbiased Estimate from noisy statistics: raw, variance = LDP plug-in + central
+    noise, interval, Norm-Sub, counts scaled by the noisy count."""
     post = est.postprocessed(HISTOGRAM_POSTPROCESSING).frequencies
     freqs = np.asarray(est.frequencies, dtype=np.float64)
+    variance = np.asarray(est.variance, dtype=np.float64) + added
+    half = Z * np.sqrt(variance)
     return {
         "domain_size": int(freqs.size),
         "frequencies": freqs.tolist(),
-        "variance": np.asarray(est.variance, dtype=np.float64).tolist(),
-        "ci_lower": np.asarray(lower, dtype=np.float64).tolist(),
-        "ci_upper": np.asarray(upper, dtype=np.float64).tolist(),
+        "variance": variance.tolist(),
+        "ci_lower": (freqs - half).tolist(),
+        "ci_upper": (freqs + half).tolist(),
         "postprocessed": np.asarray(post, dtype=np.float64).tolist(),
-        "counts": None if scale is None else (freqs * scale + 0.0).tolist(),  # + 0.0: no negative zeros
+        "counts": (freqs * scale + 0.0).tolist(),  # + 0.0: no negative zeros
     }
 
 
-def _estimate_aggregate(c: CollectionRuntime, data: dict[str, Any], scale: int | None) -> dict[str, Any]:
+def _clip_attribute_n(data: dict[str, Any]) -> dict[str, Any]:
+    """Noisy per-attribute counts below 1 mean "no report informed it" (post-processing)."""
+    if data.get("attribute_n") is None:
+        return data
+    return {**data, "attribute_n": [max(0, int(m)) for m in data["attribute_n"]]}
+
+
+def _flat_frequencies(c: CollectionRuntime, data: dict[str, Any]) -> np.ndarray:
+    """Every estimated value of an aggregate as one vector (missing attributes: zeros)."""
     sdk = _sdk(c)
+    estimate = sdk.estimate(_sdk_aggregate(c, _clip_attribute_n(data)))
+    if c.kind == "multidim":
+        sizes = [len(v) for v in data["counts"]]
+        return np.concatenate(
+            [
+                np.zeros(k) if e is None else np.asarray(e.frequencies, dtype=np.float64)
+                for k, e in zip(sizes, estimate, strict=True)
+            ]
+        )
+    return np.asarray(estimate.frequencies, dtype=np.float64)
+
+
+def _estimate_aggregate(c: CollectionRuntime, scope: NoisyScope) -> dict[str, Any]:
+    sdk = _sdk(c)
+    data = _clip_attribute_n(scope.data)
     estimate = sdk.estimate(_sdk_aggregate(c, data))
+    added = release_noise.added_variance(
+        lambda d: _flat_frequencies(c, d), scope.data, scope.derived_n, scope.noise_variance
+    )
+    scale = max(0, scope.n)
     if c.kind == "multidim":
         attributes = []
+        pos = 0
         for j, est in enumerate(estimate):
+            k = len(data["counts"][j])
             if est is None:
                 attributes.append({"attribute": j, "status": "missing", "reason": "no report informed it"})
             else:
-                attributes.append({"attribute": j, "status": "estimated", **_histogram(est, scale)})
+                attributes.append(
+                    {"attribute": j, "status": "estimated", **_histogram(est, added[pos : pos + k], scale)}
+                )
+            pos += k
         return {"type": "marginals", "mechanism": sdk.config.get("mechanism"), "attributes": attributes}
-    return {"type": "histogram", "mechanism": sdk.config.get("mechanism"), **_histogram(estimate, scale)}
+    return {"type": "histogram", "mechanism": sdk.config.get("mechanism"), **_histogram(estimate, added, scale)}
 
 
 def _hitter(h: Any, rank: int, scale: int | None, local: bool = False) -> dict[str, Any]:
@@ -330,12 +447,25 @@ def _hitter(h: Any, rank: int, scale: int | None, local: bool = False) -> dict[s
     return out
 
 
-def _heavy_hitters(c: CollectionRuntime, reports: Any, scale: int | None) -> dict[str, Any]:
-    """Discovery over stored raw reports (client_sdk.heavy_hitters), without exact sizes:
-    global top items with counts from the noisy total; per-party top items (federated) as
-    frequencies within the party (party sizes are participation counts, not published)."""
+def _heavy_hitters(
+    c: CollectionRuntime, reports: Any, scale: int | None, budget: release_noise.ReleaseBudget
+) -> dict[str, Any]:
+    """Discovery over stored raw reports (client_sdk.heavy_hitters) on centrally noised
+    statistics (every level group's count and support-count query: ``DiscoveryNoise``), so
+    items, scores, intervals and per-party figures (party sizes included) reveal only noisy
+    statistics: global top items with counts from the noisy total; per-party top items
+    (federated) as frequencies within the party."""
+    from client_sdk.heavy_hitters import _common as hh_common
+
     sdk = _sdk(c)
-    result = sdk.discover(reports, ci_level=CI_LEVEL)
+    noise = release_noise.DiscoveryNoise(
+        budget.discovery_rho, release_noise.discovery_queries(sdk), budget.reports_per_device_epoch, noise_source()
+    )
+    token = hh_common.CENTRAL_NOISE.set(noise)
+    try:
+        result = sdk.discover(reports, ci_level=CI_LEVEL)
+    finally:
+        hh_common.CENTRAL_NOISE.reset(token)
     out: dict[str, Any] = {
         "type": "heavy_hitters",
         "protocol": result.protocol,
@@ -373,8 +503,8 @@ class Plan:
     epoch_sum: dict[str, Any]
     partials: int
     cumulative: dict[str, Any]
-    participation: int
-    counter: BinaryTreeCounter
+    participation: int  # the epoch's exact report count (internal)
+    tree: release_noise.VectorTree
     body: str
     sha256: str
     inputs: dict[str, Any]
@@ -427,10 +557,38 @@ def _load_prefix_reports(conn: Connection, c: CollectionRuntime, low: int, high:
     return epochs, _sdk(c).decode([json.loads(r.payload) for r in rows])
 
 
+def _first_report_per_device(conn: Connection, c: CollectionRuntime, epoch: int) -> dict[str, Any]:
+    """Memoized collections: the epoch's statistics from each device's first report of the
+    epoch (lowest report_id), so one device adds at most one report (u = 1) however many
+    free re-reports it sent."""
+    rows = conn.execute(
+        select(reports_t.c.client_id, reports_t.c.report_id, reports_t.c.payload)
+        .where(reports_t.c.collection_id == c.id, reports_t.c.epoch == epoch)
+        .order_by(reports_t.c.client_id, reports_t.c.report_id)
+    ).all()
+    payloads = []
+    previous = None
+    for row in rows:
+        if row.client_id != previous:
+            payloads.append(json.loads(row.payload))
+            previous = row.client_id
+    sdk = _sdk(c)
+    if not payloads:
+        return sdk.empty_aggregate().to_dict()
+    return Sum.of(sdk.aggregate(payloads).to_dict()).to_dict()
+
+
+def _new_tree(policy: Policy, keep: int) -> release_noise.VectorTree:
+    budget = policy.budget
+    return release_noise.VectorTree(sigmas=budget.sigmas, dimension=budget.dimension, keep=keep, noise=noise_source())
+
+
 def _plan(engine: Engine, c: CollectionRuntime, epoch: int, now: datetime, trigger: str) -> Plan:
     """Read phase and computation of the release of ``epoch`` (writes nothing)."""
-    policy_default = policy_of(c)
+    policy = policy_of(c)
+    budget = policy.budget
     sdk = _sdk(c)
+    keep = max([1, *policy.windows])
     with read_transaction(engine) as conn:
         stream = _stream(conn, c.id)
         first = int(stream.first_epoch) if stream is not None else first_epoch(c)
@@ -440,22 +598,20 @@ def _plan(engine: Engine, c: CollectionRuntime, epoch: int, now: datetime, trigg
         if epoch > expected:
             raise RuntimeError(f"epoch {epoch} is not the stream's next epoch {expected}")
         if stream is not None:
-            policy = Policy(
-                policy_default.windows,
-                policy_default.cumulative,
-                policy_default.min_reports,
-                float(stream.epsilon),
-                int(stream.horizon),
-                int(stream.sensitivity),
-                stream.unit,
-            )
-            counter = BinaryTreeCounter.from_state(json.loads(stream.counter_state), noise=noise_source())
+            state = json.loads(stream.counter_state)
+            if "tree" not in state:  # a participation counter of the code before central DP on releases
+                raise ProblemError(
+                    "conflict",
+                    "this collection's release stream predates central DP on releases (it kept only a "
+                    "participation counter, not the noisy statistics its later scopes need); it cannot be "
+                    "continued: create a new collection",
+                )
+            tree = release_noise.VectorTree.from_state(state["tree"], noise=noise_source())
             number = int(stream.releases) + 1
+            # the horizon is fixed at the first release, whatever the server setting says now
+            budget = dataclasses.replace(budget, horizon=tree.horizon)
         else:
-            policy = policy_default
-            counter = BinaryTreeCounter(
-                epsilon=policy.epsilon, horizon=policy.horizon, sensitivity=policy.sensitivity, noise=noise_source()
-            )
+            tree = _new_tree(policy, keep)
             number = 1
 
         # compaction: the epoch's partial aggregates, merged
@@ -497,37 +653,29 @@ def _plan(engine: Engine, c: CollectionRuntime, epoch: int, now: datetime, trigg
                 window.add(json.loads(edge), sign=-1)
             scopes.append(Scope("window", w, start, epoch, epoch - w + 1 >= first, window.to_dict()))
 
-        if policy.unit == "devices":
-            participation = int(
-                conn.execute(
-                    select(func.count(func.distinct(reports_t.c.client_id))).where(
-                        reports_t.c.collection_id == c.id, reports_t.c.epoch == epoch
-                    )
-                ).scalar_one()
-            )
-        else:
-            participation = int(epoch_sum["n"])
+        # the statistics the release tree is given (exact; noised in the tree)
+        statistics = _first_report_per_device(conn, c, epoch) if c.memoized else epoch_sum
+        participation = int(statistics["n"])
 
         raw_epochs, raw = (None, None)
         if c.kind == "heavy_hitters":
             low = min(s.start for s in scopes if s.name != "cumulative")
             raw_epochs, raw = _load_prefix_reports(conn, c, low, epoch)
 
-    # the counter's next step (fresh OpenDP noise for the nodes this step completes)
+    # the tree's next step (fresh OpenDP noise for the nodes this step completes)
     step = epoch - first + 1
-    exhausted = step > policy.horizon
+    exhausted = step > tree.horizon
     if not exhausted:
-        if counter.steps != step - 1:
-            raise RuntimeError(f"counter at step {counter.steps}, expected {step - 1}")
-        counter.append(participation)
+        if tree.steps != step - 1:
+            raise RuntimeError(f"release tree at step {tree.steps}, expected {step - 1}")
+        tree.append(release_noise.flatten(statistics, budget.derived_n))
 
     scope_bodies = []
     inputs: dict[str, Any] = {"partials": partials, "participation": participation, "scopes": []}
     for s in scopes:
         n = int(s.data["n"])
         after, through = s.start - first, s.end - first + 1
-        part = None if exhausted else span_count(counter, after, through)
-        scale = None if part is None else max(0, int(part["count"]))
+        noisy = None if exhausted else noisy_scope(tree, statistics, after, through, budget.derived_n)
         body: dict[str, Any] = {
             "scope": s.name,
             "window": s.window,
@@ -535,21 +683,24 @@ def _plan(engine: Engine, c: CollectionRuntime, epoch: int, now: datetime, trigg
             "to_epoch": s.end,
             "epochs": s.end - s.start + 1,
             "complete": s.complete,
-            "participation": part,
+            "participation": None if noisy is None else noisy.participation(),
             "status": "released",
             "reason": None,
             "estimates": None,
         }
         scope_inputs: dict[str, Any] = {"scope": s.name, "window": s.window, "n": n}
-        if c.kind == "heavy_hitters" and s.name == "cumulative":
+        if noisy is None:
+            body["status"] = "withheld"
+            body["reason"] = f"the release tree's horizon of {tree.horizon} epochs is exhausted"
+        elif c.kind == "heavy_hitters" and s.name == "cumulative":
             body["status"] = "withheld"
             body["reason"] = (
                 "heavy hitters are released per epoch and per window only: cumulative discovery would need "
                 "every raw report since the start"
             )
-        elif n < policy.min_reports:
+        elif noisy.n < policy.min_reports:  # decided on the noisy count: post-processing
             body["status"] = "withheld"
-            body["reason"] = f"fewer than min_reports ({policy.min_reports}) reports"
+            body["reason"] = f"fewer than min_reports ({policy.min_reports}) reports (noisy count)"
         elif c.kind == "heavy_hitters":
             mask = (raw_epochs >= s.start) & (raw_epochs <= s.end)
             stored = int(mask.sum())
@@ -561,12 +712,14 @@ def _plan(engine: Engine, c: CollectionRuntime, epoch: int, now: datetime, trigg
                 from client_sdk.heavy_hitters import InsufficientReportsError
 
                 try:
-                    body["estimates"] = _heavy_hitters(c, raw.subset(mask), scale)
-                except InsufficientReportsError:  # its message names exact group sizes: not published
+                    if raw is None:  # no report at all although the noisy count passed min_reports
+                        raise InsufficientReportsError("no reports")
+                    body["estimates"] = _heavy_hitters(c, raw.subset(mask), max(0, noisy.n), budget)
+                except InsufficientReportsError:  # only for a scope without any report (noise off: see docs)
                     body["status"] = "withheld"
-                    body["reason"] = "insufficient reports for discovery: a level group (or party) has no report"
+                    body["reason"] = "insufficient reports for discovery"
         else:
-            body["estimates"] = _estimate_aggregate(c, s.data, scale)
+            body["estimates"] = _estimate_aggregate(c, noisy)
         scope_bodies.append(body)
         inputs["scopes"].append(scope_inputs)
 
@@ -592,16 +745,8 @@ def _plan(engine: Engine, c: CollectionRuntime, epoch: int, now: datetime, trigg
         "postprocessing": _postprocessing_note(c.kind),
         "computation": _computation_note(c),
         "participation": {
-            "mechanism": "binary-tree counter (ALGORITHMS §11.2)",
-            "noise": "discrete Laplace (OpenDP make_laplace)",
-            "epsilon": policy.epsilon,
-            "sensitivity": policy.sensitivity,
-            "unit": policy.unit,
-            "neighbouring": "one device's contribution to one epoch",
-            "horizon": policy.horizon,
-            "levels": counter.levels,
-            "node_scale": counter.node_scale,
-            "node_variance": counter.noise.variance(counter.node_scale),
+            **budget.statement(max_epochs_per_device(c)),
+            "unit": "reports" if not c.memoized else "devices (first report per device and epoch)",
             "step": None if exhausted else step,
             "status": "horizon_exhausted" if exhausted else "published",
             "interval": "count ± z·sqrt(variance), z = Φ⁻¹(0.975) (normal approximation)",
@@ -620,7 +765,7 @@ def _plan(engine: Engine, c: CollectionRuntime, epoch: int, now: datetime, trigg
         partials=partials,
         cumulative=cumulative_sum,
         participation=participation,
-        counter=counter,
+        tree=tree,
         body=text,
         sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
         inputs=inputs,
@@ -655,10 +800,13 @@ def _computation_note(c: CollectionRuntime) -> dict[str, Any]:
             c.kind, "heavy_hitters discovery over the scope's stored raw reports"
         )
         + ")",
-        "variance": "the SDK's plug-in closed-form variance per value",
         "interval": "frequency ± z·sqrt(variance), z = Φ⁻¹(0.975) (normal approximation)",
-        "aggregates": "epoch = sum of the epoch's partial aggregates; cumulative = previous cumulative + "
-        "epoch; window w = cumulative(e) − cumulative(e − w)",
+        "aggregates": "epoch = the tree's leaf of the epoch; cumulative and window w = the sum of the tree's "
+        "noisy dyadic nodes covering the scope's epochs",
+        "statistics": "each epoch's aggregate (counts, n) gets discrete Gaussian noise in the release tree "
+        "(see participation); every number below is computed from the noisy integers only",
+        "variance": "the SDK's plug-in closed-form variance at the noisy n, plus the variance the central "
+        "noise adds (delta method over the noisy statistics)",
         "counts": "frequency × max(0, participation.count): exact report counts are never published",
     }
 
@@ -684,7 +832,11 @@ def _write(engine: Engine, c: CollectionRuntime, plan: Plan, now: datetime, trig
             )
         )
         _checkpoint("compacted")
-        state = json.dumps(plan.counter.state(), separators=(",", ":"), sort_keys=True)
+        state = json.dumps(
+            {"tree": plan.tree.state(), "budget": plan.policy.budget.statement(max_epochs_per_device(c))},
+            separators=(",", ":"),
+            sort_keys=True,
+        )
         if stream is None:
             conn.execute(
                 streams_t.insert().values(
@@ -693,9 +845,9 @@ def _write(engine: Engine, c: CollectionRuntime, plan: Plan, now: datetime, trig
                     next_epoch=plan.epoch + 1,
                     releases=plan.number,
                     epsilon=plan.policy.epsilon,
-                    sensitivity=plan.policy.sensitivity,
-                    horizon=plan.policy.horizon,
-                    unit=plan.policy.unit,
+                    sensitivity=plan.policy.budget.reports_per_device_epoch,
+                    horizon=plan.tree.horizon,
+                    unit="devices" if c.memoized else "reports",
                     counter_state=state,
                     created_at=now,
                     updated_at=now,

@@ -107,3 +107,17 @@ def test_every_request_body_in_the_docs_is_accepted(api, doc: str) -> None:
                 assert data["config_hash"] in text, f"{doc}: shows a config_hash other than {data['config_hash']}"
         if route.endswith("/reports"):
             assert {r["status"] for r in data["results"]} <= {"accepted", "duplicate"}, (doc, data)
+
+
+def test_the_canonical_text_shown_in_wire_md_hashes_to_the_hash_shown() -> None:
+    """docs/wire.md §2 writes out the JCS text of its example config: it must be the RFC 8785
+    form of the served config shown above it, and its SHA-256 the config_hash shown."""
+    import hashlib
+
+    from client_sdk.canonical import canonical_json
+
+    text = (DOCS / "wire.md").read_text(encoding="utf-8")
+    shown = re.search(r"^`(\{\"budget\":.*?\})`,$", text, re.M).group(1)
+    served = json.loads(re.search(r"^```json\n(\{\"id\": \"col_.*?)^```", text, re.S | re.M).group(1))
+    assert canonical_json(served["config"]) == shown
+    assert served["config_hash"] == "sha256:" + hashlib.sha256(shown.encode()).hexdigest()

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import jcs
 import pytest
 
-from ldpserver.clock import iso
-import jcs
-
 from client_sdk.canonical import canonical_json
+from ldpserver.clock import iso
 from ldpserver.services.ledger import _trusted_hash, canonical_row, es_number, genesis_hash, ledger_json, row_hash
 
 ROW = {
@@ -74,8 +73,10 @@ def test_es_number_is_the_rfc8785_number_form():
 
 
 def test_genesis_names_the_chain_format():
-    assert genesis_hash("col_x", "sha256:00", 1) != genesis_hash("col_x", "sha256:00") == genesis_hash(
-        "col_x", "sha256:00", 2
+    assert (
+        genesis_hash("col_x", "sha256:00", 1)
+        != genesis_hash("col_x", "sha256:00")
+        == genesis_hash("col_x", "sha256:00", 2)
     )
 
 

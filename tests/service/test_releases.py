@@ -1,6 +1,10 @@
 """Continual release on SQLite and PostgreSQL with an injected clock: one release per closed
 epoch, cumulative and window scopes equal to the SDK on the same reports, the minimum batch
-size, immutability, late reports, interrupted releases, and the participation counter."""
+size, immutability, late reports, interrupted releases, and the release tree's budget.
+
+The plumbing tests run with the central noise switched off (``ZeroNoise``) so that every
+published number can be compared with the SDK on the same reports; the noise itself is
+tested in ``tests/service/test_release_privacy.py`` and ``tests/unit/test_release_noise.py``."""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ import pytest
 from sqlalchemy import func, select, text
 
 from client_sdk import mechanisms
-from ldpserver.continual_counter import BinaryTreeCounter, discrete_laplace_variance
+from ldpserver import release_noise
 from ldpserver.models import EpochClosure, LedgerEntry
 from ldpserver.models_release import EpochAggregate, Release, ReleaseStream
 from ldpserver.services import releases as service
@@ -22,6 +26,14 @@ from tests.service.helpers import statuses
 from tests.service.release_helpers import at_epoch, upload_ok, wire
 
 Z = 1.959963984540054
+
+
+@pytest.fixture(autouse=True)
+def _zero_noise(monkeypatch):
+    """Exactness of the plumbing: the release tree adds no noise in these tests."""
+    monkeypatch.setattr(service, "_noise", release_noise.ZeroNoise())
+
+
 COUNTS = {0: 60, 1: 45, 2: 5, 3: 70, 4: 50}  # epoch 2 is below min_reports (10)
 FREQUENCY = {
     "mechanism": {"mechanism": "oue", "epsilon": 1.0, "domain_size": 8},
@@ -68,13 +80,16 @@ def _scope(body: dict, name: str, window: int | None = None) -> dict:
 
 
 def _check_histogram(est: dict, reference, participation: dict) -> None:
-    """The published histogram equals the SDK's estimate on the same reports (to 1e-12)."""
-    lower, upper = reference.confidence_interval(0.95)
+    """With the noise off, the published histogram equals the SDK's estimate on the same
+    reports (to 1e-12); the variance adds the central noise's declared variance, and the
+    interval is built from the total."""
     close = {"rtol": 0, "atol": 1e-12}
     np.testing.assert_allclose(est["frequencies"], reference.frequencies, **close)
-    np.testing.assert_allclose(est["variance"], reference.variance, **close)
-    np.testing.assert_allclose(est["ci_lower"], lower, **close)
-    np.testing.assert_allclose(est["ci_upper"], upper, **close)
+    variance = np.asarray(est["variance"])
+    assert np.all(variance > np.asarray(reference.variance))  # LDP plug-in + central noise
+    half = Z * np.sqrt(variance)
+    np.testing.assert_allclose(est["ci_lower"], reference.frequencies - half, **close)
+    np.testing.assert_allclose(est["ci_upper"], reference.frequencies + half, **close)
     np.testing.assert_allclose(est["postprocessed"], reference.postprocessed("norm-sub").frequencies, **close)
     assert est["postprocessed"] == pytest.approx(np.clip(est["postprocessed"], 0, None).tolist())
     assert sum(est["postprocessed"]) == pytest.approx(1.0)
@@ -109,7 +124,7 @@ def test_one_release_per_closed_epoch_with_epoch_cumulative_and_window_scopes(ap
         assert (own["from_epoch"], own["to_epoch"], own["window"], own["complete"]) == (epoch, epoch, 1, True)
         if COUNTS[epoch] < 10:
             assert own["status"] == "withheld" and own["estimates"] is None
-            assert own["reason"] == "fewer than min_reports (10) reports"
+            assert own["reason"] == "fewer than min_reports (10) reports (noisy count)"
         else:
             reference = m.estimate(m.aggregate(by_epoch[epoch]))
             _check_histogram(own["estimates"], reference, own["participation"])
@@ -260,7 +275,7 @@ def test_an_interrupted_release_leaves_no_partial_state_and_can_be_redone(api, m
         assert verify_chain(conn, col["id"], col["config_hash"]).ok
 
 
-def test_participation_counts_are_published_through_the_binary_tree_counter(api):
+def test_participation_counts_are_the_noisy_n_of_the_release_tree(api):
     col, _m, _ = _run(api)
     with api.engine.connect() as conn:
         stream = conn.execute(select(ReleaseStream).where(ReleaseStream.collection_id == col["id"])).one()
@@ -270,39 +285,42 @@ def test_participation_counts_are_published_through_the_binary_tree_counter(api)
             )
         ).all()
         assert verify_chain(conn, col["id"], col["config_hash"]).ok
-    # the stream's budget is recorded once in the collection's ledger
+    # ε_release is recorded once in the collection's ledger (δ is in the hashed config the chain starts from)
     assert len(entries) == 1
     entry = entries[0]
     assert (entry.client_id, entry.epsilon, entry.neighbouring, entry.units) == (
-        "_stream:participation",
-        1.0,
+        "_stream:release",
+        release_noise.DEFAULT_EPSILON,
         "device-epoch",
         0,
     )
-    # Δ = 1: a device may spend 1 (one report of ε = 1) per accounting window of one epoch
-    assert (stream.sensitivity, stream.unit, stream.epsilon, stream.horizon) == (1, "reports", 1.0, 1 << 16)
-    counter = BinaryTreeCounter.from_state(json.loads(stream.counter_state))
-    assert counter.steps == len(COUNTS)
-    node_variance = discrete_laplace_variance(counter.levels * 1 / 1.0)
+    assert col["config"]["release"]["epsilon"] == release_noise.DEFAULT_EPSILON
+    assert col["config"]["release"]["delta"] == release_noise.DEFAULT_DELTA
+    # u = 1: a device may spend 1 (one report of ε = 1) per accounting window of one epoch
+    assert (stream.sensitivity, stream.unit, stream.epsilon, stream.horizon) == (1, "reports", 1.5, 1 << 16)
+    state = json.loads(stream.counter_state)
+    tree = release_noise.VectorTree.from_state(state["tree"], noise=release_noise.ZeroNoise())
+    assert tree.steps == len(COUNTS) and tree.levels == 17
+    sigmas = tree.sigmas
     for t in range(1, len(COUNTS) + 1):
         body = _body(api, col, t)
         header = body["participation"]
-        assert (header["step"], header["sensitivity"], header["levels"]) == (t, 1, 17)
-        assert header["node_variance"] == pytest.approx(node_variance)
+        assert (header["step"], header["levels"], header["epsilon"]) == (t, 17, 1.5)
+        assert header["sensitivity_l2"] == pytest.approx(math.sqrt(9))  # OUE k=8: 8 counts + n
+        assert header["level_sigmas"] == pytest.approx(sigmas)
+        # zero noise: the published count is the exact count, its variance the tree's
         cumulative = _scope(body, "cumulative")["participation"]
-        assert cumulative["count"] == counter.released(t)
-        assert cumulative["variance"] == counter.variance(t)
-        half = Z * math.sqrt(counter.variance(t))
+        assert cumulative["count"] == sum(COUNTS[e] for e in range(t))
+        cover = release_noise.cover(0, t, 17)
+        assert cumulative["variance"] == pytest.approx(sum(sigmas[lv] ** 2 for lv, _ in cover))
+        half = Z * math.sqrt(cumulative["variance"])
         assert (cumulative["ci_lower"], cumulative["ci_upper"]) == pytest.approx(
-            (counter.released(t) - half, counter.released(t) + half)
+            (cumulative["count"] - half, cumulative["count"] + half)
         )
-        # per epoch and per window: released(t) − released(t − w); shared nodes cancel
-        own = _scope(body, "epoch")["participation"]
-        assert own["count"] == counter.released(t) - (counter.released(t - 1) if t > 1 else 0)
-        nodes = set(counter.decomposition(t)) ^ (set(counter.decomposition(t - 1)) if t > 1 else set())
-        assert own["variance"] == pytest.approx(len(nodes) * node_variance)
+        own = _scope(body, "epoch")["participation"]  # the leaf alone
+        assert own["count"] == COUNTS[t - 1] and own["variance"] == pytest.approx(sigmas[0] ** 2)
         window = _scope(body, "window", 3)["participation"]
-        assert window["count"] == counter.released(t) - (counter.released(t - 3) if t > 3 else 0)
+        assert window["count"] == sum(COUNTS[e] for e in range(max(0, t - 3), t))
 
 
 @pytest.mark.parametrize(
@@ -313,7 +331,7 @@ def test_participation_counts_are_published_through_the_binary_tree_counter(api)
         ({"cap_lifetime": 4.0, "memoized": True}, (1, "devices")),
     ],
 )
-def test_counter_sensitivity_follows_the_budget_policy(api, budget, expected):
+def test_sensitivity_follows_the_budget_policy(api, budget, expected):
     values = np.array([0, 1, 2, 3, 0, 1])
     if budget.get("memoized"):  # memoized collections are longitudinal (a second randomisation round)
         from client_sdk import longitudinal
@@ -343,8 +361,16 @@ def test_counter_sensitivity_follows_the_budget_policy(api, budget, expected):
         stream = conn.execute(select(ReleaseStream).where(ReleaseStream.collection_id == col["id"])).one()
         aggregate = conn.execute(select(EpochAggregate).where(EpochAggregate.collection_id == col["id"])).one()
     assert (stream.sensitivity, stream.unit) == expected
+    # memoized: one report per device and epoch enters the statistics (free re-reports do not)
     assert aggregate.participation == (3 if expected[1] == "devices" else 6)
-    assert _body(api, col, 1)["participation"]["node_scale"] == pytest.approx(17 * expected[0] / 1.0)
+    assert _scope(_body(api, col, 1), "epoch")["participation"]["count"] == aggregate.participation
+    header = _body(api, col, 1)["participation"]
+    # GRR: one count per report, n = Σ counts (r = 1); L-GRR (longitudinal): r = sqrt(4 counts + n)
+    l2 = expected[0] * (math.sqrt(5) if budget.get("memoized") else 1.0)
+    assert header["sensitivity_l2"] == pytest.approx(l2)
+    assert header["level_sigmas"][0] == pytest.approx(
+        l2 / math.sqrt(2 * header["rho"] * release_noise.level_weights(17)[0])
+    )
 
 
 def test_concurrent_release_requests_create_each_release_once(api):
@@ -377,10 +403,9 @@ def test_concurrent_release_requests_create_each_release_once(api):
         assert verify_chain(conn, col["id"], col["config_hash"]).ok
 
 
-def test_stream_settings_and_an_exhausted_horizon(api, monkeypatch):
-    monkeypatch.setenv("LDP_RELEASE_PARTICIPATION_EPSILON", "0.5")
-    monkeypatch.setenv("LDP_RELEASE_PARTICIPATION_HORIZON", "2")
-    col = api.create_collection(**FREQUENCY)
+def test_release_budget_from_the_config_and_an_exhausted_horizon(api, monkeypatch):
+    monkeypatch.setenv("LDP_RELEASE_HORIZON", "2")
+    col = api.create_collection(**{**FREQUENCY, "release": {**FREQUENCY["release"], "epsilon": 0.5, "delta": 1e-6}})
     m = mechanisms.from_config(col["config"]["mechanism"])
     for epoch in range(3):
         at_epoch(api, epoch)
@@ -388,13 +413,13 @@ def test_stream_settings_and_an_exhausted_horizon(api, monkeypatch):
     at_epoch(api, 4)
     assert api.post(f"/v1/collections/{col['id']}/releases", json={}).get_json()["created"] == [1, 2, 3]
     second, third = _body(api, col, 2), _body(api, col, 3)
-    assert (second["participation"]["epsilon"], second["participation"]["levels"]) == (0.5, 2)
-    assert second["participation"]["node_scale"] == pytest.approx(2 * 1 / 0.5)
+    assert (second["participation"]["epsilon"], second["participation"]["delta"]) == (0.5, 1e-6)
+    assert second["participation"]["levels"] == 2
+    assert release_noise.epsilon_of(second["participation"]["rho"], 1e-6) == pytest.approx(0.5, rel=1e-6)
     assert third["participation"]["status"] == "horizon_exhausted" and third["participation"]["step"] is None
     own = _scope(third, "epoch")
-    assert own["participation"] is None and own["status"] == "released" and own["estimates"]["counts"] is None
-    _check = m.estimate(m.aggregate(_payloads(m, 20, seed=2)))
-    assert own["estimates"]["frequencies"] == pytest.approx(_check.frequencies.tolist(), abs=1e-12)
+    assert own["participation"] is None and own["status"] == "withheld" and own["estimates"] is None
+    assert "horizon" in own["reason"]
     with api.engine.connect() as conn:
         entry = conn.execute(
             select(LedgerEntry).where(
@@ -402,3 +427,20 @@ def test_stream_settings_and_an_exhausted_horizon(api, monkeypatch):
             )
         ).one()
     assert entry.epsilon == 0.5
+
+
+def test_a_stream_from_before_central_dp_is_refused_with_a_clear_conflict(api):
+    col, m, _ = _run(api, {0: 20}, release_every_step=False)
+    with api.engine.begin() as conn:  # the old participation counter's state
+        conn.execute(
+            text("UPDATE release_streams SET counter_state = :s WHERE collection_id = :c"),
+            {
+                "s": json.dumps(
+                    {"epsilon": 1.0, "horizon": 65536, "sensitivity": 1, "nodes": {}, "partial": [0] * 17, "steps": 2}
+                ),
+                "c": col["id"],
+            },
+        )
+    at_epoch(api, 6)
+    response = api.post(f"/v1/collections/{col['id']}/releases", json={})
+    assert response.status_code == 409 and "predates central DP" in response.get_json()["detail"]

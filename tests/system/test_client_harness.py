@@ -52,6 +52,12 @@ def clock():
         return datetime.now(timezone.utc)
     return datetime.fromtimestamp(float(text), timezone.utc)
 
+if os.environ.get("LDP_TEST_RELEASE_NOISE") == "off":  # test harness only: exact releases for plumbing checks
+    from ldpserver.release_noise import ZeroNoise
+    from ldpserver.services import releases
+
+    releases._noise = ZeroNoise()
+
 app = create_app(clock=clock)
 server = make_server("127.0.0.1", int(sys.argv[1]), app, threaded=True)
 print(server.server_port, flush=True)
@@ -187,7 +193,9 @@ class LiveServer:
 
 
 @contextlib.contextmanager
-def live_server(tmp: Path, mode: str = "werkzeug") -> Iterator[LiveServer]:
+def live_server(tmp: Path, mode: str = "werkzeug", release_noise: bool = True) -> Iterator[LiveServer]:
+    """The real server in a subprocess; ``release_noise=False`` (werkzeug mode) switches the
+    releases' central noise off, for tests that check release plumbing on a handful of devices."""
     tmp.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     env.update(
@@ -196,6 +204,8 @@ def live_server(tmp: Path, mode: str = "werkzeug") -> Iterator[LiveServer]:
         LDP_LOG_LEVEL="WARNING",
         PYTHONPATH=str(REPO) + os.pathsep + env.get("PYTHONPATH", ""),
     )
+    if not release_noise:
+        env["LDP_TEST_RELEASE_NOISE"] = "off"
     server = LiveServer(tmp, env, FileClock(tmp / "clock.txt"), mode=mode).setup()
     server.start()
     try:

@@ -115,7 +115,7 @@ def _exercise(server, keys: dict[str, str], multiproc_dir: str) -> dict[str, obj
         assert metric(text, "ldp_ingest_batches_total") == len(batches) + 1
         assert metric(text, "ldp_ingest_batch_duration_seconds_count", kind="frequency") == len(batches) + 1
         assert metric(text, "ldp_release_duration_seconds_count", kind="frequency", trigger="admin") == 1
-        assert metric(text, "ldp_ledger_rows") == 240 + 1  # + the participation stream's budget entry
+        assert metric(text, "ldp_ledger_rows") == 240 + 1  # + the release budget entry (ε_release)
         assert metric(text, "ldp_database_up") == 1
         assert 'route="/v1/collections/<collection_id>/reports"' in text  # the route rule, never a concrete path
         assert "client_id" not in text and col["id"] not in text  # no per-device (or per-collection) labels

@@ -6,12 +6,12 @@ plus one batch retried through the other server (duplicates). Database B gets th
 batches through a single process. The epoch is then released (by the second server on
 A). The two release documents are identical byte for byte once the (random) collection
 id is substituted: estimates, intervals, post-processing, heavy hitters and — with the
-participation counter's noise seeded identically in every process, the only randomness
-of a release — the published participation counts. Both servers of A serve the same
+release tree's central noise seeded identically in every process, the only randomness
+of a release — the published (noisy) numbers. Both servers of A serve the same
 stored bytes.
 
 The servers are the real app under werkzeug, each in its own process, with a shared file
-clock (``ldpserver.demo.server.FileClock``) and ``SeededLaplace`` noise instead of
+clock (``ldpserver.demo.server.FileClock``) and ``SeededGaussian`` noise instead of
 OpenDP's sampler (a test-only substitution: the sampler is the release's single source
 of randomness).
 """
@@ -38,11 +38,11 @@ import os, sys
 import numpy as np
 from werkzeug.serving import make_server
 from ldpserver.app import create_app
-from ldpserver.continual_counter import SeededLaplace
+from ldpserver.release_noise import SeededGaussian
 from ldpserver.demo.server import FileClock
 from ldpserver.services import releases
 
-releases._noise = SeededLaplace(np.random.default_rng(int(os.environ["TEST_NOISE_SEED"])))
+releases._noise = SeededGaussian(np.random.default_rng(int(os.environ["TEST_NOISE_SEED"])))
 app = create_app(clock=FileClock(os.environ["LDP_DEMO_CLOCK_FILE"]))
 make_server("127.0.0.1", int(sys.argv[1]), app, threaded=True).serve_forever()
 """

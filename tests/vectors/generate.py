@@ -1762,6 +1762,14 @@ def build_runtime() -> dict[str, Any]:
         public_config(
             "frequency", oue, 1.25, "record", release={"windows": [1, 7], "cumulative": False, "min_reports": 10**9}
         ),
+        # ε_release and δ of the central noise on releases (issue 14): hashed like every field
+        public_config(
+            "frequency",
+            oue,
+            1.0,
+            "record",
+            release={"windows": [1, 24], "cumulative": True, "min_reports": 100, "epsilon": 1.5, "delta": 1e-07},
+        ),
         # an exotic one: floats that Python and ECMAScript write differently, the largest safe
         # integer, unicode, nesting
         {
