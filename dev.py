@@ -93,9 +93,10 @@ def ensure_postgres() -> None:
 
 
 def ensure_system_packages() -> None:
-    """Browser tests need Debian's Chromium and the Web SDK needs Node.js; install them on a
-    Debian machine where we are root (never a browser download of a test tool's own)."""
-    needed = (("chromium", "chromium"), ("nodejs", "node"), ("npm", "npm"))
+    """Browser tests need Debian's Chromium, the Web SDK needs Node.js and the serving-topology
+    test nginx; install them on a Debian machine where we are root (never a browser download of
+    a test tool's own). Debian's policy-rc.d in containers keeps nginx from starting as a service."""
+    needed = (("chromium", "chromium"), ("nodejs", "node"), ("npm", "npm"), ("nginx-light", "nginx"))
     wanted = [pkg for pkg, exe in needed if not shutil.which(exe)]
     if not wanted or not shutil.which("apt-get") or os.geteuid() != 0:
         if wanted:

@@ -17,11 +17,18 @@ environment (the app's own settings — DATABASE_URL, LDP_* — are read by ldps
 | ``PROMETHEUS_MULTIPROC_DIR`` | a fresh temporary directory | where workers write their metrics |
 | ``LDP_METRICS_BIND`` | ``127.0.0.1:9464`` | the metrics listener Prometheus scrapes (``off``: none) |
 | ``LDP_GUNICORN_CONTROL_SOCKET`` | off | path of gunicorn's control socket (``gunicornc``), if wanted |
+| ``LDP_BEHIND_PROXY`` | off | ``1``: a buffering reverse proxy (nginx) is in front; otherwise a warning at start |
 
 **Graceful shutdown**: SIGTERM (what ``docker stop`` and Kubernetes send) stops accepting
 connections, lets in-flight requests finish for ``graceful_timeout`` seconds, then exits.
 An upload is one database transaction, so a request cut short is rolled back and the
 device's retry is idempotent.
+
+**Workers die with their master**: each worker asks Linux for ``SIGKILL`` when its parent
+dies (``prctl(PR_SET_PDEATHSIG)`` in ``post_fork``), so a master killed with ``SIGKILL`` (OOM
+killer, ``kill -9``) leaves no orphan holding the listening socket: a restarted master finds
+its port free at once (tests/system/test_edges.py). SIGKILL, not SIGTERM: an orphan blocked
+reading a slow client would sit out a SIGTERM; an upload cut short is rolled back and retried.
 
 **Prometheus in several processes**: ``PROMETHEUS_MULTIPROC_DIR`` must be set before any
 worker imports ``prometheus_client``. If it is not set this file creates a temporary
@@ -35,9 +42,12 @@ admin key.
 
 from __future__ import annotations
 
+import ctypes
 import glob
 import os
 import shutil
+import signal
+import sys
 import tempfile
 
 
@@ -96,6 +106,21 @@ def on_starting(server) -> None:  # noqa: ANN001
     server.log.info("prometheus multiprocess directory: %s", directory)
 
 
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _die_with_parent(parent_pid: int) -> bool:
+    """Ask the kernel to SIGKILL this process when its parent dies; False where unsupported."""
+    if not sys.platform.startswith("linux"):
+        return False
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) != 0:
+        return False
+    if os.getppid() != parent_pid:  # the master died between fork() and prctl(): nobody will signal us
+        os._exit(1)
+    return True
+
+
 from ldpserver.metrics_listener import parse_bind as _parse_metrics_bind  # noqa: E402
 
 _metrics_bind = _parse_metrics_bind(os.environ.get("LDP_METRICS_BIND"))  # a bad value stops the start here
@@ -103,10 +128,16 @@ _metrics_listener = None
 
 
 def when_ready(server) -> None:  # noqa: ANN001
-    """Master ready: start the metrics listener (its own bind, never the public one)."""
+    """Master ready: start the metrics listener (its own bind, never the public one), and say
+    when gunicorn faces clients directly (docs/operations.md, "Serving topology")."""
     global _metrics_listener
     from ldpserver.metrics_listener import start_from_env
 
+    if os.environ.get("LDP_BEHIND_PROXY", "").strip() not in ("1", "true", "yes"):
+        server.log.warning(
+            "serving WITHOUT a buffering reverse proxy: two slow clients can stall two sync workers; "
+            "production puts nginx in front (docker/nginx/, docs/operations.md) and sets LDP_BEHIND_PROXY=1"
+        )
     if _metrics_bind is None:
         server.log.info("metrics listener off (LDP_METRICS_BIND); /metrics needs an admin key")
         return
@@ -117,7 +148,10 @@ def when_ready(server) -> None:  # noqa: ANN001
 
 
 def post_fork(server, worker) -> None:  # noqa: ANN001
-    """A new worker: close its inherited copy of the metrics listener's socket."""
+    """A new worker: it must not outlive its master (an orphan would keep the port), and it
+    closes its inherited copy of the metrics listener's socket."""
+    if not _die_with_parent(worker.ppid):
+        server.log.warning("worker %s cannot follow its master's death (no PR_SET_PDEATHSIG here)", worker.pid)
     if _metrics_listener is not None:
         _metrics_listener.close_inherited()
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import secrets
 import statistics
 import sys
 import tempfile
@@ -70,6 +71,9 @@ class AcceptAll:
             cfg = self.configs[cid]
             doc = {"id": cid, "kind": cfg["kind"], "config": cfg, "config_hash": config_hash(cfg), "current_epoch": 0}
             return HttpResponse(200, {}, json.dumps(doc).encode())
+        if url.endswith("/v1/devices"):  # enrolment: one made-up credential (nothing checks it here)
+            device = {"client_id": secrets.token_hex(16), "device_secret": secrets.token_urlsafe(32)}
+            return HttpResponse(201, {}, json.dumps({"devices": [device]}).encode())
         reports = json.loads(body)["reports"]
         results = [{"report_id": r["report_id"], "status": "accepted", "reason": None, "detail": None} for r in reports]
         return HttpResponse(200, {}, json.dumps({"accepted": len(results), "results": results}).encode())

@@ -119,7 +119,32 @@ def drop_pg_database(name: str) -> None:
 
 
 # --- load generator -------------------------------------------------------------------
-def make_bodies(config: dict, config_hash: str, epoch: int, batches: int, batch_size: int, seed: int) -> list[bytes]:
+def enrol_devices(base: str, key: str, count: int, per_request: int = 1000) -> list[tuple[str, str]]:
+    """Enrol ``count`` devices through the API (before timing): (client_id, device secret)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    def one(n: int) -> list[tuple[str, str]]:
+        r = httpx.post(f"{base}/v1/devices", json={"count": n}, headers={"Authorization": f"Bearer {key}"}, timeout=120)
+        r.raise_for_status()
+        return [(d["client_id"], d["device_secret"]) for d in r.json()["devices"]]
+
+    sizes = [min(per_request, count - s) for s in range(0, count, per_request)]
+    with ThreadPoolExecutor(4) as pool:
+        return [d for chunk in pool.map(one, sizes) for d in chunk]
+
+
+def make_bodies(
+    config: dict,
+    config_hash: str,
+    epoch: int,
+    batches: int,
+    batch_size: int,
+    seed: int,
+    devices: list[tuple[str, str]],
+) -> list[bytes]:
+    """Batches of ``batch_size`` reports, each from another enrolled device, with their secrets."""
     from client_sdk import mechanisms
 
     m = mechanisms.from_config(config)
@@ -128,17 +153,19 @@ def make_bodies(config: dict, config_hash: str, epoch: int, batches: int, batch_
     for b in range(batches):
         values = rng.integers(0, m.domain_size, size=batch_size)
         payloads = m.encode(m.perturb_batch(values, rng=rng))
+        mine = devices[b * batch_size : (b + 1) * batch_size]
         reports = [
             {
                 "report_id": rng.bytes(16).hex(),
-                "client_id": f"s{seed}b{b}d{i}",
+                "client_id": mine[i][0],
                 "config_hash": config_hash,
                 "epoch": epoch,
                 "payload": payload,
             }
             for i, payload in enumerate(payloads)
         ]
-        bodies.append(json.dumps({"wire": 2, "reports": reports}, separators=(",", ":")).encode())
+        body = {"wire": 2, "reports": reports, "devices": dict(mine)}
+        bodies.append(json.dumps(body, separators=(",", ":")).encode())
     return bodies
 
 
@@ -180,7 +207,7 @@ def run_backend(backend: str, args: argparse.Namespace) -> dict:
 
     from ldpserver import schema
     from ldpserver.db import make_engine
-    from ldpserver.services.keys import create_key
+    from ldpserver.services.keys import KeyLimits, create_key
 
     pg_name = None
     tmpdir = Path(tempfile.mkdtemp(prefix="ldp-bench-"))
@@ -194,7 +221,8 @@ def run_backend(backend: str, args: argparse.Namespace) -> dict:
         engine = make_engine(url, null_pool=True)
         now = datetime.now(UTC)
         _, admin = create_key(engine, "admin", "bench", now)
-        _, client_key = create_key(engine, "client", "bench", now)
+        unlimited = KeyLimits(max_devices=10**9, enrol_per_hour=10**9, enrol_per_address_hour=10**9)  # one address
+        _, client_key = create_key(engine, "client", "bench", now, limits=unlimited)
 
         port = free_port()
         env = dict(os.environ, DATABASE_URL=url, LDP_LOG_LEVEL="WARNING", PYTHONUNBUFFERED="1")
@@ -228,16 +256,22 @@ def run_backend(backend: str, args: argparse.Namespace) -> dict:
         collection = r.json()
 
         per_client = max(1, int(args.max_rate * args.duration / args.batch / args.clients) + 1)
+        t_enrol = time.perf_counter()
+        per_gen = per_client * args.batch
+        devices = enrol_devices(base, client_key, per_gen * args.clients)
+        enrolment_s = time.perf_counter() - t_enrol
         t_gen = time.perf_counter()
         with mp.get_context("fork").Pool(min(args.clients, os.cpu_count() or 1)) as pool:
             bodies = pool.starmap(
                 make_bodies,
                 [
                     (collection["config"]["mechanism"], collection["config_hash"], collection["current_epoch"],
-                     per_client, args.batch, 1000 * (backend == "sqlite") + c)
+                     per_client, args.batch, 1000 * (backend == "sqlite") + c,
+                     devices[c * per_gen : (c + 1) * per_gen])
                     for c in range(args.clients)
                 ],
             )  # fmt: skip
+        del devices
         generation_s = time.perf_counter() - t_gen
 
         ctx = mp.get_context("fork")
@@ -313,6 +347,8 @@ def run_backend(backend: str, args: argparse.Namespace) -> dict:
                 "ledger_chain_ok": chain.ok,
             },
             "payload_generation_s": round(generation_s, 1),
+            "enrolment_s": round(enrolment_s, 1),
+            "devices_enrolled": per_gen * args.clients,
             "cpu_seconds": {
                 "server": round(cpu_server, 1),
                 "postgresql": round(cpu_pg, 1) if pg_name else None,

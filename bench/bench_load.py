@@ -60,15 +60,17 @@ def payload_fragments(config: dict, count: int, seed: int) -> list[str]:
     return [json.dumps(p, separators=(",", ":")) for p in payloads]
 
 
-def batch_body(fragments: list[str], config_hash: str, epoch: int, prefix: str, size: int, offset: int) -> bytes:
-    parts = []
-    for i in range(size):
+def batch_body(fragments: list[str], config_hash: str, epoch: int, devices: list[dict[str, str]], offset: int) -> bytes:
+    """One report from each enrolled device, with the devices' secrets (``devices``)."""
+    parts, proof = [], []
+    for i, device in enumerate(devices):
         payload = fragments[(offset + i) % len(fragments)]
         parts.append(
-            f'{{"report_id":"{os.urandom(16).hex()}","client_id":"{prefix}-{i}","config_hash":"{config_hash}",'
-            f'"epoch":{epoch},"payload":{payload}}}'
+            f'{{"report_id":"{os.urandom(16).hex()}","client_id":"{device["client_id"]}",'
+            f'"config_hash":"{config_hash}","epoch":{epoch},"payload":{payload}}}'
         )
-    return ('{"wire":2,"reports":[' + ",".join(parts) + "]}").encode()
+        proof.append(f'"{device["client_id"]}":"{device["device_secret"]}"')
+    return ('{"wire":2,"reports":[' + ",".join(parts) + '],"devices":{' + ",".join(proof) + "}}").encode()
 
 
 def _record(stats: dict, op: str, latency: float, ok: bool, status: int | None) -> None:
@@ -92,7 +94,17 @@ def uploader(base, key, col, size, stop_at, out, tag, epoch_of) -> None:  # noqa
     with httpx.Client(headers=headers, timeout=120.0) as client:
         b = 0
         while time.time() < stop_at:
-            body = batch_body(fragments, col["config_hash"], epoch_of(), f"{tag}b{b}", size, b * size)
+            # every batch comes from new devices, which enrol first (POST /v1/devices, one request)
+            t0 = time.perf_counter()
+            try:
+                e = client.post(f"{base}/v1/devices", json={"count": size})
+                enrolled = e.status_code == 201
+            except Exception:  # noqa: BLE001 - counted as an error
+                e, enrolled = None, False
+            _record(stats, "enrol", time.perf_counter() - t0, enrolled, e.status_code if e is not None else None)
+            if not enrolled:
+                continue
+            body = batch_body(fragments, col["config_hash"], epoch_of(), e.json()["devices"], b * size)
             b += 1
             t0 = time.perf_counter()
             try:
@@ -205,7 +217,7 @@ def main() -> None:
 
     from ldpserver import schema
     from ldpserver.db import make_engine
-    from ldpserver.services.keys import create_key
+    from ldpserver.services.keys import KeyLimits, create_key
 
     pg_name, url = create_pg_database()
     tmpdir = Path(tempfile.mkdtemp(prefix="ldp-load-"))
@@ -214,7 +226,11 @@ def main() -> None:
         schema.upgrade(url)
         engine = make_engine(url, null_pool=True)
         now = datetime.now(UTC)
-        keys = {role: create_key(engine, role, "load", now)[1] for role in ("client", "analyst", "auditor", "admin")}
+        unlimited = KeyLimits(max_devices=10**9, enrol_per_hour=10**9, enrol_per_address_hour=10**9)  # one address
+        keys = {
+            role: create_key(engine, role, "load", now, limits=unlimited if role == "client" else None)[1]
+            for role in ("client", "analyst", "auditor", "admin")
+        }
         engine.dispose()
         port = free_port()
         env = dict(os.environ, DATABASE_URL=url, LDP_LOG_LEVEL="WARNING", LDP_BIND=f"127.0.0.1:{port}",

@@ -116,7 +116,7 @@ def fill_epoch(engine, collection, m, clock, epoch: int, n: int, mode: str, seed
                     }
                     for i, payload in enumerate(chunk)
                 ]
-                result = ingest(engine, collection, raws, clock())
+                result = ingest(engine, collection, raws, clock(), None)  # operator load: no devices
                 assert result.accepted == len(chunk), result.to_dict()["results"][:3]
             else:
                 agg_n, data = collection.protocol.aggregate_json(m.decode(chunk))

@@ -88,6 +88,9 @@ const runtime = [];
   const text = `{"id":"c","config":${LDP.canonicalJson(config)},"config_hash":"${LDP.configHashSync(config)}"}`;
   const fakeFetch = async (url, init = {}) => {
     if ((init.method ?? "GET") === "GET") return new Response(text, { status: 200 });
+    if (String(url).endsWith("/v1/devices")) {  // enrolment: one made-up credential
+      return new Response(JSON.stringify({ devices: [{ client_id: "0".repeat(32), device_secret: "s".repeat(43) }] }), { status: 201 });
+    }
     const { reports: rs } = JSON.parse(init.body);
     return new Response(JSON.stringify({ results: rs.map((r) => ({ report_id: r.report_id, status: "accepted", reason: null, detail: null })) }), { status: 200 });
   };

@@ -10,7 +10,18 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
-ORDER = ["oracles", "multidim", "heavy_hitters", "ingest", "release", "release_noise", "client", "load", "web"]
+ORDER = [
+    "oracles",
+    "multidim",
+    "heavy_hitters",
+    "ingest",
+    "devices",
+    "release",
+    "release_noise",
+    "client",
+    "load",
+    "web",
+]
 
 HEADER = """# Benchmarks
 

@@ -23,9 +23,12 @@ from ldpserver.auth import init_auth
 from ldpserver.bodies import parse_json_body
 from ldpserver.clock import Clock, utc_now
 from ldpserver.config import Settings
+from ldpserver.cors import init_cors
 from ldpserver.db import make_engine
 from ldpserver.errors import PROBLEM_MEDIA_TYPE, openapi_validation_callback, register_error_handlers
 from ldpserver.logs import configure_logging
+from ldpserver.nul_bytes import refuse_nul_in_url
+from ldpserver.openapi_responses import complete_responses
 from ldpserver.schema import check_at_head
 from ldpserver.schemas.common import Problem
 from ldpserver.services.collections import CollectionCache
@@ -56,6 +59,7 @@ class LdpOpenAPI(OpenAPI):
                             "schema": {"$ref": "#/components/schemas/Problem"},
                         }
                         del content["application/json"]
+        complete_responses(self.spec_json)
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None, engine: Engine | None = None) -> Any:
@@ -96,6 +100,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=g.request_id)
 
+    app.before_request(refuse_nul_in_url)  # before authentication: nothing with a NUL reaches SQL
+    init_cors(app)  # preflights are answered before authentication (they carry no key)
     init_auth(app)
     app.before_request(parse_json_body)
 

@@ -9,6 +9,11 @@ of them (admin on the public listener; Prometheus scrapes its own loopback liste
 
 Header: ``Authorization: Bearer ldp_<id>_<secret>``. 401 for a missing, malformed,
 unknown or revoked key; 403 for a valid key whose role is not allowed.
+
+A key may be scoped to a list of collections (``ldp keys create --collections``): then a
+route naming another collection (path ``collection_id`` or query ``collection``) is 403,
+and an audit route over all collections needs ``?collection=`` (the collection listing is
+filtered in its view). Enrolment counts are per key, not per collection: any auditor.
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/v1/collections"): ALL_ROLES,
     ("GET", "/v1/collections/<collection_id>"): ALL_ROLES,
     ("POST", "/v1/collections/<collection_id>/reports"): frozenset({"client"}),
+    ("POST", "/v1/devices"): frozenset({"client"}),
+    ("GET", "/v1/audit/enrolments"): frozenset({"auditor"}),
     ("GET", "/v1/audit/ledger"): frozenset({"auditor"}),
     ("GET", "/v1/audit/summary"): frozenset({"auditor"}),
     ("GET", "/v1/audit/verify"): frozenset({"auditor"}),
@@ -93,7 +100,24 @@ def enforce_roles() -> None:
             "forbidden",
             f"role {principal.role!r} may not {method} {path}; allowed: {', '.join(sorted(allowed))}",
         )
+    _enforce_scope(principal, path)
     g.principal = principal
+
+
+_UNSCOPED_ROUTES = frozenset({"/v1/collections", "/v1/devices", "/v1/audit/enrolments"})
+
+
+def _enforce_scope(principal: Principal, path: str) -> None:
+    """403 when a collection-scoped key names (or would read across) another collection."""
+    if principal.collections is None or path in _UNSCOPED_ROUTES:
+        return
+    named = (request.view_args or {}).get("collection_id")
+    if named is None and path.startswith("/v1/audit/"):
+        named = request.args.get("collection")
+        if named is None:
+            raise ProblemError("forbidden", "this key is scoped to some collections; name one with ?collection=")
+    if named is not None and not principal.may_see(str(named)):
+        raise ProblemError("forbidden", f"this key is not scoped to collection {named!r}")
 
 
 def current_principal() -> Principal:

@@ -3,9 +3,11 @@
 Runs before the view (after authentication) for POST/PUT/PATCH:
 
 * a content type other than ``application/json`` (or ``*/*+json``) → 415;
-* a declared or actual body larger than ``LDP_MAX_BODY_BYTES`` → 413;
+* a declared or actual body (chunked too) larger than ``LDP_MAX_BODY_BYTES`` → 413;
 * an empty body, invalid UTF-8, malformed JSON, ``NaN``/``Infinity``, numbers too long
   to convert, or nesting deeper than ``LDP_MAX_JSON_DEPTH`` → 400 (``malformed-json``).
+* a NUL (``\u0000``) in any string or key → 422 (``validation``, ldpserver/nul_bytes.py),
+  except in uploads, where the report holding it is rejected on its own.
 
 The parsed document is cached on the request, so ``request.get_json()`` (and
 flask-openapi3's validation) reuse it.
@@ -20,8 +22,13 @@ import numpy as np
 from flask import current_app, request
 
 from ldpserver.errors import ProblemError
+from ldpserver.nul_bytes import refuse_nul_in_json
 
 BODY_METHODS = {"POST", "PUT", "PATCH"}
+#: uploads are judged report by report (a bad report is rejected, the rest of the batch kept,
+#: docs/api.md): there a NUL is refused per report — the id, hash and client-id patterns and
+#: every decoder's exact fields exclude it, and only decoded reports are stored
+PER_REPORT_RULES = frozenset({"/v1/collections/<collection_id>/reports"})
 
 
 def _no_constants(name: str) -> Any:
@@ -52,6 +59,14 @@ def nesting_depth(data: bytes) -> int:
     return int(np.cumsum(steps, dtype=np.int64).max(initial=0))
 
 
+def _more_to_read() -> bool:
+    """Whether the client sent more than werkzeug read (the raw WSGI stream is not empty)."""
+    try:
+        return bool(request.environ["wsgi.input"].read(1))
+    except (OSError, ValueError):
+        return False
+
+
 def parse_json_body() -> None:
     if request.method not in BODY_METHODS or request.url_rule is None:
         return
@@ -65,7 +80,10 @@ def parse_json_body() -> None:
     limit = settings.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         raise ProblemError("payload-too-large", f"the body has {request.content_length} bytes; the limit is {limit}")
-    data = request.get_data(cache=True)  # werkzeug stops reading past MAX_CONTENT_LENGTH (413)
+    data = request.get_data(cache=True)  # werkzeug stops reading at MAX_CONTENT_LENGTH
+    if request.content_length is None and len(data) >= limit and _more_to_read():
+        # a chunked body: werkzeug hands back its first `limit` bytes without complaint
+        raise ProblemError("payload-too-large", f"the chunked body exceeds the limit of {limit} bytes")
     if not data.strip():
         raise ProblemError("malformed-json", "the request body is empty; a JSON document is required")
     limit_depth = settings.max_json_depth
@@ -79,4 +97,6 @@ def parse_json_body() -> None:
         raise ProblemError("malformed-json", "the body is not valid UTF-8") from None
     except ValueError as exc:
         raise ProblemError("malformed-json", f"the body is not valid JSON: {exc}") from None
+    if request.url_rule.rule not in PER_REPORT_RULES:
+        refuse_nul_in_json(data, document)
     request._cached_json = (document, document)  # what request.get_json() returns from now on

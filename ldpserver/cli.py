@@ -2,7 +2,8 @@
 
 ldp migrate [--revision head]        upgrade the database (DATABASE_URL) to the migrations' head
 ldp downgrade REVISION --yes         downgrade (e.g. to "base": drops everything)
-ldp keys create --role ROLE [--name] create an API key (printed once)
+ldp keys create --role ROLE [--name] [--collections A,B] [--max-devices N] [--enrol-per-hour N]
+                                     create an API key (printed once), optionally scoped/limited
 ldp keys list                        list keys (never the secrets)
 ldp keys revoke ID                   revoke a key
 ldp audit verify [--collection ID]   check the ledger's hash chains offline; exit 1 on tampering
@@ -102,13 +103,42 @@ def keys() -> None:
 @database_option
 @click.option("--role", required=True, type=click.Choice(["client", "analyst", "auditor", "admin"]))
 @click.option("--name", default="", help="A label for the key.")
-def keys_create(database_url: str | None, role: str, name: str) -> None:
+@click.option(
+    "--collections",
+    "collections",
+    default=None,
+    help="Comma-separated collection ids this key is limited to (client, analyst, auditor). Default: all.",
+)
+@click.option("--max-devices", type=click.IntRange(min=0), default=None, help="Client keys: enrolment cap.")
+@click.option("--enrol-per-hour", type=click.IntRange(min=0), default=None, help="Client keys: enrolments per hour.")
+@click.option(
+    "--enrol-per-address-hour",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Client keys: enrolments per source address per hour.",
+)
+def keys_create(
+    database_url: str | None,
+    role: str,
+    name: str,
+    collections: str | None,
+    max_devices: int | None,
+    enrol_per_hour: int | None,
+    enrol_per_address_hour: int | None,
+) -> None:
     """Create a key and print it once (only its SHA-256 is stored)."""
-    from ldpserver.services.keys import create_key
+    from ldpserver.services.keys import KeyLimits, create_key
 
-    key_id, key = create_key(_engine(database_url), role, name, _now())
+    scope = [c.strip() for c in collections.split(",") if c.strip()] if collections is not None else None
+    limits = KeyLimits(max_devices, enrol_per_hour, enrol_per_address_hour)
+    try:
+        key_id, key = create_key(_engine(database_url), role, name, _now(), collections=scope, limits=limits)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
     click.echo(f"id:   {key_id}", err=True)
     click.echo(f"role: {role}", err=True)
+    if scope is not None:
+        click.echo(f"collections: {', '.join(sorted(set(scope)))}", err=True)
     click.echo("key (shown once; store it now):", err=True)
     click.echo(key)
 
@@ -221,6 +251,12 @@ def _gunicorn_config() -> str | None:
     return None
 
 
+NO_PROXY_WARNING = (
+    "warning: serving WITHOUT a buffering reverse proxy (LDP_BEHIND_PROXY is not set): slow clients can "
+    "stall the sync workers; production puts nginx in front (docker/nginx/, docs/operations.md)"
+)
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
@@ -242,10 +278,13 @@ def serve(host: str, port: int, workers: int | None, dev: bool, reload_: bool) -
         from ldpserver.app import create_app
 
         click.echo(f"development server on http://{host}:{port} (not for production: use `ldp serve`)", err=True)
+        click.echo(f"{NO_PROXY_WARNING} (the development server even more so)", err=True)
         create_app().run(host=host, port=port, threaded=True, use_reloader=reload_, debug=False)
         return
     if reload_:
         raise click.UsageError("--reload needs --dev")
+    if os.environ.get("LDP_BEHIND_PROXY", "").strip() not in ("1", "true", "yes"):
+        click.echo(NO_PROXY_WARNING, err=True)
     command = [sys.executable, "-m", "gunicorn"]
     config = _gunicorn_config()
     if config:
@@ -542,6 +581,7 @@ def audit_export(
     array or JSON lines, streamed page by page. Check it with `ldp audit verify` (or the API)."""
     import csv
 
+    from ldpserver.csv_cells import safe_row
     from ldpserver.db import read_transaction
     from ldpserver.services.audit import LEDGER_COLUMNS, ledger_page
 
@@ -569,7 +609,7 @@ def audit_export(
                 items, cursor = ledger_page(conn, collection, client_id, cursor, page_size)
             for item in items:
                 if writer is not None:
-                    writer.writerow({k: ("" if v is None else v) for k, v in item.items()})
+                    writer.writerow(safe_row(item, LEDGER_COLUMNS))
                 elif fmt == "json":
                     stream.write(("," if rows else "") + "\n  " + json.dumps(item, default=str))
                 else:

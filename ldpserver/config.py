@@ -12,6 +12,11 @@
 | ``LDP_SQLITE_BUSY_TIMEOUT_MS`` | 30000 | how long a SQLite writer waits for the lock |
 | ``LDP_LOG_LEVEL`` / ``LDP_LOG_JSON`` | INFO / true | structured logs on stderr |
 | ``LDP_CHECK_MIGRATIONS`` | true | refuse to start unless the database is at the migrations' head |
+| ``LDP_CORS_ORIGINS`` | empty | comma-separated origins allowed to call the device endpoints from a browser |
+| ``LDP_FORWARDED_HOPS`` | 0 | trusted proxies in front: the client address is that many hops from the right of XFF |
+| ``LDP_ENROL_MAX_DEVICES`` | 1000000 | devices one client key may enrol in all (per-key override) |
+| ``LDP_ENROL_PER_HOUR`` | 10000 | enrolments per client key per hour (per-key override) |
+| ``LDP_ENROL_PER_ADDRESS_HOUR`` | 20 | enrolments per client key and source address per hour (per-key override) |
 """
 
 from __future__ import annotations
@@ -40,6 +45,11 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
     check_migrations: bool = True
+    cors_origins: str = ""
+    forwarded_hops: int = Field(default=0, ge=0, le=10)
+    enrol_max_devices: int = Field(default=1_000_000, ge=0)
+    enrol_per_hour: int = Field(default=10_000, ge=0)
+    enrol_per_address_hour: int = Field(default=20, ge=0)
 
     @model_validator(mode="after")
     def _default_database(self) -> Settings:
@@ -47,6 +57,10 @@ class Settings(BaseSettings):
             path = (self.data_dir / "ldp.sqlite3").resolve()
             object.__setattr__(self, "database_url", f"sqlite:///{path}")
         return self
+
+    @property
+    def cors_origin_set(self) -> frozenset[str]:
+        return frozenset(o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip())
 
     @property
     def is_sqlite(self) -> bool:

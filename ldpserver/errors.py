@@ -14,12 +14,17 @@ from typing import Any
 import structlog
 from flask import Flask, Response, request
 from pydantic import ValidationError
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException
 
 PROBLEM_BASE = "https://ldp.example/problems/"
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 
 log = structlog.get_logger("ldpserver.errors")
+
+#: what a 503 for a lost database tells the client to wait (a restart or failover takes seconds)
+DATABASE_RETRY_AFTER_SECONDS = 5
 
 # slug -> (status, title): the catalogue of problem types (documented in docs/api.md)
 PROBLEMS: dict[str, tuple[int, str]] = {
@@ -161,6 +166,20 @@ def register_error_handlers(app: Flask) -> None:
         if status == 405 and getattr(error, "valid_methods", None):
             response.headers["Allow"] = ", ".join(error.valid_methods)
         return response
+
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(InterfaceError)
+    @app.errorhandler(PoolTimeoutError)
+    def _database_unavailable(error: Exception) -> Response:
+        # the database is down, restarting or out of connections: the client should retry
+        # later (docs/api.md promises 503 with Retry-After); the driver's text stays in the log
+        log.warning("database_unavailable", path=request.path, method=request.method, error_type=type(error).__name__)
+        problem = ProblemError(
+            "unavailable",
+            "the database is unavailable; retry later (uploads are idempotent)",
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+        )
+        return problem_response(problem)
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Response:

@@ -3,7 +3,12 @@
 Tables and why they look the way they do (docs/data-model.md has the full picture):
 
 * ``collections`` — immutable measurement definitions (canonical config + hash).
-* ``api_keys`` — hashed keys with one role each.
+* ``api_keys`` — hashed keys with one role each, optional collection scope and
+  enrolment limits (client keys).
+* ``devices`` — enrolled devices: server-chosen ``client_id``, hashed device secret, the
+  client key that enrolled it (``services/devices.py``).
+* ``enrolment_windows`` — fixed-window enrolment counters (per key, per key and source
+  address) when no Redis is configured; rows live for one window.
 * ``reports`` — accepted raw reports (``report_id`` primary key = idempotency key).
 * ``epoch_partials`` — insert-only partial aggregates, one row per (batch, epoch): no hot
   row; readers add the partials of an epoch (they merge by addition).
@@ -67,6 +72,32 @@ class ApiKey(Base):
     key_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
+    collections: Mapped[str | None] = mapped_column(Text)  # JSON list of collection ids; NULL: every collection
+    max_devices: Mapped[int | None] = mapped_column(BigInteger)  # client keys: enrolment cap (NULL: server default)
+    enrol_per_hour: Mapped[int | None] = mapped_column(BigInteger)  # per key (NULL: server default)
+    enrol_per_address_hour: Mapped[int | None] = mapped_column(BigInteger)  # per key and source address
+
+
+class Device(Base):
+    """An enrolled device: pseudonymous (no address, no person), bound to one client key."""
+
+    __tablename__ = "devices"
+    __table_args__ = (Index("ix_devices_key_id_enrolled_day", "key_id", "enrolled_day"),)
+
+    client_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    secret_hash: Mapped[str] = mapped_column(String(64))  # SHA-256 of the device secret
+    key_id: Mapped[str] = mapped_column(String(24))  # the client key that enrolled it
+    enrolled_day: Mapped[str] = mapped_column(String(10))  # UTC date: all the time we keep
+
+
+class EnrolmentWindow(Base):
+    """Enrolments counted in one fixed window (database-backed limiter, no Redis)."""
+
+    __tablename__ = "enrolment_windows"
+
+    scope: Mapped[str] = mapped_column(String(96), primary_key=True)  # "key:<id>" or "addr:<id>:<digest>"
+    window_start: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # Unix seconds
+    count: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class Collection(Base):

@@ -68,7 +68,8 @@ class KindAdapter:
         factory = self._factory()
         try:
             return factory(dict(config))
-        except (ConfigError, ValueError, TypeError, KeyError) as exc:
+        except (ConfigError, ValueError, TypeError, KeyError, ArithmeticError) as exc:
+            # ArithmeticError: e.g. an integer beyond the float range reaching math.isfinite
             raise ProtocolConfigError(str(exc) or type(exc).__name__) from None
 
     def assess(self, protocol: Any) -> PrivacyAssessment:

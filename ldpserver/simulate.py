@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from ldpserver.csv_cells import safe_row
+
 
 class SimulationError(ValueError):
     """The inputs cannot be simulated; the message says why."""
@@ -329,4 +331,4 @@ def write_result(result: SimulationResult, path: str | Path) -> None:
         writer = csv.DictWriter(handle, fieldnames=columns, lineterminator="\n")
         writer.writeheader()
         for row in rows:
-            writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+            writer.writerow(safe_row(row, columns))

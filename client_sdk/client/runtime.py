@@ -3,8 +3,8 @@
 >>> import tempfile
 >>> from client_sdk.client import Client
 >>> with Client("http://127.0.0.1:9", "ldp_key", tempfile.mkdtemp()) as client:
-...     len(client.client_id), client.pending()
-(32, 0)
+...     client.client_id, client.pending()  # not enrolled yet: the first flush enrols
+(None, 0)
 
 ``report()`` perturbs on the device (OS CSPRNG), checks and charges the device budget,
 and writes the report to the durable outbox — one SQLite transaction, fsync'd — then
@@ -12,6 +12,14 @@ returns; nothing touches the network unless the collection's public config is no
 yet. ``flush()`` sends the outbox in batches with retries. The true value is never stored
 or sent: memoized collections keep their permanent responses keyed by an HMAC of the memo
 key under a device secret.
+
+Device credential: the first ``flush()`` (or ``enrol()``) enrols the device with the app's
+client key (``POST /v1/devices``): the server chooses the ``client_id`` and a device
+secret, kept in ``state_dir`` beside the budget ledger and never logged. Every upload
+carries the secret (``"devices": {client_id: secret}``), so only this device can spend its
+server-side budget. If the server answers ``device_unauthenticated`` (it no longer knows
+the device, or the app's key changed) the client enrols again and re-sends the batch
+under the new id; the local ledger still holds every charge, so nothing is re-spent.
 """
 
 from __future__ import annotations
@@ -48,7 +56,9 @@ SDK_VERSION = __version__
 ENVELOPE_VERSION = 2
 
 #: rejection reasons that may clear up by themselves: the report stays queued
-DEFERRED_REASONS = frozenset({"epoch_in_future", "kind_unavailable"})
+DEFERRED_REASONS = frozenset({"epoch_in_future", "kind_unavailable", "device_unauthenticated"})
+#: the server does not accept this device's credential: enrol again, then re-send
+DEVICE_UNAUTHENTICATED = "device_unauthenticated"
 #: HTTP statuses worth retrying (with backoff, or after Retry-After)
 RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 #: how often a report refused for config_mismatch is retried when the refetched config still matches it
@@ -221,12 +231,71 @@ class Client:
         self._bg_stop = threading.Event()
         self.last_flush: FlushResult | None = None
         self.last_background_error: str | None = None
+        self._store_closed = False
+        self._last_client_id: str | None = None
 
     # --- identity -------------------------------------------------------------------------
     @property
-    def client_id(self) -> str:
-        """The device's random pseudonymous id (kept in state_dir; the unit of privacy)."""
-        return self._store.client_id
+    def client_id(self) -> str | None:
+        """The device's server-chosen pseudonymous id (kept in state_dir; the unit of
+        privacy), or None before the first enrolment."""
+        if self._store_closed:
+            return self._last_client_id
+        device = self._store.device()
+        return device[0] if device is not None else None
+
+    def enrol(self, timeout: float = 30.0) -> str:
+        """Enrol now if not enrolled yet (``flush()`` does this by itself); returns the client_id.
+        Raises ``HTTPError`` / ``TransportError`` when the server refuses or cannot be reached."""
+        self._check_open()
+        device = self._store.device()
+        if device is None:
+            try:
+                device = self._enrol(time.monotonic() + max(float(timeout), 0.0))
+            except _Stop as stop:
+                raise TransportError(f"enrolment failed: {stop}") from None
+        return device[0]
+
+    def _enrol(self, deadline: float) -> tuple[str, str]:
+        """POST /v1/devices (retrying 429/5xx/network trouble until ``deadline``) and keep
+        the credential with the device state."""
+        body = b'{"count":1}'
+        url = self._url("v1", "devices")
+        attempt = 0
+        while True:
+            if self._closing.is_set():
+                raise _Stop("client closed")
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise _Stop("timed out enrolling the device; reports kept in the outbox", timed_out=True)
+            delay: float | None = None
+            try:
+                resp: HttpResponse = self._transport.request(
+                    "POST", url, headers=self._headers(True), body=body,
+                    timeout=min(self.retry.request_timeout, remaining),
+                )  # fmt: skip
+            except TransportError as exc:
+                problem = str(exc)
+            else:
+                if resp.status == 201:
+                    try:
+                        cred = resp.json()["devices"][0]
+                        client_id, secret = str(cred["client_id"]), str(cred["device_secret"])
+                    except (ValueError, UnicodeDecodeError, KeyError, IndexError, TypeError):
+                        raise _Stop("the enrolment answer is unreadable; reports kept in the outbox") from None
+                    return self._store.set_device(client_id, secret)
+                detail, _ = resp.problem_detail()
+                problem = f"enrolment: HTTP {resp.status}: {detail}"
+                if resp.status not in RETRYABLE_STATUSES:
+                    raise _Stop(f"{problem} (reports kept in the outbox)")
+                delay = resp.retry_after()
+            if delay is None:
+                delay = self.retry.backoff(attempt)
+            attempt += 1
+            if delay > deadline - time.monotonic():
+                raise _Stop(f"{problem}; next retry in {delay:.1f}s is past the timeout", timed_out=True)
+            if self._closing.wait(delay):
+                raise _Stop("client closed")
 
     # --- lifecycle ------------------------------------------------------------------------
     def __enter__(self) -> Client:
@@ -240,6 +309,9 @@ class Client:
         self._closing.set()
         self.stop_background_flush()
         with self._flush_lock:
+            if not self._store_closed:
+                self._last_client_id = self.client_id  # still readable after close()
+                self._store_closed = True
             self._store.close()
 
     def _check_open(self) -> None:
@@ -590,7 +662,14 @@ class Client:
             self._deliver(cid, rows, deadline, result)
 
     def _deliver(self, cid: str, rows: list[Any], deadline: float, result: FlushResult) -> None:
-        outcome = self._post(cid, rows, deadline, result)
+        device = self._store.device() or self._enrol(deadline)
+        outcome = self._post(cid, rows, deadline, result, device)
+        if outcome is not None and any(r.get("reason") == DEVICE_UNAUTHENTICATED for r in outcome):
+            # the server no longer knows this device (or the app's key changed): enrol again and
+            # re-send once; a second refusal keeps the reports queued (deferred)
+            self._store.forget_device(device[0])
+            device = self._enrol(deadline)
+            outcome = self._post(cid, rows, deadline, result, device)
         if outcome is None:  # 413: too large
             if len(rows) == 1:
                 with self._store.write() as conn:
@@ -605,21 +684,24 @@ class Client:
             return
         self._apply(cid, rows, outcome, result)
 
-    def _post(self, cid: str, rows: list[Any], deadline: float, result: FlushResult) -> list[Any] | None:
+    def _post(
+        self, cid: str, rows: list[Any], deadline: float, result: FlushResult, device: tuple[str, str]
+    ) -> list[Any] | None:
         """POST one batch until it gets a 200 (its per-report results), or a 413 (None)."""
+        client_id, device_secret = device
         reports = []
         # wire version 2: the memo count stays on the device (it would tell the server when
         # the device moved to a value it never held); the server charges a lifetime bound
         for _seq, report_id, _cid, config_hash, epoch, payload, *_ in rows:
             item = {
                 "report_id": report_id,
-                "client_id": self.client_id,
+                "client_id": client_id,
                 "config_hash": config_hash,
                 "epoch": epoch,
                 "payload": json.loads(payload),
             }
             reports.append(item)
-        document = {"wire": ENVELOPE_VERSION, "reports": reports}
+        document = {"wire": ENVELOPE_VERSION, "reports": reports, "devices": {client_id: device_secret}}
         body = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
         url = self._url("v1", "collections", cid, "reports")
         attempt = 0

@@ -2,7 +2,8 @@
 
 Tables:
 
-``meta``           the device's random ``client_id`` and memo-key secret (generated once)
+``meta``           the memo-key secret (generated once) and, once enrolled, the server-chosen
+                   ``client_id`` with its device secret (never logged; ``device_*`` keys)
 ``collections``    cached public configs with their hashes (re-verified on load)
 ``budget``         per collection: units charged, memos held, reports made/accepted/...
 ``charges``        the device ledger: one row per charged report (units > 0), its window
@@ -158,7 +159,6 @@ class StateStore:
                 "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)",
                 [
                     ("schema_version", str(SCHEMA_VERSION)),
-                    ("client_id", secrets.token_hex(16)),
                     ("memo_secret", secrets.token_hex(32)),
                 ],
             )
@@ -167,8 +167,40 @@ class StateStore:
             raise RuntimeError(
                 f"{self.path} was written by a newer SDK (schema {meta['schema_version']} > {SCHEMA_VERSION})"
             )
-        self.client_id: str = meta["client_id"]
         self.memo_secret: bytes = bytes.fromhex(meta["memo_secret"])
+
+    # --- the device credential (POST /v1/devices) ------------------------------------------------
+    def device(self) -> tuple[str, str] | None:
+        """(client_id, device secret) of this device's enrolment, or None (not enrolled yet).
+        Read from the file each time: another process on the same state_dir may have enrolled."""
+        with self.read() as c:
+            meta = dict(
+                c.execute("SELECT key, value FROM meta WHERE key IN ('device_client_id', 'device_secret')").fetchall()
+            )
+        if "device_client_id" in meta and "device_secret" in meta:
+            return meta["device_client_id"], meta["device_secret"]
+        return None
+
+    def set_device(self, client_id: str, secret: str) -> tuple[str, str]:
+        """Keep a fresh enrolment unless another process stored one first (then keep that)."""
+        with self.write() as c:
+            have = dict(
+                c.execute("SELECT key, value FROM meta WHERE key IN ('device_client_id', 'device_secret')").fetchall()
+            )
+            if "device_client_id" in have and "device_secret" in have:
+                return have["device_client_id"], have["device_secret"]
+            c.executemany(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                [("device_client_id", client_id), ("device_secret", secret)],
+            )
+        return client_id, secret
+
+    def forget_device(self, client_id: str) -> None:
+        """The server no longer knows ``client_id``: drop it (if it is still ours) to re-enrol."""
+        with self.write() as c:
+            row = c.execute("SELECT value FROM meta WHERE key = 'device_client_id'").fetchone()
+            if row is not None and row[0] == client_id:
+                c.execute("DELETE FROM meta WHERE key IN ('device_client_id', 'device_secret')")
 
     @property
     def conn(self) -> sqlite3.Connection:

@@ -51,6 +51,7 @@ from client_sdk.heavy_hitters.encoding import (
 from client_sdk.heavy_hitters.pem import PEM
 from client_sdk.heavy_hitters.tap import TAP, TAPS
 from client_sdk.heavy_hitters.treehist import TreeHist
+from client_sdk.wire_checks import is_version
 
 PROTOCOLS: dict[str, type] = {"pem": PEM, "treehist": TreeHist, "tap": TAP, "taps": TAPS}
 
@@ -102,11 +103,14 @@ def from_config(config: Mapping[str, Any]) -> Any:
     """Rebuild a protocol from its canonical ``config`` (the inverse of ``protocol.config``)."""
     if not isinstance(config, Mapping):
         raise ConfigError("config must be a mapping")
-    if config.get("version", 1) != 1:
+    if not is_version(config.get("version", 1), 1):
         raise ConfigError(f"unknown heavy-hitter config version {config.get('version')!r}")
     options = {k: v for k, v in config.items() if k not in _DERIVED}
     fo = config.get("fo")
     if isinstance(fo, Mapping):
+        unknown = sorted(str(key) for key in fo if key not in ("mechanism", "hash", "g"))
+        if unknown:
+            raise ConfigError(f"unknown frequency-oracle fields {unknown}; allowed: ['g', 'hash', 'mechanism']")
         if fo.get("mechanism", "olh") != "olh" or fo.get("hash", "olh-mas-v1") != "olh-mas-v1":
             raise ConfigError(f"unsupported frequency oracle {dict(fo)!r}")
         if "g" in fo:

@@ -31,6 +31,7 @@ from client_sdk.heavy_hitters.encoding import (
 )
 from client_sdk.mechanisms._base import pure_variance, validate_epsilon
 from client_sdk.mechanisms.olh import HASH_FAMILY, MAX_KEY, OLH, optimal_g, support_counts
+from client_sdk.wire_checks import is_version
 
 WIRE_VERSION = 1
 #: largest OLH hash range used by the heavy-hitter protocols (reached above ε ≈ 11.1);
@@ -286,8 +287,8 @@ def decode_payloads(
             reason = "missing_field" if missing else "unknown_field"
             raise ReportDecodeError(reason, f"fields missing {missing}, unexpected {extra}", i)
         v = payload["v"]
-        if isinstance(v, bool) or v != WIRE_VERSION:
-            raise ReportDecodeError("bad_version", f"wire version must be {WIRE_VERSION}, got {v!r}", i)
+        if not is_version(v, WIRE_VERSION):
+            raise ReportDecodeError("bad_version", f"wire version must be the integer {WIRE_VERSION}, got {v!r}", i)
         if payload["m"] != mechanism:
             raise ReportDecodeError("wrong_mechanism", f"payload is for {payload['m']!r}, expected {mechanism!r}", i)
         levels[i] = _check_int_field(payload, "l", 1, groups + 1, i)

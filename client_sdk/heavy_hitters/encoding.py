@@ -363,6 +363,12 @@ class IntegerDomain(Domain):
         return super().encode_many(arr.tolist())
 
 
+_DOMAIN_FIELDS = {
+    "string": frozenset({"type", "encoding", "max_bytes", "overflow"}),
+    "integer": frozenset({"type", "encoding", "bits"}),
+}
+
+
 def domain_from_config(config: Mapping[str, Any]) -> Domain:
     """Rebuild a domain from its ``config``."""
     if not isinstance(config, Mapping):
@@ -371,6 +377,10 @@ def domain_from_config(config: Mapping[str, Any]) -> Domain:
     if enc != ITEM_ENCODING:
         raise ConfigError(f"unknown item encoding {enc!r}; supported: {ITEM_ENCODING}")
     kind = config.get("type")
+    known = _DOMAIN_FIELDS.get(kind) if isinstance(kind, str) else None
+    unknown = sorted(str(key) for key in config if known is not None and key not in known)
+    if unknown:  # a key this version does not know is refused, never silently dropped
+        raise ConfigError(f"unknown {kind} domain fields {unknown}; allowed: {sorted(known or ())}")
     try:
         if kind == "string":
             return StringDomain(config["max_bytes"], config.get("overflow", "truncate"))

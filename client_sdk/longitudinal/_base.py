@@ -50,6 +50,7 @@ from client_sdk.errors import (
     ReportDecodeError,
 )
 from client_sdk.mechanisms._base import WIRE_VERSION, Aggregate, Estimate, ReportBatch, pure_variance
+from client_sdk.wire_checks import is_version
 
 KIND = "longitudinal"
 MEMO_VERSION = 1
@@ -680,9 +681,9 @@ class LongitudinalMechanism(ABC):
     def _check_header(self, payload: Any, index: int | None) -> None:
         if not isinstance(payload, Mapping):
             raise ReportDecodeError("not_an_object", "payload must be a JSON object", index)
-        if payload.get("v") != WIRE_VERSION:
+        if not is_version(payload.get("v"), WIRE_VERSION):
             raise ReportDecodeError(
-                "bad_version", f"wire version must be {WIRE_VERSION}, got {payload.get('v')!r}", index
+                "bad_version", f"wire version must be the integer {WIRE_VERSION}, got {payload.get('v')!r}", index
             )
         if payload.get("m") != self.name:
             raise ReportDecodeError(

@@ -25,6 +25,7 @@ import numpy as np
 
 from client_sdk.canonical import config_hash
 from client_sdk.errors import AggregateMismatchError, ConfigError, ReportDecodeError
+from client_sdk.wire_checks import is_version, refuse_unknown_fields
 
 WIRE_VERSION = 1
 EPSILON_MIN = 0.01  # below this p* - q* vanishes and estimates explode (ALGORITHMS §1.2)
@@ -35,7 +36,10 @@ def validate_epsilon(epsilon: Any, name: str = "epsilon") -> float:
     """Return epsilon as a float or raise ConfigError saying what is allowed."""
     if isinstance(epsilon, bool) or not isinstance(epsilon, int | float):
         raise ConfigError(f"{name} must be a number, got {epsilon!r}")
-    eps = float(epsilon)
+    try:
+        eps = float(epsilon)
+    except OverflowError:  # an integer beyond the float range (10**400)
+        raise ConfigError(f"{name} must lie in [{EPSILON_MIN}, {EPSILON_MAX}], got a larger integer") from None
     if not math.isfinite(eps) or eps <= 0:
         raise ConfigError(f"{name} must be a finite number > 0, got {epsilon!r}")
     if eps < EPSILON_MIN or eps > EPSILON_MAX:
@@ -265,6 +269,9 @@ class FrequencyOracle(ABC):
     def encode(self, batch: ReportBatch) -> list[dict[str, Any]]:
         """Wire payloads of a batch (JSON-safe)."""
 
+    #: every field of a wire payload ("v", "m" and the mechanism's own); any other is refused
+    wire_fields: ClassVar[frozenset[str]]
+
     @abstractmethod
     def decode(self, payloads: Sequence[Mapping[str, Any]]) -> ReportBatch:
         """Parse wire payloads; raise ReportDecodeError (with the index) on the first bad one."""
@@ -272,15 +279,15 @@ class FrequencyOracle(ABC):
     def _check_header(self, payload: Any, index: int | None) -> None:
         if not isinstance(payload, Mapping):
             raise ReportDecodeError("not_an_object", "payload must be a JSON object", index)
-        version = payload.get("v")
-        if isinstance(version, bool) or version != WIRE_VERSION:
+        if not is_version(payload.get("v"), WIRE_VERSION):
             raise ReportDecodeError(
-                "bad_version", f"wire version must be {WIRE_VERSION}, got {payload.get('v')!r}", index
+                "bad_version", f"wire version must be the integer {WIRE_VERSION}, got {payload.get('v')!r}", index
             )
         if payload.get("m") != self.name:
             raise ReportDecodeError(
                 "wrong_mechanism", f"payload is for mechanism {payload.get('m')!r}, expected {self.name!r}", index
             )
+        refuse_unknown_fields(payload, self.wire_fields, index)
 
     def validate_payload(self, payload: Any) -> None:
         """Raise ReportDecodeError if one payload is malformed."""

@@ -45,6 +45,7 @@ def grr_probabilities(epsilon: float, k: int) -> tuple[float, float]:
 
 class GRR(FrequencyOracle):
     name = "grr"
+    wire_fields = frozenset({"v", "m", "y"})
     max_domain_size = 2**31
 
     def __init__(self, epsilon: float, domain_size: int) -> None:

@@ -60,6 +60,7 @@ def _in_half(row: np.ndarray | int, y: np.ndarray | int) -> np.ndarray | bool:
 
 class Hadamard(FrequencyOracle):
     name = "hr"
+    wire_fields = frozenset({"v", "m", "y"})
     max_domain_size = 1 << 24
 
     def __init__(self, epsilon: float, domain_size: int) -> None:

@@ -160,6 +160,7 @@ class OLHReports(ReportBatch):
 
 class OLH(FrequencyOracle):
     name = "olh"
+    wire_fields = frozenset({"v", "m", "s", "y"})
     max_domain_size = MAX_KEY
 
     def __init__(self, epsilon: float, domain_size: int, g: int | None = None) -> None:

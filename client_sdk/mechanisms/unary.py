@@ -71,6 +71,7 @@ class UnaryEncoding(FrequencyOracle):
     """Shared code of SUE and OUE; subclasses set p and q."""
 
     max_domain_size = 1 << 16  # 8 KiB per report; beyond that use OLH
+    wire_fields = frozenset({"v", "m", "bits"})
     _p: float
     _q: float
 

@@ -47,6 +47,7 @@ import numpy as np
 from client_sdk.canonical import config_hash
 from client_sdk.errors import AggregateMismatchError, ConfigError, ReportDecodeError
 from client_sdk.mechanisms._base import WIRE_VERSION, Estimate, ReportBatch, validate_domain_size, validate_epsilon
+from client_sdk.wire_checks import is_version, refuse_unknown_fields
 
 NEIGHBOURING = ("tuple", "attribute")
 MAX_ATTRIBUTES = 256
@@ -254,6 +255,8 @@ class MultidimProtocol(ABC):
     """Base of every multidimensional frequency protocol (SPL, SMP, RS+FD)."""
 
     name: ClassVar[str]
+    #: every field of a wire payload; any other is refused
+    wire_fields: ClassVar[frozenset[str]] = frozenset({"v", "m", "y"})
     #: largest domain per attribute the report encoding supports
     max_domain_size: ClassVar[int] = 1 << 16
 
@@ -376,14 +379,15 @@ class MultidimProtocol(ABC):
         """Check version and mechanism and return the per-attribute list ``y``."""
         if not isinstance(payload, Mapping):
             raise ReportDecodeError("not_an_object", "payload must be a JSON object", index)
-        if payload.get("v") != WIRE_VERSION:
+        if not is_version(payload.get("v"), WIRE_VERSION):
             raise ReportDecodeError(
-                "bad_version", f"wire version must be {WIRE_VERSION}, got {payload.get('v')!r}", index
+                "bad_version", f"wire version must be the integer {WIRE_VERSION}, got {payload.get('v')!r}", index
             )
         if payload.get("m") != self.name:
             raise ReportDecodeError(
                 "wrong_mechanism", f"payload is for mechanism {payload.get('m')!r}, expected {self.name!r}", index
             )
+        refuse_unknown_fields(payload, self.wire_fields, index)
         return payload.get("y")  # type: ignore[return-value]
 
     def _check_y_list(self, y: Any, index: int | None) -> list[Any]:

@@ -66,6 +66,7 @@ def sampling_variance(f: np.ndarray, n: int, n_j: float) -> np.ndarray:
 
 class SMP(OracleBasedProtocol):
     name = "smp"
+    wire_fields = frozenset({"v", "m", "j", "y"})
 
     # --- privacy ----------------------------------------------------------------------
     @property

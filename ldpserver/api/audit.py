@@ -13,6 +13,7 @@ from flask import Response, request
 from flask_openapi3 import APIBlueprint, Tag
 
 from ldpserver.api.common import json_response, now, operation, state
+from ldpserver.csv_cells import safe_row
 from ldpserver.db import read_transaction
 from ldpserver.errors import ProblemError
 from ldpserver.schemas.audit import (
@@ -25,8 +26,10 @@ from ldpserver.schemas.audit import (
     VerifyQuery,
     VerifyResult,
 )
+from ldpserver.schemas.devices import EnrolmentList, EnrolmentQuery
 from ldpserver.services import ledger as ledger_service
 from ldpserver.services.audit import LEDGER_COLUMNS, budget_summary, ledger_page, rejection_rows
+from ldpserver.services.devices import enrolments_per_day
 
 TAG = Tag(name="audit", description="read-only views for auditors")
 
@@ -76,7 +79,7 @@ def build_blueprint() -> APIBlueprint:
         writer = csv.DictWriter(out, fieldnames=LEDGER_COLUMNS, lineterminator="\n")
         writer.writeheader()
         for item in items:
-            writer.writerow({k: ("" if v is None else v) for k, v in item.items()})
+            writer.writerow(safe_row(item, LEDGER_COLUMNS))
         response = Response(out.getvalue(), mimetype="text/csv")
         response.headers["Content-Disposition"] = 'inline; filename="ledger.csv"'
         for name, value in headers.items():
@@ -130,5 +133,18 @@ def build_blueprint() -> APIBlueprint:
         with read_transaction(state().engine) as conn:
             rows = rejection_rows(conn, query.collection)
         return json_response({"items": rows, "total": sum(int(r["count"]) for r in rows)})
+
+    extras, errors = operation("GET", "/v1/audit/enrolments")
+
+    @bp.get(
+        "/enrolments",
+        responses={200: EnrolmentList, **errors},
+        summary="Devices enrolled per client key and UTC day",
+        **extras,
+    )
+    def get_enrolments(query: EnrolmentQuery):
+        with read_transaction(state().engine) as conn:
+            rows = enrolments_per_day(conn, query.key_id)
+        return json_response({"items": rows, "total": sum(r["enrolments"] for r in rows)})
 
     return bp

@@ -43,7 +43,8 @@ def build_blueprint() -> APIBlueprint:
     @bp.get("", responses={200: CollectionList, **errors}, summary="List collections", **extras)
     def list_collections(query: CollectionListQuery):
         at = now()
-        items = [_view(c, at) for c in state().collections.list(query.kind)]
+        principal = current_principal()
+        items = [_view(c, at) for c in state().collections.list(query.kind) if principal.may_see(c.id)]
         return json_response({"items": items})
 
     extras, errors = operation("GET", "/v1/collections/<collection_id>", 404)

@@ -6,8 +6,10 @@ from flask import Flask
 from sqlalchemy import text
 
 from ldpserver.api.common import json_response, state
-from ldpserver.errors import ProblemError
+from ldpserver.errors import DATABASE_RETRY_AFTER_SECONDS, ProblemError
 from ldpserver.schema import current_revision, head_revision
+
+_RETRY = {"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)}  # every 503 says when to come back
 
 
 def register(app: Flask) -> None:
@@ -26,10 +28,12 @@ def register(app: Flask) -> None:
                 conn.execute(text("SELECT 1"))
             revision = current_revision(st.engine)
         except Exception as exc:
-            raise ProblemError("unavailable", f"database unreachable: {type(exc).__name__}") from None
+            raise ProblemError("unavailable", f"database unreachable: {type(exc).__name__}", headers=_RETRY) from None
         head = head_revision()
         if revision != head:
-            raise ProblemError("unavailable", f"database at revision {revision}, expected {head}: run `ldp migrate`")
+            raise ProblemError(
+                "unavailable", f"database at revision {revision}, expected {head}: run `ldp migrate`", headers=_RETRY
+            )
         return json_response({"status": "ready", "database": st.engine.dialect.name, "revision": revision})
 
 

@@ -14,6 +14,7 @@ from flask_openapi3 import APIBlueprint, Tag
 
 from ldpserver.api.common import json_response, now, operation, state
 from ldpserver.auth import current_principal
+from ldpserver.csv_cells import safe_cell
 from ldpserver.db import read_transaction
 from ldpserver.errors import ProblemError
 from ldpserver.schemas.collections import CollectionPath
@@ -72,7 +73,7 @@ def _cell(value: Any) -> Any:
         return "true" if value else "false"
     if isinstance(value, float):
         return repr(value)  # shortest round-trip form: the CSV carries the same numbers as the JSON
-    return value
+    return safe_cell(value)  # strings only: a number (even negative) stays a number
 
 
 def _next_link(path: str, params: dict[str, Any], cursor: str | None) -> dict[str, str]:
@@ -322,7 +323,7 @@ def _check_series_query(collection, query: TimeseriesQuery) -> None:
         if query.attribute is not None:
             raise _invalid("/attribute", "only multidim collections have attributes")
         k = _domain_size(collection)
-    if not query.item.isdigit() or (k is not None and int(query.item) >= k):
+    if not (query.item.isascii() and query.item.isdigit()) or (k is not None and int(query.item) >= k):
         bound = f"[0, {k})" if k is not None else "the domain"
         raise _invalid("/item", f"must be a value index in {bound}")
 

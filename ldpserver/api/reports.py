@@ -9,9 +9,11 @@ from flask import request
 from flask_openapi3 import APIBlueprint, Tag
 
 from ldpserver.api.common import json_response, now, operation, state
+from ldpserver.auth import current_principal
 from ldpserver.errors import ProblemError
 from ldpserver.schemas.collections import CollectionPath
 from ldpserver.schemas.reports import ENVELOPE_VERSION, IngestRequest, IngestResponse
+from ldpserver.services.devices import DeviceProof
 from ldpserver.services.ingest import ingest
 
 TAG = Tag(name="reports", description="batch upload of perturbed reports")
@@ -56,7 +58,7 @@ def build_blueprint() -> APIBlueprint:
         """One transaction per batch. Each report is accepted, a duplicate (its report_id was
         already accepted with the same body: a retried batch counts once) or rejected with a
         stable reason; good reports in a batch with bad ones are kept. Results come in
-        request order."""
+        request order. ``devices`` must hold the secret of every device reported for."""
         st = state()
         limit = st.settings.max_batch_reports
         if len(body.reports) > limit:
@@ -64,7 +66,8 @@ def build_blueprint() -> APIBlueprint:
         collection = st.collections.get(path.collection_id)
         if collection is None:
             raise ProblemError("not-found", f"no collection {path.collection_id!r}")
-        result = ingest(st.engine, collection, body.reports, now())
+        proof = DeviceProof(current_principal().key_id, body.devices)
+        result = ingest(st.engine, collection, body.reports, now(), proof)
         log.info(
             "batch_ingested",
             collection_id=collection.id,

@@ -10,8 +10,11 @@ so the devices share an :class:`UploadRelay` transport — what an edge gateway 
 the API does: uploads that arrive within a few milliseconds of each other are merged
 into one batch for ``POST /v1/collections/{id}/reports`` and the server's per-report
 results (in request order) are split back to each device, which then settles its outbox
-and ledger exactly as if it had sent the batch itself. The public config (immutable, and
-verified against its hash by every device) is cached by the relay.
+and ledger exactly as if it had sent the batch itself; the merged batch carries every
+device's secret (``devices``), so the server checks each device exactly as for a direct
+upload. First-time enrolments (``POST /v1/devices``) arriving together are merged the same
+way into one ``{"count": n}`` enrolment and one credential is handed to each device. The
+public config (immutable, and verified against its hash by every device) is cached by the relay.
 """
 
 from __future__ import annotations
@@ -38,8 +41,9 @@ DEVICE_RETRY = RetryPolicy(base_delay=0.05, max_delay=1.0, request_timeout=120.0
 @dataclass
 class _Upload:
     key: tuple[str, str]  # (url, authorization)
-    reports: list[Any]
+    reports: list[Any]  # an enrolment: one placeholder
     arrived: float
+    devices: dict[str, str] = field(default_factory=dict)
     done: threading.Event = field(default_factory=threading.Event)
     response: HttpResponse | None = None
     error: Exception | None = None
@@ -60,7 +64,14 @@ class UploadRelay:
         self._pending: list[_Upload] = []
         self._closed = False
         self._configs: dict[str, HttpResponse] = {}
-        self.stats = {"device_uploads": 0, "upstream_batches": 0, "reports": 0, "config_fetches": 0}
+        self.stats = {
+            "device_uploads": 0,
+            "upstream_batches": 0,
+            "reports": 0,
+            "config_fetches": 0,
+            "enrolments": 0,
+            "enrol_requests": 0,
+        }
         self._threads = [
             threading.Thread(target=self._dispatch, daemon=True, name=f"relay-{i}") for i in range(parallel)
         ]
@@ -71,11 +82,18 @@ class UploadRelay:
     def request(
         self, method: str, url: str, *, headers: dict[str, str], body: bytes | None, timeout: float
     ) -> HttpResponse:
-        if method == "POST" and url.endswith("/reports") and body:
-            upload = _Upload((url, headers.get("Authorization", "")), json.loads(body)["reports"], time.monotonic())
+        enrolment = method == "POST" and url.endswith("/v1/devices")
+        if (method == "POST" and url.endswith("/reports") and body) or enrolment:
+            key = (url, headers.get("Authorization", ""))
+            if enrolment:
+                upload = _Upload(key, [None], time.monotonic())
+            else:
+                document = json.loads(body or b"{}")
+                upload = _Upload(key, document["reports"], time.monotonic(), document.get("devices", {}))
             with self._cond:
                 self._pending.append(upload)
-                self.stats["device_uploads"] += 1
+                if not enrolment:
+                    self.stats["device_uploads"] += 1
                 self._cond.notify_all()
             upload.done.wait()
             if upload.error is not None:
@@ -145,8 +163,14 @@ class UploadRelay:
             if group is None:
                 return
             url, auth = group[0].key
+            enrolment = url.endswith("/v1/devices")
             reports = [r for u in group for r in u.reports]
-            body = json.dumps({"wire": 2, "reports": reports}, separators=(",", ":")).encode()
+            if enrolment:
+                document: dict[str, Any] = {"count": len(group)}
+            else:
+                devices = {k: v for u in group for k, v in u.devices.items()}
+                document = {"wire": 2, "reports": reports, "devices": devices}
+            body = json.dumps(document, separators=(",", ":")).encode()
             headers = {"Authorization": auth, "Content-Type": "application/json", "Accept": "application/json"}
             try:
                 upstream = self._forward("POST", url, headers, body)
@@ -154,6 +178,9 @@ class UploadRelay:
                 for upload in group:
                     upload.error = exc
                     upload.done.set()
+                continue
+            if enrolment:
+                self._split_enrolment(group, upstream)
                 continue
             self.stats["upstream_batches"] += 1
             self.stats["reports"] += len(reports)
@@ -176,6 +203,21 @@ class UploadRelay:
                 }
                 upload.response = HttpResponse(200, {"content-type": "application/json"}, json.dumps(doc).encode())
                 upload.done.set()
+
+    def _split_enrolment(self, group: list[_Upload], upstream: HttpResponse) -> None:
+        """One credential from a merged enrolment to each waiting device."""
+        self.stats["enrol_requests"] += 1
+        if upstream.status != 201:
+            for upload in group:
+                upload.response = upstream
+                upload.done.set()
+            return
+        devices = upstream.json()["devices"]
+        self.stats["enrolments"] += len(devices)
+        for upload, device in zip(group, devices, strict=True):
+            doc = json.dumps({"devices": [device]}).encode()
+            upload.response = HttpResponse(201, {"content-type": "application/json"}, doc)
+            upload.done.set()
 
 
 class Progress:

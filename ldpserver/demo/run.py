@@ -50,6 +50,12 @@ HH_K = 8
 HH_RELEASE_EPSILON = 8.0  # central (ε, δ = 1e-7) of the heavy-hitter releases (docs/privacy.md)
 
 
+NO_PROXY_NOTE = (
+    "serving WITHOUT a buffering reverse proxy: slow clients can stall the sync workers; "
+    "production puts nginx in front (docker/nginx/, docs/operations.md)"
+)
+
+
 def say(message: str = "") -> None:
     print(message, flush=True)
 
@@ -327,18 +333,24 @@ def run_demo(
 
     from ldpserver import schema
     from ldpserver.db import make_engine
-    from ldpserver.services.keys import create_key
+    from ldpserver.services.keys import KeyLimits, create_key
 
     t = time.perf_counter()
     schema.upgrade(database_url)
     engine = make_engine(database_url, null_pool=True)
     say(f"  ldp migrate: database at revision {schema.current_revision(engine)} (head {schema.head_revision()})")
+    # the demo's devices all enrol from this machine's one address, far above the per-address
+    # default a real app gets (ldp keys create --enrol-per-address-hour ...)
+    demo_enrolment = KeyLimits(max_devices=200_000, enrol_per_hour=200_000, enrol_per_address_hour=200_000)
     keys = {
-        role: create_key(engine, role, f"demo {role}", datetime.now(UTC))[1]
+        role: create_key(
+            engine, role, f"demo {role}", datetime.now(UTC), limits=demo_enrolment if role == "client" else None
+        )[1]
         for role in ("admin", "client", "analyst", "auditor")
     }
     engine.dispose()
     say("  API keys created (ldp keys create): admin, client, analyst, auditor — stored hashed")
+    say("  devices enrol with the client key on their first upload: server-chosen id + device secret")
     timings.add("setup", time.perf_counter() - t)
 
     # 2. the server ------------------------------------------------------------------------------------
@@ -363,6 +375,7 @@ def run_demo(
     timings.add("server start", time.perf_counter() - t)
     how = f"gunicorn, {workers} workers, gunicorn.conf.py" if server == "gunicorn" else "development server"
     say(f"  {proc.url} ({how}); /readyz answered 200 in {time.perf_counter() - t:.1f} s; log {proc.log_path}")
+    say(f"  {NO_PROXY_NOTE} (loopback only here)")
     say(f"  simulated clock shared through {clock.path}: day 0 starts {day0:%Y-%m-%d} (epochs of one day)")
 
     api = Api(proc.url, keys)
@@ -516,6 +529,10 @@ def _run(
     say(
         f"  relay: {relay_stats['device_uploads']:,} device uploads merged into {relay_stats['upstream_batches']:,} "
         f"batches; {relay_stats['config_fetches']} config fetches (cached for every device); {where}"
+    )
+    say(
+        f"  enrolment: {relay_stats.get('enrolments', 0):,} devices enrolled (server-chosen id + device secret) "
+        f"in {relay_stats.get('enrol_requests', 0):,} merged requests; every upload proves each device's secret"
     )
 
     # the device's own guard: a device that reported on every day has spent its lifetime cap

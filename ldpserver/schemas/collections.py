@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
@@ -12,6 +12,9 @@ from ldpserver.release_noise import DEFAULT_EPSILON as DEFAULT_RELEASE_EPSILON
 
 Kind = Literal["frequency", "multidim", "heavy_hitters", "longitudinal"]
 PositiveEpsilon = Field(gt=0, le=100, allow_inf_nan=False)
+#: the range of an epoch policy's start (UTC): epoch arithmetic stays far inside datetime's
+START_MIN = datetime(1970, 1, 1, tzinfo=UTC)
+START_MAX = datetime(9000, 1, 1, tzinfo=UTC)
 
 
 class EpochPolicy(BaseModel):
@@ -35,6 +38,15 @@ class EpochPolicy(BaseModel):
     def _whole_seconds(cls, value: datetime | None) -> datetime | None:
         if value is not None and value.microsecond:
             raise ValueError("start must be a whole second")
+        if value is not None:
+            # bounded so that epoch arithmetic never leaves datetime's range (year 1 at +14:00
+            # or 9999-12-31 at -14:00 overflowed: a 500)
+            try:
+                utc = value.astimezone(UTC)
+            except OverflowError:
+                utc = None
+            if utc is None or not START_MIN <= utc < START_MAX:
+                raise ValueError(f"start must lie in [{START_MIN:%Y-%m-%d}, {START_MAX:%Y-%m-%d}) UTC")
         return value
 
 

@@ -115,10 +115,10 @@ class ReleaseDocument(BaseModel):
 class EstimatesQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    release: int | None = Field(default=None, ge=1, description="a release number (default: the latest)")
+    release: int | None = Field(default=None, ge=1, le=2**31 - 1, description="a release number (default: the latest)")
     scope: ScopeName | None = None
     window: int | None = Field(default=None, ge=1, le=100_000)
-    attribute: int | None = Field(default=None, ge=0, description="multidim: one attribute")
+    attribute: int | None = Field(default=None, ge=0, le=2**31 - 1, description="multidim: one attribute")
     party: str | None = Field(default=None, max_length=64, description="heavy hitters: one party's list")
     cursor: str | None = Field(default=None, max_length=200)
     limit: int = Field(default=1000, ge=1, le=10_000)
@@ -166,7 +166,7 @@ class TimeseriesQuery(BaseModel):
     item: str = Field(min_length=1, max_length=256, description="value index (histograms) or item (heavy hitters)")
     scope: ScopeName = "epoch"
     window: int | None = Field(default=None, ge=1, le=100_000, description="scope=window: the window length")
-    attribute: int | None = Field(default=None, ge=0, description="multidim: the attribute (required)")
+    attribute: int | None = Field(default=None, ge=0, le=2**31 - 1, description="multidim: the attribute (required)")
     party: str | None = Field(default=None, max_length=64, description="heavy hitters: a party's own list")
     cursor: str | None = Field(default=None, max_length=200)
     limit: int = Field(default=200, ge=1, le=1000)

@@ -7,13 +7,18 @@ Request (wire version 2)::
                   "client_id": "<1-64 chars [A-Za-z0-9_-]>",
                   "config_hash": "sha256:<64 hex>",
                   "epoch": <int>,
-                  "payload": {...mechanism payload...}}]}
+                  "payload": {...mechanism payload...}}],
+     "devices": {"<client_id>": "<device secret>", ...}}
 
 Nothing in the envelope depends on the device's data: version 1 sent ``memo_count`` (how
 many memos the device held), which told the server when a device moved to a value it had
 never held; version 2 has no such field (memoized collections are charged their lifetime
 bound at a device's first report, ``services/ingest.py``). A version 1 body (no ``wire``)
 is refused as a whole (400 ``unsupported-wire-version``, ``api/reports.py``).
+
+``devices`` holds the secret of every device the batch reports for (``POST /v1/devices``
+gave both); a report whose device is not enrolled by this client key, or whose secret is
+missing or wrong, is rejected ``device_unauthenticated``.
 
 Response 200 (results in request order)::
 
@@ -57,6 +62,14 @@ class IngestRequest(BaseModel):
         list[Any],
         WithJsonSchema({"type": "array", "items": _REPORT_SCHEMA, "minItems": 1}),
     ] = Field(min_length=1)
+    devices: dict[
+        Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")],
+        Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{43}$")],
+    ] = Field(
+        default_factory=dict,
+        max_length=20000,
+        description="client_id -> device secret, for every device this batch reports for",
+    )
 
 
 Status = Literal["accepted", "duplicate", "rejected"]

@@ -23,6 +23,9 @@ rejections_t = RejectionCount.__table__
 LEDGER_COLUMNS = (*HASHED_FIELDS, "row_hash")  # every hashed field, then the row's own hash
 
 
+SEQ_MAX = 2**62  # ledger sequence numbers are 64-bit; larger cursor values are forged
+
+
 def encode_cursor(collection_id: str, seq: int) -> str:
     raw = json.dumps([collection_id, seq], separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
@@ -33,6 +36,9 @@ def decode_cursor(cursor: str) -> tuple[str, int]:
         padded = cursor + "=" * (-len(cursor) % 4)
         collection_id, seq = json.loads(base64.urlsafe_b64decode(padded.encode()))
         if not isinstance(collection_id, str) or not isinstance(seq, int) or isinstance(seq, bool):
+            raise ValueError
+        # bounded before any SQL: a forged 10**30 or 2**63 must be a 422, not a driver overflow
+        if not 0 <= seq <= SEQ_MAX or len(collection_id) > 40 or "\x00" in collection_id:
             raise ValueError
         return collection_id, seq
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):

@@ -4,6 +4,9 @@ Per report, before the database (stateless, in request order):
 
 1. envelope (``invalid_report``): report_id, client_id, config_hash, epoch, payload
    shapes (the wire contract in ``schemas/reports.py``);
+1b. ``device_unauthenticated``: the device is not enrolled by this client key or the
+   batch does not hold its secret (``services/devices.py``: one hash per distinct device,
+   one query for the batch's devices, before any decoding or locking);
 2. ``config_mismatch``: the config hash is not the collection's;
 3. epoch window: accepted iff ``current - grace <= epoch <= current`` (``epoch_in_future``,
    ``epoch_too_old``) and the epoch is not closed (``epoch_closed``, checked in the
@@ -62,13 +65,14 @@ from sqlalchemy.exc import DBAPIError
 
 from client_sdk.errors import ReportDecodeError
 from ldpserver import metrics
-from ldpserver.db import write_transaction
+from ldpserver.db import read_transaction, write_transaction
 from ldpserver.errors import ProblemError
 from ldpserver.models import Collection, EpochClosure, EpochPartial, RejectionCount
 from ldpserver.schemas.reports import ReportIn
 from ldpserver.services import ledger
 from ldpserver.services.bulk import Bulk
 from ldpserver.services.collections import CollectionRuntime
+from ldpserver.services.devices import DeviceProof, verify
 
 log = structlog.get_logger("ldpserver.ingest")
 
@@ -85,6 +89,7 @@ TRANSACTION_ATTEMPTS = 4
 #: every rejection reason the server itself emits (the SDK decoder adds its own codes)
 REASONS = {
     "invalid_report": "the report object does not follow the wire contract (detail names the field)",
+    "device_unauthenticated": "the device is not enrolled by this client key, or the batch lacks its secret",
     "config_mismatch": "config_hash is not the collection's current config hash",
     "epoch_in_future": "epoch is after the current epoch",
     "epoch_too_old": "epoch is before current - grace",
@@ -207,10 +212,11 @@ def _first_error(exc: ValidationError) -> str:
 class Ingestor:
     """Judges one batch for one collection; ``run`` returns the per-report results."""
 
-    def __init__(self, engine: Engine, collection: CollectionRuntime, now: datetime) -> None:
+    def __init__(self, engine: Engine, collection: CollectionRuntime, now: datetime, proof: DeviceProof | None) -> None:
         self.engine = engine
         self.c = collection
         self.now = now
+        self.proof = proof
         self.current_epoch = collection.epoch_at(now)
 
     # --- stateless checks ---------------------------------------------------------------
@@ -240,6 +246,7 @@ class Ingestor:
                 self._reject(result, i, rid, "epoch_too_old", f"epochs {lowest}..{self.current_epoch} are accepted now")
             else:
                 staged.append((i, report))
+        staged = self._check_devices(staged, result)
         staged = self._check_payloads(staged, result)
 
         candidates: list[Candidate] = []
@@ -256,6 +263,27 @@ class Ingestor:
             first_seen[report.report_id] = cand
             candidates.append(cand)
         return candidates
+
+    def _check_devices(self, staged: list[tuple[int, ReportIn]], result: BatchResult) -> list[tuple[int, ReportIn]]:
+        """Keep the reports whose device this batch proves it holds (``proof`` None: an
+        in-process load by the operator, e.g. ``bench/bench_release.py``, not the API)."""
+        if self.proof is None or not staged:
+            return staged
+        with read_transaction(self.engine) as conn:
+            verified = verify(conn, self.proof, (r.client_id for _, r in staged))
+        kept = []
+        for i, report in staged:
+            if report.client_id in verified:
+                kept.append((i, report))
+            else:
+                self._reject(
+                    result,
+                    i,
+                    report.report_id,
+                    "device_unauthenticated",
+                    "enrol with POST /v1/devices and send the device secret in the batch's 'devices'",
+                )
+        return kept
 
     def _check_payloads(self, staged: list[tuple[int, ReportIn]], result: BatchResult) -> list[tuple[int, ReportIn]]:
         """Drop reports whose payload the SDK refuses; keep the decoded batch for the fast path."""
@@ -577,8 +605,16 @@ def _transient(exc: Exception) -> bool:
     return "database is locked" in text or "database is busy" in text
 
 
-def ingest(engine: Engine, collection: CollectionRuntime, raws: Sequence[Any], now: datetime) -> BatchResult:
+def ingest(
+    engine: Engine,
+    collection: CollectionRuntime,
+    raws: Sequence[Any],
+    now: datetime,
+    proof: DeviceProof | None,
+) -> BatchResult:
+    """Judge and store one batch. ``proof``: the upload's device secrets (the API always
+    passes it); None only for an operator's in-process load, which no device reaches."""
     started = time.perf_counter()
-    result = Ingestor(engine, collection, now).run(raws)
+    result = Ingestor(engine, collection, now, proof).run(raws)
     metrics.observe_batch(collection.kind, result, time.perf_counter() - started)
     return result

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import re
 import secrets
 from dataclasses import dataclass
@@ -24,27 +25,76 @@ KEY_PATTERN = re.compile(r"^ldp_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
 
 
 @dataclass(frozen=True)
+class KeyLimits:
+    """A client key's enrolment limits (None: the server's default, ``Settings``)."""
+
+    max_devices: int | None = None
+    enrol_per_hour: int | None = None
+    enrol_per_address_hour: int | None = None
+
+
+@dataclass(frozen=True)
 class Principal:
     key_id: str
     role: str
     name: str
+    collections: frozenset[str] | None = None  # the key's scope; None: every collection
+    limits: KeyLimits = KeyLimits()
+
+    def may_see(self, collection_id: str) -> bool:
+        return self.collections is None or collection_id in self.collections
 
 
 def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
-def create_key(engine: Engine, role: str, name: str, now: datetime) -> tuple[str, str]:
-    """Create a key; returns (key id, the full key — shown once, never stored)."""
+COLLECTION_ID = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
+
+
+def create_key(
+    engine: Engine,
+    role: str,
+    name: str,
+    now: datetime,
+    *,
+    collections: list[str] | None = None,
+    limits: KeyLimits | None = None,
+) -> tuple[str, str]:
+    """Create a key; returns (key id, the full key — shown once, never stored).
+
+    ``collections`` scopes the key (client, analyst, auditor) to those collection ids;
+    ``limits`` (client keys) overrides the server's enrolment defaults."""
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
+    if collections is not None:
+        if role == "admin":
+            raise ValueError("admin keys cannot be scoped: an admin creates collections")
+        bad = [c for c in collections if not COLLECTION_ID.match(c)]
+        if bad or not collections:
+            raise ValueError(f"collection scope must be a non-empty list of collection ids, got {collections!r}")
+    limits = limits or KeyLimits()
+    if role != "client" and limits != KeyLimits():
+        raise ValueError("enrolment limits apply to client keys only")
+    for field_name, value in vars(limits).items():
+        if value is not None and value < 0:
+            raise ValueError(f"{field_name} must be >= 0, got {value}")
     key_id = secrets.token_hex(6)
     key = f"ldp_{key_id}_{secrets.token_urlsafe(32)}"
     assert KEY_PATTERN.match(key)
     with write_transaction(engine) as conn:
         conn.execute(
             ApiKey.__table__.insert().values(
-                id=key_id, name=name, role=role, key_hash=hash_key(key), created_at=now, revoked_at=None
+                id=key_id,
+                name=name,
+                role=role,
+                key_hash=hash_key(key),
+                created_at=now,
+                revoked_at=None,
+                collections=json.dumps(sorted(set(collections))) if collections is not None else None,
+                max_devices=limits.max_devices,
+                enrol_per_hour=limits.enrol_per_hour,
+                enrol_per_address_hour=limits.enrol_per_address_hour,
             )
         )
     return key_id, key
@@ -53,7 +103,12 @@ def create_key(engine: Engine, role: str, name: str, now: datetime) -> tuple[str
 def list_keys(engine: Engine) -> list[dict]:
     with read_transaction(engine) as conn:
         rows = conn.execute(select(ApiKey.__table__).order_by(ApiKey.created_at, ApiKey.id)).mappings().all()
-    return [{k: v for k, v in row.items() if k != "key_hash"} for row in rows]
+    out = []
+    for row in rows:
+        item = {k: v for k, v in row.items() if k != "key_hash"}
+        item["collections"] = json.loads(row["collections"]) if row["collections"] is not None else None
+        out.append(item)
+    return out
 
 
 def revoke_key(engine: Engine, key_id: str, now: datetime) -> bool:
@@ -73,9 +128,17 @@ def authenticate(conn: Connection, presented: str) -> tuple[Principal | None, st
         return None, "the API key is malformed"
     table = ApiKey.__table__
     row = conn.execute(
-        select(table.c.id, table.c.role, table.c.name, table.c.key_hash, table.c.revoked_at).where(
-            table.c.id == match.group(1)
-        )
+        select(
+            table.c.id,
+            table.c.role,
+            table.c.name,
+            table.c.key_hash,
+            table.c.revoked_at,
+            table.c.collections,
+            table.c.max_devices,
+            table.c.enrol_per_hour,
+            table.c.enrol_per_address_hour,
+        ).where(table.c.id == match.group(1))
     ).first()
     digest = hash_key(presented)
     # compare even when the id is unknown, so timing does not tell which ids exist
@@ -84,4 +147,6 @@ def authenticate(conn: Connection, presented: str) -> tuple[Principal | None, st
         return None, "the API key is not valid"
     if row.revoked_at is not None:
         return None, "the API key has been revoked"
-    return Principal(row.id, row.role, row.name), ""
+    scope = frozenset(json.loads(row.collections)) if row.collections is not None else None
+    limits = KeyLimits(row.max_devices, row.enrol_per_hour, row.enrol_per_address_hour)
+    return Principal(row.id, row.role, row.name, scope, limits), ""

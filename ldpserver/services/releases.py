@@ -1040,6 +1040,11 @@ def run_scheduler_once(engine: Engine, collections: Sequence[CollectionRuntime],
 # --- reading releases --------------------------------------------------------------------------
 
 
+#: release numbers and row offsets fit a 32-bit column; a forged cursor beyond that is a 422,
+#: never an integer the database cannot bind (SQLite stops at 2**63, PostgreSQL int4 at 2**31)
+CURSOR_MAX = 2**31 - 1
+
+
 def encode_cursor(*values: int) -> str:
     raw = json.dumps(list(values), separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
@@ -1052,7 +1057,7 @@ def decode_cursor(cursor: str, arity: int) -> list[int]:
         if (
             not isinstance(values, list)
             or len(values) != arity
-            or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values)
+            or not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= CURSOR_MAX for v in values)
         ):
             raise ValueError
         return values

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import copy
+import hashlib
 import json
+import re
 import secrets
 from datetime import UTC, datetime
 from typing import Any
@@ -13,7 +16,9 @@ from sqlalchemy import Engine, func, select
 
 from client_sdk import mechanisms
 from ldpserver.clock import FakeClock
-from ldpserver.models import DeviceBudget, EpochPartial, LedgerEntry, Report
+from ldpserver.db import write_transaction
+from ldpserver.models import Device, DeviceBudget, EpochPartial, LedgerEntry, Report
+from ldpserver.services.devices import hash_secret
 
 EPOCH_START = datetime(2025, 1, 1, tzinfo=UTC)
 T0 = datetime(2025, 1, 1, 0, 30, tzinfo=UTC)  # half-way through epoch 0 of hourly epochs
@@ -39,6 +44,49 @@ def merged(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
         else:
             out[key] = value
     return out
+
+
+_CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def device_secret_for(api_key: str, client_id: str) -> str:
+    """The test device secret of ``client_id`` under ``api_key`` (deterministic, 43 chars)."""
+    digest = hashlib.sha256(f"{api_key}\0{client_id}".encode()).digest()
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+def provision_devices(engine: Engine, api_key: str, client_ids: Any) -> dict[str, str]:
+    """Test set-up: devices with the names a test chooses, enrolled under ``api_key``.
+
+    The API chooses random ids (``POST /v1/devices``, tested in test_devices.py); tests of
+    ingestion, budgets and releases need stable names, so they put the devices straight
+    into the table the enrolment writes. Returns the upload's ``devices`` map."""
+    names = sorted({c for c in client_ids if isinstance(c, str) and _CLIENT_ID.match(c)})
+    if not names:
+        return {}
+    match = re.match(r"^ldp_([0-9a-f]{12})_", api_key)
+    key_id = match.group(1) if match else "unknown"
+    creds = {name: device_secret_for(api_key, name) for name in names}
+    table = Device.__table__
+    with write_transaction(engine) as conn:
+        known = set()
+        for start in range(0, len(names), 500):
+            chunk = names[start : start + 500]
+            known |= set(conn.execute(select(table.c.client_id).where(table.c.client_id.in_(chunk))).scalars())
+        rows = [
+            {"client_id": n, "secret_hash": hash_secret(creds[n]), "key_id": key_id, "enrolled_day": "2025-01-01"}
+            for n in names
+            if n not in known
+        ]
+        if rows:
+            conn.execute(table.insert(), rows)
+    return creds
+
+
+def with_devices(engine: Engine, api_key: str, reports: list[Any]) -> dict[str, Any]:
+    """An upload body for ``reports`` with the secrets of their (provisioned) devices."""
+    ids = [r.get("client_id") for r in reports if isinstance(r, dict)]
+    return {"wire": 2, "reports": reports, "devices": provision_devices(engine, api_key, ids)}
 
 
 _DROP = object()
@@ -77,7 +125,9 @@ class Api:
 
     # --- reports ------------------------------------------------------------------------
     def upload(self, collection: dict[str, Any], reports: list[Any], role: str = "client") -> Any:
-        return self.post(f"/v1/collections/{collection['id']}/reports", role=role, json={"wire": 2, "reports": reports})
+        """Upload as the devices the reports name (provisioned under the role's key)."""
+        body = with_devices(self.engine, self.keys[role], reports)
+        return self.post(f"/v1/collections/{collection['id']}/reports", role=role, json=body)
 
     # --- database -----------------------------------------------------------------------
     def counts(self, collection_id: str) -> dict[str, int]:

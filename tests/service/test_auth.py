@@ -25,6 +25,8 @@ def _request_for(api, method: str, rule: str, collection: dict, role: str | None
     body = None
     if method == "POST" and rule.endswith("/reports"):
         body = {"wire": 2, "reports": make_reports(collection, 1)}
+    elif method == "POST" and rule == "/v1/devices":
+        body = {"count": 1}
     elif method == "POST":
         body = {
             "kind": "frequency",

@@ -79,3 +79,24 @@ def test_serve_leaves_the_worker_count_to_gunicorn_conf_unless_given(database_ur
     assert "-w" not in default and default[default.index("-b") + 1] == "127.0.0.1:8000"
     assert default[default.index("-c") + 1].endswith("gunicorn.conf.py")
     assert explicit[explicit.index("-w") + 1] == "3" and explicit[explicit.index("-b") + 1] == "127.0.0.1:9000"
+
+
+def test_keys_create_with_scope_and_enrolment_limits(api, database_url):
+    runner = CliRunner()
+    env = {"DATABASE_URL": database_url}
+    mine, other = api.create_collection(), api.create_collection()
+    args = ["keys", "create", "--role", "client", "--collections", mine["id"], "--max-devices", "1"]
+    created = runner.invoke(cli, args, env=env)
+    assert created.exit_code == 0, created.output
+    key = created.stdout.strip().splitlines()[-1]
+    listed = json.loads(runner.invoke(cli, ["keys", "list", "--json"], env=env).output)
+    entry = next(k for k in listed if k["id"] == key.split("_")[1])
+    assert entry["collections"] == [mine["id"]] and entry["max_devices"] == 1
+    api.keys["cli-client"] = key
+    assert api.get(f"/v1/collections/{mine['id']}", role="cli-client").status_code == 200
+    assert api.get(f"/v1/collections/{other['id']}", role="cli-client").status_code == 403
+    assert api.post("/v1/devices", role="cli-client", json={}).status_code == 201
+    assert api.post("/v1/devices", role="cli-client", json={}).status_code == 403  # --max-devices 1
+    for bad in (["--role", "admin", "--collections", mine["id"]], ["--role", "analyst", "--max-devices", "3"]):
+        refused = runner.invoke(cli, ["keys", "create", *bad], env=env)
+        assert refused.exit_code != 0 and "Error" in refused.output

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
-from tests.service.helpers import make_reports
+from tests.service.helpers import make_reports, provision_devices, with_devices
 
 UPLOADS = 50
 
@@ -20,6 +20,7 @@ def test_fifty_concurrent_uploads_for_one_device_accept_exactly_cap_over_epsilon
     )
     expected = math.floor(cap / epsilon)
     reports = make_reports(col, UPLOADS, client_ids="the-one-device", seed=7)
+    provision_devices(api.engine, api.keys["client"], ["the-one-device"])
     url = f"{live_server}/v1/collections/{col['id']}/reports"
     headers = {"Authorization": f"Bearer {api.keys['client']}"}
     barrier = threading.Barrier(UPLOADS)
@@ -27,7 +28,7 @@ def test_fifty_concurrent_uploads_for_one_device_accept_exactly_cap_over_epsilon
     def upload(report: dict) -> dict:
         with httpx.Client(timeout=60) as client:
             barrier.wait(timeout=30)
-            response = client.post(url, json={"wire": 2, "reports": [report]}, headers=headers)
+            response = client.post(url, json=with_devices(api.engine, api.keys["client"], [report]), headers=headers)
             assert response.status_code == 200, response.text
             return response.json()["results"][0]
 
@@ -52,6 +53,7 @@ def test_fifty_concurrent_uploads_for_one_device_accept_exactly_cap_over_epsilon
 def test_concurrent_retries_of_one_batch_count_once(api, live_server):
     col = api.create_collection()
     reports = make_reports(col, 20, seed=8)
+    provision_devices(api.engine, api.keys["client"], [r["client_id"] for r in reports])
     url = f"{live_server}/v1/collections/{col['id']}/reports"
     headers = {"Authorization": f"Bearer {api.keys['client']}"}
     copies = 8
@@ -60,7 +62,7 @@ def test_concurrent_retries_of_one_batch_count_once(api, live_server):
     def upload(_: int) -> dict:
         with httpx.Client(timeout=60) as client:
             barrier.wait(timeout=30)
-            response = client.post(url, json={"wire": 2, "reports": reports}, headers=headers)
+            response = client.post(url, json=with_devices(api.engine, api.keys["client"], reports), headers=headers)
             assert response.status_code == 200, response.text
             return response.json()
 
@@ -76,6 +78,7 @@ def test_concurrent_batches_of_many_devices_and_shared_devices(api, live_server)
     col = api.create_collection(budget={"cap_lifetime": 3.0})
     devices = [f"d{i}" for i in range(30)]
     batches = [make_reports(col, 30, client_ids=devices, seed=100 + b) for b in range(6)]
+    provision_devices(api.engine, api.keys["client"], devices)
     url = f"{live_server}/v1/collections/{col['id']}/reports"
     headers = {"Authorization": f"Bearer {api.keys['client']}"}
     barrier = threading.Barrier(len(batches))
@@ -83,7 +86,7 @@ def test_concurrent_batches_of_many_devices_and_shared_devices(api, live_server)
     def upload(batch: list) -> dict:
         with httpx.Client(timeout=60) as client:
             barrier.wait(timeout=30)
-            response = client.post(url, json={"wire": 2, "reports": batch}, headers=headers)
+            response = client.post(url, json=with_devices(api.engine, api.keys["client"], batch), headers=headers)
             assert response.status_code == 200, response.text
             return response.json()
 

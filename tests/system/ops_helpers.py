@@ -117,6 +117,26 @@ def make_keys(database_url: str) -> dict[str, str]:
         engine.dispose()
 
 
+def provision(database_url: str, key: str, client_ids: Any) -> dict[str, str]:
+    """Test set-up: enrol devices with chosen names under ``key`` (straight into the table
+    ``POST /v1/devices`` writes; tests/service/helpers.py); returns the ``devices`` map."""
+    from ldpserver.db import make_engine
+    from tests.service.helpers import provision_devices
+
+    engine = make_engine(database_url, null_pool=True)
+    try:
+        return provision_devices(engine, key, client_ids)
+    finally:
+        engine.dispose()
+
+
+def proof(key: str, reports: list[dict[str, Any]]) -> dict[str, str]:
+    """The ``devices`` map of an upload whose devices were provisioned under ``key``."""
+    from tests.service.helpers import device_secret_for
+
+    return {r["client_id"]: device_secret_for(key, r["client_id"]) for r in reports}
+
+
 def auth(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 

@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from tests.service.helpers import make_reports
+from tests.system.ops_helpers import provision
 from tests.system.test_faults import Uploader, _record, check_invariants, create_collection, gunicorn, pg_database
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(240)]
@@ -27,6 +28,7 @@ def test_racing_uploads_across_workers_never_overspend(tmp_path):
     with pg_database(tmp_path) as db, gunicorn(tmp_path, db.url, workers=2) as server:
         col = create_collection(server.url, db.keys["admin"], epsilon=1.0, cap=float(CAP))
         devices = [f"race-{i}" for i in range(DEVICES)]
+        provision(db.url, db.keys["client"], devices)
         up = Uploader(server.url, db.keys["client"], col)
         barrier = threading.Barrier(CLIENTS)
         failures: list[BaseException] = []

@@ -33,6 +33,8 @@ pytest.importorskip("ldpserver.app")
 
 REPO = Path(__file__).resolve().parents[2]
 ROLES = ("admin", "client", "auditor")
+# every test device enrols from 127.0.0.1: lift the per-address default (20 an hour) for the client key
+_LIMITS = {"admin": (), "auditor": (), "client": ("--enrol-per-address-hour", "100000")}
 
 SERVER_SCRIPT = r"""
 import os, sys
@@ -132,7 +134,8 @@ class LiveServer:
     def setup(self) -> LiveServer:
         ldp_cli(self.env, "migrate")
         with ThreadPoolExecutor(3) as pool:  # three `ldp keys create` processes at once
-            keys = list(pool.map(lambda role: ldp_cli(self.env, "keys", "create", "--role", role), ROLES))
+            create = ("keys", "create", "--role")
+            keys = list(pool.map(lambda role: ldp_cli(self.env, *create, role, *_LIMITS[role]), ROLES))
         self.admin_key, self.client_key, self.auditor_key = keys
         return self
 
@@ -193,9 +196,12 @@ class LiveServer:
 
 
 @contextlib.contextmanager
-def live_server(tmp: Path, mode: str = "werkzeug", release_noise: bool = True) -> Iterator[LiveServer]:
+def live_server(
+    tmp: Path, mode: str = "werkzeug", release_noise: bool = True, **extra_env: str
+) -> Iterator[LiveServer]:
     """The real server in a subprocess; ``release_noise=False`` (werkzeug mode) switches the
-    releases' central noise off, for tests that check release plumbing on a handful of devices."""
+    releases' central noise off, for tests that check release plumbing on a handful of devices;
+    ``extra_env``: more settings (e.g. ``LDP_CORS_ORIGINS``)."""
     tmp.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     env.update(
@@ -203,6 +209,7 @@ def live_server(tmp: Path, mode: str = "werkzeug", release_noise: bool = True) -
         LDP_TEST_CLOCK_FILE=str(tmp / "clock.txt"),
         LDP_LOG_LEVEL="WARNING",
         PYTHONPATH=str(REPO) + os.pathsep + env.get("PYTHONPATH", ""),
+        **extra_env,
     )
     if not release_noise:
         env["LDP_TEST_RELEASE_NOISE"] = "off"
@@ -221,9 +228,9 @@ class FaultProxy:
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream
         self.lock = threading.Lock()
-        self.plan: list[str] = []  # per POST: "503", "drop" (forward, then close without answer), "pass"
+        self.plan: list[str] = []  # per report upload: "503", "drop" (forward, then close without answer), "pass"
         self.retry_after = "1"
-        self.seen: list[tuple[float, str, str]] = []  # (time, method, action)
+        self.seen: list[tuple[float, str, str]] = []  # (time, method or "ENROL", action)
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -235,9 +242,11 @@ class FaultProxy:
             def _relay(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
+                upload = self.command == "POST" and self.path.split("?")[0].endswith("/reports")  # not enrolment
                 with proxy.lock:
-                    action = proxy.plan.pop(0) if (self.command == "POST" and proxy.plan) else "pass"
-                    proxy.seen.append((time.monotonic(), self.command, action))
+                    action = proxy.plan.pop(0) if (upload and proxy.plan) else "pass"
+                    method = "ENROL" if self.command == "POST" and not upload else self.command
+                    proxy.seen.append((time.monotonic(), method, action))
                 if action == "503":
                     data = b'{"type":"about:blank","title":"Service Unavailable","status":503,"detail":"maintenance"}'
                     self.send_response(503)

@@ -62,7 +62,7 @@ from client_sdk.client import Client
 url, key, state_dir, cid, n = sys.argv[1:6]
 client = Client(url, key, state_dir)
 ids = [client.report(cid, i % 128).report_id for i in range(int(n))]
-print(json.dumps({"client_id": client.client_id, "ids": ids}), flush=True)
+print(json.dumps({"client_id": client.client_id, "ids": ids}), flush=True)  # None: enrols at flush
 time.sleep(300)   # killed here: report() returned, flush() never ran
 """
 
@@ -71,7 +71,7 @@ import json, sys
 from client_sdk.client import Client
 url, key, state_dir = sys.argv[1:4]
 with Client(url, key, state_dir) as client:
-    print(json.dumps(client.flush(timeout=30).to_dict()), flush=True)
+    print(json.dumps({**client.flush(timeout=30).to_dict(), "client_id": client.client_id}), flush=True)
 """
 
 
@@ -118,7 +118,8 @@ def test_killed_client_reports_arrive_exactly_once(server, real_time, tmp_path: 
     assert result["accepted"] == n and result["remaining"] == 0 and result["ok"]
 
     # exactly once: the server holds each report id once, and a further flush sends nothing
-    rows = server.ledger(cid, line["client_id"])
+    assert line["client_id"] is None  # the device enrols at its first flush
+    rows = server.ledger(cid, result["client_id"])
     assert sorted(r["report_id"] for r in rows) == sorted(line["ids"])
     again = subprocess.run(
         [sys.executable, "-c", FLUSH, server.url, server.client_key, state],
@@ -204,6 +205,7 @@ def test_device_refuses_past_its_caps_and_the_server_agrees(server, tmp_path: Pa
         assert client.flush(timeout=10).accepted == 2
         budget = client.budget(cid)
         client_id = client.client_id
+        device_secret = client._store.device()[1]  # the test plays the device itself below
 
     assert budget.lifetime.spent == budget.acknowledged == 5.0 and budget.lifetime.remaining_units == 0
     assert budget.window.spent == 2.0 and budget.window.remaining_units == 1
@@ -228,7 +230,7 @@ def test_device_refuses_past_its_caps_and_the_server_agrees(server, tmp_path: Pa
     }
     r = httpx.post(
         f"{server.url}/v1/collections/{cid}/reports",
-        json={"wire": 2, "reports": [forged]},
+        json={"wire": 2, "reports": [forged], "devices": {client_id: device_secret}},
         headers={"Authorization": f"Bearer {server.client_key}"},
     )
     assert r.json()["results"][0]["reason"] == "budget_exceeded_lifetime"

@@ -25,6 +25,7 @@ import httpx
 import numpy as np
 import pytest
 
+from tests.system.ops_helpers import provision
 from tests.system.test_client_harness import REPO, ldp_cli, live_server
 
 CHROMIUM = os.environ.get("LDP_CHROMIUM", "/usr/bin/chromium")
@@ -88,9 +89,9 @@ class Seeder:
             }
             for i, payload in enumerate(payloads)
         ] + (extra or [])
-        return self._req(
-            "POST", self.s.client_key, f"/v1/collections/{col['id']}/reports", json={"wire": 2, "reports": reports}
-        )
+        devices = provision(self.s.env["DATABASE_URL"], self.s.client_key, [r["client_id"] for r in reports])
+        body = {"wire": 2, "reports": reports, "devices": devices}
+        return self._req("POST", self.s.client_key, f"/v1/collections/{col['id']}/reports", json=body)
 
     def release(self, col: dict[str, Any], epoch: int) -> None:
         self._req(

@@ -49,6 +49,7 @@ from ldpserver.models_release import Release  # noqa: E402
 from ldpserver.services.keys import create_key  # noqa: E402
 from tests.service.conftest import fresh_database, require_postgres  # noqa: E402
 from tests.service.helpers import make_reports  # noqa: E402
+from tests.system.ops_helpers import proof, provision  # noqa: E402
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(240)]
 
@@ -294,9 +295,8 @@ class Uploader:
             assert time.monotonic() < deadline, "a batch could not be delivered before the deadline"
             t0 = time.perf_counter()
             try:
-                r = client.post(
-                    path, json={"wire": 2, "reports": batch}, headers={"Authorization": f"Bearer {self.key}"}
-                )
+                body = {"wire": 2, "reports": batch, "devices": proof(self.key, batch)}
+                r = client.post(path, json=body, headers={"Authorization": f"Bearer {self.key}"})
             except httpx.HTTPError as exc:
                 with self.lock:
                     self.retries += 1
@@ -427,6 +427,7 @@ def test_sigkill_of_a_gunicorn_worker_during_uploads_loses_nothing(tmp_path):
         col = create_collection(server.url, db.keys["admin"], epsilon=1.0, cap=3.0)
         up = Uploader(server.url, db.keys["client"], col)
         devices = [f"k{i}" for i in range(1500)]
+        provision(db.url, db.keys["client"], devices)
         killed: list[int] = []
         done, faults_done = threading.Event(), threading.Event()
 
@@ -462,6 +463,7 @@ def test_postgresql_connection_loss_during_uploads_loses_nothing(tmp_path):
             col = create_collection(server.url, db.keys["admin"], epsilon=1.0, cap=3.0)
             up = Uploader(server.url, db.keys["client"], col)
             devices = [f"p{i}" for i in range(1500)]
+            provision(db.url, db.keys["client"], devices)
             cuts: list[int] = []
             done, faults_done = threading.Event(), threading.Event()
 
@@ -495,13 +497,18 @@ def test_timeout_then_retry_of_a_committed_batch_counts_once(tmp_path):
     with pg_database(tmp_path) as db, gunicorn(tmp_path, db.url) as server:
         col = create_collection(server.url, db.keys["admin"], epsilon=1.0, cap=3.0)
         batch = make_reports(col, 2000, seed=3)
+        provision(db.url, db.keys["client"], [r["client_id"] for r in batch])
         path = f"{server.url}/v1/collections/{col['id']}/reports"
         headers = {"Authorization": f"Bearer {db.keys['client']}"}
         # a read timeout far shorter than the commit of 2,000 reports: the client gives up
         timeouts = 0
         with httpx.Client(timeout=httpx.Timeout(10.0, read=0.02)) as client:
             with pytest.raises(httpx.ReadTimeout):
-                client.post(path, json={"wire": 2, "reports": batch}, headers=headers)
+                client.post(
+                    path,
+                    json={"wire": 2, "reports": batch, "devices": proof(db.keys["client"], batch)},
+                    headers=headers,
+                )
             timeouts += 1
         # wait until the server has committed it (the device does not know)
         engine = make_engine(db.url)
@@ -521,7 +528,8 @@ def test_timeout_then_retry_of_a_committed_batch_counts_once(tmp_path):
         up = Uploader(server.url, db.keys["client"], col)
         with httpx.Client(timeout=60) as client:
             up.post_until_ok(client, batch, time.monotonic() + 60)
-            r = client.post(path, json={"wire": 2, "reports": batch}, headers=headers)  # and once more
+            body = {"wire": 2, "reports": batch, "devices": proof(db.keys["client"], batch)}
+            r = client.post(path, json=body, headers=headers)  # and once more
         body = r.json()
         assert r.status_code == 200 and body["duplicates"] == len(batch) and body["accepted"] == 0
         assert up.acknowledged == {x["report_id"] for x in batch} and not up.rejected
@@ -550,6 +558,7 @@ def test_a_release_killed_half_way_leaves_no_partial_state_and_is_redone(tmp_pat
     with pg_database(tmp_path) as db, gunicorn(tmp_path, db.url, workers=1) as server:
         col = create_collection(server.url, db.keys["admin"], epsilon=1.0, cap=3.0)
         up = Uploader(server.url, db.keys["client"], col)
+        provision(db.url, db.keys["client"], [f"r{i}" for i in range(200)])
         up.run(threads=2, batches_per_thread=2, batch_size=50, devices=[f"r{i}" for i in range(200)])
         env = dict(server.env)
         epoch = str(col["current_epoch"])

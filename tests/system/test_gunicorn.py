@@ -31,6 +31,8 @@ from tests.system.ops_helpers import (
     ldp,
     make_keys,
     metric,
+    proof,
+    provision,
     stopping,
     wire_reports,
 )
@@ -62,7 +64,7 @@ def _wait_status(url: str, status: int, timeout: float = 20.0) -> httpx.Response
     raise AssertionError(f"{url} did not answer {status}; last: {last and (last.status_code, last.text[:300])}")
 
 
-def _exercise(server, keys: dict[str, str], multiproc_dir: str) -> dict[str, object]:
+def _exercise(server, keys: dict[str, str], multiproc_dir: str, database_url: str) -> dict[str, object]:
     url = server.url
     assert httpx.get(url + "/healthz", timeout=5).json() == {"status": "ok"}
     ready = httpx.get(url + "/readyz", timeout=5)
@@ -73,11 +75,12 @@ def _exercise(server, keys: dict[str, str], multiproc_dir: str) -> dict[str, obj
     col = created.json()
     reports = wire_reports(col, [i % 16 for i in range(240)], seed=5, prefix="gw")
     batches = [reports[i : i + 30] for i in range(0, len(reports), 30)]
+    provision(database_url, keys["client"], [r["client_id"] for r in reports])
 
     def upload(batch):
         r = httpx.post(
             f"{url}/v1/collections/{col['id']}/reports",
-            json={"wire": 2, "reports": batch},
+            json={"wire": 2, "reports": batch, "devices": proof(keys["client"], batch)},
             headers=auth(keys["client"]),
             timeout=60,
         )
@@ -149,7 +152,7 @@ def _run(tmp_path: Path, database_url: str, direct_url: str, take_down, bring_ba
     server.metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
     with stopping(server):
         server.wait_ready()
-        _exercise(server, keys, env["PROMETHEUS_MULTIPROC_DIR"])
+        _exercise(server, keys, env["PROMETHEUS_MULTIPROC_DIR"], direct_url)
         _database_down_and_back(server, take_down, bring_back)
         assert server.stop() == 0, server.log()  # SIGTERM: graceful shutdown
         assert "Shutting down: Master" in server.log()

@@ -1,4 +1,4 @@
-"""API keys never reach the logs, and keys are compared in constant time.
+"""API keys and device secrets never reach the logs, and keys are compared in constant time.
 
 The app is run at DEBUG level with its real structlog configuration; requests carry valid,
 revoked, unknown, malformed and wrongly-schemed keys (in the header, and — wrongly — in a
@@ -26,7 +26,7 @@ from ldpserver.config import Settings  # noqa: E402
 from ldpserver.db import make_engine  # noqa: E402
 from ldpserver.services import keys as keys_service  # noqa: E402
 from ldpserver.services.keys import create_key, revoke_key  # noqa: E402
-from tests.service.helpers import BASE_COLLECTION  # noqa: E402
+from tests.service.helpers import BASE_COLLECTION, make_reports  # noqa: E402
 
 
 def _secrets_of(keys: dict[str, str]) -> list[str]:
@@ -74,12 +74,26 @@ def test_no_key_material_in_app_logs(tmp_path, capfd, caplog, json_logs):
         codes.append(client.post(path, headers=headers, json=body).status_code)
 
     _traffic(get, post, keys)
+    # device secrets: enrolment answers, uploads carrying them (right and wrong), a bad map
+    client_auth = {"Authorization": f"Bearer {keys['client']}"}
+    admin_auth = {"Authorization": f"Bearer {keys['admin']}"}
+    col = client.post("/v1/collections", headers=admin_auth, json=BASE_COLLECTION).get_json()
+    enrolled = client.post("/v1/devices", headers=client_auth, json={"count": 2}).get_json()["devices"]
+    device_secrets = [d["device_secret"] for d in enrolled]
+    a = enrolled[0]["client_id"]
+    for proof in ({a: device_secrets[0]}, {a: device_secrets[1]}, {"x" * 70: device_secrets[0]}):
+        post(
+            f"/v1/collections/{col['id']}/reports",
+            client_auth,
+            {"wire": 2, "reports": make_reports(col, 1, client_ids=a), "devices": proof},
+        )
+    post("/v1/devices", client_auth, {"count": 1, "device_secret": device_secrets[1]})  # refused: unknown field
     engine.dispose()
     out, err = capfd.readouterr()
     logged = out + err + "\n".join(r.getMessage() + repr(r.__dict__) for r in caplog.records)
     assert {200, 201, 401, 403}.issubset(codes)
     assert len(logged) > 1000, "nothing was logged: the test would prove nothing"
-    for secret in _secrets_of(keys):
+    for secret in _secrets_of(keys) + device_secrets:
         assert secret not in logged
 
 

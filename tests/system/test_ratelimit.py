@@ -148,3 +148,40 @@ def test_two_gunicorn_workers_share_one_limit_through_redis(tmp_path):
         # another key is not affected
         other = httpx.get(server.url + "/v1/collections", headers={"Authorization": f"Bearer {db.keys['admin']}"})
         assert other.status_code == 200
+
+
+def test_enrolment_limits_are_shared_through_redis(tmp_path):
+    """Two apps (two workers) on one Redis: the per-address enrolment rate holds across both."""
+    import secrets
+    from datetime import UTC, datetime
+
+    from ldpserver import schema as db_schema
+    from ldpserver.app import create_app
+    from ldpserver.config import Settings
+    from ldpserver.db import make_engine
+    from ldpserver.services.keys import KeyLimits, create_key
+
+    redis = _redis_or_skip()
+    prefix = f"ldp-test-{secrets.token_hex(6)}:"
+    url = f"sqlite:///{tmp_path / 'enrol.sqlite3'}"
+    db_schema.upgrade(url)
+    engine = make_engine(url)
+    _, key = create_key(engine, "client", "t", datetime.now(UTC), limits=KeyLimits(enrol_per_address_hour=4))
+    import os
+    from unittest import mock
+
+    with mock.patch.dict(os.environ, {"LDP_REDIS_URL": REDIS_URL, "LDP_RATE_LIMIT_PREFIX": prefix}):
+        apps = [create_app(Settings(database_url=url, log_level="WARNING"), engine=engine) for _ in range(2)]
+        headers = {"Authorization": f"Bearer {key}"}
+        codes = [apps[i % 2].test_client().post("/v1/devices", json={}, headers=headers).status_code for i in range(6)]
+    try:
+        assert codes == [201] * 4 + [429] * 2
+        client = redis.Redis.from_url(REDIS_URL)
+        assert client.keys(f"{prefix}enrol:*"), "the counters live in Redis"
+        with engine.connect() as conn:  # and not in the database
+            assert conn.exec_driver_sql("SELECT count(*) FROM enrolment_windows").scalar_one() == 0
+    finally:
+        client = redis.Redis.from_url(REDIS_URL)
+        for name in client.keys(f"{prefix}*"):
+            client.delete(name)
+        engine.dispose()

@@ -29,7 +29,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.system.ops_helpers import Proc, auth, base_env, free_port, ldp, make_keys, wire_reports
+from tests.system.ops_helpers import Proc, auth, base_env, free_port, ldp, make_keys, proof, provision, wire_reports
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.postgres]
 
@@ -124,13 +124,17 @@ def _collections(server: Proc, keys: dict[str, str]) -> dict[str, dict[str, Any]
     return out
 
 
-def _upload(servers: list[Proc], keys: dict[str, str], col: dict[str, Any], batches: list[list[dict]]) -> None:
+def _upload(
+    servers: list[Proc], keys: dict[str, str], col: dict[str, Any], batches: list[list[dict]], database_url: str
+) -> None:
+    provision(database_url, keys["client"], [r["client_id"] for batch in batches for r in batch])
+
     def send(job: tuple[int, list[dict]]) -> dict[str, Any]:
         i, batch = job
         server = servers[i % len(servers)]
         r = httpx.post(
             f"{server.url}/v1/collections/{col['id']}/reports",
-            json={"wire": 2, "reports": batch},
+            json={"wire": 2, "reports": batch, "devices": proof(keys["client"], batch)},
             headers=auth(keys["client"]),
             timeout=60,
         )
@@ -183,8 +187,8 @@ def test_two_processes_on_one_database_release_what_one_process_does(tmp_path: P
                 else:
                     reports = _hh_reports(a, seed=12)
                 batches = [reports[i : i + 100] for i in range(0, len(reports), 100)]
-                _upload(pair, keys_a, a, batches)
-                _upload(single, keys_b, b, batches)
+                _upload(pair, keys_a, a, batches, url_a)
+                _upload(single, keys_b, b, batches, url_b)
                 path_a, doc_a = _release(pair[1], keys_a, a)  # released by the second process of A
                 _, doc_b = _release(single[0], keys_b, b)
                 # the first process of A serves the very same stored bytes

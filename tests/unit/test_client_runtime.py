@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 import sqlite3
 import threading
 import time
@@ -99,6 +100,9 @@ class FakeServer:
         self.headers: list[dict[str, str]] = []
         self.script: list[Any] = []  # next POSTs: HttpResponse, Exception, or "commit-then-fail"
         self.judge: Any = None  # report -> (reason, detail) to reject it, or None
+        self.devices: dict[str, str] = {}  # enrolled client_id -> device secret
+        self.enrolments = 0
+        self.enrol_script: list[Any] = []  # next enrolments: HttpResponse or Exception
         self.lock = threading.Lock()
 
     def add(self, cid: str, config: dict[str, Any], claimed: str | None = None) -> str:
@@ -120,9 +124,20 @@ class FakeServer:
                 if doc is None:
                     return HttpResponse(404, {}, b'{"detail": "no such collection"}')
                 return HttpResponse(200, {"content-type": "application/json"}, json.dumps(doc).encode())
+            if parts == ["v1", "devices"]:
+                action = self.enrol_script.pop(0) if self.enrol_script else None
+                if isinstance(action, HttpResponse):
+                    return action
+                if isinstance(action, Exception):
+                    raise action
+                self.enrolments += 1
+                cid, secret = secrets.token_hex(16), secrets.token_urlsafe(32)
+                self.devices[cid] = secret
+                doc = {"devices": [{"client_id": cid, "device_secret": secret}]}
+                return HttpResponse(201, {"content-type": "application/json"}, json.dumps(doc).encode())
             document = json.loads(body)
-            assert set(document) == {"wire", "reports"} and document["wire"] == 2  # wire version 2
-            reports = document["reports"]
+            assert set(document) == {"wire", "reports", "devices"} and document["wire"] == 2  # wire version 2
+            reports, proof = document["reports"], document["devices"]
             self.posts.append(reports)
             action = self.script.pop(0) if self.script else None
             if isinstance(action, HttpResponse):
@@ -132,6 +147,9 @@ class FakeServer:
             results = []
             for r in reports:
                 verdict = self.judge(r) if self.judge else None
+                known = self.devices.get(r["client_id"])
+                if known is None or known != proof.get(r["client_id"]):
+                    verdict = ("device_unauthenticated", "unknown device or wrong secret")
                 if verdict is not None:
                     results.append({"report_id": r["report_id"], "status": "rejected", "reason": verdict[0],
                                     "detail": verdict[1]})  # fmt: skip
@@ -164,14 +182,15 @@ def make_client(fake: FakeServer, path: Path, **kwargs: Any) -> Client:
 def test_identity_is_random_persistent_and_on_the_wire(fake: FakeServer, tmp_path: Path) -> None:
     fake.add("c1", public_config(OUE))
     with make_client(fake, tmp_path) as client:
-        first_id = client.client_id
+        assert client.client_id is None  # not enrolled before the first flush
         receipt = client.report("c1", 3)
         assert client.flush(timeout=5).accepted == 1
+        first_id = client.client_id
     assert CLIENT_ID.match(first_id) and REPORT_ID.match(receipt.report_id)
     with make_client(fake, tmp_path) as again:
         assert again.client_id == first_id
     with make_client(fake, tmp_path / "other") as other:
-        assert other.client_id != first_id
+        assert other.enrol() != first_id
     (sent,) = fake.posts[0]
     assert sent["client_id"] == first_id and sent["report_id"] == receipt.report_id
     assert sent["config_hash"] == config_hash(public_config(OUE)) and "memo_count" not in sent
@@ -193,6 +212,14 @@ def test_config_that_under_charges_the_mechanism_is_refused(fake: FakeServer, tm
     fake.add("c1", public_config(OUE, epsilon=0.5))  # declares 0.5 for an ε = 1 mechanism
     with make_client(fake, tmp_path) as client:
         with pytest.raises(UnsupportedCollectionError, match="refuses to under-count"):
+            client.report("c1", 3)
+
+
+@pytest.mark.parametrize("version", [1.0, True, "1", 2])
+def test_config_version_must_be_the_integer_one(fake: FakeServer, tmp_path: Path, version: Any) -> None:
+    fake.add("c1", {**public_config(OUE), "version": version})
+    with make_client(fake, tmp_path) as client:
+        with pytest.raises(UnsupportedCollectionError, match="config version"):
             client.report("c1", 3)
 
 
@@ -496,3 +523,50 @@ def test_other_kinds_multidim_and_heavy_hitters(fake: FakeServer, tmp_path: Path
         with pytest.raises(TypeError, match="party"):
             client.report("md", (1, 1), party="x")
         assert client.flush(timeout=5).accepted == 3
+
+
+# --- device credential (issue 15) --------------------------------------------------------------
+
+
+def test_first_flush_enrols_once_and_sends_the_device_secret(fake: FakeServer, tmp_path: Path) -> None:
+    fake.add("c1", public_config(OUE))
+    with make_client(fake, tmp_path) as client:
+        client.report("c1", 1)
+        assert fake.enrolments == 0  # report() stays offline
+        assert client.flush(timeout=5).accepted == 1
+        client.report("c1", 2)
+        assert client.flush(timeout=5).accepted == 1
+        cid = client.client_id
+    assert fake.enrolments == 1 and cid in fake.devices
+    with make_client(fake, tmp_path) as again:  # the credential persists with the state
+        assert again.client_id == cid
+        status = again.status()
+    secret = fake.devices[cid]
+    assert secret not in json.dumps(status, default=str) and secret not in repr(status)
+
+
+def test_device_the_server_forgot_re_enrols_and_resends(fake: FakeServer, tmp_path: Path) -> None:
+    fake.add("c1", public_config(OUE))
+    with make_client(fake, tmp_path) as client:
+        client.report("c1", 1)
+        assert client.flush(timeout=5).accepted == 1
+        old = client.client_id
+        fake.devices.clear()  # e.g. the server's database was restored from an older backup
+        client.report("c1", 2)
+        result = client.flush(timeout=5)
+        assert result.accepted == 1 and result.rejected == 0 and result.ok
+        assert client.client_id != old and fake.enrolments == 2
+        assert client.budget("c1").acknowledged_units == 2  # the local ledger kept every charge
+
+
+def test_enrolment_retries_429_with_retry_after_and_keeps_reports_on_403(fake: FakeServer, tmp_path: Path) -> None:
+    fake.add("c1", public_config(OUE))
+    fake.enrol_script = [HttpResponse(429, {"retry-after": "0"}, b'{"detail": "slow down"}')]
+    with make_client(fake, tmp_path) as client:
+        client.report("c1", 1)
+        assert client.flush(timeout=5).accepted == 1
+    fake.enrol_script = [HttpResponse(403, {}, b'{"detail": "quota"}')]
+    with make_client(fake, tmp_path / "b") as client:
+        client.report("c1", 1)
+        result = client.flush(timeout=5)
+        assert result.accepted == 0 and result.remaining == 1 and "quota" in result.errors[0]

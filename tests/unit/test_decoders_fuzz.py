@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from client_sdk import heavy_hitters, longitudinal, multidim
+from client_sdk import heavy_hitters, longitudinal, mechanisms, multidim
 from client_sdk.errors import ReportDecodeError
 
 json_values = st.recursive(
@@ -71,3 +71,50 @@ def test_mutated_genuine_payloads_are_decoded_or_refused_cleanly(name, data):
     key = data.draw(st.sampled_from(sorted(payload) + ["extra"]))
     payload[key] = data.draw(json_values)
     _check(protocol, payload)
+
+
+# --- strictness: exactly the protocol's fields, the integer version (issue 15, finding 5) ------
+
+STRICT_PROTOCOLS = {
+    **PROTOCOLS,
+    **{
+        name: (lambda name=name: mechanisms.create(name, epsilon=1.0, domain_size=12))
+        for name in ("grr", "oue", "sue", "olh", "blh", "hr")
+    },
+    "rsfd-oue-z": lambda: multidim.create_multidim("rsfd-oue-z", epsilon=1.0, domain_sizes=[3, 5]),
+    "l-sue": lambda: longitudinal.create_longitudinal("l-sue", epsilon_perm=2.0, epsilon_first=1.0, domain_size=12),
+    "dbitflip": lambda: longitudinal.create_longitudinal("dbitflip", epsilon_perm=1.0, domain_size=64, buckets=16, d=2),
+    "tap": lambda: heavy_hitters.create(
+        "tap", epsilon=2.0, k=4, domain={"type": "string", "max_bytes": 3}, parties=["a", "b"]
+    ),  # fmt: skip
+}
+
+
+def _genuine(name: str, protocol) -> dict:
+    if name in ("grr", "oue", "sue", "olh", "blh", "hr"):
+        return protocol.perturb(3)
+    if name == "rsfd-oue-z":
+        return protocol.perturb((1, 2))
+    if name == "tap":
+        return protocol.perturb("ab", party="a")
+    return _valid_payload(name, protocol)
+
+
+def _reason(protocol, payload) -> str | None:
+    try:
+        protocol.decode([payload])
+    except ReportDecodeError as exc:
+        return exc.reason
+    return None
+
+
+@pytest.mark.parametrize("name", sorted(STRICT_PROTOCOLS))
+def test_every_decoder_refuses_unknown_fields_and_non_integer_versions(name):
+    protocol = STRICT_PROTOCOLS[name]()
+    genuine = dict(_genuine(name, protocol))
+    assert _reason(protocol, genuine) is None
+    # a third-party client must not ship the true value (or megabytes of junk) beside the report
+    assert _reason(protocol, {**genuine, "true_value": 3}) == "unknown_field"
+    assert _reason(protocol, {**genuine, "pad": "x" * 100_000}) == "unknown_field"
+    for version in (1.0, True, "1", 1.5, None):
+        assert _reason(protocol, {**genuine, "v": version}) == "bad_version", version

@@ -71,6 +71,7 @@ def test_vectors_cover_every_mechanism_and_reason(fresh: dict[str, str]) -> None
         "out_of_range",
         "bad_encoding",
         "bad_length",
+        "unknown_field",
     }
     # where the web decoder departs from Python's, the vector says why
     assert all("note" in c for c in decode if "python" in c)
@@ -91,6 +92,7 @@ def test_vectors_cover_multidim_heavy_hitters_and_runtime(fresh: dict[str, str])
         "bad_length",
         "bad_encoding",
         "out_of_range",
+        "unknown_field",
     } <= reasons
     assert all("note" in c for c in multidim["decode"] if "python" in c)
 

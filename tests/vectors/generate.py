@@ -1579,6 +1579,9 @@ def build_heavy_hitters() -> dict[str, Any]:
         {k: v for k, v in base.items() if k != "protocol"},
         {**base, "protocol": "smp"},
         {**base, "bogus": 1},
+        {**base, "version": True},
+        {**base, "domain": {**base["domain"], "bogus": 1}},  # unknown domain keys are refused, not dropped
+        {**base, "fo": {**base["fo"], "bogus": 1}},
         "pem",
     ]
     for c in config_errors:

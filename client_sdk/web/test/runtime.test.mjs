@@ -100,6 +100,19 @@ class FakeServer {
     this.faults = []; // per POST: "503", "500", "network", "hang", "413" or a function(reports) -> results
     this.requests = [];
     this.verdict = null; // (report) -> null | {reason, detail}
+    this.devices = new Map(); // enrolled client_id -> device secret
+    this.enrolFaults = []; // per enrolment: a status ("429", "403") or "network"
+  }
+
+  enrol(json) {
+    const fault = this.enrolFaults.shift();
+    if (fault === "network") throw new TypeError("fetch failed");
+    if (fault === "429") return json(429, { detail: "slow down" }, { "Retry-After": "0.01" });
+    if (fault) return json(Number(fault), { detail: "enrolment refused" });
+    const id = [...crypto.getRandomValues(new Uint8Array(16))].map((b) => b.toString(16).padStart(2, "0")).join("");
+    const secret = Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64url");
+    this.devices.set(id, secret);
+    return json(201, { devices: [{ client_id: id, device_secret: secret }] });
   }
 
   add(id, config) {
@@ -120,6 +133,7 @@ class FakeServer {
       if (!c) return json(404, { detail: "no collection" });
       return json(200, `{"id":"${m[1]}","config":${c.text},"config_hash":"${c.hash}","current_epoch":5}`);
     }
+    if (pathname === "/v1/devices" && init.method === "POST") return this.enrol(json);
     m = /^\/v1\/collections\/([^/]+)\/reports$/.exec(pathname);
     if (!m || init.method !== "POST") return json(404, { detail: "no route" });
     const fault = this.faults.shift();
@@ -130,13 +144,17 @@ class FakeServer {
     if (fault === "503") return json(503, { detail: "maintenance" }, { "Retry-After": "0.05" });
     if (fault === "500") return json(500, { detail: "boom" });
     const document = JSON.parse(init.body);
-    assert.deepEqual(Object.keys(document), ["wire", "reports"]); // wire version 2
+    assert.deepEqual(Object.keys(document), ["wire", "reports", "devices"]); // wire version 2, with the device proof
     assert.equal(document.wire, 2);
-    const { reports } = document;
+    const { reports, devices = {} } = document;
     if (fault === "413" || (this.maxBatch && reports.length > this.maxBatch)) return json(413, { detail: "too large" });
     if (fault === "400") return json(400, { detail: "bad request" });
     const c = this.collections.get(decodeURIComponent(m[1]));
     const results = reports.map((r) => {
+      const secret = this.devices.get(r.client_id);
+      if (secret === undefined || devices[r.client_id] !== secret) {
+        return { report_id: r.report_id, status: "rejected", reason: "device_unauthenticated", detail: "enrol" };
+      }
       if (r.config_hash !== c.hash) return { report_id: r.report_id, status: "rejected", reason: "config_mismatch", detail: "other hash" };
       const special = this.verdict?.(r);
       if (special) return { report_id: r.report_id, status: "rejected", reason: special.reason, detail: special.detail ?? null };
@@ -153,8 +171,13 @@ class FakeServer {
     return json(200, { results });
   };
 
+  /** report uploads (enrolments are in `enrolments()`) */
   posts() {
-    return this.requests.filter((r) => r.method === "POST");
+    return this.requests.filter((r) => r.method === "POST" && r.pathname.endsWith("/reports"));
+  }
+
+  enrolments() {
+    return this.requests.filter((r) => r.method === "POST" && r.pathname === "/v1/devices");
   }
 }
 
@@ -375,14 +398,21 @@ test("page hide: the reports this page queued go out with fetch keepalive; a lat
   const { server, client } = await setup();
   const target = new EventTarget();
   const uninstall = client.installPageHideFlush(target);
+  await client.report("col_a", 9);
+  assert.equal(client.flushOnPageHide(), 0, "not enrolled yet: nothing to send with (the next flush enrols)");
+  assert.equal(client.clientId, null);
+  await client.enrol();
+  assert.equal((await client.flush({ timeout: 5 })).accepted, 1);
+  const before = server.posts().length;
   for (let i = 0; i < 3; i++) await client.report("col_a", i);
   target.dispatchEvent(new Event("pagehide"));
   await new Promise((r) => setTimeout(r, 50));
-  const beacon = server.posts();
+  const beacon = server.posts().slice(before);
   assert.equal(beacon.length, 1);
   assert.ok(beacon[0].keepalive);
   assert.equal(beacon[0].headers.Authorization, "Bearer test-key");
-  assert.equal(server.reports.size, 3);
+  assert.equal(server.reports.size, 4);
+  assert.equal(JSON.parse(beacon[0].body).devices[client.clientId], server.devices.get(client.clientId));
   assert.equal(await client.pending(), 0, "the answer arrived while the page lived: applied");
   // a page that dies before the answer: the outbox keeps the reports, the next flush gets duplicates
   await client.report("col_a", 7);
@@ -390,12 +420,51 @@ test("page hide: the reports this page queued go out with fetch keepalive; a lat
   target.dispatchEvent(new Event("pagehide"));
   target.dispatchEvent(new Event("pagehide")); // sent once
   await new Promise((r) => setTimeout(r, 50));
-  assert.equal(server.posts().length, 2);
+  assert.equal(server.posts().length, before + 2);
   assert.equal(await client.pending(), 1);
   const r = await client.flush({ timeout: 5 });
   assert.equal(r.duplicates, 1);
   uninstall();
   client.close();
+});
+
+test("device credential: the first flush enrols once; the secret rides with every batch; a forgotten device re-enrols", async () => {
+  const { server, client } = await setup();
+  assert.equal(client.clientId, null);
+  await client.report("col_a", 1);
+  assert.equal(server.enrolments().length, 0, "report() stays offline");
+  assert.equal((await client.flush({ timeout: 5 })).accepted, 1);
+  const first = client.clientId;
+  assert.match(first, /^[0-9a-f]{32}$/);
+  assert.equal(JSON.parse(server.posts()[0].body).devices[first], server.devices.get(first));
+  await client.report("col_a", 2);
+  assert.equal((await client.flush({ timeout: 5 })).accepted, 1);
+  assert.equal(server.enrolments().length, 1);
+  server.devices.clear(); // the server lost the device (e.g. restored from an older backup)
+  await client.report("col_a", 3);
+  const r = await client.flush({ timeout: 5 });
+  assert.equal(r.accepted, 1);
+  assert.equal(r.rejected, 0);
+  assert.notEqual(client.clientId, first);
+  assert.equal(server.enrolments().length, 2);
+  assert.equal((await client.budget("col_a")).acknowledgedUnits, 3, "the local ledger kept every charge");
+  client.close();
+});
+
+test("enrolment: 429 + Retry-After is retried; a 403 (quota) keeps the reports queued", async () => {
+  const { server, client } = await setup();
+  server.enrolFaults.push("429");
+  await client.report("col_a", 1);
+  assert.equal((await client.flush({ timeout: 5 })).accepted, 1);
+  client.close();
+  const other = await setup();
+  other.server.enrolFaults.push("403");
+  await other.client.report("col_a", 1);
+  const r = await other.client.flush({ timeout: 5 });
+  assert.equal(r.accepted, 0);
+  assert.equal(r.remaining, 1);
+  assert.match(r.errors[0], /enrolment: HTTP 403/);
+  other.client.close();
 });
 
 test("retryAfterSeconds: delta-seconds, HTTP-date, garbage, caps", () => {

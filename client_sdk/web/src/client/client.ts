@@ -22,6 +22,13 @@
  *   requires. The reports stay in the outbox until a flush sees them acknowledged (the
  *   server answers `duplicate` if the keepalive request got through), so nothing is lost if
  *   the page dies first.
+ * * Device credential: the first flush enrols the device with the app's client key
+ *   (`POST /v1/devices`): the server chooses the `client_id` and a device secret, kept with
+ *   the device state (IndexedDB) and never logged. Every upload carries the secret
+ *   (`"devices": {client_id: secret}`), so only this browser can spend its server-side
+ *   budget. On `device_unauthenticated` (the server no longer knows the device, or the app's
+ *   key changed) the client enrols again and re-sends under the new id; the local ledger
+ *   keeps every charge. Cross-origin pages need the server's `LDP_CORS_ORIGINS`.
  * * Tabs: IndexedDB transactions serialise budget checks across tabs; a flush takes a Web
  *   Lock per collection where the browser has the Locks API (else two tabs may send the
  *   same report: the server counts it once).
@@ -43,6 +50,7 @@ import {
   LocalStorageBackend,
   MemoryBackend,
   type ChargeRow,
+  type DeviceCredential,
   type DeviceStore,
   type OutboxRow,
   type RejectedRow,
@@ -54,7 +62,9 @@ export const SDK_VERSION = "0.2.0"; // = package.json and client_sdk/_version.py
 /** The report envelope version sent: `{"wire":2,"reports":[...]}`, with nothing data-dependent besides the payload. */
 export const ENVELOPE_VERSION = 2;
 /** rejection reasons that may clear up by themselves: the report stays queued */
-export const DEFERRED_REASONS: ReadonlySet<string> = new Set(["epoch_in_future", "kind_unavailable"]);
+export const DEFERRED_REASONS: ReadonlySet<string> = new Set(["epoch_in_future", "kind_unavailable", "device_unauthenticated"]);
+/** the server does not accept this device's credential: enrol again, then re-send */
+export const DEVICE_UNAUTHENTICATED = "device_unauthenticated";
 /** HTTP statuses worth retrying (with backoff, or after Retry-After) */
 export const RETRYABLE_STATUSES: ReadonlySet<number> = new Set([408, 425, 429, 500, 502, 503, 504]);
 /** how often a report refused for config_mismatch is retried when the refetched config still matches it */
@@ -244,7 +254,6 @@ export class Client {
   readonly baseUrl: string;
   readonly batchSize: number;
   readonly retry: RetryPolicy;
-  readonly clientId: string;
   readonly store: DeviceStore;
   lastFlush: FlushResult | null = null;
   private readonly apiKey: string | null;
@@ -258,8 +267,12 @@ export class Client {
   /** reports this page queued and not yet seen settled, for the page-hide request */
   private readonly recent = new Map<string, OutboxRow>();
   private readonly beaconed = new Set<string>();
+  /** the enrolment credential (null before the first flush enrols) */
+  private credential: DeviceCredential | null;
+  /** names this device state's flush locks across tabs (local only, never sent) */
+  private readonly localId: string;
 
-  private constructor(options: ClientOptions, store: DeviceStore, clientId: string) {
+  private constructor(options: ClientOptions, store: DeviceStore, localId: string, credential: DeviceCredential | null) {
     this.baseUrl = options.baseUrl.replace(/\/+$/, "");
     this.apiKey = options.apiKey ?? null;
     const size = options.batchSize ?? 500;
@@ -271,14 +284,78 @@ export class Client {
     this.fetchImpl = f.bind(globalThis);
     this.clock = options.clock ?? (() => Date.now());
     this.store = store;
-    this.clientId = clientId;
+    this.localId = localId;
+    this.credential = credential;
   }
 
   /** Open the device state (IndexedDB by default) and the runtime. */
   static async open(options: ClientOptions): Promise<Client> {
     const store = await openStore(options.storage ?? "auto", options.namespace ?? "default", options.localStorage);
-    const clientId = await store.meta("client_id", () => randomHex(16));
-    return new Client(options, store, clientId);
+    const localId = await store.meta("client_id", () => randomHex(16));
+    return new Client(options, store, localId, await store.device());
+  }
+
+  /** The server-chosen pseudonymous id (the unit of privacy), or null before enrolment. */
+  get clientId(): string | null {
+    return this.credential?.clientId ?? null;
+  }
+
+  /** Enrol now if not enrolled yet (flush() does this by itself); returns the client id. */
+  async enrol(options: { timeout?: number } = {}): Promise<string> {
+    this.checkOpen();
+    try {
+      return (await this.ensureDevice(performance.now() + (options.timeout ?? 30) * 1000)).clientId;
+    } catch (error) {
+      if (error instanceof Stop) throw new HTTPError(0, `enrolment failed: ${error.message}`);
+      throw error;
+    }
+  }
+
+  /** The stored credential, or a new one from POST /v1/devices (429/5xx/network retried). */
+  private async ensureDevice(deadline: number): Promise<DeviceCredential> {
+    const stored = await this.store.device();
+    if (stored !== null) {
+      this.credential = stored;
+      return stored;
+    }
+    const url = this.url("v1", "devices");
+    for (let attempt = 0; ; attempt++) {
+      if (this.closed) throw new Stop("client closed");
+      const remaining = (deadline - performance.now()) / 1000;
+      if (remaining <= 0) throw new Stop("timed out enrolling the device; reports kept in the outbox", true);
+      let problem = "";
+      let delay: number | null = null;
+      let response: Response | null = null;
+      try {
+        response = await this.request("POST", url, '{"count":1}', Math.min(this.retry.requestTimeout, remaining));
+      } catch (error) {
+        problem = `enrolment request failed: ${(error as Error).name}: ${(error as Error).message}`;
+      }
+      if (response !== null) {
+        if (response.status === 201) {
+          let fresh: DeviceCredential | null = null;
+          try {
+            const doc = (await response.json()) as { devices?: Array<{ client_id?: unknown; device_secret?: unknown }> };
+            const first = doc.devices?.[0];
+            if (typeof first?.client_id === "string" && typeof first.device_secret === "string") {
+              fresh = { clientId: first.client_id, secret: first.device_secret };
+            }
+          } catch {
+            fresh = null;
+          }
+          if (fresh === null) throw new Stop("the enrolment answer is unreadable; reports kept in the outbox");
+          this.credential = await this.store.setDevice(fresh);
+          return this.credential;
+        }
+        const [detail] = await problemDetail(response);
+        problem = `enrolment: HTTP ${response.status}: ${detail}`;
+        if (!RETRYABLE_STATUSES.has(response.status)) throw new Stop(`${problem} (reports kept in the outbox)`);
+        delay = retryAfterSeconds(response.headers.get("Retry-After"));
+      }
+      if (delay === null) delay = this.retry.backoff(attempt);
+      if (delay > (deadline - performance.now()) / 1000) throw new Stop(`${problem}; next retry in ${delay.toFixed(1)}s is past the timeout`, true);
+      if (!(await this.sleep(delay))) throw new Stop("client closed");
+    }
   }
 
   /** "indexeddb", "localstorage" or "memory". */
@@ -549,7 +626,7 @@ export class Client {
       return true;
     }
     let ran = false;
-    await locks.request(`ldp-sdk-flush:${this.clientId}:${cid}`, { ifAvailable: true }, async (lock: unknown) => {
+    await locks.request(`ldp-sdk-flush:${this.localId}:${cid}`, { ifAvailable: true }, async (lock: unknown) => {
       if (lock === null) return;
       ran = true;
       await fn();
@@ -566,7 +643,16 @@ export class Client {
   }
 
   private async deliver(cid: string, rows: OutboxRow[], deadline: number, result: FlushResult): Promise<void> {
-    const outcome = await this.post(cid, rows, deadline, result);
+    let device = await this.ensureDevice(deadline);
+    let outcome = await this.post(cid, rows, deadline, result, device);
+    if (outcome !== null && outcome.some((r) => r.reason === DEVICE_UNAUTHENTICATED)) {
+      // the server no longer knows this device (or the app's key changed): enrol again and
+      // re-send once; a second refusal keeps the reports queued (deferred)
+      await this.store.forgetDevice(device.clientId);
+      this.credential = null;
+      device = await this.ensureDevice(deadline);
+      outcome = await this.post(cid, rows, deadline, result, device);
+    }
     if (outcome === null) {
       // 413: too large
       if (rows.length === 1) {
@@ -585,17 +671,24 @@ export class Client {
     await this.apply(cid, rows, outcome, result);
   }
 
-  private body(rows: OutboxRow[]): string {
+  private body(rows: OutboxRow[], device: DeviceCredential): string {
     const reports = rows.map((row) => {
       // wire version 2: no memo_count (a memo count would tell the server when a device moved to a new value)
-      return `{"report_id":${JSON.stringify(row.report_id)},"client_id":${JSON.stringify(this.clientId)},"config_hash":${JSON.stringify(row.config_hash)},"epoch":${row.epoch},"payload":${row.payload}}`;
+      return `{"report_id":${JSON.stringify(row.report_id)},"client_id":${JSON.stringify(device.clientId)},"config_hash":${JSON.stringify(row.config_hash)},"epoch":${row.epoch},"payload":${row.payload}}`;
     });
-    return `{"wire":${ENVELOPE_VERSION},"reports":[${reports.join(",")}]}`;
+    const devices = `{${JSON.stringify(device.clientId)}:${JSON.stringify(device.secret)}}`;
+    return `{"wire":${ENVELOPE_VERSION},"reports":[${reports.join(",")}],"devices":${devices}}`;
   }
 
   /** POST one batch until a 200 (its per-report results) or a 413 (null). */
-  private async post(cid: string, rows: OutboxRow[], deadline: number, result: FlushResult): Promise<Array<Record<string, unknown>> | null> {
-    const body = this.body(rows);
+  private async post(
+    cid: string,
+    rows: OutboxRow[],
+    deadline: number,
+    result: FlushResult,
+    device: DeviceCredential,
+  ): Promise<Array<Record<string, unknown>> | null> {
+    const body = this.body(rows, device);
     const url = this.url("v1", "collections", cid, "reports");
     for (let attempt = 0; ; attempt++) {
       if (this.closed) throw new Stop("client closed");
@@ -757,7 +850,8 @@ export class Client {
    * (success) if these requests got through. If the page lives on, the answers are applied.
    */
   flushOnPageHide(): number {
-    if (this.closed) return 0;
+    const device = this.credential;
+    if (this.closed || device === null) return 0; // not enrolled yet: the next visit's flush enrols
     const byCollection = new Map<string, OutboxRow[]>();
     for (const row of this.recent.values()) {
       if (this.beaconed.has(row.report_id)) continue;
@@ -770,10 +864,10 @@ export class Client {
     for (const [cid, all] of byCollection) {
       for (let start = 0; start < all.length; ) {
         let end = Math.min(all.length, start + this.batchSize);
-        let body = this.body(all.slice(start, end));
+        let body = this.body(all.slice(start, end), device);
         while (body.length > budget && end - start > 1) {
           end = start + ((end - start) >> 1);
-          body = this.body(all.slice(start, end));
+          body = this.body(all.slice(start, end), device);
         }
         if (body.length > budget) return sent;
         const rows = all.slice(start, end);

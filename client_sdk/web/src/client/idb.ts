@@ -1,7 +1,8 @@
 /**
  * The device state in IndexedDB (database `ldp-sdk:<namespace>`, version 1).
  *
- * Object stores: `meta` (client id), `configs` (cached public configs, re-verified when
+ * Object stores: `meta` (the local lock id; after enrolment the server-chosen client id and
+ * the device secret), `configs` (cached public configs, re-verified when
  * read), `budget` (per collection: units charged, reports made/accepted/...), `charges`
  * (the device ledger: one row per charged report, its accounting window and status;
  * index `by_window` [collection_id, window]), `outbox` (queued reports, auto-increment
@@ -17,6 +18,7 @@
  */
 
 import {
+  credentialOf,
   emptyBudget,
   rejectedRowOf,
   type BudgetRow,
@@ -24,6 +26,7 @@ import {
   type ChargeRow,
   type ChargeStatus,
   type ConfigRow,
+  type DeviceCredential,
   type DeviceStore,
   type OutboxRow,
   type RejectedRow,
@@ -100,6 +103,43 @@ export class IndexedDBStore implements DeviceStore {
     }
     await finished;
     return value;
+  }
+
+  async device(): Promise<DeviceCredential | null> {
+    const tx = this.tx(["meta"], "readonly");
+    const store = tx.objectStore("meta");
+    const rows = (await Promise.all([req(store.get("device_client_id")), req(store.get("device_secret"))])) as Array<
+      { key: string; value: string } | undefined
+    >;
+    return credentialOf({ device_client_id: rows[0]?.value, device_secret: rows[1]?.value });
+  }
+
+  async setDevice(credential: DeviceCredential): Promise<DeviceCredential> {
+    const tx = this.tx(["meta"], "readwrite", "strict");
+    const finished = done(tx);
+    const store = tx.objectStore("meta");
+    const rows = (await Promise.all([req(store.get("device_client_id")), req(store.get("device_secret"))])) as Array<
+      { key: string; value: string } | undefined
+    >;
+    const have = credentialOf({ device_client_id: rows[0]?.value, device_secret: rows[1]?.value });
+    if (have === null) {
+      store.put({ key: "device_client_id", value: credential.clientId });
+      store.put({ key: "device_secret", value: credential.secret });
+    }
+    await finished;
+    return have ?? credential;
+  }
+
+  async forgetDevice(clientId: string): Promise<void> {
+    const tx = this.tx(["meta"], "readwrite", "strict");
+    const finished = done(tx);
+    const store = tx.objectStore("meta");
+    const row = (await req(store.get("device_client_id"))) as { key: string; value: string } | undefined;
+    if (row?.value === clientId) {
+      store.delete("device_client_id");
+      store.delete("device_secret");
+    }
+    await finished;
   }
 
   async getConfig(collectionId: string): Promise<ConfigRow | null> {

@@ -96,10 +96,22 @@ export interface BudgetSnapshot {
   byStatus: Record<ChargeStatus, number>;
 }
 
+/** What enrolment (POST /v1/devices) gave this device: kept with its state, never logged. */
+export interface DeviceCredential {
+  clientId: string;
+  secret: string;
+}
+
 export interface DeviceStore {
   readonly backend: "indexeddb" | "localstorage" | "memory" | string;
   /** A device value (client id, ...): read, or created by `create` once. */
   meta(key: string, create: () => string): Promise<string>;
+  /** The enrolment credential, or null before the first enrolment. */
+  device(): Promise<DeviceCredential | null>;
+  /** Keep a fresh credential unless another tab stored one first (then that one is returned). */
+  setDevice(credential: DeviceCredential): Promise<DeviceCredential>;
+  /** Drop the credential if it is still `clientId` (the server no longer knows it). */
+  forgetDevice(clientId: string): Promise<void>;
   getConfig(collectionId: string): Promise<ConfigRow | null>;
   putConfig(row: ConfigRow): Promise<void>;
   /** Budget check + charge + enqueue, atomically; returns the queued row (with its seq). */
@@ -116,6 +128,12 @@ export interface DeviceStore {
   pending(collectionId?: string): Promise<number>;
   rejected(collectionId?: string, limit?: number): Promise<RejectedRow[]>;
   close(): void;
+}
+
+export function credentialOf(meta: Record<string, string | undefined>): DeviceCredential | null {
+  const clientId = meta.device_client_id;
+  const secret = meta.device_secret;
+  return clientId !== undefined && secret !== undefined ? { clientId, secret } : null;
 }
 
 export function emptyBudget(collectionId: string): BudgetRow {
@@ -266,6 +284,29 @@ export class DocumentStore implements DeviceStore {
     const found = await this.view((s) => s.meta[key]);
     if (found !== undefined) return found;
     return this.update((s) => (s.meta[key] ??= create()));
+  }
+
+  device(): Promise<DeviceCredential | null> {
+    return this.view((s) => credentialOf(s.meta));
+  }
+
+  setDevice(credential: DeviceCredential): Promise<DeviceCredential> {
+    return this.update((s) => {
+      const have = credentialOf(s.meta);
+      if (have !== null) return have;
+      s.meta.device_client_id = credential.clientId;
+      s.meta.device_secret = credential.secret;
+      return credential;
+    });
+  }
+
+  forgetDevice(clientId: string): Promise<void> {
+    return this.update((s) => {
+      if (s.meta.device_client_id === clientId) {
+        delete s.meta.device_client_id;
+        delete s.meta.device_secret;
+      }
+    });
   }
 
   getConfig(collectionId: string): Promise<ConfigRow | null> {

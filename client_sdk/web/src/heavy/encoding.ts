@@ -170,6 +170,11 @@ export class IntegerDomain implements Domain {
   }
 }
 
+const DOMAIN_FIELDS: { readonly string: readonly string[]; readonly integer: readonly string[] } = {
+  string: ["type", "encoding", "max_bytes", "overflow"],
+  integer: ["type", "encoding", "bits"],
+};
+
 /** Rebuild a domain from its config (`{"type": "string", "max_bytes": L}` or `{"type": "integer", "bits": m}`). */
 export function domainFromConfig(config: unknown): Domain {
   if (typeof config !== "object" || config === null || Array.isArray(config)) {
@@ -177,6 +182,12 @@ export function domainFromConfig(config: unknown): Domain {
   }
   const c = config as Record<string, unknown>;
   const has = (key: string) => Object.prototype.hasOwnProperty.call(c, key);
+  const known = c.type === "string" ? DOMAIN_FIELDS.string : c.type === "integer" ? DOMAIN_FIELDS.integer : null;
+  const unknown = known === null ? [] : Object.keys(c).filter((key) => !known.includes(key)).sort();
+  if (unknown.length) {
+    // a key this version does not know is refused, never silently dropped (as in Python)
+    throw new ConfigError(`unknown ${String(c.type)} domain fields [${unknown.map((k) => pyRepr(k)).join(", ")}]`);
+  }
   const encoding = has("encoding") ? c.encoding : ITEM_ENCODING;
   if (encoding !== ITEM_ENCODING) throw new ConfigError(`unknown item encoding ${pyRepr(encoding)}; supported: ${ITEM_ENCODING}`);
   if (c.type === "string") {

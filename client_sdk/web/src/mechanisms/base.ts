@@ -82,6 +82,18 @@ function own(payload: object, key: string): unknown {
   return Object.prototype.hasOwnProperty.call(payload, key) ? (payload as Record<string, unknown>)[key] : undefined;
 }
 
+/**
+ * Refuse a field the protocol does not define (as client_sdk/wire_checks.py does): a payload
+ * is exactly its protocol's fields, so nothing can travel next to the perturbed report.
+ */
+export function refuseUnknownFields(payload: object, allowed: readonly string[], index: number | null): void {
+  const extra = Object.keys(payload).filter((key) => !allowed.includes(key));
+  if (extra.length) {
+    const shown = extra.sort().slice(0, 5).map((key) => pyRepr(key));
+    throw new ReportDecodeError("unknown_field", `unexpected fields [${shown.join(", ")}]`, index);
+  }
+}
+
 /** An integer field in [0, upper), or a ReportDecodeError naming the field. */
 export function decodeIndex(raw: unknown, upper: number, field: string, index: number | null): number {
   if (typeof raw !== "number" || !Number.isInteger(raw)) {
@@ -104,6 +116,8 @@ export function checkIndex(y: unknown, upper: number): number {
 /** Base of every single-attribute frequency oracle. */
 export abstract class FrequencyOracle {
   abstract readonly name: MechanismName;
+  /** Every field of a wire payload ("v", "m" and the mechanism's own); any other is refused. */
+  protected abstract readonly wireFields: readonly string[];
   readonly epsilon: number;
   readonly domainSize: number;
 
@@ -196,6 +210,7 @@ export abstract class FrequencyOracle {
     if (m !== this.name) {
       throw new ReportDecodeError("wrong_mechanism", `payload is for mechanism ${pyRepr(m)}, expected '${this.name}'`, index);
     }
+    refuseUnknownFields(payload, this.wireFields, index);
     return payload as Record<string, unknown>;
   }
 

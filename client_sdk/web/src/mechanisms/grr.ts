@@ -20,6 +20,7 @@ export class GRR extends FrequencyOracle {
   static readonly mechanism = "grr";
   static readonly maxDomainSize = 2 ** 31;
   readonly name = "grr" as const;
+  protected readonly wireFields: readonly string[] = ["v", "m", "y"];
   private readonly p: number;
   private readonly q: number;
   private readonly keep: Threshold;

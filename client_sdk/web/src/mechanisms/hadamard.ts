@@ -27,6 +27,7 @@ export class Hadamard extends FrequencyOracle {
   static readonly mechanism = "hr";
   static readonly maxDomainSize = 1 << 24;
   readonly name = "hr" as const;
+  protected readonly wireFields: readonly string[] = ["v", "m", "y"];
   /** the smallest power of two above k */
   readonly K: number;
   private readonly p: number;

@@ -60,6 +60,7 @@ export class OLH extends FrequencyOracle {
   static readonly mechanism: "olh" | "blh" = "olh";
   static readonly maxDomainSize = MAX_KEY;
   readonly name: "olh" | "blh" = "olh";
+  protected readonly wireFields: readonly string[] = ["v", "m", "s", "y"];
   readonly g: number;
   private readonly p: number;
   private readonly qReport: number;

@@ -36,6 +36,7 @@ export abstract class UnaryEncoding extends FrequencyOracle {
   /** 8 KiB per report; beyond that use OLH */
   static readonly maxDomainSize = 1 << 16;
   abstract override readonly name: "sue" | "oue";
+  protected readonly wireFields: readonly string[] = ["v", "m", "bits"];
   protected abstract readonly p: number;
   protected abstract readonly q: number;
   private thresholds?: [Threshold, Threshold];

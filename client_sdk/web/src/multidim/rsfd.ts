@@ -32,7 +32,7 @@ import { ConfigError, ReportDecodeError } from "../errors.js";
 import { exp } from "../math.js";
 import { pyFloatRepr, pyRepr, pyStrRepr } from "../messages.js";
 import { bernoulli, bernoulliBits, cryptoSource, Threshold, uniformInt, type RandomSource } from "../random.js";
-import { decodeIndex, EPSILON_MAX, validateDomainSize, validateEpsilon, WIRE_VERSION } from "../mechanisms/base.js";
+import { decodeIndex, EPSILON_MAX, refuseUnknownFields, validateDomainSize, validateEpsilon, WIRE_VERSION } from "../mechanisms/base.js";
 import { grrProbabilities } from "../mechanisms/grr.js";
 import { packBits, unpackBits } from "../mechanisms/unary.js";
 
@@ -411,6 +411,7 @@ export abstract class RSFD {
     if (m !== this.name) {
       throw new ReportDecodeError("wrong_mechanism", `payload is for mechanism ${pyRepr(m)}, expected ${pyStrRepr(this.name)}`, index);
     }
+    refuseUnknownFields(payload, ["v", "m", "y"], index);
     const y = HEADER_FIELDS(payload, "y");
     if (!Array.isArray(y)) throw new ReportDecodeError("bad_type", `field 'y' must be a list of ${this.d} entries`, index);
     if (y.length !== this.d) {

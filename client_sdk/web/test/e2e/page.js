@@ -2,7 +2,9 @@
 // LDP) against a live server on this page's origin. ?phase=main reports the plan's values
 // to every collection (IndexedDB outbox), checks the device budget refusal, flushes and
 // renders a summary; ?phase=hide queues reports and leaves them to the page-hide keepalive
-// request; ?phase=after reopens the same device and flushes what is left.
+// request; ?phase=after reopens the same device and flushes what is left. ?phase=cors
+// (tests/system/test_web_cors.py): the page is on another origin than the server
+// (plan.baseUrl): enrol, report and flush cross-origin.
 /* global LDP */
 (async () => {
   const phase = new URLSearchParams(location.search).get("phase") || "main";
@@ -11,8 +13,10 @@
   const el = (tag, attrs = {}, text = "") => Object.assign(document.createElement(tag), attrs, text ? { textContent: text } : {});
   try {
     const plan = await (await fetch("/plan.json", { cache: "no-store" })).json();
-    const client = await LDP.Client.open({ baseUrl: location.origin, apiKey: plan.apiKey, namespace: plan.namespace, batchSize: 250 });
+    const baseUrl = plan.baseUrl || location.origin;
+    const client = await LDP.Client.open({ baseUrl, apiKey: plan.apiKey, namespace: plan.namespace, batchSize: 250 });
     client.installPageHideFlush();
+    // clientId: null until the first flush enrols the device (then it persists across visits)
     Object.assign(out, { clientId: client.clientId, storage: client.storage, userAgent: navigator.userAgent });
     document.getElementById("meta").textContent =
       `phase ${phase} · device ${client.clientId} · storage ${client.storage} · bundle ${document.scripts[0].src}`;
@@ -43,6 +47,7 @@
       out.pendingBeforeFlush = await client.pending();
       const flush = await client.flush({ timeout: 60 });
       out.flush = flush.toJSON();
+      out.clientId = client.clientId;
       out.pendingAfterFlush = await client.pending();
       out.budgets = {};
       for (const c of [...plan.collections, cap]) out.budgets[c.id] = await client.budget(c.id);
@@ -73,6 +78,14 @@
       for (const value of h.values) out.receipts.push((await client.report(h.id, value)).reportId);
       out.pending = await client.pending(h.id);
       document.getElementById("out").append(el("div", {}, `${out.pending} reports queued; leaving the page sends them (fetch keepalive)`));
+    } else if (phase === "cors") {
+      const c = plan.corsCollection;
+      for (const value of c.values) await client.report(c.id, value);
+      const flush = await client.flush({ timeout: plan.flushTimeout || 30 });
+      out.flush = flush.toJSON();
+      out.clientId = client.clientId;
+      out.pendingAfterFlush = await client.pending();
+      document.getElementById("out").append(el("div", {}, `${baseUrl}: ${JSON.stringify(out.flush)}`));
     } else if (phase === "after") {
       out.pendingBeforeFlush = await client.pending();
       const flush = await client.flush({ timeout: 30 });

@@ -1,0 +1,275 @@
+"""Device enrolment and proof of possession: only the holder of a device secret spends its budget.
+
+A device enrolls once with the app's client key (``POST /v1/devices``) and receives a
+server-chosen random ``client_id`` (16 random bytes, 32 hex digits) and a device secret
+(32 random bytes, URL-safe base64, shown once). The server keeps the SHA-256 of the
+secret, the enrolling key's id and the UTC day of enrolment — nothing else: no address,
+no user agent, nothing that ties the device to a person (enrolment is pseudonymous).
+
+Every upload names, next to its reports, the secret of each device it reports for
+(``{"reports": [...], "devices": {"<client_id>": "<secret>"}}``, sent over TLS like the
+API key). :func:`verify` hashes each distinct presented secret once and looks the devices
+of a batch up in one query (PostgreSQL: ``= ANY(array)``; SQLite: one per 1,000 ids); a
+report is accepted for budget accounting only if its device exists, was enrolled by the
+**same** client key and the secret matches (``device_unauthenticated`` otherwise).
+Devices are the unit of the local-DP guarantee (docs/privacy.md); this check is what
+makes "a device's budget" mean one holder.
+
+Enrolment limits (docs/api.md, "Devices"): per client key a total cap and a per-hour rate,
+and per (client key, source address) a per-hour rate. Counters are fixed windows shared
+through Redis when ``LDP_REDIS_URL`` is set, else kept in the database
+(``enrolment_windows``: one row per scope and window, deleted once the window is over; a
+source address is stored only as a SHA-256 digest, and only for that window).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+import os
+import re
+import secrets
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import structlog
+from sqlalchemy import Connection, Engine, String, any_, bindparam, delete, func, select
+from sqlalchemy.dialects.postgresql import ARRAY
+
+from ldpserver.config import Settings
+from ldpserver.db import read_transaction, write_transaction
+from ldpserver.errors import PROBLEMS, ProblemError
+from ldpserver.models import ApiKey, Device, EnrolmentWindow
+from ldpserver.services.keys import Principal
+
+PROBLEMS.setdefault("too-many-requests", (429, "Too many requests"))
+PROBLEMS.setdefault("enrolment-quota", (403, "This client key has enrolled all the devices it may"))
+
+log = structlog.get_logger("ldpserver.devices")
+
+devices_t = Device.__table__
+windows_t = EnrolmentWindow.__table__
+keys_t = ApiKey.__table__
+
+CLIENT_ID = re.compile(r"^[0-9a-f]{32}$")
+DEVICE_SECRET = re.compile(r"^[A-Za-z0-9_-]{43}$")
+ENROL_WINDOW_SECONDS = 3600
+LOOKUP_CHUNK = 1000
+MAX_ENROL_PER_REQUEST = 1000
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode("ascii")).hexdigest()
+
+
+@dataclass(frozen=True)
+class DeviceProof:
+    """What an upload proves: the client key that sent it and the device secrets it holds."""
+
+    key_id: str
+    secrets: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Enrolled:
+    client_id: str
+    device_secret: str
+
+
+def verify(conn: Connection, proof: DeviceProof, client_ids: Iterable[str]) -> set[str]:
+    """The client ids of this batch whose device was enrolled by ``proof.key_id`` and whose
+    secret the upload holds. One hash per distinct device; one query (SQLite: per 1,000 ids)."""
+    wanted = sorted({cid for cid in client_ids if cid in proof.secrets})
+    ok: set[str] = set()
+    columns = select(devices_t.c.client_id, devices_t.c.secret_hash, devices_t.c.key_id)
+    pg = conn.dialect.name == "postgresql"
+    step = (len(wanted) or 1) if pg else LOOKUP_CHUNK  # PostgreSQL: one array parameter, one query
+    for start in range(0, len(wanted), step):
+        chunk = wanted[start : start + step]
+        if pg:  # = ANY(array): one bind instead of 1,000 (about 10 ms less per batch)
+            where = devices_t.c.client_id == any_(bindparam("ids", value=chunk, type_=ARRAY(String)))
+        else:
+            where = devices_t.c.client_id.in_(chunk)
+        rows = conn.execute(columns.where(where)).all()
+        for client_id, secret_hash, key_id in rows:
+            presented = hash_secret(proof.secrets[client_id])
+            if hmac.compare_digest(presented, secret_hash) and key_id == proof.key_id:
+                ok.add(client_id)
+    return ok
+
+
+# --- enrolment limits ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class EnrolLimits:
+    max_devices: int
+    per_hour: int
+    per_address_hour: int
+
+    @classmethod
+    def of(cls, principal: Principal, settings: Settings) -> EnrolLimits:
+        lim = principal.limits
+        return cls(
+            settings.enrol_max_devices if lim.max_devices is None else lim.max_devices,
+            settings.enrol_per_hour if lim.enrol_per_hour is None else lim.enrol_per_hour,
+            settings.enrol_per_address_hour if lim.enrol_per_address_hour is None else lim.enrol_per_address_hour,
+        )
+
+
+def address_scope(key_id: str, address: str) -> str:
+    digest = hashlib.sha256(address.encode("utf-8", "replace")).hexdigest()[:40]
+    return f"addr:{key_id}:{digest}"
+
+
+def _too_many(what: str, limit: int, retry: float) -> ProblemError:
+    seconds = max(1, math.ceil(retry))
+    return ProblemError(
+        "too-many-requests",
+        f"{what} may enrol {limit} devices per hour; retry in {seconds} s",
+        headers={"Retry-After": str(seconds)},
+    )
+
+
+class RedisWindows:
+    """Fixed enrolment windows in Redis (shared by every worker and replica)."""
+
+    def __init__(self, url: str, prefix: str) -> None:
+        import redis
+
+        self.client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+        self.prefix = prefix
+
+    def add(self, scope: str, n: int, window: int) -> tuple[int, float]:
+        name = f"{self.prefix}{scope}"
+        pipe = self.client.pipeline(transaction=True)
+        pipe.set(name, 0, ex=window, nx=True)
+        pipe.incrby(name, n)
+        pipe.ttl(name)
+        _, count, ttl = pipe.execute()
+        return int(count), float(ttl if ttl and ttl > 0 else window)
+
+    def undo(self, scope: str, n: int) -> None:
+        self.client.decrby(f"{self.prefix}{scope}", n)
+
+
+def redis_windows_from_env(env: Mapping[str, str] = os.environ) -> RedisWindows | None:
+    url = (env.get("LDP_REDIS_URL") or "").strip()
+    if not url:
+        return None
+    return RedisWindows(url, env.get("LDP_RATE_LIMIT_PREFIX", "ldp:rl:") + "enrol:")
+
+
+def _db_window_add(conn: Connection, scope: str, n: int, now_s: float) -> tuple[int, float]:
+    start = int(now_s // ENROL_WINDOW_SECONDS) * ENROL_WINDOW_SECONDS
+    conn.execute(delete(windows_t).where(windows_t.c.window_start < start))  # past windows: forget them
+    row = conn.execute(
+        select(windows_t.c.count).where(windows_t.c.scope == scope, windows_t.c.window_start == start)
+    ).first()
+    if row is None:
+        conn.execute(windows_t.insert().values(scope=scope, window_start=start, count=n))
+        count = n
+    else:
+        count = int(row.count) + n
+        conn.execute(
+            windows_t.update().where(windows_t.c.scope == scope, windows_t.c.window_start == start).values(count=count)
+        )
+    return count, start + ENROL_WINDOW_SECONDS - now_s
+
+
+def enrol(
+    engine: Engine,
+    principal: Principal,
+    count: int,
+    address: str,
+    now: datetime,
+    settings: Settings,
+    redis: RedisWindows | None,
+) -> list[Enrolled]:
+    """Enrol ``count`` devices for ``principal`` (a client key), within its limits.
+
+    The key's row is locked (PostgreSQL ``FOR UPDATE``; SQLite writers are serialised) so
+    that concurrent enrolments cannot pass the cap together."""
+    if not 1 <= count <= MAX_ENROL_PER_REQUEST:
+        raise ProblemError("validation", f"count must lie in [1, {MAX_ENROL_PER_REQUEST}]", status=422)
+    limits = EnrolLimits.of(principal, settings)
+    scopes = [
+        (f"key:{principal.key_id}", limits.per_hour, "this client key"),
+        (address_scope(principal.key_id, address), limits.per_address_hour, "one source address with this key"),
+    ]
+    counted: list[str] = []
+    now_s = now.timestamp()
+    try:
+        if redis is not None:
+            for scope, limit, what in scopes:
+                try:
+                    total, retry = redis.add(scope, count, ENROL_WINDOW_SECONDS)
+                except Exception as exc:  # noqa: BLE001 - Redis down: count in the database instead
+                    log.warning("enrol_limit_redis_unavailable", error=type(exc).__name__)
+                    for done in counted:
+                        try:
+                            redis.undo(done, count)
+                        except Exception:  # noqa: BLE001
+                            pass
+                    counted, redis = [], None
+                    break
+                counted.append(scope)
+                if total > limit:
+                    raise _too_many(what, limit, retry)
+        made = [Enrolled(secrets.token_hex(16), secrets.token_urlsafe(32)) for _ in range(count)]
+        with write_transaction(engine) as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(select(keys_t.c.id).where(keys_t.c.id == principal.key_id).with_for_update())
+            if redis is None:
+                for scope, limit, what in scopes:
+                    total, retry = _db_window_add(conn, scope, count, now_s)
+                    if total > limit:
+                        raise _too_many(what, limit, retry)
+            have = conn.execute(
+                select(func.count()).select_from(devices_t).where(devices_t.c.key_id == principal.key_id)
+            ).scalar_one()
+            if have + count > limits.max_devices:
+                raise ProblemError(
+                    "enrolment-quota",
+                    f"this client key has enrolled {have} of its {limits.max_devices} devices; "
+                    f"{count} more would pass the cap (an admin can create a key with a larger --max-devices)",
+                )
+            day = now.date().isoformat()
+            conn.execute(
+                devices_t.insert(),
+                [
+                    {
+                        "client_id": d.client_id,
+                        "secret_hash": hash_secret(d.device_secret),
+                        "key_id": principal.key_id,
+                        "enrolled_day": day,
+                    }
+                    for d in made
+                ],
+            )
+    except ProblemError:
+        if redis is not None:  # refused: give the counted enrolments back
+            for scope in counted:
+                try:
+                    redis.undo(scope, count)
+                except Exception:  # noqa: BLE001 - the window expires anyway
+                    pass
+        raise
+    return made
+
+
+def enrolments_per_day(conn: Connection, key_id: str | None = None) -> list[dict[str, Any]]:
+    """Devices enrolled per client key and UTC day (the auditor's view)."""
+    query = select(devices_t.c.key_id, devices_t.c.enrolled_day, func.count().label("enrolments")).group_by(
+        devices_t.c.key_id, devices_t.c.enrolled_day
+    )
+    if key_id is not None:
+        query = query.where(devices_t.c.key_id == key_id)
+    rows = conn.execute(query.order_by(devices_t.c.enrolled_day, devices_t.c.key_id)).all()
+    return [{"key_id": k, "day": d, "enrolments": int(n)} for k, d, n in rows]
+
+
+def read_enrolments(engine: Engine, key_id: str | None = None) -> list[dict[str, Any]]:
+    with read_transaction(engine) as conn:
+        return enrolments_per_day(conn, key_id)
