@@ -236,3 +236,22 @@ def test_production_configuration_turns_per_key_rate_limits_on():
     default = str(env["LDP_RATE_LIMIT"]).split(":-", 1)[1].rstrip("}")
     assert int(default) > 0
     assert "LDP_CORS_ORIGINS" in env
+    # behind nginx, per-address enrolment limits must see the client's address, not nginx's
+    assert compose["services"]["app"]["environment"]["LDP_FORWARDED_HOPS"] == "1"
+
+
+def test_behind_a_proxy_the_per_address_limit_uses_the_forwarded_address(api, settings, engine, clock):
+    overrides = {"forwarded_hops": 1, "enrol_per_address_hour": 1}
+    app = create_app(Settings(**{**settings.model_dump(), **overrides}), clock=clock, engine=engine)
+    key = _key(api)
+    client = app.test_client()
+
+    def enrol_from(address: str) -> int:
+        headers = {"Authorization": f"Bearer {key}", "X-Forwarded-For": address}
+        return client.post(
+            "/v1/devices", json={}, headers=headers, environ_base={"REMOTE_ADDR": "10.0.0.2"}
+        ).status_code
+
+    assert enrol_from("198.51.100.1") == 201
+    assert enrol_from("198.51.100.2") == 201  # same proxy, another client: its own limit
+    assert enrol_from("198.51.100.1") == 429
