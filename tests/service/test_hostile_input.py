@@ -221,11 +221,11 @@ def test_csv_exports_neutralise_formula_cells_and_keep_numbers(api, monkeypatch)
 
     # a plumbing check of the CSV writer: the releases' central noise off, as in test_releases.py
     monkeypatch.setattr(releases, "_noise", release_noise.ZeroNoise())
-    mechanism = {"protocol": "pem", "epsilon": 6.0, "k": 3, "eta": 4, "domain": {"type": "string", "max_bytes": 6}}
+    mechanism = {"protocol": "pem", "epsilon": 8.0, "k": 3, "eta": 4, "domain": {"type": "string", "max_bytes": 6}}
     col = api.create_collection(
-        kind="heavy_hitters", mechanism=mechanism, release={"min_reports": 1}, budget={"cap_lifetime": 8.0}
+        kind="heavy_hitters", mechanism=mechanism, release={"min_reports": 1, "epsilon": 10.0}, budget={"cap_lifetime": 8.0}
     )
-    items = ["=1+2"] * 300 + ["@SUM"] * 200 + ["-2+3"] * 150
+    items = ["=1+2"] * 9000 + ["@SUM"] * 6000 + ["-2+3"] * 4500  # the final round finds them significant despite the central noise
     payloads = hh_payloads(col, items, seed=5)
     epoch = col["current_epoch"]
     # a client_id may start with '-' (its pattern allows it): the ledger export must neutralise it too
