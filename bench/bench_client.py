@@ -42,7 +42,7 @@ TARGET_MS = 2.0
 
 def public_config(mechanism: dict[str, Any], kind: str, memoized: bool, epsilon: float) -> dict[str, Any]:
     return {
-        "version": 1,
+        "version": 2,
         "kind": kind,
         "mechanism": mechanism,
         "epsilon": epsilon,

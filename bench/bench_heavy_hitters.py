@@ -40,9 +40,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from client_sdk import heavy_hitters  # noqa: E402
-from client_sdk.datasets import word_frequencies  # noqa: E402
-from client_sdk.heavy_hitters import metrics, tap  # noqa: E402
+from client_sdk.heavy_hitters import tap  # noqa: E402
 from client_sdk.heavy_hitters.encoding import EncodedItems, StringDomain  # noqa: E402
+from ldpserver.evaluation import heavy_hitter_metrics as metrics  # noqa: E402
+from ldpserver.evaluation.datasets import word_frequencies  # noqa: E402
 
 MAX_BYTES = 6
 RESULTS_JSON = Path(__file__).resolve().parent / "results" / "heavy_hitters.json"
@@ -294,7 +295,7 @@ def markdown(args, rows, summary, scale_out, eps_grid, k_grid, reps, n, meta) ->
         f"{meta['cores']} cores, Python {meta['python']}, commit {meta['commit']}. n = {n:,} users per cell, "
         f"{reps} repetitions per cell (mean ± standard error), items are UTF-8 strings of at most {MAX_BYTES} bytes "
         "(m = 48 bits, η = 4), OLH with g = round(e^ε) + 1. F1 and NCR are tie-aware (see "
-        "`client_sdk/heavy_hitters/metrics.py`). Method details: `docs/heavy_hitters.md`.",
+        "`ldpserver/evaluation/heavy_hitter_metrics.py`). Method details: `docs/heavy_hitters.md`.",
         "",
     ]
     if scale_out:

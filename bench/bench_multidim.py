@@ -44,7 +44,7 @@ import numpy as np
 from common import machine, table, write_results
 
 from client_sdk import multidim
-from client_sdk.datasets import DatasetUnavailable, load_adult
+from ldpserver.evaluation.datasets import DatasetUnavailable, load_adult
 
 ROOT = Path(__file__).resolve().parent.parent
 PLOT = ROOT / "docs" / "img" / "multidim_mse.png"

@@ -80,12 +80,12 @@ const runtime = [];
 {
   const oue = LDP.create("oue", { epsilon: 1, domainSize: 128 });
   const config = {
-    version: 1, kind: "frequency", mechanism: { ...oue.config, epsilon: new LDP.PyFloat(1) }, epsilon: new LDP.PyFloat(1),
+    version: 2, kind: "frequency", mechanism: { ...oue.config, epsilon: 1 }, epsilon: 1,
     neighbouring: "record", epoch: { seconds: 3600, start: "2030-01-01T00:00:00Z", grace: 1 },
     release: { windows: [1], cumulative: true, min_reports: 100 },
-    budget: { cap_lifetime: new LDP.PyFloat(1e6), cap_per_window: null, window_epochs: 1, memoized: false, epsilon_per_memo: null },
+    budget: { cap_lifetime: 1e6, cap_per_window: null, window_epochs: 1, memoized: false, epsilon_per_memo: null },
   };
-  const text = `{"id":"c","config":${LDP.canonicalJson(config, new Set())},"config_hash":"${LDP.configHashSync(config, new Set())}"}`;
+  const text = `{"id":"c","config":${LDP.canonicalJson(config)},"config_hash":"${LDP.configHashSync(config)}"}`;
   const fakeFetch = async (url, init = {}) => {
     if ((init.method ?? "GET") === "GET") return new Response(text, { status: 200 });
     if (String(url).endsWith("/v1/devices")) {  // enrolment: one made-up credential

@@ -5,8 +5,17 @@ imports them to validate, aggregate and estimate, so both sides can never drift 
 """
 
 from client_sdk import mechanisms, postprocess
+from client_sdk._version import __version__
 from client_sdk.client import Client
 from client_sdk.errors import BudgetExceededError, ConfigError, LDPError, ReportDecodeError
 
-__version__ = "0.1.0"
-__all__ = ["BudgetExceededError", "Client", "ConfigError", "LDPError", "ReportDecodeError", "mechanisms", "postprocess"]
+__all__ = [
+    "BudgetExceededError",
+    "Client",
+    "ConfigError",
+    "LDPError",
+    "ReportDecodeError",
+    "__version__",
+    "mechanisms",
+    "postprocess",
+]

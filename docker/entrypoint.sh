@@ -10,7 +10,8 @@
 #
 # Environment: DATABASE_URL and the LDP_* settings (ldpserver/config.py), gunicorn's
 # (gunicorn.conf.py: LDP_BIND / PORT, WEB_CONCURRENCY, LDP_WORKER_TIMEOUT, ...), and
-#   LDP_APP_DIR            where gunicorn.conf.py is (default: this script's parent directory)
+#   LDP_APP_DIR            where gunicorn.conf.py is (default: this script's parent directory;
+#                          without one there, the copy inside the installed server package)
 #   GUNICORN_CONFIG        another gunicorn config file
 #   LDP_WSGI_APP           the WSGI application (default ldpserver.wsgi:app)
 #   LDP_SKIP_MIGRATE=1     do not migrate (another container does)
@@ -19,6 +20,10 @@ set -eu
 
 APP_DIR="${LDP_APP_DIR:-$(cd "$(dirname "$0")/.." && pwd)}"
 CONFIG="${GUNICORN_CONFIG:-$APP_DIR/gunicorn.conf.py}"
+if [ -z "${GUNICORN_CONFIG:-}" ] && [ ! -f "$CONFIG" ]; then
+    # an installed server wheel carries gunicorn.conf.py inside the package (setup.py)
+    CONFIG="$(python -c 'import pathlib, ldpserver; print(pathlib.Path(ldpserver.__file__).parent / "gunicorn.conf.py")')"
+fi
 WSGI_APP="${LDP_WSGI_APP:-ldpserver.wsgi:app}"
 
 if [ "${LDP_SKIP_MIGRATE:-0}" != "1" ]; then

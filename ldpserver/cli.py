@@ -236,15 +236,19 @@ def reports_purge(database_url: str | None, dry_run: bool) -> None:
 
 
 def _gunicorn_config() -> str | None:
-    """gunicorn.conf.py at the repository root (beside migrations/), or $LDP_GUNICORN_CONFIG."""
+    """$LDP_GUNICORN_CONFIG, else gunicorn.conf.py at the repository root (a checkout), else the
+    copy the server wheel ships inside the package (setup.py puts it there)."""
     import os
     from pathlib import Path
 
     explicit = os.environ.get("LDP_GUNICORN_CONFIG")
     if explicit:
         return explicit
-    candidate = Path(__file__).resolve().parent.parent / "gunicorn.conf.py"
-    return str(candidate) if candidate.is_file() else None
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parent / "gunicorn.conf.py", here / "gunicorn.conf.py"):
+        if candidate.is_file():
+            return str(candidate)
+    return None
 
 
 NO_PROXY_WARNING = (
@@ -256,7 +260,13 @@ NO_PROXY_WARNING = (
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
-@click.option("--workers", default=None, type=int, help="gunicorn workers (default: 2, or $WEB_CONCURRENCY).")
+@click.option(
+    "--workers",
+    default=None,
+    type=int,
+    help="gunicorn workers (default: gunicorn.conf.py's: $WEB_CONCURRENCY, else $LDP_WORKERS, "
+    "else min(2 × cores + 1, 8)).",
+)
 @click.option("--dev", is_flag=True, help="Development server (werkzeug, threaded) instead of gunicorn.")
 @click.option("--reload", "reload_", is_flag=True, help="--dev only: restart when the code changes.")
 def serve(host: str, port: int, workers: int | None, dev: bool, reload_: bool) -> None:
@@ -273,14 +283,15 @@ def serve(host: str, port: int, workers: int | None, dev: bool, reload_: bool) -
         return
     if reload_:
         raise click.UsageError("--reload needs --dev")
-    workers = workers or int(os.environ.get("WEB_CONCURRENCY") or 2)
     if os.environ.get("LDP_BEHIND_PROXY", "").strip() not in ("1", "true", "yes"):
         click.echo(NO_PROXY_WARNING, err=True)
     command = [sys.executable, "-m", "gunicorn"]
     config = _gunicorn_config()
     if config:
         command += ["-c", config]
-    command += ["-w", str(workers), "-b", f"{host}:{port}", "ldpserver.wsgi:app"]
+    if workers is not None:  # else gunicorn.conf.py's rule, the one docs/operations.md states
+        command += ["-w", str(workers)]
+    command += ["-b", f"{host}:{port}", "ldpserver.wsgi:app"]
     os.execvp(sys.executable, command)
 
 
@@ -395,7 +406,29 @@ def release_command(database_url: str | None, collection_id: str, epoch: int | N
 @click.option("--once", is_flag=True, help="One pass, then exit.")
 @click.option("--interval", default=60.0, show_default=True, type=float, help="Seconds between passes.")
 @click.option("--collection", "collection_ids", multiple=True, help="Only these collections (repeatable).")
-def scheduler(database_url: str | None, once: bool, interval: float, collection_ids: tuple[str, ...]) -> None:
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    envvar="LDP_SCHEDULER_METRICS_PORT",
+    help="Serve this process's Prometheus metrics (ldp_releases_total, ldp_release_duration_seconds) "
+    "at http://HOST:PORT/metrics (default: not served).",
+)
+@click.option(
+    "--metrics-host",
+    default="127.0.0.1",
+    show_default=True,
+    envvar="LDP_SCHEDULER_METRICS_HOST",
+    help="Address of the metrics listener (0.0.0.0 in a container, for the scraper).",
+)
+def scheduler(
+    database_url: str | None,
+    once: bool,
+    interval: float,
+    collection_ids: tuple[str, ...],
+    metrics_port: int | None,
+    metrics_host: str,
+) -> None:
     """Release every due epoch (current > epoch + grace) of every collection, in a loop or once."""
     import signal
     import threading
@@ -403,12 +436,14 @@ def scheduler(database_url: str | None, once: bool, interval: float, collection_
     from ldpserver.services.collections import CollectionCache
     from ldpserver.services.releases import run_scheduler_once
 
-    engine = _engine(database_url)
-    cache = CollectionCache(engine)
     stop = threading.Event()
     if not once:
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
+    if metrics_port is not None:
+        _serve_scheduler_metrics(metrics_host, metrics_port)
+    engine = _engine(database_url)
+    cache = CollectionCache(engine)
     while True:
         collections = cache.list()
         if collection_ids:
@@ -422,6 +457,21 @@ def scheduler(database_url: str | None, once: bool, interval: float, collection_
             sys.exit(1 if failed else 0)
         if stop.wait(interval):
             return
+
+
+def _serve_scheduler_metrics(host: str, port: int) -> None:
+    """The scheduler is one process that serves no HTTP API: its release metrics get their own
+    small listener (a daemon thread), in this process's own registry — a multi-process
+    directory (PROMETHEUS_MULTIPROC_DIR) belongs to the API's gunicorn workers, not to it."""
+    import os
+
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)  # before prometheus_client is first imported
+    from prometheus_client import start_http_server
+
+    import ldpserver.metrics  # noqa: F401  (registers the release counter and histogram)
+
+    server, _ = start_http_server(port, addr=host)
+    click.echo(f"scheduler metrics on http://{host}:{server.server_port}/metrics", err=True)
 
 
 # --- operations: collections from files, ledger export, offline simulation ------------------------

@@ -73,7 +73,18 @@ def epsilon_of(rho: float, delta: float) -> float:
     dp = _dp()
     scale = math.sqrt(1.0 / (2.0 * rho))
     meas = dp.m.make_gaussian(dp.vector_domain(dp.atom_domain(T=int)), dp.l2_distance(T=float), scale=scale)
-    return float(dp.c.make_zCDP_to_approxDP(meas).map(1.0).epsilon(delta))
+    try:
+        return float(dp.c.make_zCDP_to_approxDP(meas).map(1.0).epsilon(delta))
+    except dp.OpenDPException as exc:
+        # a huge ρ (e.g. a lifetime cap that allows millions of epochs) overflows the
+        # conversion: no finite ε is worth stating, which is what inf says
+        if "not finite" in str(exc) or "Overflow" in str(exc):
+            return math.inf
+        raise
+
+
+def _finite_or_none(x: float | None) -> float | None:
+    return x if x is not None and math.isfinite(x) else None
 
 
 @lru_cache(maxsize=256)
@@ -229,7 +240,10 @@ class ReleaseBudget:
             "tree_share_of_rho": self.tree_share,
             "discovery_rho_per_scope": self.discovery_rho if self.discovery_scopes else None,
             "max_epochs_per_device": max_epochs,
-            "epsilon_per_device_lifetime": None if max_epochs is None else self.epsilon_for_epochs(max_epochs),
+            # null: no lifetime bound (memoized, or one too large to convert to a finite ε)
+            "epsilon_per_device_lifetime": _finite_or_none(
+                None if max_epochs is None else self.epsilon_for_epochs(max_epochs)
+            ),
         }
 
 

@@ -1,12 +1,15 @@
 """Alembic glue: where the migrations are, which revision the database is at, upgrade/downgrade.
 
-The migrations live in ``migrations/`` at the repository root; this module finds them
-from its own location, so ``ldp migrate`` works from any working directory.
+The migrations live in ``migrations/`` at the repository root and are shipped inside the
+server distribution as the package ``ldpserver.migrations`` (setup.py maps the folder); this
+module finds them through ``importlib.resources``, so ``ldp migrate`` works from any working
+directory, in a checkout and from an installed wheel alike.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib.resources
 from pathlib import Path
 
 from alembic import command
@@ -17,7 +20,19 @@ from sqlalchemy import Engine
 
 import ldpserver.models_release  # noqa: F401  (complete metadata wherever the schema is checked)
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+def _migrations_dir() -> Path:
+    """``ldpserver.migrations`` (installed or editable), else ``migrations/`` beside this package
+    (a checkout run without installing)."""
+    try:
+        resource = importlib.resources.files("ldpserver.migrations")
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parent.parent / "migrations"
+    # Alembic needs a real directory: installed wheels and editable installs both give one
+    return Path(str(resource))
+
+
+MIGRATIONS_DIR = _migrations_dir()
 
 
 class DatabaseNotMigrated(RuntimeError):

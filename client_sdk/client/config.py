@@ -29,11 +29,11 @@ from typing import Any
 
 from client_sdk.canonical import canonical_json, config_hash
 from client_sdk.client.errors import ConfigHashMismatchError, UnsupportedCollectionError
-from client_sdk.wire_checks import is_version
 
 UNIT_SLACK = 1e-9
 PRIVACY_TOLERANCE = 1e-9
-CONFIG_VERSION = 1
+#: version 2: hashed as RFC 8785 (JCS) canonical JSON; version 1 (Python json.dumps text) is refused
+CONFIG_VERSION = 2
 _UNIX = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
@@ -99,6 +99,22 @@ class BudgetPolicy:
         return "memo" if self.memoized else "report"
 
 
+def _check_version(collection_id: str, config: Mapping[str, Any]) -> None:
+    version = config.get("version")
+    if version == CONFIG_VERSION and type(version) is int:
+        return
+    hint = ""
+    if version == 1:
+        hint = (
+            "; version 1 configs were hashed as Python json.dumps text, version 2 as RFC 8785 canonical JSON: "
+            "recreate the collection on a current server"
+        )
+    raise UnsupportedCollectionError(
+        f"collection {collection_id!r}: config version {version!r} is not supported "
+        f"(this SDK reads {CONFIG_VERSION}){hint}"
+    )
+
+
 @dataclass
 class CollectionConfig:
     """A verified public config, compiled for the device."""
@@ -134,6 +150,9 @@ class CollectionConfig:
 
     @classmethod
     def build(cls, collection_id: str, config: dict[str, Any], claimed_hash: str) -> CollectionConfig:
+        # the version decides how the hash is computed, so it is checked first (a clear error,
+        # not a hash mismatch, for a collection created by an older server)
+        _check_version(collection_id, config)
         try:
             actual = config_hash(config)
         except (TypeError, ValueError) as exc:
@@ -151,8 +170,7 @@ class CollectionConfig:
         def fail(detail: str) -> UnsupportedCollectionError:
             return UnsupportedCollectionError(f"collection {collection_id!r}: {detail}")
 
-        if not is_version(config.get("version"), CONFIG_VERSION):  # 1.0 and true are not version 1
-            raise fail(f"config version {config.get('version')!r} is not supported (this SDK reads {CONFIG_VERSION})")
+        _check_version(collection_id, config)
         kind = config.get("kind")
         if kind not in KIND_MODULES:
             raise fail(f"collection kind {kind!r} is not supported; known: {', '.join(KIND_MODULES)}")

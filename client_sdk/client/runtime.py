@@ -34,6 +34,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from client_sdk._version import __version__
 from client_sdk.canonical import canonical_json
 from client_sdk.client import store as S
 from client_sdk.client.config import CollectionConfig, memo_digest, utc_now
@@ -50,7 +51,7 @@ from client_sdk.client.transport import HttpResponse, Transport, UrllibTransport
 
 __all__ = ["BudgetStatus", "Client", "FlushResult", "RejectedReport", "ReportReceipt", "RetryPolicy", "Spend"]
 
-SDK_VERSION = "0.1.0"
+SDK_VERSION = __version__
 #: the report envelope version this SDK sends (``{"wire": 2, "reports": [...]}``, no memo_count)
 ENVELOPE_VERSION = 2
 

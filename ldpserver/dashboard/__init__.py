@@ -12,11 +12,14 @@ so the page never shows what the role may not see, by construction.
 
 from __future__ import annotations
 
+import importlib.resources
 from pathlib import Path
 
 from flask import Blueprint, Flask, send_from_directory
 
-HERE = Path(__file__).resolve().parent
+# package data of the server wheel (pyproject.toml: dashboard/static/*, dashboard/templates/*),
+# found through importlib.resources; an installed or editable package is a real directory
+HERE = Path(str(importlib.resources.files("ldpserver.dashboard")))
 STATIC = HERE / "static"
 
 

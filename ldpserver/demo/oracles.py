@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from client_sdk import mechanisms
-from client_sdk.datasets import load_adult
+from ldpserver.evaluation.datasets import load_adult
 
 ORACLES = ("grr", "sue", "oue", "olh", "hr", "auto")
 

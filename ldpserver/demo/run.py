@@ -200,7 +200,7 @@ class Population:
 
 
 def build_population(scale: float, rng: np.random.Generator) -> Population:
-    from client_sdk.datasets import load_adult, word_frequencies
+    from ldpserver.evaluation.datasets import load_adult, word_frequencies
 
     table = load_adult()
     n_freq = max(50, int(round(2500 * scale)))

@@ -34,10 +34,10 @@ from ldpserver.errors import ProblemError
 from ldpserver.models import Collection, LedgerHead
 from ldpserver.protocols import ADAPTERS, BoundProtocol, KindUnavailable, ProtocolConfigError
 from ldpserver.schemas.collections import CollectionCreate
-from ldpserver.services.ledger import genesis_hash
+from ldpserver.services.ledger import chain_of_config_version, genesis_hash
 from ldpserver.services.privacy import declared_covers
 
-CONFIG_VERSION = 1
+CONFIG_VERSION = 2  # 2: the config hash is of RFC 8785 (JCS) canonical JSON (client_sdk.canonical)
 UNIT_SLACK = 1e-9  # caps are compared as units*epsilon <= cap*(1 + slack): 0.3 = 3 × 0.1 fits
 
 collections_t = Collection.__table__
@@ -293,7 +293,10 @@ def create_collection(engine: Engine, request: CollectionCreate, created_by: str
         )
         conn.execute(
             LedgerHead.__table__.insert().values(
-                collection_id=collection_id, seq=0, head_hash=genesis_hash(collection_id, digest), updated_at=now
+                collection_id=collection_id,
+                seq=0,
+                head_hash=genesis_hash(collection_id, digest, chain_of_config_version(CONFIG_VERSION)),
+                updated_at=now,
             )
         )
     return {"id": collection_id}

@@ -2,8 +2,17 @@
 
 Each row stores ``prev_hash`` (the previous row's hash, or the collection's genesis
 hash for ``seq = 1``) and ``row_hash = SHA-256(canonical JSON of its fields)``
-(:data:`HASHED_FIELDS`, ``client_sdk.canonical``). ``ledger_heads`` holds each chain's
-last ``seq`` and hash.
+(:data:`HASHED_FIELDS`). ``ledger_heads`` holds each chain's last ``seq`` and hash.
+
+**Chain formats.** A collection's chain has the format of its config version, so an auditor
+recomputes every chain with a standard library and old chains still verify:
+
+* ``ldp-ledger-v2`` (config version 2 and later): rows are RFC 8785 (JCS) canonical JSON,
+  as configs and releases are (client_sdk.canonical; docs/wire.md, docs/data-model.md);
+  genesis ``SHA-256("ldp-ledger-v2\n<collection id>\n<config hash>")``;
+* ``ldp-ledger-v1`` (config version 1): rows are :func:`ledger_json` text (Python's
+  ``json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False)``, floats in
+  ``repr`` form); genesis with ``ldp-ledger-v1``.
 
 **Appends are serialised per collection**: the appender locks the collection's head row
 (``SELECT ... FOR UPDATE`` on PostgreSQL; on SQLite the whole write transaction already
@@ -29,6 +38,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import rfc8785
 from sqlalchemy import Connection, select, update
 
 from ldpserver.clock import iso
@@ -56,11 +66,38 @@ ledger_t = LedgerEntry.__table__
 heads_t = LedgerHead.__table__
 
 
-def genesis_hash(collection_id: str, config_hash: str) -> str:
-    return hashlib.sha256(f"ldp-ledger-v1\n{collection_id}\n{config_hash}".encode()).hexdigest()
+#: the chain format of collections created now (config version 2: RFC 8785 rows)
+CURRENT_CHAIN = 2
+
+
+def chain_of_config_version(version: Any) -> int:
+    """Chains of config version 1 keep the ``ldp-ledger-v1`` row form; later ones are JCS."""
+    return 1 if version == 1 else CURRENT_CHAIN
+
+
+def genesis_hash(collection_id: str, config_hash: str, chain: int = CURRENT_CHAIN) -> str:
+    return hashlib.sha256(f"ldp-ledger-v{chain}\n{collection_id}\n{config_hash}".encode()).hexdigest()
+
+
+_CHAINS: dict[str, int] = {}  # collection id -> chain format (collections are immutable)
+
+
+def chain_of(conn: Connection, collection_id: str) -> int:
+    """The chain format of a collection, from its stored config's version (cached per process)."""
+    chain = _CHAINS.get(collection_id)
+    if chain is None:
+        table = Collection.__table__
+        config = conn.execute(select(table.c.config).where(table.c.id == collection_id)).scalar_one()
+        chain = _CHAINS[collection_id] = chain_of_config_version(json.loads(config).get("version"))
+    return chain
 
 
 _SORTED_FIELDS = tuple(sorted(HASHED_FIELDS))
+
+
+def ledger_json(obj: dict[str, Any]) -> str:
+    """The ``ldp-ledger-v1`` row text: sorted keys, no whitespace, Python float repr, UTF-8."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 def _json_value(value: Any) -> str:
@@ -88,45 +125,68 @@ def _plain(value: Any) -> bool:
     return isinstance(value, str) and value.isascii() and value.isprintable() and '"' not in value and "\\" not in value
 
 
-def canonical_row(row: dict[str, Any] | Any) -> str:
-    """Canonical JSON (``client_sdk.canonical.canonical_json``) of a row's hashed fields.
+def es_number(x: float) -> str:
+    """A finite float as ECMAScript's ``Number::toString`` writes it: RFC 8785's number form."""
+    if x.is_integer() and -1e21 < x < 1e21:
+        return str(int(x))  # 1.0 -> "1", -0.0 -> "0"
+    text = float.__repr__(x)
+    # without an exponent Python's repr and ECMAScript agree (same shortest digits, fixed form)
+    return text if "e" not in text else rfc8785.dumps(x).decode()
 
-    Written out by hand for speed (it runs once per charge); a unit test checks it against
-    ``canonical_json`` on ordinary and unusual rows.
+
+def _jcs_value(value: Any) -> str:
+    return rfc8785.dumps(value).decode("utf-8")
+
+
+def canonical_row(row: dict[str, Any] | Any, chain: int = CURRENT_CHAIN) -> str:
+    """Canonical JSON of a row's hashed fields in the chain's format: RFC 8785 (chain 2) or
+    :func:`ledger_json` (chain 1).
+
+    Written out by hand for speed (it runs once per charge); unit tests check it against
+    ``client_sdk.canonical.canonical_json`` (RFC 8785) and ``ledger_json`` on ordinary and
+    unusual rows.
     """
     get = row.get if isinstance(row, dict) else row.__getattribute__
+    jcs = chain >= 2
+    number = es_number if jcs else float.__repr__
+    other = _jcs_value if jcs else _json_value
     values = []
     for name in _SORTED_FIELDS:
         value = get(name)
         if value is None:
             values.append("null")
         elif name in _FLOAT_FIELDS:
-            values.append(float.__repr__(float(value)))
+            values.append(number(float(value)))
         elif name == "created_at" and isinstance(value, datetime):
             values.append('"' + iso(value) + '"')
-        elif type(value) is int:
+        elif type(value) is int and (not jcs or -_SAFE < value < _SAFE):
             values.append(str(value))
         elif _plain(value):
             values.append('"' + value + '"')
         else:
-            values.append(_json_value(value))
+            values.append(other(value))
     return _TEMPLATE % tuple(values)
 
 
-def row_hash(row: dict[str, Any] | Any) -> str:
-    return hashlib.sha256(canonical_row(row).encode("utf-8")).hexdigest()
+_SAFE = 2**53  # RFC 8785 (I-JSON) integers: |n| < 2^53; beyond, rfc8785 refuses the row
+
+
+def row_hash(row: dict[str, Any] | Any, chain: int = CURRENT_CHAIN) -> str:
+    return hashlib.sha256(canonical_row(row, chain).encode("utf-8")).hexdigest()
 
 
 _TRUSTED = (
-    '{"client_id":"%s","collection_id":"%s","created_at":"%s","epoch":%d,"epsilon":%r,"epsilon_attribute":%s,'
-    '"epsilon_record":%r,"memo_count":%s,"neighbouring":"%s","prev_hash":"%s","report_id":"%s","seq":%d,'
+    '{"client_id":"%s","collection_id":"%s","created_at":"%s","epoch":%d,"epsilon":%s,"epsilon_attribute":%s,'
+    '"epsilon_record":%s,"memo_count":%s,"neighbouring":"%s","prev_hash":"%s","report_id":"%s","seq":%d,'
     '"units":%d,"window":%d}'
 )
 
 
-def _trusted_hash(row: dict[str, Any]) -> str:
+def _trusted_hash(row: dict[str, Any], chain: int = CURRENT_CHAIN) -> str:
     """row_hash of a row built by :func:`append` from validated values (ids match their patterns,
-    created_at is already canonical text), formatted in one step; equal to ``row_hash`` (tested)."""
+    created_at is already canonical text, integers far below 2^53), formatted in one step;
+    equal to ``row_hash`` (tested)."""
+    number = es_number if chain >= 2 else float.__repr__
     attribute = row["epsilon_attribute"]
     memo = row["memo_count"]
     text = _TRUSTED % (
@@ -134,9 +194,9 @@ def _trusted_hash(row: dict[str, Any]) -> str:
         row["collection_id"],
         row["created_at"],
         row["epoch"],
-        float(row["epsilon"]),
-        "null" if attribute is None else repr(float(attribute)),
-        float(row["epsilon_record"]),
+        number(float(row["epsilon"])),
+        "null" if attribute is None else number(float(attribute)),
+        number(float(row["epsilon_record"])),
         "null" if memo is None else str(int(memo)),
         row["neighbouring"],
         row["prev_hash"],
@@ -156,6 +216,7 @@ def append(conn: Connection, bulk: Bulk, collection_id: str, entries: Sequence[d
         select(heads_t.c.seq, heads_t.c.head_hash).where(heads_t.c.collection_id == collection_id).with_for_update()
     ).one()
     seq, previous = head.seq, head.head_hash
+    chain = chain_of(conn, collection_id)
     stamp = iso(now)
     rows = list(entries)
     for row in rows:  # the entries are the caller's fresh dicts: completed in place
@@ -164,7 +225,7 @@ def append(conn: Connection, bulk: Bulk, collection_id: str, entries: Sequence[d
         row["seq"] = seq
         row["prev_hash"] = previous
         row["created_at"] = stamp
-        previous = row["row_hash"] = _trusted_hash(row)
+        previous = row["row_hash"] = _trusted_hash(row, chain)
     bulk.insert_ledger(collection_id, rows, now)
     conn.execute(
         update(heads_t)
@@ -209,6 +270,7 @@ def _rows(conn: Connection, collection_id: str, page: int = 5000) -> Iterator[An
 
 
 def verify_chain(conn: Connection, collection_id: str, config_hash: str) -> ChainReport:
+    chain = chain_of(conn, collection_id)
     head = conn.execute(
         select(heads_t.c.seq, heads_t.c.head_hash).where(heads_t.c.collection_id == collection_id)
     ).first()
@@ -221,7 +283,7 @@ def verify_chain(conn: Connection, collection_id: str, config_hash: str) -> Chai
             "",
             {"seq": 0, "problem": "missing_head", "detail": "the collection has no ledger head row"},
         )
-    expected_prev = genesis_hash(collection_id, config_hash)
+    expected_prev = genesis_hash(collection_id, config_hash, chain)
     expected_seq = 1
     count = 0
     first_bad: dict[str, Any] | None = None
@@ -242,7 +304,7 @@ def verify_chain(conn: Connection, collection_id: str, config_hash: str) -> Chai
                 "detail": f"row {row.seq}'s prev_hash does not match row {row.seq - 1}'s hash "
                 "(the previous row was altered or removed)",
             }
-        elif row_hash(row) != row.row_hash:
+        elif row_hash(row, chain) != row.row_hash:
             first_bad = {
                 "seq": row.seq,
                 "problem": "hash_mismatch",

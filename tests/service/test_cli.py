@@ -65,6 +65,22 @@ def test_reports_purge_keeps_reports_that_could_still_be_retried(api, database_u
     assert api.counts(col["id"])["reports"] == 2
 
 
+def test_serve_leaves_the_worker_count_to_gunicorn_conf_unless_given(database_url, monkeypatch):
+    """docs/operations.md: `ldp serve` binds --host/--port (127.0.0.1:8000) and, without
+    --workers, lets gunicorn.conf.py choose (WEB_CONCURRENCY, LDP_WORKERS, min(2 × cores + 1, 8))."""
+    import os
+
+    commands: list[list[str]] = []
+    monkeypatch.setattr(os, "execvp", lambda file, args: commands.append(list(args)))
+    env = {"DATABASE_URL": database_url, "WEB_CONCURRENCY": ""}
+    assert CliRunner().invoke(cli, ["serve"], env=env).exit_code == 0
+    assert CliRunner().invoke(cli, ["serve", "--workers", "3", "--port", "9000"], env=env).exit_code == 0
+    default, explicit = commands
+    assert "-w" not in default and default[default.index("-b") + 1] == "127.0.0.1:8000"
+    assert default[default.index("-c") + 1].endswith("gunicorn.conf.py")
+    assert explicit[explicit.index("-w") + 1] == "3" and explicit[explicit.index("-b") + 1] == "127.0.0.1:9000"
+
+
 def test_keys_create_with_scope_and_enrolment_limits(api, database_url):
     runner = CliRunner()
     env = {"DATABASE_URL": database_url}

@@ -221,11 +221,15 @@ def test_csv_exports_neutralise_formula_cells_and_keep_numbers(api, monkeypatch)
 
     # a plumbing check of the CSV writer: the releases' central noise off, as in test_releases.py
     monkeypatch.setattr(releases, "_noise", release_noise.ZeroNoise())
-    mechanism = {"protocol": "pem", "epsilon": 6.0, "k": 3, "eta": 4, "domain": {"type": "string", "max_bytes": 6}}
+    mechanism = {"protocol": "pem", "epsilon": 8.0, "k": 3, "eta": 4, "domain": {"type": "string", "max_bytes": 6}}
     col = api.create_collection(
-        kind="heavy_hitters", mechanism=mechanism, release={"min_reports": 1}, budget={"cap_lifetime": 8.0}
+        kind="heavy_hitters",
+        mechanism=mechanism,
+        release={"min_reports": 1, "epsilon": 10.0},
+        budget={"cap_lifetime": 8.0},
     )
-    items = ["=1+2"] * 300 + ["@SUM"] * 200 + ["-2+3"] * 150
+    # enough reports for the final round to find them significant despite the central noise
+    items = ["=1+2"] * 9000 + ["@SUM"] * 6000 + ["-2+3"] * 4500
     payloads = hh_payloads(col, items, seed=5)
     epoch = col["current_epoch"]
     # a client_id may start with '-' (its pattern allows it): the ledger export must neutralise it too
@@ -291,3 +295,19 @@ def test_a_lost_database_answers_503_with_retry_after(keys):
     assert client.get("/healthz").status_code == 200  # liveness does not need the database
     ready = client.get("/readyz")
     assert ready.status_code == 503 and int(ready.headers["Retry-After"]) >= 1
+
+
+def test_a_lifetime_cap_allowing_millions_of_epochs_is_not_a_500(api):
+    """A release ε composed over ~10^6 epochs overflowed OpenDP's zCDP conversion (a 500 at
+    creation); the statement now says there is no finite lifetime ε (null)."""
+    body = {
+        "name": "huge cap",
+        "kind": "heavy_hitters",
+        "mechanism": {"protocol": "pem", "epsilon": 6.0, "k": 2, "domain": {"type": "string", "max_bytes": 2}},
+        "epoch": {"seconds": 86400, "grace": 1},
+        "release": {"windows": [1, 2], "min_reports": 10, "epsilon": 10.0},
+        "budget": {"cap_lifetime": 1e6},
+    }
+    answer = api.post("/v1/collections", json=body)
+    assert answer.status_code == 201, answer.get_json()
+    assert answer.get_json()["privacy"]["release"]["epsilon_per_device_lifetime"] is None

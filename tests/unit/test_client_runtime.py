@@ -58,7 +58,7 @@ def public_config(
     if memoized and epsilon_per_memo is None:
         epsilon_per_memo = epsilon
     return {
-        "version": 1,
+        "version": 2,
         "kind": kind,
         "mechanism": mechanism,
         "epsilon": epsilon,
@@ -215,8 +215,8 @@ def test_config_that_under_charges_the_mechanism_is_refused(fake: FakeServer, tm
             client.report("c1", 3)
 
 
-@pytest.mark.parametrize("version", [1.0, True, "1", 2])
-def test_config_version_must_be_the_integer_one(fake: FakeServer, tmp_path: Path, version: Any) -> None:
+@pytest.mark.parametrize("version", [2.0, True, "2", 1, 3])
+def test_config_version_must_be_the_integer_two(fake: FakeServer, tmp_path: Path, version: Any) -> None:
     fake.add("c1", {**public_config(OUE), "version": version})
     with make_client(fake, tmp_path) as client:
         with pytest.raises(UnsupportedCollectionError, match="config version"):

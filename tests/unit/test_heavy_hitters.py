@@ -10,9 +10,10 @@ from scipy import stats
 
 from client_sdk import heavy_hitters
 from client_sdk.errors import ConfigError, ReportDecodeError
-from client_sdk.heavy_hitters import PrefixReports, metrics, tap
+from client_sdk.heavy_hitters import PrefixReports, tap
 from client_sdk.heavy_hitters.encoding import EncodedItems, ItemEncodingError, StringDomain, prefix_key
 from client_sdk.mechanisms.olh import hash_values
+from ldpserver.evaluation import heavy_hitter_metrics as metrics
 
 STR3 = {"type": "string", "max_bytes": 3}
 PARTIES = ["north", "south", "east"]

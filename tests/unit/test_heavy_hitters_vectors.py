@@ -9,8 +9,9 @@ import pytest
 
 from client_sdk import heavy_hitters
 from client_sdk.heavy_hitters import _common as C
-from client_sdk.heavy_hitters import metrics, tap
+from client_sdk.heavy_hitters import tap
 from client_sdk.heavy_hitters.pem import group_sigma, threshold_of
+from ldpserver.evaluation import heavy_hitter_metrics as metrics
 
 approx = lambda x: pytest.approx(x, rel=1e-6, abs=1e-6)  # noqa: E731
 

@@ -20,7 +20,7 @@ Files (every 64-bit integer is a string: JSON numbers lose precision in JavaScri
   olh-mas-v1, edge values 0 and 2^64 − 1 included.
 * ``random.json``    — ``probability_threshold`` (and numpy's vector threshold) of many p,
   and replays of the sampling primitives on given bytes.
-* ``canonical.json`` — float repr, canonical JSON and config hashes of typed objects.
+* ``canonical.json`` — RFC 8785 (JCS) canonical JSON: number forms, objects, config hashes, refusals.
 * ``wire.json``      — payloads of given reports (encode) and the decoder's verdict on
   well- and ill-formed payloads (reason codes).
 * ``perturb.json``   — whole perturbations replayed on fixed random bytes: the Python SDK's
@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import hashlib
 import json
 import math
 import random
@@ -612,22 +613,11 @@ def build_random() -> dict[str, Any]:
 # --------------------------------------------------------------------------------------
 
 
-def typed(value: Any) -> Any:
-    """A typed description of a Python value (JSON alone cannot tell 1.0 from 1)."""
-    if value is None or isinstance(value, bool | str):
-        return value
-    if isinstance(value, int):
-        return {"int": str(value)}
-    if isinstance(value, float):
-        return {"float": value}
-    if isinstance(value, list):
-        return {"list": [typed(v) for v in value]}
-    if isinstance(value, dict):
-        return {"dict": [[k, typed(v)] for k, v in value.items()]}
-    raise TypeError(type(value))
-
-
 def build_canonical() -> dict[str, Any]:
+    """RFC 8785 (JCS) canonical JSON: number forms, objects and config hashes, and refusals.
+
+    Values are stored as plain JSON: under JCS the text of a number depends on its value
+    only (``1.0`` and ``1`` are both ``1``), so a JavaScript ``JSON.parse`` loses nothing."""
     rng = random.Random(99)
     floats = [
         0.0,
@@ -651,12 +641,14 @@ def build_canonical() -> dict[str, Any]:
         1.5e16,
         9999999999999998.0,
         12345678901234567.0,
+        1e20,
         1e21,
         1e22,
         1e100,
         1.7976931348623157e308,
         5e-324,
         2.2250738585072014e-308,
+        1e-6,
         1e-7,
         123.456,
         100.0,
@@ -671,7 +663,7 @@ def build_canonical() -> dict[str, Any]:
     floats += [rng.random() * 10 ** rng.randint(-30, 30) for _ in range(60)]
     floats += [struct_float(rng.getrandbits(64)) for _ in range(60)]
     floats = [f for f in floats if math.isfinite(f)]
-    reprs = [[f, json.dumps(f)] for f in floats]
+    numbers = [[f, canonical_json(f)] for f in floats]
 
     objects: list[Any] = [
         {"mechanism": "grr", "epsilon": 1.0, "domain_size": 4},
@@ -683,8 +675,9 @@ def build_canonical() -> dict[str, Any]:
             "control": "\n\t\r\b\f\x00\x1f\x7f",
             "sep": "\u2028\u2029",
         },
+        # JCS sorts keys by UTF-16 code units: U+E000 sorts after U+1F600 (a surrogate pair)
         {"\ue000": 1, "\U0001f600": 2, "a": 3, "B": 4, "é": 5, "": 6},
-        {"big": 2**64 - 1, "neg": -(2**63), "floats": [1e16, 1e-5, -0.0, 0.1, 1e22, 5e-324]},
+        {"big": 2**53 - 1, "neg": -(2**53 - 1), "floats": [1e16, 1e-5, -0.0, 0.1, 1e22, 5e-324, 1.0]},
         [],
         {},
         {"nested": [[{"b": 1, "a": 2}], []]},
@@ -694,22 +687,23 @@ def build_canonical() -> dict[str, Any]:
         objects.append(m.config)
     canon = [
         {
-            "value": typed(o),
-            "canonical": canonical_json(o)
-            if isinstance(o, dict)
-            else json.dumps(o, sort_keys=True, separators=(",", ":"), ensure_ascii=False),
+            "value": o,
+            "canonical": canonical_json(o),
             **({"config_hash": config_hash(o)} if isinstance(o, dict) else {}),
         }
         for o in objects
     ]
+    # I-JSON limits that JCS inherits: the canonicaliser refuses these (the texts parse as JSON)
+    refused = ['{"big":9007199254740992}', '{"neg":-9007199254740992}']
     return {
         "format": FORMAT,
         "about": (
-            "json.dumps of floats (Python repr); canonical JSON and config hashes of typed values "
-            "({'int': decimal}, {'float': x}, {'list': [...]}, {'dict': [[key, value], ...]})"
+            "RFC 8785 (JCS) canonical JSON: numbers ([value, JCS text]), objects with their canonical text "
+            "and config hash (sha256:<hex> of the UTF-8 bytes), and JSON texts a canonicaliser must refuse"
         ),
-        "float_repr": reprs,
+        "numbers": numbers,
         "objects": canon,
+        "refused": refused,
     }
 
 
@@ -1791,7 +1785,7 @@ def public_config(
 ) -> dict[str, Any]:
     """A collection's public config, laid out as ldpserver/services/collections.py builds it."""
     out: dict[str, Any] = {
-        "version": 1,
+        "version": 2,
         "kind": kind,
         "mechanism": mechanism,
         "epsilon": epsilon,
@@ -1849,12 +1843,13 @@ def build_runtime() -> dict[str, Any]:
             "record",
             release={"windows": [1, 24], "cumulative": True, "min_reports": 100, "epsilon": 1.5, "delta": 1e-07},
         ),
-        # an exotic one: floats that Python writes in exponent form, a big integer, unicode, nesting
+        # an exotic one: floats that Python and ECMAScript write differently, the largest safe
+        # integer, unicode, nesting
         {
             **public_config("frequency", oue, 1.0, "record", cap_lifetime=1e16),
             "extra": {
                 "tiny": 1e-05,
-                "big": 12345678901234567890,
+                "big": 2**53 - 1,
                 "neg": -0.0,
                 "text": "é ✓ \U0001f600",
                 "list": [1.0, 2, None, True],
@@ -1935,9 +1930,30 @@ def build_runtime() -> dict[str, Any]:
             "now in Unix ms, epoch, start in Unix µs]; units [cap, unit epsilon, floor(cap/unit*(1+1e-9))]"
         ),
         "configs": cases,
+        "old_versions": old_versions(oue),
         "epochs": epochs,
         "units": units,
     }
+
+
+def old_versions(mechanism: dict[str, Any]) -> list[dict[str, Any]]:
+    """Configs of other versions, served with the hash their server computed: a device refuses
+    them with UnsupportedCollectionError naming the version (version 1 was hashed as Python's
+    ``json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False)`` text)."""
+    from client_sdk.client.config import CollectionConfig
+
+    out = []
+    for version in (1, 3):
+        config = {**public_config("frequency", mechanism, 1.0, "record"), "version": version}
+        legacy = json.dumps(config, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        digest = "sha256:" + hashlib.sha256(legacy.encode()).hexdigest()
+        try:
+            CollectionConfig.build("col_test", json.loads(legacy), digest)
+        except ConfigError as exc:
+            out.append({"text": legacy, "config_hash": digest, "error": type(exc).__name__, "message": str(exc)})
+        else:  # pragma: no cover - the generator must not write a vector the SDK does not refuse
+            raise AssertionError(f"config version {version} was accepted")
+    return out
 
 
 # --------------------------------------------------------------------------------------

@@ -8,8 +8,7 @@
  */
 
 export { ConfigError, LDPError, ReportDecodeError, type DecodeReason } from "./errors.js";
-export { canonicalJson, configHash, configHashSync, DEFAULT_FLOAT_KEYS, PyFloat } from "./canonical.js";
-export { pyFloatRepr } from "./pyrepr.js";
+export { CanonicalJSONError, canonicalJson, configHash, configHashSync } from "./canonical.js";
 export { sha256, toHex } from "./sha256.js";
 export { decodeBase64Strict, encodeBase64 } from "./base64.js";
 export { exp, log, logaddexp, roundHalfEven } from "./math.js";
@@ -88,7 +87,6 @@ export {
   G_MAX,
   HeavyHitterClient,
   heavyHittersFromConfig,
-  HH_FLOAT_KEYS,
   PEM,
   pemLengths,
   TAP,
@@ -98,7 +96,6 @@ export {
   type HHPayload,
   type HHProtocolName,
 } from "./heavy/protocols.js";
-export { parseTyped, plain, JSONSyntaxError, type Typed } from "./json.js";
 export {
   CollectionConfig,
   epochOf,

@@ -105,7 +105,8 @@ test("configHash (Web Crypto) equals configHashSync (JavaScript SHA-256)", async
   assert.equal(await m.configHash(), m.configHashSync());
   assert.match(m.configHashSync(), /^sha256:[0-9a-f]{64}$/);
   assert.equal(LDP.canonicalJson(m.config), '{"domain_size":1000,"epsilon":0.5,"g":3,"hash":"olh-mas-v1","mechanism":"olh"}');
-  assert.equal(LDP.canonicalJson({ epsilon: 1, n: 1 }), '{"epsilon":1.0,"n":1}');
+  // RFC 8785: a number's text depends on its value only (1.0 and 1 are both 1)
+  assert.equal(LDP.canonicalJson({ n: 1, epsilon: 1.0, tiny: 1e-7, big: 1e16 }), '{"big":10000000000000000,"epsilon":1,"n":1,"tiny":1e-7}');
 });
 
 function loadBundle(globals) {

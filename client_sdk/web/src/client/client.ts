@@ -58,7 +58,7 @@ import {
   type StorageLike,
 } from "./store.js";
 
-export const SDK_VERSION = "0.1.0";
+export const SDK_VERSION = "0.2.0"; // = package.json and client_sdk/_version.py (tests/unit/test_packaging.py)
 /** The report envelope version sent: `{"wire":2,"reports":[...]}`, with nothing data-dependent besides the payload. */
 export const ENVELOPE_VERSION = 2;
 /** rejection reasons that may clear up by themselves: the report stays queued */

@@ -3,8 +3,10 @@
  * protocol that perturbs — the rules of client_sdk/client/config.py (and so of the server's
  * ldpserver/services/ingest.py), byte for byte where numbers are involved:
  *
- * * the config is hashed from the served JSON text with Python's int/float typing kept
- *   (json.ts), and a hash that differs from `config_hash` is refused;
+ * * the config version is checked first (it says how the hash is computed: version 2 is
+ *   RFC 8785 canonical JSON of the served config, canonical.ts); another version is refused;
+ * * the config is hashed as parsed by `JSON.parse` (JCS needs no number typing), and a hash
+ *   that differs from `config_hash` is refused;
  * * the mechanism config must be read by this SDK exactly as the server wrote it (its
  *   canonical JSON rebuilt from the protocol object must equal the served one) — a config
  *   this SDK would interpret differently is refused rather than reported under;
@@ -15,10 +17,9 @@
  * * the unit may never be below the protocol's own loss (`privacy.epsilon`).
  */
 
-import { canonicalJson, configHash, DEFAULT_FLOAT_KEYS } from "../canonical.js";
+import { canonicalJson, configHash } from "../canonical.js";
 import { ConfigError } from "../errors.js";
-import { HH_FLOAT_KEYS, heavyHittersFromConfig, type HeavyHitterClient } from "../heavy/protocols.js";
-import { parseTyped, plain, type Typed } from "../json.js";
+import { heavyHittersFromConfig, type HeavyHitterClient } from "../heavy/protocols.js";
 import type { FrequencyOracle } from "../mechanisms/base.js";
 import { fromConfig } from "../mechanisms/index.js";
 import { multidimFromConfig, type RSFD } from "../multidim/rsfd.js";
@@ -26,7 +27,8 @@ import { ConfigHashMismatchError, UnsupportedCollectionError } from "./errors.js
 
 export const UNIT_SLACK = 1e-9;
 export const PRIVACY_TOLERANCE = 1e-9;
-export const CONFIG_VERSION = 1;
+/** version 2: hashed as RFC 8785 (JCS) canonical JSON; version 1 (Python json.dumps text) is refused */
+export const CONFIG_VERSION = 2;
 export type CollectionKind = "frequency" | "multidim" | "heavy_hitters";
 export const SUPPORTED_KINDS: readonly CollectionKind[] = ["frequency", "multidim", "heavy_hitters"];
 
@@ -84,14 +86,28 @@ export type Protocol = FrequencyOracle | RSFD | HeavyHitterClient;
 function buildProtocol(kind: CollectionKind, mechanism: Record<string, unknown>): { protocol: Protocol; canonical: string; charge: number } {
   if (kind === "frequency") {
     const m = fromConfig(mechanism);
-    return { protocol: m, canonical: canonicalJson(m.config, DEFAULT_FLOAT_KEYS), charge: m.epsilon };
+    return { protocol: m, canonical: canonicalJson(m.config), charge: m.epsilon };
   }
   if (kind === "multidim") {
     const m = multidimFromConfig(mechanism);
     return { protocol: m, canonical: canonicalJson(m.config), charge: m.privacy.epsilon };
   }
   const h = heavyHittersFromConfig(mechanism);
-  return { protocol: h, canonical: canonicalJson(h.config, HH_FLOAT_KEYS), charge: h.privacy.epsilon };
+  return { protocol: h, canonical: canonicalJson(h.config), charge: h.privacy.epsilon };
+}
+
+/** Refuses a config of another version, naming it (the message of client_sdk/client/config.py). */
+function checkVersion(collectionId: string, config: Record<string, unknown>): void {
+  const version = config.version;
+  if (version === CONFIG_VERSION) return;
+  const hint =
+    version === 1
+      ? "; version 1 configs were hashed as Python json.dumps text, version 2 as RFC 8785 canonical JSON: recreate the collection on a current server"
+      : "";
+  const shown = typeof version === "string" ? `'${version}'` : version === undefined || version === null ? "None" : String(version);
+  throw new UnsupportedCollectionError(
+    `collection '${collectionId}': config version ${shown} is not supported (this SDK reads ${CONFIG_VERSION})${hint}`,
+  );
 }
 
 function isObject(x: unknown): x is Record<string, unknown> {
@@ -119,9 +135,9 @@ export class CollectionConfig {
 
   /** From the JSON text of `GET /v1/collections/{id}`: refuses a hash that does not match. */
   static async fromServerText(collectionId: string, text: string): Promise<CollectionConfig> {
-    let body: Typed;
+    let body: unknown;
     try {
-      body = parseTyped(text);
+      body = JSON.parse(text);
     } catch (error) {
       throw new UnsupportedCollectionError(`collection '${collectionId}': the server's answer is not JSON (${(error as Error).message})`);
     }
@@ -134,16 +150,18 @@ export class CollectionConfig {
     if (!isObject(config) || typeof claimed !== "string") {
       throw new UnsupportedCollectionError(`collection '${collectionId}': the answer lacks config / config_hash`);
     }
-    return CollectionConfig.build(collectionId, config as Typed, claimed);
+    return CollectionConfig.build(collectionId, config, claimed);
   }
 
-  /** From a typed config (json.ts) and the hash it must have. */
-  static async build(collectionId: string, typed: Typed, claimedHash: string): Promise<CollectionConfig> {
+  /** From a parsed config and the hash it must have. */
+  static async build(collectionId: string, config: Record<string, unknown>, claimedHash: string): Promise<CollectionConfig> {
+    // the version says how the hash is computed: checked first, for a clear error
+    checkVersion(collectionId, config);
     let actual: string;
     let canonical: string;
     try {
-      canonical = canonicalJson(typed, new Set());
-      actual = await configHash(typed, new Set());
+      canonical = canonicalJson(config);
+      actual = await configHash(config);
     } catch (error) {
       throw new ConfigHashMismatchError(`collection '${collectionId}': config is not canonical JSON (${(error as Error).message})`);
     }
@@ -153,20 +171,17 @@ export class CollectionConfig {
           "refusing to report under a config whose hash does not match",
       );
     }
-    return CollectionConfig.compile(collectionId, typed, canonical, actual);
+    return CollectionConfig.compile(collectionId, config, canonical, actual);
   }
 
   /** From canonical JSON text cached on the device (re-verified). */
   static fromCache(collectionId: string, canonical: string, hash: string): Promise<CollectionConfig> {
-    return CollectionConfig.build(collectionId, parseTyped(canonical), hash);
+    return CollectionConfig.build(collectionId, JSON.parse(canonical) as Record<string, unknown>, hash);
   }
 
-  private static compile(collectionId: string, typed: Typed, canonical: string, digest: string): CollectionConfig {
+  private static compile(collectionId: string, config: Record<string, unknown>, canonical: string, digest: string): CollectionConfig {
     const fail = (detail: string) => new UnsupportedCollectionError(`collection '${collectionId}': ${detail}`);
-    const config = plain(typed) as Record<string, unknown>;
-    if (config.version !== CONFIG_VERSION) {
-      throw fail(`config version ${String(config.version)} is not supported (this SDK reads ${CONFIG_VERSION})`);
-    }
+    checkVersion(collectionId, config);
     const kind = config.kind;
     if (kind === "longitudinal") throw fail("longitudinal (memoized) collections are not supported by the web SDK; use the Python SDK");
     if (!(SUPPORTED_KINDS as readonly unknown[]).includes(kind)) {
@@ -175,7 +190,7 @@ export class CollectionConfig {
     const epoch = config.epoch;
     const budget = config.budget;
     const mechanism = config.mechanism;
-    if (!isObject(epoch) || !isObject(budget) || !isObject(mechanism) || !isObject((typed as Record<string, Typed>).mechanism)) {
+    if (!isObject(epoch) || !isObject(budget) || !isObject(mechanism)) {
       throw fail("config is missing or has a bad field (epoch, budget or mechanism)");
     }
     const num = (x: unknown, what: string, integer = false): number => {
@@ -215,7 +230,7 @@ export class CollectionConfig {
       if (error instanceof ConfigError) throw fail(`the SDK refuses the mechanism config: ${error.message}`);
       throw error;
     }
-    const served = canonicalJson((typed as Record<string, Typed>).mechanism, new Set());
+    const served = canonicalJson(mechanism);
     if (built.canonical !== served) {
       throw fail(
         `the web SDK reads the mechanism config as ${built.canonical}, but the server wrote ${served}; ` +

@@ -16,7 +16,7 @@
  */
 
 import { ConfigError, LDPError } from "../errors.js";
-import { pyRepr, pyStrRepr } from "../pyrepr.js";
+import { pyRepr, pyStrRepr } from "../messages.js";
 import { GOLDEN, MASK64, splitmix64 } from "../mechanisms/olh.js";
 
 export const ITEM_ENCODING = "hh-item-v1";

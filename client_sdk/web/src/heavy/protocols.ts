@@ -17,7 +17,7 @@
 import { canonicalJson, configHash, configHashSync } from "../canonical.js";
 import { ConfigError, ReportDecodeError } from "../errors.js";
 import { bitLength } from "../math.js";
-import { pyRepr, pyStrRepr } from "../pyrepr.js";
+import { pyRepr, pyStrRepr } from "../messages.js";
 import { cryptoSource, uniformInt, type RandomSource } from "../random.js";
 import { validateEpsilon, WIRE_VERSION } from "../mechanisms/base.js";
 import { HASH_FAMILY, MAX_KEY, OLH, optimalG } from "../mechanisms/olh.js";
@@ -28,7 +28,6 @@ export const G_MAX = 1 << 16;
 /** largest number of first-level candidates (2^ℓ_1) */
 export const MAX_FIRST_LEVEL_BITS = 16;
 /** the floats of a heavy-hitter config (for canonical JSON) */
-export const HH_FLOAT_KEYS: ReadonlySet<string> = new Set(["epsilon", "alpha", "z", "z0", "threshold"]);
 export const HH_PROTOCOLS = ["pem", "treehist", "tap", "taps"] as const;
 export type HHProtocolName = (typeof HH_PROTOCOLS)[number];
 const DERIVED = ["protocol", "version", "fo", "key", "levels", "item_fo"];
@@ -220,15 +219,15 @@ export abstract class HeavyHitterClient {
   abstract get config(): Record<string, unknown>;
 
   get canonicalConfig(): string {
-    return canonicalJson(this.config, HH_FLOAT_KEYS);
+    return canonicalJson(this.config);
   }
 
   configHash(): Promise<string> {
-    return configHash(this.config, HH_FLOAT_KEYS);
+    return configHash(this.config);
   }
 
   configHashSync(): string {
-    return configHashSync(this.config, HH_FLOAT_KEYS);
+    return configHashSync(this.config);
   }
 
   /** ε-LDP per user; the ledger charges `epsilon` per report. */

@@ -9,7 +9,7 @@
  */
 
 import { ConfigError } from "../errors.js";
-import { pyRepr } from "../pyrepr.js";
+import { pyRepr } from "../messages.js";
 import type { FrequencyOracle } from "./base.js";
 import { GRR } from "./grr.js";
 import { Hadamard } from "./hadamard.js";

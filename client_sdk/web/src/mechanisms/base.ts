@@ -6,7 +6,7 @@
 
 import { configHash, configHashSync } from "../canonical.js";
 import { ConfigError, ReportDecodeError } from "../errors.js";
-import { pyFloatRepr, pyRepr } from "../pyrepr.js";
+import { pyFloatRepr, pyRepr } from "../messages.js";
 import type { RandomSource } from "../random.js";
 
 export const WIRE_VERSION = 1;

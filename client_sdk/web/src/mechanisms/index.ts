@@ -4,7 +4,7 @@
  */
 
 import { ConfigError } from "../errors.js";
-import { pyRepr, pyStrRepr } from "../pyrepr.js";
+import { pyRepr, pyStrRepr } from "../messages.js";
 import { choose } from "./auto.js";
 import type { FrequencyOracle } from "./base.js";
 import { GRR } from "./grr.js";

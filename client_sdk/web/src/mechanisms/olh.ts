@@ -14,7 +14,7 @@
 
 import { ConfigError, ReportDecodeError } from "../errors.js";
 import { exp, roundHalfEven } from "../math.js";
-import { pyRepr } from "../pyrepr.js";
+import { pyRepr } from "../messages.js";
 import { bernoulli, cryptoSource, randomU64, Threshold, uniformInt, type RandomSource } from "../random.js";
 import { checkIndex, decodeIndex, FrequencyOracle, WIRE_VERSION, type HashPayload, type MechanismConfig } from "./base.js";
 import { grrProbabilities } from "./grr.js";

@@ -30,7 +30,7 @@ import { decodeBase64Strict, encodeBase64 } from "../base64.js";
 import { canonicalJson, configHash, configHashSync } from "../canonical.js";
 import { ConfigError, ReportDecodeError } from "../errors.js";
 import { exp } from "../math.js";
-import { pyFloatRepr, pyRepr, pyStrRepr } from "../pyrepr.js";
+import { pyFloatRepr, pyRepr, pyStrRepr } from "../messages.js";
 import { bernoulli, bernoulliBits, cryptoSource, Threshold, uniformInt, type RandomSource } from "../random.js";
 import { decodeIndex, EPSILON_MAX, refuseUnknownFields, validateDomainSize, validateEpsilon, WIRE_VERSION } from "../mechanisms/base.js";
 import { grrProbabilities } from "../mechanisms/grr.js";

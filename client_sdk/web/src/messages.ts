@@ -1,6 +1,7 @@
 /**
- * Python's text forms of numbers and values, so that canonical JSON (and the error
- * messages) come out exactly as the Python SDK writes them.
+ * Python's text forms of values, for error messages only: the web SDK's ConfigError and
+ * ReportDecodeError messages read as the Python SDK's do (tests/vectors/config.json compares
+ * them). Nothing here is ever hashed or sent: canonical JSON is RFC 8785 (canonical.ts).
  */
 
 /**
