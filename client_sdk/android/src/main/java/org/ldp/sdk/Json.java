@@ -203,9 +203,12 @@ public final class Json {
     out.append('"');
   }
 
-  /** {@code sha256:<hex>} of the canonical JSON. */
+  /**
+   * The config hash: {@code sha256:<hex>} of the RFC 8785 (JCS) text ({@link Jcs}), the only
+   * form configs are hashed in (config version 2, client_sdk/canonical.py).
+   */
   public static String configHash(JsonElement value) {
-    return "sha256:" + Hex.encode(sha256(canonical(value).getBytes(StandardCharsets.UTF_8)));
+    return Jcs.hash(value);
   }
 
   public static byte[] sha256(byte[] data) {

@@ -27,7 +27,7 @@ class MechanismVectorsTest {
   static boolean check(FrequencyOracle m, JsonObject d, String where) {
     assertEquals(d.get("name").getAsString(), m.name, where);
     assertEquals(Json.canonical(d.get("config")), Json.canonical(m.config()), where);
-    assertEquals(d.get("canonical").getAsString(), Json.canonical(m.config()), where);
+    assertEquals(d.get("canonical").getAsString(), Jcs.canonical(m.config()), where);
     assertEquals(d.get("config_hash").getAsString(), m.configHash(), where);
     assertEquals(d.get("report_bits").getAsInt(), m.reportBits(), where);
     Map<String, Number> params = m.parameters();
@@ -185,36 +185,23 @@ class MechanismVectorsTest {
     }
   }
 
-  /** A typed value of canonical.json as a Gson value (Double for floats, parsed ints). */
-  static JsonElement fromTyped(JsonElement node) {
-    if (node == null || !node.isJsonObject()) return node;
-    JsonObject o = node.getAsJsonObject();
-    if (o.has("int")) return new com.google.gson.JsonPrimitive(new BigInteger(o.get("int").getAsString()));
-    if (o.has("float")) return new com.google.gson.JsonPrimitive(o.get("float").getAsDouble());
-    if (o.has("list")) {
-      JsonArray out = new JsonArray();
-      for (JsonElement x : o.getAsJsonArray("list")) out.add(fromTyped(x));
-      return out;
-    }
-    JsonObject out = new JsonObject();
-    for (JsonElement kv : o.getAsJsonArray("dict")) out.add(kv.getAsJsonArray().get(0).getAsString(), fromTyped(kv.getAsJsonArray().get(1)));
-    return out;
-  }
-
   @Test
-  void canonicalJsonAndFloatRepr() {
+  void canonicalJsonIsRfc8785() {
     JsonObject v = Vectors.load("canonical.json");
-    for (JsonElement e : v.getAsJsonArray("float_repr")) {
+    for (JsonElement e : v.getAsJsonArray("numbers")) {
       JsonArray c = e.getAsJsonArray();
-      assertEquals(c.get(1).getAsString(), PyRepr.floatRepr(c.get(0).getAsDouble()), "repr of " + c.get(0));
+      assertEquals(c.get(1).getAsString(), Jcs.canonical(new com.google.gson.JsonPrimitive(c.get(0).getAsDouble())), "JCS form of " + c.get(0));
     }
     for (JsonElement e : v.getAsJsonArray("objects")) {
       JsonObject c = e.getAsJsonObject();
-      JsonElement value = fromTyped(c.get("value"));
-      assertEquals(c.get("canonical").getAsString(), Json.canonical(value));
+      JsonElement value = c.get("value"); // plain JSON: under JCS a number's text depends on its value only
+      assertEquals(c.get("canonical").getAsString(), Jcs.canonical(value));
       if (c.has("config_hash")) assertEquals(c.get("config_hash").getAsString(), Json.configHash(value));
-      // and the served text parsed back keeps Python's int/float typing
-      assertEquals(c.get("canonical").getAsString(), Json.canonical(Json.parse(c.get("canonical").getAsString())));
+    }
+    for (JsonElement e : v.getAsJsonArray("refused")) {
+      JsonElement parsed = Json.parse(e.getAsString());
+      assertThrows(IllegalArgumentException.class, () -> Jcs.canonical(parsed), e.getAsString());
+      assertThrows(IllegalArgumentException.class, () -> Json.configHash(parsed), e.getAsString());
     }
   }
 

@@ -32,7 +32,7 @@ class MultidimOraclesVectorsTest {
       JsonObject d = e.getAsJsonObject();
       OracleBased m = (OracleBased) MultidimProtocol.fromConfig(d.get("config"));
       String where = d.get("canonical").getAsString();
-      assertEquals(d.get("canonical").getAsString(), Json.canonical(m.config()));
+      assertEquals(d.get("canonical").getAsString(), Jcs.canonical(m.config()));
       assertEquals(d.get("config_hash").getAsString(), m.configHash());
       JsonObject privacy = d.getAsJsonObject("privacy");
       assertEquals(privacy.get("epsilon").getAsDouble(), m.epsilonCharged(), where);

@@ -24,11 +24,11 @@ import org.ldp.sdk.mechanisms.Mechanisms;
 public final class ReportBench {
   private ReportBench() {}
 
-  static final String OUE_CONFIG = "{\"version\":1,\"kind\":\"frequency\",\"mechanism\":{\"mechanism\":\"oue\",\"epsilon\":1.0,\"domain_size\":128},"
+  static final String OUE_CONFIG = "{\"version\":2,\"kind\":\"frequency\",\"mechanism\":{\"mechanism\":\"oue\",\"epsilon\":1.0,\"domain_size\":128},"
       + "\"epsilon\":1.0,\"neighbouring\":\"record\",\"epoch\":{\"seconds\":86400,\"start\":\"2020-01-01T00:00:00Z\",\"grace\":1},"
       + "\"release\":{\"windows\":[1],\"cumulative\":true,\"min_reports\":100},\"budget\":{\"cap_lifetime\":1000000.0,\"cap_per_window\":null,"
       + "\"window_epochs\":1,\"memoized\":false,\"epsilon_per_memo\":null}}";
-  static final String PEM_CONFIG = "{\"version\":1,\"kind\":\"heavy_hitters\",\"mechanism\":%s,\"epsilon\":4.0,\"neighbouring\":\"record\","
+  static final String PEM_CONFIG = "{\"version\":2,\"kind\":\"heavy_hitters\",\"mechanism\":%s,\"epsilon\":4.0,\"neighbouring\":\"record\","
       + "\"epoch\":{\"seconds\":86400,\"start\":\"2020-01-01T00:00:00Z\",\"grace\":1},\"release\":{\"windows\":[1],\"cumulative\":false,\"min_reports\":100},"
       + "\"budget\":{\"cap_lifetime\":1000000.0,\"cap_per_window\":null,\"window_epochs\":1,\"memoized\":false,\"epsilon_per_memo\":null}}";
 

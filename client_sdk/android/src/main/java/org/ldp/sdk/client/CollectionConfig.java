@@ -9,6 +9,7 @@ import java.util.regex.Pattern;
 import org.ldp.sdk.ConfigException;
 import org.ldp.sdk.Jcs;
 import org.ldp.sdk.Json;
+import org.ldp.sdk.PyRepr;
 import org.ldp.sdk.RandomSource;
 import org.ldp.sdk.heavy.HeavyHitters;
 import org.ldp.sdk.mechanisms.FrequencyOracle;
@@ -35,9 +36,8 @@ import org.ldp.sdk.multidim.MultidimProtocol;
 public final class CollectionConfig {
   public static final double UNIT_SLACK = 1e-9;
   public static final double PRIVACY_TOLERANCE = 1e-9;
-  /** config versions this SDK reads: 1 (hashed over Python's json.dumps canonical text), 2 (hashed over RFC 8785 / JCS) */
-  public static final int CONFIG_VERSION = 1;
-  public static final int CONFIG_VERSION_JCS = 2;
+  /** the config version this SDK reads: 2, hashed as RFC 8785 (JCS) canonical JSON; version 1 (Python json.dumps text) is refused */
+  public static final int CONFIG_VERSION = 2;
 
   public final String collectionId;
   /** "frequency", "multidim" or "heavy_hitters" */
@@ -92,29 +92,25 @@ public final class CollectionConfig {
         oracle = Mechanisms.fromConfig(mechanism);
         multidim = null;
         heavy = null;
-        built = Json.canonical(oracle.config());
+        built = Jcs.canonical(oracle.config());
         charge = oracle.epsilon;
       } else if (kind.equals("multidim")) {
         oracle = null;
         multidim = MultidimProtocol.fromConfig(mechanism);
         heavy = null;
-        built = Json.canonical(multidim.config());
+        built = Jcs.canonical(multidim.config());
         charge = multidim.epsilonCharged();
       } else {
         oracle = null;
         multidim = null;
         heavy = HeavyHitters.fromConfig(mechanism);
-        built = Json.canonical(heavy.config());
+        built = Jcs.canonical(heavy.config());
         charge = heavy.epsilonCharged();
       }
     } catch (ConfigException e) {
       throw fail("the SDK refuses the mechanism config: " + e.getMessage());
     }
-    String served = Json.canonical(mechanism);
-    if (jcs(config)) { // RFC 8785 cannot tell 1.0 from 1: compare in that form
-      built = Jcs.canonical(Json.parse(built));
-      served = Jcs.canonical(mechanism);
-    }
+    String served = Jcs.canonical(mechanism); // RFC 8785 cannot tell 1.0 from 1: both sides in that form
     if (!built.equals(served)) {
       throw fail("the Android SDK reads the mechanism config as " + built + ", but the server wrote " + served
           + "; refusing to report under a config this SDK would interpret differently");
@@ -208,24 +204,31 @@ public final class CollectionConfig {
     return build(collectionId, config.getAsJsonObject(), claimed.getAsString());
   }
 
-  /** Version 2 configs are hashed as RFC 8785 (JCS) text; version 1 as Python's canonical json.dumps text. */
-  static boolean jcs(JsonObject config) {
-    return Json.numberEquals(config.get("version"), CONFIG_VERSION_JCS);
+  /**
+   * Refuses a config of another version, naming it (the message of client_sdk/client/config.py):
+   * the version says how the hash is computed, so it is checked before the hash.
+   */
+  static void checkVersion(String collectionId, JsonObject config) {
+    JsonElement version = config.get("version");
+    if (Json.isInt(version) && Json.numberEquals(version, CONFIG_VERSION)) return;
+    // Python's version == 1 (also 1.0 and True)
+    boolean one = (version != null && version.isJsonPrimitive() && version.getAsJsonPrimitive().isNumber() && version.getAsDouble() == 1.0)
+        || (Json.isBoolean(version) && version.getAsBoolean());
+    String hint = one ? "; version 1 configs were hashed as Python json.dumps text, version 2 as RFC 8785 canonical JSON: "
+        + "recreate the collection on a current server" : "";
+    throw new UnsupportedCollectionException("collection " + PyRepr.strRepr(collectionId) + ": config version "
+        + (version == null ? "None" : PyRepr.repr(version)) + " is not supported (this SDK reads " + CONFIG_VERSION + ")" + hint);
   }
 
   /** From a typed config and the hash it must have. */
   public static CollectionConfig build(String collectionId, JsonObject config, String claimedHash) {
     // the version decides how the hash is computed, so it is checked first
-    JsonElement version = config.get("version");
-    if (!(Json.isInt(version) && (Json.numberEquals(version, CONFIG_VERSION) || Json.numberEquals(version, CONFIG_VERSION_JCS)))) {
-      throw new UnsupportedCollectionException("collection '" + collectionId + "': config version " + version + " is not supported (this SDK reads "
-          + CONFIG_VERSION + " and " + CONFIG_VERSION_JCS + ")");
-    }
+    checkVersion(collectionId, config);
     String canonical;
     String actual;
     try {
-      canonical = Json.canonical(config); // kept in the store: typed text, re-parsed without loss
-      actual = jcs(config) ? Jcs.hash(config) : Json.configHash(config);
+      canonical = Jcs.canonical(config); // kept in the store and re-verified: the hashed text itself
+      actual = Jcs.hash(config);
     } catch (RuntimeException e) {
       throw new ConfigHashMismatchException("collection '" + collectionId + "': config is not canonical JSON (" + e.getMessage() + ")");
     }

@@ -56,7 +56,7 @@ final class FakeServer implements Transport {
   }
 
   static String frequencyConfig(String mechanism, double capLifetime, Double capWindow) {
-    return "{\"version\":1,\"kind\":\"frequency\",\"mechanism\":{\"mechanism\":\"" + mechanism + "\",\"epsilon\":1.0,\"domain_size\":16},"
+    return "{\"version\":2,\"kind\":\"frequency\",\"mechanism\":{\"mechanism\":\"" + mechanism + "\",\"epsilon\":1.0,\"domain_size\":16},"
         + "\"epsilon\":1.0,\"neighbouring\":\"record\",\"epoch\":{\"seconds\":3600,\"start\":\"2030-01-01T00:00:00Z\",\"grace\":1},"
         + "\"release\":{\"windows\":[1],\"cumulative\":true,\"min_reports\":100},\"budget\":{\"cap_lifetime\":" + capLifetime
         + ",\"cap_per_window\":" + (capWindow == null ? "null" : capWindow.toString()) + ",\"window_epochs\":1,\"memoized\":false,\"epsilon_per_memo\":null}}";

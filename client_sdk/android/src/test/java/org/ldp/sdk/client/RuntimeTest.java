@@ -54,7 +54,7 @@ class RuntimeTest {
       JsonObject c = e.getAsJsonObject();
       String body = "{\"id\":\"col_x\",\"config\":" + c.get("text").getAsString() + ",\"config_hash\":\"" + c.get("config_hash").getAsString() + "\"}";
       JsonObject served = Json.parse(c.get("text").getAsString()).getAsJsonObject();
-      assertEquals(c.get("canonical").getAsString(), Json.canonical(served));
+      assertEquals(c.get("canonical").getAsString(), org.ldp.sdk.Jcs.canonical(served));
       assertEquals(c.get("config_hash").getAsString(), Json.configHash(served));
       JsonObject compiled = c.getAsJsonObject("compiled");
       if (compiled == null) continue; // a hashing case only
@@ -434,20 +434,34 @@ class RuntimeTest {
   }
 
   @Test
-  void configVersionTwoIsHashedAsRfc8785() {
-    String v1 = FakeServer.frequencyConfig("oue", 10.0, null);
-    String v2 = v1.replace("{\"version\":1,", "{\"version\":2,");
+  void configVersionTwoIsHashedAsRfc8785AndOtherVersionsAreRefused() {
+    String v2 = FakeServer.frequencyConfig("oue", 10.0, null);
     JsonObject config = Json.parse(v2).getAsJsonObject();
     String jcsHash = org.ldp.sdk.Jcs.hash(config);
-    assertTrue(!jcsHash.equals(Json.configHash(config))); // the two forms differ (1.0 vs 1)
+    // Python's json.dumps text of the same config keeps 1.0: its hash is not the config hash
+    String legacyHash = "sha256:" + org.ldp.sdk.Hex.encode(Json.sha256(Json.canonical(config).getBytes(java.nio.charset.StandardCharsets.UTF_8)));
+    assertTrue(!jcsHash.equals(legacyHash));
     CollectionConfig ok = CollectionConfig.fromServerText("c", "{\"config\":" + v2 + ",\"config_hash\":\"" + jcsHash + "\"}");
     assertEquals(jcsHash, ok.configHash);
+    assertEquals(org.ldp.sdk.Jcs.canonical(config), ok.canonical);
     assertEquals(ok.configHash, CollectionConfig.fromCache("c", ok.canonical, ok.configHash).configHash);
     assertThrows(ConfigHashMismatchException.class,
-        () -> CollectionConfig.fromServerText("c", "{\"config\":" + v2 + ",\"config_hash\":\"" + Json.configHash(config) + "\"}"));
-    String v3 = v1.replace("{\"version\":1,", "{\"version\":3,");
-    assertThrows(UnsupportedCollectionException.class,
-        () -> CollectionConfig.fromServerText("c", "{\"config\":" + v3 + ",\"config_hash\":\"" + Json.configHash(Json.parse(v3)) + "\"}"));
+        () -> CollectionConfig.fromServerText("c", "{\"config\":" + v2 + ",\"config_hash\":\"" + legacyHash + "\"}"));
+    // versions other than the integer 2 are refused before any hash, naming the version
+    for (String version : new String[] {"1", "3", "2.0", "true", "\"2\""}) {
+      String text = v2.replace("{\"version\":2,", "{\"version\":" + version + ",");
+      UnsupportedCollectionException e = assertThrows(UnsupportedCollectionException.class,
+          () -> CollectionConfig.fromServerText("c", "{\"config\":" + text + ",\"config_hash\":\"" + jcsHash + "\"}"), version);
+      assertTrue(e.getMessage().contains("is not supported (this SDK reads 2)"), e.getMessage());
+    }
+    // the shared vectors: version 1 (hashed as Python's json.dumps text) and 3, with Python's message
+    for (JsonElement e : MechanismVectorsTestAccess.load("runtime.json").getAsJsonArray("old_versions")) {
+      JsonObject c = e.getAsJsonObject();
+      assertEquals("UnsupportedCollectionError", c.get("error").getAsString());
+      UnsupportedCollectionException refused = assertThrows(UnsupportedCollectionException.class,
+          () -> CollectionConfig.build("col_test", Json.parse(c.get("text").getAsString()).getAsJsonObject(), c.get("config_hash").getAsString()));
+      assertEquals(c.get("message").getAsString(), refused.getMessage());
+    }
   }
 
   @Test
