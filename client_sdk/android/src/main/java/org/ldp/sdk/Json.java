@@ -20,14 +20,15 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * JSON with Python's number types kept, canonical JSON and its hash (client_sdk/canonical.py:
- * {@code json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)}, then
- * {@code sha256:<hex>} of its UTF-8 bytes).
+ * JSON with Python's number types kept, and the config hash: {@code sha256:<hex>} of the RFC 8785
+ * (JCS) text ({@link Jcs}, client_sdk/canonical.py). {@link #canonical} is Python's
+ * {@code json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)} text, kept
+ * for typed comparisons; it is not what configs are hashed over.
  *
  * <p>Gson keeps a parsed number's text, so a number written with a fraction or an exponent is
- * a Python float and any other number a Python int, exactly as {@code json.loads} types them;
- * numbers the SDK builds are floats when they are {@code Double}s. The canonical text of a
- * served config is then the server's, byte for byte.
+ * a Python float and any other number a Python int, exactly as {@code json.loads} types them
+ * (the SDK's validators follow Python's int/float rules); numbers the SDK builds are floats
+ * when they are {@code Double}s.
  */
 public final class Json {
   private Json() {}
