@@ -267,12 +267,13 @@ def test_olh_both_samplers_keep_the_hashed_value_with_probability_p(batch):
 
 
 def test_base_install_pulls_no_server_dependency():
-    """The SDK's requirements are numpy only, and importing it loads no server library."""
+    """The SDK distribution requires numpy and its RFC 8785 library only (docs/wire.md), and
+    importing it loads no server library."""
     import importlib.metadata
 
-    requires = importlib.metadata.requires("ldp-analytics") or []
+    requires = importlib.metadata.requires("ldp-analytics-sdk") or []
     base = [r for r in requires if "extra ==" not in r]
-    assert [r.split(">")[0].split("=")[0].strip() for r in base] == ["numpy"]
+    assert sorted(r.split(">")[0].split("=")[0].strip() for r in base) == ["numpy", "rfc8785"]
     code = (
         "import sys, client_sdk, client_sdk.mechanisms, client_sdk.postprocess;"
         "bad = {'flask', 'sqlalchemy', 'alembic', 'opendp', 'psycopg', 'pydantic'} & set(sys.modules);"
