@@ -289,13 +289,19 @@ class Client:
                 if resp.status not in RETRYABLE_STATUSES:
                     raise _Stop(f"{problem} (reports kept in the outbox)")
                 delay = resp.retry_after()
-            if delay is None:
-                delay = self.retry.backoff(attempt)
+            self._pause_before_retry(attempt, delay, problem, deadline)
             attempt += 1
-            if delay > deadline - time.monotonic():
-                raise _Stop(f"{problem}; next retry in {delay:.1f}s is past the timeout", timed_out=True)
-            if self._closing.wait(delay):
-                raise _Stop("client closed")
+
+    def _pause_before_retry(self, attempt: int, delay: float | None, problem: str, deadline: float) -> None:
+        """Wait the server's Retry-After (``delay``) or the backoff of ``attempt``; _Stop when
+        that would pass ``deadline`` (timed out) or the client closes meanwhile. Shared by
+        enrolment and upload, so both retry by the same rule."""
+        if delay is None:
+            delay = self.retry.backoff(attempt)
+        if delay > deadline - time.monotonic():
+            raise _Stop(f"{problem}; next retry in {delay:.1f}s is past the timeout", timed_out=True)
+        if self._closing.wait(delay):
+            raise _Stop("client closed")
 
     # --- lifecycle ------------------------------------------------------------------------
     def __enter__(self) -> Client:
@@ -740,14 +746,13 @@ class Client:
                     detail, _ = resp.problem_detail()
                     self._note_error(rows, f"HTTP {resp.status}: {detail}")
                     raise _Stop(f"HTTP {resp.status}: {detail} (reports kept in the outbox)")
-            if delay is None:
-                delay = self.retry.backoff(attempt)
+            try:
+                self._pause_before_retry(attempt, delay, problem, deadline)
+            except _Stop as stop:
+                if stop.timed_out:
+                    self._note_error(rows, problem)
+                raise
             attempt += 1
-            if delay > deadline - time.monotonic():
-                self._note_error(rows, problem)
-                raise _Stop(f"{problem}; next retry in {delay:.1f}s is past the timeout", timed_out=True)
-            if self._closing.wait(delay):
-                raise _Stop("client closed")
 
     def _note_error(self, rows: list[Any], problem: str) -> None:
         with self._store.write() as conn:
