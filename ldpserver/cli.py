@@ -346,12 +346,16 @@ def demo(
     create keys and collections, run simulated SDK devices over HTTP for several epochs,
     release every epoch, print true vs estimated values and the budget audit, and write an
     HTML report with figures."""
+    try:
+        import httpx  # noqa: F401 - the demo's devices speak HTTP through it (the demo extra)
+    except ImportError:
+        raise click.ClickException("the demo needs the demo extra: pip install 'ldp-analytics-server[demo]'") from None
     if oracles_only:
-        from ldpserver.demo import run_oracle_demo
+        from ldp_tools.demo import run_oracle_demo
 
         run_oracle_demo(attribute=attribute, epsilon=epsilon, seed=seed)
         return
-    from ldpserver.demo import run_demo
+    from ldp_tools.demo import run_demo
 
     try:
         run_demo(
@@ -496,10 +500,10 @@ def collections_create(database_url: str | None, path: str, as_json: bool) -> No
     """Create collection(s) with the same validation and privacy checks as POST /v1/collections."""
     from pydantic import ValidationError
 
+    from ldpserver.config_files import load_config_file
     from ldpserver.errors import ProblemError
     from ldpserver.schemas.collections import CollectionCreate
     from ldpserver.services.collections import CollectionCache, create_collection
-    from ldpserver.simulate import load_config_file
 
     try:
         document = load_config_file(path)
@@ -672,12 +676,13 @@ def simulate(
     estimates with their intervals beside the CSV's true frequencies."""
     import secrets
 
-    from ldpserver import simulate as sim
+    from ldp_tools import simulate as sim
+    from ldpserver.config_files import load_config_file
 
     seed = secrets.randbits(32) if seed is None else seed
     try:
         result = sim.run(
-            sim.load_config_file(config_path),
+            load_config_file(config_path),
             data,
             columns,
             seed=seed,

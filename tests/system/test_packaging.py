@@ -138,6 +138,13 @@ def test_wheels_are_named_and_versioned_from_one_place(wheels: Path) -> None:
         zipfile.ZipFile(wheels / names[1]).read(f"ldp_analytics_server-{__version__}.dist-info/METADATA").decode()
     )
     assert f"Requires-Dist: ldp-analytics-sdk=={__version__}" in metadata
+    # the demo and the simulator ship beside the server, not in it; their extra stays optional
+    assert {"ldp_tools/demo/run.py", "ldp_tools/simulate.py"} <= set(server)
+    assert not any(n.startswith("ldpserver/demo") or n == "ldpserver/simulate.py" for n in server)
+    requires = [line for line in metadata.splitlines() if line.startswith("Requires-Dist: httpx")]
+    assert any('extra == "demo"' in line for line in requires) and all("extra ==" in line for line in requires), (
+        requires
+    )
     assert "License-Expression: Apache-2.0" in metadata
 
 

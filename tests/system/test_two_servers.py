@@ -11,7 +11,7 @@ of a release — the published (noisy) numbers. Both servers of A serve the same
 stored bytes.
 
 The servers are the real app under werkzeug, each in its own process, with a shared file
-clock (``ldpserver.demo.server.FileClock``) and ``SeededGaussian`` noise instead of
+clock (``ldp_tools.demo.server.FileClock``) and ``SeededGaussian`` noise instead of
 OpenDP's sampler (a test-only substitution: the sampler is the release's single source
 of randomness).
 """
@@ -39,7 +39,7 @@ import numpy as np
 from werkzeug.serving import make_server
 from ldpserver.app import create_app
 from ldpserver.release_noise import SeededGaussian
-from ldpserver.demo.server import FileClock
+from ldp_tools.demo.server import FileClock
 from ldpserver.services import releases
 
 releases._noise = SeededGaussian(np.random.default_rng(int(os.environ["TEST_NOISE_SEED"])))

@@ -6,8 +6,8 @@ import csv
 
 import pytest
 
+from ldp_tools.simulate import SimulationResult, write_result
 from ldpserver.csv_cells import safe_cell, safe_row
-from ldpserver.simulate import SimulationResult, write_result
 
 
 @pytest.mark.parametrize("cell", ["=cmd|' /C calc'!A0", "+1", "-1+2", "@SUM(A1)", "\tx", "\rx", "=", "-"])

@@ -307,7 +307,7 @@ class Fleet:
         return self.base_url, self.api_key, self.collection_id, str(self.root), str(self.clock_path)
 
     def client(self, device: int) -> Client:
-        from ldpserver.demo.server import FileClock
+        from ldp_tools.demo.server import FileClock
 
         assert self.relay is not None
         return Client(

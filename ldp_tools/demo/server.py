@@ -5,8 +5,8 @@ means the real time); the devices in the demo process read the same clock, so bo
 agree on the epoch (the same arrangement as ``tests/system/test_client_harness.py``).
 Everything else is production: the same app, database code and settings.
 
-* under gunicorn: ``gunicorn -c gunicorn.conf.py 'ldpserver.demo.server:build_app()'``;
-* without gunicorn: ``python -m ldpserver.demo.server PORT`` (werkzeug, threaded; prints
+* under gunicorn: ``gunicorn -c gunicorn.conf.py 'ldp_tools.demo.server:build_app()'``;
+* without gunicorn: ``python -m ldp_tools.demo.server PORT`` (werkzeug, threaded; prints
   the port it listens on).
 """
 

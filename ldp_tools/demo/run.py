@@ -35,9 +35,9 @@ from typing import Any
 import httpx
 import numpy as np
 
-from ldpserver.demo.devices import Fleet, SessionOutcome, UploadRelay, device_root, remove_tree
-from ldpserver.demo.report import word
-from ldpserver.demo.server import CLOCK_ENV, FileClock
+from ldp_tools.demo.devices import Fleet, SessionOutcome, UploadRelay, device_root, remove_tree
+from ldp_tools.demo.report import word
+from ldp_tools.demo.server import CLOCK_ENV, FileClock
 
 REPO = Path(__file__).resolve().parents[2]
 DAY = 86400
@@ -103,12 +103,12 @@ class ServerProcess:
             config = REPO / "gunicorn.conf.py"
             if config.is_file():
                 command += ["-c", str(config)]
-            command += ["-w", str(self.workers), "-b", f"127.0.0.1:{self.port}", "ldpserver.demo.server:build_app()"]
+            command += ["-w", str(self.workers), "-b", f"127.0.0.1:{self.port}", "ldp_tools.demo.server:build_app()"]
             self.proc = subprocess.Popen(
                 command, env=self.env, stdout=log, stderr=log, start_new_session=True, cwd=str(REPO)
             )
         else:
-            command = [sys.executable, "-m", "ldpserver.demo.server", "0"]
+            command = [sys.executable, "-m", "ldp_tools.demo.server", "0"]
             self.proc = subprocess.Popen(
                 command, env=self.env, stdout=subprocess.PIPE, stderr=log, text=True, start_new_session=True
             )
@@ -440,7 +440,7 @@ def _run(
     how: str,
     processes: int,
 ) -> Path:
-    from ldpserver.demo import report
+    from ldp_tools.demo import report
 
     # 3. collections -----------------------------------------------------------------------------------
     step(3, total_steps, "collections (POST /v1/collections, admin key)")
@@ -587,7 +587,7 @@ def _run(
     if oracles:
         step(7, total_steps, "every frequency oracle on all 48,842 Adult rows (in process, no server)")
         t = time.perf_counter()
-        from ldpserver.demo.oracles import run_oracle_demo
+        from ldp_tools.demo.oracles import run_oracle_demo
 
         oracle_results = run_oracle_demo(attribute=FREQ_ATTRIBUTE, epsilon=1.0, seed=seed, top=5)
         timings.add("oracles", time.perf_counter() - t)

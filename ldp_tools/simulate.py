@@ -37,17 +37,6 @@ class SimulationError(ValueError):
     """The inputs cannot be simulated; the message says why."""
 
 
-def load_config_file(path: str | Path) -> Any:
-    """A YAML or JSON document (JSON is valid YAML; ``.json`` files are read as JSON)."""
-    path = Path(path)
-    text = path.read_text(encoding="utf-8")
-    if path.suffix.lower() == ".json":
-        return json.loads(text)
-    import yaml
-
-    return yaml.safe_load(text)
-
-
 def read_columns(path: str | Path, columns: Sequence[str]) -> list[list[str]]:
     """The named CSV columns (header row required), as lists of stripped strings."""
     with open(path, newline="", encoding="utf-8") as handle:
