@@ -193,7 +193,7 @@ def run(
         matrix = np.stack([codes for codes, _ in encoded], axis=1)
         reports = protocol.perturb_batch(matrix, rng)
         estimates = protocol.estimate(protocol.aggregate(reports))
-        rows: list[dict[str, Any]] = []
+        rows = []
         per_attribute = []
         for j, (codes, labels) in enumerate(encoded):
             truth = np.bincount(codes, minlength=sizes[j]) / codes.size

@@ -530,7 +530,9 @@ def collections_create(database_url: str | None, path: str, as_json: bool) -> No
         except ProblemError as exc:
             paths = ", ".join(e.get("path", "") for e in exc.errors or [])
             raise click.ClickException(f"{exc.slug}: {exc.detail}" + (f" ({paths})" if paths else "")) from None
-        view = cache.get(collection_id).public_view(now)
+        runtime = cache.get(collection_id)
+        assert runtime is not None  # created just above
+        view = runtime.public_view(now)
         created.append(view)
         if not as_json:
             click.echo(f"created {view['id']} {view['kind']:<13} {view['config_hash']}  {view['name']}")

@@ -9,7 +9,7 @@ gives a 500, and its body says nothing about internals.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 import structlog
 from flask import Flask, Response, request
@@ -148,7 +148,7 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http(error: HTTPException) -> Response:
         if error.response is not None and error.response.mimetype == PROBLEM_MEDIA_TYPE:
-            return error.response  # already a problem (flask-openapi3 validation abort)
+            return cast(Response, error.response)  # already a problem (flask-openapi3 validation abort)
         status = error.code or 500
         slug = _HTTP_SLUGS.get(status)
         if slug is None:
@@ -163,8 +163,9 @@ def register_error_handlers(app: Flask) -> None:
         }.get(status, error.description or PROBLEMS[slug][1])
         problem = ProblemError(slug, detail, status=status)
         response = problem_response(problem)
-        if status == 405 and getattr(error, "valid_methods", None):
-            response.headers["Allow"] = ", ".join(error.valid_methods)
+        allowed = getattr(error, "valid_methods", None)  # MethodNotAllowed only
+        if status == 405 and allowed:
+            response.headers["Allow"] = ", ".join(allowed)
         return response
 
     @app.errorhandler(OperationalError)

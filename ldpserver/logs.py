@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import MutableMapping
+from typing import Any
 
 import structlog
 
 _REDACT = {"authorization", "api_key", "key", "secret", "payload", "body", "password"}
 
 
-def _redact(_logger: object, _name: str, event: dict) -> dict:
+def _redact(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for field in list(event):
         if field.lower() in _REDACT:
             event[field] = "[redacted]"

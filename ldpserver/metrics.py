@@ -154,7 +154,7 @@ class DatabaseCollector:
             ledger.add_metric([], float(rows))
             yield ledger
             count = GaugeMetricFamily("ldp_collections", "Collections defined")
-            count.add_metric([], float(collections))
+            count.add_metric([], float(collections or 0))
             yield count
 
 

@@ -30,6 +30,7 @@ resolves the collection before writing, so the reference cannot dangle.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import ClassVar
 
 from sqlalchemy import (
     BigInteger,
@@ -42,6 +43,7 @@ from sqlalchemy import (
     MetaData,
     PrimaryKeyConstraint,
     String,
+    Table,
     Text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -61,6 +63,8 @@ BigIntId = BigInteger().with_variant(Integer(), "sqlite")
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
     type_annotation_map = {datetime: DateTime(timezone=True)}
+    # every model is a plain mapped table, so its __table__ is a Table (insert/update/delete)
+    __table__: ClassVar[Table]
 
 
 class ApiKey(Base):

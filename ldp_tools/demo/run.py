@@ -642,7 +642,9 @@ def _collect(api: Api, ids: dict[str, str], pop: Population) -> dict[str, Any]:
             }
         )
     cumulative = api.all_rows(f"/v1/collections/{fid}/estimates", scope="cumulative")
-    counts = sum(np.bincount(pop.freq_values[pop.freq_participation[d]], minlength=16) for d in range(DAYS))
+    counts = np.sum(
+        [np.bincount(pop.freq_values[pop.freq_participation[d]], minlength=16) for d in range(DAYS)], axis=0
+    )
     out["frequency"] = {
         "release_log": log,
         "per_epoch": per_epoch,

@@ -12,7 +12,7 @@ from ldpserver.auth import roles_for
 from ldpserver.clock import iso
 from ldpserver.schemas.common import ERROR_RESPONSES, Problem
 
-SECURITY = [{"bearer": []}]
+SECURITY: list[dict[str, list[str]]] = [{"bearer": []}]
 
 
 def state() -> Any:
@@ -42,9 +42,9 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
     return response
 
 
-def operation(method: str, rule: str, *extra_statuses: int) -> tuple[dict[str, Any], dict[int, Any]]:
+def operation(method: str, rule: str, *extra_statuses: int) -> tuple[dict[str, Any], dict[str | int, Any]]:
     """OpenAPI extras of a protected operation: its roles (from the auth table) and errors."""
-    responses: dict[int, Any] = dict(ERROR_RESPONSES)
+    responses: dict[str | int, Any] = dict(ERROR_RESPONSES)
     for status in extra_statuses:
         responses[status] = Problem
     return {"openapi_extensions": {"x-roles": roles_for(method, rule)}, "security": SECURITY}, responses

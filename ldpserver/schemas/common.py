@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -23,4 +25,4 @@ class Problem(BaseModel):
     errors: list[FieldError] | None = Field(default=None, description="validation errors with field paths")
 
 
-ERROR_RESPONSES = {401: Problem, 403: Problem, 422: Problem}
+ERROR_RESPONSES: dict[str | int, Any] = {401: Problem, 403: Problem, 422: Problem}

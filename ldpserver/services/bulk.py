@@ -85,7 +85,9 @@ class Bulk:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.pg = conn.dialect.name == "postgresql"
-        self.raw = conn.connection.dbapi_connection
+        raw = conn.connection.dbapi_connection
+        assert raw is not None  # a checked-out connection always has its DBAPI connection
+        self.raw: Any = raw
 
     # --- drivers ------------------------------------------------------------------------
     def _pg(self, sql: str, params: dict[str, Any], fetch: bool = False) -> list[Any]:

@@ -171,7 +171,7 @@ def _db_window_add(conn: Connection, scope: str, n: int, now_s: float) -> tuple[
         conn.execute(windows_t.insert().values(scope=scope, window_start=start, count=n))
         count = n
     else:
-        count = int(row.count) + n
+        count = int(row[0]) + n
         conn.execute(
             windows_t.update().where(windows_t.c.scope == scope, windows_t.c.window_start == start).values(count=count)
         )
