@@ -393,7 +393,7 @@ def markdown(payload: dict, datasets: list[str]) -> str:
         "(RS+FD[GRR], [OUE-r] and [ADP] lose more than ε per attribute on these unequal domains, so they run "
         "at a smaller ε); **tuple (equal charged ε)** builds each so that its tuple-level loss is ε "
         "(RS+FD at ε with ln(d(e^ε − 1) + 1) = target). SPL's exact attribute-level loss is ε/d but it is "
-        "charged ε under both notions (ALGORITHMS §11.3), so the attribute comparisons understate SPL.",
+        "charged ε under both notions (docs/multidim.md), so the attribute comparisons understate SPL.",
         "",
         "![MSE](img/multidim_mse.png)",
         "",

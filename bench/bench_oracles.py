@@ -96,7 +96,7 @@ def summary(data: dict) -> list[str]:
         lines.append(
             f"* n = 1e6, k = 128, ε = 1: every oracle aggregates at ≥ {slowest['aggregate_per_s'] / 1e6:.1f} M reports/s "
             f"on one core (slowest: {slowest['oracle']}). The reference libraries need about 80 s per million "
-            "OLH reports at k = 100 (DESIGN §12), i.e. ~0.0125 M/s."
+            "OLH reports at k = 100 (pure-ldp, measured on this project's first machine), i.e. ~0.0125 M/s."
         )
     ratios = [r["mse"]["raw"] / r["closed_form"] for r in acc]
     lines.append(f"* MSE / closed-form variance: {min(ratios):.3f} – {max(ratios):.3f} over all oracles.")
@@ -132,7 +132,7 @@ def markdown(data: dict) -> str:
         f"(Zipf 1.1 data, {acc['reps']} repetitions)",
         "",
         "MSE = mean over the k values of (f̂ − f)², averaged over repetitions; the closed form is the exact "
-        "fixed-data variance of ALGORITHMS §1.2 averaged over values. MLE is the maximum-likelihood estimate: EM (iterative Bayesian update) for GRR and HR, the exact constrained composite MLE for support-count oracles (docs/mechanisms.md).",
+        "fixed-data variance (docs/mechanisms.md) averaged over values. MLE is the maximum-likelihood estimate: EM (iterative Bayesian update) for GRR and HR, the exact constrained composite MLE for support-count oracles (docs/mechanisms.md).",
         "",
     ]
     rows = []

@@ -1,7 +1,7 @@
 """Protocol adapters: what the server needs from each collection kind, in one place.
 
 A collection's *kind* names the SDK package that holds its protocol math. Every kind's
-SDK object follows the same contract (DESIGN §3): ``config`` (canonical), ``decode``
+SDK object follows the same contract (docs/architecture.md): ``config`` (canonical), ``decode``
 (raises ``ReportDecodeError`` with a stable ``reason``), ``aggregate`` / ``empty_aggregate``
 (additive, ``to_dict()``), ``estimate`` and ``privacy``. An adapter adds what differs per
 kind: how to import and build it, which neighbouring notions it can promise, how its
@@ -93,7 +93,7 @@ class FrequencyAdapter(KindAdapter):
 
 
 class MultidimAdapter(KindAdapter):
-    # RS+FD costs ε' per tuple and ε per attribute (ALGORITHMS §8.6): the mechanism config's
+    # RS+FD costs ε' per tuple and ε per attribute (docs/multidim.md): the mechanism config's
     # "neighbouring" ("tuple" by default, or "attribute") decides what privacy.epsilon charges
     kind = "multidim"
     module_name = "client_sdk.multidim"

@@ -1,5 +1,5 @@
 """Utility metrics of a heavy-hitter output against the true top-k: precision, recall, F1
-and NCR (ALGORITHMS §9.4.13; definitions from the PEM line of work [UM]), tie-aware.
+and NCR (the definitions of the PEM line of work: Wang et al., IEEE TDSC 2019), tie-aware.
 
 Privacy: evaluation only — these functions read the *true* data and must never run on
 production data outside an evaluation harness; they are not part of any protocol.
