@@ -3,7 +3,7 @@
 For researchers who want to know what a collection would report before deploying it: no
 server, no database. The collection config file is the one ``ldp collections create``
 takes (YAML or JSON); the protocol is built exactly as the server builds it
-(``ldpserver.protocols.ADAPTERS[kind].build``), every CSV row is one device whose true
+(``ldpserver.kinds.ADAPTERS[kind].build``), every CSV row is one device whose true
 value is perturbed once with the SDK's vectorised ``perturb_batch`` (seeded
 ``numpy.random.Generator``: simulation only — devices use the OS CSPRNG), the reports are
 aggregated and estimated by the same SDK code the server uses, and the estimates are
@@ -154,7 +154,7 @@ def run(
     level: float = 0.95,
 ) -> SimulationResult:
     """Simulate the collection ``config`` (the creation request) on the CSV ``data``."""
-    from ldpserver.protocols import ADAPTERS, KindUnavailable, ProtocolConfigError
+    from ldpserver.kinds import ADAPTERS, KindUnavailable, ProtocolConfigError
 
     if not isinstance(config, dict):
         raise SimulationError("the config file must hold one collection (a mapping)")

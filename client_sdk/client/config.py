@@ -37,7 +37,7 @@ CONFIG_VERSION = 2
 _UNIX = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
-#: collection kind -> SDK package with ``from_config`` (the server's ldpserver/protocols.py)
+#: collection kind -> SDK package with ``from_config`` (the server's ldpserver/kinds)
 KIND_MODULES = {
     "frequency": "client_sdk.mechanisms",
     "multidim": "client_sdk.multidim",

@@ -92,11 +92,21 @@ class Aggregate:
     def __add__(self, other: Aggregate) -> Aggregate:
         if not isinstance(other, Aggregate):
             return NotImplemented
+        self._check_same(other)
+        return Aggregate(self.config, self.n + other.n, self.counts + other.counts)
+
+    def __sub__(self, other: Aggregate) -> Aggregate:
+        """``(a + b) − b == a``: a window of epochs is a difference of two cumulative sums."""
+        if not isinstance(other, Aggregate):
+            return NotImplemented
+        self._check_same(other)
+        return Aggregate(self.config, self.n - other.n, self.counts - other.counts)
+
+    def _check_same(self, other: Aggregate) -> None:
         if dict(self.config) != dict(other.config) or self.counts.shape != other.counts.shape:
             raise AggregateMismatchError(
-                f"cannot add aggregates of different configurations: {dict(self.config)} vs {dict(other.config)}"
+                f"cannot combine aggregates of different configurations: {dict(self.config)} vs {dict(other.config)}"
             )
-        return Aggregate(self.config, self.n + other.n, self.counts + other.counts)
 
     def __eq__(self, other: object) -> bool:
         return (

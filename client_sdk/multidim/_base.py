@@ -158,15 +158,24 @@ class MultidimAggregate:
     def __add__(self, other: MultidimAggregate) -> MultidimAggregate:
         if not isinstance(other, MultidimAggregate):
             return NotImplemented
+        return self._combine(other, 1)
+
+    def __sub__(self, other: MultidimAggregate) -> MultidimAggregate:
+        """``(a + b) − b == a``: a window of epochs is a difference of two cumulative sums."""
+        if not isinstance(other, MultidimAggregate):
+            return NotImplemented
+        return self._combine(other, -1)
+
+    def _combine(self, other: MultidimAggregate, sign: int) -> MultidimAggregate:
         if dict(self.config) != dict(other.config) or [c.shape for c in self.counts] != [c.shape for c in other.counts]:
             raise AggregateMismatchError(
-                f"cannot add aggregates of different configurations: {dict(self.config)} vs {dict(other.config)}"
+                f"cannot combine aggregates of different configurations: {dict(self.config)} vs {dict(other.config)}"
             )
         return MultidimAggregate(
             self.config,
-            self.n + other.n,
-            tuple(a + b for a, b in zip(self.counts, other.counts, strict=True)),
-            tuple(a + b for a, b in zip(self.attribute_n, other.attribute_n, strict=True)),
+            self.n + sign * other.n,
+            tuple(a + sign * b for a, b in zip(self.counts, other.counts, strict=True)),
+            tuple(a + sign * b for a, b in zip(self.attribute_n, other.attribute_n, strict=True)),
         )
 
     def __eq__(self, other: object) -> bool:

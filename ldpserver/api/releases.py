@@ -17,6 +17,7 @@ from ldpserver.auth import current_principal
 from ldpserver.csv_cells import safe_cell
 from ldpserver.db import read_transaction
 from ldpserver.errors import ProblemError
+from ldpserver.kinds import ADAPTERS, SeriesQueryError
 from ldpserver.schemas.collections import CollectionPath
 from ldpserver.schemas.releases import (
     EstimatesPage,
@@ -234,7 +235,7 @@ def build_blueprint() -> APIBlueprint:
     )
     def get_heavy_hitters(path: CollectionPath, query: EstimatesQuery):
         collection = _collection(path.collection_id)
-        if collection.kind != "heavy_hitters":
+        if not ADAPTERS[collection.kind].has_heavy_hitters:
             raise ProblemError(
                 "not-found", f"collection {collection.id!r} is a {collection.kind} collection: it has no heavy hitters"
             )
@@ -302,36 +303,8 @@ def _check_series_query(collection, query: TimeseriesQuery) -> None:
         windows = collection.config.get("release", {}).get("windows", [1])
         if query.window not in windows:
             raise _invalid("/window", f"not a configured window; the collection releases windows {windows}")
-    if collection.kind == "heavy_hitters":
-        if query.scope == "cumulative":
-            raise _invalid("/scope", "heavy hitters are released per epoch and per window only")
-        parties = collection.config.get("parties") or []
-        if query.party is not None and query.party not in parties:
-            raise _invalid("/party", f"not a party of this collection ({parties})")
-        return
-    if query.party is not None:
-        raise _invalid("/party", "only heavy-hitter collections have parties")
-    if query.scope == "cumulative" and not collection.config.get("release", {}).get("cumulative", True):
-        raise _invalid("/scope", "this collection does not release cumulative estimates")
-    mechanism = collection.config.get("mechanism", {})
-    if collection.kind == "multidim":
-        sizes = list(mechanism.get("domain_sizes", []))
-        if query.attribute is None or not 0 <= query.attribute < len(sizes):
-            raise _invalid("/attribute", f"multidim collections need attribute in [0, {len(sizes)})")
-        k = sizes[query.attribute]
-    else:
-        if query.attribute is not None:
-            raise _invalid("/attribute", "only multidim collections have attributes")
-        k = _domain_size(collection)
-    if not (query.item.isascii() and query.item.isdigit()) or (k is not None and int(query.item) >= k):
-        bound = f"[0, {k})" if k is not None else "the domain"
-        raise _invalid("/item", f"must be a value index in {bound}")
-
-
-def _domain_size(collection) -> int | None:
-    protocol = collection.protocol.protocol if collection.protocol is not None else None
-    for name in ("buckets", "domain_size"):  # dBitFlipPM estimates buckets
-        value = getattr(protocol, name, None)
-        if isinstance(value, int):
-            return value
-    return None
+    sdk = collection.protocol.protocol if collection.protocol is not None else None
+    try:
+        ADAPTERS[collection.kind].check_series_query(collection.config, sdk, query)
+    except SeriesQueryError as exc:
+        raise _invalid(exc.path, exc.message) from None

@@ -31,8 +31,8 @@ from client_sdk.canonical import canonical_json, config_hash
 from ldpserver.clock import as_utc
 from ldpserver.db import read_transaction, write_transaction
 from ldpserver.errors import ProblemError
+from ldpserver.kinds import ADAPTERS, BoundProtocol, KindUnavailable, ProtocolConfigError
 from ldpserver.models import Collection, LedgerHead
-from ldpserver.protocols import ADAPTERS, BoundProtocol, KindUnavailable, ProtocolConfigError
 from ldpserver.schemas.collections import CollectionCreate
 from ldpserver.services.ledger import chain_of_config_version, genesis_hash
 from ldpserver.services.privacy import declared_covers
@@ -80,10 +80,9 @@ def _release_statement(request: CollectionCreate, protocol: Any, memoized: bool,
         units_window=units_window,
     )
     statement = budget.statement(None if memoized else int(max_units(request.budget.cap_lifetime, unit) or 1))
-    if request.kind != "heavy_hitters":
-        statement["expected_at_min_reports"] = expected_noise(
-            request.kind, protocol, budget, request.release.min_reports
-        )
+    expected = expected_noise(request.kind, protocol, budget, request.release.min_reports)
+    if expected is not None:
+        statement["expected_at_min_reports"] = expected
     return statement
 
 
@@ -121,7 +120,7 @@ def create_collection(engine: Engine, request: CollectionCreate, created_by: str
         raise _invalid(f"privacy loss could not be computed: {exc}", "/mechanism") from None
     neighbouring = assessment.neighbouring
     if request.neighbouring is not None and request.neighbouring != neighbouring:
-        hint = " (set it with the mechanism config's 'neighbouring')" if request.kind == "multidim" else ""
+        hint = adapter.neighbouring_hint()
         raise _invalid(
             f"the mechanism promises {neighbouring!r}-level privacy, not {request.neighbouring!r}{hint}",
             "/neighbouring",

@@ -57,12 +57,10 @@ import binascii
 import dataclasses
 import hashlib
 import json
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -77,8 +75,10 @@ from ldpserver import metrics, release_noise
 from ldpserver.clock import iso
 from ldpserver.db import read_transaction, write_transaction
 from ldpserver.errors import ProblemError
+from ldpserver.kinds import ADAPTERS, KindAdapter
 from ldpserver.models import EpochPartial, Report
 from ldpserver.models_release import EpochAggregate, Release, ReleaseStream
+from ldpserver.release_stats import CI_LEVEL, ScopeInputs, Withheld, noisy_scope
 from ldpserver.services import ledger
 from ldpserver.services.bulk import Bulk
 from ldpserver.services.collections import CollectionRuntime
@@ -87,14 +87,10 @@ from ldpserver.services.epochs import close_epoch
 log = structlog.get_logger("ldpserver.releases")
 
 FORMAT = "ldp-release/1"
-CI_LEVEL = 0.95
-Z = NormalDist().inv_cdf(0.5 + CI_LEVEL / 2)
 #: the ledger entry that records ε_release (device ids cannot contain ':')
 STREAM_CLIENT_ID = "_stream:release"
 STREAM_REPORT_ID = "release-budget"
 STREAM_NEIGHBOURING = "device-epoch"
-HISTOGRAM_POSTPROCESSING = "norm-sub"
-HH_POSTPROCESSING = "hierarchical-consistency"
 ATTEMPTS = 3
 
 streams_t = ReleaseStream.__table__
@@ -178,22 +174,19 @@ def budget_for(
 ) -> release_noise.ReleaseBudget:
     """ε_release, δ and the sensitivity of a collection's release statistics."""
     settings = settings or ReleaseSettings()
-    derived = kind == "heavy_hitters" or (kind == "frequency" and sdk.config.get("mechanism") in release_noise.ONE_HOT)
+    adapter = ADAPTERS[kind]
+    derived = adapter.derived_n(sdk)
     dimension = int(release_noise.flatten(sdk.empty_aggregate().to_dict(), derived).size)
     return release_noise.ReleaseBudget(
         epsilon=float(release.get("epsilon", release_noise.DEFAULT_EPSILON)),
         delta=float(release.get("delta", release_noise.DEFAULT_DELTA)),
         horizon=int(release.get("horizon", settings.horizon)),
         reports_per_device_epoch=reports_per_device_epoch(memoized, units_lifetime, units_window),
-        report_l2=1.0 if derived else math.sqrt(dimension),
+        report_l2=adapter.report_l2(sdk, dimension),
         dimension=dimension,
         derived_n=derived,
-        # heavy hitters: half of ρ for the tree (sizes, min_reports), half for the discoveries of
-        # the epoch scope and of every window w (a device-epoch enters w window releases)
-        tree_share=0.5 if kind == "heavy_hitters" else 1.0,
-        discovery_scopes=(1 + sum(int(w) for w in release.get("windows", [1]) if int(w) > 1))
-        if kind == "heavy_hitters"
-        else 0,
+        tree_share=adapter.tree_share(),
+        discovery_scopes=adapter.discovery_scopes(release),
     )
 
 
@@ -209,32 +202,11 @@ def release_budget(c: CollectionRuntime, settings: ReleaseSettings | None = None
     )
 
 
-def expected_noise(kind: str, sdk: Any, budget: release_noise.ReleaseBudget, n: int) -> dict[str, Any]:
+def expected_noise(kind: str, sdk: Any, budget: release_noise.ReleaseBudget, n: int) -> dict[str, Any] | None:
     """What the central noise adds to one epoch's estimates at ``n`` reports (told to the
     admin at creation for ``n = min_reports``): the largest added variance per value, the
-    LDP variance Var*/n, and their ratio."""
-    template = sdk.empty_aggregate().to_dict()
-    if budget.derived_n:
-        k = len(template["counts"])
-        template["counts"] = [n // k + (1 if v < n % k else 0) for v in range(k)]
-    template["n"] = n
-    if template.get("attribute_n") is not None:
-        template["attribute_n"] = [n] * len(template["attribute_n"])
-
-    def flat(data: dict[str, Any]) -> np.ndarray:
-        if kind == "multidim":
-            from client_sdk.multidim import MultidimAggregate
-
-            est = sdk.estimate(MultidimAggregate.from_dict(data))
-            return np.concatenate([np.asarray(e.frequencies, dtype=np.float64) for e in est])
-        from client_sdk.mechanisms import Aggregate
-
-        return np.asarray(sdk.estimate(Aggregate.from_dict(data)).frequencies, dtype=np.float64)
-
-    added = float(np.max(release_noise.added_variance(flat, template, budget.derived_n, budget.sigmas[0] ** 2)))
-    per_user = sdk.variance_approx_per_user
-    ldp = float(min(per_user) if isinstance(per_user, list | tuple) else per_user) / n
-    return {"reports": n, "added_variance": added, "ldp_variance": ldp, "ratio": added / ldp}
+    LDP variance Var*/n, and their ratio (None for kinds without per-value estimates)."""
+    return ADAPTERS[kind].expected_noise(sdk, budget, n)
 
 
 def policy_of(c: CollectionRuntime, settings: ReleaseSettings | None = None) -> Policy:
@@ -257,238 +229,34 @@ def due_through(c: CollectionRuntime, now: datetime) -> int:
     return c.epoch_at(now) - c.grace_epochs - 1
 
 
-# --- additive aggregates in their JSON form ------------------------------------------------
-
-
-def _vector(values: Any) -> Any:
-    """An aggregate's counts as numpy (one vector, or one per attribute)."""
-    if values and isinstance(values[0], list):
-        return [np.asarray(v, dtype=np.int64) for v in values]
-    return np.asarray(values, dtype=np.int64)
-
-
-def _plain(values: Any) -> Any:
-    if isinstance(values, list):
-        return [v.tolist() for v in values]
-    return values.tolist()
-
-
-@dataclass
-class Sum:
-    """A running sum of aggregates (``Aggregate.to_dict()`` / ``MultidimAggregate.to_dict()``)."""
-
-    config: dict[str, Any]
-    n: int
-    counts: Any
-    attribute_n: np.ndarray | None = None
-
-    @classmethod
-    def of(cls, data: dict[str, Any]) -> Sum:
-        extra = data.get("attribute_n")
-        return cls(
-            json.loads(json.dumps(data["config"])),  # the JSON form (tuples become lists)
-            int(data["n"]),
-            _vector(data["counts"]),
-            None if extra is None else np.asarray(extra, dtype=np.int64),
-        )
-
-    def add(self, data: dict[str, Any], sign: int = 1) -> None:
-        if data["config"] != self.config:
-            raise ValueError("aggregates of different configurations cannot be merged")
-        other = Sum.of(data)
-        self.n += sign * other.n
-        if isinstance(self.counts, list):
-            self.counts = [a + sign * b for a, b in zip(self.counts, other.counts, strict=True)]
-        else:
-            self.counts = self.counts + sign * other.counts
-        if self.attribute_n is not None:
-            self.attribute_n = self.attribute_n + sign * other.attribute_n
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"config": self.config, "n": int(self.n), "counts": _plain(self.counts)}
-        if self.attribute_n is not None:
-            out["attribute_n"] = self.attribute_n.tolist()
-        return out
+# --- additive aggregates (the kind's SDK aggregate; stored as sorted compact JSON) -----------
 
 
 def _aggregate_json(data: dict[str, Any]) -> str:
     return json.dumps(data, separators=(",", ":"), sort_keys=True)
 
 
-def _sdk_aggregate(c: CollectionRuntime, data: dict[str, Any]) -> Any:
-    if c.kind == "multidim":
-        from client_sdk.multidim import MultidimAggregate
+def _json_form(data: dict[str, Any]) -> dict[str, Any]:
+    """An aggregate's ``to_dict()`` as stored JSON reads back (tuples become lists)."""
+    return json.loads(json.dumps(data))
 
-        return MultidimAggregate.from_dict(data)
-    from client_sdk.mechanisms import Aggregate
 
-    return Aggregate.from_dict(data)
+def _adapter(c: CollectionRuntime) -> KindAdapter:
+    return ADAPTERS[c.kind]
+
+
+def _empty(c: CollectionRuntime) -> Any:
+    return _adapter(c).aggregate_from_dict(_json_form(_sdk(c).empty_aggregate().to_dict()))
+
+
+def _stored(c: CollectionRuntime, text: str) -> Any:
+    return _adapter(c).aggregate_from_dict(json.loads(text))
 
 
 def _sdk(c: CollectionRuntime) -> Any:
     if c.protocol is None:
         raise ProblemError("kind-unavailable", c.unavailable or "the collection's protocol is not available")
     return c.protocol.protocol
-
-
-# --- noisy statistics: the release tree (ldpserver/release_noise.py) ------------------------
-
-
-def _interval(count: float, variance: float) -> dict[str, Any]:
-    half = Z * math.sqrt(variance)
-    return {"count": count, "variance": variance, "ci_lower": count - half, "ci_upper": count + half}
-
-
-@dataclass
-class NoisyScope:
-    """A scope's noisy statistics: the aggregate (JSON form, noisy integers) and the
-    per-coordinate variance of its central noise."""
-
-    data: dict[str, Any]
-    noise_variance: float
-    derived_n: bool
-
-    @property
-    def n(self) -> int:
-        return int(self.data["n"])
-
-    def participation(self) -> dict[str, Any]:
-        """The noisy report count with its variance and normal-approximation interval
-        (a derived n sums the noisy counts: one noise term per count)."""
-        terms = len(self.data["counts"]) if self.derived_n else 1
-        return _interval(self.n, terms * self.noise_variance)
-
-
-def noisy_scope(tree: release_noise.VectorTree, template: dict[str, Any], after: int, through: int, derived_n: bool):
-    vector, variance = tree.span(after, through)
-    return NoisyScope(release_noise.unflatten(template, vector, derived_n), variance, derived_n)
-
-
-# --- estimates per kind (post-processing of the noisy statistics) ----------------------------
-
-
-def _histogram(est: Any, added: np.ndarray, scale: int) -> dict[str, Any]:
-    """One unbiased Estimate from noisy statistics: raw, variance = LDP plug-in + central
-    noise, interval, Norm-Sub, counts scaled by the noisy count."""
-    post = est.postprocessed(HISTOGRAM_POSTPROCESSING).frequencies
-    freqs = np.asarray(est.frequencies, dtype=np.float64)
-    variance = np.asarray(est.variance, dtype=np.float64) + added
-    half = Z * np.sqrt(variance)
-    return {
-        "domain_size": int(freqs.size),
-        "frequencies": freqs.tolist(),
-        "variance": variance.tolist(),
-        "ci_lower": (freqs - half).tolist(),
-        "ci_upper": (freqs + half).tolist(),
-        "postprocessed": np.asarray(post, dtype=np.float64).tolist(),
-        "counts": (freqs * scale + 0.0).tolist(),  # + 0.0: no negative zeros
-    }
-
-
-def _clip_attribute_n(data: dict[str, Any]) -> dict[str, Any]:
-    """Noisy per-attribute counts below 1 mean "no report informed it" (post-processing)."""
-    if data.get("attribute_n") is None:
-        return data
-    return {**data, "attribute_n": [max(0, int(m)) for m in data["attribute_n"]]}
-
-
-def _flat_frequencies(c: CollectionRuntime, data: dict[str, Any]) -> np.ndarray:
-    """Every estimated value of an aggregate as one vector (missing attributes: zeros)."""
-    sdk = _sdk(c)
-    estimate = sdk.estimate(_sdk_aggregate(c, _clip_attribute_n(data)))
-    if c.kind == "multidim":
-        sizes = [len(v) for v in data["counts"]]
-        return np.concatenate(
-            [
-                np.zeros(k) if e is None else np.asarray(e.frequencies, dtype=np.float64)
-                for k, e in zip(sizes, estimate, strict=True)
-            ]
-        )
-    return np.asarray(estimate.frequencies, dtype=np.float64)
-
-
-def _estimate_aggregate(c: CollectionRuntime, scope: NoisyScope) -> dict[str, Any]:
-    sdk = _sdk(c)
-    data = _clip_attribute_n(scope.data)
-    estimate = sdk.estimate(_sdk_aggregate(c, data))
-    added = release_noise.added_variance(
-        lambda d: _flat_frequencies(c, d), scope.data, scope.derived_n, scope.noise_variance
-    )
-    scale = max(0, scope.n)
-    if c.kind == "multidim":
-        attributes = []
-        pos = 0
-        for j, est in enumerate(estimate):
-            k = len(data["counts"][j])
-            if est is None:
-                attributes.append({"attribute": j, "status": "missing", "reason": "no report informed it"})
-            else:
-                attributes.append(
-                    {"attribute": j, "status": "estimated", **_histogram(est, added[pos : pos + k], scale)}
-                )
-            pos += k
-        return {"type": "marginals", "mechanism": sdk.config.get("mechanism"), "attributes": attributes}
-    return {"type": "histogram", "mechanism": sdk.config.get("mechanism"), **_histogram(estimate, added, scale)}
-
-
-def _hitter(h: Any, rank: int, scale: int | None, local: bool = False) -> dict[str, Any]:
-    out = {
-        "rank": rank,
-        "item": h.item,
-        "code": str(h.code),
-        "frequency": float(h.frequency),
-        "variance": float(h.variance),
-        "ci_lower": float(h.ci_lower),
-        "ci_upper": float(h.ci_upper),
-        "consistent_frequency": None if h.consistent_frequency is None else float(h.consistent_frequency),
-        "p_value": None if getattr(h, "p_value", None) is None else float(h.p_value),
-    }
-    if not local:
-        out["count"] = None if scale is None else float(h.frequency) * scale + 0.0
-    return out
-
-
-#: reports per step of the heavy hitters' support counting in a release
-DISCOVERY_CHUNK = 1024
-
-
-def _heavy_hitters(
-    c: CollectionRuntime, reports: Any, scale: int | None, budget: release_noise.ReleaseBudget
-) -> dict[str, Any]:
-    """Discovery over stored raw reports (client_sdk.heavy_hitters) on centrally noised
-    statistics (every level group's count and support-count query: ``DiscoveryNoise``), so
-    items, scores, intervals, p-values and per-party figures (party sizes included) reveal
-    only noisy statistics: global top items with counts from the noisy total; per-party
-    top items (federated) as frequencies within the party. The SDK's significance test and
-    intervals include the central noise (docs/heavy_hitters.md, "Publishing")."""
-    from client_sdk.heavy_hitters import _common as hh_common
-
-    sdk = _sdk(c)
-    noise = release_noise.DiscoveryNoise(
-        budget.discovery_rho, release_noise.discovery_queries(sdk), budget.reports_per_device_epoch, noise_source()
-    )
-    token = hh_common.CENTRAL_NOISE.set(noise)
-    try:
-        # support counts are computed DISCOVERY_CHUNK reports at a time: the buffer is
-        # |candidates| × chunk × 8 bytes (≈ 14 MB at 1,700 candidates), part of the peak RSS
-        result = sdk.discover(reports, ci_level=CI_LEVEL, chunk=DISCOVERY_CHUNK)
-    finally:
-        hh_common.CENTRAL_NOISE.reset(token)
-    out: dict[str, Any] = {
-        "type": "heavy_hitters",
-        "protocol": result.protocol,
-        "k": int(result.k),
-        "heavy_hitters": [_hitter(h, i + 1, scale) for i, h in enumerate(result.heavy_hitters)],
-        # how many candidates were tested and withheld, the level and the correction (all
-        # post-processing of the LDP reports; no exact count of users)
-        "significance": result.significance,
-    }
-    if getattr(sdk, "federated", False):
-        out["parties"] = {
-            party: [_hitter(h, i + 1, None, local=True) for i, h in enumerate(hitters)]
-            for party, hitters in sorted(result.local.items())
-        }
-    return out
 
 
 # --- planning one release -------------------------------------------------------------------
@@ -659,8 +427,8 @@ def _first_report_per_device(conn: Connection, c: CollectionRuntime, epoch: int)
             previous = row.client_id
     sdk = _sdk(c)
     if not payloads:
-        return sdk.empty_aggregate().to_dict()
-    return Sum.of(sdk.aggregate(payloads).to_dict()).to_dict()
+        return _json_form(sdk.empty_aggregate().to_dict())
+    return _json_form(sdk.aggregate(payloads).to_dict())
 
 
 def _new_tree(policy: Policy, keep: int) -> release_noise.VectorTree:
@@ -673,6 +441,7 @@ def _plan(engine: Engine, c: CollectionRuntime, epoch: int, now: datetime, trigg
     policy = policy_of(c)
     budget = policy.budget
     sdk = _sdk(c)
+    adapter = _adapter(c)
     keep = max([1, *policy.windows])
     with read_transaction(engine) as conn:
         stream = _stream(conn, c.id)
@@ -700,26 +469,26 @@ def _plan(engine: Engine, c: CollectionRuntime, epoch: int, now: datetime, trigg
             number = 1
 
         # compaction: the epoch's partial aggregates, merged
-        total = Sum.of(sdk.empty_aggregate().to_dict())
+        total = _empty(c)
         partials = 0
         for row in conn.execute(
             select(partials_t.c.aggregate)
             .where(partials_t.c.collection_id == c.id, partials_t.c.epoch == epoch)
             .order_by(partials_t.c.id)
         ):
-            total.add(json.loads(row.aggregate))
+            total = total + _stored(c, row.aggregate)
             partials += 1
         epoch_sum = total.to_dict()
 
         # cumulative = previous cumulative + epoch
-        cumulative = Sum.of(epoch_sum)
+        cumulative = total
         if epoch > first:
             previous = conn.execute(
                 select(aggregates_t.c.cumulative).where(
                     aggregates_t.c.collection_id == c.id, aggregates_t.c.epoch == epoch - 1
                 )
             ).scalar_one()
-            cumulative.add(json.loads(previous))
+            cumulative = cumulative + _stored(c, previous)
         cumulative_sum = cumulative.to_dict()
 
         # windows: cumulative(e) − cumulative(e − w), one stored row per window
@@ -728,14 +497,14 @@ def _plan(engine: Engine, c: CollectionRuntime, epoch: int, now: datetime, trigg
             scopes.append(Scope("cumulative", None, first, epoch, True, cumulative_sum))
         for w in policy.windows:
             start = max(first, epoch - w + 1)
-            window = Sum.of(cumulative_sum)
+            window = cumulative
             if start > first:
                 edge = conn.execute(
                     select(aggregates_t.c.cumulative).where(
                         aggregates_t.c.collection_id == c.id, aggregates_t.c.epoch == start - 1
                     )
                 ).scalar_one()
-                window.add(json.loads(edge), sign=-1)
+                window = window - _stored(c, edge)
             scopes.append(Scope("window", w, start, epoch, epoch - w + 1 >= first, window.to_dict()))
 
         # the statistics the release tree is given (exact; noised in the tree)
@@ -743,7 +512,7 @@ def _plan(engine: Engine, c: CollectionRuntime, epoch: int, now: datetime, trigg
         participation = int(statistics["n"])
 
         raw_epochs, raw = (None, None)
-        if c.kind == "heavy_hitters":
+        if adapter.needs_raw_reports:
             low = min(s.start for s in scopes if s.name != "cumulative")
             raw_epochs, raw = _load_prefix_reports(conn, c, low, epoch)
 
@@ -777,39 +546,31 @@ def _plan(engine: Engine, c: CollectionRuntime, epoch: int, now: datetime, trigg
         if noisy is None:
             body["status"] = "withheld"
             body["reason"] = f"the release tree's horizon of {tree.horizon} epochs is exhausted"
-        elif c.kind == "heavy_hitters" and s.name == "cumulative":
+        elif s.name in adapter.withheld_scopes:
             body["status"] = "withheld"
-            body["reason"] = (
-                "heavy hitters are released per epoch and per window only: cumulative discovery would need "
-                "every raw report since the start"
-            )
+            body["reason"] = adapter.withheld_scopes[s.name]
         elif noisy.n < policy.min_reports:  # decided on the noisy count: post-processing
             body["status"] = "withheld"
             body["reason"] = f"fewer than min_reports ({policy.min_reports}) reports (noisy count)"
-        elif c.kind == "heavy_hitters":
-            mask = (raw_epochs >= s.start) & (raw_epochs <= s.end)
-            stored = int(mask.sum())
-            scope_inputs["raw_reports"] = stored
-            if stored != n:
-                body["status"] = "withheld"
-                body["reason"] = "raw reports of this scope are no longer stored (retention): discovery needs them"
-            else:
-                from client_sdk.heavy_hitters import InsufficientReportsError
-
-                try:
-                    if raw is None:  # no report at all although the noisy count passed min_reports
-                        raise InsufficientReportsError("no reports")
-                    scoped = raw if mask.all() else raw.subset(mask)  # no copy when the scope is all of them
-                    body["estimates"] = _heavy_hitters(c, scoped, max(0, noisy.n), budget)
-                except InsufficientReportsError:  # only for a scope without any report (noise off: see docs)
-                    body["status"] = "withheld"
-                    body["reason"] = "insufficient reports for discovery"
         else:
-            body["estimates"] = _estimate_aggregate(c, noisy)
+            scoped, stored = None, n
+            if adapter.needs_raw_reports:
+                mask = (raw_epochs >= s.start) & (raw_epochs <= s.end)
+                stored = int(mask.sum())
+                scope_inputs["raw_reports"] = stored
+                if raw is not None:
+                    scoped = raw if mask.all() else raw.subset(mask)  # no copy when the scope is all of them
+            try:
+                if adapter.needs_raw_reports and stored != n:
+                    raise Withheld("raw reports of this scope are no longer stored (retention): discovery needs them")
+                body["estimates"] = adapter.estimate_scope(sdk, ScopeInputs(noisy, budget, noise_source(), scoped))
+            except Withheld as withheld:
+                body["status"] = "withheld"
+                body["reason"] = str(withheld)
         scope_bodies.append(body)
         inputs["scopes"].append(scope_inputs)
 
-    postprocessing = HH_POSTPROCESSING if c.kind == "heavy_hitters" else HISTOGRAM_POSTPROCESSING
+    postprocessing = adapter.postprocessing
     start_at = c.epoch_start + timedelta(seconds=c.epoch_seconds * epoch)
     document = {
         "format": FORMAT,
@@ -828,7 +589,7 @@ def _plan(engine: Engine, c: CollectionRuntime, epoch: int, now: datetime, trigg
             "min_reports": policy.min_reports,
         },
         "ci_level": CI_LEVEL,
-        "postprocessing": _postprocessing_note(c.kind),
+        "postprocessing": adapter.postprocessing_note(),
         "computation": _computation_note(c),
         "participation": {
             **budget.statement(max_epochs_per_device(c)),
@@ -859,34 +620,11 @@ def _plan(engine: Engine, c: CollectionRuntime, epoch: int, now: datetime, trigg
     )
 
 
-def _postprocessing_note(kind: str) -> dict[str, Any]:
-    if kind == "heavy_hitters":
-        return {
-            "method": HH_POSTPROCESSING,
-            "field": "consistent_frequency",
-            "description": "weighted least-squares consistency over the estimated prefix tree "
-            "(ALGORITHMS §12.1): every expanded prefix equals the sum of its children; intervals are "
-            "those of the unbiased estimate; null when the frequency comes from the final estimation "
-            "round (docs/heavy_hitters.md), which is not a tree node",
-        }
-    return {
-        "method": HISTOGRAM_POSTPROCESSING,
-        "field": "postprocessed",
-        "description": "Norm-Sub = Euclidean projection of the raw frequencies onto the probability "
-        "simplex (non-negative, sum 1; ALGORITHMS §12), per histogram; intervals are those of the "
-        "unbiased estimate",
-    }
-
-
 def _computation_note(c: CollectionRuntime) -> dict[str, Any]:
     sdk = _sdk(c)
     return {
         "protocol": {k: sdk.config[k] for k in ("mechanism", "protocol", "epsilon") if k in sdk.config},
-        "estimator": "the SDK's unbiased estimator (client_sdk."
-        + {"frequency": "mechanisms", "multidim": "multidim", "longitudinal": "longitudinal"}.get(
-            c.kind, "heavy_hitters discovery over the scope's stored raw reports"
-        )
-        + ")",
+        "estimator": _adapter(c).estimator_note(),
         "interval": "frequency ± z·sqrt(variance), z = Φ⁻¹(0.975) (normal approximation)",
         "aggregates": "epoch = the tree's leaf of the epoch; cumulative and window w = the sum of the tree's "
         "noisy dyadic nodes covering the scope's epochs",
@@ -1323,7 +1061,7 @@ SERIES_COLUMNS = ROW_COLUMNS
 
 def series_point(
     body: dict[str, Any],
-    kind: str,
+    absent_item: tuple[str, str],
     item: str,
     scope: str,
     window: int | None,
@@ -1339,8 +1077,7 @@ def series_point(
         return None
     s = matching[0]
     rows = estimate_rows({**body, "scopes": [s]}, attribute=attribute, party=party)
-    if kind == "heavy_hitters":
-        rows = [r for r in rows if r["party"] == party or r["status"] != "released"]
+    rows = [r for r in rows if r["party"] == party or r["status"] != "released"]
     for r in rows:
         if r["item"] is not None and str(r["item"]) == item:
             return {k: r.get(k) for k in SERIES_COLUMNS}
@@ -1367,13 +1104,8 @@ def series_point(
     if s["status"] == "released":
         if rows and rows[0]["status"] == "missing":
             point["status"], point["reason"] = "missing", rows[0]["reason"]
-        elif kind == "heavy_hitters":
-            point["status"], point["reason"] = (
-                "not_in_top",
-                "the item is not among this release's published (significant) top items",
-            )
         else:
-            point["status"], point["reason"] = "not_found", "no estimate for this item"
+            point["status"], point["reason"] = absent_item
     return point
 
 
@@ -1398,7 +1130,7 @@ def timeseries(
     ).all()
     points = []
     for row in rows[:limit]:
-        point = series_point(json.loads(row.body), c.kind, item, scope, window, attribute, party)
+        point = series_point(json.loads(row.body), _adapter(c).absent_item, item, scope, window, attribute, party)
         if point is not None:
             points.append(point)
     next_cursor = encode_cursor(int(rows[limit - 1].number)) if len(rows) > limit else None

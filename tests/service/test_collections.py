@@ -7,7 +7,7 @@ import math
 import pytest
 
 from client_sdk.canonical import config_hash
-from ldpserver import protocols
+from ldpserver import kinds as protocols
 from tests.service.helpers import BASE_COLLECTION, DROP, merged
 
 

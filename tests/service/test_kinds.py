@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ldpserver import protocols
+from ldpserver import kinds as protocols
 from tests.service.helpers import new_report_id, statuses
 
 

@@ -18,6 +18,8 @@ from scipy.stats import beta
 
 from client_sdk import mechanisms
 from ldpserver import release_noise
+from ldpserver.kinds import ADAPTERS
+from ldpserver.release_stats import ScopeInputs, noisy_scope
 from ldpserver.services import releases as service
 from tests.service.test_release_leaks import GRR4, _runtime, n_from_frequencies, n_from_variance
 
@@ -42,6 +44,11 @@ def epsilon_lower_bound(x0: np.ndarray, x1: np.ndarray, delta: float, confidence
     return best
 
 
+def _estimates(c, noisy, budget) -> dict:
+    """A released scope's estimates, as the release computes them (the kind's adapter)."""
+    return ADAPTERS[c.kind].estimate_scope(service._sdk(c), ScopeInputs(noisy, budget, release_noise.ZeroNoise()))
+
+
 def _reader_view(c, policy, statistics: dict, noise) -> dict[str, float]:
     """Everything a reader can fetch about the (single-epoch) release, through the service's
     own functions: participation (count, variance, interval), the withheld decision, and every
@@ -50,11 +57,11 @@ def _reader_view(c, policy, statistics: dict, noise) -> dict[str, float]:
     budget = policy.budget
     tree = release_noise.VectorTree(sigmas=budget.sigmas, dimension=budget.dimension, noise=noise)
     tree.append(release_noise.flatten(statistics, budget.derived_n))
-    noisy = service.noisy_scope(tree, statistics, 0, 1, budget.derived_n)
+    noisy = noisy_scope(tree, statistics, 0, 1, budget.derived_n)
     part = noisy.participation()
     view = {"participation": part["count"], "ci_lower": part["ci_lower"], "withheld": 1.0}
     if noisy.n >= policy.min_reports:
-        est = service._estimate_aggregate(c, noisy)
+        est = _estimates(c, noisy, budget)
         m = service._sdk(c)
         view |= {
             "withheld": 0.0,
@@ -122,8 +129,8 @@ def test_published_intervals_cover_the_truth_95_percent_of_the_time(api, mechani
         for _ in range(epochs):
             data = m.aggregate(m.perturb_batch(values, rng=rng)).to_dict()
             tree.append(release_noise.flatten(data, budget.derived_n))
-        noisy = service.noisy_scope(tree, data, 0, epochs, budget.derived_n)  # the cumulative scope
-        est = service._estimate_aggregate(c, noisy)
+        noisy = noisy_scope(tree, data, 0, epochs, budget.derived_n)  # the cumulative scope
+        est = _estimates(c, noisy, budget)
         inside = (np.asarray(est["ci_lower"]) <= truth) & (truth <= np.asarray(est["ci_upper"]))
         covered += int(inside.sum())
         total += k

@@ -11,7 +11,8 @@ import json
 import numpy as np
 import pytest
 
-from ldpserver import protocols, release_noise
+from ldpserver import kinds as protocols
+from ldpserver import release_noise
 from ldpserver.services import releases as service
 from tests.service.release_helpers import at_epoch, hh_payloads, upload_ok, wire
 
