@@ -132,33 +132,42 @@ def fill_epoch(engine, collection, m, clock, epoch: int, n: int, mode: str, seed
 
 
 class Timer:
-    """Wraps the release's read/compute and write phases to time them."""
+    """Wraps the release's read + compute phases ("plan") and its write transaction to time them."""
+
+    PHASES = {"read_inputs": "plan", "compute": "plan", "write": "write"}
 
     def __init__(self) -> None:
         self.plan: list[float] = []
         self.write: list[float] = []
-        self._plan, self._write = service._plan, service._write
+        self._originals = {name: getattr(service, name) for name in self.PHASES}
+        self._pending = 0.0
+
+    def _wrap(self, name: str):
+        original = self._originals[name]
+
+        def timed(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                elapsed = time.perf_counter() - t0
+                if name == "read_inputs":
+                    self._pending = elapsed
+                elif name == "compute":
+                    self.plan.append(self._pending + elapsed)
+                else:
+                    self.write.append(elapsed)
+
+        return timed
 
     def __enter__(self) -> Timer:
-        def plan(*args, **kwargs):
-            t0 = time.perf_counter()
-            try:
-                return self._plan(*args, **kwargs)
-            finally:
-                self.plan.append(time.perf_counter() - t0)
-
-        def write(*args, **kwargs):
-            t0 = time.perf_counter()
-            try:
-                return self._write(*args, **kwargs)
-            finally:
-                self.write.append(time.perf_counter() - t0)
-
-        service._plan, service._write = plan, write
+        for name in self.PHASES:
+            setattr(service, name, self._wrap(name))
         return self
 
     def __exit__(self, *exc) -> None:
-        service._plan, service._write = self._plan, self._write
+        for name, original in self._originals.items():
+            setattr(service, name, original)
 
 
 def run(args: argparse.Namespace) -> dict:

@@ -72,16 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def coerce_value(cfg: Any, text: str) -> Any:
-    """The VALUE argument as the collection's kind expects it."""
-    kind = cfg.kind
-    if kind == "heavy_hitters":
-        domain = cfg.config.get("mechanism", {}).get("domain", {})
-        return int(text) if domain.get("type") == "integer" else text
-    if kind == "multidim":
-        raw = text.strip()
-        parts = json.loads(raw) if raw.startswith("[") else raw.split(",")
-        return tuple(int(p) for p in parts)
-    return int(text)
+    """The VALUE argument as the collection's protocol expects it (an index, a tuple, an item)."""
+    return cfg.protocol.parse_value(text)
 
 
 def _print_json(obj: Any) -> None:

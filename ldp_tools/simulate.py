@@ -91,6 +91,9 @@ class SimulationResult:
     privacy: dict[str, Any]
     rows: list[dict[str, Any]] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
+    #: the SDK protocol's value shape: "index", "tuple" (one histogram per attribute) or
+    #: "item" (ranked heavy hitters), which decides how the rows are printed
+    shape: str = "index"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -171,98 +174,143 @@ def run(
     name = str(protocol.config.get("mechanism") or protocol.config.get("protocol") or kind)
     privacy = _privacy_dict(protocol)
 
-    if kind in ("frequency", "longitudinal"):
-        if len(columns) != 1:
-            raise SimulationError(f"a {kind} collection reads one column, got {len(columns)}")
-        (raw,) = read_columns(data, columns)
-        k = int(protocol.domain_size)
-        codes, labels = encode_categorical(raw, k, values, columns[0])
-        reports = protocol.perturb_batch(codes, rng)
-        estimate = protocol.estimate(protocol.aggregate(reports))
-        truth = np.bincount(codes, minlength=k) / codes.size
-        rows, stats = _histogram_rows(estimate, truth, labels, level, None)
-        result = SimulationResult(kind, name, int(codes.size), seed, privacy, rows, stats)
-        return result
+    shape = str(getattr(protocol, "value_shape", ""))
+    simulate = SIMULATORS.get(shape)
+    if simulate is None:
+        raise SimulationError(f"kind {kind!r} cannot be simulated (value shape {shape!r})")
+    rows, summary, n = simulate(protocol, kind, data, columns, values, party_column, level, rng)
+    return SimulationResult(kind, name, n, seed, privacy, rows, summary, shape)
 
-    if kind == "multidim":
-        sizes = [int(s) for s in protocol.config["domain_sizes"]]
-        if len(columns) != len(sizes):
-            raise SimulationError(f"this multidim mechanism has {len(sizes)} attributes; give as many --column")
-        raws = read_columns(data, columns)
-        encoded = [encode_categorical(raw, k, values, col) for raw, k, col in zip(raws, sizes, columns, strict=True)]
-        matrix = np.stack([codes for codes, _ in encoded], axis=1)
-        reports = protocol.perturb_batch(matrix, rng)
-        estimates = protocol.estimate(protocol.aggregate(reports))
-        rows = []
-        per_attribute = []
-        for j, (codes, labels) in enumerate(encoded):
-            truth = np.bincount(codes, minlength=sizes[j]) / codes.size
-            if estimates[j] is None:
-                per_attribute.append({"attribute": j, "column": columns[j], "status": "no report informed it"})
-                continue
-            attr_rows, stats = _histogram_rows(estimates[j], truth, labels, level, j)
-            rows.extend(attr_rows)
-            per_attribute.append({"attribute": j, "column": columns[j], **stats})
-        summary = {"attributes": per_attribute, "mse": float(np.mean([a.get("mse", np.nan) for a in per_attribute]))}
-        return SimulationResult(kind, name, int(matrix.shape[0]), seed, privacy, rows, summary)
 
-    if kind == "heavy_hitters":
-        if len(columns) != 1:
-            raise SimulationError("a heavy-hitter collection reads one column of items")
-        wanted = [columns[0]] + ([party_column] if party_column else [])
-        raws = read_columns(data, wanted)
-        domain = protocol.config.get("domain", {})
-        if domain.get("type") == "integer":
-            try:
-                items = np.asarray([int(v) for v in raws[0]], dtype=np.int64)
-            except ValueError:
-                raise SimulationError("an integer-domain collection needs integer items") from None
-        else:
-            items = np.asarray(raws[0], dtype=object)
-        parties = None
-        if getattr(protocol, "federated", False):
-            if not party_column:
-                raise SimulationError("a federated collection needs --party-column")
-            parties = raws[1]
-        elif party_column:
-            raise SimulationError("--party-column applies to federated (tap/taps) collections only")
-        reports = protocol.perturb_batch(items, rng, parties=parties) if parties else protocol.perturb_batch(items, rng)
-        found = protocol.discover(reports, ci_level=level)
-        counts = Counter(raws[0])
-        n = len(raws[0])
-        true_rank = {item: r + 1 for r, (item, _) in enumerate(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))}
-        k = int(protocol.config.get("k", len(found.heavy_hitters)))
-        # tie-aware ground truth: every item at least as frequent as the k-th most frequent one
-        ordered = sorted(counts.values(), reverse=True)
-        threshold = ordered[min(k, len(ordered)) - 1] if ordered else 0
-        true_top = {item for item, c in counts.items() if c >= threshold}
-        rows = []
-        for rank, h in enumerate(found.heavy_hitters, 1):
-            key = str(h.item)
-            rows.append(
-                {
-                    "rank": rank,
-                    "item": h.item,
-                    "true": counts.get(key, 0) / n,
-                    "true_rank": true_rank.get(key),
-                    "estimate": float(h.frequency),
-                    "ci_lower": float(h.ci_lower),
-                    "ci_upper": float(h.ci_upper),
-                    "postprocessed": None if h.consistent_frequency is None else float(h.consistent_frequency),
-                    "in_true_top": key in true_top,
-                }
-            )
-        hits = sum(r["in_true_top"] for r in rows)
-        summary = {
-            "k": k,
-            "found": len(rows),
-            "in_true_top_k": hits,
-            "precision": hits / len(rows) if rows else 0.0,
-            "recall": min(hits, k) / k if k else 0.0,
-        }
-        return SimulationResult(kind, name, n, seed, privacy, rows, summary)
+def _simulate_indices(
+    protocol: Any,
+    kind: str,
+    data: Any,
+    columns: Sequence[str],
+    values: str,
+    party_column: str | None,
+    level: float,
+    rng: np.random.Generator,
+) -> tuple[list, dict, int]:
+    """One categorical column; the value index per row (frequency, longitudinal)."""
+    if party_column:
+        raise SimulationError("--party-column applies to federated (tap/taps) collections only")
+    if len(columns) != 1:
+        raise SimulationError(f"a {kind} collection reads one column, got {len(columns)}")
+    (raw,) = read_columns(data, columns)
+    k = int(protocol.domain_size)
+    codes, labels = encode_categorical(raw, k, values, columns[0])
+    reports = protocol.perturb_batch(codes, rng)
+    estimate = protocol.estimate(protocol.aggregate(reports))
+    truth = np.bincount(codes, minlength=k) / codes.size
+    rows, stats = _histogram_rows(estimate, truth, labels, level, None)
+    return rows, stats, int(codes.size)
 
-    raise SimulationError(f"kind {kind!r} cannot be simulated")
+
+def _simulate_tuples(
+    protocol: Any,
+    kind: str,
+    data: Any,
+    columns: Sequence[str],
+    values: str,
+    party_column: str | None,
+    level: float,
+    rng: np.random.Generator,
+) -> tuple[list, dict, int]:
+    """One column per attribute (multidim)."""
+    if party_column:
+        raise SimulationError("--party-column applies to federated (tap/taps) collections only")
+    sizes = [int(s) for s in protocol.config["domain_sizes"]]
+    if len(columns) != len(sizes):
+        raise SimulationError(f"this multidim mechanism has {len(sizes)} attributes; give as many --column")
+    raws = read_columns(data, columns)
+    encoded = [encode_categorical(raw, k, values, col) for raw, k, col in zip(raws, sizes, columns, strict=True)]
+    matrix = np.stack([codes for codes, _ in encoded], axis=1)
+    reports = protocol.perturb_batch(matrix, rng)
+    estimates = protocol.estimate(protocol.aggregate(reports))
+    rows = []
+    per_attribute = []
+    for j, (codes, labels) in enumerate(encoded):
+        truth = np.bincount(codes, minlength=sizes[j]) / codes.size
+        if estimates[j] is None:
+            per_attribute.append({"attribute": j, "column": columns[j], "status": "no report informed it"})
+            continue
+        attr_rows, stats = _histogram_rows(estimates[j], truth, labels, level, j)
+        rows.extend(attr_rows)
+        per_attribute.append({"attribute": j, "column": columns[j], **stats})
+    summary = {"attributes": per_attribute, "mse": float(np.mean([a.get("mse", np.nan) for a in per_attribute]))}
+    return rows, summary, int(matrix.shape[0])
+
+
+def _simulate_items(
+    protocol: Any,
+    kind: str,
+    data: Any,
+    columns: Sequence[str],
+    values: str,
+    party_column: str | None,
+    level: float,
+    rng: np.random.Generator,
+) -> tuple[list, dict, int]:
+    """One column of items (heavy hitters), optionally a party column (federated protocols)."""
+    if len(columns) != 1:
+        raise SimulationError("a heavy-hitter collection reads one column of items")
+    wanted = [columns[0]] + ([party_column] if party_column else [])
+    raws = read_columns(data, wanted)
+    domain = protocol.config.get("domain", {})
+    if domain.get("type") == "integer":
+        try:
+            items = np.asarray([int(v) for v in raws[0]], dtype=np.int64)
+        except ValueError:
+            raise SimulationError("an integer-domain collection needs integer items") from None
+    else:
+        items = np.asarray(raws[0], dtype=object)
+    parties = None
+    if getattr(protocol, "federated", False):
+        if not party_column:
+            raise SimulationError("a federated collection needs --party-column")
+        parties = raws[1]
+    elif party_column:
+        raise SimulationError("--party-column applies to federated (tap/taps) collections only")
+    reports = protocol.perturb_batch(items, rng, parties=parties) if parties else protocol.perturb_batch(items, rng)
+    found = protocol.discover(reports, ci_level=level)
+    counts = Counter(raws[0])
+    n = len(raws[0])
+    true_rank = {item: r + 1 for r, (item, _) in enumerate(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))}
+    k = int(protocol.config.get("k", len(found.heavy_hitters)))
+    # tie-aware ground truth: every item at least as frequent as the k-th most frequent one
+    ordered = sorted(counts.values(), reverse=True)
+    threshold = ordered[min(k, len(ordered)) - 1] if ordered else 0
+    true_top = {item for item, c in counts.items() if c >= threshold}
+    rows = []
+    for rank, h in enumerate(found.heavy_hitters, 1):
+        key = str(h.item)
+        rows.append(
+            {
+                "rank": rank,
+                "item": h.item,
+                "true": counts.get(key, 0) / n,
+                "true_rank": true_rank.get(key),
+                "estimate": float(h.frequency),
+                "ci_lower": float(h.ci_lower),
+                "ci_upper": float(h.ci_upper),
+                "postprocessed": None if h.consistent_frequency is None else float(h.consistent_frequency),
+                "in_true_top": key in true_top,
+            }
+        )
+    hits = sum(r["in_true_top"] for r in rows)
+    summary = {
+        "k": k,
+        "found": len(rows),
+        "in_true_top_k": hits,
+        "precision": hits / len(rows) if rows else 0.0,
+        "recall": min(hits, k) / k if k else 0.0,
+    }
+    return rows, summary, n
+
+
+#: how to simulate a protocol, by the shape of a device's true value (never by kind)
+SIMULATORS: dict[str, Any] = {"index": _simulate_indices, "tuple": _simulate_tuples, "item": _simulate_items}
 
 
 def format_table(result: SimulationResult, top: int | None = None) -> str:
@@ -271,7 +319,7 @@ def format_table(result: SimulationResult, top: int | None = None) -> str:
     eps = result.privacy.get("epsilon")
     if eps is not None:
         lines.append(f"privacy: epsilon {eps:.4g} per report ({result.privacy.get('neighbouring', 'record')}-level)")
-    if result.kind == "heavy_hitters":
+    if result.shape == "item":
         lines.append(f"  {'rank':>4} {'item':<20} {'true':>8} {'true rank':>9} {'estimate':>9}   interval")
         for r in result.rows:
             true_rank = "-" if r["true_rank"] is None else str(r["true_rank"])

@@ -32,6 +32,7 @@ from ldpserver.openapi_responses import complete_responses
 from ldpserver.schema import check_at_head
 from ldpserver.schemas.common import Problem
 from ldpserver.services.collections import CollectionCache
+from ldpserver.services.releases import ReleaseContext
 
 API_VERSION = "1.0.0"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -43,6 +44,7 @@ class LdpState:
     settings: Settings
     engine: Engine
     collections: CollectionCache
+    releases: ReleaseContext  # the central-noise source and release settings of admin releases
 
 
 class LdpOpenAPI(OpenAPI):
@@ -62,7 +64,15 @@ class LdpOpenAPI(OpenAPI):
         complete_responses(self.spec_json)
 
 
-def create_app(settings: Settings | None = None, *, clock: Clock | None = None, engine: Engine | None = None) -> Any:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    clock: Clock | None = None,
+    engine: Engine | None = None,
+    releases: ReleaseContext | None = None,
+) -> Any:
+    """The WSGI app. ``clock`` and ``releases`` (the central-noise source) are injectable so
+    tests and the demo are deterministic; production uses the system clock and OpenDP."""
     settings = settings or Settings()
     configure_logging(settings.log_level, settings.log_json)
     if engine is None:
@@ -90,7 +100,12 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
     )
     app.config.update(MAX_CONTENT_LENGTH=settings.max_body_bytes, CLOCK=clock or utc_now, LDP_SETTINGS=settings)
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    app.extensions["ldp"] = LdpState(settings=settings, engine=engine, collections=CollectionCache(engine))
+    app.extensions["ldp"] = LdpState(
+        settings=settings,
+        engine=engine,
+        collections=CollectionCache(engine),
+        releases=releases or ReleaseContext.default(),
+    )
 
     @app.before_request
     def _start() -> None:

@@ -438,7 +438,7 @@ def scheduler(
     import threading
 
     from ldpserver.services.collections import CollectionCache
-    from ldpserver.services.releases import run_scheduler_once
+    from ldpserver.services.releases import ReleaseContext, run_scheduler_once
 
     stop = threading.Event()
     if not once:
@@ -448,11 +448,12 @@ def scheduler(
         _serve_scheduler_metrics(metrics_host, metrics_port)
     engine = _engine(database_url)
     cache = CollectionCache(engine)
+    context = ReleaseContext.default()
     while True:
         collections = cache.list()
         if collection_ids:
             collections = [c for c in collections if c.id in collection_ids]
-        results = run_scheduler_once(engine, collections, _now())
+        results = run_scheduler_once(engine, collections, _now(), context)
         for collection_id, result in sorted(results.items()):
             if result.get("created") or "error" in result:
                 click.echo(f"{collection_id}: {json.dumps(result)}")

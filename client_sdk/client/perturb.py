@@ -52,11 +52,12 @@ class DirectPerturber:
         return float(self.protocol.privacy.epsilon)
 
     def perturb(self, value: Any, party: Any = None) -> dict[str, Any]:
+        shape = getattr(self.protocol, "value_shape", None)
         if party is not None:
-            if self.kind != "heavy_hitters":
+            if shape != "item":
                 raise TypeError(f"party applies to heavy_hitters collections only, not {self.kind!r}")
             return self.protocol.perturb(value, party=party)
-        if self.kind == "multidim" and isinstance(value, list | np.ndarray):
+        if shape == "tuple" and isinstance(value, list | np.ndarray):
             value = tuple(_plain(value))
         return self.protocol.perturb(value)
 
@@ -92,12 +93,10 @@ class LongitudinalPerturber:
 
 
 def perturber_for(kind: str, protocol: Any, memoized: bool, fail: Callable[[str], Exception]) -> Any:
-    has_memo_api = all(callable(getattr(protocol, name, None)) for name in MEMO_API)
-    if kind == "longitudinal" or has_memo_api:
+    # longitudinal protocols are exactly those with the memo API (client_sdk.longitudinal)
+    if all(callable(getattr(protocol, name, None)) for name in MEMO_API):
         if not memoized:
             raise fail("a longitudinal protocol needs budget.memoized = true (its memos must be kept and charged)")
-        if not has_memo_api:
-            raise fail(f"protocol {type(protocol).__name__} lacks the memo API ({', '.join(MEMO_API)})")
         return LongitudinalPerturber(protocol)
     if memoized:
         raise fail(

@@ -545,7 +545,7 @@ def item_prefix_key(domain: Domain, item: Any, length: int) -> int:
 
 #: Central noise on the statistics discovery reads (a group's report count and every
 #: support-count query), set by a server around a release's discovery so that its readers
-#: get central DP on top of LDP (ldpserver/release_noise.py ``DiscoveryNoise``); ``None``
+#: get central DP on top of LDP (ldpserver/discovery_noise.py ``DiscoveryNoise``); ``None``
 #: (exact statistics) everywhere else. The one place heavy-hitter statistics are noised.
 CENTRAL_NOISE: ContextVar[Any] = ContextVar("heavy_hitters_central_noise", default=None)
 

@@ -197,6 +197,11 @@ def keys_of_codes(words: np.ndarray, bits: int, length: int) -> np.ndarray:
 # --- domains -------------------------------------------------------------------------------
 
 
+def parse_item(domain: Domain, text: str) -> Any:
+    """An item typed as text (a command line): an integer for integer domains, else the text."""
+    return int(text) if isinstance(domain, IntegerDomain) else text
+
+
 class Domain:
     """An item domain: a public, versioned, injective map from items to m-bit codes."""
 

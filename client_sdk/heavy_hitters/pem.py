@@ -50,13 +50,15 @@ import numpy as np
 from client_sdk.canonical import config_hash
 from client_sdk.errors import ConfigError
 from client_sdk.heavy_hitters import _common as C
-from client_sdk.heavy_hitters.encoding import Domain, as_domain
+from client_sdk.heavy_hitters.encoding import Domain, as_domain, parse_item
 from client_sdk.mechanisms._base import Aggregate, PrivacyStatement
 
 
 class PrefixClient:
     """Client side shared by PEM and TAP/TAPS: one OLH report of one level's prefix."""
 
+    #: what a device's true value is: an item of the domain (a string or an integer)
+    value_shape = "item"
     name = "prefix"
     mechanism = "prefix"  # the wire ``m``
     federated = False
@@ -86,6 +88,10 @@ class PrefixClient:
         self.alpha = C.check_alpha(alpha)
         self.lengths = C.layout_lengths(self.domain, self.k, self.eta, self.final_round)
         C.check_first_level(self.lengths)
+
+    def parse_value(self, text: str) -> Any:
+        """A true item typed as text (a command line)."""
+        return parse_item(self.domain, text)
 
     @property
     def prefix_lengths(self) -> tuple[int, ...]:

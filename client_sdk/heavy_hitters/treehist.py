@@ -44,13 +44,19 @@ import numpy as np
 
 from client_sdk.errors import ConfigError
 from client_sdk.heavy_hitters import _common as C
-from client_sdk.heavy_hitters.encoding import Domain, EncodedItems, as_domain, prefix_key
+from client_sdk.heavy_hitters.encoding import Domain, EncodedItems, as_domain, parse_item, prefix_key
 from client_sdk.mechanisms._base import Aggregate, PrivacyStatement, validate_epsilon
 
 
 class TreeHist:
+    #: what a device's true value is: an item of the domain (a string or an integer)
+    value_shape = "item"
     name = "treehist"
     mechanism = "treehist"
+
+    def parse_value(self, text: str) -> Any:
+        """A true item typed as text (a command line)."""
+        return parse_item(self.domain, text)
 
     def __init__(
         self,

@@ -420,6 +420,13 @@ class LongitudinalMechanism(ABC):
     """Base of every memoized protocol: parameters, memo handling, wire form, estimator."""
 
     name: ClassVar[str]
+    #: what a device's true value is: a value index in [0, domain_size)
+    value_shape: ClassVar[str] = "index"
+
+    @staticmethod
+    def parse_value(text: str) -> int:
+        """A true value typed as text (a command line): the value index."""
+        return int(text)
     max_domain_size: ClassVar[int]
     #: True where the device state carries data (a hash key, sampled buckets)
     needs_state: ClassVar[bool] = False

@@ -203,12 +203,19 @@ class FrequencyOracle(ABC):
     """Base of every single-attribute frequency oracle."""
 
     name: ClassVar[str]
+    #: what a device's true value is: a value index in [0, domain_size)
+    value_shape: ClassVar[str] = "index"
     #: largest domain the report encoding supports
     max_domain_size: ClassVar[int]
 
     def __init__(self, epsilon: float, domain_size: int) -> None:
         self.epsilon = validate_epsilon(epsilon)
         self.domain_size = validate_domain_size(domain_size, self.max_domain_size, self.name)
+
+    @staticmethod
+    def parse_value(text: str) -> int:
+        """A true value typed as text (a command line): the value index."""
+        return int(text)
 
     # --- parameters -------------------------------------------------------------------
     @property

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
@@ -264,6 +265,15 @@ class MultidimProtocol(ABC):
     """Base of every multidimensional frequency protocol (SPL, SMP, RS+FD)."""
 
     name: ClassVar[str]
+    #: what a device's true value is: a tuple of value indices, one per attribute
+    value_shape: ClassVar[str] = "tuple"
+
+    @staticmethod
+    def parse_value(text: str) -> tuple[int, ...]:
+        """A true tuple typed as text: ``[1, 2]`` (JSON) or ``1,2``."""
+        raw = text.strip()
+        parts = json.loads(raw) if raw.startswith("[") else raw.split(",")
+        return tuple(int(p) for p in parts)
     #: every field of a wire payload; any other is refused
     wire_fields: ClassVar[frozenset[str]] = frozenset({"v", "m", "y"})
     #: largest domain per attribute the report encoding supports

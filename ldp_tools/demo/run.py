@@ -449,7 +449,7 @@ def _run(
     for kind, col in created.items():
         charge = col["privacy"]["charge"]
         extra = ""
-        if kind == "multidim":
+        if col["privacy"].get("epsilon_attribute") is not None:  # multidim: tuple vs attribute level
             extra = f" (tuple level; one attribute alone: {col['privacy']['epsilon_attribute']:.3f})"
         say(
             f"  {col['id']} {kind:<13} ε charged per report {charge['epsilon']:.3f}{extra}; "

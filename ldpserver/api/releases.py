@@ -32,6 +32,8 @@ from ldpserver.schemas.releases import (
     TimeseriesPage,
     TimeseriesQuery,
 )
+from ldpserver.services import release_store as store
+from ldpserver.services import release_views as views
 from ldpserver.services import releases as service
 
 TAG = Tag(name="releases", description="continual release: immutable numbered releases, estimates, time series")
@@ -87,10 +89,10 @@ def _next_link(path: str, params: dict[str, Any], cursor: str | None) -> dict[st
 
 def _release_or_404(conn, collection_id: str, number: int | None):
     if number is None:
-        number = service.latest_number(conn, collection_id)
+        number = views.latest_number(conn, collection_id)
         if number is None:
             raise ProblemError("not-found", f"collection {collection_id!r} has no release yet")
-    row = service.release_row(conn, collection_id, number=number)
+    row = store.release_row(conn, collection_id, number=number)
     if row is None:
         raise ProblemError("not-found", f"collection {collection_id!r} has no release {number}")
     return row
@@ -123,6 +125,7 @@ def build_blueprint() -> APIBlueprint:
             force=body.force,
             trigger="admin",
             requested_by=current_principal().key_id,
+            context=state().releases,
         )
         return json_response(outcome.to_dict(), 201 if outcome.created else 200)
 
@@ -137,7 +140,7 @@ def build_blueprint() -> APIBlueprint:
     def list_releases(path: CollectionPath, query: ReleaseListQuery):
         _collection(path.collection_id)
         with read_transaction(state().engine) as conn:
-            items, cursor = service.list_releases(conn, path.collection_id, query.cursor, query.limit)
+            items, cursor = views.list_releases(conn, path.collection_id, query.cursor, query.limit)
         headers = _next_link(f"{PREFIX}/{path.collection_id}/releases", query.model_dump(), cursor)
         return json_response({"items": items, "next_cursor": cursor}, headers=headers)
 
@@ -159,8 +162,8 @@ def build_blueprint() -> APIBlueprint:
             row = _release_or_404(conn, path.collection_id, path.number)
         headers = {"X-Release-SHA256": row.sha256, "X-Release-Number": str(row.number)}
         if as_csv:
-            rows = service.estimate_rows(json.loads(row.body))
-            return _csv(rows, service.ROW_COLUMNS, f"release-{row.number}.csv", headers)
+            rows = views.estimate_rows(json.loads(row.body))
+            return _csv(rows, views.ROW_COLUMNS, f"release-{row.number}.csv", headers)
         response = Response(row.body.encode("utf-8"), mimetype="application/json")
         for name, value in headers.items():
             response.headers[name] = value
@@ -171,13 +174,13 @@ def build_blueprint() -> APIBlueprint:
     def _rows_page(collection, query, hitters_only: bool):
         with read_transaction(state().engine) as conn:
             if query.cursor:
-                number, offset = service.decode_cursor(query.cursor, 2)
+                number, offset = views.decode_cursor(query.cursor, 2)
                 if query.release is not None and query.release != number:
                     raise ProblemError("validation", "cursor belongs to another release")
             else:
                 number, offset = query.release, 0
             row = _release_or_404(conn, collection.id, number)
-        rows = service.estimate_rows(
+        rows = views.estimate_rows(
             json.loads(row.body),
             scope=query.scope,
             window=query.window,
@@ -187,7 +190,7 @@ def build_blueprint() -> APIBlueprint:
         )
         page = rows[offset : offset + query.limit]
         cursor = (
-            service.encode_cursor(int(row.number), offset + query.limit) if offset + query.limit < len(rows) else None
+            views.encode_cursor(int(row.number), offset + query.limit) if offset + query.limit < len(rows) else None
         )
         return row, page, cursor
 
@@ -195,7 +198,7 @@ def build_blueprint() -> APIBlueprint:
         headers = _next_link(f"{PREFIX}/{collection.id}/{name}", query.model_dump(), cursor)
         headers["X-Release-Number"] = str(row.number)
         if _wants_csv(query.format):
-            return _csv(page, service.ROW_COLUMNS, f"{name}-{row.number}.csv", headers)
+            return _csv(page, views.ROW_COLUMNS, f"{name}-{row.number}.csv", headers)
         body = {
             "collection_id": collection.id,
             "release": int(row.number),
@@ -261,7 +264,7 @@ def build_blueprint() -> APIBlueprint:
         as_csv = _wants_csv(query.format)
         _check_series_query(collection, query)
         with read_transaction(state().engine) as conn:
-            points, cursor = service.timeseries(
+            points, cursor = views.timeseries(
                 conn,
                 collection,
                 item=query.item,
@@ -274,7 +277,7 @@ def build_blueprint() -> APIBlueprint:
             )
         headers = _next_link(f"{PREFIX}/{collection.id}/timeseries", query.model_dump(), cursor)
         if as_csv:
-            return _csv(points, service.ROW_COLUMNS, "timeseries.csv", headers)
+            return _csv(points, views.ROW_COLUMNS, "timeseries.csv", headers)
         body = {
             "collection_id": collection.id,
             "item": query.item,

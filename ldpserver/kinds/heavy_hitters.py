@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ldpserver import release_noise
+from ldpserver.discovery_noise import DiscoveryNoise, discovery_queries
 from ldpserver.kinds.base import KindAdapter, SeriesQuery, SeriesQueryError
 from ldpserver.release_stats import CI_LEVEL, ScopeInputs, Withheld
 
@@ -70,8 +70,8 @@ class HeavyHittersAdapter(KindAdapter):
         if inputs.raw is None:  # no report at all although the noisy count passed min_reports
             raise Withheld("insufficient reports for discovery")
         budget = inputs.budget
-        noise = release_noise.DiscoveryNoise(
-            budget.discovery_rho, release_noise.discovery_queries(sdk), budget.reports_per_device_epoch, inputs.noise
+        noise = DiscoveryNoise(
+            budget.discovery_rho, discovery_queries(sdk), budget.reports_per_device_epoch, inputs.noise
         )
         token = hh_common.CENTRAL_NOISE.set(noise)
         try:

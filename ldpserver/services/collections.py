@@ -68,7 +68,7 @@ def epoch_boundary(now: datetime, seconds: int) -> datetime:
 def _release_statement(request: CollectionCreate, protocol: Any, memoized: bool, unit: float) -> dict[str, Any]:
     """ε_release with its accounting, and what its noise adds at ``min_reports`` (so a small
     collection is never degraded silently)."""
-    from ldpserver.services.releases import budget_for, expected_noise
+    from ldpserver.services.release_policy import budget_for, expected_noise
 
     units_window = max_units(request.budget.cap_per_window, unit)
     budget = budget_for(

@@ -102,6 +102,21 @@ class Api:
         self.engine = engine
         self.clock = clock
 
+    # --- releases -----------------------------------------------------------------------
+    @property
+    def releases(self) -> Any:
+        """The app's release context (central-noise source and settings), as the API uses it."""
+        return self.client.application.extensions["ldp"].releases
+
+    def use_release_noise(self, noise: Any = None, settings: Any = None) -> None:
+        """Inject the central-noise source the app's releases draw from (tests: ZeroNoise, seeded)
+        and/or the server's release settings."""
+        from ldpserver.services.releases import ReleaseContext
+
+        state = self.client.application.extensions["ldp"]
+        current = state.releases
+        state.releases = ReleaseContext(noise or current.noise, settings or current.settings)
+
     def headers(self, role: str | None) -> dict[str, str]:
         return {} if role is None else {"Authorization": f"Bearer {self.keys[role]}"}
 

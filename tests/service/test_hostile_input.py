@@ -217,10 +217,9 @@ def _assert_no_formula_cells(rows: list[dict[str, str]]) -> None:
 
 def test_csv_exports_neutralise_formula_cells_and_keep_numbers(api, monkeypatch):
     from ldpserver import release_noise
-    from ldpserver.services import releases
 
     # a plumbing check of the CSV writer: the releases' central noise off, as in test_releases.py
-    monkeypatch.setattr(releases, "_noise", release_noise.ZeroNoise())
+    api.use_release_noise(release_noise.ZeroNoise())
     mechanism = {"protocol": "pem", "epsilon": 8.0, "k": 3, "eta": 4, "domain": {"type": "string", "max_bytes": 6}}
     col = api.create_collection(
         kind="heavy_hitters",

@@ -22,12 +22,10 @@ from ldpserver.services import releases as service
 from tests.service.release_helpers import at_epoch, upload_ok, wire
 
 
-def _seeded_noise(monkeypatch, seed: int) -> None:
+def _seeded_noise(api, seed: int) -> None:
     """Seed the central noise where the server has it (release_noise.SeededGaussian)."""
-    if not hasattr(service, "NoisyScope"):  # the code before central DP: nothing to seed
-        return
     noise = importlib.import_module("ldpserver.release_noise")
-    monkeypatch.setattr(service, "_noise", noise.SeededGaussian(np.random.default_rng(seed)))
+    api.use_release_noise(noise.SeededGaussian(np.random.default_rng(seed)))
 
 
 GRR4 = {
@@ -69,7 +67,7 @@ def report_count_hits(api, repetitions: int) -> int:
         payloads = m.encode(m.perturb_batch(np.arange(n) % 4, rng=np.random.default_rng(rep)))
         upload_ok(api, col, wire(col, payloads, 0))
         at_epoch(api, 2)
-        service.release_due(api.engine, _runtime(api, col), api.clock())
+        service.release_due(api.engine, _runtime(api, col), api.clock(), context=api.releases)
         body = json.loads(api.get(f"/v1/collections/{col['id']}/releases/1", role="analyst").data)
         scope = next(s for s in body["scopes"] if s["scope"] == "epoch")
         assert scope["status"] == "released"
@@ -81,7 +79,7 @@ def report_count_hits(api, repetitions: int) -> int:
 
 def test_a_release_does_not_reveal_the_exact_report_count(api, monkeypatch):
     """Before central DP: 12 of 12. Now a noisy count equals n with probability ≈ 5 %."""
-    _seeded_noise(monkeypatch, 14)
+    _seeded_noise(api, 14)
     exact = report_count_hits(api, 12)
     assert exact <= 3, f"n recovered exactly in {exact} of 12 releases"
 
@@ -127,7 +125,7 @@ def federated_group_size_hits(api, repetitions: int, release_epsilon: float | No
         reports = hh.perturb_batch(np.asarray(items), np.random.default_rng(rep), parties=parties)
         upload_ok(api, col, wire(col, hh.encode(reports), 0))
         at_epoch(api, 2)
-        service.release_due(api.engine, _runtime(api, col), api.clock())
+        service.release_due(api.engine, _runtime(api, col), api.clock(), context=api.releases)
         body = json.loads(api.get(f"/v1/collections/{col['id']}/releases/1", role="analyst").data)
         hitters = body["scopes"][0]["estimates"]["parties"]["eu"]
         group = int(np.sum((reports.parties == 0) & (reports.levels == hh.groups)))
@@ -137,6 +135,6 @@ def federated_group_size_hits(api, repetitions: int, release_epsilon: float | No
 
 def test_federated_releases_do_not_reveal_party_sizes(api, monkeypatch):
     """Before central DP: 4 of 4. Now: at most 1 (a noisy count equal to the exact one)."""
-    _seeded_noise(monkeypatch, 55)
+    _seeded_noise(api, 55)
     exact = federated_group_size_hits(api, 4)
     assert exact <= 1, f"a party's group size recovered exactly in {exact} of 4 releases"

@@ -20,7 +20,7 @@ from client_sdk import mechanisms
 from ldpserver import release_noise
 from ldpserver.kinds import ADAPTERS
 from ldpserver.release_stats import ScopeInputs, noisy_scope
-from ldpserver.services import releases as service
+from ldpserver.services.release_policy import policy_of, sdk_of
 from tests.service.test_release_leaks import GRR4, _runtime, n_from_frequencies, n_from_variance
 
 # --- the distinguishing test ----------------------------------------------------------------------
@@ -46,7 +46,7 @@ def epsilon_lower_bound(x0: np.ndarray, x1: np.ndarray, delta: float, confidence
 
 def _estimates(c, noisy, budget) -> dict:
     """A released scope's estimates, as the release computes them (the kind's adapter)."""
-    return ADAPTERS[c.kind].estimate_scope(service._sdk(c), ScopeInputs(noisy, budget, release_noise.ZeroNoise()))
+    return ADAPTERS[c.kind].estimate_scope(sdk_of(c), ScopeInputs(noisy, budget, release_noise.ZeroNoise()))
 
 
 def _reader_view(c, policy, statistics: dict, noise) -> dict[str, float]:
@@ -62,7 +62,7 @@ def _reader_view(c, policy, statistics: dict, noise) -> dict[str, float]:
     view = {"participation": part["count"], "ci_lower": part["ci_lower"], "withheld": 1.0}
     if noisy.n >= policy.min_reports:
         est = _estimates(c, noisy, budget)
-        m = service._sdk(c)
+        m = sdk_of(c)
         view |= {
             "withheld": 0.0,
             "n_from_variance": n_from_variance(m, est),
@@ -78,7 +78,7 @@ def _reader_view(c, policy, statistics: dict, noise) -> dict[str, float]:
 def test_thirty_versus_thirty_one_devices_is_bounded_by_epsilon_release(api):
     col = api.create_collection(**{**GRR4, "release": {**GRR4["release"], "min_reports": 30}})
     c = _runtime(api, col)
-    policy = service.policy_of(c)
+    policy = policy_of(c)
     m = mechanisms.from_config(col["config"]["mechanism"])
     # the strongest reader knows every other device's report: only the target's presence varies
     others = m.encode(m.perturb_batch(np.arange(30) % 4, rng=np.random.default_rng(30)))
@@ -114,8 +114,8 @@ def test_published_intervals_cover_the_truth_95_percent_of_the_time(api, mechani
         budget={"cap_lifetime": 5.0, "cap_per_window": 1.0, "window_epochs": 1},
     )
     c = _runtime(api, col)
-    budget = service.policy_of(c).budget
-    m = service._sdk(c)
+    budget = policy_of(c).budget
+    m = sdk_of(c)
     rng = np.random.default_rng(2026)
     weights = np.linspace(1, 4, k)
     values = rng.choice(k, size=n, p=weights / weights.sum())
@@ -142,14 +142,14 @@ def test_the_party_size_attack_works_on_exact_statistics(api, monkeypatch):
     main published): the test in test_release_leaks.py can fail."""
     from tests.service.test_release_leaks import federated_group_size_hits
 
-    monkeypatch.setattr(service, "_noise", release_noise.ZeroNoise())
+    api.use_release_noise(release_noise.ZeroNoise())
     assert federated_group_size_hits(api, repetitions=3, release_epsilon=10.0) == 3
 
 
 def test_the_report_count_attack_works_on_exact_statistics(api, monkeypatch):
     from tests.service.test_release_leaks import report_count_hits
 
-    monkeypatch.setattr(service, "_noise", release_noise.ZeroNoise())
+    api.use_release_noise(release_noise.ZeroNoise())
     assert report_count_hits(api, repetitions=3) == 3
 
 

@@ -21,8 +21,11 @@ from client_sdk.canonical import canonical_json
 from ldpserver import release_noise
 from ldpserver.models import EpochClosure, LedgerEntry
 from ldpserver.models_release import EpochAggregate, Release, ReleaseStream
+from ldpserver.services import release_store
 from ldpserver.services import releases as service
 from ldpserver.services.ledger import verify_chain
+from ldpserver.services.release_compute import STREAM_CLIENT_ID
+from ldpserver.services.release_policy import ReleaseSettings
 from tests.service.helpers import statuses
 from tests.service.release_helpers import at_epoch, upload_ok, wire
 
@@ -30,9 +33,9 @@ Z = 1.959963984540054
 
 
 @pytest.fixture(autouse=True)
-def _zero_noise(monkeypatch):
+def _zero_noise(api):
     """Exactness of the plumbing: the release tree adds no noise in these tests."""
-    monkeypatch.setattr(service, "_noise", release_noise.ZeroNoise())
+    api.use_release_noise(release_noise.ZeroNoise())
 
 
 COUNTS = {0: 60, 1: 45, 2: 5, 3: 70, 4: 50}  # epoch 2 is below min_reports (10)
@@ -61,10 +64,10 @@ def _run(api, epochs=COUNTS, release_every_step=True):
         upload_ok(api, col, wire(col, by_epoch[epoch], epoch))
         if release_every_step:
             collection = api.client.application.extensions["ldp"].collections.get(col["id"])
-            service.release_due(api.engine, collection, api.clock())
+            service.release_due(api.engine, collection, api.clock(), context=api.releases)
     at_epoch(api, max(epochs) + 2)  # current = last + 2 > last + grace: every epoch is due
     collection = api.client.application.extensions["ldp"].collections.get(col["id"])
-    service.release_due(api.engine, collection, api.clock())
+    service.release_due(api.engine, collection, api.clock(), context=api.releases)
     return col, m, by_epoch
 
 
@@ -226,7 +229,12 @@ def test_late_reports_are_rejected_and_the_published_release_never_changes(api):
     assert again.status_code == 200 and again.get_json() == {"created": [], "releases": created.get_json()["releases"]}
     assert api.post(f"/v1/collections/{col['id']}/releases", json={}).get_json()["created"] == []  # nothing due
     at_epoch(api, 5)
-    service.release_due(api.engine, api.client.application.extensions["ldp"].collections.get(col["id"]), api.clock())
+    service.release_due(
+        api.engine,
+        api.client.application.extensions["ldp"].collections.get(col["id"]),
+        api.clock(),
+        context=api.releases,
+    )
     assert api.get(f"/v1/collections/{col['id']}/releases/1", role="analyst").data == before
     numbers = [r["epoch"] for r in api.get(f"/v1/collections/{col['id']}/releases", role="analyst").get_json()["items"]]
     assert numbers == [0, 1, 2, 3]  # every epoch once, in order, each its own release
@@ -248,10 +256,10 @@ def test_an_interrupted_release_leaves_no_partial_state_and_can_be_redone(api, m
         if at == stage:
             raise RuntimeError(f"simulated crash after {at}")
 
-    monkeypatch.setattr(service, "_checkpoint", crash)
+    monkeypatch.setattr(release_store, "checkpoint", crash)
     at_epoch(api, 3)
     with pytest.raises(RuntimeError, match="simulated crash"):
-        service.release_due(api.engine, collection, api.clock())
+        service.release_due(api.engine, collection, api.clock(), context=api.releases)
     with api.engine.connect() as conn:
         for table in (Release, EpochAggregate, ReleaseStream):
             count = select(func.count()).select_from(table).where(table.collection_id == col["id"])
@@ -264,8 +272,8 @@ def test_an_interrupted_release_leaves_no_partial_state_and_can_be_redone(api, m
         closed = conn.execute(select(EpochClosure.epoch).where(EpochClosure.collection_id == col["id"])).scalars()
         assert list(closed) == [0]
 
-    monkeypatch.setattr(service, "_checkpoint", lambda at: None)
-    outcome = service.release_due(api.engine, collection, api.clock())
+    monkeypatch.setattr(release_store, "checkpoint", lambda at: None)
+    outcome = service.release_due(api.engine, collection, api.clock(), context=api.releases)
     assert outcome.created == [1, 2]  # epochs 0 and 1 are due at epoch 3
     body = _body(api, col, 1)
     _check_histogram(
@@ -281,9 +289,7 @@ def test_participation_counts_are_the_noisy_n_of_the_release_tree(api):
     with api.engine.connect() as conn:
         stream = conn.execute(select(ReleaseStream).where(ReleaseStream.collection_id == col["id"])).one()
         entries = conn.execute(
-            select(LedgerEntry).where(
-                LedgerEntry.collection_id == col["id"], LedgerEntry.client_id == service.STREAM_CLIENT_ID
-            )
+            select(LedgerEntry).where(LedgerEntry.collection_id == col["id"], LedgerEntry.client_id == STREAM_CLIENT_ID)
         ).all()
         assert verify_chain(conn, col["id"], col["config_hash"]).ok
     # ε_release is recorded once in the collection's ledger (δ is in the hashed config the chain starts from)
@@ -357,7 +363,7 @@ def test_sensitivity_follows_the_budget_policy(api, budget, expected):
     upload_ok(api, col, reports)
     at_epoch(api, 2)
     collection = api.client.application.extensions["ldp"].collections.get(col["id"])
-    service.release_due(api.engine, collection, api.clock())
+    service.release_due(api.engine, collection, api.clock(), context=api.releases)
     with api.engine.connect() as conn:
         stream = conn.execute(select(ReleaseStream).where(ReleaseStream.collection_id == col["id"])).one()
         aggregate = conn.execute(select(EpochAggregate).where(EpochAggregate.collection_id == col["id"])).one()
@@ -385,7 +391,9 @@ def test_concurrent_release_requests_create_each_release_once(api):
     at_epoch(api, 5)  # epochs 0..3 are due
     collection = api.client.application.extensions["ldp"].collections.get(col["id"])
     with ThreadPoolExecutor(4) as pool:
-        outcomes = list(pool.map(lambda _: service.release_due(api.engine, collection, api.clock()), range(4)))
+        outcomes = list(
+            pool.map(lambda _: service.release_due(api.engine, collection, api.clock(), context=api.releases), range(4))
+        )
     assert sorted(n for outcome in outcomes for n in outcome.created) == [1, 2, 3, 4]
     for outcome in outcomes:  # each call reports the releases from the stream's next epoch when it started
         numbers = [r["number"] for r in outcome.releases]
@@ -398,14 +406,14 @@ def test_concurrent_release_requests_create_each_release_once(api):
             == 4
         )
         stream_entries = select(func.count()).where(
-            LedgerEntry.collection_id == col["id"], LedgerEntry.client_id == service.STREAM_CLIENT_ID
+            LedgerEntry.collection_id == col["id"], LedgerEntry.client_id == STREAM_CLIENT_ID
         )
         assert conn.execute(stream_entries).scalar_one() == 1
         assert verify_chain(conn, col["id"], col["config_hash"]).ok
 
 
-def test_release_budget_from_the_config_and_an_exhausted_horizon(api, monkeypatch):
-    monkeypatch.setenv("LDP_RELEASE_HORIZON", "2")
+def test_release_budget_from_the_config_and_an_exhausted_horizon(api):
+    api.use_release_noise(settings=ReleaseSettings(horizon=2))  # the server's default horizon
     col = api.create_collection(**{**FREQUENCY, "release": {**FREQUENCY["release"], "epsilon": 0.5, "delta": 1e-6}})
     m = mechanisms.from_config(col["config"]["mechanism"])
     for epoch in range(3):
@@ -423,9 +431,7 @@ def test_release_budget_from_the_config_and_an_exhausted_horizon(api, monkeypatc
     assert "horizon" in own["reason"]
     with api.engine.connect() as conn:
         entry = conn.execute(
-            select(LedgerEntry).where(
-                LedgerEntry.collection_id == col["id"], LedgerEntry.client_id == service.STREAM_CLIENT_ID
-            )
+            select(LedgerEntry).where(LedgerEntry.collection_id == col["id"], LedgerEntry.client_id == STREAM_CLIENT_ID)
         ).one()
     assert entry.epsilon == 0.5
 

@@ -13,8 +13,8 @@ from click.testing import CliRunner
 from client_sdk import mechanisms
 from ldpserver.cli import main as cli
 from ldpserver.schemas.collections import CollectionCreate
-from ldpserver.services import releases as service
 from ldpserver.services.collections import create_collection
+from ldpserver.services.release_views import ROW_COLUMNS
 from tests.service.helpers import BASE_COLLECTION, merged
 from tests.service.release_helpers import at_epoch, upload_ok, wire
 
@@ -65,7 +65,7 @@ def test_release_as_csv_has_one_row_per_estimate(api):
         assert response.status_code == 200 and response.mimetype == "text/csv"
         rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
         assert len(rows) == 3 * 4  # epoch, cumulative, window of 2 × 4 values
-        assert rows[0].keys() == set(service.ROW_COLUMNS)
+        assert rows[0].keys() == set(ROW_COLUMNS)
         cumulative = [r for r in rows if r["scope"] == "cumulative"]
         published = next(s for s in body["scopes"] if s["scope"] == "cumulative")["estimates"]
         assert [float(r["frequency"]) for r in cumulative] == published["frequencies"]  # repr: exact round trip

@@ -13,7 +13,6 @@ import pytest
 
 from ldpserver import kinds as protocols
 from ldpserver import release_noise
-from ldpserver.services import releases as service
 from tests.service.release_helpers import at_epoch, hh_payloads, upload_ok, wire
 
 CLOSE = {"rtol": 0, "atol": 1e-12}
@@ -21,8 +20,8 @@ Z = 1.959963984540054
 
 
 @pytest.fixture(autouse=True)
-def _zero_noise(monkeypatch):
-    monkeypatch.setattr(service, "_noise", release_noise.ZeroNoise())
+def _zero_noise(api):
+    api.use_release_noise(release_noise.ZeroNoise())
 
 
 def _need(kind: str) -> None:
@@ -285,7 +284,7 @@ class _PlusFive:
 
 def test_heavy_hitter_scope_without_reports_but_a_passing_noisy_count_is_withheld(api, monkeypatch):
     _need("heavy_hitters")
-    monkeypatch.setattr(service, "_noise", _PlusFive())
+    api.use_release_noise(_PlusFive())
     mechanism = {"protocol": "pem", "epsilon": 4.0, "k": 2, "domain": {"type": "integer", "bits": 8}, "eta": 2}
     col = api.create_collection(
         kind="heavy_hitters", mechanism=mechanism, release={"min_reports": 1}, budget={"cap_lifetime": 8.0}

@@ -54,13 +54,14 @@ def clock():
         return datetime.now(timezone.utc)
     return datetime.fromtimestamp(float(text), timezone.utc)
 
+releases = None
 if os.environ.get("LDP_TEST_RELEASE_NOISE") == "off":  # test harness only: exact releases for plumbing checks
     from ldpserver.release_noise import ZeroNoise
-    from ldpserver.services import releases
+    from ldpserver.services.releases import ReleaseContext
 
-    releases._noise = ZeroNoise()
+    releases = ReleaseContext(ZeroNoise(), ReleaseContext.default().settings)
 
-app = create_app(clock=clock)
+app = create_app(clock=clock, releases=releases)
 server = make_server("127.0.0.1", int(sys.argv[1]), app, threaded=True)
 print(server.server_port, flush=True)
 server.serve_forever()

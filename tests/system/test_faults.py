@@ -542,12 +542,12 @@ def test_timeout_then_retry_of_a_committed_batch_counts_once(tmp_path):
 # --- (d) a release process SIGKILLed half way -----------------------------------------------------
 CRASHING_RELEASE = r"""
 import os, signal, sys
-from ldpserver.services import releases
+from ldpserver.services import release_store
 stage = sys.argv[1]
 def crash(at):
     if at == stage:
         os.kill(os.getpid(), signal.SIGKILL)
-releases._checkpoint = crash
+release_store.checkpoint = crash
 from ldpserver.cli import main
 main(["release", "--collection", sys.argv[2], "--epoch", sys.argv[3], "--force", "--json"])
 """

@@ -40,10 +40,11 @@ from werkzeug.serving import make_server
 from ldpserver.app import create_app
 from ldpserver.release_noise import SeededGaussian
 from ldp_tools.demo.server import FileClock
-from ldpserver.services import releases
+from ldpserver.services.releases import ReleaseContext
 
-releases._noise = SeededGaussian(np.random.default_rng(int(os.environ["TEST_NOISE_SEED"])))
-app = create_app(clock=FileClock(os.environ["LDP_DEMO_CLOCK_FILE"]))
+noise = SeededGaussian(np.random.default_rng(int(os.environ["TEST_NOISE_SEED"])))
+releases = ReleaseContext(noise, ReleaseContext.default().settings)
+app = create_app(clock=FileClock(os.environ["LDP_DEMO_CLOCK_FILE"]), releases=releases)
 make_server("127.0.0.1", int(sys.argv[1]), app, threaded=True).serve_forever()
 """
 

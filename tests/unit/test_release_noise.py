@@ -11,6 +11,7 @@ import pytest
 
 from client_sdk import heavy_hitters, longitudinal, mechanisms, multidim
 from ldpserver import release_noise as rn
+from ldpserver.discovery_noise import DiscoveryNoise, discovery_queries
 
 
 def test_covers_partition_the_span_with_at_most_two_nodes_per_level():
@@ -134,7 +135,7 @@ def test_one_report_moves_every_statistic_by_zero_or_one(name):
         assert back["n"] == data["n"] and np.array_equal(rn.flatten(back, derived), vector)
 
 
-class _Recording(rn.DiscoveryNoise):
+class _Recording(DiscoveryNoise):
     """DiscoveryNoise without noise that remembers each estimator's reports and draws."""
 
     def __init__(self, queries):
@@ -161,7 +162,7 @@ def test_discovery_draws_stay_within_the_per_report_budget(name):
         reports = protocol.perturb_batch(np.array([str(i) * 2 for i in items]), rng)
     else:
         reports = protocol.perturb_batch(items, rng)
-    queries = rn.discovery_queries(protocol)
+    queries = discovery_queries(protocol)
     recording = _Recording(queries)
     token = C.CENTRAL_NOISE.set(recording)
     try:
@@ -181,7 +182,7 @@ def test_support_clipping_bounds_each_report_and_almost_never_touches_an_honest_
     from client_sdk.mechanisms.olh import support_counts
 
     for keys, g in [(4, 2), (16, 5), (512, 149), (4096, 3), (100, 55)]:
-        bound = rn.DiscoveryNoise.support_bound(keys, g)
+        bound = DiscoveryNoise.support_bound(keys, g)
         assert bound <= keys
         if bound < keys:  # besides its own key, an honest report supports each key w.p. ≈ 1/g
             assert binom.sf(bound - 2, keys, 1 / g) < 1e-6
@@ -192,7 +193,7 @@ def test_support_clipping_bounds_each_report_and_almost_never_touches_an_honest_
     keys = np.random.default_rng(10).integers(0, 1 << 32, 64).astype(np.uint64)
     exact = support_counts(reports.seeds, reports.ys, olh.g, keys)
     assert np.array_equal(support_counts(reports.seeds, reports.ys, olh.g, keys, max_per_report=64), exact)
-    bound = rn.DiscoveryNoise.support_bound(64, olh.g)
+    bound = DiscoveryNoise.support_bound(64, olh.g)
     clipped = support_counts(reports.seeds, reports.ys, olh.g, keys, max_per_report=bound)
     assert np.array_equal(clipped, exact)  # no honest report exceeds the bound here
     tight = support_counts(reports.seeds, reports.ys, olh.g, keys, max_per_report=14)
