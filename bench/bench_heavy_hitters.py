@@ -374,7 +374,7 @@ def federated_verdict(summary, eps_grid, k_grid) -> list[str]:
     lines += [
         table(["cell", "TAPS-Z F1", "PEM-pooled F1", "IndPEM-Z F1", "TAPS − pooled", "TAPS − IndPEM", "best"], rows),
         "",
-        f"TAPS-Z (spec defaults, §9.4.4) has the higher F1 than PEM-pooled in {wins['PEM-pooled']} of {cells} cells "
+        f"TAPS-Z (the defaults of docs/heavy_hitters.md) has the higher F1 than PEM-pooled in {wins['PEM-pooled']} of {cells} cells "
         f"and than IndPEM-Z in {wins['IndPEM-Z']} of {cells} cells.",
         "",
     ]
