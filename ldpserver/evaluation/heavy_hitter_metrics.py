@@ -13,7 +13,7 @@ mean; with ``|O| = k`` and no ties F1 = precision = recall.
 **NCR.** The true item of rank ``r`` (1 = most frequent) scores ``k − r + 1`` and every
 other item 0; with ties, items share the best rank of their group (competition ranking,
 "1224"). ``NCR = Σ scores of the output / the largest total any k items can score``; without
-ties the denominator is ``k(k+1)/2`` as in §9.4.13.
+ties the denominator is ``k(k+1)/2`` (Wang et al., IEEE TDSC 2019).
 
 >>> counts = {"a": 50, "b": 40, "c": 30, "d": 20, "x": 5, "y": 4}
 >>> gt = GroundTruth.from_counts(counts, k=4)
