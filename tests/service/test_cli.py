@@ -45,11 +45,11 @@ def test_reports_purge_keeps_reports_that_could_still_be_retried(api, database_u
     old = make_reports(col, 3, epoch=0, seed=1)
     assert api.upload(col, old).get_json()["accepted"] == 3
     env = {"DATABASE_URL": database_url, "LDP_REPORT_RETENTION_DAYS": "1"}
-    import ldpserver.cli as cli_module
+    from ldpserver.cli import database as cli_database
 
     # two days later: past retention, and epoch 0 is far outside the acceptance window
     later = api.clock() + timedelta(days=2)
-    monkeypatch.setattr(cli_module, "_now", lambda: later)
+    monkeypatch.setattr(cli_database, "current_time", lambda: later)
     dry = CliRunner().invoke(cli, ["reports", "purge", "--dry-run"], env=env)
     assert f"{col['id']}: would delete 3 reports" in dry.output
     run = CliRunner().invoke(cli, ["reports", "purge"], env=env)
