@@ -178,21 +178,31 @@ def run(
     simulate = SIMULATORS.get(shape)
     if simulate is None:
         raise SimulationError(f"kind {kind!r} cannot be simulated (value shape {shape!r})")
-    rows, summary, n = simulate(protocol, kind, data, columns, values, party_column, level, rng)
+    rows, summary, n = simulate(Job(protocol, kind, data, list(columns), values, party_column, level, rng))
     return SimulationResult(kind, name, n, seed, privacy, rows, summary, shape)
 
 
-def _simulate_indices(
-    protocol: Any,
-    kind: str,
-    data: Any,
-    columns: Sequence[str],
-    values: str,
-    party_column: str | None,
-    level: float,
-    rng: np.random.Generator,
-) -> tuple[list, dict, int]:
+@dataclass
+class Job:
+    """One simulation: the SDK protocol and what to run it on."""
+
+    protocol: Any
+    kind: str
+    data: Any  # the CSV path
+    columns: list[str]
+    values: str
+    party_column: str | None
+    level: float
+    rng: np.random.Generator
+
+    def unpack(self) -> tuple[Any, str, Any, list[str], str, str | None, float, np.random.Generator]:
+        return (self.protocol, self.kind, self.data, self.columns, self.values, self.party_column, self.level,
+                self.rng)  # fmt: skip
+
+
+def _simulate_indices(job: Job) -> tuple[list, dict, int]:
     """One categorical column; the value index per row (frequency, longitudinal)."""
+    protocol, kind, data, columns, values, party_column, level, rng = job.unpack()
     if party_column:
         raise SimulationError("--party-column applies to federated (tap/taps) collections only")
     if len(columns) != 1:
@@ -207,17 +217,9 @@ def _simulate_indices(
     return rows, stats, int(codes.size)
 
 
-def _simulate_tuples(
-    protocol: Any,
-    kind: str,
-    data: Any,
-    columns: Sequence[str],
-    values: str,
-    party_column: str | None,
-    level: float,
-    rng: np.random.Generator,
-) -> tuple[list, dict, int]:
+def _simulate_tuples(job: Job) -> tuple[list, dict, int]:
     """One column per attribute (multidim)."""
+    protocol, kind, data, columns, values, party_column, level, rng = job.unpack()
     if party_column:
         raise SimulationError("--party-column applies to federated (tap/taps) collections only")
     sizes = [int(s) for s in protocol.config["domain_sizes"]]
@@ -242,17 +244,9 @@ def _simulate_tuples(
     return rows, summary, int(matrix.shape[0])
 
 
-def _simulate_items(
-    protocol: Any,
-    kind: str,
-    data: Any,
-    columns: Sequence[str],
-    values: str,
-    party_column: str | None,
-    level: float,
-    rng: np.random.Generator,
-) -> tuple[list, dict, int]:
+def _simulate_items(job: Job) -> tuple[list, dict, int]:
     """One column of items (heavy hitters), optionally a party column (federated protocols)."""
+    protocol, kind, data, columns, values, party_column, level, rng = job.unpack()
     if len(columns) != 1:
         raise SimulationError("a heavy-hitter collection reads one column of items")
     wanted = [columns[0]] + ([party_column] if party_column else [])

@@ -111,6 +111,27 @@ def _scope_matches(scope: dict[str, Any], name: str | None, window: int | None) 
     return name != "window" or window is None or scope["window"] == window
 
 
+def _scope_row(body: dict[str, Any], s: dict[str, Any]) -> dict[str, Any]:
+    """A row of ``ROW_COLUMNS`` with the release's and the scope's fields; no estimate yet."""
+    part = s["participation"] or {}
+    row: dict[str, Any] = dict.fromkeys(ROW_COLUMNS)
+    return row | {
+        "release": body["release"],
+        "epoch": body["epoch"],
+        "scope": s["scope"],
+        "window": s["window"],
+        "from_epoch": s["from_epoch"],
+        "to_epoch": s["to_epoch"],
+        "complete": s["complete"],
+        "status": s["status"],
+        "reason": s["reason"],
+        "participation": part.get("count"),
+        "participation_variance": part.get("variance"),
+        "participation_ci_lower": part.get("ci_lower"),
+        "participation_ci_upper": part.get("ci_upper"),
+    }
+
+
 def estimate_rows(
     body: dict[str, Any],
     *,
@@ -126,33 +147,7 @@ def estimate_rows(
     for s in body["scopes"]:
         if not _scope_matches(s, scope, window):
             continue
-        part = s["participation"] or {}
-        base = {
-            "release": body["release"],
-            "epoch": body["epoch"],
-            "scope": s["scope"],
-            "window": s["window"],
-            "from_epoch": s["from_epoch"],
-            "to_epoch": s["to_epoch"],
-            "complete": s["complete"],
-            "status": s["status"],
-            "reason": s["reason"],
-            "attribute": None,
-            "party": None,
-            "rank": None,
-            "item": None,
-            "frequency": None,
-            "variance": None,
-            "ci_lower": None,
-            "ci_upper": None,
-            "postprocessed": None,
-            "count": None,
-            "p_value": None,
-            "participation": part.get("count"),
-            "participation_variance": part.get("variance"),
-            "participation_ci_lower": part.get("ci_lower"),
-            "participation_ci_upper": part.get("ci_upper"),
-        }
+        base = _scope_row(body, s)
         est = s["estimates"]
         if est is None:
             out.append(base)
@@ -231,26 +226,7 @@ def series_point(
     for r in rows:
         if r["item"] is not None and str(r["item"]) == item:
             return {k: r.get(k) for k in SERIES_COLUMNS}
-    point: dict[str, Any] = dict.fromkeys(SERIES_COLUMNS)
-    part = s["participation"] or {}
-    point |= {
-        "release": body["release"],
-        "epoch": body["epoch"],
-        "scope": s["scope"],
-        "window": s["window"],
-        "from_epoch": s["from_epoch"],
-        "to_epoch": s["to_epoch"],
-        "complete": s["complete"],
-        "status": s["status"],
-        "reason": s["reason"],
-        "attribute": attribute,
-        "party": party,
-        "item": item,
-        "participation": part.get("count"),
-        "participation_variance": part.get("variance"),
-        "participation_ci_lower": part.get("ci_lower"),
-        "participation_ci_upper": part.get("ci_upper"),
-    }
+    point = _scope_row(body, s) | {"attribute": attribute, "party": party, "item": item}
     if s["status"] == "released":
         if rows and rows[0]["status"] == "missing":
             point["status"], point["reason"] = "missing", rows[0]["reason"]
