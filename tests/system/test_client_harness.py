@@ -230,7 +230,7 @@ class FaultProxy:
         self.lock = threading.Lock()
         self.plan: list[str] = []  # per report upload: "503", "drop" (forward, then close without answer), "pass"
         self.retry_after = "1"
-        self.seen: list[tuple[float, str, str]] = []  # (time, method or "ENROL", action)
+        self.seen: list[tuple[str, str]] = []  # (method or "ENROL", action)
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -246,7 +246,7 @@ class FaultProxy:
                 with proxy.lock:
                     action = proxy.plan.pop(0) if (upload and proxy.plan) else "pass"
                     method = "ENROL" if self.command == "POST" and not upload else self.command
-                    proxy.seen.append((time.monotonic(), method, action))
+                    proxy.seen.append((method, action))
                 if action == "503":
                     data = b'{"type":"about:blank","title":"Service Unavailable","status":503,"detail":"maintenance"}'
                     self.send_response(503)
