@@ -75,7 +75,7 @@ def coerce_value(cfg: Any, text: str) -> Any:
     """The VALUE argument as the collection's kind expects it."""
     kind = cfg.kind
     if kind == "heavy_hitters":
-        domain = cfg.config.get("mechanism", {}).get("domain", {})
+        domain = cfg.public.mechanism.get("domain", {})
         return int(text) if domain.get("type") == "integer" else text
     if kind == "multidim":
         raw = text.strip()
