@@ -153,10 +153,6 @@ class EpochRule:
         """The rule of epochs from ``start`` (whole seconds, written as ``...Z`` in UTC)."""
         return cls(seconds, start.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), grace)
 
-    @property
-    def start_datetime(self) -> datetime:
-        return _UNIX + self.start_us * _MICROSECOND
-
     def epoch_at(self, now: Any) -> int:
         """The epoch of a clock reading (aware datetime, or Unix seconds)."""
         return (to_microseconds(now) - self.start_us) // (self.seconds * 1_000_000)

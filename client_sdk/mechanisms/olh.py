@@ -241,10 +241,6 @@ class OLH(FrequencyOracle):
     def _support_counts(self, batch: OLHReports) -> np.ndarray:
         return support_counts(batch.seeds, batch.ys, self.g, np.arange(self.domain_size, dtype=np.uint64))
 
-    def support_counts_of(self, batch: OLHReports, keys: np.ndarray) -> np.ndarray:
-        """Support counts of arbitrary 32-bit keys (heavy-hitter candidates)."""
-        return support_counts(batch.seeds, batch.ys, self.g, keys)
-
 
 class BLH(OLH):
     """Binary local hashing: OLH with g = 2."""

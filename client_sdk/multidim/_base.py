@@ -477,10 +477,6 @@ class OracleBasedProtocol(MultidimProtocol):
         return {"oracle": self.oracle}
 
 
-def grr_output_probability(y: int, v: int, p: float, q: float) -> float:
-    return p if y == v else q
-
-
 def unary_pattern_probability(pattern: int, probabilities: np.ndarray) -> float:
     """Probability of the bit pattern (bit i = (pattern >> i) & 1) with independent bits."""
     out = 1.0
