@@ -503,7 +503,7 @@ def collections_create(database_url: str | None, path: str, as_json: bool) -> No
 
     try:
         document = load_config_file(path)
-    except Exception as exc:  # noqa: BLE001 - YAML and JSON parsers raise their own types
+    except Exception as exc:  # YAML and JSON parsers raise their own types
         raise click.ClickException(f"{path}: not valid YAML/JSON: {exc}") from None
     items = document if isinstance(document, list) else [document]
     requests = []

@@ -447,7 +447,7 @@ def _unary_bits(
     return packed
 
 
-class RSFD_GRR(RSFD):  # noqa: N801 - the paper's name
+class RSFD_GRR(RSFD):  # the paper's name
     """RS+FD[GRR]: GRR on the sampled attribute, uniform fake values elsewhere."""
 
     name = "rsfd-grr"
@@ -457,7 +457,7 @@ class RSFD_GRR(RSFD):  # noqa: N801 - the paper's name
         return _grr_attribute(k, eps_amp)
 
 
-class RSFD_OUE_Z(RSFD):  # noqa: N801
+class RSFD_OUE_Z(RSFD):
     """RS+FD[OUE-z]: OUE on the sampled attribute, OUE of the zero vector elsewhere."""
 
     name = "rsfd-oue-z"
@@ -466,7 +466,7 @@ class RSFD_OUE_Z(RSFD):  # noqa: N801
         return _oue_attribute(k, eps_amp, FAKE_ZERO)
 
 
-class RSFD_OUE_R(RSFD):  # noqa: N801
+class RSFD_OUE_R(RSFD):
     """RS+FD[OUE-r]: OUE on the sampled attribute, OUE of a random one-hot vector elsewhere."""
 
     name = "rsfd-oue-r"
@@ -475,7 +475,7 @@ class RSFD_OUE_R(RSFD):  # noqa: N801
         return _oue_attribute(k, eps_amp, FAKE_ONE_HOT)
 
 
-class RSFD_ADP(RSFD):  # noqa: N801
+class RSFD_ADP(RSFD):
     """RS+FD[ADP]: per attribute, GRR if its variance at f = 0 is at most OUE-z's (S1 Eq. 12)."""
 
     name = "rsfd-adp"

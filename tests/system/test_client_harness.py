@@ -142,7 +142,7 @@ class LiveServer:
     def start(self) -> None:
         """Start (or restart, on the same port) the server process."""
         assert self.proc is None or self.proc.poll() is not None
-        self.log = open(self.workdir / "server.log", "ab")  # noqa: SIM115
+        self.log = open(self.workdir / "server.log", "ab")
         if self.mode == "gunicorn":
             self.port = self.port or free_port()
             cmd = [sys.executable, "-m", "ldpserver.cli", "serve", "--port", str(self.port), "--workers", "2"]
