@@ -37,7 +37,7 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Generic, Protocol, TypeVar, cast, runtime_checkable
 
 import numpy as np
 
@@ -416,8 +416,13 @@ class EpochSimulation:
 # --- the protocol base class ---------------------------------------------------------------
 
 
-class LongitudinalMechanism(ABC):
-    """Base of every memoized protocol: parameters, memo handling, wire form, estimator."""
+#: a protocol's own report batch type
+B = TypeVar("B", bound=ReportBatch)
+
+
+class LongitudinalMechanism(ABC, Generic[B]):
+    """Base of every memoized protocol: parameters, memo handling, wire form, estimator
+    (``B``: its report batch type)."""
 
     name: ClassVar[str]
     max_domain_size: ClassVar[int]
@@ -558,7 +563,7 @@ class LongitudinalMechanism(ABC):
         memo = store.get(collection, key)
         charge = 0.0
         created = memo is None
-        if created:
+        if memo is None:
             charge = self.privacy.charge_per_new_memo
             if can_spend is not None and not can_spend(charge):
                 raise BudgetExceededError(
@@ -612,7 +617,7 @@ class LongitudinalMechanism(ABC):
     @abstractmethod
     def _round2_batch(
         self, memos: np.ndarray, state: Mapping[str, np.ndarray], devices: np.ndarray, rng: np.random.Generator
-    ) -> ReportBatch: ...
+    ) -> B: ...
 
     def new_memo_table(
         self,
@@ -626,13 +631,15 @@ class LongitudinalMechanism(ABC):
             if len(device_states) != n_devices:
                 raise ValueError(f"{len(device_states)} device states for {n_devices} devices")
             state = self._state_arrays([self._parse_state(s) for s in device_states]) if self.needs_state else {}
+        elif not self.needs_state:
+            state = {}
+        elif rng is None:
+            raise ValueError("give rng or device_states to draw the device states")
         else:
-            if rng is None and self.needs_state:
-                raise ValueError("give rng or device_states to draw the device states")
-            state = self._state_batch(n_devices, rng) if self.needs_state else {}
+            state = self._state_batch(n_devices, rng)
         return MemoTable(self.config_hash, n_devices, self.key_space, self.memo_width, self._memo_dtype, state)
 
-    def perturb_batch(self, values: Any, rng: np.random.Generator, memos: MemoTable | None = None) -> ReportBatch:
+    def perturb_batch(self, values: Any, rng: np.random.Generator, memos: MemoTable | None = None) -> B:
         """One epoch for many devices (``values[i]`` is device i's value), vectorised.
 
         With ``memos`` (a :class:`MemoTable`), existing memos are reused and missing ones
@@ -671,11 +678,11 @@ class LongitudinalMechanism(ABC):
 
     # --- wire form --------------------------------------------------------------------
     @abstractmethod
-    def encode(self, batch: ReportBatch) -> list[dict[str, Any]]:
+    def encode(self, batch: B) -> list[dict[str, Any]]:
         """Wire payloads of a batch (JSON-safe)."""
 
     @abstractmethod
-    def decode(self, payloads: Sequence[Mapping[str, Any]]) -> ReportBatch:
+    def decode(self, payloads: Sequence[Mapping[str, Any]]) -> B:
         """Parse wire payloads; raise ReportDecodeError (with the index) on the first bad one."""
 
     def _check_header(self, payload: Any, index: int | None) -> None:
@@ -705,15 +712,15 @@ class LongitudinalMechanism(ABC):
 
     # --- aggregation and estimation ---------------------------------------------------
     @abstractmethod
-    def _statistics(self, batch: ReportBatch) -> np.ndarray: ...
+    def _statistics(self, batch: B) -> np.ndarray: ...
 
     @property
     def statistics_size(self) -> int:
         return self.domain_size
 
-    def aggregate(self, reports: ReportBatch | Sequence[Mapping[str, Any]]) -> Aggregate:
+    def aggregate(self, reports: B | Sequence[Mapping[str, Any]]) -> Aggregate:
         """Additive statistics of a batch (a ReportBatch or a list of wire payloads)."""
-        batch = reports if isinstance(reports, ReportBatch) else self.decode(reports)
+        batch = cast(B, reports) if isinstance(reports, ReportBatch) else self.decode(reports)
         return Aggregate(self.config, len(batch), self._statistics(batch).astype(np.int64, copy=False))
 
     def empty_aggregate(self) -> Aggregate:
@@ -775,7 +782,7 @@ class LongitudinalMechanism(ABC):
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.config.items() if k != 'kind')})"
 
 
-class PureLongitudinal(LongitudinalMechanism):
+class PureLongitudinal(LongitudinalMechanism[B]):
     """Two-round chain read as a "pure" oracle (ALGORITHMS §10.1).
 
     Subclasses set ``p1, q1, p2, q2`` and ``q1_server`` (q1, or 1/g for LOLOHA). Server::
@@ -835,7 +842,7 @@ class PureLongitudinal(LongitudinalMechanism):
 MAX_ENUMERATED_BITS = 12
 
 
-def bit_pattern_distribution(probabilities: Sequence[float]) -> dict[int, float]:
+def bit_pattern_distribution(probabilities: Sequence[float] | np.ndarray) -> dict[int, float]:
     """Exact law of independent bits (bit j is 1 w.p. probabilities[j]) over the integer
     patterns ``Σ bit_j·2^j``; at most 12 bits (4096 patterns)."""
     probs = np.asarray(probabilities, dtype=np.float64)

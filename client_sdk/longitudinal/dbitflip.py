@@ -85,7 +85,7 @@ def _check_int(x: Any, name: str, low: int, high: int) -> int:
     return int(x)
 
 
-class DBitFlipPM(LongitudinalMechanism):
+class DBitFlipPM(LongitudinalMechanism[DBitFlipReports]):
     """dBitFlipPM; see the module docstring."""
 
     name = "dbitflip"

@@ -107,7 +107,7 @@ def grr_batch(x: np.ndarray, p: float, k: int, rng: np.random.Generator) -> np.n
     return np.where(keep, x, other)
 
 
-class LGRR(PureLongitudinal):
+class LGRR(PureLongitudinal[GRRReports]):
     """L-GRR over ``domain_size`` values; see the module docstring."""
 
     name = "l-grr"

@@ -93,7 +93,7 @@ def _parse_seed(raw: Any) -> int | None:
     return int(raw, 16)
 
 
-class LOLOHA(PureLongitudinal):
+class LOLOHA(PureLongitudinal[OLHReports]):
     """OLOLOHA (g optimal by default, or a given g); see the module docstring."""
 
     name = "loloha"

@@ -41,8 +41,8 @@ from __future__ import annotations
 
 import base64
 import math
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, cast
 
 import numpy as np
 
@@ -89,7 +89,7 @@ def rappor_privacy(f: float, p: float, q: float, h: int = 1) -> dict[str, float]
     }
 
 
-class LUE(PureLongitudinal):
+class LUE(PureLongitudinal[UnaryReports]):
     """The per-bit two-round chain; subclasses derive (p1, q1, p2, q2)."""
 
     max_domain_size = 1 << 16  # 8 KiB per report, as the one-shot unary oracles
@@ -125,7 +125,9 @@ class LUE(PureLongitudinal):
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> LUE:
-        return cls(config["epsilon_perm"], config["epsilon_first"], config["domain_size"])
+        # every subclass but RAPPOR (which overrides this) takes (epsilon_perm, epsilon_first, domain_size)
+        build = cast("Callable[[float, float, int], LUE]", cls)
+        return build(config["epsilon_perm"], config["epsilon_first"], config["domain_size"])
 
     @property
     def privacy(self) -> LongitudinalPrivacy:

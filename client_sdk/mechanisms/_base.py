@@ -19,7 +19,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from statistics import NormalDist
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar, cast
 
 import numpy as np
 
@@ -189,8 +189,12 @@ class ReportBatch:
         raise NotImplementedError
 
 
-class FrequencyOracle(ABC):
-    """Base of every single-attribute frequency oracle."""
+#: an oracle's own report batch type
+B = TypeVar("B", bound=ReportBatch)
+
+
+class FrequencyOracle(ABC, Generic[B]):
+    """Base of every single-attribute frequency oracle (``B``: its report batch type)."""
 
     name: ClassVar[str]
     #: largest domain the report encoding supports
@@ -261,19 +265,19 @@ class FrequencyOracle(ABC):
         """One report's wire payload, drawn with the OS CSPRNG."""
 
     @abstractmethod
-    def perturb_batch(self, values: Any, rng: np.random.Generator) -> ReportBatch:
+    def perturb_batch(self, values: Any, rng: np.random.Generator) -> B:
         """Vectorised perturbation for simulation and benchmarks (explicit generator)."""
 
     # --- wire form --------------------------------------------------------------------
     @abstractmethod
-    def encode(self, batch: ReportBatch) -> list[dict[str, Any]]:
+    def encode(self, batch: B) -> list[dict[str, Any]]:
         """Wire payloads of a batch (JSON-safe)."""
 
     #: every field of a wire payload ("v", "m" and the mechanism's own); any other is refused
     wire_fields: ClassVar[frozenset[str]]
 
     @abstractmethod
-    def decode(self, payloads: Sequence[Mapping[str, Any]]) -> ReportBatch:
+    def decode(self, payloads: Sequence[Mapping[str, Any]]) -> B:
         """Parse wire payloads; raise ReportDecodeError (with the index) on the first bad one."""
 
     def _check_header(self, payload: Any, index: int | None) -> None:
@@ -295,7 +299,7 @@ class FrequencyOracle(ABC):
 
     # --- aggregation and estimation ---------------------------------------------------
     @abstractmethod
-    def _support_counts(self, batch: ReportBatch) -> np.ndarray:
+    def _support_counts(self, batch: B) -> np.ndarray:
         """The additive statistics of a batch, vectorised: C(v) for every v in the domain
         unless the oracle overrides :meth:`support_from_counts` (Hadamard keeps its output
         histogram)."""
@@ -309,9 +313,9 @@ class FrequencyOracle(ABC):
         """Length of the aggregate's counts vector."""
         return self.domain_size
 
-    def aggregate(self, reports: ReportBatch | Sequence[Mapping[str, Any]]) -> Aggregate:
+    def aggregate(self, reports: B | Sequence[Mapping[str, Any]]) -> Aggregate:
         """Additive statistics of a batch (a ReportBatch or a list of wire payloads)."""
-        batch = reports if isinstance(reports, ReportBatch) else self.decode(reports)
+        batch = cast(B, reports) if isinstance(reports, ReportBatch) else self.decode(reports)
         counts = self._support_counts(batch).astype(np.int64, copy=False)
         return Aggregate(self.config, len(batch), counts)
 

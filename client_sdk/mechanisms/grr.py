@@ -43,7 +43,7 @@ def grr_probabilities(epsilon: float, k: int) -> tuple[float, float]:
     return math.exp(epsilon - log_denominator), math.exp(-log_denominator)
 
 
-class GRR(FrequencyOracle):
+class GRR(FrequencyOracle[GRRReports]):
     name = "grr"
     wire_fields = frozenset({"v", "m", "y"})
     max_domain_size = 2**31

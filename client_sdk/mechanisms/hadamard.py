@@ -58,7 +58,7 @@ def _in_half(row: np.ndarray | int, y: np.ndarray | int) -> np.ndarray | bool:
     return np.bitwise_count(np.asarray(bits, dtype=np.uint64)) % 2 == 0
 
 
-class Hadamard(FrequencyOracle):
+class Hadamard(FrequencyOracle[HadamardReports]):
     name = "hr"
     wire_fields = frozenset({"v", "m", "y"})
     max_domain_size = 1 << 24

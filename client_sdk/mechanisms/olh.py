@@ -158,7 +158,7 @@ class OLHReports(ReportBatch):
         return int(self.seeds.shape[0])
 
 
-class OLH(FrequencyOracle):
+class OLH(FrequencyOracle[OLHReports]):
     name = "olh"
     wire_fields = frozenset({"v", "m", "s", "y"})
     max_domain_size = MAX_KEY

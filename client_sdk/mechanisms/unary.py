@@ -67,7 +67,7 @@ def count_set_bits(packed: np.ndarray, domain_size: int, chunk: int = 1 << 16) -
     return counts.ravel()[:domain_size]
 
 
-class UnaryEncoding(FrequencyOracle):
+class UnaryEncoding(FrequencyOracle[UnaryReports]):
     """Shared code of SUE and OUE; subclasses set p and q."""
 
     max_domain_size = 1 << 16  # 8 KiB per report; beyond that use OLH

@@ -559,5 +559,5 @@ def decode_inner(oracle: Any, inners: Sequence[Any], report_index: Sequence[int]
     try:
         return oracle.decode(payloads)
     except ReportDecodeError as exc:
-        r = report_index[exc.index] if exc.index is not None else None
-        raise ReportDecodeError(exc.reason, f"attribute {attribute}: {exc.detail}", r) from None
+        at = report_index[exc.index] if exc.index is not None else None
+        raise ReportDecodeError(exc.reason, f"attribute {attribute}: {exc.detail}", at) from None

@@ -75,7 +75,7 @@ import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
 
@@ -280,7 +280,7 @@ class RSFD(MultidimProtocol):
         x = self._check_tuples(values)
         n = x.shape[0]
         sampled_attribute = rng.integers(0, self.d, size=n)
-        columns = []
+        columns: list[GRRReports | UnaryReports] = []
         for i, a in enumerate(self.attribute_parameters):
             sampled = sampled_attribute == i
             v = x[:, i]
@@ -304,9 +304,9 @@ class RSFD(MultidimProtocol):
         cols: list[list[Any]] = []
         for a, column in zip(self.attribute_parameters, batch.columns, strict=True):
             if a.oracle == "grr":
-                cols.append(column.values.tolist())
+                cols.append(cast(GRRReports, column).values.tolist())
             else:
-                cols.append([encode_bits(row) for row in column.packed])
+                cols.append([encode_bits(row) for row in cast(UnaryReports, column).packed])
         return [{"v": WIRE_VERSION, "m": self.name, "y": list(row)} for row in zip(*cols, strict=True)]
 
     def decode(self, payloads: Sequence[Mapping[str, Any]]) -> MultidimReports:
@@ -341,9 +341,9 @@ class RSFD(MultidimProtocol):
         counts = []
         for a, column in zip(self.attribute_parameters, batch.columns, strict=True):
             if a.oracle == "grr":
-                counts.append(np.bincount(column.values, minlength=a.k).astype(np.int64))
+                counts.append(np.bincount(cast(GRRReports, column).values, minlength=a.k).astype(np.int64))
             else:
-                counts.append(count_set_bits(column.packed, a.k).astype(np.int64))
+                counts.append(count_set_bits(cast(UnaryReports, column).packed, a.k).astype(np.int64))
         n = len(batch)
         return MultidimAggregate(self.config, n, tuple(counts), (n,) * self.d)
 
