@@ -1,9 +1,9 @@
 """Longitudinal collection: memoized protocols for devices that report every epoch.
 
 A fresh ε-LDP report every epoch leaks t·ε after t epochs (the server can average them).
-Memoization (ALGORITHMS §10) stores a permanent randomized response per memo key and
+Memoization (docs/algorithms.md) stores a permanent randomized response per memo key and
 re-randomizes it each epoch: reports of one value leak at most ε∞ in total, one report at
-most ε1, and the budget ledger charges ε∞ per memo created (ALGORITHMS §11.3).
+most ε1, and the budget ledger charges ε∞ per memo created (docs/privacy.md).
 
 ===============  ===========================================  =============  ==================
 name             protocol (module)                            memo key       lifetime bound

@@ -1,4 +1,4 @@
-"""The contract of every longitudinal (memoized) protocol (ALGORITHMS §10, DESIGN §3, §6).
+"""The contract of every longitudinal (memoized) protocol (docs/longitudinal.md, docs/algorithms.md).
 
 The same devices report every epoch. A fresh ε-LDP report each epoch lets the server
 average a device's reports ("averaging attack") and the loss grows as t·ε. Memoization
@@ -12,7 +12,7 @@ bounds it [S3 Arcolezi et al. 2022 §4.1; RAPPOR, Erlingsson et al. CCS 2014]:
 Any number of reports derived from one memo leak at most ε∞ (post-processing of the
 memo); one report alone leaks at most ε1 < ε∞. A new memo (the value changed to one
 without a memo) costs another ε∞: the ledger charge is ``ε∞ × (number of memos)``
-(ALGORITHMS §11.3), at most ``privacy.lifetime_bound``.
+(docs/privacy.md), at most ``privacy.lifetime_bound``.
 
 Device-side API (every protocol; the runtime persists the two JSON-safe records)::
 
@@ -81,7 +81,7 @@ def irr_epsilon(epsilon_perm: float, epsilon_first: float) -> float:
 
 
 def binary_leakage(epsilon_perm: float, epsilon_irr: float, reports: int) -> float:
-    """Exact leakage of ``reports`` reports of one binary value (ALGORITHMS §10.1, T18).
+    """Exact leakage of ``reports`` reports of one binary value (docs/algorithms.md, T18).
 
     ``ln[(e^{ε∞ + t·ε_IRR} + 1)/(e^{ε∞} + e^{t·ε_IRR})] ≤ min(ε∞, t·ε_IRR)``.
 
@@ -111,7 +111,7 @@ def bisect_increasing(fn: Callable[[float], float], target: float, low: float, h
 
 
 def check_probabilities(mechanism: str, **probabilities: float) -> None:
-    """Refuse derived probabilities outside (0, 1) (ALGORITHMS §15)."""
+    """Refuse derived probabilities outside (0, 1) (docs/algorithms.md)."""
     for name, p in probabilities.items():
         if not (math.isfinite(p) and 0.0 < p < 1.0):
             raise ConfigError(f"{mechanism}: derived probability {name} = {p!r} is outside (0, 1)")
@@ -190,7 +190,7 @@ class LongitudinalPrivacy:
 
     * ``epsilon_first``: the configured one-report level ε1;
     * ``epsilon_first_actual``: the exact worst-case leakage of one report (≤ ε1; below
-      it for L-GRR with k > 2 unless ``tight=True``, ALGORITHMS §10.2);
+      it for L-GRR with k > 2 unless ``tight=True``, docs/algorithms.md);
     * ``epsilon_perm``: ε∞, the leakage of any number of reports of one memo;
     * ``charge_per_new_memo``: what the ledger charges each time a device creates a memo
       (ε∞; dBitFlipPM: ε per distinct response); reports from an existing memo cost 0;
@@ -220,7 +220,7 @@ class LongitudinalPrivacy:
         return self.max_memos * self.charge_per_new_memo
 
     def ledger_charge(self, memo_count: int) -> float:
-        """Total charge of a device that has created ``memo_count`` memos (ALGORITHMS §11.3)."""
+        """Total charge of a device that has created ``memo_count`` memos (docs/privacy.md)."""
         if isinstance(memo_count, bool) or not isinstance(memo_count, int | np.integer):
             raise ValueError(f"memo_count must be an integer, got {memo_count!r}")
         if not 0 <= memo_count <= self.max_memos:
@@ -252,7 +252,7 @@ class MemoStore(Protocol):
 
     Implementations must be durable when ``put``/``put_state`` return (the client runtime
     backs this with SQLite) and must never overwrite an existing memo: redrawing a
-    permanent response destroys the long-term guarantee (DESIGN §12).
+    permanent response destroys the long-term guarantee (docs/longitudinal.md).
     """
 
     def get(self, collection: str, memo_key: int) -> dict[str, Any] | None: ...
@@ -783,7 +783,7 @@ class LongitudinalMechanism(ABC, Generic[B]):
 
 
 class PureLongitudinal(LongitudinalMechanism[B]):
-    """Two-round chain read as a "pure" oracle (ALGORITHMS §10.1).
+    """Two-round chain read as a "pure" oracle (docs/algorithms.md).
 
     Subclasses set ``p1, q1, p2, q2`` and ``q1_server`` (q1, or 1/g for LOLOHA). Server::
 
@@ -820,7 +820,7 @@ class PureLongitudinal(LongitudinalMechanism[B]):
         return pure_variance(self.p_star, self.q_star, n, np.asarray(frequencies, dtype=np.float64))
 
     def estimate(self, aggregate: Aggregate) -> Estimate:
-        """Unbiased frequencies with plug-in exact variance (ALGORITHMS §10.1)."""
+        """Unbiased frequencies with plug-in exact variance (docs/algorithms.md)."""
         n = self._check_aggregate(aggregate)
         p1, q1, p2, q2 = self.p1, self.q1_server, self.p2, self.q2
         counts = np.asarray(aggregate.counts, dtype=np.float64)

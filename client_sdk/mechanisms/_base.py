@@ -1,4 +1,4 @@
-"""The contract every frequency oracle fulfils (DESIGN §3) and the "pure" estimator (§1.2).
+"""The contract every frequency oracle fulfils (docs/architecture.md) and the "pure" estimator (docs/algorithms.md).
 
 A frequency oracle is built from a validated configuration and holds its parameters,
 its perturbation (one report from the OS CSPRNG, or a vectorised batch from an explicit
@@ -6,7 +6,7 @@ its perturbation (one report from the OS CSPRNG, or a vectorised batch from an e
 
 Every oracle here is *pure*: a report ``y`` supports a set of values, a holder of ``v`` is
 in the support with probability ``p*`` and a holder of ``u != v`` with probability ``q*``,
-so with ``C(v)`` the number of supporting reports (ALGORITHMS §1.2)::
+so with ``C(v)`` the number of supporting reports (docs/algorithms.md)::
 
     f̂(v) = (C(v)/n - q*) / (p* - q*)
     Var[f̂(v)] = q*(1-q*) / (n (p*-q*)²) + f(v)(1 - p* - q*) / (n (p*-q*))
@@ -28,7 +28,7 @@ from client_sdk.errors import AggregateMismatchError, ConfigError, ReportDecodeE
 from client_sdk.wire_checks import is_version, refuse_unknown_fields
 
 WIRE_VERSION = 1
-EPSILON_MIN = 0.01  # below this p* - q* vanishes and estimates explode (ALGORITHMS §1.2)
+EPSILON_MIN = 0.01  # below this p* - q* vanishes and estimates explode (docs/algorithms.md)
 EPSILON_MAX = 20.0  # above this exp(eps) loses the q side to rounding; no useful privacy left
 
 
@@ -175,7 +175,7 @@ class Estimate:
 
 
 def pure_variance(p_star: float, q_star: float, n: int, f: np.ndarray | float) -> np.ndarray:
-    """Exact variance of the pure estimator for fixed data (ALGORITHMS §1.2)."""
+    """Exact variance of the pure estimator for fixed data (docs/algorithms.md)."""
     gap = p_star - q_star
     return q_star * (1 - q_star) / (n * gap**2) + np.asarray(f) * (1 - p_star - q_star) / (n * gap)
 
@@ -323,7 +323,7 @@ class FrequencyOracle(ABC, Generic[B]):
         return Aggregate(self.config, 0, np.zeros(self.statistics_size, dtype=np.int64))
 
     def estimate(self, aggregate: Aggregate) -> Estimate:
-        """Unbiased frequencies with plug-in exact variance (ALGORITHMS §1.2)."""
+        """Unbiased frequencies with plug-in exact variance (docs/algorithms.md)."""
         if dict(aggregate.config) != self.config:
             raise AggregateMismatchError(f"aggregate of {dict(aggregate.config)} given to {self.config}")
         n = aggregate.n
@@ -361,7 +361,7 @@ class FrequencyOracle(ABC, Generic[B]):
 
 
 def estimate_mle(mechanism: FrequencyOracle, aggregate: Aggregate, **options: Any) -> Estimate:
-    """Maximum-likelihood estimate of a frequency oracle (ALGORITHMS §12.2).
+    """Maximum-likelihood estimate of a frequency oracle (docs/algorithms.md).
 
     Where the aggregate is a histogram of whole reports (GRR, Hadamard response) this is
     the exact likelihood, maximised by EM (iterative Bayesian update). Where it keeps

@@ -2,7 +2,7 @@
 
 Privacy: epsilon-LDP. Each report draws a fresh hash function H_s: domain -> [g] that does
 not depend on the data, then applies GRR over [g]; GRR is epsilon-LDP and the hash key is
-independent of the value (Wang, Blocki, Li, Jha, USENIX Security 2017; ALGORITHMS §5).
+independent of the value (Wang, Blocki, Li, Jha, USENIX Security 2017; docs/algorithms.md).
 
 ``g = round(e^ε) + 1`` (OLH) or ``g = 2`` (BLH). Server: ``C(v) = #{i : H_{s_i}(v) = y_i}``,
 ``p* = e^ε/(e^ε + g − 1)``, ``q* = 1/g``.
@@ -141,7 +141,7 @@ def support_counts(
 
 
 def optimal_g(epsilon: float) -> int:
-    """g = round(e^ε) + 1 (ALGORITHMS §5); Python's round is to even at exact halves."""
+    """g = round(e^ε) + 1 (docs/algorithms.md); Python's round is to even at exact halves."""
     return int(round(math.exp(epsilon))) + 1
 
 

@@ -3,7 +3,7 @@
 Privacy: epsilon-LDP. A value is one-hot encoded into k bits; a 1-bit stays 1 with
 probability p, a 0-bit becomes 1 with probability q. Two inputs differ in two bits, so
 the worst output ratio is p(1−q)/((1−p)q) = e^epsilon (Wang, Blocki, Li, Jha, USENIX
-Security 2017; ALGORITHMS §3–§4).
+Security 2017; docs/algorithms.md).
 
 * SUE: ``p = e^{ε/2}/(e^{ε/2}+1)``, ``q = 1 − p``.
 * OUE: ``p = 1/2``, ``q = 1/(e^ε + 1)``; variance ``4e^ε/(n(e^ε−1)²)``, independent of k.

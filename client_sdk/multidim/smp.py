@@ -1,6 +1,6 @@
 """SMP — sample one attribute and report it, with its index, at the full budget ε.
 
-Baseline of Arcolezi, Couchot, Al Bouna, Xiao, CIKM 2021 (S1 §1.3; ALGORITHMS §8.2). Each
+Baseline of Arcolezi, Couchot, Al Bouna, Xiao, CIKM 2021 (S1 §1.3; docs/multidim.md). Each
 user draws ``j`` uniformly from the d attributes (independently of the data) and sends
 ``(j, FO_ε(v_j))``. The server estimates attribute j from the ``n_j`` users who sent j.
 

@@ -267,7 +267,7 @@ def build_params() -> dict[str, Any]:
                     auto.append([eps, k, bits, choose(eps, k, bits).name])
                 except ConfigError:
                     auto.append([eps, k, bits, None])
-    # the GRR-vs-rest boundary k <= 3e^eps + 2 (ALGORITHMS §7)
+    # the GRR-vs-rest boundary k <= 3e^eps + 2 (docs/algorithms.md)
     for eps in (0.5, 1.0, 2.0, 4.0):
         for k in range(2, 200):
             auto.append([eps, k, None, choose(eps, k).name])
