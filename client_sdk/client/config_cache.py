@@ -28,7 +28,7 @@ class ConfigCache:
         self._store = store
         self._api = api
         self._timer = timer
-        self._request_timeout = request_timeout
+        self.request_timeout = request_timeout
         self._memory: dict[str, CollectionConfig] = {}
         self._lock = threading.Lock()
 
@@ -54,7 +54,7 @@ class ConfigCache:
     def refresh(self, collection_id: str) -> CollectionConfig:
         """Fetch the public config from the server, check its hash, keep it in state_dir."""
         try:
-            resp = self._api.fetch_config(collection_id, self._request_timeout)
+            resp = self._api.fetch_config(collection_id, self.request_timeout)
         except TransportError as exc:
             raise ConfigUnavailableError(
                 f"collection {collection_id!r}: the public config is not cached and the server is unreachable "

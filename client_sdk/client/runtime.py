@@ -90,18 +90,18 @@ class Client:
             raise ValueError(f"batch_size must lie in [1, 5000], got {batch_size}")
         self._clock = clock or utc_now
         self._timer: Timer = timer or SystemTimer()
-        self.retry = retry or RetryPolicy()
+        policy = retry or RetryPolicy()
         self._api = ServerApi(base_url, api_key, transport or UrllibTransport())
         self.base_url = self._api.base_url
         self._store = StateStore(state_dir, busy_timeout=busy_timeout)
         self.state_dir = str(self._store.dir)
-        self._configs = ConfigCache(self._store, self._api, self._timer, self.retry.request_timeout)
+        self._configs = ConfigCache(self._store, self._api, self._timer, policy.request_timeout)
         self._closing = threading.Event()
         self._flush_lock = threading.Lock()
         self._uploader = Uploader(
             self._store,
             self._api,
-            retry=self.retry,
+            retry=policy,
             timer=self._timer,
             uniform=uniform or system_uniform,
             closing=self._closing,
@@ -116,7 +116,24 @@ class Client:
 
     @property
     def batch_size(self) -> int:
+        """Reports per upload request (1..5000)."""
         return self._uploader.batch_size
+
+    @batch_size.setter
+    def batch_size(self, value: int) -> None:
+        if not 1 <= int(value) <= 5000:
+            raise ValueError(f"batch_size must lie in [1, 5000], got {value}")
+        self._uploader.batch_size = int(value)
+
+    @property
+    def retry(self) -> RetryPolicy:
+        """The retry policy of uploads and enrolment."""
+        return self._uploader.retry
+
+    @retry.setter
+    def retry(self, policy: RetryPolicy) -> None:
+        self._uploader.retry = policy
+        self._configs.request_timeout = policy.request_timeout
 
     @property
     def last_background_error(self) -> str | None:

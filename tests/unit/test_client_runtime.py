@@ -495,6 +495,21 @@ def test_a_retry_after_past_the_timeout_is_not_waited(fake: FakeServer, tmp_path
         assert result.timed_out and result.remaining == 1 and "next retry in 5.0s" in result.errors[0]
 
 
+def test_retry_and_batch_size_can_be_changed_after_construction(fake: FakeServer, tmp_path: Path) -> None:
+    fake.add("c1", public_config(OUE))
+    fake.script = [HttpResponse(503, {}, b"{}")]
+    timer = VirtualTimer()
+    with make_client(fake, tmp_path, timer=timer, uniform=lambda low, high: high) as client:
+        client.retry = RetryPolicy(base_delay=2.0, max_delay=8.0)
+        client.batch_size = 2
+        with pytest.raises(ValueError, match="batch_size"):
+            client.batch_size = 0
+        for v in range(3):
+            client.report("c1", v)
+        assert client.flush(timeout=60).accepted == 3
+    assert timer.waits == [2.0] and [len(p) for p in fake.posts] == [2, 2, 1]
+
+
 def test_auth_errors_keep_the_reports_and_say_why(fake: FakeServer, tmp_path: Path) -> None:
     fake.add("c1", public_config(OUE))
     fake.script = [HttpResponse(401, {}, b'{"detail": "unknown key"}')]
