@@ -97,7 +97,7 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
 raw_env = [f"PROMETHEUS_MULTIPROC_DIR={os.environ['PROMETHEUS_MULTIPROC_DIR']}"]
 
 
-def on_starting(server) -> None:  # noqa: ANN001
+def on_starting(server) -> None:
     """Master start: an empty metrics directory (files of a previous run would be summed in)."""
     directory = os.environ["PROMETHEUS_MULTIPROC_DIR"]
     os.makedirs(directory, exist_ok=True)
@@ -127,7 +127,7 @@ _metrics_bind = _parse_metrics_bind(os.environ.get("LDP_METRICS_BIND"))  # a bad
 _metrics_listener = None
 
 
-def when_ready(server) -> None:  # noqa: ANN001
+def when_ready(server) -> None:
     """Master ready: start the metrics listener (its own bind, never the public one), and say
     when gunicorn faces clients directly (docs/operations.md, "Serving topology")."""
     global _metrics_listener
@@ -147,7 +147,7 @@ def when_ready(server) -> None:  # noqa: ANN001
         server.log.info("metrics listener on http://%s:%s/metrics", host, port)
 
 
-def post_fork(server, worker) -> None:  # noqa: ANN001
+def post_fork(server, worker) -> None:
     """A new worker: it must not outlive its master (an orphan would keep the port), and it
     closes its inherited copy of the metrics listener's socket."""
     if not _die_with_parent(worker.ppid):
@@ -156,18 +156,18 @@ def post_fork(server, worker) -> None:  # noqa: ANN001
         _metrics_listener.close_inherited()
 
 
-def child_exit(server, worker) -> None:  # noqa: ANN001
+def child_exit(server, worker) -> None:
     """A worker is gone (exited, killed or recycled): drop its live gauge samples."""
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
 
 
-def worker_abort(worker) -> None:  # noqa: ANN001
+def worker_abort(worker) -> None:
     worker.log.warning("worker %s timed out (LDP_WORKER_TIMEOUT=%s) and is being restarted", worker.pid, timeout)
 
 
-def on_exit(server) -> None:  # noqa: ANN001
+def on_exit(server) -> None:
     if _metrics_listener is not None:
         _metrics_listener.stop()
     if _created_multiproc_dir:

@@ -33,9 +33,9 @@ from common import machine, table, write_results
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from client_sdk import mechanisms  # noqa: E402
-from client_sdk.canonical import config_hash  # noqa: E402
-from client_sdk.client import Client, HttpResponse  # noqa: E402
+from client_sdk import mechanisms
+from client_sdk.canonical import config_hash
+from client_sdk.client import Client, HttpResponse
 
 TARGET_MS = 2.0
 

@@ -83,7 +83,7 @@ def _record(stats: dict, op: str, latency: float, ok: bool, status: int | None) 
             entry["server_errors"] += 1
 
 
-def uploader(base, key, col, size, stop_at, out, tag, epoch_of) -> None:  # noqa: ANN001
+def uploader(base, key, col, size, stop_at, out, tag, epoch_of) -> None:
     import httpx
 
     fragments = payload_fragments(col["config"]["mechanism"], 4096, seed=hash(tag) % 2**31)
@@ -99,7 +99,7 @@ def uploader(base, key, col, size, stop_at, out, tag, epoch_of) -> None:  # noqa
             try:
                 e = client.post(f"{base}/v1/devices", json={"count": size})
                 enrolled = e.status_code == 201
-            except Exception:  # noqa: BLE001 - counted as an error
+            except Exception:  # counted as an error
                 e, enrolled = None, False
             _record(stats, "enrol", time.perf_counter() - t0, enrolled, e.status_code if e is not None else None)
             if not enrolled:
@@ -110,7 +110,7 @@ def uploader(base, key, col, size, stop_at, out, tag, epoch_of) -> None:  # noqa
             try:
                 r = client.post(url, content=body)
                 status = r.status_code
-            except Exception:  # noqa: BLE001 - counted as an error
+            except Exception:  # counted as an error
                 status, r = None, None
             head = ACCEPTED.match(r.content[:80]) if status == 200 else None
             _record(stats, "upload", time.perf_counter() - t0, head is not None, status)
@@ -121,7 +121,7 @@ def uploader(base, key, col, size, stop_at, out, tag, epoch_of) -> None:  # noqa
     out.put({"stats": stats, "accepted": accepted, "duplicates": duplicates, "rejected": rejected})
 
 
-def reader(base, keys, col, stop_at, out, role) -> None:  # noqa: ANN001
+def reader(base, keys, col, stop_at, out, role) -> None:
     import httpx
 
     stats: dict = {}
@@ -144,7 +144,7 @@ def reader(base, keys, col, stop_at, out, role) -> None:  # noqa: ANN001
                     r = client.request(method, base + path, json=body, params=params,
                                        headers={"Authorization": f"Bearer {keys[role]}"})  # fmt: skip
                     status = r.status_code
-                except Exception:  # noqa: BLE001
+                except Exception:
                     status = None
                 _record(stats, name, time.perf_counter() - t0, status in good, status)
             if role == "admin":
@@ -175,7 +175,7 @@ def summarise(results: list[dict], seconds: float) -> dict:
     return out
 
 
-def run_phase(ctx, targets: list[tuple], seconds: float) -> tuple[list[dict], float]:  # noqa: ANN001
+def run_phase(ctx, targets: list[tuple], seconds: float) -> tuple[list[dict], float]:
     """targets: (function, arguments before (stop_at, out), arguments after); fork start (closures are fine)."""
     out = ctx.Queue()
     stop_at = time.time() + seconds + 1.0

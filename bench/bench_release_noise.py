@@ -25,11 +25,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import machine, table, write_results  # noqa: E402
-from client_sdk import mechanisms, multidim  # noqa: E402
-from client_sdk.mechanisms import Aggregate  # noqa: E402
-from client_sdk.multidim import MultidimAggregate  # noqa: E402
-from ldpserver import release_noise as rn  # noqa: E402
+from bench.common import machine, table, write_results
+from client_sdk import mechanisms, multidim
+from client_sdk.mechanisms import Aggregate
+from client_sdk.multidim import MultidimAggregate
+from ldpserver import release_noise as rn
 
 SIZES = [10**3, 10**4, 10**5, 10**6]
 HORIZONS = [16, 64, 256]

@@ -1,7 +1,7 @@
 """Exact sampling from the operating system's CSPRNG.
 
 Device-side perturbation must never use a seedable PRNG whose state an observer could
-reproduce (ALGORITHMS §1.2). Every draw here comes from ``os.urandom`` (the same source as
+reproduce (docs/algorithms.md). Every draw here comes from ``os.urandom`` (the same source as
 ``secrets``). A Bernoulli(p) draw compares a uniform 64-bit integer with ``round(p * 2**64)``,
 so each probability is realised to within 2**-64, far below float precision (2**-53).
 """

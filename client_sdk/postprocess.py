@@ -1,4 +1,4 @@
-"""Post-processing of unbiased frequency estimates (free of privacy cost; ALGORITHMS §12).
+"""Post-processing of unbiased frequency estimates (free of privacy cost; docs/algorithms.md).
 
 Every method takes the raw unbiased vector and returns a new one; none changes the input.
 Methods trade unbiasedness for lower error, so the product always keeps the raw vector

@@ -121,7 +121,7 @@ def create_app(
     app.before_request(parse_json_body)
 
     @app.after_request
-    def _finish(response):  # noqa: ANN001, ANN202
+    def _finish(response):
         response.headers["X-Request-ID"] = g.get("request_id", "")
         started = g.get("started")
         log.info(

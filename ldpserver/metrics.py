@@ -95,7 +95,7 @@ def _never_raise(function: Callable[..., None]) -> Callable[..., None]:
     def wrapper(*args: Any, **kwargs: Any) -> None:
         try:
             function(*args, **kwargs)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             log.warning("metrics_failed", hook=function.__name__, error=f"{type(exc).__name__}: {exc}")
 
     return wrapper
@@ -144,7 +144,7 @@ class DatabaseCollector:
                 rows = conn.execute(text("SELECT COALESCE(SUM(seq), 0) FROM ledger_heads")).scalar_one()
                 collections = conn.execute(text("SELECT COUNT(*) FROM collections")).scalar_one()
             up.add_metric([], 1)
-        except Exception:  # noqa: BLE001 - any failure means "down"; the scrape itself must answer
+        except Exception:  # any failure means "down"; the scrape itself must answer
             up.add_metric([], 0)
         yield up
         if rows is not None:
@@ -222,6 +222,6 @@ def init_app(app: Any) -> None:
                 HTTP_SECONDS.labels(request.method, route).observe(time.perf_counter() - started)
 
     @app.after_request
-    def _metrics_finish(response):  # noqa: ANN001, ANN202
+    def _metrics_finish(response):
         observe_request(response)
         return response

@@ -107,7 +107,7 @@ class RateLimiter:
         if self.redis is not None:
             try:
                 return self.redis.hit(key_id, self.window)
-            except Exception as exc:  # noqa: BLE001 - Redis down: count locally rather than refuse everyone
+            except Exception as exc:  # Redis down: count locally rather than refuse everyone
                 now = _now()
                 if now - self._last_warning > 60:
                     self._last_warning = now

@@ -28,6 +28,7 @@ from client_sdk.client.runtime import (
     RetryPolicy,
     Spend,
 )
+from client_sdk.client.timing import SystemTimer, Timer, VirtualTimer
 from client_sdk.client.transport import HttpResponse, Transport, UrllibTransport
 
 __all__ = [
@@ -47,8 +48,11 @@ __all__ = [
     "ReportReceipt",
     "RetryPolicy",
     "Spend",
+    "SystemTimer",
+    "Timer",
     "Transport",
     "TransportError",
     "UnsupportedCollectionError",
     "UrllibTransport",
+    "VirtualTimer",
 ]

@@ -1,18 +1,14 @@
-"""A collection's public config on the device: hash check, epochs, budget units, perturbation.
+"""A collection's public config on the device: hash check, compiled protocol and perturber.
 
 The server serves ``GET /v1/collections/{id}`` with the public ``config`` and its
 ``config_hash`` (``sha256:`` of the canonical JSON, :func:`client_sdk.canonical.config_hash`).
 The device recomputes the hash and refuses a mismatch; every report carries the hash.
 
-The budget rules are the server's (``ldpserver/services/ingest.py``, ``collections.py``):
-
-* a charge is counted in integer **units** of ``unit_epsilon``: the per-report epsilon
-  (``config.epsilon``) for fresh reports, ``budget.epsilon_per_memo`` (ε∞) for memoized
-  collections, where only a report that creates a memo costs a unit;
-* a cap allows ``floor(cap / unit · (1 + 1e-9))`` units (so 3 × 0.1 fits a cap of 0.3);
-* the accounting window of an epoch is ``epoch // budget.window_epochs``;
-* ``epoch = floor((now − epoch.start) / epoch.seconds)``, computed in whole microseconds
-  exactly like the server's ``timedelta`` floor division.
+The epoch and budget rules (units, caps, windows, the config version) are the typed
+:class:`client_sdk.public_config.PublicConfig`'s, the same object the server builds the
+config with (``ldpserver/services/collections.py``); this module adds what only a device
+does with it: verify the hash, build the protocol and the perturber, and refuse a config
+that would charge less than the mechanism's own loss.
 """
 
 from __future__ import annotations
@@ -21,21 +17,40 @@ import hashlib
 import hmac
 import importlib
 import json
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from client_sdk.canonical import canonical_json, config_hash
 from client_sdk.client.errors import ConfigHashMismatchError, UnsupportedCollectionError
+from client_sdk.public_config import (
+    CONFIG_VERSION,
+    UNIT_SLACK,
+    PublicConfig,
+    PublicConfigError,
+    check_version,
+    max_units,
+    to_microseconds,
+)
+from client_sdk.public_config import parse_start as _parse_start
 
-UNIT_SLACK = 1e-9
+__all__ = [
+    "BudgetPolicy",
+    "Clock",
+    "CollectionConfig",
+    "KIND_MODULES",
+    "memo_digest",
+    "utc_now",
+    # the public config's rules, importable from here as before
+    "CONFIG_VERSION",
+    "UNIT_SLACK",
+    "_parse_start",
+    "max_units",
+    "to_microseconds",
+]
+
 PRIVACY_TOLERANCE = 1e-9
-#: version 2: hashed as RFC 8785 (JCS) canonical JSON; version 1 (Python json.dumps text) is refused
-CONFIG_VERSION = 2
-_UNIX = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
 
 #: collection kind -> SDK package with ``from_config`` (the server's ldpserver/kinds)
 KIND_MODULES = {
@@ -48,42 +63,14 @@ KIND_MODULES = {
 Clock = Callable[[], Any]
 
 
-def max_units(cap: float | None, unit: float) -> int | None:
-    """How many charges of ``unit`` fit under ``cap`` (None: no cap) — the server's rule."""
-    if cap is None:
-        return None
-    return math.floor(cap / unit * (1 + UNIT_SLACK))
-
-
-def to_microseconds(now: Any) -> int:
-    """Microseconds since the Unix epoch of a clock reading (aware datetime, or seconds as a number)."""
-    if isinstance(now, datetime):
-        if now.tzinfo is None:
-            now = now.replace(tzinfo=UTC)
-        return (now - _UNIX) // _MICROSECOND
-    if isinstance(now, int | float) and not isinstance(now, bool):
-        return round(now * 1_000_000)
-    raise TypeError(f"the clock must return an aware datetime or Unix seconds, got {now!r}")
-
-
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def _parse_start(text: Any) -> int:
-    if not isinstance(text, str):
-        raise UnsupportedCollectionError(f"epoch.start must be a timestamp string, got {text!r}")
-    try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise UnsupportedCollectionError(f"epoch.start {text!r} is not an ISO 8601 timestamp") from None
-    if value.tzinfo is None:
-        raise UnsupportedCollectionError(f"epoch.start {text!r} has no time zone")
-    return to_microseconds(value)
-
-
 @dataclass(frozen=True)
 class BudgetPolicy:
+    """The budget rules of a config, with the charge units worked out for the device."""
+
     cap_lifetime: float
     cap_per_window: float | None
     window_epochs: int
@@ -98,21 +85,26 @@ class BudgetPolicy:
     def unit(self) -> str:
         return "memo" if self.memoized else "report"
 
+    @classmethod
+    def of(cls, public: PublicConfig) -> BudgetPolicy:
+        b = public.budget
+        return cls(
+            cap_lifetime=b.cap_lifetime,
+            cap_per_window=b.cap_per_window,
+            window_epochs=b.window_epochs,
+            memoized=b.memoized,
+            epsilon_per_memo=b.epsilon_per_memo,
+            unit_epsilon=public.unit_epsilon,
+            max_units_lifetime=public.max_units_lifetime,
+            max_units_window=public.max_units_window,
+        )
+
 
 def _check_version(collection_id: str, config: Mapping[str, Any]) -> None:
-    version = config.get("version")
-    if version == CONFIG_VERSION and type(version) is int:
-        return
-    hint = ""
-    if version == 1:
-        hint = (
-            "; version 1 configs were hashed as Python json.dumps text, version 2 as RFC 8785 canonical JSON: "
-            "recreate the collection on a current server"
-        )
-    raise UnsupportedCollectionError(
-        f"collection {collection_id!r}: config version {version!r} is not supported "
-        f"(this SDK reads {CONFIG_VERSION}){hint}"
-    )
+    try:
+        check_version(config, collection_id)
+    except PublicConfigError as exc:
+        raise UnsupportedCollectionError(str(exc)) from None
 
 
 @dataclass
@@ -123,14 +115,30 @@ class CollectionConfig:
     kind: str
     config: dict[str, Any]
     config_hash: str
-    epoch_seconds: int
-    epoch_start_us: int
-    grace: int
-    epsilon: float
-    neighbouring: str
+    public: PublicConfig
     budget: BudgetPolicy
     protocol: Any = field(repr=False)
     perturber: Any = field(repr=False)
+
+    @property
+    def epoch_seconds(self) -> int:
+        return self.public.epoch.seconds
+
+    @property
+    def epoch_start_us(self) -> int:
+        return self.public.epoch.start_us
+
+    @property
+    def grace(self) -> int:
+        return self.public.epoch.grace
+
+    @property
+    def epsilon(self) -> float:
+        return self.public.epsilon
+
+    @property
+    def neighbouring(self) -> str:
+        return self.public.neighbouring
 
     # --- construction ------------------------------------------------------------------
     @classmethod
@@ -175,35 +183,13 @@ class CollectionConfig:
         if kind not in KIND_MODULES:
             raise fail(f"collection kind {kind!r} is not supported; known: {', '.join(KIND_MODULES)}")
         try:
-            epoch = config["epoch"]
-            seconds = int(epoch["seconds"])
-            start_us = _parse_start(epoch["start"])
-            grace = int(epoch.get("grace", 1))
-            budget = config["budget"]
-            epsilon = float(config["epsilon"])
-            memoized = bool(budget.get("memoized", False))
-            per_memo = budget.get("epsilon_per_memo")
-            per_memo = float(per_memo) if per_memo is not None else None
-            cap_lifetime = float(budget["cap_lifetime"])
-            cap_window = budget.get("cap_per_window")
-            cap_window = float(cap_window) if cap_window is not None else None
-            window_epochs = int(budget.get("window_epochs", 1))
-            mechanism = config["mechanism"]
-        except (KeyError, TypeError, ValueError) as exc:
-            raise fail(f"config is missing or has a bad field ({type(exc).__name__}: {exc})") from None
-        if seconds < 1 or window_epochs < 1 or not (epsilon > 0 and math.isfinite(epsilon)):
-            raise fail("epoch.seconds, budget.window_epochs and epsilon must be positive")
-        unit = (per_memo if per_memo is not None else epsilon) if memoized else epsilon
-        policy = BudgetPolicy(
-            cap_lifetime=cap_lifetime,
-            cap_per_window=cap_window,
-            window_epochs=window_epochs,
-            memoized=memoized,
-            epsilon_per_memo=per_memo,
-            unit_epsilon=unit,
-            max_units_lifetime=max_units(cap_lifetime, unit) or 0,
-            max_units_window=max_units(cap_window, unit),
-        )
+            public = PublicConfig.from_dict(config, collection_id)
+        except PublicConfigError as exc:
+            raise fail(str(exc)) from None
+        policy = BudgetPolicy.of(public)
+        unit = policy.unit_epsilon
+        memoized = policy.memoized
+        mechanism = public.mechanism
         try:
             module = importlib.import_module(KIND_MODULES[kind])
         except ImportError as exc:
@@ -229,11 +215,7 @@ class CollectionConfig:
             kind=kind,
             config=config,
             config_hash=digest,
-            epoch_seconds=seconds,
-            epoch_start_us=start_us,
-            grace=grace,
-            epsilon=epsilon,
-            neighbouring=str(config.get("neighbouring", "record")),
+            public=public,
             budget=policy,
             protocol=protocol,
             perturber=perturber,
@@ -241,10 +223,10 @@ class CollectionConfig:
 
     # --- epochs ---------------------------------------------------------------------------
     def epoch_at(self, now: Any) -> int:
-        return (to_microseconds(now) - self.epoch_start_us) // (self.epoch_seconds * 1_000_000)
+        return self.public.epoch_at(now)
 
     def window_of(self, epoch: int) -> int:
-        return epoch // self.budget.window_epochs
+        return self.public.window_of(epoch)
 
     def canonical(self) -> str:
         return canonical_json(self.config)

@@ -22,7 +22,6 @@ budget check, the charge, the memo and the outbox row of a report commit togethe
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import sqlite3
@@ -30,7 +29,6 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 SCHEMA_VERSION = 1
 DB_NAME = "ldp-client.sqlite3"
@@ -118,14 +116,6 @@ CREATE TABLE IF NOT EXISTS flush_leases (
     expires_at REAL NOT NULL
 );
 """
-
-OUTBOX_COLUMNS = (
-    "seq, report_id, collection_id, config_hash, epoch, payload, memo_count, units, created_at, attempts, last_error"
-)
-
-
-def dumps(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 class StateStore:
@@ -246,37 +236,7 @@ class StateStore:
                 self._conn = None
 
 
-# --- small query helpers (all take a connection inside a transaction) ---------------------
-
-
-def budget_row(conn: sqlite3.Connection, collection_id: str) -> tuple[int, int]:
-    row = conn.execute("SELECT units, memo_count FROM budget WHERE collection_id = ?", (collection_id,)).fetchone()
-    return (int(row[0]), int(row[1])) if row else (0, 0)
-
-
-def window_units(conn: sqlite3.Connection, collection_id: str, window: int) -> int:
-    row = conn.execute(
-        "SELECT COALESCE(SUM(units), 0) FROM charges WHERE collection_id = ? AND window = ?", (collection_id, window)
-    ).fetchone()
-    return int(row[0])
-
-
-def count_report(conn: sqlite3.Connection, collection_id: str, units: int, memo_count: int) -> None:
-    conn.execute(
-        "INSERT INTO budget (collection_id, units, memo_count, reports) VALUES (?, ?, ?, 1) "
-        "ON CONFLICT (collection_id) DO UPDATE SET units = units + excluded.units, "
-        "memo_count = MAX(memo_count, excluded.memo_count), reports = reports + 1",
-        (collection_id, units, memo_count),
-    )
-
-
-def bump(conn: sqlite3.Connection, collection_id: str, column: str, n: int) -> None:
-    assert column in ("accepted", "duplicates", "rejected")
-    conn.execute(
-        f"INSERT INTO budget (collection_id, {column}) VALUES (?, ?) "
-        f"ON CONFLICT (collection_id) DO UPDATE SET {column} = {column} + excluded.{column}",
-        (collection_id, n),
-    )
+# --- flush leases (one flusher per collection; take them inside a write transaction) ---------------
 
 
 def _holder_alive(owner: str) -> bool:
@@ -315,18 +275,3 @@ def acquire_lease(conn: sqlite3.Connection, collection_id: str, owner: str, now:
 
 def release_lease(conn: sqlite3.Connection, collection_id: str, owner: str) -> None:
     conn.execute("DELETE FROM flush_leases WHERE collection_id = ? AND owner = ?", (collection_id, owner))
-
-
-def move_to_rejected(
-    conn: sqlite3.Connection, row: sqlite3.Row | tuple, reason: str, detail: str | None, now: float
-) -> None:
-    """Move one outbox row (OUTBOX_COLUMNS order) to ``rejected`` and settle its charge."""
-    seq, report_id, collection_id, config_hash, epoch, payload, memo_count, units, created_at = tuple(row)[:9]
-    conn.execute(
-        "INSERT OR REPLACE INTO rejected (report_id, collection_id, config_hash, epoch, payload, memo_count, units, "
-        "created_at, rejected_at, reason, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (report_id, collection_id, config_hash, epoch, payload, memo_count, units, created_at, now, reason, detail),
-    )
-    conn.execute("DELETE FROM outbox WHERE seq = ?", (seq,))
-    conn.execute("UPDATE charges SET status = 'rejected' WHERE report_id = ?", (report_id,))
-    bump(conn, collection_id, "rejected", 1)

@@ -1,9 +1,9 @@
 """Longitudinal collection: memoized protocols for devices that report every epoch.
 
 A fresh ε-LDP report every epoch leaks t·ε after t epochs (the server can average them).
-Memoization (ALGORITHMS §10) stores a permanent randomized response per memo key and
+Memoization (docs/algorithms.md) stores a permanent randomized response per memo key and
 re-randomizes it each epoch: reports of one value leak at most ε∞ in total, one report at
-most ε1, and the budget ledger charges ε∞ per memo created (ALGORITHMS §11.3).
+most ε1, and the budget ledger charges ε∞ per memo created (docs/privacy.md).
 
 ===============  ===========================================  =============  ==================
 name             protocol (module)                            memo key       lifetime bound
@@ -39,8 +39,8 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, cast
 
 from client_sdk.errors import ConfigError
 from client_sdk.longitudinal._base import (
@@ -147,7 +147,9 @@ def create_longitudinal(
         return DBitFlipPM(epsilon=epsilon_perm, domain_size=domain_size, **options)
     if epsilon_first is None:
         raise ConfigError(f"{key} needs epsilon_first (< epsilon_perm)")
-    return REGISTRY[key](epsilon_perm=epsilon_perm, epsilon_first=epsilon_first, domain_size=domain_size, **options)
+    # the two-budget protocols (every one but RAPPOR and dBitFlipPM, handled above) take these keywords
+    build = cast("Callable[..., LongitudinalMechanism]", REGISTRY[key])
+    return build(epsilon_perm=epsilon_perm, epsilon_first=epsilon_first, domain_size=domain_size, **options)
 
 
 def from_config(config: Mapping[str, Any]) -> LongitudinalMechanism:

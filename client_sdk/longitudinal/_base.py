@@ -1,4 +1,4 @@
-"""The contract of every longitudinal (memoized) protocol (ALGORITHMS §10, DESIGN §3, §6).
+"""The contract of every longitudinal (memoized) protocol (docs/longitudinal.md, docs/algorithms.md).
 
 The same devices report every epoch. A fresh ε-LDP report each epoch lets the server
 average a device's reports ("averaging attack") and the loss grows as t·ε. Memoization
@@ -12,7 +12,7 @@ bounds it [S3 Arcolezi et al. 2022 §4.1; RAPPOR, Erlingsson et al. CCS 2014]:
 Any number of reports derived from one memo leak at most ε∞ (post-processing of the
 memo); one report alone leaks at most ε1 < ε∞. A new memo (the value changed to one
 without a memo) costs another ε∞: the ledger charge is ``ε∞ × (number of memos)``
-(ALGORITHMS §11.3), at most ``privacy.lifetime_bound``.
+(docs/privacy.md), at most ``privacy.lifetime_bound``.
 
 Device-side API (every protocol; the runtime persists the two JSON-safe records)::
 
@@ -37,7 +37,7 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Generic, Protocol, TypeVar, cast, runtime_checkable
 
 import numpy as np
 
@@ -81,7 +81,7 @@ def irr_epsilon(epsilon_perm: float, epsilon_first: float) -> float:
 
 
 def binary_leakage(epsilon_perm: float, epsilon_irr: float, reports: int) -> float:
-    """Exact leakage of ``reports`` reports of one binary value (ALGORITHMS §10.1, T18).
+    """Exact leakage of ``reports`` reports of one binary value (docs/algorithms.md, T18).
 
     ``ln[(e^{ε∞ + t·ε_IRR} + 1)/(e^{ε∞} + e^{t·ε_IRR})] ≤ min(ε∞, t·ε_IRR)``.
 
@@ -111,7 +111,7 @@ def bisect_increasing(fn: Callable[[float], float], target: float, low: float, h
 
 
 def check_probabilities(mechanism: str, **probabilities: float) -> None:
-    """Refuse derived probabilities outside (0, 1) (ALGORITHMS §15)."""
+    """Refuse derived probabilities outside (0, 1) (docs/algorithms.md)."""
     for name, p in probabilities.items():
         if not (math.isfinite(p) and 0.0 < p < 1.0):
             raise ConfigError(f"{mechanism}: derived probability {name} = {p!r} is outside (0, 1)")
@@ -190,7 +190,7 @@ class LongitudinalPrivacy:
 
     * ``epsilon_first``: the configured one-report level ε1;
     * ``epsilon_first_actual``: the exact worst-case leakage of one report (≤ ε1; below
-      it for L-GRR with k > 2 unless ``tight=True``, ALGORITHMS §10.2);
+      it for L-GRR with k > 2 unless ``tight=True``, docs/algorithms.md);
     * ``epsilon_perm``: ε∞, the leakage of any number of reports of one memo;
     * ``charge_per_new_memo``: what the ledger charges each time a device creates a memo
       (ε∞; dBitFlipPM: ε per distinct response); reports from an existing memo cost 0;
@@ -220,7 +220,7 @@ class LongitudinalPrivacy:
         return self.max_memos * self.charge_per_new_memo
 
     def ledger_charge(self, memo_count: int) -> float:
-        """Total charge of a device that has created ``memo_count`` memos (ALGORITHMS §11.3)."""
+        """Total charge of a device that has created ``memo_count`` memos (docs/privacy.md)."""
         if isinstance(memo_count, bool) or not isinstance(memo_count, int | np.integer):
             raise ValueError(f"memo_count must be an integer, got {memo_count!r}")
         if not 0 <= memo_count <= self.max_memos:
@@ -252,7 +252,7 @@ class MemoStore(Protocol):
 
     Implementations must be durable when ``put``/``put_state`` return (the client runtime
     backs this with SQLite) and must never overwrite an existing memo: redrawing a
-    permanent response destroys the long-term guarantee (DESIGN §12).
+    permanent response destroys the long-term guarantee (docs/longitudinal.md).
     """
 
     def get(self, collection: str, memo_key: int) -> dict[str, Any] | None: ...
@@ -416,8 +416,13 @@ class EpochSimulation:
 # --- the protocol base class ---------------------------------------------------------------
 
 
-class LongitudinalMechanism(ABC):
-    """Base of every memoized protocol: parameters, memo handling, wire form, estimator."""
+#: a protocol's own report batch type
+B = TypeVar("B", bound=ReportBatch)
+
+
+class LongitudinalMechanism(ABC, Generic[B]):
+    """Base of every memoized protocol: parameters, memo handling, wire form, estimator
+    (``B``: its report batch type)."""
 
     name: ClassVar[str]
     #: what a device's true value is: a value index in [0, domain_size)
@@ -565,7 +570,7 @@ class LongitudinalMechanism(ABC):
         memo = store.get(collection, key)
         charge = 0.0
         created = memo is None
-        if created:
+        if memo is None:
             charge = self.privacy.charge_per_new_memo
             if can_spend is not None and not can_spend(charge):
                 raise BudgetExceededError(
@@ -619,7 +624,7 @@ class LongitudinalMechanism(ABC):
     @abstractmethod
     def _round2_batch(
         self, memos: np.ndarray, state: Mapping[str, np.ndarray], devices: np.ndarray, rng: np.random.Generator
-    ) -> ReportBatch: ...
+    ) -> B: ...
 
     def new_memo_table(
         self,
@@ -633,13 +638,15 @@ class LongitudinalMechanism(ABC):
             if len(device_states) != n_devices:
                 raise ValueError(f"{len(device_states)} device states for {n_devices} devices")
             state = self._state_arrays([self._parse_state(s) for s in device_states]) if self.needs_state else {}
+        elif not self.needs_state:
+            state = {}
+        elif rng is None:
+            raise ValueError("give rng or device_states to draw the device states")
         else:
-            if rng is None and self.needs_state:
-                raise ValueError("give rng or device_states to draw the device states")
-            state = self._state_batch(n_devices, rng) if self.needs_state else {}
+            state = self._state_batch(n_devices, rng)
         return MemoTable(self.config_hash, n_devices, self.key_space, self.memo_width, self._memo_dtype, state)
 
-    def perturb_batch(self, values: Any, rng: np.random.Generator, memos: MemoTable | None = None) -> ReportBatch:
+    def perturb_batch(self, values: Any, rng: np.random.Generator, memos: MemoTable | None = None) -> B:
         """One epoch for many devices (``values[i]`` is device i's value), vectorised.
 
         With ``memos`` (a :class:`MemoTable`), existing memos are reused and missing ones
@@ -678,11 +685,11 @@ class LongitudinalMechanism(ABC):
 
     # --- wire form --------------------------------------------------------------------
     @abstractmethod
-    def encode(self, batch: ReportBatch) -> list[dict[str, Any]]:
+    def encode(self, batch: B) -> list[dict[str, Any]]:
         """Wire payloads of a batch (JSON-safe)."""
 
     @abstractmethod
-    def decode(self, payloads: Sequence[Mapping[str, Any]]) -> ReportBatch:
+    def decode(self, payloads: Sequence[Mapping[str, Any]]) -> B:
         """Parse wire payloads; raise ReportDecodeError (with the index) on the first bad one."""
 
     def _check_header(self, payload: Any, index: int | None) -> None:
@@ -712,15 +719,15 @@ class LongitudinalMechanism(ABC):
 
     # --- aggregation and estimation ---------------------------------------------------
     @abstractmethod
-    def _statistics(self, batch: ReportBatch) -> np.ndarray: ...
+    def _statistics(self, batch: B) -> np.ndarray: ...
 
     @property
     def statistics_size(self) -> int:
         return self.domain_size
 
-    def aggregate(self, reports: ReportBatch | Sequence[Mapping[str, Any]]) -> Aggregate:
+    def aggregate(self, reports: B | Sequence[Mapping[str, Any]]) -> Aggregate:
         """Additive statistics of a batch (a ReportBatch or a list of wire payloads)."""
-        batch = reports if isinstance(reports, ReportBatch) else self.decode(reports)
+        batch = cast(B, reports) if isinstance(reports, ReportBatch) else self.decode(reports)
         return Aggregate(self.config, len(batch), self._statistics(batch).astype(np.int64, copy=False))
 
     def empty_aggregate(self) -> Aggregate:
@@ -782,8 +789,8 @@ class LongitudinalMechanism(ABC):
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.config.items() if k != 'kind')})"
 
 
-class PureLongitudinal(LongitudinalMechanism):
-    """Two-round chain read as a "pure" oracle (ALGORITHMS §10.1).
+class PureLongitudinal(LongitudinalMechanism[B]):
+    """Two-round chain read as a "pure" oracle (docs/algorithms.md).
 
     Subclasses set ``p1, q1, p2, q2`` and ``q1_server`` (q1, or 1/g for LOLOHA). Server::
 
@@ -820,7 +827,7 @@ class PureLongitudinal(LongitudinalMechanism):
         return pure_variance(self.p_star, self.q_star, n, np.asarray(frequencies, dtype=np.float64))
 
     def estimate(self, aggregate: Aggregate) -> Estimate:
-        """Unbiased frequencies with plug-in exact variance (ALGORITHMS §10.1)."""
+        """Unbiased frequencies with plug-in exact variance (docs/algorithms.md)."""
         n = self._check_aggregate(aggregate)
         p1, q1, p2, q2 = self.p1, self.q1_server, self.p2, self.q2
         counts = np.asarray(aggregate.counts, dtype=np.float64)
@@ -842,7 +849,7 @@ class PureLongitudinal(LongitudinalMechanism):
 MAX_ENUMERATED_BITS = 12
 
 
-def bit_pattern_distribution(probabilities: Sequence[float]) -> dict[int, float]:
+def bit_pattern_distribution(probabilities: Sequence[float] | np.ndarray) -> dict[int, float]:
     """Exact law of independent bits (bit j is 1 w.p. probabilities[j]) over the integer
     patterns ``Σ bit_j·2^j``; at most 12 bits (4096 patterns)."""
     probs = np.asarray(probabilities, dtype=np.float64)

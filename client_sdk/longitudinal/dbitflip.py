@@ -2,7 +2,7 @@
 
 Source: Ding, Kulkarni, Yekhanin, "Collecting Telemetry Data Privately", NeurIPS 2017;
 formulas as implemented by Arcolezi (multi-freq-ldpy ``dBitFlipPM.py``, LOLOHA
-``protocols.py``: third-party code, not the paper's authors'); ALGORITHMS §10.5.
+``protocols.py``: third-party code, not the paper's authors'); docs/algorithms.md.
 
 The domain [k] is cut into b buckets (``bucket(v) = ⌊v·b/k⌋``, i.e. ``⌊v/(k/b)⌋`` when b
 divides k). Each device draws d distinct bucket indices **once** (its device state). Its
@@ -85,7 +85,7 @@ def _check_int(x: Any, name: str, low: int, high: int) -> int:
     return int(x)
 
 
-class DBitFlipPM(LongitudinalMechanism):
+class DBitFlipPM(LongitudinalMechanism[DBitFlipReports]):
     """dBitFlipPM; see the module docstring."""
 
     name = "dbitflip"
@@ -272,7 +272,7 @@ class DBitFlipPM(LongitudinalMechanism):
 
     # --- estimation ---------------------------------------------------------------------
     def estimate(self, aggregate: Aggregate) -> Estimate:
-        """Unbiased bucket frequencies with plug-in variance (ALGORITHMS §10.5)."""
+        """Unbiased bucket frequencies with plug-in variance (docs/algorithms.md)."""
         n = self._check_aggregate(aggregate)
         b, e = self.buckets, self._e
         ones = np.asarray(aggregate.counts[:b], dtype=np.float64)

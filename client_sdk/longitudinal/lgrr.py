@@ -2,7 +2,7 @@
 
 Source: Arcolezi et al., "Improving the utility of locally differentially private
 protocols for longitudinal and multidimensional frequency estimates", Digital
-Communications and Networks 2022 (S3 §4.2, Eq. 12–13); ALGORITHMS §10.1–§10.2.
+Communications and Networks 2022 (S3 §4.2, Eq. 12–13); docs/algorithms.md.
 
 **Privacy guarantee.** The memo (round 1, GRR with ``p1 = e^{ε∞}/(e^{ε∞}+k−1)``) is
 ε∞-LDP, so any number of reports derived from it leak at most ε∞. One report leaks at
@@ -12,7 +12,7 @@ is *below* ε1 (``privacy.epsilon_first_actual``; 0.901483 at k = 4, ε∞ = 2, 
 ``tight=True`` instead solves the exact k-ary one-report ratio
 ``(p1p2 + (1−p1)q2)/(q1p2 + p1q2 + (k−2)q1q2) = e^{ε1}`` for p2 by bisection, which spends
 exactly ε1 and gives lower variance. A new value costs a new memo: the ledger charges ε∞
-per memo, at most k·ε∞ per device (ALGORITHMS §11.3).
+per memo, at most k·ε∞ per device (docs/privacy.md).
 
 Memo key: the value. Memo record ``{"v": 1, "m": "l-grr", "h": <config hash>, "key": v,
 "prr": y1}``; wire payload ``{"v": 1, "m": "l-grr", "y": y2}``.
@@ -71,7 +71,7 @@ def lgrr_one_report_ratio(p1: float, q1: float, p2: float, q2: float, k: int) ->
 
 
 def lgrr_parameters(epsilon_perm: float, epsilon_first: float, k: int, tight: bool = False) -> tuple[float, ...]:
-    """(p1, q1, p2, q2) of L-GRR over k values (ALGORITHMS §10.2).
+    """(p1, q1, p2, q2) of L-GRR over k values (docs/algorithms.md).
 
     S3's round 2 is GRR at ``ε_IRR`` (equal to Eq. 13's p2, computed without overflow);
     ``tight=True`` bisects p2 ∈ (1/k, 1) until the exact one-report ratio is e^{ε1}.
@@ -107,7 +107,7 @@ def grr_batch(x: np.ndarray, p: float, k: int, rng: np.random.Generator) -> np.n
     return np.where(keep, x, other)
 
 
-class LGRR(PureLongitudinal):
+class LGRR(PureLongitudinal[GRRReports]):
     """L-GRR over ``domain_size`` values; see the module docstring."""
 
     name = "l-grr"

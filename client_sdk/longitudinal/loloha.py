@@ -2,7 +2,7 @@
 
 Source: Arcolezi, Pinzón, Palamidessi, Gambs, "Frequency Estimation of Evolving Data
 Under Local Differential Privacy", EDBT 2023 (S4: the authors' ``LDP/protocols.py`` and
-``Appendix_LOLOHA_Analysis.ipynb``); ALGORITHMS §10.7.
+``Appendix_LOLOHA_Analysis.ipynb``); docs/algorithms.md.
 
 Each device draws **one** hash key for the whole horizon (its device state) and maps
 its value to ``x = H_key(v) ∈ [g]`` (hash family ``olh-mas-v1`` of
@@ -15,7 +15,7 @@ the memo is ε∞-LDP and one report is ε1-LDP (exactly the L-GRR bounds over g
 true one-report leakage is ``privacy.epsilon_first_actual``, below ε1 for g > 2 unless
 ``tight=True``). Values with the same hash share a memo, so the lifetime loss is at most
 ``min(g, k)·ε∞`` however many raw values a device cycles through: the ledger charges ε∞
-per memoized hash value (ALGORITHMS §11.3). Caveats: the fixed key links a device's
+per memoized hash value (docs/privacy.md). Caveats: the fixed key links a device's
 reports across epochs; collisions are frequent (g is small).
 
 Server: support counts ``C(v) = #{reports : H_key(v) = y}`` and the estimator of §10.1
@@ -83,7 +83,7 @@ def ololoha_g_real(epsilon_perm: float, epsilon_first: float) -> float:
 
 
 def ololoha_g(epsilon_perm: float, epsilon_first: float) -> int:
-    """OLOLOHA's g = max(2, round(real optimum)), capped at 2^20 (ALGORITHMS §10.7, T22)."""
+    """OLOLOHA's g = max(2, round(real optimum)), capped at 2^20 (docs/algorithms.md, T22)."""
     return int(min(max(2, round(ololoha_g_real(epsilon_perm, epsilon_first))), MAX_G))
 
 
@@ -93,7 +93,7 @@ def _parse_seed(raw: Any) -> int | None:
     return int(raw, 16)
 
 
-class LOLOHA(PureLongitudinal):
+class LOLOHA(PureLongitudinal[OLHReports]):
     """OLOLOHA (g optimal by default, or a given g); see the module docstring."""
 
     name = "loloha"

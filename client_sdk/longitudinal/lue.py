@@ -3,7 +3,7 @@
 Sources: Arcolezi et al., Digital Communications and Networks 2022 (S3 §4.3, Eq. 14–15:
 L-OSUE, L-SUE, L-OUE); Erlingsson, Pihur, Korolova, "RAPPOR: Randomized Aggregatable
 Privacy-Preserving Ordinal Response", CCS 2014 (the PRR/IRR construction; Google's
-parameterisation via its reference code); ALGORITHMS §10.1, §10.3, §10.4.
+parameterisation via its reference code); docs/algorithms.md.
 
 The value is one-hot encoded into k bits. Round 1 (memoized per value): bit i of the
 memo is 1 w.p. ``p1`` if the value's bit is 1, else ``q1``. Round 2 (every report): bit i
@@ -13,7 +13,7 @@ is 1 w.p. ``p2`` if the memo bit is 1, else ``q2``.
 ``ε∞ = ln[p1(1−q1)/((1−p1)q1)]``: any number of reports of one memo leak at most ε∞. One
 report is exactly ``ε1 = ln[p*(1−q*)/((1−p*)q*)]``-LDP with the chain's
 ``p* = p1p2 + (1−p1)q2``, ``q* = q1p2 + (1−q1)q2``. The ledger charges ε∞ per memo, at
-most k·ε∞ per device (ALGORITHMS §11.3).
+most k·ε∞ per device (docs/privacy.md).
 
 * ``l-osue`` (S3's recommended variant): OUE then SUE, ``p1 = 1/2``,
   ``q1 = 1/(e^{ε∞}+1)``, ``p2/q2 = (e^{ε∞+ε1} − 1)/(e^{ε∞} − e^{ε1})``, ``q2 = 1 − p2``.
@@ -23,7 +23,7 @@ most k·ε∞ per device (ALGORITHMS §11.3).
 * ``l-oue``: OUE in both rounds, ``p2 = 1/2``, q2 by bisection on the ε1 formula.
 * ``rappor``: Google's ``(f, p, q)`` on a one-hot encoding (h = 1; no Bloom filter):
   ``p1 = 1 − f/2``, ``q1 = f/2`` (PRR), ``p2 = q``, ``q2 = p`` (IRR). A true bit is
-  cleared by the PRR w.p. f/2 — never reported as 1 with certainty (DESIGN §12).
+  cleared by the PRR w.p. f/2 — never reported as 1 with certainty (docs/longitudinal.md).
 
 Memo key: the value. Memo ``"prr"`` and wire ``"bits"``: k bits packed little-endian, base64.
 
@@ -41,8 +41,8 @@ from __future__ import annotations
 
 import base64
 import math
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, cast
 
 import numpy as np
 
@@ -74,7 +74,7 @@ def ue_epsilon(p: float, q: float) -> float:
 
 
 def rappor_privacy(f: float, p: float, q: float, h: int = 1) -> dict[str, float]:
-    """Google RAPPOR's guarantees in its own notation (ALGORITHMS §10.4, T19).
+    """Google RAPPOR's guarantees in its own notation (docs/algorithms.md, T19).
 
     ``q* = f(p+q)/2 + (1−f)q`` (P[report 1 | true 1]), ``p* = f(p+q)/2 + (1−f)p``,
     ``ε1 = h·ln[q*(1−p*)/(p*(1−q*))]``, ``ε∞ = 2h·ln[(1−f/2)/(f/2)]`` for h hash functions.
@@ -89,7 +89,7 @@ def rappor_privacy(f: float, p: float, q: float, h: int = 1) -> dict[str, float]
     }
 
 
-class LUE(PureLongitudinal):
+class LUE(PureLongitudinal[UnaryReports]):
     """The per-bit two-round chain; subclasses derive (p1, q1, p2, q2)."""
 
     max_domain_size = 1 << 16  # 8 KiB per report, as the one-shot unary oracles
@@ -125,7 +125,9 @@ class LUE(PureLongitudinal):
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> LUE:
-        return cls(config["epsilon_perm"], config["epsilon_first"], config["domain_size"])
+        # every subclass but RAPPOR (which overrides this) takes (epsilon_perm, epsilon_first, domain_size)
+        build = cast("Callable[[float, float, int], LUE]", cls)
+        return build(config["epsilon_perm"], config["epsilon_first"], config["domain_size"])
 
     @property
     def privacy(self) -> LongitudinalPrivacy:
@@ -290,7 +292,7 @@ class LOUE(LUE):
 class RAPPOR(LUE):
     """RAPPOR in Google's ``(f, p, q)`` parameterisation on a one-hot encoding (h = 1).
 
-    ``epsilon_perm`` and ``epsilon_first`` are derived (ALGORITHMS §10.4), not given.
+    ``epsilon_perm`` and ``epsilon_first`` are derived (docs/algorithms.md), not given.
     """
 
     name = "rappor"

@@ -1,4 +1,4 @@
-"""The contract every frequency oracle fulfils (DESIGN §3) and the "pure" estimator (§1.2).
+"""The contract every frequency oracle fulfils (docs/architecture.md) and the "pure" estimator (docs/algorithms.md).
 
 A frequency oracle is built from a validated configuration and holds its parameters,
 its perturbation (one report from the OS CSPRNG, or a vectorised batch from an explicit
@@ -6,7 +6,7 @@ its perturbation (one report from the OS CSPRNG, or a vectorised batch from an e
 
 Every oracle here is *pure*: a report ``y`` supports a set of values, a holder of ``v`` is
 in the support with probability ``p*`` and a holder of ``u != v`` with probability ``q*``,
-so with ``C(v)`` the number of supporting reports (ALGORITHMS §1.2)::
+so with ``C(v)`` the number of supporting reports (docs/algorithms.md)::
 
     f̂(v) = (C(v)/n - q*) / (p* - q*)
     Var[f̂(v)] = q*(1-q*) / (n (p*-q*)²) + f(v)(1 - p* - q*) / (n (p*-q*))
@@ -19,7 +19,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from statistics import NormalDist
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar, cast
 
 import numpy as np
 
@@ -28,7 +28,7 @@ from client_sdk.errors import AggregateMismatchError, ConfigError, ReportDecodeE
 from client_sdk.wire_checks import is_version, refuse_unknown_fields
 
 WIRE_VERSION = 1
-EPSILON_MIN = 0.01  # below this p* - q* vanishes and estimates explode (ALGORITHMS §1.2)
+EPSILON_MIN = 0.01  # below this p* - q* vanishes and estimates explode (docs/algorithms.md)
 EPSILON_MAX = 20.0  # above this exp(eps) loses the q side to rounding; no useful privacy left
 
 
@@ -185,7 +185,7 @@ class Estimate:
 
 
 def pure_variance(p_star: float, q_star: float, n: int, f: np.ndarray | float) -> np.ndarray:
-    """Exact variance of the pure estimator for fixed data (ALGORITHMS §1.2)."""
+    """Exact variance of the pure estimator for fixed data (docs/algorithms.md)."""
     gap = p_star - q_star
     return q_star * (1 - q_star) / (n * gap**2) + np.asarray(f) * (1 - p_star - q_star) / (n * gap)
 
@@ -199,8 +199,12 @@ class ReportBatch:
         raise NotImplementedError
 
 
-class FrequencyOracle(ABC):
-    """Base of every single-attribute frequency oracle."""
+#: an oracle's own report batch type
+B = TypeVar("B", bound=ReportBatch)
+
+
+class FrequencyOracle(ABC, Generic[B]):
+    """Base of every single-attribute frequency oracle (``B``: its report batch type)."""
 
     name: ClassVar[str]
     #: what a device's true value is: a value index in [0, domain_size)
@@ -278,19 +282,19 @@ class FrequencyOracle(ABC):
         """One report's wire payload, drawn with the OS CSPRNG."""
 
     @abstractmethod
-    def perturb_batch(self, values: Any, rng: np.random.Generator) -> ReportBatch:
+    def perturb_batch(self, values: Any, rng: np.random.Generator) -> B:
         """Vectorised perturbation for simulation and benchmarks (explicit generator)."""
 
     # --- wire form --------------------------------------------------------------------
     @abstractmethod
-    def encode(self, batch: ReportBatch) -> list[dict[str, Any]]:
+    def encode(self, batch: B) -> list[dict[str, Any]]:
         """Wire payloads of a batch (JSON-safe)."""
 
     #: every field of a wire payload ("v", "m" and the mechanism's own); any other is refused
     wire_fields: ClassVar[frozenset[str]]
 
     @abstractmethod
-    def decode(self, payloads: Sequence[Mapping[str, Any]]) -> ReportBatch:
+    def decode(self, payloads: Sequence[Mapping[str, Any]]) -> B:
         """Parse wire payloads; raise ReportDecodeError (with the index) on the first bad one."""
 
     def _check_header(self, payload: Any, index: int | None) -> None:
@@ -312,7 +316,7 @@ class FrequencyOracle(ABC):
 
     # --- aggregation and estimation ---------------------------------------------------
     @abstractmethod
-    def _support_counts(self, batch: ReportBatch) -> np.ndarray:
+    def _support_counts(self, batch: B) -> np.ndarray:
         """The additive statistics of a batch, vectorised: C(v) for every v in the domain
         unless the oracle overrides :meth:`support_from_counts` (Hadamard keeps its output
         histogram)."""
@@ -326,9 +330,9 @@ class FrequencyOracle(ABC):
         """Length of the aggregate's counts vector."""
         return self.domain_size
 
-    def aggregate(self, reports: ReportBatch | Sequence[Mapping[str, Any]]) -> Aggregate:
+    def aggregate(self, reports: B | Sequence[Mapping[str, Any]]) -> Aggregate:
         """Additive statistics of a batch (a ReportBatch or a list of wire payloads)."""
-        batch = reports if isinstance(reports, ReportBatch) else self.decode(reports)
+        batch = cast(B, reports) if isinstance(reports, ReportBatch) else self.decode(reports)
         counts = self._support_counts(batch).astype(np.int64, copy=False)
         return Aggregate(self.config, len(batch), counts)
 
@@ -336,7 +340,7 @@ class FrequencyOracle(ABC):
         return Aggregate(self.config, 0, np.zeros(self.statistics_size, dtype=np.int64))
 
     def estimate(self, aggregate: Aggregate) -> Estimate:
-        """Unbiased frequencies with plug-in exact variance (ALGORITHMS §1.2)."""
+        """Unbiased frequencies with plug-in exact variance (docs/algorithms.md)."""
         if dict(aggregate.config) != self.config:
             raise AggregateMismatchError(f"aggregate of {dict(aggregate.config)} given to {self.config}")
         n = aggregate.n
@@ -374,7 +378,7 @@ class FrequencyOracle(ABC):
 
 
 def estimate_mle(mechanism: FrequencyOracle, aggregate: Aggregate, **options: Any) -> Estimate:
-    """Maximum-likelihood estimate of a frequency oracle (ALGORITHMS §12.2).
+    """Maximum-likelihood estimate of a frequency oracle (docs/algorithms.md).
 
     Where the aggregate is a histogram of whole reports (GRR, Hadamard response) this is
     the exact likelihood, maximised by EM (iterative Bayesian update). Where it keeps

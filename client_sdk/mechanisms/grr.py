@@ -1,7 +1,7 @@
 """GRR — generalised randomised response (k-RR, direct encoding).
 
 Privacy: epsilon-LDP. For any two inputs v, v' and output y, P[y | v] / P[y | v'] is at
-most p/q = e^epsilon (Warner 1965; Kairouz, Oh, Viswanath 2014; ALGORITHMS §2).
+most p/q = e^epsilon (Warner 1965; Kairouz, Oh, Viswanath 2014; docs/algorithms.md).
 
 Parameters ``p = e^ε/(e^ε + k − 1)``, ``q = 1/(e^ε + k − 1)``. A report is the value itself
 with probability p, otherwise a uniform draw among the k − 1 other values.
@@ -43,7 +43,7 @@ def grr_probabilities(epsilon: float, k: int) -> tuple[float, float]:
     return math.exp(epsilon - log_denominator), math.exp(-log_denominator)
 
 
-class GRR(FrequencyOracle):
+class GRR(FrequencyOracle[GRRReports]):
     name = "grr"
     wire_fields = frozenset({"v", "m", "y"})
     max_domain_size = 2**31

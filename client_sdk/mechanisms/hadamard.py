@@ -4,7 +4,7 @@ Privacy: epsilon-LDP. With K the smallest power of two above k, value x owns the
 ``C_x = {y : H_K[x+1][y] = +1}`` of [K]; the report is uniform on C_x with probability
 e^ε/(1+e^ε) and uniform on its complement otherwise, so every output's probability is
 either 2e^ε/(K(1+e^ε)) or 2/(K(1+e^ε)): the ratio is at most e^ε (Acharya, Sun, Zhang,
-AISTATS 2019; ALGORITHMS §6).
+AISTATS 2019; docs/algorithms.md).
 
 Pure oracle with ``p* = e^ε/(1+e^ε)`` and ``q* = 1/2`` (rows of H_K are orthogonal, so
 C_x and C_u share exactly K/4 elements). The server's support counts for all values come
@@ -58,7 +58,7 @@ def _in_half(row: np.ndarray | int, y: np.ndarray | int) -> np.ndarray | bool:
     return np.bitwise_count(np.asarray(bits, dtype=np.uint64)) % 2 == 0
 
 
-class Hadamard(FrequencyOracle):
+class Hadamard(FrequencyOracle[HadamardReports]):
     name = "hr"
     wire_fields = frozenset({"v", "m", "y"})
     max_domain_size = 1 << 24

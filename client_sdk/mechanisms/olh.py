@@ -2,7 +2,7 @@
 
 Privacy: epsilon-LDP. Each report draws a fresh hash function H_s: domain -> [g] that does
 not depend on the data, then applies GRR over [g]; GRR is epsilon-LDP and the hash key is
-independent of the value (Wang, Blocki, Li, Jha, USENIX Security 2017; ALGORITHMS §5).
+independent of the value (Wang, Blocki, Li, Jha, USENIX Security 2017; docs/algorithms.md).
 
 ``g = round(e^ε) + 1`` (OLH) or ``g = 2`` (BLH). Server: ``C(v) = #{i : H_{s_i}(v) = y_i}``,
 ``p* = e^ε/(e^ε + g − 1)``, ``q* = 1/g``.
@@ -141,7 +141,7 @@ def support_counts(
 
 
 def optimal_g(epsilon: float) -> int:
-    """g = round(e^ε) + 1 (ALGORITHMS §5); Python's round is to even at exact halves."""
+    """g = round(e^ε) + 1 (docs/algorithms.md); Python's round is to even at exact halves."""
     return int(round(math.exp(epsilon))) + 1
 
 
@@ -158,7 +158,7 @@ class OLHReports(ReportBatch):
         return int(self.seeds.shape[0])
 
 
-class OLH(FrequencyOracle):
+class OLH(FrequencyOracle[OLHReports]):
     name = "olh"
     wire_fields = frozenset({"v", "m", "s", "y"})
     max_domain_size = MAX_KEY
@@ -240,10 +240,6 @@ class OLH(FrequencyOracle):
 
     def _support_counts(self, batch: OLHReports) -> np.ndarray:
         return support_counts(batch.seeds, batch.ys, self.g, np.arange(self.domain_size, dtype=np.uint64))
-
-    def support_counts_of(self, batch: OLHReports, keys: np.ndarray) -> np.ndarray:
-        """Support counts of arbitrary 32-bit keys (heavy-hitter candidates)."""
-        return support_counts(batch.seeds, batch.ys, self.g, keys)
 
 
 class BLH(OLH):

@@ -3,7 +3,7 @@
 Privacy: epsilon-LDP. A value is one-hot encoded into k bits; a 1-bit stays 1 with
 probability p, a 0-bit becomes 1 with probability q. Two inputs differ in two bits, so
 the worst output ratio is p(1−q)/((1−p)q) = e^epsilon (Wang, Blocki, Li, Jha, USENIX
-Security 2017; ALGORITHMS §3–§4).
+Security 2017; docs/algorithms.md).
 
 * SUE: ``p = e^{ε/2}/(e^{ε/2}+1)``, ``q = 1 − p``.
 * OUE: ``p = 1/2``, ``q = 1/(e^ε + 1)``; variance ``4e^ε/(n(e^ε−1)²)``, independent of k.
@@ -67,7 +67,7 @@ def count_set_bits(packed: np.ndarray, domain_size: int, chunk: int = 1 << 16) -
     return counts.ravel()[:domain_size]
 
 
-class UnaryEncoding(FrequencyOracle):
+class UnaryEncoding(FrequencyOracle[UnaryReports]):
     """Shared code of SUE and OUE; subclasses set p and q."""
 
     max_domain_size = 1 << 16  # 8 KiB per report; beyond that use OLH

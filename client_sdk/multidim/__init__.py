@@ -1,6 +1,6 @@
 """Multidimensional frequency estimation: one histogram per attribute of a user's tuple.
 
-Protocols (ALGORITHMS §8), one module per family:
+Protocols (docs/multidim.md), one module per family:
 
 =================  =========================================================  ===================
 name               what a user sends                                          tuple-level cost
@@ -16,7 +16,7 @@ name               what a user sends                                          tu
 RS+FD (Arcolezi, Couchot, Al Bouna, Xiao, CIKM 2021) is ε-LDP only for tuples that differ
 in **one attribute**, and only exactly so for equal domain sizes; for whole tuples — the
 standard LDP notion and this SDK's default ``neighbouring="tuple"`` — it costs
-``ε' = ln(d(e^ε − 1) + 1)`` (ALGORITHMS §8.6). Every protocol's ``privacy`` states the
+``ε' = ln(d(e^ε − 1) + 1)`` (docs/multidim.md). Every protocol's ``privacy`` states the
 charged ``epsilon`` for its promised notion, and the exact ``epsilon_tuple`` and
 ``epsilon_attribute``.
 

@@ -1,4 +1,4 @@
-"""The contract of every multidimensional protocol (DESIGN §3, ALGORITHMS §8).
+"""The contract of every multidimensional protocol (docs/architecture.md, docs/multidim.md).
 
 A user holds a tuple ``(v_1, …, v_d)`` of categorical values, attribute ``j`` taking values
 in ``[0, k_j)``; the server wants one histogram per attribute. A protocol is built from a
@@ -6,7 +6,7 @@ validated configuration and holds its parameters, its perturbation (one report f
 OS CSPRNG, or a vectorised batch from an explicit ``numpy.random.Generator``), its
 additive aggregate and its unbiased per-attribute estimators.
 
-Privacy is stated for two neighbouring notions (ALGORITHMS §0.4, §8.6):
+Privacy is stated for two neighbouring notions (docs/privacy.md, docs/multidim.md):
 
 * ``"tuple"`` (the default, and the standard LDP definition): any two whole tuples a user
   could hold;
@@ -14,11 +14,11 @@ Privacy is stated for two neighbouring notions (ALGORITHMS §0.4, §8.6):
   use it only when product/legal adopt it explicitly).
 
 ``privacy.epsilon`` is what the budget ledger charges under the promised notion
-(ALGORITHMS §11.3); ``privacy.epsilon_tuple`` and ``privacy.epsilon_attribute`` are the
+(docs/privacy.md); ``privacy.epsilon_tuple`` and ``privacy.epsilon_attribute`` are the
 exact worst-case privacy losses under each notion, so an auditor sees both. The
 protocols are SPL, SMP and RS+FD of Arcolezi, Couchot, Al Bouna, Xiao, "Random Sampling
 Plus Fake Data", CIKM 2021; RS+FD is ε-LDP only for one-attribute neighbours and costs
-ε' = ln(d(e^ε − 1) + 1) for whole tuples (ALGORITHMS §8.6).
+ε' = ln(d(e^ε − 1) + 1) for whole tuples (docs/multidim.md).
 
 >>> import json
 >>> from client_sdk.multidim import create_multidim
@@ -83,7 +83,7 @@ class MultidimPrivacyStatement:
 
     * ``epsilon``: what the ledger charges per report under ``neighbouring`` (the promised
       notion): ``epsilon_tuple`` for "tuple"; for "attribute", the larger of the nominal
-      epsilon and ``epsilon_attribute`` (never less than ALGORITHMS §11.3 lists, never less
+      epsilon and ``epsilon_attribute`` (never less than what docs/privacy.md lists, never less
       than the true loss).
     * ``epsilon_tuple``: exact worst-case loss over any two tuples.
     * ``epsilon_attribute``: exact worst-case loss over tuples differing in one attribute.
@@ -322,7 +322,7 @@ class MultidimProtocol(ABC):
 
     @property
     def epsilon_charged(self) -> float:
-        """What the ledger charges per report under the promised notion (ALGORITHMS §11.3)."""
+        """What the ledger charges per report under the promised notion (docs/privacy.md)."""
         if self.neighbouring == "tuple":
             return self.epsilon_tuple
         return max(self.epsilon, self.epsilon_attribute)
@@ -496,10 +496,6 @@ class OracleBasedProtocol(MultidimProtocol):
         return {"oracle": self.oracle}
 
 
-def grr_output_probability(y: int, v: int, p: float, q: float) -> float:
-    return p if y == v else q
-
-
 def unary_pattern_probability(pattern: int, probabilities: np.ndarray) -> float:
     """Probability of the bit pattern (bit i = (pattern >> i) & 1) with independent bits."""
     out = 1.0
@@ -582,5 +578,5 @@ def decode_inner(oracle: Any, inners: Sequence[Any], report_index: Sequence[int]
     try:
         return oracle.decode(payloads)
     except ReportDecodeError as exc:
-        r = report_index[exc.index] if exc.index is not None else None
-        raise ReportDecodeError(exc.reason, f"attribute {attribute}: {exc.detail}", r) from None
+        at = report_index[exc.index] if exc.index is not None else None
+        raise ReportDecodeError(exc.reason, f"attribute {attribute}: {exc.detail}", at) from None

@@ -2,7 +2,7 @@
 
 Each user samples one attribute ``j`` uniformly (never sent), perturbs ``v_j`` with a local
 randomiser at the amplified budget ``ε' = ln(d(e^ε − 1) + 1)``, and sends *fake data* for
-every other attribute, so the server cannot tell which attribute is real (ALGORITHMS §8.3).
+every other attribute, so the server cannot tell which attribute is real (docs/multidim.md).
 
 ==============  =====================================  ==========================================
 variant         sampled attribute                      other attributes (fake data)
@@ -14,7 +14,7 @@ variant         sampled attribute                      other attributes (fake da
 ==============  =====================================  ==========================================
 
 Privacy (read this): the paper (S1, Thm. 1) states ε-LDP. Exhaustive enumeration
-(ALGORITHMS §8.6, finding [DV]; re-checked by this package's tests) shows that
+(docs/multidim.md, finding [DV]; re-checked by this package's tests) shows that
 
 * for two tuples differing in **one attribute** the loss is ε only for RS+FD[OUE-z], and
   for RS+FD[GRR] with equal domain sizes. With unequal ``k_j``, RS+FD[GRR] (and the GRR
@@ -22,14 +22,14 @@ Privacy (read this): the paper (S1, Thm. 1) states ε-LDP. Exhaustive enumeratio
   ``S_{−j} = Σ_{i≠j} q_i k_i`` — far above ε when the sizes are very unequal (UCI Adult,
   k from 2 to 42, ε = 1: 1.52). RS+FD[OUE-r] exceeds ε as soon as d ≥ 2 and some
   ``k_j ≥ 3``, even with equal sizes (d = 3, k = 3, ε = 1: 1.199), because its fake vectors rarely have a single
-  bit set; this goes beyond ALGORITHMS §8.6 and is confirmed by exhaustive enumeration
+  bit set; this goes beyond the published analysis (docs/multidim.md) and is confirmed by exhaustive enumeration
   in the tests. ``privacy.epsilon_attribute`` is the exact value for every variant;
 * for two **whole tuples** (the standard LDP notion, and this SDK's default) the loss is
   exactly ``ε'``, for every variant: ``privacy.epsilon_tuple``.
 
 The ledger charges ``ε'`` under the default ``neighbouring="tuple"``, and
 ``max(ε, epsilon_attribute)`` only when the collection explicitly promises the weaker
-``neighbouring="attribute"`` notion (ALGORITHMS §11.3). To spend a *tuple-level* budget
+``neighbouring="attribute"`` notion (docs/privacy.md). To spend a *tuple-level* budget
 ``B``, build the protocol with ``epsilon=epsilon_for_tuple_budget(B, d)``
 (``multidim.calibrate_epsilon`` does this for any protocol and either notion).
 
@@ -47,7 +47,7 @@ fake report supports a given value (``1/k``, ``q``, ``(p + (k−1)q)/k`` for GRR
 exact fixed-data variance ``d² Σ_users δ_u(1 − δ_u) / (n² (p − q)²)`` at the clipped
 estimate (S1's formula treats every user as the same Bernoulli(δ) and is slightly larger).
 
-Worked example (ALGORITHMS §8.7, T9–T12):
+Worked example (docs/multidim.md, T9–T12):
 
 >>> m = RSFD_GRR(epsilon=1.0, domain_sizes=[4, 4, 4])
 >>> round(m.epsilon_amplified, 6)
@@ -75,7 +75,7 @@ import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
 
@@ -280,7 +280,7 @@ class RSFD(MultidimProtocol):
         x = self._check_tuples(values)
         n = x.shape[0]
         sampled_attribute = rng.integers(0, self.d, size=n)
-        columns = []
+        columns: list[GRRReports | UnaryReports] = []
         for i, a in enumerate(self.attribute_parameters):
             sampled = sampled_attribute == i
             v = x[:, i]
@@ -304,9 +304,9 @@ class RSFD(MultidimProtocol):
         cols: list[list[Any]] = []
         for a, column in zip(self.attribute_parameters, batch.columns, strict=True):
             if a.oracle == "grr":
-                cols.append(column.values.tolist())
+                cols.append(cast(GRRReports, column).values.tolist())
             else:
-                cols.append([encode_bits(row) for row in column.packed])
+                cols.append([encode_bits(row) for row in cast(UnaryReports, column).packed])
         return [{"v": WIRE_VERSION, "m": self.name, "y": list(row)} for row in zip(*cols, strict=True)]
 
     def decode(self, payloads: Sequence[Mapping[str, Any]]) -> MultidimReports:
@@ -341,9 +341,9 @@ class RSFD(MultidimProtocol):
         counts = []
         for a, column in zip(self.attribute_parameters, batch.columns, strict=True):
             if a.oracle == "grr":
-                counts.append(np.bincount(column.values, minlength=a.k).astype(np.int64))
+                counts.append(np.bincount(cast(GRRReports, column).values, minlength=a.k).astype(np.int64))
             else:
-                counts.append(count_set_bits(column.packed, a.k).astype(np.int64))
+                counts.append(count_set_bits(cast(UnaryReports, column).packed, a.k).astype(np.int64))
         n = len(batch)
         return MultidimAggregate(self.config, n, tuple(counts), (n,) * self.d)
 
@@ -447,7 +447,7 @@ def _unary_bits(
     return packed
 
 
-class RSFD_GRR(RSFD):  # noqa: N801 - the paper's name
+class RSFD_GRR(RSFD):  # the paper's name
     """RS+FD[GRR]: GRR on the sampled attribute, uniform fake values elsewhere."""
 
     name = "rsfd-grr"
@@ -457,7 +457,7 @@ class RSFD_GRR(RSFD):  # noqa: N801 - the paper's name
         return _grr_attribute(k, eps_amp)
 
 
-class RSFD_OUE_Z(RSFD):  # noqa: N801
+class RSFD_OUE_Z(RSFD):
     """RS+FD[OUE-z]: OUE on the sampled attribute, OUE of the zero vector elsewhere."""
 
     name = "rsfd-oue-z"
@@ -466,7 +466,7 @@ class RSFD_OUE_Z(RSFD):  # noqa: N801
         return _oue_attribute(k, eps_amp, FAKE_ZERO)
 
 
-class RSFD_OUE_R(RSFD):  # noqa: N801
+class RSFD_OUE_R(RSFD):
     """RS+FD[OUE-r]: OUE on the sampled attribute, OUE of a random one-hot vector elsewhere."""
 
     name = "rsfd-oue-r"
@@ -475,7 +475,7 @@ class RSFD_OUE_R(RSFD):  # noqa: N801
         return _oue_attribute(k, eps_amp, FAKE_ONE_HOT)
 
 
-class RSFD_ADP(RSFD):  # noqa: N801
+class RSFD_ADP(RSFD):
     """RS+FD[ADP]: per attribute, GRR if its variance at f = 0 is at most OUE-z's (S1 Eq. 12)."""
 
     name = "rsfd-adp"

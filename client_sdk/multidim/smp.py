@@ -1,6 +1,6 @@
 """SMP — sample one attribute and report it, with its index, at the full budget ε.
 
-Baseline of Arcolezi, Couchot, Al Bouna, Xiao, CIKM 2021 (S1 §1.3; ALGORITHMS §8.2). Each
+Baseline of Arcolezi, Couchot, Al Bouna, Xiao, CIKM 2021 (S1 §1.3; docs/multidim.md). Each
 user draws ``j`` uniformly from the d attributes (independently of the data) and sends
 ``(j, FO_ε(v_j))``. The server estimates attribute j from the ``n_j`` users who sent j.
 
@@ -95,12 +95,14 @@ class SMP(OracleBasedProtocol):
 
     def perturb_batch(self, values: Any, rng: np.random.Generator) -> MultidimReports:
         x = self._check_tuples(values)
-        attribute = rng.integers(0, self.d, size=x.shape[0])
+        attribute = np.asarray(rng.integers(0, self.d, size=x.shape[0]))
         columns = [o.perturb_batch(x[attribute == j, j], rng) for j, o in enumerate(self.oracles)]
         return MultidimReports(columns, attribute)
 
     # --- wire form --------------------------------------------------------------------
     def encode(self, batch: MultidimReports) -> list[dict[str, Any]]:
+        if batch.attribute is None:
+            raise ValueError(f"a batch of {self.name} reports needs the attribute of each report")
         cols = [iter([inner_payload(p) for p in o.encode(c)]) for o, c in zip(self.oracles, batch.columns, strict=True)]
         return [{"v": WIRE_VERSION, "m": self.name, "j": int(j), "y": next(cols[j])} for j in batch.attribute]
 

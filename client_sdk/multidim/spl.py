@@ -1,17 +1,17 @@
 """SPL — split the budget: every attribute reported with a frequency oracle at ε/d.
 
-Baseline of Arcolezi, Couchot, Al Bouna, Xiao, CIKM 2021 (S1 §1.3, §4.1; ALGORITHMS §8.1).
+Baseline of Arcolezi, Couchot, Al Bouna, Xiao, CIKM 2021 (S1 §1.3, §4.1; docs/multidim.md).
 Each user sends ``FO_{ε/d}(v_j)`` for every attribute ``j``; the server runs the oracle's
 standard estimator per attribute with all ``n`` reports.
 
 Privacy: ε-LDP at the **tuple** level (sequential composition of d reports at ε/d each),
-so ``privacy.epsilon_tuple == ε`` and the ledger charges ε (ALGORITHMS §11.3). Two tuples
+so ``privacy.epsilon_tuple == ε`` and the ledger charges ε (docs/privacy.md). Two tuples
 that differ in one attribute differ in one oracle report only, so the exact
 attribute-level loss is ``ε/d`` (``privacy.epsilon_attribute``); the ledger still charges
 the nominal ε under ``neighbouring="attribute"`` (conservative, as §11.3 lists).
 
 The per-attribute oracle is configurable: ``oracle="grr"`` (default), ``"oue"``, ``"olh"``,
-``"auto"`` (lowest-variance choice per attribute from public parameters, ALGORITHMS §7),
+``"auto"`` (lowest-variance choice per attribute from public parameters, docs/algorithms.md),
 or a list with one name per attribute. Wire form: ``{"v": 1, "m": "spl", "y": [o_1, …,
 o_d]}`` where ``o_j`` is attribute j's oracle payload without its ``"v"`` field (so it keeps
 the oracle's name ``"m"``, checked on decode).

@@ -93,7 +93,7 @@ class ServerProcess:
         return None if self.metrics_port is None else f"http://127.0.0.1:{self.metrics_port}/metrics"
 
     def start(self, timeout: float = 90.0) -> None:
-        log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        log = open(self.log_path, "ab")  # closed in stop()
         self._log = log
         if self.mode == "gunicorn":
             self.port = free_port()

@@ -37,7 +37,7 @@ def register(app: Flask) -> None:
         return json_response({"status": "ready", "database": st.engine.dialect.name, "revision": revision})
 
 
-def sqlite_file_reachable(engine) -> None:  # noqa: ANN001
+def sqlite_file_reachable(engine) -> None:
     """SQLite: open the database file afresh, read-write and without creating it.
 
     Pooled connections keep a moved or deleted database file open (and ``connect`` would

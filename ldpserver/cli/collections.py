@@ -35,7 +35,7 @@ def collections_create(database_url: str | None, path: str, as_json: bool) -> No
 
     try:
         document = load_config_file(path)
-    except Exception as exc:  # noqa: BLE001 - YAML and JSON parsers raise their own types
+    except Exception as exc:  # YAML and JSON parsers raise their own types
         raise click.ClickException(f"{path}: not valid YAML/JSON: {exc}") from None
     items = document if isinstance(document, list) else [document]
     requests = []
@@ -77,14 +77,13 @@ def collections_list(database_url: str | None, kind: str | None, as_json: bool) 
     from ldpserver.services.collections import CollectionCache
 
     now = current_time()
-    views = [c.public_view(now) for c in CollectionCache(engine_for(database_url)).list(kind)]
+    compiled = CollectionCache(engine_for(database_url)).list(kind)
     if as_json:
-        click.echo(json.dumps(views, default=str, indent=2))
+        click.echo(json.dumps([c.public_view(now) for c in compiled], default=str, indent=2))
         return
     click.echo(f"{'id':<21} {'kind':<13} {'epsilon':>8} {'epoch s':>8} {'current':>8}  name")
-    for v in views:
-        cfg = v["config"]
+    for c in compiled:
         click.echo(
-            f"{v['id']:<21} {v['kind']:<13} {cfg['epsilon']:>8.4g} {cfg['epoch']['seconds']:>8} "
-            f"{v['current_epoch']:>8}  {v['name']}"
+            f"{c.id:<21} {c.kind:<13} {c.public.epsilon:>8.4g} {c.public.epoch.seconds:>8} "
+            f"{c.epoch_at(now):>8}  {c.name}"
         )

@@ -11,23 +11,31 @@ Creation checks, in order, and refuses with the reason (422):
 5. the budget policy is usable (caps at least one charge; per-window caps need
    ``grace <= window_epochs`` so that at most two windows are open at a time).
 
-The public config (what a device needs) is canonical JSON; its SHA-256 is the config
-hash every report must carry.
+The public config (what a device needs) is a :class:`client_sdk.public_config.PublicConfig`,
+which also holds the epoch and budget-unit arithmetic the server and the devices share; its
+canonical JSON's SHA-256 is the config hash every report must carry.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import secrets
 import threading
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, select
 
-from client_sdk.canonical import canonical_json, config_hash
+from client_sdk.public_config import (
+    CONFIG_VERSION,
+    BudgetRule,
+    EpochRule,
+    PublicConfig,
+    epoch_boundary,
+    lifetime_units,
+    max_units,
+)
 from ldpserver.clock import as_utc
 from ldpserver.db import read_transaction, write_transaction
 from ldpserver.errors import ProblemError
@@ -37,32 +45,14 @@ from ldpserver.schemas.collections import CollectionCreate
 from ldpserver.services.ledger import chain_of_config_version, genesis_hash
 from ldpserver.services.privacy import declared_covers
 
-CONFIG_VERSION = 2  # 2: the config hash is of RFC 8785 (JCS) canonical JSON (client_sdk.canonical)
-UNIT_SLACK = 1e-9  # caps are compared as units*epsilon <= cap*(1 + slack): 0.3 = 3 × 0.1 fits
+#: the config versions of the collections a server may hold (version 1: created before RFC 8785 hashing)
+STORED_VERSIONS = (1, CONFIG_VERSION)
 
 collections_t = Collection.__table__
 
 
 def _invalid(detail: str, path: str, code: str = "invalid") -> ProblemError:
     return ProblemError("invalid-config", detail, errors=[{"path": path, "message": detail, "code": code}])
-
-
-def max_units(cap: float | None, unit: float) -> int | None:
-    """How many charges of ``unit`` fit under ``cap`` (None: no cap)."""
-    if cap is None:
-        return None
-    return math.floor(cap / unit * (1 + UNIT_SLACK))
-
-
-def lifetime_units(cap_units: int, memo_limit: int | None) -> int:
-    """The most units one device can ever spend in a memoized collection: its lifetime cap,
-    or fewer when the protocol bounds the memos a device can hold (k values, g hash cells...)."""
-    return cap_units if memo_limit is None else max(1, min(cap_units, memo_limit))
-
-
-def epoch_boundary(now: datetime, seconds: int) -> datetime:
-    stamp = int(as_utc(now).timestamp())
-    return datetime.fromtimestamp(stamp - stamp % seconds, UTC)
 
 
 def _release_statement(request: CollectionCreate, protocol: Any, memoized: bool, unit: float) -> dict[str, Any]:
@@ -110,8 +100,8 @@ def create_collection(engine: Engine, request: CollectionCreate, created_by: str
                 "(set mechanism.parties of a federated protocol such as tap)",
                 "/parties",
             )
-        if request.parties is not None and list(request.parties) != list(sdk_parties):
-            raise _invalid(f"parties must equal the mechanism's parties {list(sdk_parties)}", "/parties")
+        if request.parties is not None and list(request.parties) != list(sdk_parties or []):
+            raise _invalid(f"parties must equal the mechanism's parties {list(sdk_parties or [])}", "/parties")
         parties = [str(p) for p in sdk_parties or []]
 
     try:
@@ -212,29 +202,23 @@ def create_collection(engine: Engine, request: CollectionCreate, created_by: str
             )
 
     epoch_start = as_utc(request.epoch.start) if request.epoch.start else epoch_boundary(now, request.epoch.seconds)
-    public: dict[str, Any] = {
-        "version": CONFIG_VERSION,
-        "kind": request.kind,
-        "mechanism": mechanism_config,
-        "epsilon": declared,
-        "neighbouring": neighbouring,
-        "epoch": {
-            "seconds": request.epoch.seconds,
-            "start": epoch_start.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "grace": request.epoch.grace,
-        },
-        "release": request.release.model_dump(),
-        "budget": {
-            "cap_lifetime": float(budget.cap_lifetime),
-            "cap_per_window": float(budget.cap_per_window) if budget.cap_per_window is not None else None,
-            "window_epochs": budget.window_epochs,
-            "memoized": budget.memoized,
-            "epsilon_per_memo": per_memo,
-        },
-    }
-    if adapter.takes_parties:
-        public["parties"] = parties
-    digest = config_hash(public)
+    public = PublicConfig(
+        kind=request.kind,
+        mechanism=mechanism_config,
+        epsilon=declared,
+        neighbouring=neighbouring,
+        epoch=EpochRule.starting(epoch_start, request.epoch.seconds, request.epoch.grace),
+        budget=BudgetRule(
+            cap_lifetime=float(budget.cap_lifetime),
+            cap_per_window=float(budget.cap_per_window) if budget.cap_per_window is not None else None,
+            window_epochs=budget.window_epochs,
+            memoized=budget.memoized,
+            epsilon_per_memo=per_memo,
+        ),
+        release=request.release.model_dump(),
+        parties=parties if adapter.takes_parties else None,
+    )
+    digest = public.config_hash()
 
     if budget.memoized:
         lifetime = lifetime_units(max_units(budget.cap_lifetime, unit), adapter.memo_limit(protocol))
@@ -273,7 +257,7 @@ def create_collection(engine: Engine, request: CollectionCreate, created_by: str
                 id=collection_id,
                 name=request.name,
                 kind=request.kind,
-                config=canonical_json(public),
+                config=public.canonical(),
                 config_hash=digest,
                 privacy=json.dumps(privacy, sort_keys=True),
                 epsilon=declared,
@@ -331,13 +315,14 @@ class CollectionRuntime:
     lifetime_units: int
     protocol: BoundProtocol | None
     unavailable: str | None  # why the protocol could not be built on this server, if so
+    #: the typed public config: its epoch and budget rules are the devices'
+    public: PublicConfig
 
     def epoch_at(self, now: datetime) -> int:
-        elapsed = as_utc(now) - self.epoch_start
-        return elapsed // timedelta(seconds=self.epoch_seconds)
+        return self.public.epoch_at(as_utc(now))
 
     def window_of(self, epoch: int) -> int:
-        return epoch // self.window_epochs
+        return self.public.window_of(epoch)
 
     def public_view(self, now: datetime) -> dict[str, Any]:
         return {
@@ -354,6 +339,7 @@ class CollectionRuntime:
 
 def _compile(row: Any) -> CollectionRuntime:
     config = json.loads(row.config)
+    public = PublicConfig.from_dict(config, row.id, accept=STORED_VERSIONS)
     privacy = json.loads(row.privacy)
     adapter = ADAPTERS.get(row.kind)
     protocol = None
@@ -389,14 +375,13 @@ def _compile(row: Any) -> CollectionRuntime:
         cap_lifetime=row.cap_lifetime,
         memoized=bool(row.memoized),
         created_at=as_utc(row.created_at),
-        max_units_lifetime=max_units(row.cap_lifetime, row.charge_epsilon),
-        max_units_window=max_units(row.cap_window, row.charge_epsilon),
+        max_units_lifetime=public.max_units_lifetime,
+        max_units_window=public.max_units_window,
         memo_limit=memo_limit,
-        lifetime_units=int(
-            charge.get("lifetime_units") or lifetime_units(max_units(row.cap_lifetime, row.charge_epsilon), memo_limit)
-        ),
+        lifetime_units=int(charge.get("lifetime_units") or lifetime_units(public.max_units_lifetime, memo_limit)),
         protocol=protocol,
         unavailable=unavailable,
+        public=public,
     )
 
 

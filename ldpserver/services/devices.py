@@ -205,12 +205,12 @@ def enrol(
             for scope, limit, what in scopes:
                 try:
                     total, retry = redis.add(scope, count, ENROL_WINDOW_SECONDS)
-                except Exception as exc:  # noqa: BLE001 - Redis down: count in the database instead
+                except Exception as exc:  # Redis down: count in the database instead
                     log.warning("enrol_limit_redis_unavailable", error=type(exc).__name__)
                     for done in counted:
                         try:
                             redis.undo(done, count)
-                        except Exception:  # noqa: BLE001
+                        except Exception:
                             pass
                     counted, redis = [], None
                     break
@@ -253,7 +253,7 @@ def enrol(
             for scope in counted:
                 try:
                     redis.undo(scope, count)
-                except Exception:  # noqa: BLE001 - the window expires anyway
+                except Exception:  # the window expires anyway
                     pass
         raise
     return made

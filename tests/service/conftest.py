@@ -43,7 +43,7 @@ def postgres_reachable() -> str | None:
             with psycopg.connect(PG_ADMIN_URL, connect_timeout=3) as conn:
                 conn.execute("SELECT 1")
             _pg_state["error"] = None
-        except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"
+        except Exception as exc:  # any failure means "not reachable"
             _pg_state["error"] = f"{type(exc).__name__}: {exc}".strip()
     return _pg_state["error"]  # type: ignore[return-value]
 
@@ -64,7 +64,7 @@ def _pg_url(name: str) -> str:
 
 
 @contextmanager
-def fresh_database(backend: str, tmp_dir) -> Iterator[str]:  # noqa: ANN001
+def fresh_database(backend: str, tmp_dir) -> Iterator[str]:
     """An empty database (no schema), removed afterwards; yields its URL."""
     if backend == "sqlite":
         yield f"sqlite:///{tmp_dir / f'ldp-{secrets.token_hex(4)}.sqlite3'}"
@@ -83,14 +83,14 @@ def fresh_database(backend: str, tmp_dir) -> Iterator[str]:  # noqa: ANN001
 
 
 @pytest.fixture(scope="session", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def backend(request) -> str:  # noqa: ANN001
+def backend(request) -> str:
     if request.param == "postgresql":
         require_postgres()
     return request.param
 
 
 @pytest.fixture(scope="session")
-def database_url(backend: str, tmp_path_factory) -> Iterator[str]:  # noqa: ANN001
+def database_url(backend: str, tmp_path_factory) -> Iterator[str]:
     with fresh_database(backend, tmp_path_factory.mktemp(backend)) as url:
         schema.upgrade(url)
         yield url
@@ -127,17 +127,17 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def app(settings: Settings, engine: Engine, clock: FakeClock):  # noqa: ANN201
+def app(settings: Settings, engine: Engine, clock: FakeClock):
     return create_app(settings, clock=clock, engine=engine)
 
 
 @pytest.fixture
-def api(app, keys: dict[str, str], engine: Engine, clock: FakeClock) -> Api:  # noqa: ANN001
+def api(app, keys: dict[str, str], engine: Engine, clock: FakeClock) -> Api:
     return Api(app.test_client(), keys, engine, clock)
 
 
 @pytest.fixture
-def live_server(app) -> Iterator[str]:  # noqa: ANN001
+def live_server(app) -> Iterator[str]:
     """The same app on a real threaded HTTP server on 127.0.0.1 (port chosen by the OS)."""
     from werkzeug.serving import make_server
 

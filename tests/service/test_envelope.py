@@ -50,7 +50,7 @@ class FlaskTransport:
         return HttpResponse(r.status_code, {k.lower(): v for k, v in r.headers.items()}, r.get_data())
 
 
-def lgrr_collection(api, *, cap_lifetime: float = 6.0, domain_size: int = 4) -> dict[str, Any]:  # noqa: ANN001
+def lgrr_collection(api, *, cap_lifetime: float = 6.0, domain_size: int = 4) -> dict[str, Any]:
     m = longitudinal.create_longitudinal("l-grr", epsilon_perm=2.0, epsilon_first=1.0, domain_size=domain_size)
     return api.create_collection(
         kind="longitudinal",
@@ -59,7 +59,7 @@ def lgrr_collection(api, *, cap_lifetime: float = 6.0, domain_size: int = 4) -> 
     )
 
 
-def run_device(api, col: dict[str, Any], values: list[int], state_dir: Path) -> tuple[Client, FlaskTransport, float]:  # noqa: ANN001
+def run_device(api, col: dict[str, Any], values: list[int], state_dir: Path) -> tuple[Client, FlaskTransport, float]:
     """One device reports ``values`` in consecutive epochs (from T0), flushing after each;
     returns the client id, the transport's record and what the device says it spent."""
     api.clock.set(T0)
@@ -77,7 +77,7 @@ def run_device(api, col: dict[str, Any], values: list[int], state_dir: Path) -> 
     return client, transport, spent
 
 
-def ledger_of(api, col: dict[str, Any], client_id: str) -> list[dict[str, Any]]:  # noqa: ANN001
+def ledger_of(api, col: dict[str, Any], client_id: str) -> list[dict[str, Any]]:
     return api.get(f"/v1/audit/ledger?collection={col['id']}&client_id={client_id}").get_json()["items"]
 
 

@@ -31,17 +31,17 @@ PROBLEM = "application/problem+json"
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
-def _cursor(value) -> str:  # noqa: ANN001
+def _cursor(value) -> str:
     return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
 
 
-def _client_error(response) -> dict:  # noqa: ANN001
+def _client_error(response) -> dict:
     assert 400 <= response.status_code < 500, (response.status_code, response.get_data(as_text=True)[:300])
     assert response.mimetype == PROBLEM
     return response.get_json()
 
 
-def _released_frequency(api) -> dict:  # noqa: ANN001
+def _released_frequency(api) -> dict:
     from client_sdk import mechanisms
 
     col = api.create_collection(release={"windows": [1], "min_reports": 1})
@@ -201,7 +201,7 @@ def test_config_objects_refuse_keys_they_do_not_know(api):
         _client_error(api.post("/v1/collections", json={**_collection_body(), **override}))
 
 
-def _csv_rows(response) -> list[dict[str, str]]:  # noqa: ANN001
+def _csv_rows(response) -> list[dict[str, str]]:
     assert response.status_code == 200, response.get_data(as_text=True)[:300]
     assert response.mimetype == "text/csv"
     return list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))

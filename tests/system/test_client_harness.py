@@ -143,7 +143,7 @@ class LiveServer:
     def start(self) -> None:
         """Start (or restart, on the same port) the server process."""
         assert self.proc is None or self.proc.poll() is not None
-        self.log = open(self.workdir / "server.log", "ab")  # noqa: SIM115
+        self.log = open(self.workdir / "server.log", "ab")
         if self.mode == "gunicorn":
             self.port = self.port or free_port()
             cmd = [sys.executable, "-m", "ldpserver.cli", "serve", "--port", str(self.port), "--workers", "2"]
@@ -231,7 +231,7 @@ class FaultProxy:
         self.lock = threading.Lock()
         self.plan: list[str] = []  # per report upload: "503", "drop" (forward, then close without answer), "pass"
         self.retry_after = "1"
-        self.seen: list[tuple[float, str, str]] = []  # (time, method or "ENROL", action)
+        self.seen: list[tuple[str, str]] = []  # (method or "ENROL", action)
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -247,7 +247,7 @@ class FaultProxy:
                 with proxy.lock:
                     action = proxy.plan.pop(0) if (upload and proxy.plan) else "pass"
                     method = "ENROL" if self.command == "POST" and not upload else self.command
-                    proxy.seen.append((time.monotonic(), method, action))
+                    proxy.seen.append((method, action))
                 if action == "503":
                     data = b'{"type":"about:blank","title":"Service Unavailable","status":503,"detail":"maintenance"}'
                     self.send_response(503)

@@ -37,8 +37,7 @@ def test_reports_made_while_the_server_is_down_arrive_after_restart(tmp_path: Pa
             for i in range(10):
                 client.report(cid, i)
             server.start()
-            end = time.monotonic() + 30
-            while client.pending() and time.monotonic() < end:
+            while client.pending():  # no deadline of its own: the test's timeout is the only bound
                 time.sleep(0.1)
             client.stop_background_flush()
             assert client.pending() == 0

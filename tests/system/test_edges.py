@@ -168,7 +168,7 @@ http {{
 }}
 """
     )
-    log = open(prefix / "logs" / "stderr.log", "ab")  # noqa: SIM115 - closed below
+    log = open(prefix / "logs" / "stderr.log", "ab")  # closed below
     proc = subprocess.Popen(
         [binary, "-p", str(prefix), "-c", str(conf), "-e", str(prefix / "logs" / "error.log")],
         stdout=log,

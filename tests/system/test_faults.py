@@ -40,16 +40,16 @@ import pytest
 
 pytest.importorskip("flask")
 
-from sqlalchemy import func, select  # noqa: E402
+from sqlalchemy import func, select
 
-from ldpserver import schema  # noqa: E402
-from ldpserver.db import make_engine  # noqa: E402
-from ldpserver.models import DeviceBudget, LedgerEntry, Report  # noqa: E402
-from ldpserver.models_release import Release  # noqa: E402
-from ldpserver.services.keys import create_key  # noqa: E402
-from tests.service.conftest import fresh_database, require_postgres  # noqa: E402
-from tests.service.helpers import make_reports  # noqa: E402
-from tests.system.ops_helpers import proof, provision  # noqa: E402
+from ldpserver import schema
+from ldpserver.db import make_engine
+from ldpserver.models import DeviceBudget, LedgerEntry, Report
+from ldpserver.models_release import Release
+from ldpserver.services.keys import create_key
+from tests.service.conftest import fresh_database, require_postgres
+from tests.service.helpers import make_reports
+from tests.system.ops_helpers import proof, provision
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(240)]
 
@@ -209,7 +209,7 @@ class Gunicorn:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> Gunicorn:
-        log = open(self.log_path, "ab")  # noqa: SIM115
+        log = open(self.log_path, "ab")
         cmd = [sys.executable, "-m", "gunicorn", "-c", str(REPO / "gunicorn.conf.py"), "ldpserver.wsgi:app"]
         self.proc = subprocess.Popen(cmd, env=self.env, cwd=REPO, stdout=log, stderr=log, start_new_session=True)
         log.close()
@@ -346,7 +346,7 @@ class Uploader:
                         ids = [devices[(t * 7919 + b * batch_size + i) % len(devices)] for i in range(batch_size)]
                         batch = make_reports(self.collection, batch_size, client_ids=ids, seed=t * 1000 + b)
                         self.post_until_ok(client, batch, deadline)
-            except BaseException as exc:  # noqa: BLE001 - reported below
+            except BaseException as exc:  # reported below
                 failures.append(exc)
 
         pool = [threading.Thread(target=work, args=(t,), daemon=True) for t in range(threads)]

@@ -20,13 +20,13 @@ import pytest
 
 pytest.importorskip("flask")
 
-from ldpserver import schema as db_schema  # noqa: E402
-from ldpserver.app import create_app  # noqa: E402
-from ldpserver.config import Settings  # noqa: E402
-from ldpserver.db import make_engine  # noqa: E402
-from ldpserver.services import keys as keys_service  # noqa: E402
-from ldpserver.services.keys import create_key, revoke_key  # noqa: E402
-from tests.service.helpers import BASE_COLLECTION, make_reports  # noqa: E402
+from ldpserver import schema as db_schema
+from ldpserver.app import create_app
+from ldpserver.config import Settings
+from ldpserver.db import make_engine
+from ldpserver.services import keys as keys_service
+from ldpserver.services.keys import create_key, revoke_key
+from tests.service.helpers import BASE_COLLECTION, make_reports
 
 
 def _secrets_of(keys: dict[str, str]) -> list[str]:
@@ -38,7 +38,7 @@ def _secrets_of(keys: dict[str, str]) -> list[str]:
     return [s for s in out if len(s) >= 16]
 
 
-def _traffic(get, post, keys: dict[str, str]) -> None:  # noqa: ANN001
+def _traffic(get, post, keys: dict[str, str]) -> None:
     for name, key in keys.items():
         auth = {"Authorization": f"Bearer {key}"}
         get("/v1/collections", auth)
@@ -67,10 +67,10 @@ def test_no_key_material_in_app_logs(tmp_path, capfd, caplog, json_logs):
     client = app.test_client()
     codes: list[int] = []
 
-    def get(path, headers):  # noqa: ANN001, ANN202
+    def get(path, headers):
         codes.append(client.get(path, headers=headers).status_code)
 
-    def post(path, headers, body):  # noqa: ANN001, ANN202
+    def post(path, headers, body):
         codes.append(client.post(path, headers=headers, json=body).status_code)
 
     _traffic(get, post, keys)
@@ -108,10 +108,10 @@ def test_no_key_material_in_gunicorn_logs(tmp_path):
         env = {"LDP_LOG_LEVEL": "DEBUG", "LDP_ACCESS_LOG": "-", "LDP_GUNICORN_LOG_LEVEL": "debug"}
         with gunicorn(tmp_path, db.url, workers=2, **env) as server, httpx.Client(timeout=30) as http:
 
-            def get(path, headers):  # noqa: ANN001, ANN202
+            def get(path, headers):
                 http.get(server.url + path, headers=headers)
 
-            def post(path, headers, body):  # noqa: ANN001, ANN202
+            def post(path, headers, body):
                 http.post(server.url + path, headers=headers, json=body)
 
             _traffic(get, post, keys)
@@ -130,7 +130,7 @@ def test_key_verification_uses_a_constant_time_comparison(monkeypatch, tmp_path)
     calls: list[tuple[str, str]] = []
     real = hmac.compare_digest
 
-    def spy(a, b):  # noqa: ANN001, ANN202
+    def spy(a, b):
         calls.append((a, b))
         return real(a, b)
 

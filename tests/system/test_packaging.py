@@ -39,7 +39,7 @@ class ServerProc(Proc):
 
     def __init__(self, command: list[str], env: dict[str, str], log: Path, port: int, cwd: Path) -> None:
         self.log_path = log
-        self._log = open(log, "ab")  # noqa: SIM115 - closed in stop()
+        self._log = open(log, "ab")  # closed in stop()
         self.port = port
         self.proc = subprocess.Popen(
             command, env=env, stdout=self._log, stderr=self._log, start_new_session=True, cwd=cwd

@@ -11,18 +11,18 @@ import pytest
 
 pytest.importorskip("flask")
 
-from ldpserver import ratelimit  # noqa: E402
-from ldpserver import schema as db_schema  # noqa: E402
-from ldpserver.app import create_app  # noqa: E402
-from ldpserver.config import Settings  # noqa: E402
-from ldpserver.db import make_engine  # noqa: E402
-from ldpserver.services.keys import create_key  # noqa: E402
+from ldpserver import ratelimit
+from ldpserver import schema as db_schema
+from ldpserver.app import create_app
+from ldpserver.config import Settings
+from ldpserver.db import make_engine
+from ldpserver.services.keys import create_key
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 @pytest.fixture
-def small_app(tmp_path, monkeypatch):  # noqa: ANN001, ANN201
+def small_app(tmp_path, monkeypatch):
     monkeypatch.setenv("LDP_RATE_LIMIT", "5")
     monkeypatch.setenv("LDP_RATE_LIMIT_WINDOW", "30")
     monkeypatch.delenv("LDP_REDIS_URL", raising=False)
@@ -43,7 +43,7 @@ def test_a_key_over_its_limit_gets_429_problem_with_retry_after_and_others_do_no
     monkeypatch.setattr(ratelimit, "_now", lambda: clock[0])
     client = app.test_client()
 
-    def get(key: str):  # noqa: ANN202
+    def get(key: str):
         return client.get("/v1/collections", headers={"Authorization": f"Bearer {keys[key]}"})
 
     assert [get("a").status_code for _ in range(5)] == [200] * 5
@@ -85,13 +85,13 @@ def test_redis_down_falls_back_to_the_per_process_counter():
     assert err.value.status == 429
 
 
-def _redis_or_skip():  # noqa: ANN202
+def _redis_or_skip():
     import os
 
     redis = pytest.importorskip("redis")
     try:
         redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         if os.environ.get("CI"):
             pytest.fail(f"Redis at {REDIS_URL} is unreachable in CI: {exc}")
         pytest.skip(f"Redis at {REDIS_URL} is unreachable ({exc}); set CI=1 to make this a failure")

@@ -72,7 +72,7 @@ def _postgres_database() -> str:
     return _pg_url(name)
 
 
-def _build_app():  # noqa: ANN202
+def _build_app():
     """The app on a fresh migrated SQLite file, with one key per role and one collection.
 
     Built at import time: ``schema.parametrize`` needs the schema when the module is
@@ -98,7 +98,7 @@ def _build_app():  # noqa: ANN202
 schema = schemathesis.openapi.from_wsgi("/openapi/openapi.json", _build_app())
 
 
-def _roles(case) -> list[str]:  # noqa: ANN001
+def _roles(case) -> list[str]:
     raw = case.operation.definition.raw
     return list(raw.get("x-roles") or [])
 
@@ -111,7 +111,7 @@ def _roles(case) -> list[str]:  # noqa: ANN001
     derandomize=True,
     database=None,
 )
-def test_api_conforms_to_its_openapi_document(case):  # noqa: ANN001
+def test_api_conforms_to_its_openapi_document(case):
     keys: dict[str, str] = _state["keys"]  # type: ignore[assignment]
     roles = _roles(case)
     headers = {}

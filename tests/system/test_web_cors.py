@@ -46,7 +46,7 @@ class PageOrigin:
             def log_message(self, *args: Any) -> None:
                 pass
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0]
                 if path == "/plan.json":
                     body, mime = json.dumps(plan).encode(), "application/json"

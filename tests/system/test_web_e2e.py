@@ -109,7 +109,7 @@ class SameOriginProxy:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0]
                 if path.startswith("/v1/"):
                     return self._forward()
@@ -126,7 +126,7 @@ class SameOriginProxy:
                     return self._send(200, file.read_bytes(), {"Content-Type": mime})
                 return self._send(404, b"not found", {"Content-Type": "text/plain"})
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 if self.path.startswith("/v1/"):
                     return self._forward()
                 return self._send(404, b"not found", {"Content-Type": "text/plain"})

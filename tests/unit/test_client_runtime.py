@@ -11,8 +11,8 @@ import re
 import secrets
 import sqlite3
 import threading
-import time
 from datetime import UTC, datetime, timedelta
+from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -29,6 +29,7 @@ from client_sdk.client import (
     RetryPolicy,
     TransportError,
     UnsupportedCollectionError,
+    VirtualTimer,
 )
 from client_sdk.client.config import max_units
 from client_sdk.client.store import DB_NAME
@@ -426,29 +427,87 @@ def test_too_large_batches_are_split(fake: FakeServer, tmp_path: Path) -> None:
     assert result.accepted == 8 and [len(p) for p in fake.posts] == [8, 4, 4]
 
 
-def test_retry_after_is_respected(fake: FakeServer, tmp_path: Path) -> None:
+def test_retry_after_is_waited_exactly_then_backoff_resumes(fake: FakeServer, tmp_path: Path) -> None:
     fake.add("c1", public_config(OUE))
     fake.script = [HttpResponse(429, {"retry-after": "1"}, b"{}"), TransportError("reset")]
-    with make_client(fake, tmp_path) as client:
+    timer = VirtualTimer()
+    with make_client(fake, tmp_path, timer=timer, uniform=lambda low, high: high) as client:
         client.report("c1", 1)
-        started = time.monotonic()
         result = client.flush(timeout=10)
-        assert result.accepted == 1 and result.requests == 3
-        assert time.monotonic() - started >= 1.0
+    assert result.accepted == 1 and result.requests == 3
+    # Retry-After: 1 exactly; then the backoff after the second failed attempt, at full jitter
+    assert timer.waits == [1.0, FAST.ceiling(1)]
+
+
+def test_retry_after_as_an_http_date_is_measured_on_the_injected_clock(fake: FakeServer, tmp_path: Path) -> None:
+    fake.add("c1", public_config(OUE))
+    timer = VirtualTimer(start=1_900_000_000.0)
+    fake.script = [HttpResponse(503, {"retry-after": formatdate(1_900_000_007.0, usegmt=True)}, b"{}")]
+    with make_client(fake, tmp_path, timer=timer) as client:
+        client.report("c1", 1)
+        assert client.flush(timeout=60).accepted == 1
+    assert timer.waits == [7.0]
+
+
+def test_backoff_is_exponential_with_full_jitter(fake: FakeServer, tmp_path: Path) -> None:
+    fake.add("c1", public_config(OUE))
+    fake.script = [HttpResponse(503, {}, b'{"detail": "busy"}')] * 5
+    draws: list[tuple[float, float]] = []
+
+    def uniform(low: float, high: float) -> float:
+        draws.append((low, high))
+        return high / 2
+
+    timer = VirtualTimer()
+    policy = RetryPolicy(base_delay=0.5, max_delay=3.0)
+    with make_client(fake, tmp_path, retry=policy, timer=timer, uniform=uniform) as client:
+        client.report("c1", 1)
+        result = client.flush(timeout=60)
+    assert result.accepted == 1 and result.requests == 6
+    assert draws == [(0.0, 0.5), (0.0, 1.0), (0.0, 2.0), (0.0, 3.0), (0.0, 3.0)]  # min(max, base·2^attempt)
+    assert timer.waits == [0.25, 0.5, 1.0, 1.5, 1.5]
 
 
 def test_flush_is_bounded_by_its_timeout_and_keeps_everything(fake: FakeServer, tmp_path: Path) -> None:
     fake.add("c1", public_config(OUE))
     fake.script = [HttpResponse(503, {}, b'{"detail": "busy"}')] * 1000
-    with make_client(fake, tmp_path, retry=RetryPolicy(base_delay=0.02, max_delay=0.1)) as client:
+    timer = VirtualTimer()
+    policy = RetryPolicy(base_delay=0.02, max_delay=0.1)
+    with make_client(fake, tmp_path, retry=policy, timer=timer, uniform=lambda low, high: high) as client:
         for v in range(4):
             client.report("c1", v)
-        started = time.monotonic()
         result = client.flush(timeout=0.5)
-        # bounded: 1000 scripted 503s would take >= 20 s of backoff; a busy shared CI machine
-        # may overrun the 0.5 s by one request's time, so allow slack rather than a tight wall-clock bound
-        assert time.monotonic() - started < 5.0
-        assert result.timed_out and result.remaining == 4 and result.requests >= 2 and not result.ok
+        # waits 0.02, 0.04, 0.08, then 0.1 three times (0.44 s in all); one more would end past 0.5 s
+        assert timer.waits == pytest.approx([0.02, 0.04, 0.08, 0.1, 0.1, 0.1])
+        assert result.timed_out and result.remaining == 4 and result.requests == 7 and not result.ok
+        assert "past the timeout" in result.errors[0]
+        assert "503" in client.status()["collections"]["c1"]["last_error"]
+
+
+def test_a_retry_after_past_the_timeout_is_not_waited(fake: FakeServer, tmp_path: Path) -> None:
+    fake.add("c1", public_config(OUE))
+    fake.script = [HttpResponse(503, {"retry-after": "5"}, b"{}")]
+    timer = VirtualTimer()
+    with make_client(fake, tmp_path, timer=timer) as client:
+        client.report("c1", 1)
+        result = client.flush(timeout=1.0)
+        assert timer.waits == [] and result.requests == 1
+        assert result.timed_out and result.remaining == 1 and "next retry in 5.0s" in result.errors[0]
+
+
+def test_retry_and_batch_size_can_be_changed_after_construction(fake: FakeServer, tmp_path: Path) -> None:
+    fake.add("c1", public_config(OUE))
+    fake.script = [HttpResponse(503, {}, b"{}")]
+    timer = VirtualTimer()
+    with make_client(fake, tmp_path, timer=timer, uniform=lambda low, high: high) as client:
+        client.retry = RetryPolicy(base_delay=2.0, max_delay=8.0)
+        client.batch_size = 2
+        with pytest.raises(ValueError, match="batch_size"):
+            client.batch_size = 0
+        for v in range(3):
+            client.report("c1", v)
+        assert client.flush(timeout=60).accepted == 3
+    assert timer.waits == [2.0] and [len(p) for p in fake.posts] == [2, 2, 1]
 
 
 def test_auth_errors_keep_the_reports_and_say_why(fake: FakeServer, tmp_path: Path) -> None:
@@ -478,33 +537,87 @@ def test_config_mismatch_refetches_and_keeps_the_report(fake: FakeServer, tmp_pa
         assert client.flush(timeout=5).accepted == 1
 
 
-def test_background_flush_and_close(fake: FakeServer, tmp_path: Path) -> None:
+class SteppedTimer(VirtualTimer):
+    """Virtual time whose waits block until the test calls ``step()`` (or the event is set):
+    the background flusher runs one round per step, with no real sleeping and no deadline."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._cond = threading.Condition()
+        self._permits = 0
+        self.blocked = 0  # waits entered so far
+
+    def wait(self, event: threading.Event, seconds: float) -> bool:
+        with self._cond:
+            self.blocked += 1
+            self._cond.notify_all()
+            while not self._permits and not event.is_set():
+                self._cond.wait(0.05)  # also notice the event (set by stop/close) without a notify
+            if event.is_set():
+                return True
+            self._permits -= 1
+        return super().wait(event, seconds)
+
+    def step(self) -> None:
+        """Let the blocked wait return, then wait until the loop blocks again."""
+        with self._cond:
+            assert self._cond.wait_for(lambda: self.blocked > self._permits, 60), "nothing waits"
+            target = self.blocked + 1
+            self._permits += 1
+            self._cond.notify_all()
+            assert self._cond.wait_for(lambda: self.blocked >= target, 60), "the loop did not come back"
+
+
+def test_background_flush_runs_once_per_interval_and_close_stops_it(fake: FakeServer, tmp_path: Path) -> None:
     fake.add("c1", public_config(OUE))
-    client = make_client(fake, tmp_path)
-    client.start_background_flush(interval=0.05)
+    timer = SteppedTimer()
+    client = make_client(fake, tmp_path, timer=timer)
+    client.start_background_flush(interval=30.0)
     for v in range(10):
         client.report("c1", v)
-    end = time.monotonic() + 5
-    while client.pending() and time.monotonic() < end:
-        time.sleep(0.02)
-    assert client.pending() == 0 and client.status()["background_flush"]
+    assert client.pending() == 10  # nothing sent before the first interval has passed
+    timer.step()
+    assert client.pending() == 0 and client.status()["background_flush"] and timer.waits == [30.0]
+    assert client.last_flush is not None and client.last_flush.accepted == 10
+    fake.script = [RuntimeError("boom")]  # not a TransportError: the flusher records it and carries on
+    client.report("c1", 1)
+    timer.step()
+    assert client.status()["last_background_error"] == "RuntimeError: boom" and client.pending() == 1
+    timer.step()
+    assert client.last_background_error is None and client.pending() == 0
     client.close()
-    assert len(fake.accepted) == 10
+    assert len(fake.accepted) == 11
+
+
+class BlockingTimer(VirtualTimer):
+    """Virtual time whose waits block until the event is set (what ``close()`` does)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waiting = threading.Event()
+        self.interrupted: list[bool] = []
+
+    def wait(self, event: threading.Event, seconds: float) -> bool:
+        self.waits.append(seconds)
+        self.waiting.set()
+        self.interrupted.append(event.wait(60))  # 60 s: a hang guard only
+        return self.interrupted[-1]
 
 
 def test_close_interrupts_a_long_backoff(fake: FakeServer, tmp_path: Path) -> None:
     fake.add("c1", public_config(OUE))
     fake.script = [HttpResponse(503, {"retry-after": "30"}, b"{}")]
-    client = make_client(fake, tmp_path)
+    timer = BlockingTimer()
+    client = make_client(fake, tmp_path, timer=timer)
     client.report("c1", 1)
     box: dict[str, Any] = {}
     thread = threading.Thread(target=lambda: box.setdefault("r", client.flush(timeout=60)))
     thread.start()
-    time.sleep(0.2)
-    started = time.monotonic()
+    assert timer.waiting.wait(60)  # the flush is waiting out the Retry-After
     client.close()
-    thread.join(5)
-    assert time.monotonic() - started < 10.0 and box["r"].remaining == 1
+    thread.join(60)
+    assert not thread.is_alive() and timer.waits == [30.0] and timer.interrupted == [True]
+    assert box["r"].remaining == 1 and box["r"].errors == ["c1: client closed"]
     with make_client(fake, tmp_path) as again:  # still queued on disk
         assert again.pending() == 1
 

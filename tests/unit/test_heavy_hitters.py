@@ -120,7 +120,7 @@ def test_federated_non_iid_local_and_global():
     assert set(ind.items) == {11, 21, 31}
 
 
-# --- unbiasedness (fixed seed, repetitions; ALGORITHMS §13 acceptance rule) ------------------
+# --- unbiasedness (fixed seed, repetitions; docs/algorithms.md acceptance rule) ------------------
 
 
 def _check_unbiased(estimates, variances, truth):

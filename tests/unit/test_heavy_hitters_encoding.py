@@ -89,7 +89,7 @@ def test_integer_domain():
 
 
 def test_prefix_keys_include_the_length():
-    # the pitfall of §12 of DESIGN: '1', '01' and '001' must not collide
+    # a known pitfall of prefix encodings (docs/heavy_hitters.md): '1', '01' and '001' must not collide
     keys = [prefix_key(1, n) for n in (1, 2, 3)]
     assert len(set(keys)) == 3
     # pinned vectors of hh-key-v1 (a change here breaks every stored report)

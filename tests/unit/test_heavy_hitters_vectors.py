@@ -1,4 +1,4 @@
-"""Test vectors of ALGORITHMS §9 and §13 for the heavy-hitter protocols (T23, T29–T32)."""
+"""Test vectors of the heavy-hitter protocols (T23, T29–T32; docs/heavy_hitters.md, docs/algorithms.md)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Memoization: the permanent response persists, is reused, and drives the ledger charge.
 
-DESIGN §12: "Longitudinal clients that redraw the permanent response on every call give no
-long-term protection. The memo must be stored and reused." ALGORITHMS §10, §11.3.
+A longitudinal client that redraws the permanent response on every call gives no long-term
+protection: the memo must be stored and reused (docs/longitudinal.md, docs/algorithms.md, docs/privacy.md).
 """
 
 from __future__ import annotations

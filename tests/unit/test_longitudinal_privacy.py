@@ -1,4 +1,4 @@
-"""Privacy of the memoized protocols on small domains (ALGORITHMS §10, DESIGN §10, §12).
+"""Privacy of the memoized protocols on small domains (docs/algorithms.md, docs/privacy.md, docs/longitudinal.md).
 
 * exact output laws: round 1 ratio ≤ e^{ε∞}; one report ≤ e^{ε1}; t reports ≤ e^{ε∞};
 * L-GRR (k > 2): the true one-report leakage is below ε1 (T15);
@@ -85,7 +85,7 @@ def test_dbitflip_leakage_depends_on_d() -> None:
 
 @pytest.mark.parametrize("label", ["l-sue", "rappor", "l-osue"])
 def test_rappor_style_client_clears_true_bits(label: str) -> None:
-    """DESIGN §12 pitfall: a client that never clears a true bit has no privacy at all."""
+    """The pitfall of docs/longitudinal.md: a client that never clears a true bit has no privacy at all."""
     m = make(label)
     draws = 6000
     v = 1

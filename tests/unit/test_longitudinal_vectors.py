@@ -1,4 +1,4 @@
-"""Exact vectors T15–T22 of ALGORITHMS §13 for the longitudinal protocols (rel. tol. 1e-6)."""
+"""Exact vectors T15–T22 of docs/algorithms.md for the longitudinal protocols (rel. tol. 1e-6)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Empirical privacy of the multidimensional protocols (ALGORITHMS §8.6, §13 T14).
+"""Empirical privacy of the multidimensional protocols (docs/multidim.md, docs/algorithms.md T14).
 
 * Exact: an output distribution computed here, independently of the SDK, from the
   algorithm of §8.3 (enumerating the sampled attribute and every output), is compared

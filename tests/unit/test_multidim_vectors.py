@@ -1,4 +1,4 @@
-"""Multidimensional protocols: parameter and estimator vectors (ALGORITHMS §8.7, §13 T9–T13),
+"""Multidimensional protocols: parameter and estimator vectors (docs/multidim.md, docs/algorithms.md T9–T13),
 privacy statements (§8.6, §11.3) and configuration handling."""
 
 from __future__ import annotations
@@ -120,7 +120,7 @@ def test_exact_variance_is_below_s1_and_equal_at_zero():
 
 # --- privacy statements ---------------------------------------------------------------------
 
-SECTION_8_6 = [  # (variant, ε, k, ε', attribute-level, tuple-level) — ALGORITHMS §8.6 table
+SECTION_8_6 = [  # (variant, ε, k, ε', attribute-level, tuple-level) — docs/multidim.md table
     ("rsfd-grr", 1.0, [2, 2], 1.489880, 1.0, 1.489880),
     ("rsfd-grr", 1.0, [3, 3, 3], 1.817240, 1.0, 1.817240),
     ("rsfd-grr", 0.5, [4, 2], 0.831797, 0.542031, 0.831797),

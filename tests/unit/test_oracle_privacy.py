@@ -1,4 +1,4 @@
-"""Empirical privacy: output-probability ratios stay within e^ε (ALGORITHMS §1.1, DESIGN §10).
+"""Empirical privacy: output-probability ratios stay within e^ε (docs/algorithms.md, docs/privacy.md).
 
 Two checks per oracle on small domains: the exact output distribution the implementation
 declares, and frequencies measured from its own sampler (both paths), which must agree

@@ -1,4 +1,4 @@
-"""Unbiasedness and variance of every oracle against the closed form (ALGORITHMS §1.2, §13).
+"""Unbiasedness and variance of every oracle against the closed form (docs/algorithms.md).
 
 Fixed seeds, R = 60 repetitions. Accept when |mean(f̂) − f| ≤ 4·sqrt(Var/R) for every value
 and 0.6 ≤ var(f̂)/Var ≤ 1.5 (averaged over values), as §13 prescribes.

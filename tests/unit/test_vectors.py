@@ -1,4 +1,4 @@
-"""Exact parameter and estimator vectors of ALGORITHMS §13 (relative tolerance 1e-6)."""
+"""Exact parameter and estimator vectors of docs/algorithms.md (relative tolerance 1e-6)."""
 
 from __future__ import annotations
 

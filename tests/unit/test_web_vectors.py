@@ -126,6 +126,7 @@ def _run(command: list[str], timeout: float) -> subprocess.CompletedProcess[str]
     return result
 
 
+@pytest.mark.system  # builds the bundle and runs the web SDK's own suite with npm: a minute, not for the quick loop
 def test_web_sdk_builds_and_passes_its_tests() -> None:
     node, npm = shutil.which("node"), shutil.which("npm")
     if node is None or npm is None:

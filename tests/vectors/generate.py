@@ -267,7 +267,7 @@ def build_params() -> dict[str, Any]:
                     auto.append([eps, k, bits, choose(eps, k, bits).name])
                 except ConfigError:
                     auto.append([eps, k, bits, None])
-    # the GRR-vs-rest boundary k <= 3e^eps + 2 (ALGORITHMS §7)
+    # the GRR-vs-rest boundary k <= 3e^eps + 2 (docs/algorithms.md)
     for eps in (0.5, 1.0, 2.0, 4.0):
         for k in range(2, 200):
             auto.append([eps, k, None, choose(eps, k).name])
@@ -731,7 +731,7 @@ def python_verdict(m: mechanisms.FrequencyOracle, payload: Any) -> dict[str, Any
         batch = m.decode([payload])
     except ReportDecodeError as exc:
         return {"reason": exc.reason}
-    except Exception as exc:  # noqa: BLE001 - recorded: the Python decoder crashed
+    except Exception as exc:  # recorded: the Python decoder crashed
         return {"crash": type(exc).__name__}
     return {"ok": decoded_form(m, batch)}
 
@@ -1094,7 +1094,7 @@ def multidim_verdict(m: Any, payload: Any) -> dict[str, Any]:
         batch = m.decode([payload])
     except ReportDecodeError as exc:
         return {"reason": exc.reason}
-    except Exception as exc:  # noqa: BLE001 - recorded: the Python decoder crashed
+    except Exception as exc:  # recorded: the Python decoder crashed
         return {"crash": type(exc).__name__}
     return {"ok": multidim_decoded(m, batch)}
 
@@ -1349,7 +1349,7 @@ def hh_verdict(protocol: Any, payload: Any) -> dict[str, Any]:
         r = protocol.decode([payload])
     except ReportDecodeError as exc:
         return {"reason": exc.reason}
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         return {"crash": type(exc).__name__}
     out: dict[str, Any] = {"l": int(r.levels[0]), "s": u64(int(r.seeds[0])), "y": int(r.ys[0])}
     if r.parties is not None:

@@ -29,7 +29,7 @@ sys.path.insert(0, str(HERE.parents[1]))
 
 from client_sdk import multidim  # noqa: E402
 from client_sdk.canonical import canonical_json  # noqa: E402
-from client_sdk.errors import ConfigError, ReportDecodeError  # noqa: E402
+from client_sdk.errors import ReportDecodeError  # noqa: E402
 
 NAME = "multidim_oracles.json"
 

@@ -2,7 +2,7 @@
  * Exact sampling from the platform CSPRNG (`crypto.getRandomValues`), byte for byte as the
  * Python SDK's client_sdk/_random.py consumes `os.urandom`.
  *
- * Device-side perturbation never uses a seedable PRNG (docs/mechanisms.md). Every draw reads
+ * Device-side perturbation never uses a seedable PRNG (docs/algorithms.md). Every draw reads
  * bytes from a {@link RandomSource}; the default one is the CSPRNG, and tests pass a
  * {@link ReplaySource} to replay fixed bytes. The layout of the draws follows Python's, so
  * that the shared test vectors replay the same bytes through both SDKs:

@@ -1,7 +1,7 @@
 /**
  * A collection's public config on the device: hash check, epochs, budget units, the
- * protocol that perturbs — the rules of client_sdk/client/config.py (and so of the server's
- * ldpserver/services/ingest.py), byte for byte where numbers are involved:
+ * protocol that perturbs — the rules of client_sdk/public_config.py and client_sdk/client/config.py
+ * (and so of the server's ldpserver/services/ingest.py), byte for byte where numbers are involved:
  *
  * * the config version is checked first (it says how the hash is computed: version 2 is
  *   RFC 8785 canonical JSON of the served config, canonical.ts); another version is refused;
@@ -96,7 +96,7 @@ function buildProtocol(kind: CollectionKind, mechanism: Record<string, unknown>)
   return { protocol: h, canonical: canonicalJson(h.config), charge: h.privacy.epsilon };
 }
 
-/** Refuses a config of another version, naming it (the message of client_sdk/client/config.py). */
+/** Refuses a config of another version, naming it (the message of client_sdk/public_config.py). */
 function checkVersion(collectionId: string, config: Record<string, unknown>): void {
   const version = config.version;
   if (version === CONFIG_VERSION) return;

@@ -3,7 +3,7 @@
  * client_sdk/mechanisms/auto.py.
  *
  * The choice depends only on public parameters, so client and server make it
- * independently and identically (docs/mechanisms.md). Candidates GRR, OUE, OLH, HR are compared
+ * independently and identically (docs/algorithms.md). Candidates GRR, OUE, OLH, HR are compared
  * by Var*; ties go to the earlier candidate (a strictly smaller variance, beyond a relative
  * 1e-12, is needed to displace it). An optional `maxReportBits` drops larger reports.
  */

@@ -10,7 +10,7 @@ import { pyFloatRepr, pyRepr } from "../messages.js";
 import type { RandomSource } from "../random.js";
 
 export const WIRE_VERSION = 1;
-/** below this p* − q* vanishes and estimates explode (docs/mechanisms.md) */
+/** below this p* − q* vanishes and estimates explode (docs/algorithms.md) */
 export const EPSILON_MIN = 0.01;
 /** above this exp(eps) loses the q side to rounding; no useful privacy left */
 export const EPSILON_MAX = 20.0;

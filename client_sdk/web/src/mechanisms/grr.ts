@@ -1,7 +1,7 @@
 /**
  * GRR — generalised randomised response (k-RR, direct encoding); client_sdk/mechanisms/grr.py.
  *
- * Privacy: epsilon-LDP, P[y | v] / P[y | v'] <= p/q = e^epsilon (Wang et al., USENIX Security 2017).
+ * Privacy: epsilon-LDP, P[y | v] / P[y | v'] <= p/q = e^epsilon (docs/algorithms.md).
  * `p = e^ε/(e^ε + k − 1)`, `q = 1/(e^ε + k − 1)`; the report is the value itself with
  * probability p, otherwise a uniform draw among the k − 1 other values.
  */

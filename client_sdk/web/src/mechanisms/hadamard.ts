@@ -3,7 +3,7 @@
  *
  * Privacy: epsilon-LDP. With K the smallest power of two above k, value x owns the half
  * C_x = {y : H_K[x+1][y] = +1} of [K]; the report is uniform on C_x with probability
- * e^ε/(1+e^ε) and uniform on its complement otherwise (Acharya, Sun, Zhang, AISTATS 2019).
+ * e^ε/(1+e^ε) and uniform on its complement otherwise (docs/algorithms.md).
  * Sampler: y1 uniform in [K], y2 = y1 XOR (highest set bit of x+1); exactly one of them
  * lies in C_x; report that one with probability e^ε/(1+e^ε), else the other.
  */

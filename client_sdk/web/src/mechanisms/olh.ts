@@ -2,7 +2,7 @@
  * OLH — optimised local hashing, and BLH (its g = 2 case); client_sdk/mechanisms/olh.py.
  *
  * Privacy: epsilon-LDP. Each report draws a fresh hash function H_s: domain → [g] that does
- * not depend on the data, then applies GRR over [g] (Wang et al., USENIX Security 2017).
+ * not depend on the data, then applies GRR over [g] (docs/algorithms.md).
  * `g = round(e^ε) + 1` (OLH) or `g = 2` (BLH); `p* = e^ε/(e^ε + g − 1)`, `q* = 1/g`.
  *
  * Hash family `olh-mas-v1` (docs/mechanisms.md), in 64-bit wrapping arithmetic:
@@ -45,7 +45,7 @@ export function hashValue(seed: bigint, key: number | bigint, g: number): number
   return Number((h32 * BigInt(g)) >> 32n);
 }
 
-/** g = round(e^ε) + 1 (Wang et al., USENIX Security 2017), rounding half to even as Python does. */
+/** g = round(e^ε) + 1 (docs/algorithms.md), rounding half to even as Python does. */
 export function optimalG(epsilon: number): number {
   return roundHalfEven(exp(epsilon)) + 1;
 }

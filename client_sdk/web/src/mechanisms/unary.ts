@@ -3,7 +3,7 @@
  *
  * Privacy: epsilon-LDP. A value is one-hot encoded into k bits; a 1-bit stays 1 with
  * probability p, a 0-bit becomes 1 with probability q; the worst output ratio is
- * p(1−q)/((1−p)q) = e^epsilon (Wang et al., USENIX Security 2017).
+ * p(1−q)/((1−p)q) = e^epsilon (docs/algorithms.md).
  *
  * - SUE: `p = e^{ε/2}/(e^{ε/2}+1)`, `q = 1 − p` (computed as 1/(e^{ε/2}+1)).
  * - OUE: `p = 1/2`, `q = 1/(e^ε + 1)`.
