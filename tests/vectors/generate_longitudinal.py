@@ -12,7 +12,10 @@ and rendering it uses):
   each memo record (created once per memo key, then reused), the wire payload, memo key,
   new-memo flag and ledger charge of every report;
 * ``decode``: payloads and the Python decoder's verdict (``{"ok": true}`` or ``{"reason": ...}``);
-* ``output_distribution``: exact one-report laws of small configs (given a device state).
+* ``output_distribution``: exact one-report laws of small configs (given a device state);
+* ``collections``: public configs of memoized collections as the device runtime compiles them
+  (``client_sdk.client.config.CollectionConfig``: unit ε, max units, charge floor) or refuses
+  them (UnsupportedCollectionError message).
 
     .venv/bin/python tests/vectors/generate_longitudinal.py           # rewrite the file
     .venv/bin/python tests/vectors/generate_longitudinal.py --check   # exit 1 if stale
@@ -233,6 +236,67 @@ def bad_payloads(m: Any, good: dict[str, Any]) -> list[Any]:
     return out
 
 
+COLLECTIONS: list[tuple[dict[str, Any], float, dict[str, Any]]] = [
+    (
+        {"mechanism": "l-grr", "epsilon_perm": 2.0, "epsilon_first": 1.0, "domain_size": 8},
+        2.0,
+        {"cap_lifetime": 6.0, "memoized": True},
+    ),
+    (
+        {"mechanism": "l-osue", "epsilon_perm": 2.0, "epsilon_first": 1.0, "domain_size": 8},
+        2.0,
+        {"cap_lifetime": 10.0, "cap_per_window": 5.0, "window_epochs": 24, "memoized": True, "epsilon_per_memo": 2.5},
+    ),
+    ({"mechanism": "loloha", "epsilon_perm": 2.0, "epsilon_first": 1.0, "domain_size": 100}, 2.0, {"memoized": True}),
+    ({"mechanism": "dbitflip", "epsilon": 1.0, "domain_size": 16, "buckets": 8, "d": 2}, 1.0, {"memoized": True}),
+    (
+        {"mechanism": "rappor", "domain_size": 8, "f": 0.5, "p": 0.5, "q": 0.75},
+        4.5,
+        {"cap_lifetime": 9.0, "memoized": True},
+    ),
+    ({"mechanism": "l-grr", "epsilon_perm": 2.0, "epsilon_first": 1.0, "domain_size": 8}, 2.0, {"memoized": False}),
+    ({"mechanism": "l-grr", "epsilon_perm": 2.0, "epsilon_first": 1.0, "domain_size": 8}, 1.0, {"memoized": True}),
+    (
+        {"mechanism": "l-grr", "epsilon_perm": 2.0, "epsilon_first": 1.0, "domain_size": 8},
+        2.0,
+        {"memoized": True, "epsilon_per_memo": 1.5},
+    ),
+    ({"mechanism": "l-grr", "epsilon_perm": 2.0, "epsilon_first": 3.0, "domain_size": 8}, 2.0, {"memoized": True}),
+]
+
+
+def build_collections() -> list[dict[str, Any]]:
+    from client_sdk.canonical import config_hash
+    from client_sdk.client.config import CollectionConfig
+    from client_sdk.errors import ConfigError
+
+    out = []
+    for mechanism, epsilon, budget in COLLECTIONS:
+        served = {"kind": "longitudinal", **mechanism}
+        try:  # the server stores the canonical mechanism config (every default spelled out)
+            served = longitudinal.from_config(served).config
+        except ConfigError:
+            pass
+        config = GEN.public_config("longitudinal", served, epsilon, "record", **budget)
+        case: dict[str, Any] = {"config": config, "config_hash": config_hash(config)}
+        try:
+            cfg = CollectionConfig.build("col_test", config, case["config_hash"])
+        except ConfigError as exc:
+            case["error"] = {"type": type(exc).__name__, "message": str(exc)}
+        else:
+            policy = cfg.budget
+            case["compiled"] = {
+                "memoized": policy.memoized,
+                "unit": policy.unit,
+                "unit_epsilon": policy.unit_epsilon,
+                "max_units_lifetime": policy.max_units_lifetime,
+                "max_units_window": policy.max_units_window,
+                "charge_floor": cfg.perturber.charge_floor(),
+            }
+        out.append(case)
+    return out
+
+
 def build() -> dict[str, Any]:
     GEN.check_replay_hook()
     rng = random.Random(1819)
@@ -317,6 +381,7 @@ def build() -> dict[str, Any]:
         "sequences": sequences,
         "decode": decode,
         "output_distribution": laws,
+        "collections": build_collections(),
     }
 
 

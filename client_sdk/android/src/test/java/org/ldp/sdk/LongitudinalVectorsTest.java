@@ -9,6 +9,8 @@ import com.google.gson.JsonObject;
 import java.util.Map;
 import java.util.TreeSet;
 import org.junit.jupiter.api.Test;
+import org.ldp.sdk.client.CollectionConfig;
+import org.ldp.sdk.client.UnsupportedCollectionException;
 import org.ldp.sdk.longitudinal.InMemoryMemoStore;
 import org.ldp.sdk.longitudinal.Longitudinal;
 import org.ldp.sdk.longitudinal.LongitudinalProtocol;
@@ -116,6 +118,31 @@ class LongitudinalVectorsTest {
       n++;
     }
     assertTrue(n > 200, "decode vectors: " + n);
+  }
+
+  @Test
+  void memoizedCollectionsCompileAsThePythonRuntimeOrAreRefusedWithItsMessage() {
+    int n = 0;
+    for (JsonElement e : V.getAsJsonArray("collections")) {
+      JsonObject c = e.getAsJsonObject();
+      JsonObject config = c.getAsJsonObject("config");
+      String hash = c.get("config_hash").getAsString();
+      if (c.has("error")) {
+        UnsupportedCollectionException error = assertThrows(UnsupportedCollectionException.class, () -> CollectionConfig.build("col_test", config, hash));
+        assertEquals(c.getAsJsonObject("error").get("message").getAsString(), error.getMessage());
+        continue;
+      }
+      CollectionConfig cfg = CollectionConfig.build("col_test", config, hash);
+      JsonObject compiled = c.getAsJsonObject("compiled");
+      assertEquals(compiled.get("memoized").getAsBoolean(), cfg.memoized);
+      assertEquals(compiled.get("unit_epsilon").getAsDouble(), cfg.unitEpsilon);
+      assertEquals(compiled.get("max_units_lifetime").getAsLong(), cfg.maxUnitsLifetime);
+      JsonElement w = compiled.get("max_units_window");
+      assertEquals(w.isJsonNull() ? null : w.getAsLong(), cfg.maxUnitsWindow);
+      assertTrue(Vectors.ulps(compiled.get("charge_floor").getAsDouble(), cfg.longitudinal().chargePerNewMemo()) <= 2);
+      n++;
+    }
+    assertEquals(5, n);
   }
 
   @Test
