@@ -102,6 +102,23 @@ class LongitudinalVectorsTest {
   }
 
   @Test
+  void aRefusedNewMemoDrawsNothingAndAHeldMemoIsNeverCharged() {
+    LongitudinalProtocol m = Longitudinal.create("l-grr", 2.0, 1.0, 4);
+    InMemoryMemoStore store = new InMemoryMemoStore();
+    // an empty replay source: drawing anything would throw
+    assertThrows(org.ldp.sdk.longitudinal.MemoBudgetException.class, () -> m.report(3, store, "c", new ReplaySource(new byte[0]), charge -> false));
+    assertEquals(0, store.count("c"));
+    ReportOutcome first = m.report(3, store, "c", SecureRandomSource.INSTANCE, charge -> charge <= 2.0);
+    assertEquals(2.0, first.charge);
+    // the held memo reports although the budget would refuse any charge
+    ReportOutcome again = m.report(3, store, "c", SecureRandomSource.INSTANCE, charge -> false);
+    assertEquals(0.0, again.charge);
+    assertEquals(1, store.count("c"));
+    assertEquals(8.0, m.lifetimeBound());
+    assertEquals(4.0, m.ledgerCharge(2));
+  }
+
+  @Test
   void decoderVerdictsMatchPythons() {
     int n = 0;
     for (JsonElement e : V.getAsJsonArray("decode")) {

@@ -77,6 +77,8 @@ public final class Client implements AutoCloseable {
   private final boolean enrol;
   private volatile boolean closed;
   private volatile FlushResult lastFlush;
+  /** the store's memo secret (HMAC key of memo rows), read once */
+  private volatile byte[] memoSecret;
   private Thread background;
 
   /** Builder: {@code Client.builder(url, key).stateDir(dir).build()}. */
@@ -404,11 +406,16 @@ public final class Client implements AutoCloseable {
    */
   private ReportReceipt reportMemoized(CollectionConfig cfg, long value, String reportId, long epoch, long window, double now) {
     LongitudinalProtocol m = cfg.longitudinal();
-    byte[] secret = Hex.decode(store.meta("memo_secret", () -> {
-      byte[] b = new byte[32];
-      SecureRandomSource.INSTANCE.fill(b); // a device secret: never from a test's replayed bytes
-      return Hex.encode(b);
-    }));
+    byte[] secret = memoSecret;
+    if (secret == null) {
+      secret = Hex.decode(store.meta("memo_secret", () -> {
+        byte[] b = new byte[32];
+        SecureRandomSource.INSTANCE.fill(b); // a device secret: never from a test's replayed bytes
+        return Hex.encode(b);
+      }));
+      memoSecret = secret; // fixed once made: every process on this store reads the same one
+    }
+    byte[] key = secret;
     long[] memoCount = new long[1];
     boolean[] created = new boolean[1];
     DeviceStore.OutboxRow row = store.commitMemoReport(cfg.collectionId, cfg.configHash, window, (unitsTotal, windowUnits, memos) -> {
@@ -423,8 +430,8 @@ public final class Client implements AutoCloseable {
           state = Json.parse(stored).getAsJsonObject();
         }
       }
-      long key = m.memoKey(value, state);
-      String digest = memoDigest(secret, cfg.collectionId, cfg.configHash, Long.toString(key));
+      long memoKey = m.memoKey(value, state);
+      String digest = memoDigest(key, cfg.collectionId, cfg.configHash, Long.toString(memoKey));
       String storedMemo = memos.get(digest);
       long count = memos.count();
       int units;
@@ -441,7 +448,7 @@ public final class Client implements AutoCloseable {
         units = 0;
         memo = Json.parse(storedMemo).getAsJsonObject();
       }
-      memo.addProperty("key", key);
+      memo.addProperty("key", memoKey);
       JsonObject payload = m.perturbWithMemo(memo, state, random);
       memoCount[0] = count;
       created[0] = newMemo != null;

@@ -186,6 +186,15 @@ public abstract class LongitudinalProtocol {
 
   /** One memoized report against a {@link MemoStore} (Python's {@code m.report(value, store, collection)}). */
   public ReportOutcome report(long value, MemoStore store, String collection, RandomSource source) {
+    return report(value, store, collection, source, null);
+  }
+
+  /**
+   * As {@link #report(long, MemoStore, String, RandomSource)}; a new memo is charged
+   * {@link #chargePerNewMemo()} and, if {@code canSpend} refuses that charge, refused with
+   * {@link MemoBudgetException} before anything of the memo is drawn (Python's {@code can_spend}).
+   */
+  public ReportOutcome report(long value, MemoStore store, String collection, RandomSource source, java.util.function.DoublePredicate canSpend) {
     checkValue(value);
     JsonObject state = store.getState(collection);
     if (state == null) {
@@ -198,6 +207,10 @@ public abstract class LongitudinalProtocol {
     double charge = 0.0;
     if (created) {
       charge = chargePerNewMemo();
+      if (canSpend != null && !canSpend.test(charge)) {
+        throw new MemoBudgetException("a new memo for collection " + PyRepr.strRepr(collection) + " costs " + PyRepr.floatRepr(charge)
+            + "; the device budget refuses it");
+      }
       memo = newMemo(value, state, source);
       store.put(collection, key, memo);
     }
