@@ -6,6 +6,7 @@ import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import org.ldp.sdk.Compat;
 import org.ldp.sdk.ConfigException;
 import org.ldp.sdk.ExactMath;
 import org.ldp.sdk.Json;
@@ -154,7 +155,7 @@ public final class Loloha extends LongitudinalProtocol {
     String s = raw.getAsString();
     if (s.length() != 16) return null;
     for (int i = 0; i < 16; i++) if (Character.digit(s.charAt(i), 16) < 0 || s.charAt(i) > 'f') return null;
-    return Long.parseUnsignedLong(s, 16);
+    return Compat.parseHex64(s);
   }
 
   @Override

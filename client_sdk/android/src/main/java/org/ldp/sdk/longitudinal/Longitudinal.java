@@ -9,6 +9,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.TreeSet;
+import org.ldp.sdk.Compat;
 import org.ldp.sdk.ConfigException;
 import org.ldp.sdk.Jcs;
 import org.ldp.sdk.Json;
@@ -60,7 +61,7 @@ public final class Longitudinal {
   public static LongitudinalProtocol create(JsonElement name, JsonElement epsilonPerm, JsonElement epsilonFirst, JsonElement domainSize, JsonObject options) {
     if (!Json.isString(name)) throw new ConfigException("protocol name must be a string, got " + PyRepr.repr(name));
     String key = name.getAsString().toLowerCase(Locale.ROOT);
-    if (!AVAILABLE.contains(key)) throw new ConfigException("unknown longitudinal protocol " + PyRepr.repr(name) + "; available: " + String.join(", ", AVAILABLE));
+    if (!AVAILABLE.contains(key)) throw new ConfigException("unknown longitudinal protocol " + PyRepr.repr(name) + "; available: " + Compat.join(", ", AVAILABLE));
     List<String> allowed = allowedOptions(key);
     TreeSet<String> unknown = new TreeSet<>(options.keySet());
     unknown.removeAll(allowed);
@@ -123,7 +124,7 @@ public final class Longitudinal {
     }
     JsonElement name = config.get("mechanism");
     if (!(Json.isString(name) && AVAILABLE.contains(name.getAsString()))) {
-      throw new ConfigException("unknown longitudinal protocol " + (name == null ? "None" : PyRepr.repr(name)) + "; available: " + String.join(", ", AVAILABLE));
+      throw new ConfigException("unknown longitudinal protocol " + (name == null ? "None" : PyRepr.repr(name)) + "; available: " + Compat.join(", ", AVAILABLE));
     }
     String key = name.getAsString();
     LongitudinalProtocol m;
