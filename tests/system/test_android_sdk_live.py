@@ -2,7 +2,9 @@
 (gunicorn on SQLite, started here). Devices report to OUE, RS+FD and PEM collections; an
 admin release's estimates match the data; PEM finds the planted top items; the device
 refuses the report past its cap; a JVM killed between report and flush loses nothing and a
-second JVM delivers every report exactly once.
+second JVM delivers every report exactly once. A second test runs JVM devices against a
+memoized longitudinal collection over three epochs (the harness server's settable clock, read
+by the JVMs through LDP_TEST_CLOCK_FILE): releases match, repeated values cost no new memo.
 
 Needs ``mvn`` and ``java`` (skipped with a message otherwise); builds the SDK's classes
 offline (``mvn -o -q test-compile``) and runs ``org.ldp.sdk.DeviceHarness`` from them.
