@@ -69,7 +69,7 @@ public final class Sampling {
     }
 
     public boolean below(long u) {
-      return always || Long.compareUnsigned(u, unsigned) < 0;
+      return always || Compat.compareUnsigned(u, unsigned) < 0;
     }
   }
 

@@ -25,7 +25,9 @@ import org.ldp.sdk.client.ReportReceipt;
  * budget URL KEY DIR CID          the device's ledger as JSON
  * </pre>
  *
- * Values are JSON: an integer (frequency), a list (multidim), {"item": ...} (heavy hitters).
+ * Values are JSON: an integer (frequency, longitudinal), a list (multidim), {"item": ...} (heavy hitters).
+ * With the environment variable LDP_TEST_CLOCK_FILE the device reads the live test server's
+ * clock file (Unix seconds; empty: real time), so a test can move both through epochs.
  */
 public final class DeviceHarness {
   private DeviceHarness() {}
@@ -44,9 +46,24 @@ public final class DeviceHarness {
     return v.getAsLong();
   }
 
+  /** The test server's clock file (tests/system/test_client_harness.py's FileClock), else real time. */
+  static org.ldp.sdk.client.Clock clock() {
+    String path = System.getenv("LDP_TEST_CLOCK_FILE");
+    if (path == null || path.isEmpty()) return org.ldp.sdk.client.Clock.SYSTEM;
+    return () -> {
+      try {
+        String text = new String(Files.readAllBytes(Paths.get(path)), StandardCharsets.UTF_8).trim();
+        if (!text.isEmpty()) return Math.round(Double.parseDouble(text) * 1e6);
+      } catch (java.io.IOException e) {
+        // no file: real time
+      }
+      return org.ldp.sdk.client.Clock.SYSTEM.nowMicros();
+    };
+  }
+
   static Client open(String url, String key, String dir) {
-    if (dir.endsWith(".sqlite3")) return Client.builder(url, key).store(new org.ldp.sdk.client.JdbcStore("jdbc:sqlite:" + dir)).build();
-    return Client.builder(url, key).stateDir(new File(dir)).build();
+    if (dir.endsWith(".sqlite3")) return Client.builder(url, key).clock(clock()).store(new org.ldp.sdk.client.JdbcStore("jdbc:sqlite:" + dir)).build();
+    return Client.builder(url, key).clock(clock()).stateDir(new File(dir)).build();
   }
 
   static JsonObject result(FlushResult r) {
@@ -64,13 +81,17 @@ public final class DeviceHarness {
         int accepted = 0;
         int refused = 0;
         int remaining = 0;
+        long units = 0;
+        int newMemos = 0;
         for (JsonElement d : plan) {
           JsonObject device = d.getAsJsonObject();
           try (Client c = open(url, key, device.get("dir").getAsString())) {
             for (JsonElement r : device.getAsJsonArray("reports")) {
               JsonArray pair = r.getAsJsonArray();
               try {
-                c.report(pair.get(0).getAsString(), value(pair.get(1)));
+                ReportReceipt receipt = c.report(pair.get(0).getAsString(), value(pair.get(1)));
+                units += receipt.units;
+                newMemos += receipt.newMemo ? 1 : 0;
               } catch (DeviceBudgetExceededException e) {
                 refused++;
               }
@@ -80,7 +101,8 @@ public final class DeviceHarness {
             remaining += f.remaining;
           }
         }
-        System.out.println(Json.write(Json.obj("devices", plan.size(), "delivered", accepted, "refused", refused, "remaining", remaining)));
+        System.out.println(Json.write(Json.obj("devices", plan.size(), "delivered", accepted, "refused", refused, "remaining", remaining, "units", units,
+            "new_memos", newMemos)));
         break;
       }
       case "report": {
@@ -115,7 +137,8 @@ public final class DeviceHarness {
         try (Client c = open(url, key, args[3])) {
           BudgetStatus b = c.budget(args[4]);
           System.out.println(Json.write(Json.obj("spent", b.spentLifetime, "cap", b.capLifetime, "acknowledged", b.acknowledged, "pending", b.pending,
-              "reports", b.reports, "accepted", b.reportsAccepted, "duplicates", b.reportsDuplicate, "client_id", c.clientId())));
+              "reports", b.reports, "accepted", b.reportsAccepted, "duplicates", b.reportsDuplicate, "client_id", c.clientId(), "unit", b.unit,
+              "units", b.unitsLifetime, "memo_count", b.memoCount)));
         }
         break;
       }

@@ -32,6 +32,14 @@ public final class ReportBench {
       + "\"epoch\":{\"seconds\":86400,\"start\":\"2020-01-01T00:00:00Z\",\"grace\":1},\"release\":{\"windows\":[1],\"cumulative\":false,\"min_reports\":100},"
       + "\"budget\":{\"cap_lifetime\":1000000.0,\"cap_per_window\":null,\"window_epochs\":1,\"memoized\":false,\"epsilon_per_memo\":null}}";
 
+  static final String LONGITUDINAL_CONFIG = "{\"version\":2,\"kind\":\"longitudinal\",\"mechanism\":%s,\"epsilon\":2.0,\"neighbouring\":\"record\","
+      + "\"epoch\":{\"seconds\":86400,\"start\":\"2020-01-01T00:00:00Z\",\"grace\":1},\"release\":{\"windows\":[1],\"cumulative\":false,\"min_reports\":100},"
+      + "\"budget\":{\"cap_lifetime\":1000000.0,\"cap_per_window\":null,\"window_epochs\":1,\"memoized\":true,\"epsilon_per_memo\":null}}";
+
+  static String longitudinal(String mechanism) {
+    return String.format(LONGITUDINAL_CONFIG, Json.canonical(org.ldp.sdk.longitudinal.Longitudinal.fromConfig(Json.parse(mechanism)).config()));
+  }
+
   static Transport serving(Map<String, String> configs) {
     return (method, url, headers, body, timeout) -> {
       String id = url.substring(url.lastIndexOf('/') + 1);
@@ -63,6 +71,8 @@ public final class ReportBench {
     configs.put("oue", OUE_CONFIG);
     JsonObject pem = Json.obj("protocol", "pem", "epsilon", 4.0, "k", 16, "domain", Json.obj("type", "string", "max_bytes", 8), "eta", 4);
     configs.put("pem", String.format(PEM_CONFIG, Json.canonical(org.ldp.sdk.heavy.HeavyHitters.fromConfig(pem).config())));
+    configs.put("losue", longitudinal("{\"kind\":\"longitudinal\",\"mechanism\":\"l-osue\",\"epsilon_perm\":2.0,\"epsilon_first\":1.0,\"domain_size\":128}"));
+    configs.put("lgrr", longitudinal("{\"kind\":\"longitudinal\",\"mechanism\":\"l-grr\",\"epsilon_perm\":2.0,\"epsilon_first\":1.0,\"domain_size\":1048576}"));
     JsonArray cases = new JsonArray();
     FrequencyOracle oue = Mechanisms.create("oue", 1.0, 128);
     cases.add(time("OUE k=128: perturb only (no storage)", n, i -> oue.perturb(i % 128)));
@@ -87,6 +97,14 @@ public final class ReportBench {
         if (s[1].equals("file")) {
           c.config("pem");
           cases.add(time("PEM (string items, 8 bytes): report(), " + s[0], n, i -> c.report("pem", "item" + (i % 50))));
+        }
+        if (!s[1].equals("file-nofsync")) {
+          // memoized: a value whose memo is held (round 2 only, no charge), and a new value each call (a new memo, charged)
+          c.config("losue");
+          c.report("losue", 5);
+          cases.add(time("L-OSUE k=128, memoized: report() of a held value (memo reused), " + s[0], n, i -> c.report("losue", 5)));
+          c.config("lgrr");
+          cases.add(time("L-GRR k=2^20, memoized: report() of a new value (new memo), " + s[0], n, i -> c.report("lgrr", i)));
         }
       }
     }

@@ -3,8 +3,12 @@ package org.ldp.sdk.client;
 /** The device ledger of one collection (as the Python SDK's BudgetStatus). */
 public final class BudgetStatus {
   public String collectionId;
-  /** epsilon of one charge unit (one report) */
+  /** epsilon of one charge unit: one report, or one new memo when memoized */
   public double unitEpsilon;
+  /** "report", or "memo" for a memoized (longitudinal) collection */
+  public String unit;
+  /** memos the device holds for the collection (memoized collections; else 0) */
+  public long memoCount;
   public long epoch;
   public long window;
   public double spentLifetime;

@@ -5,6 +5,7 @@ import com.google.gson.JsonElement;
 import com.google.gson.JsonObject;
 import java.io.File;
 import java.io.IOException;
+import java.nio.charset.StandardCharsets;
 import java.net.URLEncoder;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -15,11 +16,14 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
+import javax.crypto.Mac;
+import javax.crypto.spec.SecretKeySpec;
 import org.ldp.sdk.Hex;
 import org.ldp.sdk.Json;
 import org.ldp.sdk.RandomSource;
 import org.ldp.sdk.Sampling;
 import org.ldp.sdk.SecureRandomSource;
+import org.ldp.sdk.longitudinal.LongitudinalProtocol;
 
 /**
  * The device runtime, the rules of the Python runtime (client_sdk/client/runtime.py, docs/sdk.md)
@@ -31,6 +35,10 @@ import org.ldp.sdk.SecureRandomSource;
  *       durable store transaction ({@link DeviceStore#commitReport}); no network unless the
  *       config is not cached yet. Past a cap it throws {@link DeviceBudgetExceededException}
  *       and nothing is drawn, stored or queued. The true value is never stored or sent.
+ *   <li>Memoized (longitudinal) collections keep the permanent randomized response per memo
+ *       key in the store (under an HMAC of the key, {@link DeviceStore#commitMemoReport}) and
+ *       re-randomize it for every report; only a report that creates a memo is charged
+ *       (epsilon_per_memo), so a repeated value costs nothing more on the device.
  *   <li>{@link #flush} sends the outbox oldest first in batches with retries: exponential
  *       backoff with full jitter, or exactly what {@code Retry-After} says; a 413 splits the
  *       batch; {@code accepted} and {@code duplicate} are delivered; {@code epoch_in_future} and
@@ -69,6 +77,8 @@ public final class Client implements AutoCloseable {
   private final boolean enrol;
   private volatile boolean closed;
   private volatile FlushResult lastFlush;
+  /** the store's memo secret (HMAC key of memo rows), read once */
+  private volatile byte[] memoSecret;
   private Thread background;
 
   /** Builder: {@code Client.builder(url, key).stateDir(dir).build()}. */
@@ -365,19 +375,102 @@ public final class Client implements AutoCloseable {
     long window = cfg.windowOf(epoch);
     String reportId = randomHex(16);
     double now = nowSeconds();
-    double unit = cfg.epsilon;
+    double unit = cfg.unitEpsilon;
+    if (cfg.memoized) return reportMemoized(cfg, ((Number) value).longValue(), reportId, epoch, window, now);
     DeviceStore.OutboxRow row = store.commitReport(collectionId, window, (unitsTotal, windowUnits) -> {
       int units = 1;
-      if (unitsTotal + units > cfg.maxUnitsLifetime) {
-        throw new DeviceBudgetExceededException(collectionId, "lifetime", unitsTotal * unit, cfg.capLifetime, units * unit, window);
-      }
-      if (cfg.maxUnitsWindow != null && windowUnits + units > cfg.maxUnitsWindow) {
-        throw new DeviceBudgetExceededException(collectionId, "window", windowUnits * unit, cfg.capWindow, units * unit, window);
-      }
+      checkCaps(cfg, unitsTotal, windowUnits, units, window);
       JsonObject payload = cfg.perturb(value, party, random); // drawn only once the budget allows it
       return new DeviceStore.OutboxRow(reportId, collectionId, cfg.configHash, epoch, Json.write(payload), units, now, 0, 0, null);
     });
     return new ReportReceipt(reportId, collectionId, epoch, window, row.units, row.units * unit);
+  }
+
+  private static void checkCaps(CollectionConfig cfg, long unitsTotal, long windowUnits, int units, long window) {
+    double unit = cfg.unitEpsilon;
+    if (unitsTotal + units > cfg.maxUnitsLifetime) {
+      throw new DeviceBudgetExceededException(cfg.collectionId, "lifetime", unitsTotal * unit, cfg.capLifetime, units * unit, window, cfg.memoized);
+    }
+    if (cfg.maxUnitsWindow != null && windowUnits + units > cfg.maxUnitsWindow) {
+      throw new DeviceBudgetExceededException(cfg.collectionId, "window", windowUnits * unit, cfg.capWindow, units * unit, window, cfg.memoized);
+    }
+  }
+
+  /**
+   * A memoized (longitudinal) report, as the Python runtime's: in one store transaction, the
+   * device state (drawn once per collection and config), the memo key of the value, the memo
+   * stored under an HMAC of that key with the device's memo secret (never the value), and only
+   * when the memo is new a charge of one unit (epsilon_per_memo) against the caps — refused
+   * before the memo is drawn; then round 2 re-randomizes the memo into the wire payload. A value
+   * whose memo exists reports at no charge, also at the cap.
+   */
+  private ReportReceipt reportMemoized(CollectionConfig cfg, long value, String reportId, long epoch, long window, double now) {
+    LongitudinalProtocol m = cfg.longitudinal();
+    byte[] secret = memoSecret;
+    if (secret == null) {
+      secret = Hex.decode(store.meta("memo_secret", () -> {
+        byte[] b = new byte[32];
+        SecureRandomSource.INSTANCE.fill(b); // a device secret: never from a test's replayed bytes
+        return Hex.encode(b);
+      }));
+      memoSecret = secret; // fixed once made: every process on this store reads the same one
+    }
+    byte[] key = secret;
+    long[] memoCount = new long[1];
+    boolean[] created = new boolean[1];
+    DeviceStore.OutboxRow row = store.commitMemoReport(cfg.collectionId, cfg.configHash, window, (unitsTotal, windowUnits, memos) -> {
+      JsonObject state = null;
+      String newState = null;
+      if (m.needsState()) {
+        String stored = memos.state();
+        if (stored == null) {
+          state = m.newDeviceState(random);
+          newState = Json.write(state);
+        } else {
+          state = Json.parse(stored).getAsJsonObject();
+        }
+      }
+      long memoKey = m.memoKey(value, state);
+      String digest = memoDigest(key, cfg.collectionId, cfg.configHash, Long.toString(memoKey));
+      String storedMemo = memos.get(digest);
+      long count = memos.count();
+      int units;
+      JsonObject memo;
+      String newMemo = null;
+      if (storedMemo == null) {
+        units = 1;
+        checkCaps(cfg, unitsTotal, windowUnits, units, window);
+        memo = m.newMemo(value, state, random);
+        memo.remove("key"); // stored without the (value-derived) key
+        newMemo = Json.write(memo);
+        count += 1;
+      } else {
+        units = 0;
+        memo = Json.parse(storedMemo).getAsJsonObject();
+      }
+      memo.addProperty("key", memoKey);
+      JsonObject payload = m.perturbWithMemo(memo, state, random);
+      memoCount[0] = count;
+      created[0] = newMemo != null;
+      DeviceStore.OutboxRow r = new DeviceStore.OutboxRow(reportId, cfg.collectionId, cfg.configHash, epoch, Json.write(payload), units, now, 0, 0, null);
+      return new DeviceStore.MemoDecision(r, digest, newMemo, newState);
+    });
+    return new ReportReceipt(reportId, cfg.collectionId, epoch, window, row.units, row.units * cfg.unitEpsilon, memoCount[0], created[0]);
+  }
+
+  /** The stored key of a memo: HMAC-SHA256 of [collection, config hash, memo key] under the device's memo secret. */
+  static String memoDigest(byte[] secret, String collectionId, String configHash, String keyText) {
+    JsonArray message = new JsonArray();
+    message.add(collectionId);
+    message.add(configHash);
+    message.add(keyText);
+    try {
+      Mac mac = Mac.getInstance("HmacSHA256");
+      mac.init(new SecretKeySpec(secret, "HmacSHA256"));
+      return Hex.encode(mac.doFinal(Json.write(message).getBytes(StandardCharsets.UTF_8)));
+    } catch (java.security.GeneralSecurityException e) {
+      throw new IllegalStateException("HmacSHA256 is unavailable", e);
+    }
   }
 
   // --- budget and inspection ----------------------------------------------------------------------
@@ -388,9 +481,11 @@ public final class Client implements AutoCloseable {
     long window = cfg.windowOf(epoch);
     DeviceStore.BudgetSnapshot snap = store.budget(collectionId, window);
     BudgetStatus s = new BudgetStatus();
-    double unit = cfg.epsilon;
+    double unit = cfg.unitEpsilon;
     s.collectionId = collectionId;
     s.unitEpsilon = unit;
+    s.unit = cfg.memoized ? "memo" : "report";
+    s.memoCount = cfg.memoized ? store.memoCount(collectionId) : 0;
     s.epoch = epoch;
     s.window = window;
     s.spentLifetime = snap.units * unit;

@@ -12,6 +12,8 @@ import org.ldp.sdk.Json;
 import org.ldp.sdk.PyRepr;
 import org.ldp.sdk.RandomSource;
 import org.ldp.sdk.heavy.HeavyHitters;
+import org.ldp.sdk.longitudinal.Longitudinal;
+import org.ldp.sdk.longitudinal.LongitudinalProtocol;
 import org.ldp.sdk.mechanisms.FrequencyOracle;
 import org.ldp.sdk.mechanisms.Mechanisms;
 import org.ldp.sdk.multidim.MultidimProtocol;
@@ -27,10 +29,14 @@ import org.ldp.sdk.multidim.MultidimProtocol;
  *   <li>the mechanism config must be read by this SDK exactly as the server wrote it (its
  *       canonical JSON rebuilt from the protocol equals the served one);
  *   <li>{@code epoch = floor((now - epoch.start) / epoch.seconds)} in whole microseconds;
- *   <li>a charge is counted in integer units of the per-report epsilon; a cap allows
+ *   <li>a charge is counted in integer units: the per-report epsilon, or for a memoized
+ *       (longitudinal) collection {@code budget.epsilon_per_memo} (else {@code epsilon}) per
+ *       <b>new memo</b>, a report that reuses a memo costing nothing; a cap allows
  *       {@code floor(cap / unit (1 + 1e-9))} units; the window of an epoch is
  *       {@code epoch // budget.window_epochs};
- *   <li>the unit may never be below the protocol's own loss ({@code privacy.epsilon}).
+ *   <li>the unit may never be below the protocol's own loss ({@code privacy.epsilon}; for a
+ *       longitudinal protocol its charge per new memo, epsilon_perm);
+ *   <li>{@code budget.memoized} is required by, and only allowed for, the longitudinal kind.
  * </ul>
  */
 public final class CollectionConfig {
@@ -40,7 +46,7 @@ public final class CollectionConfig {
   public static final int CONFIG_VERSION = 2;
 
   public final String collectionId;
-  /** "frequency", "multidim" or "heavy_hitters" */
+  /** "frequency", "multidim", "heavy_hitters" or "longitudinal" */
   public final String kind;
   public final JsonObject config;
   public final String canonical;
@@ -52,11 +58,18 @@ public final class CollectionConfig {
   public final double capLifetime;
   public final Double capWindow;
   public final long windowEpochs;
+  /** budget.memoized: charged per new memo (longitudinal collections only) */
+  public final boolean memoized;
+  /** budget.epsilon_per_memo, or null */
+  public final Double epsilonPerMemo;
+  /** epsilon of one charge unit: per report, or per new memo when memoized */
+  public final double unitEpsilon;
   public final long maxUnitsLifetime;
   public final Long maxUnitsWindow;
   private final FrequencyOracle oracle;
   private final MultidimProtocol multidim;
   private final HeavyHitters heavy;
+  private final LongitudinalProtocol longitudinal;
 
   private CollectionConfig(String collectionId, JsonObject config, String canonical, String digest) {
     this.collectionId = collectionId;
@@ -65,9 +78,8 @@ public final class CollectionConfig {
     this.configHash = digest;
     JsonElement kindElement = config.get("kind");
     String k = Json.isString(kindElement) ? kindElement.getAsString() : String.valueOf(kindElement);
-    if (k.equals("longitudinal")) throw fail("longitudinal (memoized) collections are not supported by the Android SDK yet; use the Python SDK");
-    if (!(k.equals("frequency") || k.equals("multidim") || k.equals("heavy_hitters"))) {
-      throw fail("collection kind " + kindElement + " is not supported; known: frequency, multidim, heavy_hitters");
+    if (!(k.equals("frequency") || k.equals("multidim") || k.equals("heavy_hitters") || k.equals("longitudinal"))) {
+      throw fail("collection kind " + kindElement + " is not supported; known: frequency, multidim, heavy_hitters, longitudinal");
     }
     this.kind = k;
     JsonObject epoch = object(config, "epoch");
@@ -77,14 +89,15 @@ public final class CollectionConfig {
     epochStartMicros = parseTimestampMicros(epoch.get("start"));
     grace = integer(epoch, "grace", 1L);
     epsilon = number(config, "epsilon", null);
-    boolean memoized = Json.isBoolean(budget.get("memoized")) && budget.get("memoized").getAsBoolean();
+    memoized = Json.isBoolean(budget.get("memoized")) && budget.get("memoized").getAsBoolean();
+    epsilonPerMemo = budget.has("epsilon_per_memo") && !budget.get("epsilon_per_memo").isJsonNull() ? number(budget, "epsilon_per_memo", null) : null;
     capLifetime = number(budget, "cap_lifetime", null);
     capWindow = budget.has("cap_per_window") && !budget.get("cap_per_window").isJsonNull() ? number(budget, "cap_per_window", null) : null;
     windowEpochs = integer(budget, "window_epochs", 1L);
     if (epochSeconds < 1 || windowEpochs < 1 || !(epsilon > 0)) throw fail("epoch.seconds, budget.window_epochs and epsilon must be positive");
-    if (memoized) throw fail("memoized collections (budget.memoized) are not supported by the Android SDK yet; use the Python SDK");
-    maxUnitsLifetime = maxUnits(capLifetime, epsilon);
-    maxUnitsWindow = capWindow == null ? null : maxUnits(capWindow, epsilon);
+    unitEpsilon = memoized && epsilonPerMemo != null ? epsilonPerMemo : epsilon;
+    maxUnitsLifetime = maxUnits(capLifetime, unitEpsilon);
+    maxUnitsWindow = capWindow == null ? null : maxUnits(capWindow, unitEpsilon);
     String built;
     double charge;
     try {
@@ -92,20 +105,30 @@ public final class CollectionConfig {
         oracle = Mechanisms.fromConfig(mechanism);
         multidim = null;
         heavy = null;
+        longitudinal = null;
         built = Jcs.canonical(oracle.config());
         charge = oracle.epsilon;
       } else if (kind.equals("multidim")) {
         oracle = null;
         multidim = MultidimProtocol.fromConfig(mechanism);
         heavy = null;
+        longitudinal = null;
         built = Jcs.canonical(multidim.config());
         charge = multidim.epsilonCharged();
-      } else {
+      } else if (kind.equals("heavy_hitters")) {
         oracle = null;
         multidim = null;
         heavy = HeavyHitters.fromConfig(mechanism);
+        longitudinal = null;
         built = Jcs.canonical(heavy.config());
         charge = heavy.epsilonCharged();
+      } else {
+        oracle = null;
+        multidim = null;
+        heavy = null;
+        longitudinal = Longitudinal.fromConfig(mechanism);
+        built = Jcs.canonical(longitudinal.config());
+        charge = longitudinal.chargePerNewMemo();
       }
     } catch (ConfigException e) {
       throw fail("the SDK refuses the mechanism config: " + e.getMessage());
@@ -115,11 +138,28 @@ public final class CollectionConfig {
       throw fail("the Android SDK reads the mechanism config as " + built + ", but the server wrote " + served
           + "; refusing to report under a config this SDK would interpret differently");
     }
-    // The device is the real guard: never charge less than the mechanism's own loss.
-    if (epsilon < charge * (1 - PRIVACY_TOLERANCE)) {
-      throw fail("the config charges epsilon = " + epsilon + " per report, below the mechanism's own loss " + charge
-          + "; this device refuses to under-count its budget");
+    // the rules of client_sdk/client/perturb.py's perturber_for
+    if (longitudinal != null && !memoized) {
+      throw fail("a longitudinal protocol needs budget.memoized = true (its memos must be kept and charged)");
     }
+    if (longitudinal == null && memoized) {
+      throw fail("budget.memoized applies to longitudinal collections only (a second randomisation round); a memoized '" + kind
+          + "' collection would re-send its first report verbatim");
+    }
+    // The device is the real guard: never charge less than the mechanism's own loss.
+    if (unitEpsilon < charge * (1 - PRIVACY_TOLERANCE)) {
+      throw fail("the config charges " + (memoized ? "epsilon_per_memo" : "epsilon") + " = " + formatG(unitEpsilon) + " per " + (memoized ? "memo" : "report")
+          + ", below the mechanism's own loss " + PyRepr.floatRepr(charge) + "; this device refuses to under-count its budget");
+    }
+  }
+
+  /** Python's format(x, "g"): 6 significant digits, trailing zeros dropped. */
+  static String formatG(double x) {
+    String t = String.format(java.util.Locale.ROOT, "%.6g", x);
+    int e = t.indexOf('e');
+    String mantissa = e < 0 ? t : t.substring(0, e);
+    if (mantissa.indexOf('.') >= 0) mantissa = mantissa.replaceAll("0+$", "").replaceAll("\\.$", "");
+    return e < 0 ? mantissa : mantissa + t.substring(e);
   }
 
   private UnsupportedCollectionException fail(String detail) {
@@ -257,6 +297,7 @@ public final class CollectionConfig {
    * item String/Long/BigInteger (heavy hitters; {@code party} for TAP/TAPS).
    */
   public JsonObject perturb(Object value, Object party, RandomSource source) {
+    if (longitudinal != null) throw new IllegalStateException("a memoized collection reports through its memos (Client.report)");
     if (heavy != null) return heavy.perturb(value, party, source);
     if (party != null) throw new IllegalArgumentException("party applies to heavy_hitters collections only, not '" + kind + "'");
     if (multidim != null) {
@@ -269,8 +310,20 @@ public final class CollectionConfig {
     return oracle.perturb(((Number) value).longValue(), source);
   }
 
+  /** The longitudinal protocol of a memoized collection (null for the other kinds). */
+  public LongitudinalProtocol longitudinal() {
+    return longitudinal;
+  }
+
   /** Check a value before anything is charged (so a bad value never costs budget). */
   void validate(Object value, Object party) {
+    if (longitudinal != null) {
+      if (party != null) throw new IllegalArgumentException("party applies to heavy_hitters collections only, not 'longitudinal'");
+      if (!(value instanceof Integer || value instanceof Long)) throw new IllegalArgumentException("a longitudinal report needs an integer value, got " + value);
+      long v = ((Number) value).longValue();
+      if (v < 0 || v >= longitudinal.domainSize()) throw new IllegalArgumentException("value " + v + " is outside the domain [0, " + longitudinal.domainSize() + ")");
+      return;
+    }
     if (heavy != null) {
       heavy.domain.encode(value);
       return;

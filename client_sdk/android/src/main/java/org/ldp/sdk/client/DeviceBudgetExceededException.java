@@ -16,8 +16,13 @@ public final class DeviceBudgetExceededException extends LdpException {
   public final double charge;
 
   public DeviceBudgetExceededException(String collectionId, String scope, double spent, double cap, double charge, long window) {
-    super(String.format(Locale.ROOT, "collection '%s': the %s budget would be exceeded (spent %s of %s, this report costs %s)%s; "
-        + "nothing was perturbed, stored or sent", collectionId, scope, num(spent), num(cap), num(charge),
+    this(collectionId, scope, spent, cap, charge, window, false);
+  }
+
+  /** {@code memoized}: the charge is that of a new memo (a report reusing a memo is never refused). */
+  public DeviceBudgetExceededException(String collectionId, String scope, double spent, double cap, double charge, long window, boolean memoized) {
+    super(String.format(Locale.ROOT, "collection '%s': the %s budget would be exceeded (spent %s of %s, %s costs %s)%s; "
+        + "nothing was perturbed, stored or sent", collectionId, scope, num(spent), num(cap), memoized ? "a new memo" : "this report", num(charge),
         scope.equals("window") ? " in accounting window " + window : ""));
     this.collectionId = collectionId;
     this.scope = scope;

@@ -4,7 +4,8 @@ import java.util.List;
 
 /**
  * The device's durable state: the verified config cache, the budget ledger (one charge per
- * report, never deleted), the outbox, the reports the server refused, and flush leases.
+ * report, never deleted), the outbox, the reports the server refused, flush leases, and for
+ * memoized (longitudinal) collections the memo table and the device states.
  *
  * <p>Contract every implementation keeps (the Python runtime's, client_sdk/client/store.py):
  * <ul>
@@ -14,6 +15,10 @@ import java.util.List;
  *       another process are serialised so that two of them can never both pass a cap;
  *   <li>a report leaves the outbox only through {@link #settle} (delivered or rejected); its
  *       charge stays, with its status;
+ *   <li>{@link #commitMemoReport} reads and writes the memos of the collection in the same
+ *       transaction as the charge and the outbox row: a new memo (the permanent randomized
+ *       response, keyed by an HMAC of its memo key, never the value) and a new device state are
+ *       stored with the report that first uses them, and a stored memo is never overwritten;
  *   <li>all methods are thread-safe.
  * </ul>
  *
@@ -149,6 +154,54 @@ public interface DeviceStore extends AutoCloseable {
      * @return the outbox row to store (its charge is {@code row.units}); throw to abort
      */
     OutboxRow decide(long unitsTotal, long windowUnits);
+  }
+
+  /** The memo table of one collection (and config hash), read inside a report transaction. */
+  interface Memos {
+    /** The memo record stored under {@code digest} (an HMAC of the memo key), or null. */
+    String get(String digest);
+
+    /** The device state of the collection under this config hash, or null. */
+    String state();
+
+    /** How many memos the collection holds. */
+    long count();
+  }
+
+  /** What a memoized report stores: its outbox row and charge, and the memo and state it created (or null). */
+  final class MemoDecision {
+    public final OutboxRow row;
+    public final String digest;
+    /** the new memo record (JSON), or null when the report reused a stored memo */
+    public final String newMemo;
+    /** the new device state (JSON), or null when it existed */
+    public final String newState;
+
+    public MemoDecision(OutboxRow row, String digest, String newMemo, String newState) {
+      this.row = row;
+      this.digest = digest;
+      this.newMemo = newMemo;
+      this.newState = newState;
+    }
+  }
+
+  /** Decides a memoized report on the totals and the memo table read inside the transaction. */
+  interface MemoChargeDecider {
+    MemoDecision decide(long unitsTotal, long windowUnits, Memos memos);
+  }
+
+  /**
+   * Atomically: read the totals and the collection's memos, let {@code decider} check them and
+   * draw, store its row, charge, and new memo / device state. Stores without memo support
+   * refuse memoized collections.
+   */
+  default OutboxRow commitMemoReport(String collectionId, String configHash, long window, MemoChargeDecider decider) {
+    throw new UnsupportedOperationException(getClass().getSimpleName() + " keeps no memos: memoized (longitudinal) collections need a store that does");
+  }
+
+  /** Memos held for a collection (0 for stores without memo support). */
+  default long memoCount(String collectionId) {
+    return 0;
   }
 
   /** The value of a meta key, created (once, atomically) by {@code create} if absent (a null from {@code create}: nothing stored, null returned). */

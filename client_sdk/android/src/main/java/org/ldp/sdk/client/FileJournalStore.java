@@ -257,6 +257,46 @@ public final class FileJournalStore implements DeviceStore {
   }
 
   @Override
+  public OutboxRow commitMemoReport(String collectionId, String configHash, long window, MemoChargeDecider decider) {
+    return transact(out -> {
+      long total = state.units(collectionId, null);
+      long inWindow = state.units(collectionId, window);
+      Map<String, String> memos = state.memos.getOrDefault(collectionId, java.util.Collections.emptyMap());
+      String stateKey = collectionId + "\u0000" + configHash;
+      MemoDecision decision = decider.decide(total, inWindow, new Memos() {
+        @Override
+        public String get(String digest) {
+          return memos.get(digest);
+        }
+
+        @Override
+        public String state() {
+          return state.deviceStates.get(stateKey);
+        }
+
+        @Override
+        public long count() {
+          return memos.size();
+        }
+      });
+      if (decision.newMemo != null && memos.containsKey(decision.digest)) throw new LdpException("a stored memo is never overwritten");
+      if (decision.newState != null && state.deviceStates.containsKey(stateKey)) throw new LdpException("a device state is fixed for the horizon");
+      JsonObject record = DeviceState.rowJson(decision.row);
+      record.addProperty("op", "report");
+      record.addProperty("window", window);
+      if (decision.newMemo != null) record.add("memo", Json.obj("d", decision.digest, "memo", decision.newMemo));
+      if (decision.newState != null) record.add("dstate", Json.obj("hash", configHash, "state", decision.newState));
+      out[0] = record; // one record: the memo, the state, the charge and the row land together or not at all
+      return decision.row;
+    });
+  }
+
+  @Override
+  public long memoCount(String collectionId) {
+    return transact(out -> (long) state.memos.getOrDefault(collectionId, java.util.Collections.emptyMap()).size());
+  }
+
+  @Override
   public BudgetSnapshot budget(String collectionId, long window) {
     return transact(out -> state.budget(collectionId, window));
   }
@@ -344,6 +384,10 @@ public final class FileJournalStore implements DeviceStore {
     final List<RejectedRow> rejected = new ArrayList<>();
     final Map<String, long[]> counters = new HashMap<>(); // reports, accepted, duplicates, rejected
     final Map<String, Lease> leases = new HashMap<>();
+    /** memo records per collection, keyed by the HMAC digest of the memo key */
+    final Map<String, Map<String, String>> memos = new HashMap<>();
+    /** device states keyed by collection id + NUL + config hash */
+    final Map<String, String> deviceStates = new HashMap<>();
 
     static final class Charge {
       final String collectionId;
@@ -381,6 +425,8 @@ public final class FileJournalStore implements DeviceStore {
       windowTotals.clear();
       acknowledgedUnits.clear();
       rejectedUnits.clear();
+      memos.clear();
+      deviceStates.clear();
     }
 
     long[] counter(String cid) {
@@ -444,6 +490,14 @@ public final class FileJournalStore implements DeviceStore {
           outbox.put(row.reportId, row);
           addCharge(row.reportId, new Charge(row.collectionId, record.get("window").getAsLong(), row.units, "queued"));
           counter(row.collectionId)[0]++;
+          if (record.has("memo")) {
+            JsonObject m = record.getAsJsonObject("memo");
+            memos.computeIfAbsent(row.collectionId, k -> new HashMap<>()).putIfAbsent(m.get("d").getAsString(), m.get("memo").getAsString());
+          }
+          if (record.has("dstate")) {
+            JsonObject d = record.getAsJsonObject("dstate");
+            deviceStates.putIfAbsent(row.collectionId + "\u0000" + d.get("hash").getAsString(), d.get("state").getAsString());
+          }
           break;
         }
         case "settle":
@@ -510,8 +564,17 @@ public final class FileJournalStore implements DeviceStore {
       }
       JsonObject ls = new JsonObject();
       for (Map.Entry<String, Lease> e : leases.entrySet()) ls.add(e.getKey(), Json.obj("owner", e.getValue().owner, "until", e.getValue().until));
+      JsonObject mem = new JsonObject();
+      for (Map.Entry<String, Map<String, String>> e : memos.entrySet()) {
+        JsonObject byDigest = new JsonObject();
+        for (Map.Entry<String, String> d : e.getValue().entrySet()) byDigest.addProperty(d.getKey(), d.getValue());
+        mem.add(e.getKey(), byDigest);
+      }
+      JsonObject ds = new JsonObject();
+      for (Map.Entry<String, String> e : deviceStates.entrySet()) ds.addProperty(e.getKey(), e.getValue());
       return Json.obj("meta", m, "configs", cfg, "outbox", out, "charges", ch, "rejected", rej, "counters", cnt, "leases", ls,
-          "totals", longs(totals), "window_totals", longs(windowTotals), "acknowledged", longs(acknowledgedUnits), "rejected_units", longs(rejectedUnits));
+          "totals", longs(totals), "window_totals", longs(windowTotals), "acknowledged", longs(acknowledgedUnits), "rejected_units", longs(rejectedUnits),
+          "memos", mem, "device_states", ds);
     }
 
     private static JsonObject longs(Map<String, Long> map) {
@@ -555,6 +618,14 @@ public final class FileJournalStore implements DeviceStore {
       for (Map.Entry<String, JsonElement> e : s.getAsJsonObject("leases").entrySet()) {
         JsonObject o = e.getValue().getAsJsonObject();
         leases.put(e.getKey(), new Lease(o.get("owner").getAsString(), o.get("until").getAsDouble()));
+      }
+      if (s.has("memos")) { // snapshots written before memo support have none
+        for (Map.Entry<String, JsonElement> e : s.getAsJsonObject("memos").entrySet()) {
+          Map<String, String> byDigest = new HashMap<>();
+          for (Map.Entry<String, JsonElement> d : e.getValue().getAsJsonObject().entrySet()) byDigest.put(d.getKey(), d.getValue().getAsString());
+          memos.put(e.getKey(), byDigest);
+        }
+        for (Map.Entry<String, JsonElement> e : s.getAsJsonObject("device_states").entrySet()) deviceStates.put(e.getKey(), e.getValue().getAsString());
       }
     }
 

@@ -35,6 +35,10 @@ public final class JdbcStore implements DeviceStore {
     "CREATE TABLE IF NOT EXISTS counters (cid TEXT PRIMARY KEY, reports INTEGER NOT NULL DEFAULT 0, accepted INTEGER NOT NULL DEFAULT 0,"
         + " duplicates INTEGER NOT NULL DEFAULT 0, rejected INTEGER NOT NULL DEFAULT 0)",
     "CREATE TABLE IF NOT EXISTS leases (cid TEXT PRIMARY KEY, owner TEXT NOT NULL, until REAL NOT NULL)",
+    // memoized collections: the permanent responses keyed by an HMAC of the memo key (never the value)
+    "CREATE TABLE IF NOT EXISTS memos (cid TEXT NOT NULL, key_hash TEXT NOT NULL, hash TEXT NOT NULL, memo TEXT NOT NULL, created REAL NOT NULL,"
+        + " PRIMARY KEY (cid, key_hash))",
+    "CREATE TABLE IF NOT EXISTS device_states (cid TEXT NOT NULL, hash TEXT NOT NULL, state TEXT NOT NULL, PRIMARY KEY (cid, hash))",
   };
 
   private final Connection connection;
@@ -174,6 +178,60 @@ public final class JdbcStore implements DeviceStore {
       exec(c, "UPDATE counters SET reports = reports + 1 WHERE cid = ?", collectionId);
       return row;
     });
+  }
+
+  @Override
+  public OutboxRow commitMemoReport(String collectionId, String configHash, long window, MemoChargeDecider decider) {
+    return write(c -> {
+      long total = scalar(c, "SELECT COALESCE(SUM(units), 0) FROM charges WHERE cid = ?", collectionId);
+      long inWindow = scalar(c, "SELECT COALESCE(SUM(units), 0) FROM charges WHERE cid = ? AND win = ?", collectionId, window);
+      MemoDecision decision = decider.decide(total, inWindow, new Memos() {
+        @Override
+        public String get(String digest) {
+          return text("SELECT memo FROM memos WHERE cid = ? AND key_hash = ?", collectionId, digest);
+        }
+
+        @Override
+        public String state() {
+          return text("SELECT state FROM device_states WHERE cid = ? AND hash = ?", collectionId, configHash);
+        }
+
+        @Override
+        public long count() {
+          try {
+            return scalar(c, "SELECT COUNT(*) FROM memos WHERE cid = ?", collectionId);
+          } catch (SQLException e) {
+            throw new LdpException("device store failed: " + e.getMessage(), e);
+          }
+        }
+
+        private String text(String sql, Object... args) {
+          try (PreparedStatement p = prepare(c, sql, args); ResultSet r = p.executeQuery()) {
+            return r.next() ? r.getString(1) : null;
+          } catch (SQLException e) {
+            throw new LdpException("device store failed: " + e.getMessage(), e);
+          }
+        }
+      });
+      OutboxRow row = decision.row;
+      // plain INSERTs: a memo or a device state that exists makes the transaction fail (never overwritten)
+      if (decision.newState != null) exec(c, "INSERT INTO device_states (cid, hash, state) VALUES (?, ?, ?)", collectionId, configHash, decision.newState);
+      if (decision.newMemo != null) {
+        exec(c, "INSERT INTO memos (cid, key_hash, hash, memo, created) VALUES (?, ?, ?, ?, ?)", collectionId, decision.digest, configHash,
+            decision.newMemo, row.createdAt);
+      }
+      exec(c, "INSERT INTO outbox (report_id, cid, hash, epoch, payload, units, created, attempts, next, error) VALUES (?,?,?,?,?,?,?,?,?,?)",
+          row.reportId, row.collectionId, row.configHash, row.epoch, row.payload, row.units, row.createdAt, row.attempts, row.nextAttemptAt, row.lastError);
+      exec(c, "INSERT INTO charges (report_id, cid, win, units, status) VALUES (?, ?, ?, ?, 'queued')", row.reportId, collectionId, window, row.units);
+      exec(c, "INSERT OR IGNORE INTO counters (cid) VALUES (?)", collectionId);
+      exec(c, "UPDATE counters SET reports = reports + 1 WHERE cid = ?", collectionId);
+      return row;
+    });
+  }
+
+  @Override
+  public long memoCount(String collectionId) {
+    return read(c -> scalar(c, "SELECT COUNT(*) FROM memos WHERE cid = ?", collectionId));
   }
 
   @Override

@@ -11,6 +11,7 @@ import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeSet;
+import org.ldp.sdk.Compat;
 import org.ldp.sdk.ConfigException;
 import org.ldp.sdk.ExactMath;
 import org.ldp.sdk.Json;
@@ -434,7 +435,7 @@ public final class HeavyHitters {
   public static HeavyHitters create(JsonElement protocol, JsonObject options) {
     String key = Json.isString(protocol) ? protocol.getAsString().toLowerCase(java.util.Locale.ROOT) : "";
     if (!PROTOCOLS.contains(key)) {
-      throw new ConfigException("unknown heavy-hitter protocol " + PyRepr.repr(protocol) + "; available: " + String.join(", ", PROTOCOLS));
+      throw new ConfigException("unknown heavy-hitter protocol " + PyRepr.repr(protocol) + "; available: " + Compat.join(", ", PROTOCOLS));
     }
     return new HeavyHitters(key, options);
   }

@@ -7,6 +7,7 @@ import java.util.Arrays;
 import java.util.Collections;
 import java.util.List;
 import java.util.Map;
+import org.ldp.sdk.Compat;
 import org.ldp.sdk.ConfigException;
 import org.ldp.sdk.Json;
 import org.ldp.sdk.PyRepr;
@@ -47,7 +48,7 @@ public final class Mechanisms {
       case "blh": return Olh.blh(epsilon, domainSize, gOnly(key, options));
       case "hr": noOptions(key, options); return new Hadamard(epsilon, domainSize);
       default:
-        throw new ConfigException("unknown mechanism " + PyRepr.repr(name) + "; available: " + String.join(", ", AVAILABLE));
+        throw new ConfigException("unknown mechanism " + PyRepr.repr(name) + "; available: " + Compat.join(", ", AVAILABLE));
     }
   }
 

@@ -4,6 +4,7 @@ import com.google.gson.JsonElement;
 import com.google.gson.JsonObject;
 import java.util.LinkedHashMap;
 import java.util.Map;
+import org.ldp.sdk.Compat;
 import org.ldp.sdk.ConfigException;
 import org.ldp.sdk.ExactMath;
 import org.ldp.sdk.Hex;
@@ -170,7 +171,7 @@ public final class Olh extends FrequencyOracle {
         throw new ReportDecodeException("bad_encoding", "field 's' is not hexadecimal", index);
       }
     }
-    long seed = Long.parseUnsignedLong(s, 16);
+    long seed = Compat.parseHex64(s);
     return DecodedReport.ofSeed(seed, decodeIndex(Json.get(p, "y"), g, "y", index));
   }
 }

@@ -6,6 +6,7 @@ import java.util.Arrays;
 import java.util.Collections;
 import java.util.List;
 import java.util.Map;
+import org.ldp.sdk.Compat;
 import org.ldp.sdk.ConfigException;
 import org.ldp.sdk.Json;
 import org.ldp.sdk.PyRepr;
@@ -39,7 +40,7 @@ public interface MultidimProtocol {
   static MultidimProtocol create(JsonElement name, JsonElement epsilon, JsonElement domainSizes, JsonElement neighbouring, JsonObject options) {
     if (!Json.isString(name)) throw new ConfigException("protocol name must be a string, got " + PyRepr.repr(name));
     String key = name.getAsString().toLowerCase(java.util.Locale.ROOT);
-    if (!NAMES.contains(key)) throw new ConfigException("unknown multidimensional protocol " + PyRepr.repr(name) + "; available: " + String.join(", ", NAMES));
+    if (!NAMES.contains(key)) throw new ConfigException("unknown multidimensional protocol " + PyRepr.repr(name) + "; available: " + Compat.join(", ", NAMES));
     if (key.equals("spl") || key.equals("smp")) return OracleBased.create(key, epsilon, domainSizes, neighbouring, options);
     return Rsfd.create(name, epsilon, domainSizes, neighbouring, options);
   }

@@ -11,6 +11,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import org.ldp.sdk.Base64Codec;
+import org.ldp.sdk.Compat;
 import org.ldp.sdk.ConfigException;
 import org.ldp.sdk.ExactMath;
 import org.ldp.sdk.Json;
@@ -406,7 +407,7 @@ public final class Rsfd implements MultidimProtocol {
     if (!Json.isString(name)) throw new ConfigException("protocol name must be a string, got " + PyRepr.repr(name));
     String key = name.getAsString().toLowerCase(java.util.Locale.ROOT);
     if (!RSFD_NAMES.contains(key) || key.equals("spl") || key.equals("smp")) {
-      throw new ConfigException("unknown multidimensional protocol " + PyRepr.repr(name) + "; available: " + String.join(", ", MultidimProtocol.NAMES));
+      throw new ConfigException("unknown multidimensional protocol " + PyRepr.repr(name) + "; available: " + Compat.join(", ", MultidimProtocol.NAMES));
     }
     if (options.size() > 0) {
       List<String> unknown = new ArrayList<>(options.keySet());

@@ -58,11 +58,6 @@ class RuntimeTest {
       assertEquals(c.get("config_hash").getAsString(), Json.configHash(served));
       JsonObject compiled = c.getAsJsonObject("compiled");
       if (compiled == null) continue; // a hashing case only
-      if (compiled.get("memoized").getAsBoolean() || compiled.get("kind").getAsString().equals("longitudinal")) {
-        // memoized / longitudinal collections: refused by this SDK (docs/android-sdk.md), never misread
-        assertThrows(UnsupportedCollectionException.class, () -> CollectionConfig.fromServerText("col_x", body));
-        continue;
-      }
       CollectionConfig cfg = CollectionConfig.fromServerText("col_x", body);
       assertEquals(c.get("canonical").getAsString(), cfg.canonical);
       assertEquals(c.get("config_hash").getAsString(), cfg.configHash);
@@ -74,7 +69,8 @@ class RuntimeTest {
       JsonElement w = compiled.get("max_units_window");
       if (w.isJsonNull()) assertNull(cfg.maxUnitsWindow);
       else assertEquals(w.getAsLong(), cfg.maxUnitsWindow.longValue());
-      assertEquals(compiled.get("unit_epsilon").getAsDouble(), cfg.epsilon);
+      assertEquals(compiled.get("unit_epsilon").getAsDouble(), cfg.unitEpsilon);
+      assertEquals(compiled.get("memoized").getAsBoolean(), cfg.memoized);
       // one changed byte in the served config: refused
       String tampered = body.replace("\"epsilon\":1.0,\"neighbouring\"", "\"epsilon\":1.5,\"neighbouring\"");
       if (!tampered.equals(body)) assertThrows(ConfigHashMismatchException.class, () -> CollectionConfig.fromServerText("col_x", tampered));
