@@ -94,29 +94,68 @@ def build() -> dict[str, Any]:
         for value in values:
             for _ in range(3):
                 data, payload = GEN.replay_case(lambda m=m, value=value: m.perturb(value), rng, budget)
-                perturb.append({"config": m.config, "value": list(value), "random": data, "payload": payload,
-                                "payload_json": GEN.wire_text(payload)})
-        _, good = GEN.replay_case(lambda m=m: m.perturb(values[0]), rng, budget)
-        bad: list[Any] = [good, [], {"v": 2, "m": name, "y": good["y"]}, {"v": 1, "m": "rsfd-grr", "y": good["y"]},
-                          {"v": True, "m": name, "y": good["y"]}, {"v": 1.0, "m": name, "y": good["y"]}]
+                perturb.append(
+                    {
+                        "config": m.config,
+                        "value": list(value),
+                        "random": data,
+                        "payload": payload,
+                        "payload_json": GEN.wire_text(payload),
+                    }
+                )
+        _, good = GEN.replay_case(lambda m=m, first=values[0]: m.perturb(first), rng, budget)
+        bad: list[Any] = [
+            good,
+            [],
+            {"v": 2, "m": name, "y": good["y"]},
+            {"v": 1, "m": "rsfd-grr", "y": good["y"]},
+            {"v": True, "m": name, "y": good["y"]},
+            {"v": 1.0, "m": name, "y": good["y"]},
+        ]
         if name == "spl":
             y = good["y"]
-            bad += [{"v": 1, "m": name, "y": y[:-1]}, {"v": 1, "m": name, "y": "x"}, {"v": 1, "m": name, "y": [*y[:-1], {"v": 1, **y[-1]}]},
-                    {"v": 1, "m": name, "y": [*y[:-1], 5]}, {"v": 1, "m": name, "y": [{**y[0], "m": "zzz"}, *y[1:]]}]
+            bad += [
+                {"v": 1, "m": name, "y": y[:-1]},
+                {"v": 1, "m": name, "y": "x"},
+                {"v": 1, "m": name, "y": [*y[:-1], {"v": 1, **y[-1]}]},
+                {"v": 1, "m": name, "y": [*y[:-1], 5]},
+                {"v": 1, "m": name, "y": [{**y[0], "m": "zzz"}, *y[1:]]},
+            ]
             if "y" in y[0]:
-                bad += [{"v": 1, "m": name, "y": [{**y[0], "y": 10**9}, *y[1:]]}, {"v": 1, "m": name, "y": [{**y[0], "y": 1.0}, *y[1:]]}]
+                bad += [
+                    {"v": 1, "m": name, "y": [{**y[0], "y": 10**9}, *y[1:]]},
+                    {"v": 1, "m": name, "y": [{**y[0], "y": 1.0}, *y[1:]]},
+                ]
         else:
             inner = good["y"]
-            bad += [{"v": 1, "m": name, "y": inner}, {"v": 1, "m": name, "j": len(sizes), "y": inner}, {"v": 1, "m": name, "j": True, "y": inner},
-                    {"v": 1, "m": name, "j": good["j"]}, {"v": 1, "m": name, "j": good["j"], "y": {"v": 1, **inner}},
-                    {"v": 1, "m": name, "j": good["j"], "y": [inner]}, {"v": 1, "m": name, "j": 0.0, "y": inner}]
+            bad += [
+                {"v": 1, "m": name, "y": inner},
+                {"v": 1, "m": name, "j": len(sizes), "y": inner},
+                {"v": 1, "m": name, "j": True, "y": inner},
+                {"v": 1, "m": name, "j": good["j"]},
+                {"v": 1, "m": name, "j": good["j"], "y": {"v": 1, **inner}},
+                {"v": 1, "m": name, "j": good["j"], "y": [inner]},
+                {"v": 1, "m": name, "j": 0.0, "y": inner},
+            ]
         for payload in bad:
             decode.append({"config": m.config, "payload": payload, "expect": verdict(m, payload)})
-    for name, sizes, oracle in (("spl", [3, 2], "grr"), ("spl", [2, 3], ["oue", "hr"]), ("smp", [3, 2], "grr"), ("smp", [3, 4], ["sue", "grr"])):
+    for name, sizes, oracle in (
+        ("spl", [3, 2], "grr"),
+        ("spl", [2, 3], ["oue", "hr"]),
+        ("smp", [3, 2], "grr"),
+        ("smp", [3, 4], ["sue", "grr"]),
+    ):
         m = multidim.create_multidim(name, epsilon=1.0, domain_sizes=sizes, oracle=oracle)
         value = tuple(k - 1 for k in sizes)
-        laws.append({"config": m.config, "value": list(value),
-                     "law": [[_key(k), pr] for k, pr in sorted(m.output_distribution(value).items(), key=lambda kv: str(kv[0]))]})
+        laws.append(
+            {
+                "config": m.config,
+                "value": list(value),
+                "law": [
+                    [_key(k), pr] for k, pr in sorted(m.output_distribution(value).items(), key=lambda kv: str(kv[0]))
+                ],
+            }
+        )
     errors = []
     for name, eps, sizes, neighbouring, options in (
         ("spl", 1.0, [4, 4], "tuple", {"oracle": "nope"}),
@@ -130,9 +169,22 @@ def build() -> dict[str, Any]:
         ("smp", 1.0, [], "tuple", {}),
         ("spl", 25.0, [4], "tuple", {}),
     ):
-        message = GEN.config_error(lambda: multidim.create_multidim(name, epsilon=eps, domain_sizes=sizes, neighbouring=neighbouring, **options))
+        message = GEN.config_error(
+            lambda name=name, eps=eps, sizes=sizes, neighbouring=neighbouring, options=options: (
+                multidim.create_multidim(name, epsilon=eps, domain_sizes=sizes, neighbouring=neighbouring, **options)
+            )
+        )
         assert message is not None, (name, options)
-        errors.append({"name": name, "epsilon": eps, "domain_sizes": sizes, "neighbouring": neighbouring, "options": options, "message": message})
+        errors.append(
+            {
+                "name": name,
+                "epsilon": eps,
+                "domain_sizes": sizes,
+                "neighbouring": neighbouring,
+                "options": options,
+                "message": message,
+            }
+        )
     return {
         "format": GEN.FORMAT,
         "about": "SPL and SMP (client_sdk/multidim/spl.py, smp.py): configs, hashes, privacy, per-attribute oracles, "
