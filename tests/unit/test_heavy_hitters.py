@@ -80,9 +80,11 @@ def test_large_epsilon_federated_finds_global_and_local_top_k(pruning, mode):
 def test_narrow_widths_can_lose_a_heavy_item():
     """Prefix-tree methods keep prefixes, not items: at level 2 (10 bits) the word "a" is
     alone in its prefix, while the b-, c-, d- and f-words share theirs and each group
-    outweighs "a". Keeping k prefixes (PEM width k, AW's floor k even at ε = 18) loses "a";
-    keeping 2k finds it. This is the coverage limit of §9.1's pitfall and of §9.4.7 (AW
-    guarantees no coverage); the width (PEM) and the floor (TAP/TAPS) are configurable."""
+    outweighs "a". Keeping k prefixes (PEM width k capped at max_width k, AW's floor k even
+    at ε = 18) loses "a"; keeping 2k finds it. This is the coverage limit of §9.1's pitfall
+    and of §9.4.7 (AW guarantees no coverage); the width (PEM) and the floor (TAP/TAPS) are
+    configurable. PEM's default rule (final round, keep "top") also keeps every prefix that
+    stands out of the noise beyond the width, up to max_width: with width k it finds "a"."""
     heavy = {"the": 3000, "in": 2000, "of": 2500, "a": 1000}
     tail = {f"{c}{d}": 150 for c in "bcdf" for d in "aeiouyhlnr"}
     vocab = list(heavy) + list(tail)
@@ -92,10 +94,14 @@ def test_narrow_widths_can_lose_a_heavy_item():
     domain = {"type": "string", "max_bytes": 2}
     parties = idx % 2
     for width, found in ((4, False), (8, True)):
-        pem = heavy_hitters.create("pem", epsilon=18.0, k=4, domain=domain, width=width)
+        pem = heavy_hitters.create("pem", epsilon=18.0, k=4, domain=domain, width=width, max_width=width)
         assert ("a" in pem.discover(pem.perturb_batch(enc, np.random.default_rng(2))).items) is found
         tp = heavy_hitters.create("tap", epsilon=18.0, k=4, domain=domain, parties=["x", "y"], floor=width)
         assert ("a" in tp.discover(tp.perturb_batch(enc, np.random.default_rng(3), parties)).items) is found
+    crowded = heavy_hitters.create("pem", epsilon=18.0, k=4, domain=domain, width=4)  # max_width 4k = 16
+    result = crowded.discover(crowded.perturb_batch(enc, np.random.default_rng(2)))
+    assert "a" in result.items
+    assert max(t.kept for t in result.levels[:-2]) > 4  # the crowded level kept more than the width
 
 
 def test_federated_non_iid_local_and_global():
