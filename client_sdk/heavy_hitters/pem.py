@@ -371,6 +371,8 @@ class PEM(PrefixClient):
             else:
                 kept_idx = open_idx[keep_threshold(f_hat[open_idx], est.sigma, self.alpha, self.k, self.max_width)]
             kept = [cands[j] for j in kept_idx]
+            if self.final_round and not last:
+                self._rescue(done, cands, f_hat, open_idx, kept_idx, i, prefix_lengths)
             nodes.append(C.LevelNodes(length, cands, f_hat, est.variance(f_hat), set() if last else set(kept)))
             traces.append(C.LevelTrace(i, length, int(idx.size), len(cands), len(kept), est.sigma))
             if not last:
@@ -422,6 +424,36 @@ class PEM(PrefixClient):
             diagnostics={"hash_evaluations": hash_evals, "key_collisions": keyer.collisions, "rounds": self.groups},
             significance=chosen.stats,
         )  # fmt: skip
+
+    def _rescue(
+        self,
+        done: list[tuple[int, int]],
+        cands: list[int],
+        f_hat: np.ndarray,
+        open_idx: np.ndarray,
+        kept_idx: np.ndarray,
+        i: int,
+        prefix_lengths: Sequence[int],
+    ) -> None:
+        """Near misses: the ``width`` best open prefixes of level i that were not kept (with a
+        non-negative estimate) are not extended, but the item each one would be on its own
+        (the prefix followed by pads: "was" for the prefix "was") goes to the test, as an
+        ended item from level i+1 on — provided its length-ℓ_{i+1} prefix already holds a
+        pad, so that every group from i+1 on estimates exactly that item. Group i chose it;
+        groups i+1..G, which test it, did not. A short item that misses the width contest by
+        noise is still found; the test family grows by at most ``width`` per level."""
+        following = prefix_lengths[i]  # ℓ_{i+1}
+        length = prefix_lengths[i - 1]
+        rest = np.setdiff1d(open_idx, kept_idx, assume_unique=True)
+        rest = rest[f_hat[rest] >= 0]
+        rest = rest[np.argsort(-f_hat[rest], kind="stable")][: self.width]
+        bits = self.domain.bits
+        for j in rest:
+            code = cands[j] << (bits - length)
+            if self.domain.is_complete_prefix(code >> (bits - following), following) and self.domain.is_valid_code(
+                code
+            ):
+                done.append((code, i + 1))
 
     @staticmethod
     def _pool(pooled: dict[str, np.ndarray], start: int, f: np.ndarray, est: C.LevelEstimator | None) -> None:
