@@ -11,7 +11,11 @@ groups, prefix lengths ``ℓ_i = min(γ + iη, m)``. The server enumerates all `
 first-level prefixes (not S5's ``0..k−1``, see the pitfall in §9.1), estimates every
 candidate of level ``i`` from group ``i`` only, keeps the top ``2k`` non-negative ones (or
 those above a Bonferroni significance threshold, ``keep="threshold"``) at intermediate
-levels and extends them by every η-bit suffix (alphabet domains: every symbol). At the
+levels and extends them by every η-bit suffix (alphabet domains: every symbol). With the
+final round, a level crowded by real prefixes keeps every one standing out of the noise
+(up to ``max_width``), candidates that already end their item skip the width contest and
+go to the test with every group from theirs on, and the items of just-missed prefixes are
+tested too (docs/heavy_hitters.md, "Ended items" and "Near misses"). At the
 last level it publishes only valid items significantly above zero (exact binomial
 p-values, Holm's correction over every candidate tested), at most k; with the final
 estimation round (default) their frequencies and intervals come from one more group that
