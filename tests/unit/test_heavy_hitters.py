@@ -448,3 +448,18 @@ def test_decoder_fuzz_only_raises_report_decode_errors():
             pass
 
     check()
+
+
+def test_a_short_item_whose_prefix_misses_the_width_is_still_tested():
+    """Near misses: at level 1 the prefixes "b" and "c" (three names each) outweigh "a", so
+    width 2 keeps only them; "a" is an item on its own (the pad follows), so it joins the
+    test from level 2 on and is published — it outweighs every "b…" and "c…" item."""
+    vocab = ["a", "ba", "bb", "bc", "ca", "cb", "cc"]
+    counts = np.array([2000] + [1000] * 6)
+    idx = users(vocab, counts, 4)
+    domain = {"type": "string", "alphabet": "lower", "max_chars": 3}
+    pem = heavy_hitters.create("pem", epsilon=18.0, k=2, domain=domain, width=2, max_width=2)
+    enc = EncodedItems.from_vocabulary(pem.domain, vocab, idx)
+    result = pem.discover(pem.perturb_batch(enc, np.random.default_rng(5)))
+    assert result.levels[0].kept == 2  # "a" lost the width contest at level 1
+    assert result.items[0] == "a"
