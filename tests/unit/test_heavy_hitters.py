@@ -463,3 +463,19 @@ def test_a_short_item_whose_prefix_misses_the_width_is_still_tested():
     result = pem.discover(pem.perturb_batch(enc, np.random.default_rng(5)))
     assert result.levels[0].kept == 2  # "a" lost the width contest at level 1
     assert result.items[0] == "a"
+
+
+def test_a_complete_item_does_not_compete_for_the_width():
+    """Ended items: at level 2, "a" + pad (1,500 users) is lighter than the prefixes "ba" to
+    "bd" (1,800 each), so a width-2 contest would drop it, and the two near misses ("bc",
+    "bd") would take the rescue; as a complete candidate it skips the contest and is tested
+    with its own group and the later ones: it is the top item."""
+    vocab = ["a", "ab", "ac"] + [f"b{x}{y}" for x in "abcd" for y in "abc"]
+    counts = np.array([1500, 1000, 1000] + [600] * 12)
+    idx = users(vocab, counts, 6)
+    domain = {"type": "string", "alphabet": "lower", "max_chars": 3}
+    pem = heavy_hitters.create("pem", epsilon=18.0, k=2, domain=domain, width=2, max_width=2)
+    enc = EncodedItems.from_vocabulary(pem.domain, vocab, idx)
+    result = pem.discover(pem.perturb_batch(enc, np.random.default_rng(7)))
+    assert result.levels[1].kept == 2  # two of the open prefixes "ba" … "bd"
+    assert result.items[0] == "a"
