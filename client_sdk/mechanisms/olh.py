@@ -114,7 +114,7 @@ def support_counts(
 
     Reports are taken in blocks of one reported value y (so the bin width W_y is one
     scalar), at most ``chunk`` reports and at most ``max(128, 2^19 / len(keys))`` of them
-    per block so that the working block (≤ 4.5 MB) stays in the CPU cache; hits are summed
+    per block, to keep the working block (≤ 5.3 MB) cache-sized; hits are summed
     in a uint8 block that is folded into the counts every 255 blocks. Memory stays at about
     ``len(keys) × chunk × 10`` bytes whatever the number of reports. ``max_per_report``
     drops a report that supports more keys than that (it then bounds one report's
