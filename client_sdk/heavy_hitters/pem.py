@@ -11,7 +11,11 @@ groups, prefix lengths ``ℓ_i = min(γ + iη, m)``. The server enumerates all `
 first-level prefixes (not S5's ``0..k−1``, see the pitfall in §9.1), estimates every
 candidate of level ``i`` from group ``i`` only, keeps the top ``2k`` non-negative ones (or
 those above a Bonferroni significance threshold, ``keep="threshold"``) at intermediate
-levels and extends them by every η-bit suffix (alphabet domains: every symbol). At the
+levels and extends them by every η-bit suffix (alphabet domains: every symbol). With the
+final round, a level crowded by real prefixes keeps every one standing out of the noise
+(up to ``max_width``), candidates that already end their item skip the width contest and
+go to the test with every group from theirs on, and the items of just-missed prefixes are
+tested too (docs/heavy_hitters.md, "Ended items" and "Near misses"). At the
 last level it publishes only valid items significantly above zero (exact binomial
 p-values, Holm's correction over every candidate tested), at most k; with the final
 estimation round (default) their frequencies and intervals come from one more group that
@@ -234,6 +238,20 @@ def keep_top(f_hat: np.ndarray, width: int) -> np.ndarray:
     return C.top_indices(f_hat, width, drop_negative=True)
 
 
+def keep_top_crowded(f_hat: np.ndarray, sigma: float, width: int, max_width: int) -> np.ndarray:
+    """``keep="top"`` with the final round: the ``width`` largest non-negative estimates and,
+    where more candidates than that stand out — every estimate at or above
+    ``z_{1−1/|C|}·σ``, the level that pure noise reaches once in expectation among |C|
+    null candidates — all of those, at most ``max(width, max_width)``. A shallow level whose
+    real prefixes each aggregate many items ("th", "Ma", …) is crowded by more than
+    ``width`` of them; keeping only ``width`` there drops real prefixes that lie far above
+    the noise."""
+    order = C.top_indices(f_hat, max(width, max_width), drop_negative=True)
+    z = NormalDist().inv_cdf(1 - 1 / max(2, f_hat.size))
+    standing_out = int(np.count_nonzero(f_hat[order] >= z * sigma))
+    return order[: max(width, standing_out)]
+
+
 def keep_threshold(f_hat: np.ndarray, sigma: float, alpha: float, k: int, max_width: int) -> np.ndarray:
     """Threshold variant [UM]: every candidate with ``f̂ ≥ z_{1−α/|C|}·σ`` (Bonferroni),
     at most ``max_width``; if fewer than ``k`` pass, the top-k non-negative ones."""
@@ -335,25 +353,36 @@ class PEM(PrefixClient):
             f_all = est.estimate(keyer(queried, length)) if queried else np.zeros(0)
             f_hat = f_all[: len(cands)]
             if ended:
-                self._pool(pooled, len(ended), f_all[len(cands) :], est)
+                self._pool(pooled, 0, f_all[len(cands) :], est)
             hash_evals += est.hash_evaluations
             last = i == last_level
+            open_idx = np.arange(len(cands))
+            if self.final_round and not last:
+                # a candidate that already ends its item (it holds a pad: the pad child of a
+                # prefix kept at level i−1) has one feasible extension, all pads. It does not
+                # compete for the width: it goes straight to the test, whatever its estimate,
+                # so this group (which took no part in choosing it) joins its pooled test,
+                # as does every later prefix group
+                complete = np.fromiter(
+                    (self.domain.is_complete_prefix(c, length) for c in cands), dtype=bool, count=len(cands)
+                )
+                if complete.any():
+                    shift = self.domain.bits - length
+                    start = len(done)
+                    done.extend((cands[j] << shift, i) for j in np.nonzero(complete)[0])
+                    self._pool(pooled, start, f_hat[complete], est)
+                    open_idx = np.nonzero(~complete)[0]
             if last:
-                kept_idx = np.arange(len(cands))
+                kept_idx = open_idx
+            elif self.keep == "top" and self.final_round:
+                kept_idx = open_idx[keep_top_crowded(f_hat[open_idx], est.sigma, self.width, self.max_width)]
             elif self.keep == "top":
                 kept_idx = keep_top(f_hat, self.width)
             else:
-                kept_idx = keep_threshold(f_hat, est.sigma, self.alpha, self.k, self.max_width)
+                kept_idx = open_idx[keep_threshold(f_hat[open_idx], est.sigma, self.alpha, self.k, self.max_width)]
             kept = [cands[j] for j in kept_idx]
             if self.final_round and not last:
-                # a kept prefix that already ends its item (it holds a pad) has one feasible
-                # extension, all pads: it goes straight to the test instead of competing for
-                # the width again at every later level (whose groups then see it as noise)
-                ended = [c for c in kept if self.domain.is_complete_prefix(c, length)]
-                if ended:
-                    shift = self.domain.bits - length
-                    done.extend((c << shift, i) for c in ended)
-                    kept = [c for c in kept if not self.domain.is_complete_prefix(c, length)]
+                self._rescue(done, cands, f_hat, open_idx, kept_idx, i, prefix_lengths)
             nodes.append(C.LevelNodes(length, cands, f_hat, est.variance(f_hat), set() if last else set(kept)))
             traces.append(C.LevelTrace(i, length, int(idx.size), len(cands), len(kept), est.sigma))
             if not last:
@@ -406,22 +435,55 @@ class PEM(PrefixClient):
             significance=chosen.stats,
         )  # fmt: skip
 
+    def _rescue(
+        self,
+        done: list[tuple[int, int]],
+        cands: list[int],
+        f_hat: np.ndarray,
+        open_idx: np.ndarray,
+        kept_idx: np.ndarray,
+        i: int,
+        prefix_lengths: Sequence[int],
+    ) -> None:
+        """Near misses: the ``width`` best open prefixes of level i that were not kept (with a
+        non-negative estimate) are not extended, but the item each one would be on its own
+        (the prefix followed by pads: "was" for the prefix "was") goes to the test, as an
+        ended item from level i+1 on — provided its length-ℓ_{i+1} prefix already holds a
+        pad, so that every group from i+1 on estimates exactly that item. Group i chose it;
+        groups i+1..G, which test it, did not. A short item that misses the width contest by
+        noise is still found; the test family grows by at most ``width`` per level."""
+        following = prefix_lengths[i]  # ℓ_{i+1}
+        length = prefix_lengths[i - 1]
+        rest = np.setdiff1d(open_idx, kept_idx, assume_unique=True)
+        rest = rest[f_hat[rest] >= 0]
+        rest = rest[np.argsort(-f_hat[rest], kind="stable")][: self.width]
+        bits = self.domain.bits
+        for j in rest:
+            code = cands[j] << (bits - length)
+            if self.domain.is_complete_prefix(code >> (bits - following), following) and self.domain.is_valid_code(
+                code
+            ):
+                done.append((code, i + 1))
+
     @staticmethod
-    def _pool(pooled: dict[str, np.ndarray], size: int, f: np.ndarray, est: C.LevelEstimator | None) -> None:
-        """Test statistics of items that ended at level j: every prefix group i = j+1..G
-        estimates exactly the item's frequency (its length-ℓ_i prefix is the item plus pads)
-        and none of them took part in choosing it, so the support counts add up — a
+    def _pool(pooled: dict[str, np.ndarray], start: int, f: np.ndarray, est: C.LevelEstimator | None) -> None:
+        """Test statistics of ended items (``done``, in order): an item that ended at level j
+        (its length-ℓ_j prefix holds a pad) is estimated by every prefix group i ≥ j (its
+        length-ℓ_i prefix is the item plus pads) and none of them took part in choosing it
+        (only its parent's survival at level j−1 did), so the support counts add up — a
         Binomial(Σ N_i, q*) under H0 — and the size-weighted mean of the estimates is
-        unbiased and independent of the selection. ``pooled`` holds, per ended item in the
-        order found, Σ N_i·f̂_i, Σ N_i and the summed central-noise variance per count."""
-        grow = size - pooled["sum"].size
+        unbiased and independent of the selection. ``pooled`` holds, per ended item, Σ N_i·f̂_i,
+        Σ N_i and the summed central-noise variance per count; ``f`` are one group's estimates
+        of the items ``start .. start + len(f) − 1`` (with ``est`` None: only grow to ``start``)."""
+        grow = start + f.size - pooled["sum"].size
         if grow > 0:
             for key in pooled:
                 pooled[key] = np.concatenate([pooled[key], np.zeros(grow)])
         if est is not None and f.size:
-            pooled["sum"][: f.size] += est.n * f
-            pooled["users"][: f.size] += est.n
-            pooled["noise"][: f.size] += est.support_noise_variance
+            sl = slice(start, start + f.size)
+            pooled["sum"][sl] += est.n * f
+            pooled["users"][sl] += est.n
+            pooled["noise"][sl] += est.support_noise_variance
 
     def estimate_candidates(
         self,

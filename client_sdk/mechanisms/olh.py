@@ -112,9 +112,13 @@ def support_counts(
 ) -> np.ndarray:
     """C(x) = #{i : H_{seeds[i]}(x) = ys[i]} for every key x, vectorised.
 
-    Memory stays at ``len(keys) × chunk`` words whatever the number of reports.
-    ``max_per_report`` drops a report that supports more keys than that (it then bounds one
-    report's contribution for central DP on the counts; an honest report supports about
+    Reports are taken in blocks of one reported value y (so the bin width W_y is one
+    scalar), at most ``chunk`` reports and at most ``max(128, 2^19 / len(keys))`` of them
+    per block, to keep the working block (≤ 5.3 MB) cache-sized; hits are summed
+    in a uint8 block that is folded into the counts every 255 blocks. Memory stays at about
+    ``len(keys) × chunk × 10`` bytes whatever the number of reports. ``max_per_report``
+    drops a report that supports more keys than that (it then bounds one report's
+    contribution for central DP on the counts; an honest report supports about
     ``1 + len(keys)/g`` keys).
     """
     keys = np.asarray(keys, dtype=np.uint64)
@@ -123,20 +127,34 @@ def support_counts(
         return counts
     lows, widths = _bin_bounds(g)
     ys = np.asarray(ys, dtype=np.int64)
-    a, b = expand_seeds(seeds)
+    order = np.argsort(ys, kind="stable")
+    ys = ys[order]
+    a, b = expand_seeds(np.asarray(seeds, dtype=np.uint64)[order])
     offset = b - lows[ys]  # wraps modulo 2^64 by design
-    width = widths[ys]
     column = keys[:, None]
-    buffer = np.empty((keys.size, min(chunk, len(a))), dtype=np.uint64)
-    for start in range(0, len(a), chunk):
-        stop = min(start + chunk, len(a))
-        t = buffer[:, : stop - start]
-        np.multiply(column, a[None, start:stop], out=t)
-        t += offset[None, start:stop]
-        hits = t < width[None, start:stop]
-        if max_per_report is not None:
-            hits[:, np.count_nonzero(hits, axis=0) > max_per_report] = False
-        counts += np.count_nonzero(hits, axis=1)
+    chunk = max(1, min(chunk, max(128, (1 << 19) // keys.size), len(a)))
+    buffer = np.empty((keys.size, chunk), dtype=np.uint64)
+    hit_buffer = np.empty((keys.size, chunk), dtype=bool)
+    tally = np.zeros((keys.size, chunk), dtype=np.uint8)
+    pending = 0
+    bounds = np.searchsorted(ys, np.arange(g + 1))
+    for y in range(g):
+        width = widths[y]
+        for start in range(int(bounds[y]), int(bounds[y + 1]), chunk):
+            stop = min(start + chunk, int(bounds[y + 1]))
+            t = buffer[:, : stop - start]
+            np.multiply(column, a[None, start:stop], out=t)
+            t += offset[None, start:stop]
+            hits = np.less(t, width, out=hit_buffer[:, : stop - start])
+            if max_per_report is not None:
+                hits[:, np.count_nonzero(hits, axis=0) > max_per_report] = False
+            tally[:, : stop - start] += hits
+            pending += 1
+            if pending == 255:  # before a uint8 cell can overflow
+                counts += tally.sum(axis=1, dtype=np.int64)
+                tally[:] = 0
+                pending = 0
+    counts += tally.sum(axis=1, dtype=np.int64)
     return counts
 
 

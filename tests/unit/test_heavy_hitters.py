@@ -80,9 +80,11 @@ def test_large_epsilon_federated_finds_global_and_local_top_k(pruning, mode):
 def test_narrow_widths_can_lose_a_heavy_item():
     """Prefix-tree methods keep prefixes, not items: at level 2 (10 bits) the word "a" is
     alone in its prefix, while the b-, c-, d- and f-words share theirs and each group
-    outweighs "a". Keeping k prefixes (PEM width k, AW's floor k even at ε = 18) loses "a";
-    keeping 2k finds it. This is the coverage limit of §9.1's pitfall and of §9.4.7 (AW
-    guarantees no coverage); the width (PEM) and the floor (TAP/TAPS) are configurable."""
+    outweighs "a". Keeping k prefixes (PEM width k capped at max_width k, AW's floor k even
+    at ε = 18) loses "a"; keeping 2k finds it. This is the coverage limit of §9.1's pitfall
+    and of §9.4.7 (AW guarantees no coverage); the width (PEM) and the floor (TAP/TAPS) are
+    configurable. PEM's default rule (final round, keep "top") also keeps every prefix that
+    stands out of the noise beyond the width, up to max_width: with width k it finds "a"."""
     heavy = {"the": 3000, "in": 2000, "of": 2500, "a": 1000}
     tail = {f"{c}{d}": 150 for c in "bcdf" for d in "aeiouyhlnr"}
     vocab = list(heavy) + list(tail)
@@ -92,10 +94,14 @@ def test_narrow_widths_can_lose_a_heavy_item():
     domain = {"type": "string", "max_bytes": 2}
     parties = idx % 2
     for width, found in ((4, False), (8, True)):
-        pem = heavy_hitters.create("pem", epsilon=18.0, k=4, domain=domain, width=width)
+        pem = heavy_hitters.create("pem", epsilon=18.0, k=4, domain=domain, width=width, max_width=width)
         assert ("a" in pem.discover(pem.perturb_batch(enc, np.random.default_rng(2))).items) is found
         tp = heavy_hitters.create("tap", epsilon=18.0, k=4, domain=domain, parties=["x", "y"], floor=width)
         assert ("a" in tp.discover(tp.perturb_batch(enc, np.random.default_rng(3), parties)).items) is found
+    crowded = heavy_hitters.create("pem", epsilon=18.0, k=4, domain=domain, width=4)  # max_width 4k = 16
+    result = crowded.discover(crowded.perturb_batch(enc, np.random.default_rng(2)))
+    assert "a" in result.items
+    assert max(t.kept for t in result.levels[:-2]) > 4  # the crowded level kept more than the width
 
 
 def test_federated_non_iid_local_and_global():
@@ -442,3 +448,34 @@ def test_decoder_fuzz_only_raises_report_decode_errors():
             pass
 
     check()
+
+
+def test_a_short_item_whose_prefix_misses_the_width_is_still_tested():
+    """Near misses: at level 1 the prefixes "b" and "c" (three names each) outweigh "a", so
+    width 2 keeps only them; "a" is an item on its own (the pad follows), so it joins the
+    test from level 2 on and is published — it outweighs every "b…" and "c…" item."""
+    vocab = ["a", "ba", "bb", "bc", "ca", "cb", "cc"]
+    counts = np.array([2000] + [1000] * 6)
+    idx = users(vocab, counts, 4)
+    domain = {"type": "string", "alphabet": "lower", "max_chars": 3}
+    pem = heavy_hitters.create("pem", epsilon=18.0, k=2, domain=domain, width=2, max_width=2)
+    enc = EncodedItems.from_vocabulary(pem.domain, vocab, idx)
+    result = pem.discover(pem.perturb_batch(enc, np.random.default_rng(5)))
+    assert result.levels[0].kept == 2  # "a" lost the width contest at level 1
+    assert result.items[0] == "a"
+
+
+def test_a_complete_item_does_not_compete_for_the_width():
+    """Ended items: at level 2, "a" + pad (1,500 users) is lighter than the prefixes "ba" to
+    "bd" (1,800 each), so a width-2 contest would drop it, and the two near misses ("bc",
+    "bd") would take the rescue; as a complete candidate it skips the contest and is tested
+    with its own group and the later ones: it is the top item."""
+    vocab = ["a", "ab", "ac"] + [f"b{x}{y}" for x in "abcd" for y in "abc"]
+    counts = np.array([1500, 1000, 1000] + [600] * 12)
+    idx = users(vocab, counts, 6)
+    domain = {"type": "string", "alphabet": "lower", "max_chars": 3}
+    pem = heavy_hitters.create("pem", epsilon=18.0, k=2, domain=domain, width=2, max_width=2)
+    enc = EncodedItems.from_vocabulary(pem.domain, vocab, idx)
+    result = pem.discover(pem.perturb_batch(enc, np.random.default_rng(7)))
+    assert result.levels[1].kept == 2  # two of the open prefixes "ba" … "bd"
+    assert result.items[0] == "a"

@@ -22,7 +22,9 @@ T30 = [0.30, 0.20, 0.12, 0.115, 0.11, 0.105, 0.10, -0.02]
 def test_t23_pem_layout():
     assert C.gamma_of(4) == 2
     assert C.pem_lengths(8, 4, 2) == (4, 6, 8)
-    pem = heavy_hitters.create("pem", epsilon=2.0, k=4, domain={"type": "integer", "bits": 8}, eta=2, width=4)
+    pem = heavy_hitters.create(
+        "pem", epsilon=2.0, k=4, domain={"type": "integer", "bits": 8}, eta=2, width=4, max_width=4
+    )  # a fixed width k (max_width = width: no crowded-level extension)
     assert pem.groups == 4 and pem.lengths == (4, 6, 8, 8)  # + the final-estimation group
     assert pem.prefix_lengths == (4, 6, 8)
     values = np.repeat(np.arange(0, 256, 7), 40)
