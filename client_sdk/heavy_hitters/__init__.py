@@ -1,10 +1,10 @@
 """Heavy hitters over an open domain (strings or integers) under ε-LDP: PEM, TreeHist and
-the federated TAP/TAPS (ALGORITHMS §9).
+the federated TAP/TAPS (docs/heavy_hitters.md).
 
 Privacy: every protocol here is ε-LDP per user with one report per user (TreeHist: two
 ε/2 OLH reports, ε by sequential composition); the level group (and, for TAP/TAPS, the
 public party) does not depend on the item, and the server side is pure post-processing
-over stored reports. Ledger charge: ε per user (§11.3).
+over stored reports. Ledger charge: ε per user (docs/privacy.md).
 
 One object per collection holds both halves, built from a validated configuration::
 
@@ -91,7 +91,7 @@ def create(protocol: str, **options: Any) -> Any:
 
     Common options: ``epsilon``, ``k``, ``domain`` (``{"type": "string", "max_bytes": L,
     "overflow": "truncate"|"reject"}`` or ``{"type": "integer", "bits": m}``), ``eta``,
-    ``g``, ``prune_infeasible``; TAP/TAPS also ``parties`` (names) and the §9.4.4 defaults.
+    ``g``, ``prune_infeasible``; TAP/TAPS also ``parties`` (names) and the defaults of docs/heavy_hitters.md.
     """
     if not isinstance(protocol, str) or protocol.lower() not in PROTOCOLS:
         raise ConfigError(f"unknown heavy-hitter protocol {protocol!r}; available: {', '.join(PROTOCOLS)}")

@@ -1,7 +1,7 @@
 """Item encoding for prefix-tree heavy hitters: item <-> m-bit code, prefixes and OLH keys.
 
 Privacy: this module holds no randomness and no data-dependent choice; it only fixes a
-public, versioned mapping from items to bit strings (ALGORITHMS §9 common setup), so it
+public, versioned mapping from items to bit strings (docs/heavy_hitters.md, "Items"), so it
 does not affect the epsilon-LDP guarantee of the protocols that use it.
 
 **Items** (encoding version ``hh-item-v1``)
@@ -442,22 +442,22 @@ class AlphabetDomain(Domain):
                     f"unknown alphabet {alphabet!r}; named: {sorted([*NAMED_ALPHABETS, 'unicode'])} or a list"
                 )
         elif isinstance(alphabet, Sequence) and not isinstance(alphabet, bytes | bytearray):
-            chars = list(alphabet)
-            if not 1 <= len(chars) <= MAX_ALPHABET:
-                raise ConfigError(f"an explicit alphabet needs 1..{MAX_ALPHABET} characters, got {len(chars)}")
-            for ch in chars:
+            listed = list(alphabet)
+            if not 1 <= len(listed) <= MAX_ALPHABET:
+                raise ConfigError(f"an explicit alphabet needs 1..{MAX_ALPHABET} characters, got {len(listed)}")
+            for ch in listed:
                 if not isinstance(ch, str) or len(ch) != 1 or _is_control(ch):
                     raise ConfigError(f"alphabet entries must be single non-control characters, got {ch!r}")
-            if len(set(chars)) != len(chars):
+            if len(set(listed)) != len(listed):
                 raise ConfigError("alphabet characters must be distinct")
-            chars = "".join(chars)
+            chars = "".join(listed)
         else:
             raise ConfigError(f"alphabet must be a name or a list of characters, got {alphabet!r}")
         if overflow not in ("truncate", "reject"):
             raise ConfigError(f"overflow must be 'truncate' or 'reject', got {overflow!r}")
         if outside not in ("reject", "drop"):
             raise ConfigError(f"outside must be 'reject' or 'drop', got {outside!r}")
-        self.alphabet = alphabet if isinstance(alphabet, str) else list(chars)
+        self.alphabet = alphabet if isinstance(alphabet, str) else list(chars or "")
         self.chars = chars
         self.symbols = 0x10FFFF if chars is None else len(chars)
         self.symbol_bits = self.symbols.bit_length()

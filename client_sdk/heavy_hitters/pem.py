@@ -1,17 +1,17 @@
-"""PEM — the Prefix Extending Method (Wang, Li, Jha, arXiv:1708.06674; ALGORITHMS §9.1).
+"""PEM — the Prefix Extending Method (Wang, Li, Jha, arXiv:1708.06674; IEEE TDSC 2019).
 
 Privacy: epsilon-LDP per user. Each user is assigned, uniformly at random and independently
 of its item, to one level group ``i`` (public) and sends exactly one OLH report (full ε) of
 the length-ℓ_i prefix of its encoded item; groups are disjoint (parallel composition), and
 everything the server does afterwards — choosing candidates, estimates, consistency,
-top-k — is post-processing. Ledger charge: ε per user (§11.3).
+top-k — is post-processing. Ledger charge: ε per user (docs/privacy.md).
 
-Layout (S5 ``pem/pem.py``, first author's code): ``γ = ⌈log2 k⌉``, ``G = ⌈(m − γ)/η⌉``
+Layout (as in the first author's published code, ``pem/pem.py``): ``γ = ⌈log2 k⌉``, ``G = ⌈(m − γ)/η⌉``
 groups, prefix lengths ``ℓ_i = min(γ + iη, m)``. The server enumerates all ``2^ℓ_1``
-first-level prefixes (not S5's ``0..k−1``, see the pitfall in §9.1), estimates every
-candidate of level ``i`` from group ``i`` only, keeps the top ``2k`` non-negative ones (or
-those above a Bonferroni significance threshold, ``keep="threshold"``) at intermediate
-levels and extends them by every η-bit suffix (alphabet domains: every symbol). With the
+first-level prefixes (not the published code's ``0..k−1``, which misses items whose first
+prefix is not among the k smallest), estimates every candidate of level ``i`` from group
+``i`` only, keeps the top ``2k`` non-negative ones (or those above a Bonferroni
+significance threshold, ``keep="threshold"``) at intermediate levels and extends them by every η-bit suffix (alphabet domains: every symbol). With the
 final round, a level crowded by real prefixes keeps every one standing out of the noise
 (up to ``max_width``), candidates that already end their item skip the width contest and
 go to the test with every group from theirs on, and the items of just-missed prefixes are
@@ -25,7 +25,7 @@ evaluate the stored reports of any epoch or window at any time.
 
 Estimates are fractions of *all* users (group i is a uniform 1/G sample); their variance
 is OLH's exact variance given the group plus the sampling variance of the group. The
-result also carries the values after hierarchical consistency (§12.1) over the estimated
+result also carries the values after hierarchical consistency (Hay et al., VLDB 2010) over the estimated
 tree: the root (frequency 1) and every expanded prefix, whose feasible children were all
 estimated, equal the sum of their children.
 
@@ -72,7 +72,7 @@ class PrefixClient:
         epsilon: float,
         k: int,
         domain: Domain | Mapping[str, Any],
-        eta: int = 4,
+        eta: int | None = 4,
         g: int | None = None,
         prune_infeasible: bool = True,
         split: str | None = None,
@@ -108,7 +108,7 @@ class PrefixClient:
         steps = C.steps_of(self.prefix_lengths)
         last = steps[-1] if len(steps) > 1 else self.prefix_lengths[0]
         candidates = min(width << last, 1 << min(self.domain.bits, 62))
-        groups = self.groups
+        groups: float = self.groups
         if self.split.name == C.FinalHeavySplit.name:
             groups = 1 / C.FinalHeavySplit.share(self.groups)  # the test group's share of the users
         return C.check_hopeless(
@@ -234,7 +234,7 @@ class PrefixClient:
 
 
 def keep_top(f_hat: np.ndarray, width: int) -> np.ndarray:
-    """The ``width`` largest non-negative estimates (S5; 2k as the safety margin of §9.1)."""
+    """The ``width`` largest non-negative estimates (as the published code; 2k as a safety margin)."""
     return C.top_indices(f_hat, width, drop_negative=True)
 
 
@@ -253,7 +253,7 @@ def keep_top_crowded(f_hat: np.ndarray, sigma: float, width: int, max_width: int
 
 
 def keep_threshold(f_hat: np.ndarray, sigma: float, alpha: float, k: int, max_width: int) -> np.ndarray:
-    """Threshold variant [UM]: every candidate with ``f̂ ≥ z_{1−α/|C|}·σ`` (Bonferroni),
+    """Threshold variant (this product's addition): every candidate with ``f̂ ≥ z_{1−α/|C|}·σ`` (Bonferroni),
     at most ``max_width``; if fewer than ``k`` pass, the top-k non-negative ones."""
     z = NormalDist().inv_cdf(1 - alpha / max(1, f_hat.size))
     passing = np.nonzero(f_hat >= z * sigma)[0]
@@ -556,7 +556,7 @@ MAX_CANDIDATES = 1_000_000
 
 
 def threshold_of(sigma: float, candidates: int, alpha: float = 0.05) -> float:
-    """Bonferroni threshold ``z_{1−α/|C|}·σ`` of the threshold variant (§9.1 example)."""
+    """Bonferroni threshold ``z_{1−α/|C|}·σ`` of the threshold variant."""
     return NormalDist().inv_cdf(1 - alpha / candidates) * sigma
 
 

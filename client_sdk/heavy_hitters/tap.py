@@ -1,33 +1,33 @@
-"""TAP and TAPS — federated heavy hitters across parties (ALGORITHMS §9.4).
+"""TAP and TAPS — federated heavy hitters across parties (docs/heavy_hitters.md).
 
 Modelled on Zhang, Ye, Hu, "Federated Heavy Hitter Analytics with Local Differential
-Privacy", SIGMOD 2025, arXiv:2412.14832 (S10). Only the setting, the component names and
-the two-phase structure are confirmed from S10's abstract and public summaries (§9.4.1);
-every operational rule here is this product's own design [PD] from §9.4.3–§9.4.12 and
+Privacy", SIGMOD 2025, arXiv:2412.14832. Only the setting, the component names and
+the two-phase structure are confirmed from the paper's abstract and public summaries;
+every operational rule here is this product's own design (docs/heavy_hitters.md) and
 sits behind its own small interface so alternatives can be swapped in and compared:
 
-* user split (§9.4.5): :class:`~client_sdk.heavy_hitters._common.UniformSplit`;
-* width rule (§9.4.7): :func:`adaptive_width` (AW) or :func:`fixed_width` (TAP-fixedK);
-* pruning rule (§9.4.10): :class:`NoPruning` (TAP) or :class:`ConsensusPruning` (TAPS);
-* party order (§9.4.4): :func:`order_by_size`;
-* global aggregation (§9.4.9): :func:`aggregate_zero_fill` (mode Z) or
+* user split: :class:`~client_sdk.heavy_hitters._common.UniformSplit`;
+* width rule: :class:`AdaptiveWidth` (AW) or :class:`FixedWidth` (TAP-fixedK);
+* pruning rule: :class:`NoPruning` (TAP) or :class:`ConsensusPruning` (TAPS);
+* party order: :func:`order_by_size`;
+* global aggregation: :func:`aggregate_zero_fill` (mode Z) or
   :func:`aggregate_reestimate` (mode R).
 
-Privacy (§9.4.11): epsilon-LDP per user. Each user belongs to exactly one level group of
+Privacy: epsilon-LDP per user. Each user belongs to exactly one level group of
 its party (drawn uniformly at random from the OS CSPRNG, independently of the item; the
 party is public metadata given by the caller) and sends one OLH report (full ε) of its
 level's prefix. Candidate sets, widths, priors, the party order and all estimates are
 functions of *other* users' reports and public parameters, and sharing estimates between
 parties and the server is post-processing, so TAP and TAPS in both aggregation modes are
-ε-LDP by parallel composition over disjoint groups. Ledger charge: ε per user (§11.3).
+ε-LDP by parallel composition over disjoint groups. Ledger charge: ε per user (docs/privacy.md).
 
-Layout as PEM (§9.1): ``ℓ_i = min(γ + iη, m)``, ``G = ⌈(m − γ)/η⌉``; groups ``1..g_I``
+Layout as PEM: ``ℓ_i = min(γ + iη, m)``, ``G = ⌈(m − γ)/η⌉``; groups ``1..g_I``
 form Phase I (shared shallow trie, aggregated across parties with ``w_p = n_p/n``),
 groups ``g_I+1..G`` Phase II (each party alone; in TAPS one after another in the public
 order π, with the consensus prior of the parties before it). Party sizes ``n_p`` are the
 numbers of reports per party (public metadata). A TAP report is the same as a PEM report
 plus the party index, so the reports of one collection can be evaluated by TAP, TAPS,
-pooled PEM or per-party PEM alike (used by the evaluation, §9.4.13).
+pooled PEM or per-party PEM alike (used by the evaluation).
 
 >>> adaptive_width([0.30, 0.20, 0.12, 0.10, 0.09, 0.04, 0.01, -0.02], [0.30, 0.20, 0.12, 0.10, 0.09, 0.04, 0.01, -0.02],
 ...                sigma=0.01, k=3, K=5)          # T29
@@ -50,7 +50,7 @@ from client_sdk.heavy_hitters import _common as C
 from client_sdk.heavy_hitters.encoding import Domain
 from client_sdk.heavy_hitters.pem import PrefixClient
 
-# --- width rules (§9.4.7) ------------------------------------------------------------------
+# --- width rules ------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,7 @@ def aw_indices(f_hat: np.ndarray, sigma: float, k: int, K: int, z: float = 2.0, 
 def adaptive_width(
     candidates: Sequence[Any], f_hat: Sequence[float], sigma: float, k: int, K: int, z: float = 2.0, z0: float = 1.0
 ) -> WidthChoice:
-    """AW(C, f̂, σ; k, K) of §9.4.7: keep every candidate statistically tied with the k-th
+    """AW(C, f̂, σ; k, K): keep every candidate statistically tied with the k-th
     best (``f̂ ≥ f_k − z·√2·σ``) and above the noise floor ``z0·σ``; never fewer than k
     (then the top-k) nor more than K (then the top-K)."""
     idx, tau = aw_indices(np.asarray(f_hat, dtype=np.float64), sigma, k, K, z, z0)
@@ -92,7 +92,8 @@ def adaptive_width(
 
 
 class WidthRule(Protocol):
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def __call__(self, f_hat: np.ndarray, sigma: float, k: int, K: int) -> np.ndarray: ...
 
@@ -111,7 +112,7 @@ class AdaptiveWidth:
 
 @dataclass(frozen=True)
 class FixedWidth:
-    """Top-k per level regardless of noise (the TAP-fixedK ablation of §9.4.13)."""
+    """Top-k per level regardless of noise (the TAP-fixedK ablation)."""
 
     name: str = "fixed"
 
@@ -119,11 +120,7 @@ class FixedWidth:
         return C.top_indices(f_hat, k)
 
 
-def fixed_width(f_hat: np.ndarray, sigma: float, k: int, K: int) -> np.ndarray:
-    return FixedWidth()(f_hat, sigma, k, K)
-
-
-# --- party order (§9.4.4) ------------------------------------------------------------------
+# --- party order ------------------------------------------------------------------
 
 
 def order_by_size(sizes: Mapping[int, int]) -> list[int]:
@@ -134,7 +131,7 @@ def order_by_size(sizes: Mapping[int, int]) -> list[int]:
 ORDERS: dict[str, Callable[[Mapping[int, int]], list[int]]] = {"size-desc": order_by_size}
 
 
-# --- pruning rules (§9.4.10) ---------------------------------------------------------------
+# --- pruning rules ---------------------------------------------------------------
 
 
 class PruningRule(Protocol):
@@ -181,7 +178,7 @@ class NoPruning:
 
 
 class ConsensusPruning(NoPruning):
-    """TAPS (§9.4.10): the first party runs plain TAP; every later party adds the prefixes
+    """TAPS: the first party runs plain TAP; every later party adds the prefixes
     the earlier parties agree are globally promising (``AW(D_i, pr_i, σ_pr; k, K_g)``) to
     its candidates and keeps ``AW(f̂_p, σ_p; k, K_l) ∪ AW(ĝ, σ_g; k, K_g)``, where ``ĝ`` is
     the size-weighted consensus of its own and the published estimates (zero-filled where
@@ -243,7 +240,7 @@ class ConsensusPruning(NoPruning):
 PRUNING: dict[str, type[NoPruning]] = {"none": NoPruning, "consensus": ConsensusPruning}
 
 
-# --- global aggregation (§9.4.9) -----------------------------------------------------------
+# --- global aggregation -----------------------------------------------------------
 
 
 @dataclass
@@ -278,7 +275,7 @@ def aggregate_zero_fill(outcomes: Sequence[PartyOutcome], weights: Mapping[int, 
 
 def aggregate_reestimate(outcomes: Sequence[PartyOutcome], weights: Mapping[int, float], keyer: Any, bits: int):
     """Mode R: the server broadcasts ``U``; every party estimates every ``x ∈ U`` from its
-    last group; ``f̂(x) = Σ_p w_p f̂_{p,G}(x)`` (one extra round; selection effect [UM])."""
+    last group; ``f̂(x) = Σ_p w_p f̂_{p,G}(x)`` (one extra round; its selection effect is not modelled)."""
     union = _union(o.found for o in outcomes)
     f = np.zeros(len(union))
     var = np.zeros(len(union))
@@ -344,7 +341,7 @@ def run_independent(
     mode: str = "Z",
     ci_level: float = 0.95,
 ) -> C.DiscoveryResult:
-    """Baseline of §9.4.13: every party runs ``base`` (PEM → IndPEM, TreeHist) alone on its
+    """Evaluation baseline: every party runs ``base`` (PEM → IndPEM, TreeHist) alone on its
     own users; results merged with mode Z or R."""
     if reports.parties is None:
         raise ValueError("reports carry no party index")
@@ -576,7 +573,7 @@ class TAP(PrefixClient):
         frontier = kept
 
         # Phase II: each party alone (TAPS: in the order π, with the published prior)
-        rule = PRUNING[pruning](width, self.k, self.k_max, self.k_local, self.k_global, floor, G)
+        rule: PruningRule = PRUNING[pruning](width, self.k, self.k_max, self.k_local, self.k_global, floor, G)
         outcomes: list[PartyOutcome] = []
         tested: dict[int, tuple[list[int], np.ndarray]] = {}
         local_stats: dict[str, dict[str, Any]] = {}
@@ -647,10 +644,10 @@ class TAP(PrefixClient):
             local_codes = [cands_p[j] for j in local_sel.published]
             both = list(dict.fromkeys(local_codes + pub))
             fb, vb = self._final_estimates(est[o.party], both, keyer)
-            at = {c: j for j, c in enumerate(both)}
+            position = {c: j for j, c in enumerate(both)}
             if self.final_round:
-                local_f = np.array([fb[at[c]] for c in local_codes])
-                local_var = np.array([vb[at[c]] for c in local_codes])
+                local_f = np.array([fb[position[c]] for c in local_codes])
+                local_var = np.array([vb[position[c]] for c in local_codes])
             else:  # the last prefix level's estimates (selection-biased, as before the final round)
                 local_f = f_p[local_sel.published]
                 local_var = est[o.party][G - 1].variance(local_f)
@@ -660,8 +657,8 @@ class TAP(PrefixClient):
                 ci_level, np.array([final[c][2] for c in local_codes])[order_l],
                 local_sel.p_adjusted[local_sel.published][order_l],
             )  # fmt: skip
-            fp = np.array([fb[at[c]] for c in pub])
-            vp = np.array([vb[at[c]] for c in pub])
+            fp = np.array([fb[position[c]] for c in pub])
+            vp = np.array([vb[position[c]] for c in pub])
             f_pub += w[o.party] * fp
             var_pub += w[o.party] ** 2 * vp
             cons_pub += w[o.party] * np.array([o.final[c][2] if c in o.final else 0.0 for c in pub])
@@ -711,7 +708,7 @@ class TAP(PrefixClient):
 
 
 class TAPS(TAP):
-    """TAPS = TAP with consensus-based pruning (§9.4.10); reports are TAP reports."""
+    """TAPS = TAP with consensus-based pruning; reports are TAP reports."""
 
     name = "taps"
     default_pruning = "consensus"
@@ -720,7 +717,7 @@ class TAPS(TAP):
 def cost_bounds(
     k: int, m: int, eta: int, shared_levels: int, k_max: int, k_global: int, parties: int
 ) -> dict[str, Any]:
-    """Layout and communication bounds of §9.4.12 (T31 at the defaults)."""
+    """Layout and communication bounds (docs/heavy_hitters.md; T31 at the defaults)."""
     lengths = C.pem_lengths(m, k, eta)
     return {
         "l1": lengths[0],

@@ -1,26 +1,26 @@
 """TreeHist (Bassily, Nissim, Stemmer, Thakurta, NeurIPS 2017) as implemented in the
-third-party pure-LDP library (S6 ``heavy_hitters/treehistogram``; ALGORITHMS §9.2).
+third-party pure-LDP library (pure-ldp's ``heavy_hitters/treehistogram``).
 
 Privacy: epsilon-LDP per user by sequential composition: every user sends two OLH reports
 with ε/2 each — one of a uniformly random level's prefix (the level is drawn from the OS
 CSPRNG independently of the item, and is public) and one of the full item. The server side
-is post-processing. Ledger charge: ε per user (§11.3).
+is post-processing. Ledger charge: ε per user (docs/privacy.md).
 
-As in S6 [TC]: ``L = ⌈m/η⌉`` fragments, prefix lengths ``ℓ_j = min(jη, m)``; the server
+As in pure-ldp: ``L = ⌈m/η⌉`` fragments, prefix lengths ``ℓ_j = min(jη, m)``; the server
 starts from all ``2^η`` one-fragment prefixes and, level by level, keeps the ``k`` largest
 prefix estimates (top-k mode) or every prefix whose estimate reaches an explicit
-*frequency* ``threshold`` (threshold mode; S6's default ``n/100`` mixes units, so there is
-no default), and extends the kept prefixes by every η-bit fragment. S6 estimates a level's
+*frequency* ``threshold`` (threshold mode; pure-ldp's default ``n/100`` mixes units, so there is
+no default), and extends the kept prefixes by every η-bit fragment. pure-ldp estimates a level's
 prefixes from *all* users' prefix reports and multiplies by ``L``
-(``fragment_estimator="pooled"``, the default here, faithful to S6); the alternative
+(``fragment_estimator="pooled"``, the default here, faithful to pure-ldp); the alternative
 ``"level"`` uses only that level's group (variance lower by a factor of about L). The
 surviving full-length strings are the candidates; their frequencies come from the
 full-item reports of all users (independent of the selection, so unbiased for the
 reported items), and the output is the top-k of them by that estimate (all of them when
-``width = k``, as in S6; a larger ``width`` is a safety margin as in PEM). No
+``width = k``, as in pure-ldp; a larger ``width`` is a safety margin as in PEM). No
 hierarchical consistency is applied to these (they are not prefix-tree estimates).
 
-Differences from S6, all documented: keys include the prefix length instead of padding
+Differences from pure-ldp, all documented: keys include the prefix length instead of padding
 with a reserved character (same effect: prefixes of different lengths never collide);
 ``L = ⌈m/η⌉`` with a shorter last step instead of ``int(m/η)``, which silently dropped
 the tail; prefixes no item can have are pruned (``prune_infeasible``).
@@ -36,7 +36,6 @@ the tail; prefixes no item can have are pruned (``prune_infeasible``).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -259,15 +258,10 @@ class TreeHist:
 
     def final_level_estimator(self, reports: C.PrefixReports, n_total: int | None = None) -> C.LevelEstimator:
         """Estimator of full items from the full-item reports (for mode-R merging)."""
+        assert reports.item_seeds is not None and reports.item_ys is not None  # TreeHist reports carry the item
         return C.LevelEstimator(
             self.olh, reports.item_seeds, reports.item_ys, len(reports) if n_total is None else n_total
-        )  # type: ignore[arg-type]
+        )
 
     def __repr__(self) -> str:
         return f"TreeHist(epsilon={self.epsilon}, k={self.k}, domain={self.domain.config})"
-
-
-def pooled_sigma(epsilon: float, n: int, levels: int) -> float:
-    """Standard deviation of S6's pooled, L-scaled prefix estimate at f = 0."""
-    olh = C.make_olh(epsilon / 2, None)
-    return levels * math.sqrt(olh.variance_approx_per_user / n)
