@@ -11,8 +11,8 @@ groups, prefix lengths ``ℓ_i = min(γ + iη, m)``. The server enumerates all `
 first-level prefixes (not the published code's ``0..k−1``, which misses items whose first
 prefix is not among the k smallest), estimates every candidate of level ``i`` from group
 ``i`` only, keeps the top ``2k`` non-negative ones (or those above a Bonferroni
-significance threshold, ``keep="threshold"``) at intermediate levels and extends them by every η-bit suffix (alphabet domains: every symbol). With the
-final round, a level crowded by real prefixes keeps every one standing out of the noise
+significance threshold, ``keep="threshold"``) at intermediate levels and extends them by
+every η-bit suffix (alphabet domains: every symbol). With the final round, a level crowded by real prefixes keeps every one standing out of the noise
 (up to ``max_width``), candidates that already end their item skip the width contest and
 go to the test with every group from theirs on, and the items of just-missed prefixes are
 tested too (docs/heavy_hitters.md, "Ended items" and "Near misses"). At the
