@@ -6,22 +6,22 @@ the length-ℓ_i prefix of its encoded item; groups are disjoint (parallel compo
 everything the server does afterwards — choosing candidates, estimates, consistency,
 top-k — is post-processing. Ledger charge: ε per user (docs/privacy.md).
 
-Layout (as in the first author's published code, ``pem/pem.py``): ``γ = ⌈log2 k⌉``, ``G = ⌈(m − γ)/η⌉``
-groups, prefix lengths ``ℓ_i = min(γ + iη, m)``. The server enumerates all ``2^ℓ_1``
-first-level prefixes (not the published code's ``0..k−1``, which misses items whose first
-prefix is not among the k smallest), estimates every candidate of level ``i`` from group
-``i`` only, keeps the top ``2k`` non-negative ones (or those above a Bonferroni
+Layout (as in the first author's published code, ``pem/pem.py``): ``γ = ⌈log2 k⌉``, ``G =
+⌈(m − γ)/η⌉`` groups, prefix lengths ``ℓ_i = min(γ + iη, m)``. The server enumerates all
+``2^ℓ_1`` first-level prefixes (not the published code's ``0..k−1``, which misses items
+whose first prefix is not among the k smallest), estimates every candidate of level ``i``
+from group ``i`` only, keeps the top ``2k`` non-negative ones (or those above a Bonferroni
 significance threshold, ``keep="threshold"``) at intermediate levels and extends them by
-every η-bit suffix (alphabet domains: every symbol). With the final round, a level crowded by real prefixes keeps every one standing out of the noise
-(up to ``max_width``), candidates that already end their item skip the width contest and
-go to the test with every group from theirs on, and the items of just-missed prefixes are
-tested too (docs/heavy_hitters.md, "Ended items" and "Near misses"). At the
-last level it publishes only valid items significantly above zero (exact binomial
-p-values, Holm's correction over every candidate tested), at most k; with the final
-estimation round (default) their frequencies and intervals come from one more group that
-reports the full item and took no part in choosing them (docs/heavy_hitters.md). The
-client needs no candidate list: all groups report in one round, and the server can
-evaluate the stored reports of any epoch or window at any time.
+every η-bit suffix (alphabet domains: every symbol). With the final round, a level crowded
+by real prefixes keeps every one standing out of the noise (up to ``max_width``), candidates
+that already end their item skip the width contest and go to the test with every group from
+theirs on, and the items of just-missed prefixes are tested too (docs/heavy_hitters.md,
+"Ended items" and "Near misses"). At the last level it publishes only valid items
+significantly above zero (exact binomial p-values, Holm's correction over every candidate
+tested), at most k; with the final estimation round (default) their frequencies and
+intervals come from one more group that reports the full item and took no part in choosing
+them (docs/heavy_hitters.md). The client needs no candidate list: all groups report in one
+round, and the server can evaluate the stored reports of any epoch or window at any time.
 
 Estimates are fractions of *all* users (group i is a uniform 1/G sample); their variance
 is OLH's exact variance given the group plus the sampling variance of the group. The
