@@ -19,7 +19,7 @@ so two distinct keys collide with probability 1/g up to 2^-32, and q* = 1/g is e
 the estimator. The server never evaluates H per report in Python: for a whole batch,
 ``H_s(x) = y`` is the single unsigned comparison ``(a·x + b − L_y) mod 2^64 < W_y`` with
 ``L_y = ceil(y·2^32/g)·2^32`` and ``W_y = L_{y+1} − L_y``, so support counting costs one
-multiply, one add and one compare per (report, candidate), in numpy over chunks.
+multiply, one add and one compare per (report, candidate), in numpy over cache-sized blocks.
 
 >>> m = OLH(epsilon=1.0, domain_size=100)
 >>> m.g, round(m.p_star, 6), round(m.variance_approx_per_user, 6)
@@ -102,6 +102,13 @@ def _bin_bounds(g: int) -> tuple[np.ndarray, np.ndarray]:
     return np.array(lows[:g], dtype=np.uint64), np.array(widths, dtype=np.uint64)
 
 
+#: reports whose hash functions are expanded at once in :func:`support_counts`
+EXPAND_BLOCK = 1 << 14
+#: (report, key) pairs evaluated per numpy step of :func:`support_counts` (2 MB of uint64:
+#: the step's operands stay in the core's cache)
+STEP_PAIRS = 1 << 18
+
+
 def support_counts(
     seeds: np.ndarray,
     ys: np.ndarray,
@@ -112,31 +119,48 @@ def support_counts(
 ) -> np.ndarray:
     """C(x) = #{i : H_{seeds[i]}(x) = ys[i]} for every key x, vectorised.
 
-    Memory stays at ``len(keys) × chunk`` words whatever the number of reports.
-    ``max_per_report`` drops a report that supports more keys than that (it then bounds one
-    report's contribution for central DP on the counts; an honest report supports about
-    ``1 + len(keys)/g`` keys).
+    Memory stays at about ``max(len(keys) × min(chunk, 2^18 / len(keys)), 2^18)`` words
+    plus ``EXPAND_BLOCK`` expanded hash functions, whatever the number of reports: each
+    step takes ``rows`` reports × every key (a reports-major block, so both counts — per
+    key and, for ``max_per_report``, per report — are reductions of one 0/1 byte matrix
+    into 16-bit sums). ``max_per_report`` drops a report that supports more keys than that
+    (it then bounds one report's contribution for central DP on the counts; an honest
+    report supports about ``1 + len(keys)/g`` keys).
+
+    >>> int(support_counts(np.array([1, 2], dtype=np.uint64), np.array([2, 0]), 4, np.array([42]))[0])
+    1
     """
     keys = np.asarray(keys, dtype=np.uint64)
     counts = np.zeros(keys.size, dtype=np.int64)
-    if keys.size == 0 or len(seeds) == 0:
+    n = len(seeds)
+    if keys.size == 0 or n == 0:
         return counts
     lows, widths = _bin_bounds(g)
-    ys = np.asarray(ys, dtype=np.int64)
-    a, b = expand_seeds(seeds)
-    offset = b - lows[ys]  # wraps modulo 2^64 by design
-    width = widths[ys]
-    column = keys[:, None]
-    buffer = np.empty((keys.size, min(chunk, len(a))), dtype=np.uint64)
-    for start in range(0, len(a), chunk):
-        stop = min(start + chunk, len(a))
-        t = buffer[:, : stop - start]
-        np.multiply(column, a[None, start:stop], out=t)
-        t += offset[None, start:stop]
-        hits = t < width[None, start:stop]
-        if max_per_report is not None:
-            hits[:, np.count_nonzero(hits, axis=0) > max_per_report] = False
-        counts += np.count_nonzero(hits, axis=1)
+    rows = int(max(1, min(chunk, STEP_PAIRS // keys.size, 0xFFFF)))
+    buffer = np.empty((min(rows, n), keys.size), dtype=np.uint64)
+    hits = np.empty(buffer.shape, dtype=bool)
+    per_report = np.uint16 if keys.size <= 0xFFFF else np.uint32
+    row_keys = keys[None, :]
+    for block in range(0, n, EXPAND_BLOCK):
+        block_seeds = np.asarray(seeds[block : block + EXPAND_BLOCK], dtype=np.uint64)
+        block_ys = np.asarray(ys[block : block + EXPAND_BLOCK], dtype=np.intp)
+        a, b = expand_seeds(block_seeds)
+        offset = (b - lows[block_ys])[:, None]  # wraps modulo 2^64 by design
+        width = widths[block_ys][:, None]
+        a = a[:, None]
+        for start in range(0, a.shape[0], rows):
+            stop = min(start + rows, a.shape[0])
+            t = buffer[: stop - start]
+            h = hits[: stop - start]
+            np.multiply(a[start:stop], row_keys, out=t)
+            t += offset[start:stop]
+            np.less(t, width[start:stop], out=h)
+            h8 = h.view(np.uint8)
+            if max_per_report is not None:
+                over = np.add.reduce(h8, axis=1, dtype=per_report) > max_per_report
+                if over.any():
+                    h8[over] = 0
+            counts += np.add.reduce(h8, axis=0, dtype=np.uint16)
     return counts
 
 
