@@ -250,7 +250,8 @@ class PrefixReports:
     """Decoded reports as packed arrays (what the server stores and loads per window).
 
     ``levels`` are 1-based level-group indices, ``seeds`` the OLH hash seeds (uint64),
-    ``ys`` the reported hash values; ``parties`` (TAP/TAPS) the public party index of each
+    ``ys`` the reported hash values (integer columns keep a compact dtype such as uint8 or
+    uint16 when given one, else int64); ``parties`` (TAP/TAPS) the public party index of each
     user; ``item_seeds``/``item_ys`` TreeHist's second (full-item) report.
     """
 
@@ -262,14 +263,14 @@ class PrefixReports:
     item_ys: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        self.levels = np.asarray(self.levels, dtype=np.int64)
+        self.levels = _as_index(self.levels)
         self.seeds = _as_u64(self.seeds)
-        self.ys = np.asarray(self.ys, dtype=np.int64)
+        self.ys = _as_index(self.ys)
         if self.parties is not None:
-            self.parties = np.asarray(self.parties, dtype=np.int64)
+            self.parties = _as_index(self.parties)
         if self.item_seeds is not None:
             self.item_seeds = _as_u64(self.item_seeds)
-            self.item_ys = np.asarray(self.item_ys, dtype=np.int64)
+            self.item_ys = _as_index(self.item_ys)
         n = self.levels.shape[0]
         for name in ("seeds", "ys", "parties", "item_seeds", "item_ys"):
             arr = getattr(self, name)
@@ -308,6 +309,16 @@ class PrefixReports:
             return np.concatenate(parts)
 
         return PrefixReports(cat("levels"), cat("seeds"), cat("ys"), cat("parties"), cat("item_seeds"), cat("item_ys"))  # type: ignore[arg-type]
+
+
+#: compact integer columns are kept as they are (a release holds 10^7 reports); anything
+#: else becomes int64
+_COMPACT = (np.uint8, np.uint16, np.uint32, np.int8, np.int16, np.int32, np.int64)
+
+
+def _as_index(a: Any) -> np.ndarray:
+    arr = np.asarray(a)
+    return arr if arr.dtype.type in _COMPACT else arr.astype(np.int64)
 
 
 def _as_u64(a: Any) -> np.ndarray:
@@ -388,43 +399,149 @@ def decode_payloads(
     return PrefixReports(levels, seeds, ys, party_arr, seeds2, ys2)
 
 
-_INT = r"(0|[1-9][0-9]{0,17})"
-_STORED_FIELD = {"l": f'"l":{_INT}', "p": f'"p":{_INT}', "s": r'"s":"([0-9a-f]{16})"', "s2": r'"s2":"([0-9a-f]{16})"',
-                 "v": r'"v":1', "y": f'"y":{_INT}', "y2": f'"y2":{_INT}'}  # fmt: skip
+def _stored_fields(parties: int | None, item_g: int | None) -> list[str]:
+    """The payload's keys in the stored (sorted) order."""
+    extra = (["p"] if parties is not None else []) + (["s2", "y2"] if item_g is not None else [])
+    return sorted(["l", "m", "s", "v", "y", *extra])
 
 
-def _stored_pattern(
-    mechanism: str, parties: int | None, item_g: int | None, epoch_column: bool
-) -> tuple[Any, list[str]]:
-    fields = (
-        ["l", "m", "s", "v", "y"]
-        + (["p"] if parties is not None else [])
-        + (["s2", "y2"] if item_g is not None else [])
-    )
-    parts = [(_STORED_FIELD[f] if f != "m" else f'"m":"{re.escape(mechanism)}"') for f in sorted(fields)]
-    names = [f for f in sorted(fields) if f not in ("m", "v")]
-    lead = f"{_INT}\t" if epoch_column else ""
-    return re.compile("^" + lead + "{" + ",".join(parts) + "}$", re.M), (["epoch"] if epoch_column else []) + names
+#: digits of a stored integer (the epoch column; a field's own bound is usually smaller)
+_MAX_DIGITS = 18
+_HEX_DIGIT = np.full(256, 255, dtype=np.uint8)
+_HEX_DIGIT[np.frombuffer(b"0123456789abcdef", dtype=np.uint8)] = np.arange(16, dtype=np.uint8)
+_POW10 = 10 ** np.arange(_MAX_DIGITS - 1, -1, -1, dtype=np.int64)
+_MARGIN = b" " * _MAX_DIGITS
+#: the bytes that split a stored line: 1 newline, 2 tab, 3 comma
+_DELIMITER = np.zeros(256, dtype=np.uint8)
+_DELIMITER[[10, 9, 44]] = [1, 2, 3]
 
 
-def _columns(found: list[tuple[str, ...]], names: list[str]) -> dict[str, np.ndarray]:
-    columns = list(zip(*found, strict=True)) if found else [() for _ in names]
-    out = {}
-    for f, col in zip(names, columns, strict=True):
-        if f in ("s", "s2"):
-            out[f] = np.frombuffer(bytes.fromhex("".join(col)), dtype=">u8").astype(np.uint64)
+def _compact(high: int) -> Any:
+    """The smallest unsigned dtype holding 0..high."""
+    return np.min_scalar_type(max(0, int(high)))
+
+
+def _windows(buf: np.ndarray, at: np.ndarray, width: int) -> np.ndarray:
+    """``buf[at[i] : at[i] + width]`` per row (a copy of those bytes only)."""
+    return np.lib.stride_tricks.sliding_window_view(buf, width)[at]
+
+
+def _literal(buf: np.ndarray, at: np.ndarray, text: bytes) -> bool:
+    """Whether every position ``at`` starts the bytes ``text``."""
+    return bool((_windows(buf, at, len(text)) == np.frombuffer(text, dtype=np.uint8)).all())
+
+
+def _integers(buf: np.ndarray, start: np.ndarray, stop: np.ndarray, digits: int) -> np.ndarray | None:
+    """The canonical non-negative integers (``0|[1-9][0-9]*``, at most ``digits`` digits)
+    in ``buf[start:stop]`` per row, or None if any is not one. ``buf`` holds at least
+    ``digits`` bytes before any ``start``."""
+    length = stop - start
+    if length.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    widest = int(length.max())
+    if length.min() < 1 or widest > digits:
+        return None
+    d = _windows(buf, stop - widest, widest) - np.uint8(48)  # wraps: a non-digit becomes > 9
+    if widest > 1:
+        d[np.arange(widest) < (widest - length)[:, None]] = 0  # the bytes before the number
+    if (d > 9).any():
+        return None
+    if widest > 1 and ((d[np.arange(length.size), widest - length] == 0) & (length > 1)).any():
+        return None  # a leading zero
+    if widest == 1:
+        return d[:, 0].astype(np.int64)
+    return d.astype(np.int64) @ _POW10[-widest:]
+
+
+def _hex_seeds(buf: np.ndarray, start: np.ndarray) -> np.ndarray | None:
+    """The 16 lowercase hexadecimal digits at ``start`` per row as uint64, or None."""
+    nibbles = _HEX_DIGIT[_windows(buf, start, 16)]
+    if (nibbles > 15).any():
+        return None
+    packed = (nibbles[:, 0::2] << 4) | nibbles[:, 1::2]
+    return packed.view(">u8").ravel().astype(np.uint64)
+
+
+def _parse_stored(
+    data: bytes, mechanism: str, fields: list[str], bounds: dict[str, int], epoch_column: bool
+) -> dict[str, np.ndarray] | None:
+    """Columns of the lines of ``data`` — each ``[<epoch>\t]{"<key>":<value>,...}`` with the
+    keys ``fields`` in that order, exactly as the server stores them — or None if any line
+    differs in one byte. Vectorised over the block: the positions of the newlines, tabs
+    and commas (a stored line has exactly its tab, len(fields) − 1 commas — none inside a
+    value — and its newline, in that order) split every line into its fields, then each
+    field's bytes are checked and converted at once.
+    Integers come back in the smallest unsigned dtype holding ``bounds[key]`` (the largest
+    valid value); a value above it makes the block invalid."""
+    if not data:
+        return None
+    # a margin before the first line, so that every number's fixed-width window lies in the buffer
+    buf = np.frombuffer(_MARGIN + data + (b"" if data.endswith(b"\n") else b"\n"), dtype=np.uint8)
+    # every line's delimiters, in order: [tab,] len(fields) − 1 commas, newline
+    pattern = np.array(([2] if epoch_column else []) + [3] * (len(fields) - 1) + [1], dtype=np.uint8)
+    at = np.flatnonzero(_DELIMITER[buf])
+    if at.size % pattern.size:
+        return None
+    at = at.reshape(-1, pattern.size)
+    if not (_DELIMITER[buf[at]] == pattern).all():
+        return None
+    n = at.shape[0]
+    ends = at[:, -1]
+    starts = np.empty(n, dtype=np.int64)
+    starts[0] = len(_MARGIN)
+    starts[1:] = ends[:-1] + 1
+    commas = at[:, pattern.size - len(fields) : -1]
+    out: dict[str, np.ndarray] = {}
+    if epoch_column:
+        epochs = _integers(buf, starts, at[:, 0], _MAX_DIGITS)
+        if epochs is None:
+            return None
+        out["epoch"] = epochs
+        opening = at[:, 0] + 1
+    else:
+        opening = starts
+    if ((commas[:, 0] if commas.shape[1] else ends) - opening < 2).any():
+        return None
+    if (buf[opening] != ord("{")).any() or (buf[ends - 1] != ord("}")).any():
+        return None
+    bounds_of = [opening + 1, *(commas[:, j] + 1 for j in range(len(fields) - 1))]
+    stops = [*(commas[:, j] for j in range(len(fields) - 1)), ends - 1]
+    fixed = {"m": b'"' + mechanism.encode() + b'"', "v": b"%d" % WIRE_VERSION}
+    for name, begin, stop in zip(fields, bounds_of, stops, strict=True):
+        key = b'"' + name.encode() + b'":'
+        if ((stop - begin) <= len(key)).any() or not _literal(buf, begin, key):
+            return None
+        value = begin + len(key)
+        if name in fixed:
+            if ((stop - value) != len(fixed[name])).any() or not _literal(buf, value, fixed[name]):
+                return None
+        elif name in ("s", "s2"):
+            if ((stop - value) != 18).any() or (buf[value] != ord('"')).any() or (buf[stop - 1] != ord('"')).any():
+                return None
+            seeds = _hex_seeds(buf, value + 1)
+            if seeds is None:
+                return None
+            out[name] = seeds
         else:
-            out[f] = np.fromiter(map(int, col), dtype=np.int64, count=len(col))
+            high = bounds[name]
+            values = _integers(buf, value, stop, len(str(high)))
+            if values is None or (values.size and values.max() > high):
+                return None
+            out[name] = values.astype(_compact(high))
     return out
 
 
-def _in_range(cat: dict[str, np.ndarray], groups: int, g: int, parties: int | None, item_g: int | None) -> bool:
-    return bool(
-        (cat["l"].size == 0 or (cat["l"].min() >= 1 and cat["l"].max() <= groups))
-        and (cat["y"].size == 0 or cat["y"].max() < g)
-        and (parties is None or cat["p"].size == 0 or cat["p"].max() < parties)
-        and (item_g is None or cat["y2"].size == 0 or cat["y2"].max() < item_g)
-    )
+def _stored_bounds(groups: int, g: int, parties: int | None, item_g: int | None) -> dict[str, int]:
+    bounds = {"l": groups, "y": g - 1}
+    if parties is not None:
+        bounds["p"] = parties - 1
+    if item_g is not None:
+        bounds["y2"] = item_g - 1
+    return bounds
+
+
+def _valid_levels(columns: dict[str, np.ndarray]) -> bool:
+    return columns["l"].size == 0 or int(columns["l"].min()) >= 1
 
 
 def decode_stored(
@@ -436,22 +553,30 @@ def decode_stored(
     item_g: int | None = None,
 ) -> PrefixReports:
     """Decode stored payloads — the compact sorted-key JSON the server wrote after the
-    strict decoder accepted them — with one regular expression per block instead of a
-    ``json.loads`` and a Python loop per report (a release reads 10^6 of them). Any text
-    that is not exactly that form, or any value out of range, falls back to the strict
-    decoder (:func:`decode_payloads`), which gives the same arrays or the same error."""
+    strict decoder accepted them — vectorised over the whole block (no ``json.loads`` nor
+    Python loop per report: a release reads 10^6 of them). Any text that is not exactly
+    that form, or any value out of range, falls back to the strict decoder
+    (:func:`decode_payloads`), which gives the same arrays or the same error. Integer
+    columns come back in compact dtypes (levels and values fit 8 or 16 bits)."""
     import json
 
-    pattern, names = _stored_pattern(mechanism, parties, item_g, False)
-    found = pattern.findall("\n".join(texts))
-    cat = _columns(found, names) if len(found) == len(texts) else None
-    if cat is None or not _in_range(cat, groups, g, parties, item_g):
+    columns = None
+    if texts and not any("\n" in t for t in texts):
+        try:
+            data = "\n".join(texts).encode("utf-8")
+        except UnicodeEncodeError:  # lone surrogates: not a stored form
+            data = b""
+        columns = _parse_stored(data, mechanism, _stored_fields(parties, item_g),
+                                _stored_bounds(groups, g, parties, item_g), False)  # fmt: skip
+    if columns is None or columns["l"].size != len(texts) or not _valid_levels(columns):
         return decode_payloads([json.loads(t) for t in texts], mechanism, groups, g, parties, item_g)
-    return PrefixReports(cat["l"], cat["s"], cat["y"], cat.get("p"), cat.get("s2"), cat.get("y2"))
+    return PrefixReports(
+        columns["l"], columns["s"], columns["y"], columns.get("p"), columns.get("s2"), columns.get("y2")
+    )
 
 
 def decode_stored_rows(
-    block: str,
+    block: str | bytes,
     mechanism: str,
     groups: int,
     g: int,
@@ -460,17 +585,22 @@ def decode_stored_rows(
 ) -> tuple[np.ndarray, PrefixReports] | None:
     """Like :func:`decode_stored` for a block of ``<epoch>\\t<payload>`` lines (what
     PostgreSQL's ``COPY … TO STDOUT`` writes for those two columns; the payloads hold no
-    character COPY escapes). Returns (epochs, reports), or None if any line is not of
-    that exact form or out of range (the caller then uses the row-by-row path)."""
-    lines = block.count("\n") + (0 if not block or block.endswith("\n") else 1)
-    pattern, names = _stored_pattern(mechanism, parties, item_g, True)
-    found = pattern.findall(block)
-    if len(found) != lines:
+    character COPY escapes), as text or as its UTF-8 bytes. Returns (epochs, reports), or
+    None if any line is not of that exact form or out of range (the caller then uses the
+    row-by-row path)."""
+    data = block.encode("utf-8", "surrogatepass") if isinstance(block, str) else bytes(block)
+    if not data:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, PrefixReports(empty, empty, empty, *([empty] if parties is not None else [None]),
+                                    *([empty, empty] if item_g is not None else [None, None]))  # fmt: skip
+    columns = _parse_stored(data, mechanism, _stored_fields(parties, item_g),
+                            _stored_bounds(groups, g, parties, item_g), True)  # fmt: skip
+    if columns is None or not _valid_levels(columns):
         return None
-    cat = _columns(found, names)
-    if not _in_range(cat, groups, g, parties, item_g):
-        return None
-    return cat["epoch"], PrefixReports(cat["l"], cat["s"], cat["y"], cat.get("p"), cat.get("s2"), cat.get("y2"))
+    reports = PrefixReports(
+        columns["l"], columns["s"], columns["y"], columns.get("p"), columns.get("s2"), columns.get("y2")
+    )
+    return columns["epoch"], reports
 
 
 def encode_payloads(reports: PrefixReports, mechanism: str) -> list[dict[str, Any]]:

@@ -56,6 +56,7 @@ import base64
 import binascii
 import dataclasses
 import hashlib
+import io
 import json
 import math
 import time
@@ -558,18 +559,96 @@ def summary(row: Any) -> dict[str, Any]:
 #: rows per block when a release streams the stored raw reports of a heavy-hitter scope
 RAW_BLOCK = 50_000
 
+#: the per-report columns of decoded heavy-hitter reports (PrefixReports' fields)
+_REPORT_FIELDS = ("levels", "seeds", "ys", "parties", "item_seeds", "item_ys")
 
-def _load_prefix_reports(conn: Connection, c: CollectionRuntime, low: int, high: int) -> tuple[np.ndarray, Any]:
-    """Raw reports of epochs low..high, decoded by the SDK (epochs, PrefixReports or None).
 
-    Streamed in blocks of ``RAW_BLOCK`` rows (a server-side cursor on PostgreSQL), each
-    block decoded at once by the SDK's ``decode_stored`` (the stored compact JSON, with
-    the strict decoder as the fallback), so a release holds packed arrays (≈ 17–34 bytes
-    per report), never a million Python objects. No ORDER BY: discovery depends only on
-    integer support counts, which do not depend on the order of the reports."""
+@dataclass
+class StoredReports:
+    """The decoded raw reports of epochs ``low..`` a release reads: each report's epoch as
+    ``offsets`` (epoch − low, compact dtype) and the reports (PrefixReports, None when
+    there is none)."""
+
+    low: int
+    offsets: np.ndarray
+    reports: Any
+
+    def scope(self, start: int, end: int) -> tuple[int, Any]:
+        """(count, reports) of epochs start..end; no copy when that is all of them."""
+        if self.reports is None:
+            return 0, None
+        mask = (self.offsets >= max(0, start - self.low)) & (self.offsets <= end - self.low)
+        count = int(np.count_nonzero(mask))
+        if count == len(self.reports):
+            return count, self.reports
+        return count, (self.reports.subset(mask) if count else None)
+
+
+class _ReportColumns:
+    """Decoded reports appended block by block into compact columns (as the SDK's decoder
+    gives them: 8- or 16-bit levels and values, 64-bit seeds; the epoch as an offset),
+    allocated once for the expected count and grown by half beyond it: a release holds
+    ≈ 11–12 bytes per report, never the blocks and their concatenation at once."""
+
+    def __init__(self, low: int, high: int, expected: int) -> None:
+        self.low = low
+        self.offset_type = np.min_scalar_type(max(0, high - low))
+        self.capacity = max(1, expected)
+        self.size = 0
+        self.offsets = np.empty(self.capacity, dtype=self.offset_type)
+        self.columns: dict[str, np.ndarray] | None = None
+
+    def append(self, epochs: np.ndarray, reports: Any) -> None:
+        count = len(reports)
+        if count == 0:
+            return
+        if self.columns is None:
+            self.columns = {
+                name: np.empty(self.capacity, dtype=getattr(reports, name).dtype)
+                for name in _REPORT_FIELDS
+                if getattr(reports, name) is not None
+            }
+        if self.size + count > self.capacity:
+            self._grow(max(self.size + count, self.capacity + self.capacity // 2))
+        end = self.size + count
+        self.offsets[self.size : end] = np.asarray(epochs) - self.low
+        for name, column in self.columns.items():
+            column[self.size : end] = getattr(reports, name)
+        self.size = end
+
+    def _grow(self, capacity: int) -> None:
+        def grown(a: np.ndarray) -> np.ndarray:
+            out = np.empty(capacity, dtype=a.dtype)
+            out[: self.size] = a[: self.size]
+            return out
+
+        self.offsets = grown(self.offsets)
+        self.columns = {name: grown(column) for name, column in (self.columns or {}).items()}
+        self.capacity = capacity
+
+    def finish(self) -> StoredReports:
+        """The columns trimmed to their size (views, no copy)."""
+        if self.columns is None or self.size == 0:
+            return StoredReports(self.low, np.zeros(0, dtype=self.offset_type), None)
+        from client_sdk.heavy_hitters import PrefixReports
+
+        size = self.size
+        fields = {name: (self.columns[name][:size] if name in self.columns else None) for name in _REPORT_FIELDS}
+        return StoredReports(self.low, self.offsets[:size], PrefixReports(**fields))
+
+
+def _load_prefix_reports(conn: Connection, c: CollectionRuntime, low: int, high: int, expected: int) -> StoredReports:
+    """Raw reports of epochs low..high, decoded by the SDK into compact columns.
+
+    PostgreSQL: one ``COPY … TO STDOUT`` decoded in blocks (:func:`_copy_prefix_reports`);
+    otherwise (or when a block is not in the stored form) streamed in blocks of
+    ``RAW_BLOCK`` rows, each decoded at once by the SDK's ``decode_stored`` (the stored
+    compact JSON, with the strict decoder as the fallback). ``expected`` (the scopes'
+    report count) sizes the columns. No ORDER BY: discovery depends only on integer
+    support counts, which do not depend on the order of the reports."""
     sdk = _sdk(c)
     if conn.dialect.name == "postgresql" and hasattr(sdk, "decode_stored_rows"):
-        copied = _copy_prefix_reports(conn, sdk, c.id, low, high)
+        copied = _copy_prefix_reports(conn, sdk, c.id, low, high, expected)
         if copied is not None:
             return copied
     decode = getattr(sdk, "decode_stored", None)
@@ -578,68 +657,58 @@ def _load_prefix_reports(conn: Connection, c: CollectionRuntime, low: int, high:
             reports_t.c.collection_id == c.id, reports_t.c.epoch >= low, reports_t.c.epoch <= high
         )
     )
-    epochs: list[np.ndarray] = []
-    batches = []
+    columns = _ReportColumns(low, high, expected)
     for rows in result.partitions():
-        epochs.append(np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)))
         texts = [r[1] for r in rows]
-        batches.append(decode(texts) if decode is not None else sdk.decode([json.loads(t) for t in texts]))
-    if not batches:
-        return np.zeros(0, dtype=np.int64), None
-    from client_sdk.heavy_hitters import PrefixReports
-
-    return np.concatenate(epochs), PrefixReports.concat(batches)
+        epochs = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        columns.append(epochs, decode(texts) if decode is not None else sdk.decode([json.loads(t) for t in texts]))
+    return columns.finish()
 
 
 #: bytes per block when a release reads stored heavy-hitter reports with COPY (PostgreSQL):
-#: small, so the per-block Python strings stay a few MB
+#: small, so the per-block buffers stay a few MB
 COPY_BLOCK = 1 << 20
 
 
 def _copy_prefix_reports(
-    conn: Connection, sdk: Any, collection_id: str, low: int, high: int
-) -> tuple[np.ndarray, Any] | None:
+    conn: Connection, sdk: Any, collection_id: str, low: int, high: int, expected: int
+) -> StoredReports | None:
     """PostgreSQL: the (epoch, payload) text of the scope's reports through ``COPY … TO
     STDOUT`` in the release's read transaction (same snapshot), decoded a block of ~1 MB at
-    a time by the SDK's ``decode_stored_rows`` — no Python object per row. None when any
-    block is not in the stored form (the caller then reads row by row)."""
+    a time by the SDK's vectorised ``decode_stored_rows`` into compact columns — no Python
+    object per report beyond the row's bytes. None when any block is not in the stored
+    form (the caller then reads row by row)."""
     from psycopg import sql
-
-    from client_sdk.heavy_hitters import PrefixReports
 
     statement = sql.SQL(
         "COPY (SELECT epoch, payload FROM reports WHERE collection_id = {} AND epoch >= {} AND epoch <= {}) TO STDOUT"
     ).format(sql.Literal(collection_id), sql.Literal(int(low)), sql.Literal(int(high)))
     raw = conn.connection.driver_connection
-    epochs: list[np.ndarray] = []
-    batches = []
-    pending = bytearray()
-
-    def flush(data: bytes) -> bool:
-        decoded = sdk.decode_stored_rows(data.decode("utf-8"))
-        if decoded is None:
-            return False
-        epochs.append(decoded[0])
-        batches.append(decoded[1])
-        return True
-
+    columns = _ReportColumns(low, high, expected)
+    buffer = io.BytesIO()  # (a list of psycopg's row buffers costs 2 µs per row to keep)
+    ok = True
     with raw.cursor() as cursor, cursor.copy(statement) as copy:
-        ok = True
-        for chunk in copy:  # psycopg yields about one row per chunk: append, never re-copy
+        for row in copy:  # psycopg yields one row per chunk
             if not ok:
                 continue  # drain the COPY stream before giving up
-            pending += chunk
-            if len(pending) >= COPY_BLOCK:
-                cut = pending.rfind(b"\n") + 1
-                ok = flush(bytes(pending[:cut]))
-                del pending[:cut]
-        if ok and pending:
-            ok = flush(bytes(pending))
-    if not ok:
-        return None
-    if not batches:
-        return np.zeros(0, dtype=np.int64), None
-    return np.concatenate(epochs), PrefixReports.concat(batches)
+            buffer.write(row)
+            if buffer.tell() >= COPY_BLOCK:
+                data = buffer.getvalue()
+                cut = data.rfind(b"\n") + 1
+                ok = _decode_rows_into(columns, sdk, data[:cut])
+                buffer = io.BytesIO()
+                buffer.write(data[cut:])
+    if ok and buffer.tell():
+        ok = _decode_rows_into(columns, sdk, buffer.getvalue())
+    return columns.finish() if ok else None
+
+
+def _decode_rows_into(columns: _ReportColumns, sdk: Any, block: bytes) -> bool:
+    decoded = sdk.decode_stored_rows(block)
+    if decoded is None:
+        return False
+    columns.append(*decoded)
+    return True
 
 
 def _first_report_per_device(conn: Connection, c: CollectionRuntime, epoch: int) -> dict[str, Any]:
@@ -742,10 +811,11 @@ def _plan(engine: Engine, c: CollectionRuntime, epoch: int, now: datetime, trigg
         statistics = _first_report_per_device(conn, c, epoch) if c.memoized else epoch_sum
         participation = int(statistics["n"])
 
-        raw_epochs, raw = (None, None)
+        raw: StoredReports | None = None
         if c.kind == "heavy_hitters":
-            low = min(s.start for s in scopes if s.name != "cumulative")
-            raw_epochs, raw = _load_prefix_reports(conn, c, low, epoch)
+            discovered = [s for s in scopes if s.name != "cumulative"]
+            low = min(s.start for s in discovered)
+            raw = _load_prefix_reports(conn, c, low, epoch, max(int(s.data["n"]) for s in discovered))
 
     # the tree's next step (fresh OpenDP noise for the nodes this step completes)
     step = epoch - first + 1
@@ -787,8 +857,8 @@ def _plan(engine: Engine, c: CollectionRuntime, epoch: int, now: datetime, trigg
             body["status"] = "withheld"
             body["reason"] = f"fewer than min_reports ({policy.min_reports}) reports (noisy count)"
         elif c.kind == "heavy_hitters":
-            mask = (raw_epochs >= s.start) & (raw_epochs <= s.end)
-            stored = int(mask.sum())
+            assert raw is not None
+            stored, scoped = raw.scope(s.start, s.end)
             scope_inputs["raw_reports"] = stored
             if stored != n:
                 body["status"] = "withheld"
@@ -797,9 +867,8 @@ def _plan(engine: Engine, c: CollectionRuntime, epoch: int, now: datetime, trigg
                 from client_sdk.heavy_hitters import InsufficientReportsError
 
                 try:
-                    if raw is None:  # no report at all although the noisy count passed min_reports
+                    if scoped is None:  # no report at all although the noisy count passed min_reports
                         raise InsufficientReportsError("no reports")
-                    scoped = raw if mask.all() else raw.subset(mask)  # no copy when the scope is all of them
                     body["estimates"] = _heavy_hitters(c, scoped, max(0, noisy.n), budget)
                 except InsufficientReportsError:  # only for a scope without any report (noise off: see docs)
                     body["status"] = "withheld"
