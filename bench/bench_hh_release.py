@@ -6,12 +6,21 @@ does it.
 On a fresh, uniquely named PostgreSQL database (``--backend sqlite``: a temporary file):
 ``ldp migrate``, one heavy-hitter collection (PEM, ε = 4, k = 16, letters alphabet,
 8 characters), then epoch 0 is filled with n reports of English words (wordfreq, i.i.d.)
-written straight into ``reports`` (COPY on PostgreSQL) plus one ``epoch_partials`` row per
-100,000 (exactly the rows ingestion writes; ingestion itself is measured by
-bench_ingest.py). A **separate process** (so its RSS is the release's alone) then runs
-the scheduler's ``release_due`` — close the epoch, stream and decode the stored reports,
-discovery with significance and the final round, the canonical body, one write
-transaction — and reports its wall time, CPU time and peak RSS (``ru_maxrss``).
+written straight into ``reports`` (COPY on PostgreSQL, one 100,000-row COPY at a time;
+the payload text is exactly what ingestion stores, checked on every block's first rows)
+plus one ``epoch_partials`` row per 100,000 (exactly the rows ingestion writes; ingestion
+itself is measured by bench_ingest.py). A **separate process** (so its RSS is the
+release's alone) then runs the scheduler's ``release_due`` — close the epoch, stream and
+decode the stored reports, discovery with significance and the final round, the
+canonical body, one write transaction — and reports its wall time, CPU time, the CPU
+time of the PostgreSQL backends serving it (``/proc/<pid>/stat`` of every backend on the
+bench database: the COPY and the queries run there), the peak RSS (VmHWM) and the split
+by stage (wall and CPU seconds): ``close`` (close_epoch), ``load`` (COPY or rows and
+decoding, ``decode`` the SDK's decoder alone), ``discovery`` (support counting,
+significance, the final round, with the central noise on its counts), ``noise`` (the
+release tree's calibration and draws, and the discovery's noisy counts — ``noise`` overlaps
+``discovery``), ``write`` (the write transaction). The load average is recorded before and
+after each release.
 
     nice python bench/bench_hh_release.py                     # n = 10^5, 10^6 (PostgreSQL)
     nice python bench/bench_hh_release.py --sizes 100000 1000000 3000000 10000000
@@ -23,11 +32,9 @@ time is reported beside the wall time.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import resource
-import secrets
 import subprocess
 import sys
 import time
@@ -88,26 +95,28 @@ def fill(url: str, n: int, seed: int = 1) -> str:
         size = min(BLOCK, n - start)
         idx = to_vocab[rng.choice(len(words), size=size, p=freqs / freqs.sum())]
         batch = hh.perturb_batch(EncodedItems.from_vocabulary(hh.domain, vocab, idx), rng)
-        texts = [_PAYLOAD_JSON(p) for p in hh.encode(batch)]
+        texts = payload_texts(batch)
+        sample = hh.encode(batch.subset(np.arange(size) < 200))
+        assert texts[:200] == [_PAYLOAD_JSON(p) for p in sample], "the bench must store what ingestion stores"
         agg_n, data = collection.protocol.aggregate_json(batch)
         with write_transaction(engine) as conn:
             if engine.dialect.name == "postgresql":
-                buf = io.StringIO()
-                for i, t in enumerate(texts):
-                    buf.write(
-                        f"{secrets.token_hex(16)}\t{collection.id}\td{start + i}\t0\t\\N\t{t}\t{now.isoformat()}\n"
-                    )
+                stamp = now.isoformat()
+                lines = "".join(
+                    f"{seed:08x}{start + i:024x}\t{collection.id}\td{start + i}\t0\t\\N\t{t}\t{stamp}\n"
+                    for i, t in enumerate(texts)
+                )
                 raw = conn.connection.driver_connection
                 with raw.cursor().copy(
                     "COPY reports (report_id, collection_id, client_id, epoch, memo_count, payload, received_at) FROM STDIN"
                 ) as copy:
-                    copy.write(buf.getvalue())
+                    copy.write(lines)
             else:
                 conn.execute(
                     Report.__table__.insert(),
                     [
-                        {"report_id": secrets.token_hex(16), "collection_id": collection.id, "client_id": f"d{start + i}",
-                         "epoch": 0, "memo_count": None, "payload": t, "received_at": now}
+                        {"report_id": f"{seed:08x}{start + i:024x}", "collection_id": collection.id,
+                         "client_id": f"d{start + i}", "epoch": 0, "memo_count": None, "payload": t, "received_at": now}
                         for i, t in enumerate(texts)
                     ],
                 )  # fmt: skip
@@ -116,9 +125,19 @@ def fill(url: str, n: int, seed: int = 1) -> str:
                     collection_id=collection.id, epoch=0, n=agg_n, aggregate=data, created_at=now
                 )
             )
-        print(f"  stored {start + size:,} / {n:,}", file=sys.stderr, flush=True)
+        if (start // BLOCK) % 10 == 9 or start + size == n:
+            print(f"  stored {start + size:,} / {n:,}", file=sys.stderr, flush=True)
     engine.dispose()
     return collection.id
+
+
+def payload_texts(batch) -> list[str]:  # noqa: ANN001
+    """The stored text of PEM payloads (ingestion's compact sorted-key JSON), formatted
+    directly: 10^7 of them through dicts and json would take minutes."""
+    return [
+        f'{{"l":{level},"m":"pem","s":"{seed:016x}","v":1,"y":{y}}}'
+        for level, seed, y in zip(batch.levels.tolist(), batch.seeds.tolist(), batch.ys.tolist(), strict=True)
+    ]
 
 
 def hwm_mb() -> float:
@@ -130,19 +149,78 @@ def hwm_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+class Stages:
+    """Wall and CPU seconds spent inside the wrapped functions (outermost call only)."""
+
+    def __init__(self) -> None:
+        self.times: dict[str, list[float]] = {}
+        self.depth: dict[str, int] = {}
+
+    def wrap(self, owner, name: str, stage: str) -> None:  # noqa: ANN001
+        inner = getattr(owner, name)
+
+        def timed(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+            depth = self.depth.get(stage, 0)
+            self.depth[stage] = depth + 1
+            t0, c0 = time.perf_counter(), time.process_time()
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                self.depth[stage] = depth
+                if depth == 0:
+                    spent = self.times.setdefault(stage, [0.0, 0.0])
+                    spent[0] += time.perf_counter() - t0
+                    spent[1] += time.process_time() - c0
+
+        setattr(owner, name, timed)
+
+    def to_dict(self) -> dict[str, dict[str, float]]:
+        return {k: {"wall_s": round(w, 3), "cpu_s": round(c, 3)} for k, (w, c) in self.times.items()}
+
+
+def backend_cpu(engine) -> dict[int, float]:  # noqa: ANN001
+    """CPU seconds (user + system) of every PostgreSQL backend on this database."""
+    from sqlalchemy import text
+
+    with engine.connect() as conn:
+        pids = conn.execute(text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")).scalars()
+        out = {}
+        for pid in pids:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:  # not on this machine (a remote server) or gone
+                continue
+            out[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return out
+
+
 def release(url: str, collection_id: str) -> dict:
     """Run in its own process: release epoch 0 and measure it."""
+    from ldpserver import release_noise
     from ldpserver.clock import FakeClock
     from ldpserver.db import make_engine
     from ldpserver.services import releases as service
     from ldpserver.services.collections import CollectionCache
 
-    stages = {"imports": round(hwm_mb(), 1)}
+    stages = Stages()
+    stages.wrap(service, "close_epoch", "close")
+    stages.wrap(service, "_load_prefix_reports", "load")
+    stages.wrap(service, "_decode_rows_into", "decode")
+    stages.wrap(service, "_heavy_hitters", "discovery")
+    stages.wrap(service, "_write", "write")
+    stages.wrap(service, "_new_tree", "noise")
+    stages.wrap(release_noise.VectorTree, "append", "noise")
+    stages.wrap(release_noise.DiscoveryNoise, "count", "noise")
+    stages.wrap(release_noise.DiscoveryNoise, "support", "noise")
+    rss = {"imports": round(hwm_mb(), 1)}
     engine = make_engine(url, pool_size=2, max_overflow=2)
     collection = CollectionCache(engine).get(collection_id)
-    stages["collection"] = round(hwm_mb(), 1)
+    rss["collection"] = round(hwm_mb(), 1)
     clock = FakeClock(START + timedelta(hours=2, minutes=5))
+    postgres = engine.dialect.name == "postgresql"
+    backends_before = backend_cpu(engine) if postgres else {}
     base_rss = hwm_mb()
+    load_before = os.getloadavg()[0]
     t0, c0 = time.perf_counter(), time.process_time()
     if os.environ.get("LDP_BENCH_PROFILE"):  # where the release's time goes (stderr)
         import cProfile
@@ -154,16 +232,23 @@ def release(url: str, collection_id: str) -> dict:
     else:
         outcome = service.release_due(engine, collection, clock())
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    load_after = os.getloadavg()[0]
     assert outcome.created == [1], outcome
-    body = (
-        json.loads(service.release_row_body(engine, collection_id, 1)) if hasattr(service, "release_row_body") else None
-    )
-    rss = hwm_mb()
-    out = {"release_wall_s": round(wall, 3), "release_cpu_s": round(cpu, 3), "peak_rss_mb": round(rss, 1),
-           "rss_before_release_mb": round(base_rss, 1), "rss_stages_mb": stages}  # fmt: skip
-    if body is not None:
-        epoch = next(s for s in body["scopes"] if s["scope"] == "epoch")
-        out["published"] = len(epoch["estimates"]["heavy_hitters"]) if epoch["estimates"] else None
+    peak = hwm_mb()
+    out = {"release_wall_s": round(wall, 3), "release_cpu_s": round(cpu, 3), "peak_rss_mb": round(peak, 1),
+           "rss_before_release_mb": round(base_rss, 1), "rss_stages_mb": rss,
+           "load_average": [round(load_before, 2), round(load_after, 2)], "stages": stages.to_dict()}  # fmt: skip
+    if postgres:
+        after = backend_cpu(engine)
+        out["db_backend_cpu_s"] = round(sum(t - backends_before.get(pid, 0.0) for pid, t in after.items()), 2)
+    with engine.connect() as conn:
+        from sqlalchemy import select
+
+        from ldpserver.models_release import Release
+
+        body = json.loads(conn.execute(select(Release.__table__.c.body)).scalar_one())
+    epoch = next(s for s in body["scopes"] if s["scope"] == "epoch")
+    out["published"] = len(epoch["estimates"]["heavy_hitters"]) if epoch["estimates"] else None
     engine.dispose()
     return out
 
@@ -198,12 +283,22 @@ def main() -> int:
             }
             rows.append(row)
             print(json.dumps(row), flush=True)
-    data = {"machine": {**machine(), "note": "machine shared with other work (load average above 2 on 2 cores)"},
+    data = {"machine": {**machine(), "note": "machine shared with other work: see each row's load_average"},
             "mechanism": MECHANISM, "rows": rows}  # fmt: skip
-    md = ["# Heavy-hitter release through the server (issue 19)", "", f"PEM {json.dumps(MECHANISM)}", "",
-          table(["backend", "stored reports", "release wall s", "release CPU s", "peak RSS MB", "RSS before MB"],
-                [[r["backend"], f"{r['reports']:,}", r["release_wall_s"], r["release_cpu_s"], r["peak_rss_mb"],
-                  r["rss_before_release_mb"]] for r in rows]), ""]  # fmt: skip
+    names = ["close", "load", "decode", "discovery", "noise", "write"]
+    md = ["# Heavy-hitter release through the server (issue 19)", "",
+          f"PEM {json.dumps(MECHANISM)}; {data['machine']['date']}, {data['machine']['cpu']}, "
+          f"{data['machine']['cores']} cores, commit {data['machine']['commit']}", "",
+          table(["backend", "stored reports", "release wall s", "release CPU s", "DB backend CPU s", "peak RSS MB",
+                 "RSS before MB", "load average (before, after)"],
+                [[r["backend"], f"{r['reports']:,}", r["release_wall_s"], r["release_cpu_s"],
+                  r.get("db_backend_cpu_s", "–"), r["peak_rss_mb"], r["rss_before_release_mb"],
+                  " / ".join(map(str, r["load_average"]))] for r in rows]), "",
+          "CPU seconds by stage (wall seconds in parentheses; `decode` is part of `load`, `noise` overlaps "
+          "`discovery`):", "",
+          table(["stored reports", *names],
+                [[f"{r['reports']:,}", *(f"{r['stages'][k]['cpu_s']} ({r['stages'][k]['wall_s']})"
+                                          if k in r["stages"] else "–" for k in names)] for r in rows]), ""]  # fmt: skip
     write_results("hh_release", data, "\n".join(md))
     return 0
 
