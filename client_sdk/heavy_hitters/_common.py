@@ -407,13 +407,9 @@ def _stored_fields(parties: int | None, item_g: int | None) -> list[str]:
 
 #: digits of a stored integer (the epoch column; a field's own bound is usually smaller)
 _MAX_DIGITS = 18
-_HEX_DIGIT = np.full(256, 255, dtype=np.uint8)
-_HEX_DIGIT[np.frombuffer(b"0123456789abcdef", dtype=np.uint8)] = np.arange(16, dtype=np.uint8)
-_POW10 = 10 ** np.arange(_MAX_DIGITS - 1, -1, -1, dtype=np.int64)
-_MARGIN = b" " * _MAX_DIGITS
-#: the bytes that split a stored line: 1 newline, 2 tab, 3 comma
-_DELIMITER = np.zeros(256, dtype=np.uint8)
-_DELIMITER[[10, 9, 44]] = [1, 2, 3]
+#: digits around a block's lines (no delimiter): every fixed-width read near its ends stays
+#: in the buffer
+_MARGIN = b"0" * 24
 
 
 def _compact(high: int) -> Any:
@@ -421,45 +417,101 @@ def _compact(high: int) -> Any:
     return np.min_scalar_type(max(0, int(high)))
 
 
-def _windows(buf: np.ndarray, at: np.ndarray, width: int) -> np.ndarray:
-    """``buf[at[i] : at[i] + width]`` per row (a copy of those bytes only)."""
-    return np.lib.stride_tricks.sliding_window_view(buf, width)[at]
+_ONES = np.uint64(0x0101010101010101)
+_ZEROS = np.uint64(0x3030303030303030)  # eight '0' characters
+_LOW7 = np.uint64(0x7F7F7F7F7F7F7F7F)
+_HIGH1 = np.uint64(0x8080808080808080)
+_NIBBLE = np.uint64(0x0F0F0F0F0F0F0F0F)
+#: the low (8 − length) bytes of a word, per number length 0..8
+_PAD_MASK = np.array([(1 << (8 * (8 - k))) - 1 if k else (1 << 64) - 1 for k in range(9)], dtype=np.uint64)
 
 
-def _literal(buf: np.ndarray, at: np.ndarray, text: bytes) -> bool:
-    """Whether every position ``at`` starts the bytes ``text``."""
-    return bool((_windows(buf, at, len(text)) == np.frombuffer(text, dtype=np.uint8)).all())
+def _u64(value: int) -> np.uint64:
+    return np.uint64(value)
 
 
-def _integers(buf: np.ndarray, start: np.ndarray, stop: np.ndarray, digits: int) -> np.ndarray | None:
-    """The canonical non-negative integers (``0|[1-9][0-9]*``, at most ``digits`` digits)
-    in ``buf[start:stop]`` per row, or None if any is not one. ``buf`` holds at least
-    ``digits`` bytes before any ``start``."""
-    length = stop - start
-    if length.size == 0:
-        return np.zeros(0, dtype=np.int64)
-    widest = int(length.max())
-    if length.min() < 1 or widest > digits:
-        return None
-    d = _windows(buf, stop - widest, widest) - np.uint8(48)  # wraps: a non-digit becomes > 9
-    if widest > 1:
-        d[np.arange(widest) < (widest - length)[:, None]] = 0  # the bytes before the number
-    if (d > 9).any():
-        return None
-    if widest > 1 and ((d[np.arange(length.size), widest - length] == 0) & (length > 1)).any():
-        return None  # a leading zero
-    if widest == 1:
-        return d[:, 0].astype(np.int64)
-    return d.astype(np.int64) @ _POW10[-widest:]
+class _Block:
+    """A block of stored lines as bytes, read at many positions at once through unaligned
+    little-endian 64-bit words (one gather per 8 bytes and row, then SIMD-within-a-word
+    arithmetic: no per-byte gather)."""
 
+    def __init__(self, data: bytes) -> None:
+        self.raw = _MARGIN + data + _MARGIN
+        self.buf = np.frombuffer(self.raw, dtype=np.uint8)
+        self.words = np.ndarray((self.buf.size - 7,), dtype="<u8", buffer=self.raw, strides=(1,))
 
-def _hex_seeds(buf: np.ndarray, start: np.ndarray) -> np.ndarray | None:
-    """The 16 lowercase hexadecimal digits at ``start`` per row as uint64, or None."""
-    nibbles = _HEX_DIGIT[_windows(buf, start, 16)]
-    if (nibbles > 15).any():
-        return None
-    packed = (nibbles[:, 0::2] << 4) | nibbles[:, 1::2]
-    return packed.view(">u8").ravel().astype(np.uint64)
+    def literal(self, at: np.ndarray, text: bytes) -> bool:
+        """Whether every position ``at`` starts the bytes ``text``."""
+        for j in range(0, len(text), 8):
+            piece = text[j : j + 8]
+            value = int.from_bytes(piece, "little")
+            mask = (1 << (8 * len(piece))) - 1
+            if ((self.words[at + j] & _u64(mask)) != _u64(value)).any():
+                return False
+        return True
+
+    def integers(self, start: np.ndarray, stop: np.ndarray, digits: int) -> np.ndarray | None:
+        """The canonical non-negative integers (``0|[1-9][0-9]*``, at most ``digits``
+        digits) in ``buf[start:stop]`` per row, or None if any is not one."""
+        length = stop - start
+        if length.size == 0:
+            return np.zeros(0, dtype=np.int64)
+        widest = int(length.max())
+        if length.min() < 1 or widest > digits:
+            return None
+        if widest > 8:
+            return self._long_integers(length, stop, widest)
+        # the word ending at the number: its digits in the high bytes, '0's below them
+        pad = _PAD_MASK[length]
+        x = (self.words[stop - 8] & ~pad) | (_ZEROS & pad)
+        x ^= _ZEROS  # '0'..'9' → 0..9; any other byte → above 9
+        if ((((x & _LOW7) + _u64(0x7676767676767676)) | x) & _HIGH1).any():
+            return None  # a byte that is not a digit
+        first = (x >> (_u64(8) * (_u64(8) - length.astype(np.uint64)))) & _u64(0xFF)
+        if ((first == 0) & (length > 1)).any():
+            return None  # a leading zero
+        # eight digits d0..d7 (d0 in the low byte) → d0·10^7 + … + d7, pairwise
+        x = (x * _u64(10) + (x >> _u64(8))) & _u64(0x00FF00FF00FF00FF)
+        x = (x * _u64(100) + (x >> _u64(16))) & _u64(0x0000FFFF0000FFFF)
+        x = (x * _u64(10000) + (x >> _u64(32))) & _u64(0xFFFFFFFF)
+        return x.astype(np.int64)
+
+    def _long_integers(self, length: np.ndarray, stop: np.ndarray, widest: int) -> np.ndarray | None:
+        cols = np.arange(widest)
+        at = (stop - widest)[:, None] + cols
+        d = self.buf[at] - np.uint8(48)  # wraps: a non-digit becomes > 9
+        d[cols < (widest - length)[:, None]] = 0  # the bytes before the number
+        if (d > 9).any():
+            return None
+        if ((d[np.arange(length.size), widest - length] == 0) & (length > 1)).any():
+            return None  # a leading zero
+        value = d[:, 0].astype(np.int64)
+        for j in range(1, widest):
+            value *= 10
+            value += d[:, j]
+        return value
+
+    def hex_seeds(self, start: np.ndarray) -> np.ndarray | None:
+        """The 16 lowercase hexadecimal digits at ``start`` per row as uint64, or None."""
+        seeds = np.zeros(start.size, dtype=np.uint64)
+        for half in (0, 8):
+            w = self.words[start + half]
+            # per byte: '0'..'9' → 0..9, 'a'..'f' → 10..15 (low nibble + 9 when bit 6 is set)
+            nib = ((w & _NIBBLE) + _u64(9) * ((w >> _u64(6)) & _ONES)) & _NIBBLE
+            # valid iff re-encoding the nibbles gives the same characters back
+            letter = ((nib + _u64(0x0606060606060606)) & _u64(0x1010101010101010)) >> _u64(4)
+            if ((nib + _ZEROS + _u64(39) * letter) != w).any():
+                return None
+            # eight nibbles n0..n7 (n0 in the low byte, the most significant) → 32 bits
+            t = ((nib & _u64(0x000F000F000F000F)) << _u64(4)) | ((nib >> _u64(8)) & _u64(0x000F000F000F000F))
+            value = (
+                ((t & _u64(0xFF)) << _u64(24))
+                | (((t >> _u64(16)) & _u64(0xFF)) << _u64(16))
+                | (((t >> _u64(32)) & _u64(0xFF)) << _u64(8))
+                | ((t >> _u64(48)) & _u64(0xFF))
+            )
+            seeds |= value << _u64(32 if half == 0 else 0)
+        return seeds
 
 
 def _parse_stored(
@@ -475,15 +527,17 @@ def _parse_stored(
     valid value); a value above it makes the block invalid."""
     if not data:
         return None
-    # a margin before the first line, so that every number's fixed-width window lies in the buffer
-    buf = np.frombuffer(_MARGIN + data + (b"" if data.endswith(b"\n") else b"\n"), dtype=np.uint8)
+    block = _Block(data if data.endswith(b"\n") else data + b"\n")
+    buf = block.buf
     # every line's delimiters, in order: [tab,] len(fields) − 1 commas, newline
-    pattern = np.array(([2] if epoch_column else []) + [3] * (len(fields) - 1) + [1], dtype=np.uint8)
-    at = np.flatnonzero(_DELIMITER[buf])
+    pattern = np.array(([9] if epoch_column else []) + [44] * (len(fields) - 1) + [10], dtype=np.uint8)
+    found = buf < 34  # tab, newline — and any other control character or space: not stored
+    found |= buf == 44
+    at = np.flatnonzero(found)
     if at.size % pattern.size:
         return None
     at = at.reshape(-1, pattern.size)
-    if not (_DELIMITER[buf[at]] == pattern).all():
+    if not (buf[at] == pattern).all():
         return None
     n = at.shape[0]
     ends = at[:, -1]
@@ -493,7 +547,7 @@ def _parse_stored(
     commas = at[:, pattern.size - len(fields) : -1]
     out: dict[str, np.ndarray] = {}
     if epoch_column:
-        epochs = _integers(buf, starts, at[:, 0], _MAX_DIGITS)
+        epochs = block.integers(starts, at[:, 0], _MAX_DIGITS)
         if epochs is None:
             return None
         out["epoch"] = epochs
@@ -509,22 +563,26 @@ def _parse_stored(
     fixed = {"m": b'"' + mechanism.encode() + b'"', "v": b"%d" % WIRE_VERSION}
     for name, begin, stop in zip(fields, bounds_of, stops, strict=True):
         key = b'"' + name.encode() + b'":'
-        if ((stop - begin) <= len(key)).any() or not _literal(buf, begin, key):
+        if ((stop - begin) <= len(key)).any():
             return None
         value = begin + len(key)
         if name in fixed:
-            if ((stop - value) != len(fixed[name])).any() or not _literal(buf, value, fixed[name]):
+            if ((stop - value) != len(fixed[name])).any() or not block.literal(begin, key + fixed[name]):
                 return None
         elif name in ("s", "s2"):
-            if ((stop - value) != 18).any() or (buf[value] != ord('"')).any() or (buf[stop - 1] != ord('"')).any():
+            if ((stop - value) != 18).any() or not block.literal(begin, key + b'"'):
                 return None
-            seeds = _hex_seeds(buf, value + 1)
+            if (buf[stop - 1] != ord('"')).any():
+                return None
+            seeds = block.hex_seeds(value + 1)
             if seeds is None:
                 return None
             out[name] = seeds
         else:
+            if not block.literal(begin, key):
+                return None
             high = bounds[name]
-            values = _integers(buf, value, stop, len(str(high)))
+            values = block.integers(value, stop, len(str(high)))
             if values is None or (values.size and values.max() > high):
                 return None
             out[name] = values.astype(_compact(high))
@@ -786,10 +844,20 @@ def top_indices(values: np.ndarray, count: int, drop_negative: bool = False) -> 
 
 
 def split_by(labels: np.ndarray, count: int, offset: int = 0) -> list[np.ndarray]:
-    """Index arrays of each label value offset..offset+count−1 (one stable sort)."""
-    order = np.argsort(labels, kind="stable")
-    bounds = np.searchsorted(labels[order], np.arange(offset, offset + count + 1))
-    return [order[bounds[j] : bounds[j + 1]] for j in range(count)]
+    """Index arrays of each label value offset..offset+count−1, each in increasing order
+    (what a stable sort gives), as int32 when they fit: a release of 10^7 reports holds
+    them for the whole discovery.
+
+    >>> [a.tolist() for a in split_by(np.array([2, 1, 2, 3, 1]), 3, offset=1)]
+    [[1, 4], [0, 2], [3]]
+    """
+    labels = np.asarray(labels)
+    kind = np.int32 if labels.size < 2**31 else np.int64
+    if count > 64:  # many labels: one stable sort instead of a pass per label
+        order = np.argsort(labels, kind="stable").astype(kind)
+        bounds = np.searchsorted(labels[order], np.arange(offset, offset + count + 1))
+        return [order[bounds[j] : bounds[j + 1]] for j in range(count)]
+    return [np.flatnonzero(labels == offset + j).astype(kind) for j in range(count)]
 
 
 # --- hierarchical consistency (ALGORITHMS §12.1) -------------------------------------------

@@ -104,9 +104,9 @@ def _bin_bounds(g: int) -> tuple[np.ndarray, np.ndarray]:
 
 #: reports whose hash functions are expanded at once in :func:`support_counts`
 EXPAND_BLOCK = 1 << 14
-#: (report, key) pairs evaluated per numpy step of :func:`support_counts` (2 MB of uint64:
-#: the step's operands stay in the core's cache)
-STEP_PAIRS = 1 << 18
+#: (report, key) pairs evaluated per numpy step of :func:`support_counts` (512 KB of
+#: uint64: the step's operands stay in the core's cache)
+STEP_PAIRS = 1 << 16
 
 
 def support_counts(
@@ -119,7 +119,7 @@ def support_counts(
 ) -> np.ndarray:
     """C(x) = #{i : H_{seeds[i]}(x) = ys[i]} for every key x, vectorised.
 
-    Memory stays at about ``max(len(keys) × min(chunk, 2^18 / len(keys)), 2^18)`` words
+    Memory stays at about ``max(len(keys), 2^16)`` words
     plus ``EXPAND_BLOCK`` expanded hash functions, whatever the number of reports: each
     step takes ``rows`` reports × every key (a reports-major block, so both counts — per
     key and, for ``max_per_report``, per report — are reductions of one 0/1 byte matrix
