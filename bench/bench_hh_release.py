@@ -24,6 +24,7 @@ after each release.
 
     nice python bench/bench_hh_release.py                     # n = 10^5, 10^6 (PostgreSQL)
     nice python bench/bench_hh_release.py --sizes 100000 1000000 3000000 10000000
+    nice python bench/bench_hh_release.py --append --priority -20 --sizes 1000000   # add rows
 
 Writes bench/results/hh_release.{json,md}. The machine is shared with other work: CPU
 time is reported beside the wall time.
@@ -270,6 +271,7 @@ def main() -> int:
     ap.add_argument("--release-only", nargs=2, metavar=("URL", "COLLECTION"))
     ap.add_argument("--priority", type=int, help="nice value of the releasing process and its backends (root: < 0)")
     ap.add_argument("--append", action="store_true", help="keep the rows already in bench/results/hh_release.json")
+    ap.add_argument("--render", action="store_true", help="only rewrite the markdown from the JSON")
     args = ap.parse_args()
     if args.release_only:
         print(json.dumps(release(*args.release_only, priority=args.priority)))
@@ -277,8 +279,9 @@ def main() -> int:
     from bench_release import database
 
     previous = RESULTS / "hh_release.json"
-    rows = json.loads(previous.read_text())["rows"] if args.append and previous.exists() else []
-    for n in args.sizes:
+    keep = (args.append or args.render) and previous.exists()
+    rows = json.loads(previous.read_text())["rows"] if keep else []
+    for n in [] if args.render else args.sizes:
         with database(args.backend) as url:
             t0 = time.perf_counter()
             cid = fill(url, n)
@@ -293,6 +296,8 @@ def main() -> int:
                 "backend": args.backend,
                 "reports": n,
                 "store_s": round(store, 1),
+                "date": machine()["date"],
+                "commit": machine()["commit"],
                 **json.loads(proc.stdout.strip().splitlines()[-1]),
             }
             rows.append(row)
@@ -301,13 +306,13 @@ def main() -> int:
             "mechanism": MECHANISM, "rows": rows}  # fmt: skip
     names = ["close", "load", "decode", "discovery", "noise", "write"]
     md = ["# Heavy-hitter release through the server (issue 19)", "",
-          f"PEM {json.dumps(MECHANISM)}; {data['machine']['date']}, {data['machine']['cpu']}, "
-          f"{data['machine']['cores']} cores, commit {data['machine']['commit']}", "",
+          f"PEM {json.dumps(MECHANISM)}; {data['machine']['cpu']}, {data['machine']['cores']} cores", "",
           table(["backend", "stored reports", "release wall s", "release CPU s", "DB backend CPU s", "peak RSS MB",
-                 "RSS before MB", "load average (before, after)", "nice"],
+                 "RSS before MB", "load average (before, after)", "nice", "date", "commit"],
                 [[r["backend"], f"{r['reports']:,}", r["release_wall_s"], r["release_cpu_s"],
                   r.get("db_backend_cpu_s", "–"), r["peak_rss_mb"], r["rss_before_release_mb"],
-                  " / ".join(map(str, r["load_average"])), r.get("priority") or 0] for r in rows]), "",
+                  " / ".join(map(str, r["load_average"])), r.get("priority") or 0, r.get("date", ""),
+                  r.get("commit", "")] for r in rows]), "",
           "CPU seconds by stage (wall seconds in parentheses; `decode` is part of `load`, `noise` overlaps "
           "`discovery`):", "",
           table(["stored reports", *names],

@@ -250,8 +250,8 @@ class PrefixReports:
     """Decoded reports as packed arrays (what the server stores and loads per window).
 
     ``levels`` are 1-based level-group indices, ``seeds`` the OLH hash seeds (uint64),
-    ``ys`` the reported hash values (integer columns keep a compact dtype such as uint8 or
-    uint16 when given one, else int64); ``parties`` (TAP/TAPS) the public party index of each
+    ``ys`` the reported hash values (levels and values keep a compact dtype such as uint8
+    or uint16 when given one, else int64); ``parties`` (TAP/TAPS) the public party index of each
     user; ``item_seeds``/``item_ys`` TreeHist's second (full-item) report.
     """
 
@@ -266,8 +266,8 @@ class PrefixReports:
         self.levels = _as_index(self.levels)
         self.seeds = _as_u64(self.seeds)
         self.ys = _as_index(self.ys)
-        if self.parties is not None:
-            self.parties = _as_index(self.parties)
+        if self.parties is not None:  # int64 always: party × groups cells are computed from it
+            self.parties = np.asarray(self.parties, dtype=np.int64)
         if self.item_seeds is not None:
             self.item_seeds = _as_u64(self.item_seeds)
             self.item_ys = _as_index(self.item_ys)

@@ -375,6 +375,25 @@ def test_stored_row_decoder_accepts_exactly_the_stored_form(protocol):
             assert (a is None and b is None) or np.array_equal(a, b), attr
 
 
+def test_compact_stored_columns_aggregate_like_the_strict_decoder():
+    """The stored-form decoder's compact (8-bit) columns feed the same per-(party, level)
+    counts as the strict decoder's int64 ones, also with 60 parties × 5 groups = 300
+    cells, where 8-bit party × groups arithmetic would wrap."""
+    import json
+
+    parties = [f"p{i}" for i in range(60)]
+    hh = heavy_hitters.create(
+        "tap", epsilon=2.0, k=4, domain={"type": "string", "alphabet": "lower-digits", "max_chars": 4}, parties=parties
+    )
+    rng = np.random.default_rng(1)
+    reports = hh.perturb_batch(["ab", "cd"] * 600, rng, parties=[parties[i % 60] for i in range(1200)])
+    texts = [json.dumps(p, separators=(",", ":"), sort_keys=True) for p in hh.encode(reports)]
+    fast = hh.decode_stored(texts)
+    assert fast.levels.dtype == np.uint8 and fast.ys.dtype.itemsize <= 2
+    assert hh.groups * len(parties) > 255
+    assert hh.aggregate(fast) == hh.aggregate(hh.decode([json.loads(t) for t in texts]))
+
+
 def test_binomial_tail_of_counts_beyond_the_trials():
     """A centrally noised count may exceed its (noisy) number of reports: p = 0, never a crash
     (it raised a math domain error, a 500 in a release)."""
