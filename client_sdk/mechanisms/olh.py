@@ -107,6 +107,8 @@ EXPAND_BLOCK = 1 << 14
 #: (report, key) pairs evaluated per numpy step of :func:`support_counts` (512 KB of
 #: uint64: the step's operands stay in the core's cache)
 STEP_PAIRS = 1 << 16
+#: from this many keys on, :func:`support_counts` lays a step out reports-major
+WIDE_KEYS = 512
 
 
 def support_counts(
@@ -119,13 +121,15 @@ def support_counts(
 ) -> np.ndarray:
     """C(x) = #{i : H_{seeds[i]}(x) = ys[i]} for every key x, vectorised.
 
-    Memory stays at about ``max(len(keys), 2^16)`` words
-    plus ``EXPAND_BLOCK`` expanded hash functions, whatever the number of reports: each
-    step takes ``rows`` reports × every key (a reports-major block, so both counts — per
-    key and, for ``max_per_report``, per report — are reductions of one 0/1 byte matrix
-    into 16-bit sums). ``max_per_report`` drops a report that supports more keys than that
-    (it then bounds one report's contribution for central DP on the counts; an honest
-    report supports about ``1 + len(keys)/g`` keys).
+    Memory stays at about ``max(len(keys), 2^16)`` words plus ``EXPAND_BLOCK`` expanded
+    hash functions, whatever the number of reports: each step evaluates a block of at
+    most ``chunk`` reports × every key (about ``STEP_PAIRS`` pairs, in the core's cache),
+    laid out so that numpy's inner loops are long — keys-major for few keys, reports-major
+    from ``WIDE_KEYS`` keys on — and both counts (per key and, for ``max_per_report``, per
+    report) are reductions of one 0/1 byte matrix into 16-bit sums. ``max_per_report``
+    drops a report that supports more keys than that (it then bounds one report's
+    contribution for central DP on the counts; an honest report supports about
+    ``1 + len(keys)/g`` keys).
 
     >>> int(support_counts(np.array([1, 2], dtype=np.uint64), np.array([2, 0]), 4, np.array([42]))[0])
     1
@@ -137,30 +141,38 @@ def support_counts(
         return counts
     lows, widths = _bin_bounds(g)
     rows = int(max(1, min(chunk, STEP_PAIRS // keys.size, 0xFFFF)))
-    buffer = np.empty((min(rows, n), keys.size), dtype=np.uint64)
-    hits = np.empty(buffer.shape, dtype=bool)
+    wide = keys.size >= WIDE_KEYS  # reports-major: one row of keys per report
+    shape = (min(rows, n), keys.size) if wide else (keys.size, min(rows, n))
+    buffer = np.empty(shape, dtype=np.uint64)
+    hits = np.empty(shape, dtype=bool)
     per_report = np.uint16 if keys.size <= 0xFFFF else np.uint32
-    row_keys = keys[None, :]
+    key_axis = 1 if wide else 0  # the axis of ``hits`` along which one report's keys lie
+    keys_b = keys[None, :] if wide else keys[:, None]
     for block in range(0, n, EXPAND_BLOCK):
         block_seeds = np.asarray(seeds[block : block + EXPAND_BLOCK], dtype=np.uint64)
         block_ys = np.asarray(ys[block : block + EXPAND_BLOCK], dtype=np.intp)
         a, b = expand_seeds(block_seeds)
-        offset = (b - lows[block_ys])[:, None]  # wraps modulo 2^64 by design
-        width = widths[block_ys][:, None]
-        a = a[:, None]
-        for start in range(0, a.shape[0], rows):
-            stop = min(start + rows, a.shape[0])
-            t = buffer[: stop - start]
-            h = hits[: stop - start]
-            np.multiply(a[start:stop], row_keys, out=t)
-            t += offset[start:stop]
-            np.less(t, width[start:stop], out=h)
+        offset = b - lows[block_ys]  # wraps modulo 2^64 by design
+        width = widths[block_ys]
+        if wide:
+            a, offset, width = a[:, None], offset[:, None], width[:, None]
+        else:
+            a, offset, width = a[None, :], offset[None, :], width[None, :]
+        size = a.shape[1 - key_axis]
+        for start in range(0, size, rows):
+            part = slice(start, min(start + rows, size))
+            step = (part, slice(None)) if wide else (slice(None), part)
+            t = buffer[: part.stop - start] if wide else buffer[:, : part.stop - start]
+            h = hits[: part.stop - start] if wide else hits[:, : part.stop - start]
+            np.multiply(a[step], keys_b, out=t)
+            t += offset[step]
+            np.less(t, width[step], out=h)
             h8 = h.view(np.uint8)
             if max_per_report is not None:
-                over = np.add.reduce(h8, axis=1, dtype=per_report) > max_per_report
+                over = np.add.reduce(h8, axis=key_axis, dtype=per_report) > max_per_report
                 if over.any():
-                    h8[over] = 0
-            counts += np.add.reduce(h8, axis=0, dtype=np.uint16)
+                    h8[(over, slice(None)) if wide else (slice(None), over)] = 0
+            counts += np.add.reduce(h8, axis=1 - key_axis, dtype=np.uint16)
     return counts
 
 
