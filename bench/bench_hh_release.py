@@ -315,9 +315,10 @@ def main() -> int:
                   r.get("commit", "")] for r in rows]), "",
           "CPU seconds by stage (wall seconds in parentheses; `decode` is part of `load`, `noise` overlaps "
           "`discovery`):", "",
-          table(["stored reports", *names],
-                [[f"{r['reports']:,}", *(f"{r['stages'][k]['cpu_s']} ({r['stages'][k]['wall_s']})"
-                                          if k in r["stages"] else "–" for k in names)] for r in rows]), ""]  # fmt: skip
+          table(["backend", "stored reports", "nice", "commit", *names],
+                [[r["backend"], f"{r['reports']:,}", r.get("priority") or 0, r.get("commit", ""),
+                  *(f"{r['stages'][k]['cpu_s']} ({r['stages'][k]['wall_s']})" if k in r["stages"] else "–"
+                    for k in names)] for r in rows]), ""]  # fmt: skip
     write_results("hh_release", data, "\n".join(md))
     return 0
 
