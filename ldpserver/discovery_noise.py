@@ -8,7 +8,9 @@ docs/privacy.md state the guarantee.
 
 from __future__ import annotations
 
+import itertools
 import math
+import weakref
 from typing import Any
 
 import numpy as np
@@ -62,14 +64,22 @@ class DiscoveryNoise:
         self.u = reports_per_device
         self.noise = noise
         self.drawn = 0
-        self.by_estimator: dict[int, int] = {}
-        self._owners: list[object] = []  # kept alive for the discovery, so no id() is reused
+        self.by_estimator: dict[int, int] = {}  # draws per estimator (its serial number)
+        # a serial number per estimator, never reused (an id() may be, once its owner is
+        # gone), without keeping the estimators — and their level's reports — alive
+        self._serials: weakref.WeakKeyDictionary[object, int] = weakref.WeakKeyDictionary()
+        self._next_serial = itertools.count()
+
+    def serial(self, owner: object) -> int:
+        """The estimator's serial number (its key in ``by_estimator``)."""
+        key = self._serials.get(owner)
+        if key is None:
+            key = self._serials[owner] = next(self._next_serial)
+        return key
 
     def _sigma(self, size: int, owner: object) -> float:
         self.drawn += 1
-        key = id(owner)
-        if key not in self.by_estimator:
-            self._owners.append(owner)
+        key = self.serial(owner)
         self.by_estimator[key] = self.by_estimator.get(key, 0) + 1
         if self.per_estimator is None and self.drawn > self.queries:
             raise RuntimeError(f"discovery drew more than its {self.queries} budgeted noisy statistics")

@@ -194,8 +194,8 @@ class PrefixClient:
         """Decode payloads as the server stores them (compact sorted-key JSON), fast."""
         return C.decode_stored(texts, self.mechanism, self.groups, self.g, self._n_parties())
 
-    def decode_stored_rows(self, block: str) -> tuple[np.ndarray, C.PrefixReports] | None:
-        """(epochs, reports) of ``<epoch>\\t<payload>`` lines, or None (see _common)."""
+    def decode_stored_rows(self, block: str | bytes) -> tuple[np.ndarray, C.PrefixReports] | None:
+        """(epochs, reports) of ``<epoch>\\t<payload>`` lines (text or UTF-8 bytes), or None (see _common)."""
         return C.decode_stored_rows(block, self.mechanism, self.groups, self.g, self._n_parties())
 
     def validate_payload(self, payload: Any) -> None:

@@ -19,7 +19,7 @@ so two distinct keys collide with probability 1/g up to 2^-32, and q* = 1/g is e
 the estimator. The server never evaluates H per report in Python: for a whole batch,
 ``H_s(x) = y`` is the single unsigned comparison ``(a·x + b − L_y) mod 2^64 < W_y`` with
 ``L_y = ceil(y·2^32/g)·2^32`` and ``W_y = L_{y+1} − L_y``, so support counting costs one
-multiply, one add and one compare per (report, candidate), in numpy over chunks.
+multiply, one add and one compare per (report, candidate), in numpy over cache-sized blocks.
 
 >>> m = OLH(epsilon=1.0, domain_size=100)
 >>> m.g, round(m.p_star, 6), round(m.variance_approx_per_user, 6)
@@ -102,6 +102,15 @@ def _bin_bounds(g: int) -> tuple[np.ndarray, np.ndarray]:
     return np.array(lows[:g], dtype=np.uint64), np.array(widths, dtype=np.uint64)
 
 
+#: reports whose hash functions are expanded at once in :func:`support_counts`
+EXPAND_BLOCK = 1 << 14
+#: (report, key) pairs evaluated per numpy step of :func:`support_counts` (512 KB of
+#: uint64: the step's operands stay in the core's cache)
+STEP_PAIRS = 1 << 16
+#: from this many keys on, :func:`support_counts` lays a step out reports-major
+WIDE_KEYS = 512
+
+
 def support_counts(
     seeds: np.ndarray,
     ys: np.ndarray,
@@ -112,49 +121,58 @@ def support_counts(
 ) -> np.ndarray:
     """C(x) = #{i : H_{seeds[i]}(x) = ys[i]} for every key x, vectorised.
 
-    Reports are taken in blocks of one reported value y (so the bin width W_y is one
-    scalar), at most ``chunk`` reports and at most ``max(128, 2^19 / len(keys))`` of them
-    per block, to keep the working block (≤ 5.3 MB) cache-sized; hits are summed
-    in a uint8 block that is folded into the counts every 255 blocks. Memory stays at about
-    ``len(keys) × chunk × 10`` bytes whatever the number of reports. ``max_per_report``
+    Memory stays at about ``max(len(keys), 2^16)`` words plus ``EXPAND_BLOCK`` expanded
+    hash functions, whatever the number of reports: each step evaluates a block of at
+    most ``chunk`` reports × every key (about ``STEP_PAIRS`` pairs, in the core's cache),
+    laid out so that numpy's inner loops are long — keys-major for few keys, reports-major
+    from ``WIDE_KEYS`` keys on — and both counts (per key and, for ``max_per_report``, per
+    report) are reductions of one 0/1 byte matrix into 16-bit sums. ``max_per_report``
     drops a report that supports more keys than that (it then bounds one report's
     contribution for central DP on the counts; an honest report supports about
     ``1 + len(keys)/g`` keys).
+
+    >>> int(support_counts(np.array([1, 2], dtype=np.uint64), np.array([2, 0]), 4, np.array([42]))[0])
+    1
     """
     keys = np.asarray(keys, dtype=np.uint64)
     counts = np.zeros(keys.size, dtype=np.int64)
-    if keys.size == 0 or len(seeds) == 0:
+    n = len(seeds)
+    if keys.size == 0 or n == 0:
         return counts
     lows, widths = _bin_bounds(g)
-    ys = np.asarray(ys, dtype=np.int64)
-    order = np.argsort(ys, kind="stable")
-    ys = ys[order]
-    a, b = expand_seeds(np.asarray(seeds, dtype=np.uint64)[order])
-    offset = b - lows[ys]  # wraps modulo 2^64 by design
-    column = keys[:, None]
-    chunk = max(1, min(chunk, max(128, (1 << 19) // keys.size), len(a)))
-    buffer = np.empty((keys.size, chunk), dtype=np.uint64)
-    hit_buffer = np.empty((keys.size, chunk), dtype=bool)
-    tally = np.zeros((keys.size, chunk), dtype=np.uint8)
-    pending = 0
-    bounds = np.searchsorted(ys, np.arange(g + 1))
-    for y in range(g):
-        width = widths[y]
-        for start in range(int(bounds[y]), int(bounds[y + 1]), chunk):
-            stop = min(start + chunk, int(bounds[y + 1]))
-            t = buffer[:, : stop - start]
-            np.multiply(column, a[None, start:stop], out=t)
-            t += offset[None, start:stop]
-            hits = np.less(t, width, out=hit_buffer[:, : stop - start])
+    rows = int(max(1, min(chunk, STEP_PAIRS // keys.size, 0xFFFF)))
+    wide = keys.size >= WIDE_KEYS  # reports-major: one row of keys per report
+    shape = (min(rows, n), keys.size) if wide else (keys.size, min(rows, n))
+    buffer = np.empty(shape, dtype=np.uint64)
+    hits = np.empty(shape, dtype=bool)
+    per_report = np.uint16 if keys.size <= 0xFFFF else np.uint32
+    key_axis = 1 if wide else 0  # the axis of ``hits`` along which one report's keys lie
+    keys_b = keys[None, :] if wide else keys[:, None]
+    for block in range(0, n, EXPAND_BLOCK):
+        block_seeds = np.asarray(seeds[block : block + EXPAND_BLOCK], dtype=np.uint64)
+        block_ys = np.asarray(ys[block : block + EXPAND_BLOCK], dtype=np.intp)
+        a, b = expand_seeds(block_seeds)
+        offset = b - lows[block_ys]  # wraps modulo 2^64 by design
+        width = widths[block_ys]
+        if wide:
+            a, offset, width = a[:, None], offset[:, None], width[:, None]
+        else:
+            a, offset, width = a[None, :], offset[None, :], width[None, :]
+        size = a.shape[1 - key_axis]
+        for start in range(0, size, rows):
+            part = slice(start, min(start + rows, size))
+            step = (part, slice(None)) if wide else (slice(None), part)
+            t = buffer[: part.stop - start] if wide else buffer[:, : part.stop - start]
+            h = hits[: part.stop - start] if wide else hits[:, : part.stop - start]
+            np.multiply(a[step], keys_b, out=t)
+            t += offset[step]
+            np.less(t, width[step], out=h)
+            h8 = h.view(np.uint8)
             if max_per_report is not None:
-                hits[:, np.count_nonzero(hits, axis=0) > max_per_report] = False
-            tally[:, : stop - start] += hits
-            pending += 1
-            if pending == 255:  # before a uint8 cell can overflow
-                counts += tally.sum(axis=1, dtype=np.int64)
-                tally[:] = 0
-                pending = 0
-    counts += tally.sum(axis=1, dtype=np.int64)
+                over = np.add.reduce(h8, axis=key_axis, dtype=per_report) > max_per_report
+                if over.any():
+                    h8[(over, slice(None)) if wide else (slice(None), over)] = 0
+            counts += np.add.reduce(h8, axis=1 - key_axis, dtype=np.uint16)
     return counts
 
 

@@ -20,8 +20,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import numpy as np
-
 from client_sdk.canonical import canonical_json
 from ldpserver import release_noise
 from ldpserver.clock import iso
@@ -29,6 +27,7 @@ from ldpserver.kinds import ADAPTERS
 from ldpserver.release_stats import CI_LEVEL, ScopeInputs, Withheld, noisy_scope
 from ldpserver.services.collections import CollectionRuntime
 from ldpserver.services.release_policy import Policy, max_epochs_per_device, sdk_of
+from ldpserver.services.release_raw import StoredReports
 
 FORMAT = "ldp-release/1"
 #: the ledger entry that records ε_release (device ids cannot contain ':')
@@ -60,8 +59,7 @@ class ReleaseInputs:
     cumulative: dict[str, Any]
     scopes: list[Scope]
     statistics: dict[str, Any]  # what the tree is given (memoized: first report per device)
-    raw_epochs: np.ndarray | None = None  # kinds that need raw reports: their epochs ...
-    raw: Any = None  # ... and the reports, decoded by the SDK
+    raw: StoredReports | None = None  # kinds that need raw reports: the scopes' reports, decoded
 
 
 @dataclass
@@ -128,14 +126,11 @@ def compute(
                 raise Withheld(f"fewer than min_reports ({policy.min_reports}) reports (noisy count)")
             raw = None
             if adapter.needs_raw_reports:
-                assert inputs.raw_epochs is not None
-                mask = (inputs.raw_epochs >= s.start) & (inputs.raw_epochs <= s.end)
-                stored = int(np.count_nonzero(mask))
+                assert inputs.raw is not None
+                stored, raw = inputs.raw.scope(s.start, s.end)  # no copy when the scope is all of them
                 scope_summary["raw_reports"] = stored
                 if stored != n:
                     raise Withheld("raw reports of this scope are no longer stored (retention): discovery needs them")
-                if inputs.raw is not None:
-                    raw = inputs.raw if bool(np.all(mask)) else inputs.raw.subset(mask)  # no copy for all of them
             body["estimates"] = adapter.estimate_scope(sdk, ScopeInputs(noisy, budget, noise, raw))
         except Withheld as withheld:
             body["status"] = "withheld"

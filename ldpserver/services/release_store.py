@@ -190,10 +190,12 @@ def read_inputs(
         # the statistics the release tree is given (exact; noised in the tree)
         statistics = first_report_per_device(conn, c, epoch) if c.memoized else epoch_sum
 
-        raw_epochs, raw = None, None
+        raw = None
         if ADAPTERS[c.kind].needs_raw_reports:
-            low = min(s.start for s in scopes if s.name != "cumulative")
-            raw_epochs, raw = load_raw_reports(conn, c, low, epoch)
+            discovered = [s for s in scopes if s.name != "cumulative"]
+            low = min(s.start for s in discovered)
+            # the largest scope's report count sizes the decoded columns (one allocation)
+            raw = load_raw_reports(conn, c, low, epoch, max(int(s.data["n"]) for s in discovered))
     return ReleaseInputs(
         epoch=epoch,
         number=number,
@@ -206,7 +208,6 @@ def read_inputs(
         cumulative=cumulative_sum,
         scopes=scopes,
         statistics=statistics,
-        raw_epochs=raw_epochs,
         raw=raw,
     )
 

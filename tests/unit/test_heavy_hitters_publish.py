@@ -261,6 +261,139 @@ def test_stored_form_decoders_equal_the_strict_decoder(protocol):
     assert hh.decode_stored_rows("0\t" + texts[0] + " \n") is None
 
 
+_REF_INT = r"(0|[1-9][0-9]{0,17})"
+
+
+def _reference_rows(block: bytes, hh):
+    """The stored-row decoder's contract as one regular expression per line (the
+    implementation before the vectorised one): (epochs, columns) or None."""
+    import re
+
+    try:
+        text = block.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    fields = {"l": f'"l":{_REF_INT}', "m": f'"m":"{hh.mechanism}"', "s": r'"s":"([0-9a-f]{16})"', "v": '"v":1',
+              "y": f'"y":{_REF_INT}'}  # fmt: skip
+    parties = len(PARTIES) if getattr(hh, "federated", False) else None
+    item_g = hh.g if hh.name == "treehist" else None
+    if parties is not None:
+        fields["p"] = f'"p":{_REF_INT}'
+    if hh.name == "treehist":
+        fields |= {"s2": r'"s2":"([0-9a-f]{16})"', "y2": f'"y2":{_REF_INT}'}
+    names = ["epoch"] + [f for f in sorted(fields) if f not in ("m", "v")]
+    pattern = re.compile("^" + _REF_INT + "\t{" + ",".join(fields[f] for f in sorted(fields)) + "}$", re.M)
+    lines = text.count("\n") + (0 if not text or text.endswith("\n") else 1)
+    found = pattern.findall(text)
+    if len(found) != lines:
+        return None
+    cols = {name: [v for v in col] for name, col in zip(names, zip(*found, strict=True), strict=True)}
+    out = {k: np.array([int(v, 16) if k in ("s", "s2") else int(v) for v in vs], dtype=object)
+           for k, vs in cols.items()}  # fmt: skip
+    ok = all(1 <= v <= hh.groups for v in out["l"]) and all(v < hh.g for v in out["y"])
+    ok = ok and (parties is None or all(v < parties for v in out["p"]))
+    if hh.name == "treehist":
+        ok = ok and all(v < item_g for v in out["y2"])
+    return out if ok else None
+
+
+_MUTATION_BYTES = b'0159af"{},:\t \\xgAF-+.\n\xc3'
+
+
+@pytest.mark.parametrize("protocol", ["pem", "treehist", "tap"])
+def test_stored_row_decoder_accepts_exactly_the_stored_form(protocol):
+    """The vectorised decoder against the one-regex-per-line contract, on valid lines and
+    on random single-byte mutations (replace, delete, insert) of one line in a block: the
+    same columns or the same refusal (None), never a mis-parse."""
+    import json
+
+    stored = json.JSONEncoder(separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode
+    hh = _create(protocol, 2.0, {"type": "string", "alphabet": "lower-digits", "max_chars": 4})
+    rng = np.random.default_rng(3)
+    reports, _ = _reports(hh, VOCAB, _weights(), 400, rng)
+    texts = [stored(p) for p in hh.encode(reports)]
+    epochs = [0, 7, 10, 99, 12345, 10**17 + 3] + [int(e) for e in rng.integers(0, 40, len(texts) - 6)]
+    lines = [f"{e}\t{t}\n".encode() for e, t in zip(epochs, texts, strict=True)]
+    names = {"levels": "l", "seeds": "s", "ys": "y", "parties": "p", "item_seeds": "s2", "item_ys": "y2"}
+
+    def check(block: bytes) -> str:
+        want, got = _reference_rows(block, hh), hh.decode_stored_rows(block)
+        if want is None:
+            assert got is None, block
+            return "refused"
+        assert got is not None, block
+        assert [int(v) for v in got[0]] == list(want["epoch"])
+        for attr, key in names.items():
+            column = getattr(got[1], attr)
+            assert (column is None) == (key not in want), attr
+            if column is not None:
+                assert [int(v) for v in column] == list(want[key]), attr
+        return "accepted"
+
+    assert check(b"".join(lines)) == "accepted"
+    assert check(b"".join(lines)[:-1]) == "accepted"  # no final newline
+    line = lines[6].decode()
+    seed = line.split('"s":"')[1][:16]
+    for old, new in [("\t", "\t\t"), ('{"l":', '{"l":0'), ('"y":', '"y":0'), ('"y":', '"y":-'), ("\t", " \t"),
+                     ('"v":1', '"v":2'), ('"v":1', '"v":01'), (seed, seed.upper()), (seed, seed[:15]),
+                     (seed, seed + "0"), (seed, seed[:15] + "g"), (f'"m":"{hh.mechanism}"', '"m":"xyz"'),
+                     ("}", "} "), ("}", ',"z":1}'), ("{", "{ ")]:  # fmt: skip
+        bad = line.replace(old, new, 1).encode()
+        assert check(lines[0] + bad + lines[1]) == "refused", (old, new)
+    assert check(b"0" + lines[6]) == "refused"  # an epoch with a leading zero
+    seen = set()
+    for _ in range(1500):
+        i = int(rng.integers(len(lines)))
+        line = bytearray(lines[i])
+        at = int(rng.integers(len(line) - 1))
+        byte = _MUTATION_BYTES[int(rng.integers(len(_MUTATION_BYTES)))]
+        kind = int(rng.integers(3))
+        if kind == 0:
+            line[at] = byte
+        elif kind == 1:
+            del line[at]
+        else:
+            line.insert(at, byte)
+        block = b"".join(lines[max(0, i - 2) : i]) + bytes(line) + b"".join(lines[i + 1 : i + 3])
+        seen.add(check(block))
+    assert seen == {"accepted", "refused"}  # both verdicts occur (e.g. a digit replaced by a digit)
+    # the text form: the vectorised path or the strict decoder, never a difference
+    for _ in range(300):
+        j = int(rng.integers(len(texts)))
+        t = list(texts[j])
+        t[int(rng.integers(len(t)))] = chr(_MUTATION_BYTES[int(rng.integers(len(_MUTATION_BYTES) - 1))])
+        odd = texts[:j] + ["".join(t)] + texts[j + 1 : j + 3]
+        try:
+            strict = hh.decode([json.loads(x) for x in odd])
+        except Exception as exc:
+            with pytest.raises(type(exc)):
+                hh.decode_stored(odd)
+            continue
+        fast = hh.decode_stored(odd)
+        for attr in names:
+            a, b = getattr(fast, attr), getattr(strict, attr)
+            assert (a is None and b is None) or np.array_equal(a, b), attr
+
+
+def test_compact_stored_columns_aggregate_like_the_strict_decoder():
+    """The stored-form decoder's compact (8-bit) columns feed the same per-(party, level)
+    counts as the strict decoder's int64 ones, also with 60 parties × 5 groups = 300
+    cells, where 8-bit party × groups arithmetic would wrap."""
+    import json
+
+    parties = [f"p{i}" for i in range(60)]
+    hh = heavy_hitters.create(
+        "tap", epsilon=2.0, k=4, domain={"type": "string", "alphabet": "lower-digits", "max_chars": 4}, parties=parties
+    )
+    rng = np.random.default_rng(1)
+    reports = hh.perturb_batch(["ab", "cd"] * 600, rng, parties=[parties[i % 60] for i in range(1200)])
+    texts = [json.dumps(p, separators=(",", ":"), sort_keys=True) for p in hh.encode(reports)]
+    fast = hh.decode_stored(texts)
+    assert fast.levels.dtype == np.uint8 and fast.ys.dtype.itemsize <= 2
+    assert hh.groups * len(parties) > 255
+    assert hh.aggregate(fast) == hh.aggregate(hh.decode([json.loads(t) for t in texts]))
+
+
 def test_binomial_tail_of_counts_beyond_the_trials():
     """A centrally noised count may exceed its (noisy) number of reports: p = 0, never a crash
     (it raised a math domain error, a 500 in a release)."""

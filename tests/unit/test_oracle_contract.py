@@ -15,7 +15,7 @@ from scipy import stats
 
 from client_sdk import mechanisms
 from client_sdk.errors import AggregateMismatchError, ConfigError, ReportDecodeError
-from client_sdk.mechanisms.olh import hash_value, hash_values, support_counts
+from client_sdk.mechanisms.olh import EXPAND_BLOCK, WIDE_KEYS, hash_value, hash_values, support_counts
 
 NAMES = ["grr", "sue", "oue", "olh", "blh", "hr"]
 
@@ -236,6 +236,23 @@ def test_olh_fast_support_counts_equal_direct_hashing():
         keys = rng.integers(0, 2**32, 40, dtype=np.uint64)
         direct = np.array([np.sum(hash_values(seeds, np.full(500, key), g) == ys) for key in keys])
         assert np.array_equal(support_counts(seeds, ys, g, keys, chunk=64), direct)
+
+
+@pytest.mark.parametrize("n_keys", [3, WIDE_KEYS - 1, WIDE_KEYS, 1500])
+def test_olh_support_counts_in_both_layouts_equal_direct_hashing(n_keys):
+    """Keys-major (few keys) and reports-major steps, over several hash-expansion blocks
+    and a partial last step, with and without the per-report clipping."""
+    rng = np.random.default_rng(n_keys)
+    g, n = 7, EXPAND_BLOCK + 300
+    seeds = rng.integers(0, 2**64, n, dtype=np.uint64)
+    ys = rng.integers(0, g, n)
+    keys = rng.integers(0, 2**32, n_keys, dtype=np.uint64)
+    hits = np.stack([hash_values(seeds, np.full(n, key), g) == ys for key in keys])  # keys × reports
+    assert np.array_equal(support_counts(seeds, ys, g, keys, chunk=1000), hits.sum(axis=1))
+    bound = int(np.median(hits.sum(axis=0)))
+    kept = hits[:, hits.sum(axis=0) <= bound]
+    assert 0 < kept.shape[1] < n
+    assert np.array_equal(support_counts(seeds, ys, g, keys, max_per_report=bound), kept.sum(axis=1))
 
 
 def test_olh_hash_is_uniform_and_pairwise_collision_is_one_over_g():
