@@ -533,10 +533,10 @@ def _parse_stored(
     pattern = np.array(([9] if epoch_column else []) + [44] * (len(fields) - 1) + [10], dtype=np.uint8)
     found = buf < 34  # tab, newline — and any other control character or space: not stored
     found |= buf == 44
-    at = np.flatnonzero(found)
-    if at.size % pattern.size:
+    flat = np.flatnonzero(found)
+    if flat.size % pattern.size:
         return None
-    at = at.reshape(-1, pattern.size)
+    at = flat.reshape(-1, pattern.size)
     if not (buf[at] == pattern).all():
         return None
     n = at.shape[0]
@@ -1085,7 +1085,7 @@ def select_significant(
 
 def required_reports(
     epsilon: float,
-    groups: int,
+    groups: float,
     k: int,
     candidates: int,
     alpha: float,
@@ -1101,7 +1101,7 @@ def required_reports(
 
 
 def check_hopeless(
-    name: str, epsilon: float, expected: int | None, groups: int, k: int, candidates: int, alpha: float,
+    name: str, epsilon: float, expected: int | None, groups: float, k: int, candidates: int, alpha: float,
     per_report_epsilon: float = 1.0, g: int | None = None,
 ) -> int | None:  # fmt: skip
     """Refuse (ConfigError) a configuration whose expected report count cannot make even an
