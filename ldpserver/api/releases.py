@@ -303,11 +303,11 @@ def _check_series_query(collection, query: TimeseriesQuery) -> None:
     if query.scope == "window" and query.window is None:
         raise _invalid("/window", "scope=window needs the window length")
     if query.scope == "window":
-        windows = collection.config.get("release", {}).get("windows", [1])
+        windows = collection.public.release.get("windows", [1])
         if query.window not in windows:
             raise _invalid("/window", f"not a configured window; the collection releases windows {windows}")
     sdk = collection.protocol.protocol if collection.protocol is not None else None
     try:
-        ADAPTERS[collection.kind].check_series_query(collection.config, sdk, query)
+        ADAPTERS[collection.kind].check_series_query(collection.public, sdk, query)
     except SeriesQueryError as exc:
         raise _invalid(exc.path, exc.message) from None

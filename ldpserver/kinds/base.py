@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
 from client_sdk.errors import ConfigError, ReportDecodeError
+from client_sdk.public_config import PublicConfig
 from ldpserver.release_stats import ScopeInputs
 from ldpserver.services.privacy import PrivacyAssessment, assess_closed_form
 
@@ -172,7 +173,7 @@ class KindAdapter:
     #: the status and reason of a time-series point whose item a released scope does not list
     absent_item: ClassVar[tuple[str, str]] = ("not_found", "no estimate for this item")
 
-    def check_series_query(self, config: Mapping[str, Any], sdk: Any, query: SeriesQuery) -> None:
+    def check_series_query(self, public: PublicConfig, sdk: Any, query: SeriesQuery) -> None:
         """Refuse (``SeriesQueryError``) a ``/timeseries`` query this kind cannot answer."""
         raise NotImplementedError
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from client_sdk.public_config import PublicConfig
 from ldpserver.discovery_noise import DiscoveryNoise, discovery_queries
 from ldpserver.kinds.base import KindAdapter, SeriesQuery, SeriesQueryError
 from ldpserver.release_stats import CI_LEVEL, ScopeInputs, Withheld
@@ -110,9 +111,9 @@ class HeavyHittersAdapter(KindAdapter):
     def estimator_note(self) -> str:
         return "the SDK's unbiased estimator (client_sdk.heavy_hitters discovery over the scope's stored raw reports)"
 
-    def check_series_query(self, config: Mapping[str, Any], sdk: Any, query: SeriesQuery) -> None:
+    def check_series_query(self, public: PublicConfig, sdk: Any, query: SeriesQuery) -> None:
         if query.scope == "cumulative":
             raise SeriesQueryError("/scope", "heavy hitters are released per epoch and per window only")
-        parties = config.get("parties") or []
+        parties = public.parties or []
         if query.party is not None and query.party not in parties:
             raise SeriesQueryError("/party", f"not a party of this collection ({parties})")

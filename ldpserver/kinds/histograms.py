@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from client_sdk.public_config import PublicConfig
 from ldpserver import release_noise
 from ldpserver.kinds.base import KindAdapter, SeriesQuery, SeriesQueryError
 from ldpserver.release_stats import ScopeInputs, Z
@@ -98,10 +99,10 @@ class HistogramAdapter(KindAdapter):
         value = getattr(sdk, "domain_size", None)
         return value if isinstance(value, int) else None
 
-    def check_series_query(self, config: Mapping[str, Any], sdk: Any, query: SeriesQuery) -> None:
+    def check_series_query(self, public: PublicConfig, sdk: Any, query: SeriesQuery) -> None:
         if query.party is not None:
             raise SeriesQueryError("/party", "only heavy-hitter collections have parties")
-        if query.scope == "cumulative" and not config.get("release", {}).get("cumulative", True):
+        if query.scope == "cumulative" and not public.release.get("cumulative", True):
             raise SeriesQueryError("/scope", "this collection does not release cumulative estimates")
         if query.attribute is not None:
             raise SeriesQueryError("/attribute", "only multidim collections have attributes")
@@ -187,12 +188,12 @@ class MultidimAdapter(HistogramAdapter):
             pos += k
         return {"type": "marginals", "mechanism": sdk.config.get("mechanism"), "attributes": attributes}
 
-    def check_series_query(self, config: Mapping[str, Any], sdk: Any, query: SeriesQuery) -> None:
+    def check_series_query(self, public: PublicConfig, sdk: Any, query: SeriesQuery) -> None:
         if query.party is not None:
             raise SeriesQueryError("/party", "only heavy-hitter collections have parties")
-        if query.scope == "cumulative" and not config.get("release", {}).get("cumulative", True):
+        if query.scope == "cumulative" and not public.release.get("cumulative", True):
             raise SeriesQueryError("/scope", "this collection does not release cumulative estimates")
-        sizes = list(config.get("mechanism", {}).get("domain_sizes", []))
+        sizes = list(public.mechanism.get("domain_sizes", []))
         if query.attribute is None or not 0 <= query.attribute < len(sizes):
             raise SeriesQueryError("/attribute", f"multidim collections need attribute in [0, {len(sizes)})")
         _index_item(query.item, sizes[query.attribute])

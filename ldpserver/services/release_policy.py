@@ -95,7 +95,7 @@ def release_budget(c: CollectionRuntime, settings: ReleaseSettings | None = None
     return budget_for(
         c.kind,
         sdk_of(c),
-        c.config.get("release", {}),
+        c.public.release,
         memoized=c.memoized,
         units_lifetime=c.max_units_lifetime,
         units_window=c.max_units_window,
@@ -111,7 +111,7 @@ def expected_noise(kind: str, sdk: Any, budget: release_noise.ReleaseBudget, n: 
 
 
 def policy_of(c: CollectionRuntime, settings: ReleaseSettings | None = None) -> Policy:
-    release = c.config.get("release", {})
+    release = c.public.release
     return Policy(
         windows=tuple(sorted(int(w) for w in release.get("windows", [1]) if int(w) > 1)),
         cumulative=bool(release.get("cumulative", True)),
