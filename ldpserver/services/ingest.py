@@ -72,6 +72,7 @@ from ldpserver.schemas.reports import ReportIn
 from ldpserver.services import ledger
 from ldpserver.services.bulk import Bulk
 from ldpserver.services.collections import CollectionRuntime
+from ldpserver.services.device_budgets import Candidate, DevicePlan, DeviceState, plan_device
 from ldpserver.services.devices import DeviceProof, verify
 
 log = structlog.get_logger("ldpserver.ingest")
@@ -100,78 +101,6 @@ REASONS = {
     "budget_exceeded_window": "the device's cap for this accounting window would be exceeded",
     "kind_unavailable": "the collection's protocol package is not available on this server",
 }
-
-
-@dataclass(slots=True)
-class Candidate:
-    index: int
-    report: ReportIn
-    payload_json: str
-    body: tuple[Any, ...]  # what a reused report_id must match to be a duplicate
-    window: int
-
-
-@dataclass(slots=True)
-class DeviceState:
-    units: int
-    reports: int
-    memo_count: int
-    window_index: int | None
-    window_units: int
-    prev_window_units: int
-
-    @classmethod
-    def new(cls) -> DeviceState:
-        return cls(0, 0, 0, None, 0, 0)
-
-    def units_in(self, window: int) -> int | None:
-        """Units already charged in ``window`` (None: older than the two windows kept)."""
-        if self.window_index is None or window > self.window_index:
-            return 0
-        if window == self.window_index:
-            return self.window_units
-        if window == self.window_index - 1:
-            return self.prev_window_units
-        return None
-
-    def charge(self, window: int, units: int) -> None:
-        if self.window_index is None or window > self.window_index:
-            carried = self.window_units if self.window_index is not None and window == self.window_index + 1 else 0
-            self.prev_window_units = carried
-            self.window_units = 0
-            self.window_index = window
-        if window == self.window_index:
-            self.window_units += units
-        else:
-            self.prev_window_units += units
-        self.units += units
-
-
-class DevicePlan:
-    """One device's verdicts for this batch and the state they leave it in."""
-
-    __slots__ = ("state", "accepted", "charges", "rejections")
-
-    def __init__(self, state: DeviceState) -> None:
-        self.state = state
-        self.accepted: list[Candidate] = []
-        self.charges: list[tuple[int, dict[str, Any]]] = []
-        self.rejections: list[tuple[Candidate, str, str]] = []
-
-    def refuse(self, cand: Candidate, reason: str, detail: str) -> None:
-        self.rejections.append((cand, reason, detail))
-
-    def row(self, client_id: str) -> dict[str, Any]:
-        st = self.state
-        return {
-            "client_id": client_id,
-            "units": st.units,
-            "reports": st.reports,
-            "memo_count": st.memo_count,
-            "window_index": st.window_index,
-            "window_units": st.window_units,
-            "prev_window_units": st.prev_window_units,
-        }
 
 
 @dataclass
@@ -427,11 +356,12 @@ class Ingestor:
                 by_epoch[cand.report.epoch].append(cand)
             protocol = c.protocol
             assert protocol is not None
-            whole = len(by_epoch) == 1 and len(accepted) == self.decoded_count and self.pre_aggregate is not None
+            # the batch's aggregate computed before the transaction holds iff nothing was refused since
+            pre = self.pre_aggregate if len(by_epoch) == 1 and len(accepted) == self.decoded_count else None
             partial_rows = []
             for epoch, group in sorted(by_epoch.items()):
-                if whole:
-                    n, data = self.pre_aggregate
+                if pre is not None:
+                    n, data = pre
                 else:
                     n, data = protocol.aggregate_json(protocol.decode([cand.report.payload for cand in group]))
                 partial_rows.append(
@@ -513,7 +443,7 @@ class Ingestor:
         plans: dict[str, DevicePlan] = {}
         pending = clients
         if bulk.pg:
-            plans = {cl: self._plan(DeviceState.new(), by_client[cl]) for cl in clients}
+            plans = {cl: plan_device(c, DeviceState.new(), by_client[cl]) for cl in clients}
             created = bulk.insert_new_devices(c.id, [plans[cl].row(cl) for cl in clients], now)
             pending = [cl for cl in clients if cl not in created]
         if pending:
@@ -521,7 +451,7 @@ class Ingestor:
             for cl in pending:
                 row = existing.get(cl)
                 state = DeviceState.new() if row is None else DeviceState(*row[1:])
-                plans[cl] = self._plan(state, by_client[cl])
+                plans[cl] = plan_device(c, state, by_client[cl])
             bulk.write_devices(c.id, [plans[cl].row(cl) for cl in pending], set(existing), now)
 
         accepted: list[Candidate] = []
@@ -536,63 +466,6 @@ class Ingestor:
         accepted.sort(key=lambda x: x.index)
         charges.sort(key=lambda x: x[0])
         return accepted, [charge for _, charge in charges], refused
-
-    def _plan(self, state: DeviceState, cands: list[Candidate]) -> DevicePlan:
-        """Judge one device's new reports (in request order) against its state."""
-        c = self.c
-        plan = DevicePlan(state)
-        cap_l, cap_w = c.max_units_lifetime, c.max_units_window
-        for cand in cands:
-            report = cand.report
-            # memoized: the lifetime bound, topped up at the first accepted report, then
-            # nothing — the charge depends on participation only, never on the device's values
-            units = max(0, c.lifetime_units - state.units) if c.memoized else 1
-            if units:
-                in_window = state.units_in(cand.window)
-                if in_window is None:
-                    plan.refuse(cand, "epoch_too_old", "the accounting window has moved on")
-                    continue
-                if state.units + units > cap_l:
-                    plan.refuse(
-                        cand,
-                        "budget_exceeded_lifetime",
-                        f"this device has spent {state.units * c.charge_epsilon:g} of its lifetime "
-                        f"cap {c.cap_lifetime:g}; this report would cost {units * c.charge_epsilon:g}",
-                    )
-                    continue
-                # memoized: window caps limit memo creation, which only the device sees (it
-                # enforces them); the server's single charge is a lifetime bound, not a window spend
-                if cap_w is not None and not c.memoized and in_window + units > cap_w:
-                    plan.refuse(
-                        cand,
-                        "budget_exceeded_window",
-                        f"this device has spent {in_window * c.charge_epsilon:g} of its cap "
-                        f"{c.cap_window:g} in accounting window {cand.window}",
-                    )
-                    continue
-                state.charge(cand.window, units)
-                plan.charges.append(
-                    (
-                        cand.index,
-                        {
-                            "client_id": report.client_id,
-                            "report_id": report.report_id,
-                            "epoch": report.epoch,
-                            "window": cand.window,
-                            "units": units,
-                            "epsilon": units * c.charge_epsilon,
-                            "neighbouring": c.neighbouring,
-                            "epsilon_record": units * c.charge_epsilon_record,
-                            "epsilon_attribute": (
-                                units * c.charge_epsilon_attribute if c.charge_epsilon_attribute is not None else None
-                            ),
-                            "memo_count": None,
-                        },
-                    )
-                )
-            state.reports += 1
-            plan.accepted.append(cand)
-        return plan
 
 
 def _transient(exc: Exception) -> bool:

@@ -1,8 +1,11 @@
-"""The SDK type-checks: mypy in its default mode reports no error in client_sdk (the
-configuration is pyproject.toml's [tool.mypy])."""
+"""The code type-checks and lints: mypy in its default mode reports no error in client_sdk,
+ldpserver and ldp_tools (pyproject.toml's [tool.mypy] names the packages), and ruff finds
+nothing (pyproject.toml's [tool.ruff])."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 from mypy import api
@@ -10,10 +13,14 @@ from mypy import api
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_client_sdk_has_no_mypy_error() -> None:
+def test_the_packages_have_no_mypy_error() -> None:
     cache = REPO / ".mypy_cache"  # incremental: a few seconds once warm
-    stdout, stderr, status = api.run(
-        ["--config-file", str(REPO / "pyproject.toml"), "--cache-dir", str(cache), str(REPO / "client_sdk")]
-    )
+    stdout, stderr, status = api.run(["--config-file", str(REPO / "pyproject.toml"), "--cache-dir", str(cache)])
     assert status == 0, stdout + stderr
     assert "Success: no issues found" in stdout
+
+
+def test_ruff_finds_nothing() -> None:
+    ruff = Path(sys.executable).with_name("ruff")
+    done = subprocess.run([str(ruff), "check", "--no-cache", str(REPO)], capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0, done.stdout + done.stderr

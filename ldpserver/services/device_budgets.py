@@ -1,0 +1,146 @@
+"""A device's budget within one batch: its stored state, and the verdict on each of its new
+reports (accepted and charged, or refused past a cap) in request order.
+
+The rules (docs/algorithms.md, "What the ledger charges"): one unit per accepted report, or —
+memoized collections — the lifetime bound topped up at the device's first accepted report
+and nothing after, so the charge depends on participation only; a report is refused past
+the lifetime cap or past the accounting window's cap, and a window older than the two kept
+is closed to the device. ``services/ingest.py`` stores the resulting states and charges.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ldpserver.schemas.reports import ReportIn
+from ldpserver.services.collections import CollectionRuntime
+
+
+@dataclass(slots=True)
+class Candidate:
+    index: int
+    report: ReportIn
+    payload_json: str
+    body: tuple[Any, ...]  # what a reused report_id must match to be a duplicate
+    window: int
+
+
+@dataclass(slots=True)
+class DeviceState:
+    units: int
+    reports: int
+    memo_count: int
+    window_index: int | None
+    window_units: int
+    prev_window_units: int
+
+    @classmethod
+    def new(cls) -> DeviceState:
+        return cls(0, 0, 0, None, 0, 0)
+
+    def units_in(self, window: int) -> int | None:
+        """Units already charged in ``window`` (None: older than the two windows kept)."""
+        if self.window_index is None or window > self.window_index:
+            return 0
+        if window == self.window_index:
+            return self.window_units
+        if window == self.window_index - 1:
+            return self.prev_window_units
+        return None
+
+    def charge(self, window: int, units: int) -> None:
+        if self.window_index is None or window > self.window_index:
+            carried = self.window_units if self.window_index is not None and window == self.window_index + 1 else 0
+            self.prev_window_units = carried
+            self.window_units = 0
+            self.window_index = window
+        if window == self.window_index:
+            self.window_units += units
+        else:
+            self.prev_window_units += units
+        self.units += units
+
+
+class DevicePlan:
+    """One device's verdicts for this batch and the state they leave it in."""
+
+    __slots__ = ("state", "accepted", "charges", "rejections")
+
+    def __init__(self, state: DeviceState) -> None:
+        self.state = state
+        self.accepted: list[Candidate] = []
+        self.charges: list[tuple[int, dict[str, Any]]] = []
+        self.rejections: list[tuple[Candidate, str, str]] = []
+
+    def refuse(self, cand: Candidate, reason: str, detail: str) -> None:
+        self.rejections.append((cand, reason, detail))
+
+    def row(self, client_id: str) -> dict[str, Any]:
+        st = self.state
+        return {
+            "client_id": client_id,
+            "units": st.units,
+            "reports": st.reports,
+            "memo_count": st.memo_count,
+            "window_index": st.window_index,
+            "window_units": st.window_units,
+            "prev_window_units": st.prev_window_units,
+        }
+
+
+def plan_device(c: CollectionRuntime, state: DeviceState, cands: list[Candidate]) -> DevicePlan:
+    """Judge one device's new reports (in request order) against its state."""
+    plan = DevicePlan(state)
+    cap_l, cap_w = c.max_units_lifetime, c.max_units_window
+    for cand in cands:
+        report = cand.report
+        # memoized: the lifetime bound, topped up at the first accepted report, then
+        # nothing — the charge depends on participation only, never on the device's values
+        units = max(0, c.lifetime_units - state.units) if c.memoized else 1
+        if units:
+            in_window = state.units_in(cand.window)
+            if in_window is None:
+                plan.refuse(cand, "epoch_too_old", "the accounting window has moved on")
+                continue
+            if state.units + units > cap_l:
+                plan.refuse(
+                    cand,
+                    "budget_exceeded_lifetime",
+                    f"this device has spent {state.units * c.charge_epsilon:g} of its lifetime "
+                    f"cap {c.cap_lifetime:g}; this report would cost {units * c.charge_epsilon:g}",
+                )
+                continue
+            # memoized: window caps limit memo creation, which only the device sees (it
+            # enforces them); the server's single charge is a lifetime bound, not a window spend
+            if cap_w is not None and not c.memoized and in_window + units > cap_w:
+                plan.refuse(
+                    cand,
+                    "budget_exceeded_window",
+                    f"this device has spent {in_window * c.charge_epsilon:g} of its cap "
+                    f"{c.cap_window:g} in accounting window {cand.window}",
+                )
+                continue
+            state.charge(cand.window, units)
+            plan.charges.append(
+                (
+                    cand.index,
+                    {
+                        "client_id": report.client_id,
+                        "report_id": report.report_id,
+                        "epoch": report.epoch,
+                        "window": cand.window,
+                        "units": units,
+                        "epsilon": units * c.charge_epsilon,
+                        "neighbouring": c.neighbouring,
+                        "epsilon_record": units * c.charge_epsilon_record,
+                        "epsilon_attribute": (
+                            units * c.charge_epsilon_attribute if c.charge_epsilon_attribute is not None else None
+                        ),
+                        "memo_count": None,
+                    },
+                )
+            )
+        state.reports += 1
+        plan.accepted.append(cand)
+    return plan
