@@ -106,3 +106,36 @@ def test_an_auditor_recomputes_a_v2_chain_with_any_rfc8785_library(api):
         previous = hashlib.sha256(jcs.canonicalize(fields)).hexdigest()
         assert item["row_hash"] == previous
     assert api.get(f"/v1/audit/verify?collection={col['id']}").get_json()["ok"] is True
+
+
+@pytest.mark.parametrize("chain", [1, 2])
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},
+        {"epsilon_attribute": 1.0, "memo_count": 4, "neighbouring": "tuple"},
+        {"epsilon": 1e-5, "epsilon_record": 1e-7, "epsilon_attribute": 2.5e16, "seq": 2**52},
+        {"client_id": 'we"ird\\ü\n'},
+        {"report_id": "ab\u2028cd"},
+        {"memo_count": True},
+    ],
+)
+def test_the_verifiers_fast_form_is_the_canonical_row(changes, chain):
+    """What verification hashes for a stored row (values in sorted field order) is row_hash,
+    for ordinary rows and for the odd values only a tampered row could hold."""
+    from ldpserver.services.ledger import _SORTED_FIELDS, _stored_hash
+
+    row = ROW | changes
+    values = tuple(row[name] for name in _SORTED_FIELDS)
+    assert _stored_hash(values, row["created_at"], chain) == row_hash(row, chain)
+
+
+@pytest.mark.parametrize("field", ["epoch", "seq", "units", "window", "memo_count"])
+def test_a_float_where_an_integer_belongs_changes_the_hash(field):
+    """A tampered ``epoch = 5.5`` must not be formatted back into the original ``5``."""
+    from ldpserver.services.ledger import _SORTED_FIELDS, _stored_hash
+
+    row = ROW | {"memo_count": 4}
+    tampered = row | {field: row[field] + 0.5}
+    values = tuple(tampered[name] for name in _SORTED_FIELDS)
+    assert _stored_hash(values, row["created_at"], 2) != row_hash(row, 2)
