@@ -139,3 +139,47 @@ def test_a_float_where_an_integer_belongs_changes_the_hash(field):
     tampered = row | {field: row[field] + 0.5}
     values = tuple(tampered[name] for name in _SORTED_FIELDS)
     assert _stored_hash(values, row["created_at"], 2) != row_hash(row, 2)
+
+
+def test_an_auditor_recomputes_the_exported_ledger_with_hashlib_and_json_only(api, database_url):
+    """The procedure docs/data-model.md gives, on the rows ``ldp audit export`` writes, with no
+    project code and no JCS library: only hashlib and json (numbers written as ECMAScript
+    does, which for these values means: an integral float loses its ``.0``)."""
+    import hashlib
+    import json
+
+    from click.testing import CliRunner
+
+    from ldpserver.cli import main as cli
+    from tests.service.helpers import make_reports
+
+    col = api.create_collection(
+        mechanism={"mechanism": "grr", "epsilon": 0.5, "domain_size": 4}, budget={"cap_lifetime": 100.0}
+    )
+    clients = [f"d{i % 3}" for i in range(9)]
+    assert api.upload(col, make_reports(col, 9, client_ids=clients, seed=8)).get_json()["accepted"] == 9
+    run = CliRunner().invoke(
+        cli, ["audit", "export", "--collection", col["id"], "--format", "jsonl"], env={"DATABASE_URL": database_url}
+    )
+    assert run.exit_code == 0, run.output
+    rows = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
+    assert len(rows) == 9
+
+    hashed = ["client_id", "collection_id", "created_at", "epoch", "epsilon", "epsilon_attribute",
+              "epsilon_record", "memo_count", "neighbouring", "prev_hash", "report_id", "seq", "units", "window"]  # fmt: skip
+
+    def number(value):  # noqa: ANN001, ANN202
+        return int(value) if isinstance(value, float) and value.is_integer() else value
+
+    previous = hashlib.sha256(f"ldp-ledger-v2\n{col['id']}\n{col['config_hash']}".encode()).hexdigest()
+    expected_seq = 1
+    for row in rows:
+        assert row["seq"] == expected_seq and row["prev_hash"] == previous
+        text = json.dumps({k: number(row[k]) for k in hashed}, sort_keys=True, separators=(",", ":"),
+                          ensure_ascii=False)  # fmt: skip
+        assert '"epsilon":0.5,' in text
+        previous = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        assert row["row_hash"] == previous
+        expected_seq += 1
+    head = api.get(f"/v1/audit/verify?collection={col['id']}").get_json()["chains"][0]
+    assert head["head_seq"] == 9 and head["head_hash"] == previous
