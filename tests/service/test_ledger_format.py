@@ -165,8 +165,8 @@ def test_an_auditor_recomputes_the_exported_ledger_with_hashlib_and_json_only(ap
     rows = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
     assert len(rows) == 9
 
-    hashed = ["client_id", "collection_id", "created_at", "epoch", "epsilon", "epsilon_attribute",
-              "epsilon_record", "memo_count", "neighbouring", "prev_hash", "report_id", "seq", "units", "window"]  # fmt: skip
+    hashed = ["client_id", "collection_id", "created_at", "epoch", "epsilon", "epsilon_attribute", "epsilon_record",
+              "memo_count", "neighbouring", "prev_hash", "report_id", "seq", "units", "window"]  # fmt: skip
 
     def number(value):  # noqa: ANN001, ANN202
         return int(value) if isinstance(value, float) and value.is_integer() else value
