@@ -524,6 +524,66 @@ def run_verify_scale(backend: str, rows: int) -> dict:
         shutil.rmtree(tmpdir, ignore_errors=True)
 
 
+def prefill(engine, collection_id: str, count: int, payloads: list[str]) -> float:  # noqa: ANN001
+    """Store ``count`` earlier reports as ingestion leaves them — a report row, a device budget
+    row and a chained ledger row each, one device per report — with COPY (PostgreSQL) or
+    executemany (SQLite), in chunks of 100,000; returns the seconds taken."""
+    from ldpserver.services.bulk import sqlite_timestamp
+
+    started = time.perf_counter()
+    now = datetime.now(UTC)
+    pg = engine.dialect.name == "postgresql"
+    rng = np.random.default_rng(11)
+    chunk = 100_000
+    for start in range(0, count, chunk):
+        n = min(chunk, count - start)
+        ids = [rng.bytes(16).hex() for _ in range(n)]
+        clients = [rng.bytes(16).hex() for _ in range(n)]
+        reports = [(r, collection_id, c, 20428, None, payloads[i % len(payloads)], now)
+                   for i, (r, c) in enumerate(zip(ids, clients, strict=True))]  # fmt: skip
+        devices = [(collection_id, c, 1, 1, 0, 20428, 1, 0, now, now) for c in clients]
+        with engine.begin() as conn:
+            raw = conn.connection.dbapi_connection
+            if pg:
+                with raw.cursor() as cursor:
+                    with cursor.copy(
+                        "COPY reports (report_id, collection_id, client_id, epoch, memo_count, payload, received_at) "
+                        "FROM STDIN"
+                    ) as copy:
+                        for row in reports:
+                            copy.write_row(row)
+                    with cursor.copy(
+                        "COPY device_budgets (collection_id, client_id, units, reports, memo_count, window_index, "
+                        "window_units, prev_window_units, first_seen, last_seen) FROM STDIN"
+                    ) as copy:
+                        for row in devices:
+                            copy.write_row(row)
+            else:
+                stamp = sqlite_timestamp(now)
+                cursor = raw.cursor()
+                cursor.executemany(
+                    "INSERT INTO reports VALUES (?, ?, ?, ?, ?, ?, ?)", [(*r[:6], stamp) for r in reports]
+                )
+                cursor.executemany(
+                    "INSERT INTO device_budgets (collection_id, client_id, units, reports, memo_count, window_index, "
+                    "window_units, prev_window_units, first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [(*d[:8], stamp, stamp) for d in devices],
+                )
+                cursor.close()
+    seed_ledger(engine, collection_id, count, chunk=10_000)
+    return time.perf_counter() - started
+
+
+def stored_bytes(engine, database: str | None) -> int:  # noqa: ANN001
+    """Bytes the database holds: PostgreSQL's database size, SQLite's file (+ WAL) size."""
+    with engine.connect() as conn:
+        if database:
+            return int(conn.exec_driver_sql(f"SELECT pg_database_size('{database}')").scalar_one())
+        path = Path(engine.url.database)
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        return sum(p.stat().st_size for p in (path, Path(str(path) + "-wal")) if p.exists())
+
+
 # --- one backend ----------------------------------------------------------------------
 def run_backend(backend: str, args: argparse.Namespace) -> dict:
     import httpx
@@ -577,6 +637,18 @@ def run_backend(backend: str, args: argparse.Namespace) -> dict:
         r = httpx.post(f"{base}/v1/collections", json=spec, headers={"Authorization": f"Bearer {admin}"})
         r.raise_for_status()
         collection = r.json()
+        prefill_s = 0.0
+        if args.prefill:
+            from client_sdk import mechanisms
+
+            m = mechanisms.from_config(collection["config"]["mechanism"])
+            rng = np.random.default_rng(5)
+            texts = [json.dumps(p, separators=(",", ":"), sort_keys=True)
+                     for p in m.encode(m.perturb_batch(rng.integers(0, m.domain_size, 256), rng=rng))]  # fmt: skip
+            prefill_s = prefill(engine, collection["id"], args.prefill, texts)
+            if pg_name:
+                with engine.connect() as conn:
+                    conn.exec_driver_sql("ANALYZE")
 
         per_client = max(1, int(args.max_rate * args.duration / args.batch / args.clients) + 1)
         t_enrol = time.perf_counter()
@@ -597,6 +669,7 @@ def run_backend(backend: str, args: argparse.Namespace) -> dict:
         del devices
         generation_s = time.perf_counter() - t_gen
 
+        bytes_before = stored_bytes(engine, pg_name)  # after enrolment: the run's own growth only
         ctx = mp.get_context("fork")
         start, out = ctx.Event(), ctx.Queue()
         stop_at = ctx.Value("d", 0.0)
@@ -648,6 +721,7 @@ def run_backend(backend: str, args: argparse.Namespace) -> dict:
                 select(func.coalesce(func.sum(EpochPartial.n), 0)).where(EpochPartial.collection_id == collection["id"])
             ).scalar_one()
             chain = verify_all(conn, collection["id"])[0][0]
+        bytes_after = stored_bytes(engine, pg_name)
         engine.dispose()
         return {
             "backend": backend,
@@ -669,6 +743,10 @@ def run_backend(backend: str, args: argparse.Namespace) -> dict:
                 "all_match": int(stored) == int(ledger_rows) == int(partial_n) == acknowledged,
                 "ledger_chain_ok": chain.ok,
             },
+            "reports_stored_before": args.prefill,
+            "prefill_s": round(prefill_s, 1),
+            # database growth over the run (reports, device budgets, ledger, indexes, WAL-free size)
+            "bytes_per_report": round((bytes_after - bytes_before) / max(acknowledged, 1)),
             "payload_generation_s": round(generation_s, 1),
             "enrolment_s": round(enrolment_s, 1),
             "devices_enrolled": per_gen * args.clients,
@@ -717,8 +795,9 @@ def write_markdown(report: dict, path: Path) -> None:
         "",
         "| backend | accepted reports/s | batches | p50 batch latency | p99 batch latency | durable rows = acknowledged "
         "| ledger chain | CPU ms per 1,000 reports (server / PostgreSQL / load generator) "
-        "| CPU-s used by other tenants (of capacity) | projected reports/s, whole machine |",
-        "| --- | ---: | ---: | ---: | ---: | --- | --- | --- | --- | ---: |",
+        "| CPU-s used by other tenants (of capacity) | projected reports/s, whole machine | reports stored before "
+        "| database bytes per report |",
+        "| --- | ---: | ---: | ---: | ---: | --- | --- | --- | --- | ---: | ---: | ---: |",
     ]
     for r in report["results"]:
         d = r["durable"]
@@ -729,7 +808,8 @@ def write_markdown(report: dict, path: Path) -> None:
             f"| {r['cpu_ms_per_1000_reports']['server']} / {r['cpu_ms_per_1000_reports']['postgresql'] or '-'} / "
             f"{r['cpu_ms_per_1000_reports']['load_generator']} "
             f"| {r['cpu_seconds_other_tenants']} of {r['cpu_seconds']['machine_capacity']} "
-            f"| {r['projected_reports_per_s_whole_machine']:,} |"
+            f"| {r['projected_reports_per_s_whole_machine']:,} | {r.get('reports_stored_before', 0):,} "
+            f"| {r.get('bytes_per_report', '-')} |"
         )
     if report.get("comparison"):
         lines += [
@@ -803,6 +883,7 @@ def main() -> int:
     )
     parser.add_argument("--no-ceiling", action="store_true", help="skip the database's raw ceiling")
     parser.add_argument("--ports", type=int, nargs=2, metavar=("FIRST", "LAST"), help="gunicorn port range (loopback)")
+    parser.add_argument("--prefill", type=int, default=0, help="reports already stored before the timed run")
     parser.add_argument(
         "--verify-rows", type=int, default=0, help="instead: time audit verification of a chain of this many rows"
     )
