@@ -256,7 +256,7 @@ def _copy_text(rows: list[tuple]) -> bytes:
     return "".join("\t".join("\\N" if v is None else v.replace("\\", "\\\\") for v in r) + "\n" for r in rows).encode()
 
 
-def ceiling_pg_writer(dsn: str, payloads: list[str], writer: int, batch_size: int, start, stop_at, out) -> None:  # noqa: ANN001
+def ceiling_pg_writer(dsn: str, payloads: list[str], writer: int, batch_size: int, ready, start, stop_at, out) -> None:  # noqa: ANN001
     """COPY one batch into each table per transaction (synchronous commit), until the deadline."""
     import psycopg
 
@@ -264,6 +264,8 @@ def ceiling_pg_writer(dsn: str, payloads: list[str], writer: int, batch_size: in
     place = PLACE.encode()
     done = 0
     with psycopg.connect(dsn) as conn:
+        with ready.get_lock():
+            ready.value += 1
         start.wait()
         cpu0 = time.process_time()
         while time.time() < stop_at.value:
@@ -280,7 +282,9 @@ def ceiling_pg_writer(dsn: str, payloads: list[str], writer: int, batch_size: in
     out.put({"rows": done * batch_size, "cpu_s": cpu})
 
 
-def ceiling_sqlite_writer(path: str, payloads: list[str], writer: int, batch_size: int, start, stop_at, out) -> None:  # noqa: ANN001
+def ceiling_sqlite_writer(
+    path: str, payloads: list[str], writer: int, batch_size: int, ready, start, stop_at, out
+) -> None:  # noqa: ANN001
     """executemany of one batch into each table per ``BEGIN IMMEDIATE`` transaction (WAL,
     synchronous=FULL, as the project's engine), until the deadline."""
     import sqlite3
@@ -289,6 +293,8 @@ def ceiling_sqlite_writer(path: str, payloads: list[str], writer: int, batch_siz
     conn = sqlite3.connect(path, isolation_level=None, timeout=30)
     for pragma in ("journal_mode=WAL", "synchronous=FULL", "cache_size=-32768", "temp_store=MEMORY"):
         conn.execute(f"PRAGMA {pragma}")
+    with ready.get_lock():
+        ready.value += 1
     sql = [f"INSERT INTO {t} VALUES ({', '.join('?' * n)})" for t, n in
            (("ceiling_reports", 7), ("ceiling_devices", 10), ("ceiling_ledger", 15))]  # fmt: skip
     done = 0
@@ -343,12 +349,14 @@ def run_ceiling(backend: str, args: argparse.Namespace) -> dict:
             conn.close()
             writer_fn, writers = ceiling_sqlite_writer, 1
         ctx = mp.get_context("fork")
-        start, out, stop_at = ctx.Event(), ctx.Queue(), ctx.Value("d", 0.0)
-        procs = [ctx.Process(target=writer_fn, args=(target, payloads, w, args.batch, start, stop_at, out))
+        start, out, stop_at, ready = ctx.Event(), ctx.Queue(), ctx.Value("d", 0.0), ctx.Value("i", 0)
+        procs = [ctx.Process(target=writer_fn, args=(target, payloads, w, args.batch, ready, start, stop_at, out))
                  for w in range(writers)]  # fmt: skip
         for p in procs:
             p.start()
-        time.sleep(1.0)
+        connected_by = time.time() + 60
+        while ready.value < writers and time.time() < connected_by:  # every writer connected
+            time.sleep(0.05)
         pg_pids = postgres_pids(pg_name) if pg_name else []
         cpu_pg0 = {p: process_cpu(p) for p in pg_pids}
         t0 = time.time()
