@@ -183,3 +183,32 @@ def test_an_auditor_recomputes_the_exported_ledger_with_hashlib_and_json_only(ap
         expected_seq += 1
     head = api.get(f"/v1/audit/verify?collection={col['id']}").get_json()["chains"][0]
     assert head["head_seq"] == 9 and head["head_hash"] == previous
+
+
+@pytest.mark.parametrize("client_id", ["device_A-1", "tab\there", "back\\slash", "new\nline"])
+def test_ledger_rows_are_stored_exactly_whatever_their_characters(api, client_id):
+    """insert_ledger_rows writes what it is given: COPY text on PostgreSQL when no value needs
+    escaping, the parameterised statement otherwise (and executemany on SQLite)."""
+    from ldpserver.services.bulk import Bulk
+
+    now = datetime(2026, 12, 6, 12, 0, 0, 123456, tzinfo=UTC)
+    rows = [
+        (1, client_id, "ab" * 16, 20428, 20428, 1, 0.1 + 0.2, "record", 1e-300, None, None, "0" * 64, "1" * 64),
+        (2, "other", "cd" * 16, 20429, 20428, 3, 2.0, "tuple", 0.5, 0.25, 7, "1" * 64, "2" * 64),
+    ]
+    with api.engine.connect() as conn:
+        transaction = conn.begin()
+        try:
+            Bulk(conn).insert_ledger_rows("col_rows_exactly", rows, now)
+            stored = conn.exec_driver_sql(
+                'SELECT seq, client_id, report_id, epoch, "window", units, epsilon, neighbouring, epsilon_record, '
+                "epsilon_attribute, memo_count, prev_hash, row_hash, created_at FROM budget_ledger "
+                "WHERE collection_id = 'col_rows_exactly' ORDER BY seq"
+            ).all()
+        finally:
+            transaction.rollback()
+    assert [tuple(row[:13]) for row in stored] == rows
+    assert {iso(row[13]) if isinstance(row[13], datetime) else row[13] for row in stored} in (
+        {iso(now)},
+        {"2026-12-06 12:00:00.123456"},  # SQLite keeps SQLAlchemy's naive UTC text
+    )
