@@ -387,64 +387,49 @@ def run_ceiling(backend: str, args: argparse.Namespace) -> dict:
 
 
 # --- audit verification at scale ------------------------------------------------------------
-def seed_ledger(engine, collection_id: str, rows: int, chunk: int = 1000) -> float:  # noqa: ANN001
-    """Append ``rows`` valid chained charges (one device per 1,000 charges) with COPY (PostgreSQL)
-    or executemany (SQLite), moving the head as ingestion would; returns the seconds taken."""
+def seed_ledger(engine, collection_id: str, rows: int, chunk: int = 10_000) -> float:  # noqa: ANN001
+    """Append ``rows`` valid chained charges (one device per 1,000 charges) through the ledger's
+    own bulk insert (COPY on PostgreSQL, executemany on SQLite), moving the head as ingestion
+    would; returns the seconds taken."""
+    import hashlib
+
+    from sqlalchemy import select, update
+
+    from ldpserver.clock import iso
     from ldpserver.services import ledger
-    from ldpserver.services.bulk import sqlite_timestamp
+    from ldpserver.services.bulk import Bulk
 
     started = time.perf_counter()
     now = datetime.now(UTC)
-    stamp = ledger.iso(now)
+    stamp = iso(now)
+    heads = ledger.heads_t
     with engine.begin() as conn:
         chain = ledger.chain_of(conn, collection_id)
-        head = conn.execute(
-            ledger.select(ledger.heads_t.c.seq, ledger.heads_t.c.head_hash).where(
-                ledger.heads_t.c.collection_id == collection_id
-            )
-        ).one()
+        head = conn.execute(select(heads.c.seq, heads.c.head_hash).where(heads.c.collection_id == collection_id)).one()
     seq, previous = head.seq, head.head_hash
-    pg = engine.dialect.name == "postgresql"
-    columns = ("collection_id", "seq", "client_id", "report_id", "epoch", "window", "units", "epsilon",
-               "neighbouring", "epsilon_record", "epsilon_attribute", "memo_count", "created_at", "prev_hash",
-               "row_hash")  # fmt: skip
+    number = ledger.es_number if chain >= 2 else float.__repr__
+    one = number(1.0)
     rng = np.random.default_rng(3)
     done = 0
     while done < rows:
         n = min(chunk, rows - done)
         batch = []
-        client = rng.bytes(16).hex()
-        for _ in range(n):
+        ids = rng.bytes(16 * n).hex()
+        client = ""
+        for i in range(n):
+            if (done + i) % 1000 == 0:
+                client = rng.bytes(16).hex()
             seq += 1
-            row = {"collection_id": collection_id, "seq": seq, "client_id": client, "report_id": rng.bytes(16).hex(),
-                   "epoch": 20428, "window": 20428, "units": 1, "epsilon": 1.0, "neighbouring": "record",
-                   "epsilon_record": 1.0, "epsilon_attribute": None, "memo_count": None, "created_at": stamp,
-                   "prev_hash": previous}  # fmt: skip
-            previous = row["row_hash"] = ledger._trusted_hash(row, chain)
-            batch.append(row)
+            report = ids[32 * i : 32 * i + 32]
+            text = ledger._TRUSTED % (client, collection_id, stamp, 20428, one, "null", one, "null", "record",
+                                      previous, report, seq, 1, 20428)  # fmt: skip
+            digest = hashlib.sha256(text.encode()).hexdigest()
+            batch.append((seq, client, report, 20428, 20428, 1, 1.0, "record", 1.0, None, None, previous, digest))
+            previous = digest
         with engine.begin() as conn:
-            raw = conn.connection.dbapi_connection
-            if pg:
-                with (
-                    raw.cursor() as cursor,
-                    cursor.copy(
-                        f"COPY budget_ledger ({', '.join(chr(34) + c + chr(34) for c in columns)}) FROM STDIN"
-                    ) as copy,
-                ):
-                    for row in batch:
-                        copy.write_row([now if c == "created_at" else row[c] for c in columns])
-            else:
-                cursor = raw.cursor()
-                cursor.executemany(
-                    f"INSERT INTO budget_ledger ({', '.join(chr(34) + c + chr(34) for c in columns)}) "
-                    f"VALUES ({', '.join('?' * len(columns))})",
-                    [[sqlite_timestamp(now) if c == "created_at" else row[c] for c in columns] for row in batch],
-                )
-                cursor.close()
+            Bulk(conn).insert_ledger_rows(collection_id, batch, now)
             conn.execute(
-                ledger.update(ledger.heads_t)
-                .where(ledger.heads_t.c.collection_id == collection_id)
-                .values(seq=seq, head_hash=previous, updated_at=now)
+                update(heads).where(heads.c.collection_id == collection_id).values(seq=seq, head_hash=previous)
             )
         done += n
     return time.perf_counter() - started
@@ -578,7 +563,7 @@ def prefill(engine, collection_id: str, count: int, payloads: list[str]) -> floa
                     [(*d[:8], stamp, stamp) for d in devices],
                 )
                 cursor.close()
-    seed_ledger(engine, collection_id, count, chunk=10_000)
+    seed_ledger(engine, collection_id, count)
     return time.perf_counter() - started
 
 
