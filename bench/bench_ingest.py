@@ -858,7 +858,9 @@ def verify_main(backends: list[str], args: argparse.Namespace) -> int:
     print(json.dumps(report, indent=2))
     if not args.no_write:
         RESULTS.mkdir(parents=True, exist_ok=True)
-        (RESULTS / f"audit_verify_{args.verify_rows}.json").write_text(json.dumps(report, indent=2) + "\n")
+        (RESULTS / f"audit_verify_{args.backend}_{args.verify_rows}.json").write_text(
+            json.dumps(report, indent=2) + "\n"
+        )
     return 0 if all(r["cli"]["ok"] and r["api"]["ok"] for r in results) else 1
 
 
