@@ -927,6 +927,7 @@ def main() -> int:
             "k": args.k,
             "duration_s": args.duration,
             "ceiling_writers": args.ceiling_writers,
+            "reports_stored_before": args.prefill,
         },
         "load_average": {"before": [round(x, 2) for x in load_before], "after": [round(x, 2) for x in load_after]},
         "results": results,
@@ -943,8 +944,11 @@ def main() -> int:
     print(f"load average before {report['load_average']['before']}, after {report['load_average']['after']}")
     if not args.no_write:
         RESULTS.mkdir(parents=True, exist_ok=True)
-        (RESULTS / "ingest.json").write_text(json.dumps(report, indent=2) + "\n")
-        write_markdown(report, RESULTS / "ingest.md")
+        # runs into a store already holding reports keep their own files (the section stays the empty-store run)
+        name = "ingest" if not args.prefill else f"ingest_stored_{args.prefill}"
+        (RESULTS / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
+        if not args.prefill:
+            write_markdown(report, RESULTS / "ingest.md")
     return 0 if all(r["durable"]["all_match"] and r["durable"]["ledger_chain_ok"] for r in results) else 1
 
 
