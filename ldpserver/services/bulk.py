@@ -257,7 +257,21 @@ class Bulk:
             self._lite_many(
                 "INSERT INTO device_budgets (collection_id, client_id, units, reports, memo_count, window_index, "
                 "window_units, prev_window_units, first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [(collection_id, *(r[name] for name in DEVICE_FIELDS), stamp, stamp) for r in fresh],
+                [
+                    (
+                        collection_id,
+                        r["client_id"],
+                        r["units"],
+                        r["reports"],
+                        r["memo_count"],
+                        r["window_index"],
+                        r["window_units"],
+                        r["prev_window_units"],
+                        stamp,
+                        stamp,
+                    )
+                    for r in fresh
+                ],  # fmt: skip
             )
         if known:
             self._lite_many(
