@@ -302,29 +302,36 @@ class ChainReport:
 
 
 #: the columns a verification reads, in the canonical (sorted) order of the hashed fields
-_VERIFY_SQL = (
-    "SELECT "
-    + ", ".join('"window"' if name == "window" else name for name in _SORTED_FIELDS)
-    + ", row_hash FROM budget_ledger WHERE collection_id = {p} AND seq >= {p} ORDER BY seq"
-)
+def _verify_sql(pg: bool) -> str:
+    # PostgreSQL hands created_at over as its canonical text (no datetime built per row)
+    created = """to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')""" if pg else "created_at"
+    names = {"window": '"window"', "created_at": created}
+    return (
+        "SELECT "
+        + ", ".join(names.get(name, name) for name in _SORTED_FIELDS)
+        + ", row_hash FROM budget_ledger WHERE collection_id = {p} AND seq >= {p} ORDER BY seq"
+    ).replace("{p}", "%s" if pg else "?")
+
+
 _STREAM_ROWS = 20_000  # rows per round trip of the PostgreSQL server-side cursor
 _CHECK_EVERY = 4096  # rows between two looks at the clock
 
 
 def _stream_rows(conn: Connection, collection_id: str, from_seq: int) -> Iterator[tuple[Any, ...]]:
     """The chain's rows from ``from_seq`` on, in ``seq`` order, as tuples (:data:`_SORTED_FIELDS`,
-    then ``row_hash``), in constant memory: a server-side cursor on PostgreSQL, the driver's
-    row-by-row cursor on SQLite (``created_at`` comes back as SQLAlchemy's stored text there)."""
+    then ``row_hash``), in constant memory: a server-side cursor on PostgreSQL (``created_at``
+    as its canonical text), the driver's cursor on SQLite (``created_at`` as SQLAlchemy's
+    stored text)."""
     raw = conn.connection.dbapi_connection
     if conn.dialect.name == "postgresql":
         with raw.cursor(name=f"ldp_verify_{secrets.token_hex(4)}") as cursor:
             cursor.itersize = _STREAM_ROWS
-            cursor.execute(_VERIFY_SQL.format(p="%s"), (collection_id, from_seq))
+            cursor.execute(_verify_sql(True), (collection_id, from_seq))
             yield from cursor
         return
     cursor = raw.cursor()
     try:
-        cursor.execute(_VERIFY_SQL.format(p="?"), (collection_id, from_seq))
+        cursor.execute(_verify_sql(False), (collection_id, from_seq))
         while chunk := cursor.fetchmany(_STREAM_ROWS):
             yield from chunk
     finally:

@@ -212,3 +212,20 @@ def test_verify_all_collections_resumes_across_chains(api, monkeypatch):
     assert body["complete"] and body["ok"]
     for col in cols:
         assert seen[col["id"]] == 3
+
+
+@pytest.mark.parametrize("moved", ["one microsecond", "not a timestamp"])
+def test_a_moved_or_unreadable_timestamp_is_caught(tamper_env, backend, moved):
+    _, engine, api = tamper_env
+    col = api.create_collection(name="moved")
+    assert api.upload(col, make_reports(col, 3, seed=40)).get_json()["accepted"] == 3
+    if backend == "postgresql":
+        value = "created_at + interval '1 microsecond'" if moved == "one microsecond" else "'1970-01-01'"
+    else:
+        value = "'2020-01-01 00:00:00.000001'" if moved == "one microsecond" else "'yesterday'"
+    with engine.begin() as conn:
+        _unguard(conn, backend)
+        conn.execute(text(f"UPDATE budget_ledger SET created_at = {value} WHERE collection_id = :c AND seq = 2"),
+                     {"c": col["id"]})  # fmt: skip
+    bad = api.get(f"/v1/audit/verify?collection={col['id']}").get_json()["chains"][0]["first_bad"]
+    assert (bad["seq"], bad["problem"]) == (2, "hash_mismatch")
