@@ -291,7 +291,10 @@ def ceiling_pg_writer(dsn: str, payloads: list[str], writer: int, batch_size: in
                     copy.write(ledger.replace(place, tag))
             done += 1
         cpu = time.process_time() - cpu0
-    out.put({"rows": done * batch_size, "cpu_s": cpu})
+        out.put({"rows": done * batch_size, "cpu_s": cpu})
+        released_by = time.time() + 60
+        while ready.value >= 0 and time.time() < released_by:  # the backend lives until its CPU is read
+            time.sleep(0.05)
 
 
 def ceiling_sqlite_writer(
@@ -377,6 +380,7 @@ def run_ceiling(backend: str, args: argparse.Namespace) -> dict:
         results = [out.get(timeout=args.duration + 120) for _ in procs]
         wall = time.time() - t0
         cpu_pg = sum(process_cpu(p) - cpu_pg0.get(p, 0.0) for p in (postgres_pids(pg_name) if pg_name else []))
+        ready.value = -1  # the PostgreSQL writers may now disconnect
         for p in procs:
             p.join(timeout=30)
         rows = sum(r["rows"] for r in results)
