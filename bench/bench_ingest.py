@@ -749,7 +749,10 @@ def run_backend(backend: str, args: argparse.Namespace) -> dict:
                 "report_rows": int(stored),
                 "ledger_rows": int(ledger_rows),
                 "aggregated_n": int(partial_n),
-                "all_match": int(stored) == int(ledger_rows) == int(partial_n) == acknowledged,
+                "all_match": int(stored) - args.prefill
+                == int(ledger_rows) - args.prefill
+                == int(partial_n)
+                == acknowledged,
                 "ledger_chain_ok": chain.ok,
             },
             "reports_stored_before": args.prefill,
@@ -808,13 +811,15 @@ def scaling_markdown() -> list[str]:
             "other tenants' CPU use moves the reports/s far more than the CPU per report):",
             "",
             "| run | backend | reports stored before | reports/s | ceiling reports/s (ratio) | CPU ms per 1,000 "
-            "reports (server / PostgreSQL) | bytes per report | load average before → after |",
-            "| --- | --- | ---: | ---: | ---: | --- | ---: | --- |",
+            "reports (server / PostgreSQL) | bytes per report | CPU-s used by other tenants (of capacity) "
+            "| load average before → after |",
+            "| --- | --- | ---: | ---: | ---: | --- | ---: | --- | --- |",
         ]
         for name, run in runs:
-            label = (
-                "before this work (commit " + run.get("commit", "3eaaeb8") + ")" if name == "ingest_baseline" else name
-            )
+            if name == "ingest_baseline":
+                label = "before the hot-path changes (ingest path of 3eaaeb8)"
+            else:
+                label = f"this build, into a store of {run['settings'].get('reports_stored_before', 0):,} reports"
             ceilings = {c["backend"]: c for c in run.get("ceilings", [])}
             load = run.get("load_average", {})
             for r in run["results"]:
@@ -824,6 +829,7 @@ def scaling_markdown() -> list[str]:
                 lines.append(
                     f"| {label} | {r['backend']} | {r.get('reports_stored_before', 0):,} | {r['reports_per_s']:,.0f} "
                     f"| {ceiling} | {cpu['server']} / {cpu['postgresql'] or '-'} | {r.get('bytes_per_report', '-')} "
+                    f"| {r['cpu_seconds_other_tenants']} of {r['cpu_seconds']['machine_capacity']} "
                     f"| {load.get('before', '?')} → {load.get('after', '?')} |"
                 )
     verifies = sorted(RESULTS.glob("audit_verify_*.json"))
@@ -902,6 +908,18 @@ def write_markdown(report: dict, path: Path) -> None:
             "executemany from one writer (SQLite serialises writers), WAL and synchronous=FULL as the project.",
         ]
     lines += scaling_markdown()
+    lines += [
+        "",
+        "Status against issue 20 (targets: ≥ 0.85 of the ceiling and ≥ 75,000 reports/s on PostgreSQL, ≥ 0.85 "
+        "on SQLite, ingestion at 10⁷ stored within 10 % of the empty store, at most half of today's bytes per "
+        "report, verification of a 10⁷-row ledger without a timeout): only the last is met. The ledger now goes "
+        "in one COPY per batch, formatted and hashed in one pass (server + PostgreSQL CPU per 1,000 reports "
+        "about 9 % lower than before on this shared machine), but every report still writes three rows and "
+        "five index entries (about 1,020 bytes on PostgreSQL, half of them the ledger row and its indexes: "
+        "docs/data-model.md), PostgreSQL's CPU per report grows by about 40 % once 10⁶ reports are stored, and "
+        "the Python path costs about 35 µs per report. The ratio needs the per-batch forms the issue lists "
+        "(one ledger block per batch, fewer indexes and rows per report, columnar validation).",
+    ]
     lines += [
         "",
         "Durable = rows counted in the database after the run (reports, ledger rows, and the summed n of "
