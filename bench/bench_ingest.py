@@ -23,7 +23,7 @@ stored in batches of 1,000 per transaction by the database alone — PostgreSQL 
 for the same duration; it prints the ratio, the load generator's CPU share and the machine's
 load average (other tenants share it). ``--ports FIRST LAST`` picks gunicorn's loopback port.
 
-Writes ``bench/results/ingest.json`` and ``bench/results/ingest.md`` (``ingest_stored_N.json``
+Writes ``bench/results/ingest.json`` and ``bench/results/ingest.md`` (``ingest_stored_<backend>_N.json``
 with ``--prefill N``, ``audit_verify_<backend>_N.json`` with ``--verify-rows N``; the markdown
 gathers them, ``--markdown-only`` rebuilds it); prints the JSON.
 Traffic goes to 127.0.0.1 only; every loop is bounded in time and count.
@@ -1042,7 +1042,7 @@ def main() -> int:
     if not args.no_write:
         RESULTS.mkdir(parents=True, exist_ok=True)
         # runs into a store already holding reports keep their own files (the section stays the empty-store run)
-        name = "ingest" if not args.prefill else f"ingest_stored_{args.prefill}"
+        name = "ingest" if not args.prefill else f"ingest_stored_{args.backend}_{args.prefill}"
         (RESULTS / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
         if not args.prefill:
             write_markdown(report, RESULTS / "ingest.md")
