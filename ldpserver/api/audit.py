@@ -124,6 +124,12 @@ def build_blueprint() -> APIBlueprint:
         if query.collection is not None:
             _collection_or_404(query.collection)
         resume = decode_verify_cursor(query.cursor) if query.cursor is not None else None
+        if resume is not None and query.collection is not None and resume[0] != query.collection:
+            raise ProblemError(
+                "validation",
+                "cursor belongs to another collection's walk",
+                errors=[{"path": "/cursor", "message": "cursor of another collection", "code": "invalid_cursor"}],
+            )
         deadline = time.monotonic() + VERIFY_SECONDS
         started = time.perf_counter()
         with read_transaction(state().engine) as conn:

@@ -190,6 +190,9 @@ def test_verify_walks_a_long_chain_in_bounded_steps(api, monkeypatch):
     assert bad["chains"][0]["first_bad"]["seq"] == 3
     assert api.get(base + "&cursor=garbage!").status_code == 422
     assert api.get(base + "&cursor=" + audit_api.encode_verify_cursor(collection_id, 3, "xyz")).status_code == 422
+    other = api.create_collection(name="other")
+    misplaced = api.get(f"/v1/audit/verify?collection={other['id']}&cursor={steps[0]['next_cursor']}")
+    assert misplaced.status_code == 422
 
 
 def test_verify_all_collections_resumes_across_chains(api, monkeypatch):
