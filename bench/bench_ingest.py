@@ -837,7 +837,7 @@ def scaling_markdown() -> list[str]:
         lines += [
             "",
             "Audit verification of one chain seeded with valid rows (`--verify-rows N`): `ldp audit verify` walks it "
-            "in one streamed pass; `GET /v1/audit/verify` answers after at most 20 s with a cursor, followed to the "
+            "in one streamed pass; `GET /v1/audit/verify` answers about 20 s into its walk with a cursor, followed to the "
             "end (each answer stays far inside the worker timeout):",
             "",
             "| backend | ledger rows | `ldp audit verify` | rows/s | API answers (longest) | API rows/s | peak RSS "

@@ -297,8 +297,8 @@ def main() -> None:
         res2, secs2 = run_phase(ctx, targets, args.mixed_duration)
         acc2 = sum(r.get("accepted", 0) for r in res2)
         stored2 = stored_count(url, mixed["id"])
-        # the chain check goes through the API, as an auditor's would: each answer walks for at
-        # most 20 s and hands back a cursor, so millions of rows never meet the worker timeout
+        # the chain check goes through the API, as an auditor's would: each answer walks for
+        # about 20 s and hands back a cursor, so millions of rows never meet the worker timeout
         verify_s = time.perf_counter()
         auditor = {"Authorization": f"Bearer {keys['auditor']}"}
         verified, verify_answers, longest_answer = True, 0, 0.0

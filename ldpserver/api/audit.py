@@ -117,7 +117,7 @@ def build_blueprint() -> APIBlueprint:
         **extras,
     )
     def get_verify(query: VerifyQuery):
-        """Streams each chain (constant memory) for at most ``VERIFY_SECONDS``; a longer ledger
+        """Streams each chain (constant memory) until ``VERIFY_SECONDS`` have passed; a longer ledger
         answers ``complete: false`` with ``next_cursor``, and the auditor calls again with it
         (the cursor carries the last checked row's hash: nothing is trusted from the server's
         earlier answers that the auditor does not hold)."""
