@@ -432,6 +432,7 @@ class LongitudinalMechanism(ABC, Generic[B]):
     def parse_value(text: str) -> int:
         """A true value typed as text (a command line): the value index."""
         return int(text)
+
     max_domain_size: ClassVar[int]
     #: True where the device state carries data (a hash key, sampled buckets)
     needs_state: ClassVar[bool] = False

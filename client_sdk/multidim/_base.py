@@ -274,6 +274,7 @@ class MultidimProtocol(ABC):
         raw = text.strip()
         parts = json.loads(raw) if raw.startswith("[") else raw.split(",")
         return tuple(int(p) for p in parts)
+
     #: every field of a wire payload; any other is refused
     wire_fields: ClassVar[frozenset[str]] = frozenset({"v", "m", "y"})
     #: largest domain per attribute the report encoding supports

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 from urllib.parse import urlencode
 
 from flask import Response, request
@@ -28,7 +29,15 @@ from ldpserver.schemas.audit import (
 )
 from ldpserver.schemas.devices import EnrolmentList, EnrolmentQuery
 from ldpserver.services import ledger as ledger_service
-from ldpserver.services.audit import LEDGER_COLUMNS, budget_summary, ledger_page, rejection_rows
+from ldpserver.services.audit import (
+    LEDGER_COLUMNS,
+    VERIFY_SECONDS,
+    budget_summary,
+    decode_verify_cursor,
+    encode_verify_cursor,
+    ledger_page,
+    rejection_rows,
+)
 from ldpserver.services.devices import enrolments_per_day
 
 TAG = Tag(name="audit", description="read-only views for auditors")
@@ -108,14 +117,32 @@ def build_blueprint() -> APIBlueprint:
         **extras,
     )
     def get_verify(query: VerifyQuery):
+        """Streams each chain (constant memory) until ``VERIFY_SECONDS`` have passed; a longer ledger
+        answers ``complete: false`` with ``next_cursor``, and the auditor calls again with it
+        (the cursor carries the last checked row's hash: nothing is trusted from the server's
+        earlier answers that the auditor does not hold)."""
         if query.collection is not None:
             _collection_or_404(query.collection)
+        resume = decode_verify_cursor(query.cursor) if query.cursor is not None else None
+        if resume is not None and query.collection is not None and resume[0] != query.collection:
+            raise ProblemError(
+                "validation",
+                "cursor belongs to another collection's walk",
+                errors=[{"path": "/cursor", "message": "cursor of another collection", "code": "invalid_cursor"}],
+            )
+        deadline = time.monotonic() + VERIFY_SECONDS
+        started = time.perf_counter()
         with read_transaction(state().engine) as conn:
-            chains = ledger_service.verify_all(conn, query.collection)
+            ledger_service.snapshot(conn)
+            chains, stopped = ledger_service.verify_all(conn, query.collection, resume=resume, deadline=deadline)
+        rows = sum(chain.rows for chain in chains)
         body = {
             "ok": all(chain.ok for chain in chains),
             "checked_at": now().isoformat(),
             "chains": [chain.to_dict() for chain in chains],
+            "complete": stopped is None,
+            "next_cursor": encode_verify_cursor(*stopped) if stopped is not None else None,
+            "rows_per_s": round(rows / max(time.perf_counter() - started, 1e-9), 1),
         }
         return json_response(body)
 

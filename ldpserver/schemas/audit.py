@@ -78,6 +78,11 @@ class VerifyQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     collection: str | None = Field(default=None, max_length=40)
+    cursor: str | None = Field(
+        default=None,
+        max_length=200,
+        description="next_cursor of an incomplete answer: continue the walk where it stopped",
+    )
 
 
 class ChainProblem(BaseModel):
@@ -93,12 +98,17 @@ class ChainResult(BaseModel):
     head_seq: int
     head_hash: str
     first_bad: ChainProblem | None
+    complete: bool = Field(description="false: the time budget ran out inside this chain (see next_cursor)")
+    from_seq: int = Field(description="the first row checked in this answer (1 unless resumed)")
 
 
 class VerifyResult(BaseModel):
-    ok: bool
+    ok: bool = Field(description="no bad row in what this answer checked")
     checked_at: datetime
     chains: list[ChainResult]
+    complete: bool = Field(description="false: call again with cursor=next_cursor to check the rest")
+    next_cursor: str | None
+    rows_per_s: float = Field(description="rows checked per second in this answer")
 
 
 class RejectionsQuery(BaseModel):

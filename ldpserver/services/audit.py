@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from typing import Any
 
 import numpy as np
@@ -41,6 +42,37 @@ def decode_cursor(cursor: str) -> tuple[str, int]:
         if not 0 <= seq <= SEQ_MAX or len(collection_id) > 40 or "\x00" in collection_id:
             raise ValueError
         return collection_id, seq
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+        raise ProblemError(
+            "validation",
+            "cursor is not a value returned as next_cursor",
+            errors=[{"path": "/cursor", "message": "invalid cursor", "code": "invalid_cursor"}],
+        ) from None
+
+
+#: seconds one GET /v1/audit/verify spends walking chains before it answers with a cursor
+#: (well inside the gunicorn worker timeout, 60 s by default)
+VERIFY_SECONDS = 20.0
+_HASH = re.compile(r"[0-9a-f]{64}")
+
+
+def encode_verify_cursor(collection_id: str, seq: int, prev_hash: str) -> str:
+    raw = json.dumps([collection_id, seq, prev_hash], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_verify_cursor(cursor: str) -> tuple[str, int, str]:
+    """(collection id, next seq, hash of the row before it; seq 0: from the genesis)."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        collection_id, seq, prev_hash = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        if not isinstance(collection_id, str) or not isinstance(seq, int) or isinstance(seq, bool):
+            raise ValueError
+        if not isinstance(prev_hash, str) or not 0 <= seq <= SEQ_MAX or len(collection_id) > 40:
+            raise ValueError
+        if "\x00" in collection_id or (seq > 0 and not _HASH.fullmatch(prev_hash)):
+            raise ValueError
+        return collection_id, seq, prev_hash
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
         raise ProblemError(
             "validation",

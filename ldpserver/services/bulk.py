@@ -24,6 +24,8 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import Connection
 
+from ldpserver.clock import iso
+
 
 class DeviceRow(NamedTuple):
     client_id: str
@@ -74,6 +76,13 @@ _DEVICE_ARRAYS = ", ".join(
     [_T("cl"), _N("u", "bigint"), _N("r", "bigint"), _N("m", "integer"), _N("wi", "bigint"), _N("wu", "bigint"),
      _N("pw", "bigint")]
 )  # fmt: skip
+
+
+_COPY_SPECIAL = ("\\", "\t", "\n", "\r")
+_LEDGER_COPY = (
+    'COPY budget_ledger (collection_id, seq, client_id, report_id, epoch, "window", units, epsilon, neighbouring, '
+    "epsilon_record, epsilon_attribute, memo_count, created_at, prev_hash, row_hash) FROM STDIN"
+)
 
 
 def sqlite_timestamp(value: datetime) -> str:
@@ -250,7 +259,21 @@ class Bulk:
             self._lite_many(
                 "INSERT INTO device_budgets (collection_id, client_id, units, reports, memo_count, window_index, "
                 "window_units, prev_window_units, first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [(collection_id, *(r[name] for name in DEVICE_FIELDS), stamp, stamp) for r in fresh],
+                [
+                    (
+                        collection_id,
+                        r["client_id"],
+                        r["units"],
+                        r["reports"],
+                        r["memo_count"],
+                        r["window_index"],
+                        r["window_units"],
+                        r["prev_window_units"],
+                        stamp,
+                        stamp,
+                    )
+                    for r in fresh
+                ],  # fmt: skip
             )
         if known:
             self._lite_many(
@@ -276,6 +299,44 @@ class Bulk:
         }
 
     # --- ledger -------------------------------------------------------------------------
+    def insert_ledger_rows(self, collection_id: str, rows: Sequence[tuple[Any, ...]], now: datetime) -> None:
+        """Insert ledger rows given as tuples (seq, client_id, report_id, epoch, window, units,
+        epsilon, neighbouring, epsilon_record, epsilon_attribute, memo_count, prev_hash, row_hash).
+
+        PostgreSQL: one ``COPY`` (text format) — the rows' strings are ids, hashes and the
+        notion name, which never hold a tab, newline or backslash (checked: else the
+        ``unnest`` statement); SQLite: ``executemany``.
+        """
+        if not rows:
+            return
+        if not self.pg:
+            stamp = sqlite_timestamp(now)
+            self._lite_many(
+                'INSERT INTO budget_ledger (collection_id, seq, client_id, report_id, epoch, "window", units, '
+                "epsilon, neighbouring, epsilon_record, epsilon_attribute, memo_count, created_at, prev_hash, "
+                "row_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(collection_id, *r[:11], stamp, r[11], r[12]) for r in rows],
+            )
+            return
+        strings = collection_id + "".join([r[1] + r[2] + r[7] for r in rows])
+        if any(ch in strings for ch in _COPY_SPECIAL):  # never from validated ids; kept exact anyway
+            names = ("seq", "client_id", "report_id", "epoch", "window", "units", "epsilon", "neighbouring",
+                     "epsilon_record", "epsilon_attribute", "memo_count", "prev_hash", "row_hash")  # fmt: skip
+            self.insert_ledger(collection_id, [dict(zip(names, r, strict=True)) for r in rows], now)
+            return
+        head = collection_id + "\t"
+        tail = "\t" + iso(now) + "\t"
+        null = "\\N"
+        lines = "".join(
+            [
+                f"{head}{s}\t{cl}\t{r}\t{e}\t{w}\t{u}\t{float(eps)!r}\t{nb}\t{float(er)!r}\t"
+                f"{null if ea is None else repr(float(ea))}\t{null if mc is None else int(mc)}{tail}{ph}\t{rh}\n"
+                for s, cl, r, e, w, u, eps, nb, er, ea, mc, ph, rh in rows
+            ]
+        )
+        with self.raw.cursor() as cursor, cursor.copy(_LEDGER_COPY) as copy:
+            copy.write(lines)
+
     def insert_ledger(self, collection_id: str, rows: Sequence[dict[str, Any]], now: datetime) -> None:
         if not rows:
             return

@@ -158,3 +158,77 @@ def test_modified_and_deleted_rows_are_caught_by_api_and_cli(tamper_env, backend
     one = CliRunner().invoke(cli, ["audit", "verify", "--collection", ids["modified"], "--json"],
                              env={"DATABASE_URL": url})  # fmt: skip
     assert one.exit_code == 1 and '"problem": "hash_mismatch"' in one.output
+
+
+def test_verify_walks_a_long_chain_in_bounded_steps(api, monkeypatch):
+    """Past its time budget /v1/audit/verify answers complete=false with a cursor; following the
+    cursors checks every row once, and the cursor's hash is what the next step links to."""
+    import ldpserver.api.audit as audit_api
+    from ldpserver.services import ledger
+
+    col = api.create_collection(budget={"cap_lifetime": 100.0})
+    assert api.upload(col, make_reports(col, 7, seed=21)).get_json()["accepted"] == 7
+    monkeypatch.setattr(audit_api, "VERIFY_SECONDS", 0.0)  # every answer stops at its first look at the clock
+    monkeypatch.setattr(ledger, "_CHECK_EVERY", 2)
+    base = f"/v1/audit/verify?collection={col['id']}"
+    body = api.get(base).get_json()
+    steps = [body]
+    while not body["complete"]:
+        assert body["ok"] and body["next_cursor"]
+        body = api.get(base + f"&cursor={body['next_cursor']}").get_json()
+        steps.append(body)
+    assert len(steps) == 4 and body["ok"] and body["next_cursor"] is None
+    assert [s["chains"][0]["from_seq"] for s in steps] == [1, 3, 5, 7]
+    assert sum(s["chains"][0]["rows"] for s in steps) == 7
+    assert [s["chains"][0]["complete"] for s in steps] == [False, False, False, True]
+
+    # a cursor whose hash is not row 2's: the walk names row 3's link as broken
+    collection_id, seq, _ = audit_api.decode_verify_cursor(steps[0]["next_cursor"])
+    forged = audit_api.encode_verify_cursor(collection_id, seq, "0" * 64)
+    bad = api.get(base + f"&cursor={forged}").get_json()
+    assert not bad["ok"] and bad["chains"][0]["first_bad"]["problem"] == "broken_link"
+    assert bad["chains"][0]["first_bad"]["seq"] == 3
+    assert api.get(base + "&cursor=garbage!").status_code == 422
+    assert api.get(base + "&cursor=" + audit_api.encode_verify_cursor(collection_id, 3, "xyz")).status_code == 422
+    other = api.create_collection(name="other")
+    misplaced = api.get(f"/v1/audit/verify?collection={other['id']}&cursor={steps[0]['next_cursor']}")
+    assert misplaced.status_code == 422
+
+
+def test_verify_all_collections_resumes_across_chains(api, monkeypatch):
+    import ldpserver.api.audit as audit_api
+    from ldpserver.services import ledger
+
+    cols = [api.create_collection(name=f"c{i}") for i in range(3)]
+    for i, col in enumerate(cols):
+        assert api.upload(col, make_reports(col, 3, seed=30 + i)).get_json()["accepted"] == 3
+    monkeypatch.setattr(audit_api, "VERIFY_SECONDS", 0.0)
+    monkeypatch.setattr(ledger, "_CHECK_EVERY", 1)
+    body = api.get("/v1/audit/verify").get_json()
+    seen: dict[str, int] = {}
+    for _ in range(5000):  # the session's database holds other tests' collections too
+        for chain in body["chains"]:
+            seen[chain["collection_id"]] = seen.get(chain["collection_id"], 0) + chain["rows"]
+        if body["complete"]:
+            break
+        body = api.get(f"/v1/audit/verify?cursor={body['next_cursor']}").get_json()
+    assert body["complete"] and body["ok"]
+    for col in cols:
+        assert seen[col["id"]] == 3
+
+
+@pytest.mark.parametrize("moved", ["one microsecond", "not a timestamp"])
+def test_a_moved_or_unreadable_timestamp_is_caught(tamper_env, backend, moved):
+    _, engine, api = tamper_env
+    col = api.create_collection(name="moved")
+    assert api.upload(col, make_reports(col, 3, seed=40)).get_json()["accepted"] == 3
+    if backend == "postgresql":
+        value = "created_at + interval '1 microsecond'" if moved == "one microsecond" else "'1970-01-01'"
+    else:
+        value = "'2020-01-01 00:00:00.000001'" if moved == "one microsecond" else "'yesterday'"
+    with engine.begin() as conn:
+        _unguard(conn, backend)
+        conn.execute(text(f"UPDATE budget_ledger SET created_at = {value} WHERE collection_id = :c AND seq = 2"),
+                     {"c": col["id"]})  # fmt: skip
+    bad = api.get(f"/v1/audit/verify?collection={col['id']}").get_json()["chains"][0]["first_bad"]
+    assert (bad["seq"], bad["problem"]) == (2, "hash_mismatch")

@@ -106,3 +106,109 @@ def test_an_auditor_recomputes_a_v2_chain_with_any_rfc8785_library(api):
         previous = hashlib.sha256(jcs.canonicalize(fields)).hexdigest()
         assert item["row_hash"] == previous
     assert api.get(f"/v1/audit/verify?collection={col['id']}").get_json()["ok"] is True
+
+
+@pytest.mark.parametrize("chain", [1, 2])
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},
+        {"epsilon_attribute": 1.0, "memo_count": 4, "neighbouring": "tuple"},
+        {"epsilon": 1e-5, "epsilon_record": 1e-7, "epsilon_attribute": 2.5e16, "seq": 2**52},
+        {"client_id": 'we"ird\\ü\n'},
+        {"report_id": "ab\u2028cd"},
+        {"memo_count": True},
+    ],
+)
+def test_the_verifiers_fast_form_is_the_canonical_row(changes, chain):
+    """What verification hashes for a stored row (values in sorted field order) is row_hash,
+    for ordinary rows and for the odd values only a tampered row could hold."""
+    from ldpserver.services.ledger import _SORTED_FIELDS, _stored_hash
+
+    row = ROW | changes
+    values = tuple(row[name] for name in _SORTED_FIELDS)
+    assert _stored_hash(values, row["created_at"], chain) == row_hash(row, chain)
+
+
+@pytest.mark.parametrize("field", ["epoch", "seq", "units", "window", "memo_count"])
+def test_a_float_where_an_integer_belongs_changes_the_hash(field):
+    """A tampered ``epoch = 5.5`` must not be formatted back into the original ``5``."""
+    from ldpserver.services.ledger import _SORTED_FIELDS, _stored_hash
+
+    row = ROW | {"memo_count": 4}
+    tampered = row | {field: row[field] + 0.5}
+    values = tuple(tampered[name] for name in _SORTED_FIELDS)
+    assert _stored_hash(values, row["created_at"], 2) != row_hash(row, 2)
+
+
+def test_an_auditor_recomputes_the_exported_ledger_with_hashlib_and_json_only(api, database_url):
+    """The procedure docs/data-model.md gives, on the rows ``ldp audit export`` writes, with no
+    project code and no JCS library: only hashlib and json (numbers written as ECMAScript
+    does, which for these values means: an integral float loses its ``.0``)."""
+    import hashlib
+    import json
+
+    from click.testing import CliRunner
+
+    from ldpserver.cli import main as cli
+    from tests.service.helpers import make_reports
+
+    col = api.create_collection(
+        mechanism={"mechanism": "grr", "epsilon": 0.5, "domain_size": 4}, budget={"cap_lifetime": 100.0}
+    )
+    clients = [f"d{i % 3}" for i in range(9)]
+    assert api.upload(col, make_reports(col, 9, client_ids=clients, seed=8)).get_json()["accepted"] == 9
+    run = CliRunner().invoke(
+        cli, ["audit", "export", "--collection", col["id"], "--format", "jsonl"], env={"DATABASE_URL": database_url}
+    )
+    assert run.exit_code == 0, run.output
+    rows = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
+    assert len(rows) == 9
+
+    hashed = ["client_id", "collection_id", "created_at", "epoch", "epsilon", "epsilon_attribute", "epsilon_record",
+              "memo_count", "neighbouring", "prev_hash", "report_id", "seq", "units", "window"]  # fmt: skip
+
+    def number(value):
+        return int(value) if isinstance(value, float) and value.is_integer() else value
+
+    previous = hashlib.sha256(f"ldp-ledger-v2\n{col['id']}\n{col['config_hash']}".encode()).hexdigest()
+    expected_seq = 1
+    for row in rows:
+        assert row["seq"] == expected_seq and row["prev_hash"] == previous
+        text = json.dumps({k: number(row[k]) for k in hashed}, sort_keys=True, separators=(",", ":"),
+                          ensure_ascii=False)  # fmt: skip
+        assert '"epsilon":0.5,' in text
+        previous = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        assert row["row_hash"] == previous
+        expected_seq += 1
+    head = api.get(f"/v1/audit/verify?collection={col['id']}").get_json()["chains"][0]
+    assert head["head_seq"] == 9 and head["head_hash"] == previous
+
+
+@pytest.mark.parametrize("client_id", ["device_A-1", "tab\there", "back\\slash", "new\nline"])
+def test_ledger_rows_are_stored_exactly_whatever_their_characters(api, client_id):
+    """insert_ledger_rows writes what it is given: COPY text on PostgreSQL when no value needs
+    escaping, the parameterised statement otherwise (and executemany on SQLite)."""
+    from ldpserver.services.bulk import Bulk
+
+    now = datetime(2026, 12, 6, 12, 0, 0, 123456, tzinfo=UTC)
+    rows = [
+        (1, client_id, "ab" * 16, 20428, 20428, 1, 0.1 + 0.2, "record", 1e-300, None, None, "0" * 64, "1" * 64),
+        (2, "other", "cd" * 16, 20429, 20428, 3, 2.0, "tuple", 0.5, 0.25, 7, "1" * 64, "2" * 64),
+    ]
+    with api.engine.connect() as conn:
+        transaction = conn.begin()
+        try:
+            Bulk(conn).insert_ledger_rows("col_rows_exactly", rows, now)
+            stored = conn.exec_driver_sql(
+                'SELECT seq, client_id, report_id, epoch, "window", units, epsilon, neighbouring, epsilon_record, '
+                "epsilon_attribute, memo_count, prev_hash, row_hash, created_at FROM budget_ledger "
+                "WHERE collection_id = 'col_rows_exactly' ORDER BY seq"
+            ).all()
+        finally:
+            transaction.rollback()
+    assert [tuple(row[:13]) for row in stored] == rows
+    assert {iso(row[13]) if isinstance(row[13], datetime) else row[13] for row in stored} in (
+        {iso(now)},
+        {"2026-12-06 12:00:00.123456"},  # SQLite keeps SQLAlchemy's naive UTC text
+    )

@@ -20,7 +20,8 @@ def test_the_packages_have_no_mypy_error() -> None:
     assert "Success: no issues found" in stdout
 
 
-def test_ruff_finds_nothing() -> None:
+def test_ruff_finds_nothing_and_everything_is_formatted() -> None:
     ruff = Path(sys.executable).with_name("ruff")
-    done = subprocess.run([str(ruff), "check", "--no-cache", str(REPO)], capture_output=True, text=True, cwd=REPO)
-    assert done.returncode == 0, done.stdout + done.stderr
+    for command in (["check", "--no-cache"], ["format", "--check", "--no-cache"]):
+        done = subprocess.run([str(ruff), *command, str(REPO)], capture_output=True, text=True, cwd=REPO)
+        assert done.returncode == 0, done.stdout + done.stderr
