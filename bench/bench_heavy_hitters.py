@@ -9,7 +9,7 @@ Data (exact counts, so binned frequencies keep their ties; the ground truth is t
 
 Methods (same data; per repetition the same perturbation seed for every method that can
 share reports: PEM-pooled, IndPEM, TAP and TAPS are evaluated on one set of reports):
-PEM (keep 2k), TreeHist (S6: pooled prefix estimator, keep k); federated: PEM-pooled,
+PEM (keep 2k), TreeHist (pure-ldp's pooled prefix estimator, keep k); federated: PEM-pooled,
 IndPEM-Z/R, TreeHist per party merged (Z), TAP-Z/R, TAPS-Z/R, TAP-fixedK, and the
 floor-2k variant of TAP/TAPS (an ablation of the AW floor, see docs/heavy_hitters.md).
 

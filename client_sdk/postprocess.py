@@ -58,7 +58,7 @@ def norm_sub(f: np.ndarray, total: float = 1.0) -> np.ndarray:
 
 def norm_cut(f: np.ndarray, total: float = 1.0) -> np.ndarray:
     """Keep the largest entries until their running total first exceeds ``total``, zero the
-    rest, then scale by ``total / kept_sum`` (S5's rule)."""
+    rest, then scale by ``total / kept_sum`` (the rule of Wang et al., NDSS 2020)."""
     f = np.asarray(f, dtype=np.float64)
     order = np.argsort(-f, kind="stable")
     running = np.cumsum(f[order])
@@ -102,7 +102,7 @@ def apply(method: str, f: np.ndarray, *, variance_approx: float | None = None, *
     return METHODS[method](f, **options)
 
 
-# --- maximum likelihood by expectation-maximisation (iterative Bayesian update, §12.2) -----
+# --- maximum likelihood by expectation-maximisation (iterative Bayesian update; docs/algorithms.md) -----
 
 
 def mle_from_support(support_counts: np.ndarray, n: int, p_star: float, q_star: float) -> np.ndarray:
@@ -164,7 +164,7 @@ def ibu_from_histogram(
     return theta
 
 
-# --- hierarchical consistency for prefix trees (Hay et al., §12.1) -------------------------
+# --- hierarchical consistency for prefix trees (Hay et al., VLDB 2010) -------------------------
 
 
 def tree_consistency(

@@ -3,7 +3,7 @@ per-level OLH estimation, results and hierarchical consistency.
 
 Privacy: every user sends exactly one report (two ε/2 OLH reports for TreeHist); the
 level group is drawn uniformly at random from the OS CSPRNG, independently of the item;
-everything the server computes here is post-processing (ALGORITHMS §1.1, §9, §11.3).
+everything the server computes here is post-processing (docs/algorithms.md, docs/heavy_hitters.md).
 """
 
 from __future__ import annotations
@@ -146,7 +146,7 @@ def steps_of(lengths: Sequence[int]) -> list[int]:
     return [lengths[0], *(b - a for a, b in zip(lengths, lengths[1:], strict=False))]
 
 
-# --- user split (a [PD] rule behind its own interface, ALGORITHMS §9.4.5) -----------------
+# --- user split (this product's rule, behind its own interface) -----------------
 
 
 class UniformSplit:
@@ -788,7 +788,7 @@ class LevelEstimator:
 
     def variance(self, f_hat: np.ndarray) -> np.ndarray:
         """Variance of f̂ as an estimate of the *population* frequency: the exact OLH variance
-        given the group (ALGORITHMS §1.2) plus the sampling variance of a uniformly random
+        given the group (docs/algorithms.md) plus the sampling variance of a uniformly random
         group of N out of n users, both at the clipped estimate."""
         f = np.clip(np.asarray(f_hat, dtype=np.float64), 0.0, 1.0)
         ldp = pure_variance(self.olh.p_star, self.olh.q_star, self.n, f)
@@ -860,7 +860,7 @@ def split_by(labels: np.ndarray, count: int, offset: int = 0) -> list[np.ndarray
     return [np.flatnonzero(labels == offset + j).astype(kind) for j in range(count)]
 
 
-# --- hierarchical consistency (ALGORITHMS §12.1) -------------------------------------------
+# --- hierarchical consistency (Hay et al., VLDB 2010) -------------------------------------------
 
 
 @dataclass
@@ -878,7 +878,7 @@ class LevelNodes:
 def consistent_tree(
     levels: Sequence[LevelNodes], root_complete: bool = True, root_value: float = 1.0, root_variance: float = 0.0
 ) -> list[np.ndarray]:
-    """Weighted least-squares consistency (§12.1, unequal variances) wherever a node's
+    """Weighted least-squares consistency (Hay et al., VLDB 2010, with unequal variances) wherever a node's
     children are complete: the root (frequency 1, variance 0) and every expanded prefix
     become the sum of their children. Nodes whose parent was not expanded (e.g. TAPS's
     injected prefixes) start their own subtree. Returns consistent values per level.
@@ -887,7 +887,7 @@ def consistent_tree(
 
     >>> lv = [LevelNodes(1, [0, 1], np.array([4.0, 2.0]), np.ones(2), {0, 1}),
     ...       LevelNodes(2, [0, 1, 2, 3], np.array([3.0, 0.0, 1.0, 2.0]), np.ones(4))]
-    >>> [np.round(v, 6).tolist() for v in consistent_tree(lv, root_value=10.0, root_variance=1.0)]   # §12.1
+    >>> [np.round(v, 6).tolist() for v in consistent_tree(lv, root_value=10.0, root_variance=1.0)]
     [[4.809524, 3.47619], [3.904762, 0.904762, 1.238095, 2.238095]]
     """
     from client_sdk.postprocess import tree_consistency

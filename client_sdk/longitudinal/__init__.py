@@ -8,8 +8,8 @@ most ε1, and the budget ledger charges ε∞ per memo created (docs/privacy.md)
 ===============  ===========================================  =============  ==================
 name             protocol (module)                            memo key       lifetime bound
 ===============  ===========================================  =============  ==================
-``"l-grr"``      GRR → GRR (:mod:`.lgrr`; S3, DCN 2022)        the value      k·ε∞
-``"l-osue"``     OUE → SUE (:mod:`.lue`; S3)                   the value      k·ε∞
+``"l-grr"``      GRR → GRR (:mod:`.lgrr`; DCN 2022)        the value      k·ε∞
+``"l-osue"``     OUE → SUE (:mod:`.lue`; DCN 2022)                   the value      k·ε∞
 ``"l-sue"``      SUE → SUE = basic RAPPOR (:mod:`.lue`)        the value      k·ε∞
 ``"l-oue"``      OUE → OUE (:mod:`.lue`)                       the value      k·ε∞
 ``"rappor"``     Google (f, p, q), one-hot (:mod:`.lue`)       the value      k·ε∞

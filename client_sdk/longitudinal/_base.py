@@ -2,7 +2,7 @@
 
 The same devices report every epoch. A fresh ε-LDP report each epoch lets the server
 average a device's reports ("averaging attack") and the loss grows as t·ε. Memoization
-bounds it [S3 Arcolezi et al. 2022 §4.1; RAPPOR, Erlingsson et al. CCS 2014]:
+bounds it [Arcolezi et al. 2022, Sec. 4.1; RAPPOR, Erlingsson et al. CCS 2014]:
 
 * **round 1** (permanent randomized response, "PRR"): the device randomizes the memo key
   of its value once, at budget ε∞, and **stores** the result (the *memo*);
@@ -64,7 +64,7 @@ class MemoError(LDPError, ValueError):
 
 
 def irr_epsilon(epsilon_perm: float, epsilon_first: float) -> float:
-    """ε_IRR = ln[(e^{ε∞+ε1} − 1)/(e^{ε∞} − e^{ε1})]: round 2's own parameter (§10.2).
+    """ε_IRR = ln[(e^{ε∞+ε1} − 1)/(e^{ε∞} − e^{ε1})]: round 2's own parameter (docs/longitudinal.md).
 
     Computed as ``log(expm1(ε∞+ε1)) − ε1 − log(expm1(ε∞−ε1))`` (no cancellation).
 
@@ -799,7 +799,7 @@ class PureLongitudinal(LongitudinalMechanism[B]):
         Var[f̂(v)] = q*(1−q*)/(n (p*−q*)²) + f(v)(1 − p* − q*)/(n (p*−q*))   (exact, fixed data)
         Var* = γ0(1−γ0)/(n (p1−q1)²(p2−q2)²),  γ0 = p2·q1 + q2·(1 − q1)
 
-    (the f-dependent term is the corrected one, not S3 Eq. 10's).
+    (the f-dependent term is the corrected one, not Eq. 10 of Arcolezi et al. 2022).
     """
 
     p1: float

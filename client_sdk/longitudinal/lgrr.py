@@ -2,7 +2,7 @@
 
 Source: Arcolezi et al., "Improving the utility of locally differentially private
 protocols for longitudinal and multidimensional frequency estimates", Digital
-Communications and Networks 2022 (S3 §4.2, Eq. 12–13); docs/algorithms.md.
+Communications and Networks 2022 (Sec. 4.2, Eq. 12–13); docs/algorithms.md.
 
 **Privacy guarantee.** The memo (round 1, GRR with ``p1 = e^{ε∞}/(e^{ε∞}+k−1)``) is
 ε∞-LDP, so any number of reports derived from it leak at most ε∞. One report leaks at
@@ -73,7 +73,7 @@ def lgrr_one_report_ratio(p1: float, q1: float, p2: float, q2: float, k: int) ->
 def lgrr_parameters(epsilon_perm: float, epsilon_first: float, k: int, tight: bool = False) -> tuple[float, ...]:
     """(p1, q1, p2, q2) of L-GRR over k values (docs/algorithms.md).
 
-    S3's round 2 is GRR at ``ε_IRR`` (equal to Eq. 13's p2, computed without overflow);
+    Arcolezi et al. 2022's round 2 is GRR at ``ε_IRR`` (equal to Eq. 13's p2, computed without overflow);
     ``tight=True`` bisects p2 ∈ (1/k, 1) until the exact one-report ratio is e^{ε1}.
     """
     p1, q1 = grr_probabilities(epsilon_perm, k)

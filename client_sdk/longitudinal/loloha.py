@@ -1,7 +1,7 @@
 """LOLOHA — longitudinal local hashing (OLOLOHA with the optimal g, BiLOLOHA with g = 2).
 
 Source: Arcolezi, Pinzón, Palamidessi, Gambs, "Frequency Estimation of Evolving Data
-Under Local Differential Privacy", EDBT 2023 (S4: the authors' ``LDP/protocols.py`` and
+Under Local Differential Privacy", EDBT 2023 (the authors' ``LDP/protocols.py`` and
 ``Appendix_LOLOHA_Analysis.ipynb``); docs/algorithms.md.
 
 Each device draws **one** hash key for the whole horizon (its device state) and maps
@@ -18,7 +18,7 @@ true one-report leakage is ``privacy.epsilon_first_actual``, below ε1 for g > 2
 per memoized hash value (docs/privacy.md). Caveats: the fixed key links a device's
 reports across epochs; collisions are frequent (g is small).
 
-Server: support counts ``C(v) = #{reports : H_key(v) = y}`` and the estimator of §10.1
+Server: support counts ``C(v) = #{reports : H_key(v) = y}`` and the estimator of docs/longitudinal.md
 with L-GRR's ``p1, p2, q2`` (k := g) and ``q1`` replaced by ``1/g``.
 
 OLOLOHA's hash range, with ``α = ε1/ε∞`` and ``E = e^{ε∞}``::

@@ -1,6 +1,6 @@
 """L-UE family — longitudinal unary encoding: L-OSUE, L-SUE (basic RAPPOR), L-OUE, RAPPOR.
 
-Sources: Arcolezi et al., Digital Communications and Networks 2022 (S3 §4.3, Eq. 14–15:
+Sources: Arcolezi et al., Digital Communications and Networks 2022 (Sec. 4.3, Eq. 14–15:
 L-OSUE, L-SUE, L-OUE); Erlingsson, Pihur, Korolova, "RAPPOR: Randomized Aggregatable
 Privacy-Preserving Ordinal Response", CCS 2014 (the PRR/IRR construction; Google's
 parameterisation via its reference code); docs/algorithms.md.
@@ -15,11 +15,11 @@ report is exactly ``ε1 = ln[p*(1−q*)/((1−p*)q*)]``-LDP with the chain's
 ``p* = p1p2 + (1−p1)q2``, ``q* = q1p2 + (1−q1)q2``. The ledger charges ε∞ per memo, at
 most k·ε∞ per device (docs/privacy.md).
 
-* ``l-osue`` (S3's recommended variant): OUE then SUE, ``p1 = 1/2``,
+* ``l-osue`` (Arcolezi et al. 2022's recommended variant): OUE then SUE, ``p1 = 1/2``,
   ``q1 = 1/(e^{ε∞}+1)``, ``p2/q2 = (e^{ε∞+ε1} − 1)/(e^{ε∞} − e^{ε1})``, ``q2 = 1 − p2``.
 * ``l-sue`` (= basic one-time RAPPOR used longitudinally): SUE in both rounds,
   ``p1 = e^{ε∞/2}/(e^{ε∞/2}+1)``; p2 has the closed form ``(σ(ε1/2) + p1 − 1)/(2p1 − 1)``
-  (σ the logistic function; equal to the root S4 and the bisection find).
+  (σ the logistic function; equal to the root Arcolezi et al. 2023 and the bisection find).
 * ``l-oue``: OUE in both rounds, ``p2 = 1/2``, q2 by bisection on the ε1 formula.
 * ``rappor``: Google's ``(f, p, q)`` on a one-hot encoding (h = 1; no Bloom filter):
   ``p1 = 1 − f/2``, ``q1 = f/2`` (PRR), ``p2 = q``, ``q2 = p`` (IRR). A true bit is

@@ -4,7 +4,7 @@ The choice depends only on public parameters, so client and server make it indep
 and identically; the chosen mechanism's name travels in every report and mismatches are
 rejected (docs/algorithms.md). Candidates: GRR, OUE, OLH and Hadamard response, compared by
 Var* (the variance at f = 0). Ties go to the earlier candidate in that order, which
-reproduces the GRR-vs-OUE rule ``k ≤ 3e^ε + 2`` of §7. An optional ``max_report_bits``
+reproduces the GRR-vs-OUE rule ``k ≤ 3e^ε + 2`` of Wang et al., USENIX Security 2017. An optional ``max_report_bits``
 drops candidates whose reports are larger (OUE needs k bits).
 
 >>> choose(epsilon=1.0, domain_size=10).name

@@ -10,10 +10,10 @@ variant         sampled attribute                      other attributes (fake da
 ``rsfd-grr``    GRR(v_j, k_j, ε')                      uniform value in [k_i]
 ``rsfd-oue-z``  OUE(one-hot(v_j), ε')                  OUE of the all-zero vector
 ``rsfd-oue-r``  OUE(one-hot(v_j), ε')                  OUE of one-hot(uniform value in [k_i])
-``rsfd-adp``    per attribute, GRR or OUE-z, whichever has the lower variance (§8.5)
+``rsfd-adp``    per attribute, GRR or OUE-z, whichever has the lower variance (docs/multidim.md)
 ==============  =====================================  ==========================================
 
-Privacy (read this): the paper (S1, Thm. 1) states ε-LDP. Exhaustive enumeration
+Privacy (read this): the paper (Arcolezi et al. 2021, Thm. 1) states ε-LDP. Exhaustive enumeration
 (docs/multidim.md, finding [DV]; re-checked by this package's tests) shows that
 
 * for two tuples differing in **one attribute** the loss is ε only for RS+FD[OUE-z], and
@@ -40,12 +40,12 @@ real and fake parts are merged by arithmetic selection.
 Estimator for attribute j with ``N(v)`` supporting reports, ``b`` the probability that a
 fake report supports a given value (``1/k``, ``q``, ``(p + (k−1)q)/k`` for GRR, OUE-z, OUE-r)::
 
-    f̂(v) = (d·N(v)/n − q − (d − 1)·b) / (p − q)                     (S1 Eq. 4, 8, 10)
-    Var    = d²·δ(1 − δ) / (n (p − q)²),  δ = (q + f(p − q) + (d − 1)b)/d   (S1; conservative)
+    f̂(v) = (d·N(v)/n − q − (d − 1)·b) / (p − q)                     (Arcolezi et al. 2021, Eq. 4, 8, 10)
+    Var    = d²·δ(1 − δ) / (n (p − q)²),  δ = (q + f(p − q) + (d − 1)b)/d   (Arcolezi et al. 2021; conservative)
 
-``Estimate.variance_approx`` is S1's formula at ``f = 0`` (Var*), ``Estimate.variance`` the
+``Estimate.variance_approx`` is the RS+FD paper's formula at ``f = 0`` (Var*), ``Estimate.variance`` the
 exact fixed-data variance ``d² Σ_users δ_u(1 − δ_u) / (n² (p − q)²)`` at the clipped
-estimate (S1's formula treats every user as the same Bernoulli(δ) and is slightly larger).
+estimate (the RS+FD paper's formula treats every user as the same Bernoulli(δ) and is slightly larger).
 
 Worked example (docs/multidim.md, T9–T12):
 
@@ -99,7 +99,7 @@ FAKE_UNIFORM, FAKE_ZERO, FAKE_ONE_HOT = "uniform", "zero", "one-hot"
 
 
 def amplified_epsilon(epsilon: float, d: int) -> float:
-    """ε' = ln(d(e^ε − 1) + 1): the per-report budget of the sampled attribute (S1 Thm. 1)."""
+    """ε' = ln(d(e^ε − 1) + 1): the per-report budget of the sampled attribute (Arcolezi et al. 2021, Thm. 1)."""
     return math.log1p(d * math.expm1(epsilon))
 
 
@@ -126,7 +126,7 @@ class AttributeParameters:
     fake_support: float  # b = P[fake report supports a given value]
 
     def delta(self, f: np.ndarray | float, d: int) -> np.ndarray:
-        """S1's δ: P[report supports v] for a population with frequency f of v."""
+        """the RS+FD paper's δ: P[report supports v] for a population with frequency f of v."""
         return (self.q + np.asarray(f) * (self.p - self.q) + (d - 1) * self.fake_support) / d
 
     def to_dict(self) -> dict[str, Any]:
@@ -140,7 +140,7 @@ class AttributeParameters:
             "fake_support": self.fake_support,
         }
 
-    # ratios r(y | x) = P_real(y | x) / P_fake(y), which decide the privacy loss (§8.6)
+    # ratios r(y | x) = P_real(y | x) / P_fake(y), which decide the privacy loss (docs/multidim.md)
     def ratio_min(self) -> float:
         """Smallest r(y | x) over outputs y and inputs x."""
         if self.oracle == "grr":
@@ -173,7 +173,7 @@ def _oue_attribute(k: int, eps_amp: float, fake: str) -> AttributeParameters:
 
 
 def _variance_at_zero(a: AttributeParameters, d: int) -> float:
-    """n·Var* of S1's formula at f = 0."""
+    """n·Var* of the RS+FD paper's formula at f = 0."""
     delta = float(a.delta(0.0, d))
     return d * d * delta * (1 - delta) / (a.p - a.q) ** 2
 
@@ -212,13 +212,13 @@ class RSFD(MultidimProtocol):
     @property
     def epsilon_tuple(self) -> float:
         # P[y | x] = (1/d)·Π_i P_fake_i(y_i)·Σ_j r_j(y_j | x_j); every r_j(y|x)/r_j(y|x') <= e^ε',
-        # with equality for all j at once when x and x' differ everywhere (§8.6): exactly ε'.
+        # with equality for all j at once when x and x' differ everywhere (docs/multidim.md): exactly ε'.
         return self.epsilon_amplified
 
     @property
     def epsilon_attribute(self) -> float:
         # Only the changed attribute m's term differs: ratio (A + r_hi)/(A + r_lo), largest
-        # when the other terms A = Σ_{i≠m} r_i are smallest (§8.6, generalised to OUE).
+        # when the other terms A = Σ_{i≠m} r_i are smallest (docs/multidim.md, generalised to OUE).
         minima = [a.ratio_min() for a in self.attribute_parameters]
         total = math.fsum(minima)
         worst = 0.0
@@ -372,7 +372,7 @@ class RSFD(MultidimProtocol):
         ]
 
     def variance_s1(self, n: int, frequencies: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """S1's closed form ``d²·δ(1 − δ) / (n (p − q)²)`` per value (conservative)."""
+        """the RS+FD paper's closed form ``d²·δ(1 − δ) / (n (p − q)²)`` per value (conservative)."""
         out = []
         for a, f in zip(self.attribute_parameters, frequencies, strict=True):
             delta = a.delta(np.asarray(f, dtype=np.float64), self.d)
@@ -476,7 +476,7 @@ class RSFD_OUE_R(RSFD):
 
 
 class RSFD_ADP(RSFD):
-    """RS+FD[ADP]: per attribute, GRR if its variance at f = 0 is at most OUE-z's (S1 Eq. 12)."""
+    """RS+FD[ADP]: per attribute, GRR if its variance at f = 0 is at most OUE-z's (Arcolezi et al. 2021, Eq. 12)."""
 
     name = "rsfd-adp"
 

@@ -1,6 +1,6 @@
 """SMP — sample one attribute and report it, with its index, at the full budget ε.
 
-Baseline of Arcolezi, Couchot, Al Bouna, Xiao, CIKM 2021 (S1 §1.3; docs/multidim.md). Each
+Baseline of Arcolezi, Couchot, Al Bouna, Xiao, CIKM 2021 (docs/multidim.md). Each
 user draws ``j`` uniformly from the d attributes (independently of the data) and sends
 ``(j, FO_ε(v_j))``. The server estimates attribute j from the ``n_j`` users who sent j.
 
@@ -17,7 +17,7 @@ Variance: the estimate targets the frequency in the *whole* population, so besid
 oracle's noise on the n_j sampled users (``Var_FO(ε)`` with ``n_j`` reports) it carries the
 sampling error of which users reported j: ``f(1 − f)(n − n_j) / (n_j (n − 1))``. Both terms
 are in ``Estimate.variance``; ``Estimate.variance_approx`` is ``Var*_FO(ε)/n_j``
-(≈ ``d·Var*_FO(ε)/n``, S1's approximation). An attribute no user sampled has no estimate
+(≈ ``d·Var*_FO(ε)/n``, the RS+FD paper's approximation). An attribute no user sampled has no estimate
 (``None``, listed in ``MultidimEstimate.missing``).
 
 >>> import numpy as np

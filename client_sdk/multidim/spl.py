@@ -1,6 +1,6 @@
 """SPL — split the budget: every attribute reported with a frequency oracle at ε/d.
 
-Baseline of Arcolezi, Couchot, Al Bouna, Xiao, CIKM 2021 (S1 §1.3, §4.1; docs/multidim.md).
+Baseline of Arcolezi, Couchot, Al Bouna, Xiao, CIKM 2021 (docs/multidim.md).
 Each user sends ``FO_{ε/d}(v_j)`` for every attribute ``j``; the server runs the oracle's
 standard estimator per attribute with all ``n`` reports.
 
@@ -8,7 +8,7 @@ Privacy: ε-LDP at the **tuple** level (sequential composition of d reports at �
 so ``privacy.epsilon_tuple == ε`` and the ledger charges ε (docs/privacy.md). Two tuples
 that differ in one attribute differ in one oracle report only, so the exact
 attribute-level loss is ``ε/d`` (``privacy.epsilon_attribute``); the ledger still charges
-the nominal ε under ``neighbouring="attribute"`` (conservative, as §11.3 lists).
+the nominal ε under ``neighbouring="attribute"`` (conservative; docs/algorithms.md, "What the ledger charges").
 
 The per-attribute oracle is configurable: ``oracle="grr"`` (default), ``"oue"``, ``"olh"``,
 ``"auto"`` (lowest-variance choice per attribute from public parameters, docs/algorithms.md),

@@ -81,8 +81,8 @@ def test_narrow_widths_can_lose_a_heavy_item():
     """Prefix-tree methods keep prefixes, not items: at level 2 (10 bits) the word "a" is
     alone in its prefix, while the b-, c-, d- and f-words share theirs and each group
     outweighs "a". Keeping k prefixes (PEM width k capped at max_width k, AW's floor k even
-    at ε = 18) loses "a"; keeping 2k finds it. This is the coverage limit of §9.1's pitfall
-    and of §9.4.7 (AW guarantees no coverage); the width (PEM) and the floor (TAP/TAPS) are
+    at ε = 18) loses "a"; keeping 2k finds it. This is the coverage limit of a fixed width
+    and of AW (which guarantees no coverage); the width (PEM) and the floor (TAP/TAPS) are
     configurable. PEM's default rule (final round, keep "top") also keeps every prefix that
     stands out of the noise beyond the width, up to max_width: with width k it finds "a"."""
     heavy = {"the": 3000, "in": 2000, "of": 2500, "a": 1000}

@@ -142,7 +142,7 @@ def test_consistency_on_a_pruned_prefix_tree():
 
 
 def test_olh_group_variance_matches_section_9_4_6():
-    # Var* = 4e^ε/(N(e^ε−1)^2) at g = e^ε + 1; the low-signal example of §9.4.13
+    # Var* = 4e^ε/(N(e^ε−1)^2) at g = e^ε + 1; a low-signal example
     sigma = group_sigma(1.0, 14_286)
     assert sigma == pytest.approx(0.0161, abs=1e-4)
     e = math.exp(1.0)

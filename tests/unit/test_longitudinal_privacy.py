@@ -69,7 +69,7 @@ def test_lgrr_true_one_report_leakage_is_below_epsilon_first() -> None:
         assert enumerated == pytest.approx(expected, rel=1e-6)
         assert enumerated < e_1
         assert enumerated == pytest.approx(m.privacy.epsilon_first_actual, rel=1e-12)
-    # k = 2: S3's ratio is exact, the leakage equals ε1
+    # k = 2: the ratio of Arcolezi et al. 2022 is exact, the leakage equals ε1
     m2 = L.create_longitudinal("l-grr", epsilon_perm=2.0, epsilon_first=1.0, domain_size=2)
     assert m2.exact_leakage(reports=1) == pytest.approx(1.0, rel=1e-9)
 

@@ -2,7 +2,7 @@
 
 Fixed seeds, R = 60 repetitions (fresh devices each time). Accept when
 |mean(f̂) − f| ≤ 4·sqrt(Var/R) for every value and 0.6 ≤ var(f̂)/Var ≤ 1.5 (averaged over
-values), Var being the exact closed form of §10.1 (the corrected f-term) or §10.5.
+values), Var being the exact closed form of docs/longitudinal.md (the corrected f-term).
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ def test_plug_in_variance_and_var_star() -> None:
 
 
 def test_s3_eq10_variance_form_is_not_the_exact_one() -> None:
-    """docs/longitudinal.md: S3 Eq. 10 writes the f-term of γ as f(2p1p2 − 2p1q2 + 2q2 − 1);
+    """docs/longitudinal.md: Eq. 10 of Arcolezi et al. 2022 writes the f-term of γ as f(2p1p2 − 2p1q2 + 2q2 − 1);
     the Monte Carlo variance follows f·(p1 − q1)(p2 − q2) (our exact form) instead."""
     m = L.create_longitudinal("l-grr", epsilon_perm=2.0, epsilon_first=1.0, domain_size=4)
     n, f0 = 2000, 0.6

@@ -32,7 +32,7 @@ def test_t15_lgrr() -> None:
 
 
 def test_t15_p2_matches_the_literal_formula_of_s3() -> None:
-    """Eq. 13 of S3 as printed, against the overflow-safe ε_IRR form used in the code."""
+    """Eq. 13 of Arcolezi et al. 2022 as printed, against the overflow-safe ε_IRR form used in the code."""
     for k, e_inf, e_1 in [(4, 2.0, 1.0), (10, 4.0, 1.0), (2, 0.5, 0.1), (50, 3.0, 2.5)]:
         E1, Einf = math.exp(e_1), math.exp(e_inf)
         literal = (math.exp(e_1 + e_inf) - 1) / (-k * E1 + (k - 1) * Einf + E1 + math.exp(e_1 + e_inf) - 1)
@@ -55,7 +55,7 @@ def test_lgrr_tight_solves_the_exact_ratio() -> None:
     assert tight.p2 > loose.p2 and tight.p1 == loose.p1
     assert tight.variance_approx_per_user < loose.variance_approx_per_user
     assert tight.config["tight"] is True and tight.config_hash != loose.config_hash
-    # for k = 2 the S3 ratio is exact, so both rules agree
+    # for k = 2 the ratio of Arcolezi et al. 2022 is exact, so both rules agree
     a = L.create_longitudinal("l-grr", epsilon_perm=2.0, epsilon_first=1.0, domain_size=2)
     b = L.create_longitudinal("l-grr", epsilon_perm=2.0, epsilon_first=1.0, domain_size=2, tight=True)
     assert a.p2 == pytest.approx(b.p2, rel=1e-12)
@@ -65,7 +65,7 @@ def test_t16_losue() -> None:
     m = L.create_longitudinal("l-osue", epsilon_perm=2.0, epsilon_first=1.0, domain_size=8)
     assert (m.p1, m.q1, m.p2, m.q2) == (approx(0.5), approx(0.119203), approx(0.803388), approx(0.196612))
     assert m.variance_approx_per_user == approx(3.682694)
-    # S3's closed form for p2
+    # the closed form of Arcolezi et al. 2022 for p2
     E1, Einf = math.exp(1.0), math.exp(2.0)
     assert m.p2 == pytest.approx((1 - E1 * Einf) / (E1 - Einf - E1 * Einf + 1), rel=1e-12)
     assert m.privacy.epsilon_first_actual == pytest.approx(1.0, abs=1e-12)
@@ -180,7 +180,7 @@ def test_parameters_are_sane_over_a_grid() -> None:
 
 
 def test_loue_q2_matches_the_closed_form_of_s2() -> None:
-    """S2 ``L_OUE.py`` writes q2 in closed form (1.11803398874989 = √5/2); bisection agrees."""
+    """The authors' ``L_OUE.py`` writes q2 in closed form (1.11803398874989 = √5/2); bisection agrees."""
     for e_inf, e_1 in [(2.0, 1.0), (1.0, 0.3), (4.0, 1.0), (3.0, 2.0)]:
         E1, Ep = math.exp(e_1), math.exp(e_inf)
         root = math.sqrt(

@@ -1,7 +1,7 @@
 """Empirical privacy of the multidimensional protocols (docs/multidim.md, docs/algorithms.md T14).
 
 * Exact: an output distribution computed here, independently of the SDK, from the
-  algorithm of §8.3 (enumerating the sampled attribute and every output), is compared
+  algorithm of Arcolezi et al. 2021 (enumerating the sampled attribute and every output), is compared
   with the SDK's own ``output_distribution`` and with ``privacy.epsilon_attribute`` /
   ``privacy.epsilon_tuple``, over every pair of inputs.
 * Sampling-based: output frequencies of ``perturb_batch`` give log-ratios that reach
@@ -23,7 +23,7 @@ from client_sdk.multidim import create_multidim
 approx = lambda x: pytest.approx(x, rel=1e-6, abs=1e-9)  # noqa: E731
 
 
-# --- an independent model of §8.3 -----------------------------------------------------------
+# --- an independent model of RS+FD -----------------------------------------------------------
 
 
 def _grr_row(k, eps, v):
@@ -45,7 +45,7 @@ def _oue_row(k, eps, hot):
 
 
 def reference_distribution(variant, eps, ks, x, oracles=None):
-    """P[y | x] for RS+FD written from §8.3: sample j, randomise x_j, fake the others."""
+    """P[y | x] for RS+FD written from the paper: sample j, randomise x_j, fake the others."""
     d = len(ks)
     eps_amp = math.log(d * (math.exp(eps) - 1) + 1)
     real, fake = [], []
@@ -103,7 +103,7 @@ CASES = [
 @pytest.mark.parametrize(("variant", "eps", "ks"), CASES)
 def test_rsfd_exact_enumeration(variant, eps, ks):
     m = create_multidim(f"rsfd-{variant}", epsilon=eps, domain_sizes=list(ks))
-    # the SDK's distribution equals the independent model of §8.3
+    # the SDK's distribution equals the independent model of RS+FD
     for x in itertools.product(*[range(k) for k in ks]):
         mine, ref = m.output_distribution(x), reference_distribution(variant, eps, ks, x)
         assert set(mine) == set(ref) and sum(ref.values()) == approx(1.0)
@@ -115,7 +115,7 @@ def test_rsfd_exact_enumeration(variant, eps, ks):
     if variant == "oue-z" or (variant == "grr" and len(set(ks)) == 1):
         assert attr == approx(eps)  # the paper's claim holds in these cases only
     if variant == "oue-r" and max(ks) >= 3 or variant == "grr" and len(set(ks)) > 1:
-        assert attr > eps + 1e-3  # §8.6 (GRR, unequal k) and the OUE-r finding
+        assert attr > eps + 1e-3  # docs/multidim.md (GRR, unequal k) and the OUE-r finding
 
 
 def test_t14():

@@ -1,7 +1,7 @@
 """Unbiasedness and variance of every multidimensional protocol, per attribute and value
 (docs/algorithms.md, last paragraph): a fixed data set, a fixed random state, R repetitions;
 accept when |mean(f̂) − f| ≤ 4·sqrt(Var/R) and 0.6 ≤ var(f̂)/Var ≤ 1.5, with Var the
-exact fixed-data closed form (``exact_variance``). RS+FD is also compared with S1's
+exact fixed-data closed form (``exact_variance``). RS+FD is also compared with the RS+FD paper's
 conservative formula, and the estimate's own plug-in variance with the closed form.
 
 R = 200 (not the minimum 50): with ~20 values per protocol, the variance ratio's spread

@@ -1,5 +1,5 @@
 """Multidimensional protocols: parameter and estimator vectors (docs/multidim.md, docs/algorithms.md T9–T13),
-privacy statements (§8.6, §11.3) and configuration handling."""
+privacy statements (docs/multidim.md) and configuration handling."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def test_t9_amplification(d, eps, expected):
     assert epsilon_for_tuple_budget(amplified_epsilon(eps, d), d) == approx(eps)
 
 
-# §8.7: d = 3, ε = 1, attribute with k = 4, n = 1000, true f(v) = 0.4
+# docs/algorithms.md: d = 3, ε = 1, attribute with k = 4, n = 1000, true f(v) = 0.4
 @pytest.mark.parametrize(
     ("name", "p", "q", "expected_count", "count", "f_hat", "n_var"),
     [
@@ -64,7 +64,7 @@ def test_t10_t12_rsfd_worked_example(name, p, q, expected_count, count, f_hat, n
 
 
 def test_rsfd_estimators_match_the_papers_closed_forms():
-    """The shared form (d·N/n − q − (d−1)b)/(p − q) equals S1 Eq. 4, 8 and 10 as printed."""
+    """The shared form (d·N/n − q − (d−1)b)/(p − q) equals Eq. 4, 8 and 10 of Arcolezi et al. 2021 as printed."""
     d, n, k = 3, 1000, 4
     counts = np.array([278, 190, 301, 231])
     grr, ouez, ouer = (create_multidim(x, epsilon=1.0, domain_sizes=[k] * d) for x in RSFD[:3])
@@ -86,7 +86,7 @@ def test_rsfd_grr_estimates_sum_to_one():
 
 def test_adp_choice():
     m = create_multidim("rsfd-adp", epsilon=1.0, domain_sizes=[4, 4, 4])
-    assert [a.oracle for a in m.attribute_parameters] == ["grr"] * 3  # 4.594 <= 8.339 (§8.7)
+    assert [a.oracle for a in m.attribute_parameters] == ["grr"] * 3  # 4.594 <= 8.339 (docs/algorithms.md)
     grr = create_multidim("rsfd-grr", epsilon=1.0, domain_sizes=[4, 4, 4])
     assert m.variance_approx_per_user == approx(grr.variance_approx_per_user)
     mixed = create_multidim("rsfd-adp", epsilon=1.0, domain_sizes=[2, 64, 4])
@@ -143,7 +143,7 @@ def test_attribute_level_loss_of_unequal_domains_is_reported_not_hidden():
     ks = [9, 16, 7, 15, 6, 5, 2, 42, 2]  # UCI Adult
     grr = create_multidim("rsfd-grr", epsilon=1.0, domain_sizes=ks, neighbouring="attribute").privacy
     assert grr.epsilon_attribute > 1.5 and grr.epsilon == grr.epsilon_attribute
-    # §8.6 formula, written out
+    # the attribute-level loss formula of docs/multidim.md, written out
     eps_amp = amplified_epsilon(1.0, len(ks))
     p = [math.exp(eps_amp) / (math.exp(eps_amp) + k - 1) for k in ks]
     q = [1 / (math.exp(eps_amp) + k - 1) for k in ks]
@@ -168,7 +168,7 @@ def test_privacy_statement_contents():
         s = create_multidim(name, epsilon=1.0, domain_sizes=[4, 4, 4]).privacy
         assert (s.epsilon, s.epsilon_tuple, s.epsilon_attribute) == (1.0, 1.0, approx(eps_attr))
         a = create_multidim(name, epsilon=1.0, domain_sizes=[4, 4, 4], neighbouring="attribute").privacy
-        assert a.epsilon == 1.0  # §11.3: SPL and SMP are charged ε
+        assert a.epsilon == 1.0  # SPL and SMP are charged ε (docs/multidim.md)
         assert [x["p"] for x in s.parameters["attributes"]] and json.dumps(s.to_dict())
 
 

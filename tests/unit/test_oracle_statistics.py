@@ -1,7 +1,7 @@
 """Unbiasedness and variance of every oracle against the closed form (docs/algorithms.md).
 
 Fixed seeds, R = 60 repetitions. Accept when |mean(f̂) − f| ≤ 4·sqrt(Var/R) for every value
-and 0.6 ≤ var(f̂)/Var ≤ 1.5 (averaged over values), as §13 prescribes.
+and 0.6 ≤ var(f̂)/Var ≤ 1.5 (averaged over values), as docs/algorithms.md prescribes.
 """
 
 from __future__ import annotations

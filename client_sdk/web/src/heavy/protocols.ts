@@ -405,7 +405,7 @@ const TAP_OPTIONS = [
   "order",
 ];
 
-/** TAP (federated, §9.4): PEM reports plus the public party index. */
+/** TAP (federated; docs/heavy_hitters.md): PEM reports plus the public party index. */
 export class TAP extends PrefixClient {
   readonly name: "tap" | "taps" = "tap";
   readonly mechanism = "tap" as const;

@@ -79,7 +79,7 @@ export interface MultidimPrivacy {
   mechanism: RSFDName;
 }
 
-/** ε' = ln(d(e^ε − 1) + 1): the budget of the sampled attribute (S1 Thm. 1). */
+/** ε' = ln(d(e^ε − 1) + 1): the budget of the sampled attribute (Arcolezi et al. 2021, Thm. 1). */
 export function amplifiedEpsilon(epsilon: number, d: number): number {
   return Math.log1p(d * Math.expm1(epsilon));
 }
@@ -105,12 +105,12 @@ export class AttributeParameters {
     readonly fakeSupport: number,
   ) {}
 
-  /** S1's δ: P[report supports v] for a population with frequency f of v. */
+  /** the RS+FD paper's δ: P[report supports v] for a population with frequency f of v. */
   delta(f: number, d: number): number {
     return (this.q + f * (this.p - this.q) + (d - 1) * this.fakeSupport) / d;
   }
 
-  /** Smallest r(y | x) = P_real(y | x)/P_fake(y) over outputs and inputs (§8.6). */
+  /** Smallest r(y | x) = P_real(y | x)/P_fake(y) over outputs and inputs (docs/multidim.md). */
   ratioMin(): number {
     if (this.oracle === "grr") return this.k * this.q;
     const b = this.p / this.q;
@@ -154,7 +154,7 @@ function oueAttribute(k: number, epsAmp: number, fake: FakeData): AttributeParam
   return new AttributeParameters(k, "oue", fake, epsAmp, p, q, b);
 }
 
-/** n·Var* of S1's formula at f = 0. */
+/** n·Var* of the RS+FD paper's formula at f = 0. */
 function varianceAtZero(a: AttributeParameters, d: number): number {
   const delta = a.delta(0.0, d);
   return (d * d * delta * (1 - delta)) / (a.p - a.q) ** 2;
@@ -265,12 +265,12 @@ export abstract class RSFD {
     return canonicalJson(this.config);
   }
 
-  /** Exact worst-case loss over any two tuples: ε' (§8.6). */
+  /** Exact worst-case loss over any two tuples: ε' (docs/multidim.md). */
   get epsilonTuple(): number {
     return this.epsilonAmplified;
   }
 
-  /** Exact worst-case loss over tuples differing in one attribute (§8.6). */
+  /** Exact worst-case loss over tuples differing in one attribute (docs/multidim.md). */
   get epsilonAttribute(): number {
     const minima = this.attributes.map((a) => a.ratioMin());
     const total = compensatedSum(minima);
@@ -535,7 +535,7 @@ export class RSFD_OUE_R extends RSFD {
   }
 }
 
-/** RS+FD[ADP]: per attribute, GRR if its variance at f = 0 is at most OUE-z's (S1 Eq. 12). */
+/** RS+FD[ADP]: per attribute, GRR if its variance at f = 0 is at most OUE-z's (Arcolezi et al. 2021, Eq. 12). */
 export class RSFD_ADP extends RSFD {
   readonly name = "rsfd-adp" as const;
   constructor(epsilon: unknown, domainSizes: unknown, neighbouring: unknown = "tuple") {
