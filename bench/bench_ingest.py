@@ -717,7 +717,7 @@ def run_backend(backend: str, args: argparse.Namespace) -> dict:
         from sqlalchemy import func, select
 
         from ldpserver.models import EpochPartial, LedgerEntry, Report
-        from ldpserver.services.ledger import verify_all
+        from ldpserver.services.ledger_verify import verify_all
 
         with engine.connect() as conn:
             stored = conn.execute(

@@ -28,7 +28,7 @@ from ldpserver.schemas.audit import (
     VerifyResult,
 )
 from ldpserver.schemas.devices import EnrolmentList, EnrolmentQuery
-from ldpserver.services import ledger as ledger_service
+from ldpserver.services import ledger_verify
 from ldpserver.services.audit import (
     LEDGER_COLUMNS,
     VERIFY_SECONDS,
@@ -133,8 +133,8 @@ def build_blueprint() -> APIBlueprint:
         deadline = time.monotonic() + VERIFY_SECONDS
         started = time.perf_counter()
         with read_transaction(state().engine) as conn:
-            ledger_service.snapshot(conn)
-            chains, stopped = ledger_service.verify_all(conn, query.collection, resume=resume, deadline=deadline)
+            ledger_verify.snapshot(conn)
+            chains, stopped = ledger_verify.verify_all(conn, query.collection, resume=resume, deadline=deadline)
         rows = sum(chain.rows for chain in chains)
         body = {
             "ok": all(chain.ok for chain in chains),

@@ -24,7 +24,7 @@ def audit_verify(database_url: str | None, collection: str | None, as_json: bool
     import time
 
     from ldpserver.db import read_transaction
-    from ldpserver.services.ledger import snapshot, verify_all
+    from ldpserver.services.ledger_verify import snapshot, verify_all
 
     engine = engine_for(database_url)
     started = time.perf_counter()

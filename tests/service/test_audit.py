@@ -164,7 +164,7 @@ def test_verify_walks_a_long_chain_in_bounded_steps(api, monkeypatch):
     """Past its time budget /v1/audit/verify answers complete=false with a cursor; following the
     cursors checks every row once, and the cursor's hash is what the next step links to."""
     import ldpserver.api.audit as audit_api
-    from ldpserver.services import ledger
+    from ldpserver.services import ledger_verify as ledger
 
     col = api.create_collection(budget={"cap_lifetime": 100.0})
     assert api.upload(col, make_reports(col, 7, seed=21)).get_json()["accepted"] == 7
@@ -197,7 +197,7 @@ def test_verify_walks_a_long_chain_in_bounded_steps(api, monkeypatch):
 
 def test_verify_all_collections_resumes_across_chains(api, monkeypatch):
     import ldpserver.api.audit as audit_api
-    from ldpserver.services import ledger
+    from ldpserver.services import ledger_verify as ledger
 
     cols = [api.create_collection(name=f"c{i}") for i in range(3)]
     for i, col in enumerate(cols):

@@ -123,7 +123,7 @@ def test_an_auditor_recomputes_a_v2_chain_with_any_rfc8785_library(api):
 def test_the_verifiers_fast_form_is_the_canonical_row(changes, chain):
     """What verification hashes for a stored row (values in sorted field order) is row_hash,
     for ordinary rows and for the odd values only a tampered row could hold."""
-    from ldpserver.services.ledger import _SORTED_FIELDS, _stored_hash
+    from ldpserver.services.ledger_verify import _SORTED_FIELDS, _stored_hash
 
     row = ROW | changes
     values = tuple(row[name] for name in _SORTED_FIELDS)
@@ -133,7 +133,7 @@ def test_the_verifiers_fast_form_is_the_canonical_row(changes, chain):
 @pytest.mark.parametrize("field", ["epoch", "seq", "units", "window", "memo_count"])
 def test_a_float_where_an_integer_belongs_changes_the_hash(field):
     """A tampered ``epoch = 5.5`` must not be formatted back into the original ``5``."""
-    from ldpserver.services.ledger import _SORTED_FIELDS, _stored_hash
+    from ldpserver.services.ledger_verify import _SORTED_FIELDS, _stored_hash
 
     row = ROW | {"memo_count": 4}
     tampered = row | {field: row[field] + 0.5}

@@ -23,7 +23,7 @@ from ldpserver.models import EpochClosure, LedgerEntry
 from ldpserver.models_release import EpochAggregate, Release, ReleaseStream
 from ldpserver.services import release_store
 from ldpserver.services import releases as service
-from ldpserver.services.ledger import verify_chain
+from ldpserver.services.ledger_verify import verify_chain
 from ldpserver.services.release_compute import STREAM_CLIENT_ID
 from ldpserver.services.release_policy import ReleaseSettings
 from tests.service.helpers import statuses
