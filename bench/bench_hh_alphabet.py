@@ -183,6 +183,15 @@ def _xxhash_str_shim() -> None:
         xxhash._str_shim = True
 
 
+def lower_population(chars: int, n: int, seed: int) -> tuple[list[str], np.ndarray, dict[str, int]]:
+    """The n users of one run of the comparison: word indices drawn from ``seed`` alone, so
+    both implementations (and the report) see exactly the same items."""
+    words, freqs = lower_words(chars)
+    idx = np.random.default_rng(seed).choice(len(words), size=n, p=freqs)
+    held, counts = np.unique(np.array(words)[idx], return_counts=True)
+    return words, idx, {str(w): int(c) for w, c in zip(held, counts, strict=True)}
+
+
 def run_pure_ldp(chars: int, epsilon: float, n: int, seed: int, budget_s: float) -> dict:
     """pure-ldp's PEM (``PEMClient``/``PEMServer`` with their default OLH oracle): one level per
     character of the alphabet a–z plus the pad ``*`` (27 symbols), level j's oracle over all
@@ -196,10 +205,7 @@ def run_pure_ldp(chars: int, epsilon: float, n: int, seed: int, budget_s: float)
     _xxhash_str_shim()
     from pure_ldp.heavy_hitters.prefix_extending import PEMClient, PEMServer
 
-    words, freqs = lower_words(chars)
-    idx = np.random.default_rng(seed).choice(len(words), size=n, p=freqs)
-    counts = dict(zip(*np.unique(np.array(words)[idx], return_counts=True), strict=True))
-    truth = {str(w): int(c) for w, c in counts.items()}
+    words, idx, truth = lower_population(chars, n, seed)
     random.seed(seed)
     np.random.seed(seed)  # pure-ldp draws from the global generators
     # pure-ldp strips the pad before its index mapper: number the strings of each length
@@ -264,10 +270,7 @@ def run_pure_ldp(chars: int, epsilon: float, n: int, seed: int, budget_s: float)
 def run_ours(chars: int, epsilon: float, n: int, seed: int) -> dict:
     """Our PEM on exactly the users of ``run_pure_ldp(chars, epsilon, n, seed)``: alphabet
     ``lower``, ``max_chars`` = chars, defaults otherwise (levels, final group, Holm at α = 0.05)."""
-    words, freqs = lower_words(chars)
-    idx = np.random.default_rng(seed).choice(len(words), size=n, p=freqs)
-    counts = dict(zip(*np.unique(np.array(words)[idx], return_counts=True), strict=True))
-    truth = {str(w): int(c) for w, c in counts.items()}
+    words, idx, truth = lower_population(chars, n, seed)
     domain = {"type": "string", "alphabet": "lower", "max_chars": chars, "outside": "drop"}
     row: dict = {"method": "our PEM", "chars": chars, "epsilon": epsilon, "n": n, "seed": seed, "finished": True,
                  "load_1min": [os.getloadavg()[0]], "client_cpu_s": 0.0, "server_cpu_s": 0.0, "wall_s": 0.0}  # fmt: skip
@@ -327,16 +330,18 @@ def pure_report(data: dict) -> str:
     lines = ["# pure-ldp's PEM beside ours on the same users (issue 19)", "", f"Machine: {data['machine']}", ""]
     rows = []
     for (chars, n, eps, method), rs in pure_cells(data).items():
+        held = [lower_population(chars, n, r["seed"])[2] for r in rs]
         for k in PURE_KS:
             ks = [r[f"k{k}"] for r in rs]
+            unheld = sum(sum(1 for x in o["output"] if x not in h) for o, h in zip(ks, held, strict=True))
             rows.append([
                 f"≤ {chars}", f"{n:,}", eps, k, method, len(rs), _fmt([x["f1"] for x in ks]),
                 _fmt([x["precision"] for x in ks]), _fmt([x["recall"] for x in ks]),
-                f"{np.mean([x['published'] for x in ks]):.1f}", sum(x["invalid"] for x in ks),
+                f"{np.mean([x['published'] for x in ks]):.1f}", f"{unheld / len(rs):.1f}", sum(x["invalid"] for x in ks),
                 _fmt([r["wall_s"] for r in rs], 1), _fmt([r["cpu_s"] for r in rs], 1),
                 f"{np.mean([np.mean(r['load_1min']) for r in rs]):.1f}",
             ])  # fmt: skip
-    heads = ["letters", "n", "ε", "k", "method", "reps", "F1", "precision", "recall", "published", "invalid",
+    heads = ["letters", "n", "ε", "k", "method", "reps", "F1", "precision", "recall", "published", "held by no user", "invalid",
              "wall s (both k)", "CPU s (both k)", "load avg"]  # fmt: skip
     lines += [table(heads, rows), ""]
     stopped = [r for r in data.get("rows", []) if not r["finished"]]
@@ -353,7 +358,8 @@ def pure_report(data: dict) -> str:
         "of 1 to `letters` letters (others removed, frequencies renormalised), n users drawn i.i.d. "
         "from one seed; both implementations get exactly these items. Truth: the top k of the drawn "
         "items, tie-aware. Precision over the distinct published items ('–' when nothing was "
-        "published); pure-ldp always outputs k candidates (no significance), ours only the significant ones. "
+        "published); 'held by no user': published items (per run) that none of the n users holds. "
+        "pure-ldp always outputs k candidates (no significance), ours only the significant ones. "
         "pure-ldp's 'invalid': raw outputs with the pad inside (`a*b`: pure-ldp cuts every fragment at its "
         "first pad before estimating, so `a*a` … `a*z` are 26 copies of `a`); its F1 is computed on the "
         "output cut at the first pad, duplicates removed ('published' = those distinct items). "
@@ -392,15 +398,20 @@ def pure_plot(data: dict) -> None:
     plt.close(fig)
 
 
-def pure_ldp_runs(chars: int, ns: list[int], eps_list: list[float], reps: int, budget_s: float) -> None:
+def pure_ldp_runs(
+    chars: int, ns: list[int], eps_list: list[float], reps: int, budget_s: float, ours_only: bool = False
+) -> None:
     """Both implementations on the same users for each n, ε and seed; pure-ldp first, and
-    no larger n once pure-ldp stopped at the budget."""
+    no larger n once pure-ldp stopped at the budget. ``ours_only``: our PEM alone (for n
+    beyond pure-ldp's reach)."""
     for n in ns:
         for eps in eps_list:
             for seed in range(reps):
-                row = run_pure_ldp(chars, eps, n, seed, budget_s)
-                print(json.dumps({k: v for k, v in row.items() if not k.startswith("k")}), flush=True)
-                pure_append(row)
+                row = {"finished": True}
+                if not ours_only:
+                    row = run_pure_ldp(chars, eps, n, seed, budget_s)
+                    print(json.dumps({k: v for k, v in row.items() if not k.startswith("k")}), flush=True)
+                    pure_append(row)
                 ours = run_ours(chars, eps, n, seed)
                 print(json.dumps({k: v for k, v in ours.items() if not k.startswith("k")}), flush=True)
                 pure_append(ours)
@@ -601,6 +612,7 @@ def main() -> None:
     ap.add_argument("--n", default="2000,5000,10000,20000", help="--pure-ldp: comma-separated population sizes")
     ap.add_argument("--eps", default="2,4", help="--pure-ldp: comma-separated ε")
     ap.add_argument("--budget", type=float, default=300.0, help="--pure-ldp: wall seconds per pure-ldp run")
+    ap.add_argument("--ours-only", action="store_true", help="--pure-ldp: run only our PEM (n beyond pure-ldp)")
     ap.add_argument("--resume", action="store_true", help="keep the grid rows already in the JSON")
     ap.add_argument("--datasets", default=",".join(DATASETS), help="comma-separated subset of " + ", ".join(DATASETS))
     args = ap.parse_args()
@@ -611,7 +623,7 @@ def main() -> None:
             pure_plot(data)
         else:
             ns, eps = [int(x) for x in args.n.split(",")], [float(x) for x in args.eps.split(",")]
-            pure_ldp_runs(args.chars, ns, eps, args.reps, args.budget)
+            pure_ldp_runs(args.chars, ns, eps, args.reps, args.budget, args.ours_only)
         return
     data = json.loads(RESULTS_JSON.read_text()) if RESULTS_JSON.exists() else {}
     data["machine"] = {**machine(), "note": "machine shared with other work"}
