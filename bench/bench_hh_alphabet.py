@@ -337,8 +337,8 @@ def pure_report(data: dict) -> str:
             rows.append([
                 f"≤ {chars}", f"{n:,}", eps, k, method, len(rs), _fmt([x["f1"] for x in ks]),
                 _fmt([x["precision"] for x in ks]), _fmt([x["recall"] for x in ks]),
-                f"{np.mean([x['published'] for x in ks]):.1f}", f"{unheld / len(rs):.1f}", sum(x["invalid"] for x in ks),
-                _fmt([r["wall_s"] for r in rs], 1), _fmt([r["cpu_s"] for r in rs], 1),
+                f"{np.mean([x['published'] for x in ks]):.1f}", f"{unheld / len(rs):.1f}", f"{np.mean([x['invalid'] for x in ks]):.1f}",
+                _fmt([r["wall_s"] for r in rs], 2), _fmt([r["cpu_s"] for r in rs], 2),
                 f"{np.mean([np.mean(r['load_1min']) for r in rs]):.1f}",
             ])  # fmt: skip
     heads = ["letters", "n", "ε", "k", "method", "reps", "F1", "precision", "recall", "published", "held by no user", "invalid",
@@ -358,7 +358,7 @@ def pure_report(data: dict) -> str:
         "of 1 to `letters` letters (others removed, frequencies renormalised), n users drawn i.i.d. "
         "from one seed; both implementations get exactly these items. Truth: the top k of the drawn "
         "items, tie-aware. Precision over the distinct published items ('–' when nothing was "
-        "published); 'held by no user': published items (per run) that none of the n users holds. "
+        "published); published, 'held by no user' and 'invalid' are means per run; 'held by no user': published items that none of the n users holds. "
         "pure-ldp always outputs k candidates (no significance), ours only the significant ones. "
         "pure-ldp's 'invalid': raw outputs with the pad inside (`a*b`: pure-ldp cuts every fragment at its "
         "first pad before estimating, so `a*a` … `a*z` are 26 copies of `a`); its F1 is computed on the "
