@@ -320,9 +320,12 @@ def _fmt(values: list[float | None], digits: int = 3) -> str:
 
 def pure_cells(data: dict) -> dict[tuple, list[dict]]:
     cells: dict[tuple, list[dict]] = {}
+    seen = set()
     for r in data.get("rows", []):
-        if r["finished"]:
-            cells.setdefault((r["chars"], r["n"], r["epsilon"], r["method"]), []).append(r)
+        run = (r["chars"], r["n"], r["epsilon"], r["method"], r["seed"])
+        if r["finished"] and run not in seen:  # a rerun of a seed (same users, same draws) counts once
+            seen.add(run)
+            cells.setdefault(run[:4], []).append(r)
     return dict(sorted(cells.items(), key=lambda kv: (kv[0][:3], kv[0][3] != "pure-ldp PEM")))
 
 
