@@ -375,27 +375,33 @@ def pure_report(data: dict) -> str:
 
 
 def pure_plot(data: dict) -> None:
+    """F1 against n: colour = implementation, line style = ε (dashed 2, solid 4), marker = the
+    words' letters."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     cells = pure_cells(data)
-    keys = sorted({key[:3] for key in cells})
-    if not keys:
+    if not cells:
         return
-    fig, axes = plt.subplots(1, len(PURE_KS), figsize=(5.2 * len(PURE_KS), 3.4), sharey=True, squeeze=False)
-    x = np.arange(len(keys))
+    fig, axes = plt.subplots(1, len(PURE_KS), figsize=(5.6 * len(PURE_KS), 3.8), sharey=True, squeeze=False)
+    colours = {"pure-ldp PEM": "tab:grey", "our PEM": "tab:blue"}
+    markers = {3: "o", 4: "s", 5: "^"}
+    lines = sorted({(key[3], key[0], key[2]) for key in cells})
     for ax, k in zip(axes[0], PURE_KS, strict=True):
-        for off, method, colour in ((-0.2, "pure-ldp PEM", "tab:grey"), (0.2, "our PEM", "tab:blue")):
-            f1 = [[r[f"k{k}"]["f1"] for r in cells.get((*key, method), [])] for key in keys]
-            ax.bar(x + off, [np.mean(v) if v else 0 for v in f1], 0.4, yerr=[np.std(v) if v else 0 for v in f1],
-                   color=colour, label=method)  # fmt: skip
-        ax.set_xticks(x, [f"≤{c} letters\nn={n:,}\nε={e:g}" for c, n, e in keys], fontsize=7)
+        for method, chars, eps in lines:
+            ns = sorted(key[1] for key in cells if (key[3], key[0], key[2]) == (method, chars, eps))
+            ys = [np.mean([r[f"k{k}"]["f1"] for r in cells[(chars, n, eps, method)]]) for n in ns]
+            style = "none" if len(ns) > 1 and ns[1] / ns[0] > 100 else "-" if eps >= 4 else "--"  # no line over a gap
+            ax.plot(ns, ys, color=colours[method], ls=style, marker=markers.get(chars, "x"),
+                    label=f"{method}, ≤ {chars} letters, ε = {eps:g}")  # fmt: skip
+        ax.set_xscale("log")
+        ax.set_xlabel("n (same users for both)")
         ax.set_title(f"English words, top {k}")
         ax.set_ylim(0, 1.05)
-    axes[0][0].set_ylabel("F1 (same users)")
-    axes[0][0].legend(fontsize=8)
+    axes[0][0].set_ylabel("F1")
+    axes[0][-1].legend(fontsize=6.5, loc="lower right")
     fig.tight_layout()
     fig.savefig(ROOT / "docs" / "img" / "hh_pureldp_f1.png", dpi=110)
     plt.close(fig)
