@@ -408,14 +408,20 @@ def pure_plot(data: dict) -> None:
 
 
 def pure_ldp_runs(
-    chars: int, ns: list[int], eps_list: list[float], reps: int, budget_s: float, ours_only: bool = False
+    chars: int,
+    ns: list[int],
+    eps_list: list[float],
+    reps: int,
+    budget_s: float,
+    ours_only: bool = False,
+    first_seed: int = 0,
 ) -> None:
     """Both implementations on the same users for each n, ε and seed; pure-ldp first, and
     no larger n once pure-ldp stopped at the budget. ``ours_only``: our PEM alone (for n
     beyond pure-ldp's reach)."""
     for n in ns:
         for eps in eps_list:
-            for seed in range(reps):
+            for seed in range(first_seed, first_seed + reps):
                 row = {"finished": True}
                 if not ours_only:
                     row = run_pure_ldp(chars, eps, n, seed, budget_s)
@@ -622,6 +628,7 @@ def main() -> None:
     ap.add_argument("--eps", default="2,4", help="--pure-ldp: comma-separated ε")
     ap.add_argument("--budget", type=float, default=300.0, help="--pure-ldp: wall seconds per pure-ldp run")
     ap.add_argument("--ours-only", action="store_true", help="--pure-ldp: run only our PEM (n beyond pure-ldp)")
+    ap.add_argument("--first-seed", type=int, default=0, help="--pure-ldp: seeds first-seed … first-seed + reps − 1")
     ap.add_argument("--resume", action="store_true", help="keep the grid rows already in the JSON")
     ap.add_argument("--datasets", default=",".join(DATASETS), help="comma-separated subset of " + ", ".join(DATASETS))
     args = ap.parse_args()
@@ -632,7 +639,7 @@ def main() -> None:
             pure_plot(data)
         else:
             ns, eps = [int(x) for x in args.n.split(",")], [float(x) for x in args.eps.split(",")]
-            pure_ldp_runs(args.chars, ns, eps, args.reps, args.budget, args.ours_only)
+            pure_ldp_runs(args.chars, ns, eps, args.reps, args.budget, args.ours_only, args.first_seed)
         return
     data = json.loads(RESULTS_JSON.read_text()) if RESULTS_JSON.exists() else {}
     data["machine"] = {**machine(), "note": "machine shared with other work"}
