@@ -329,6 +329,28 @@ def pure_cells(data: dict) -> dict[tuple, list[dict]]:
     return dict(sorted(cells.items(), key=lambda kv: (kv[0][:3], kv[0][3] != "pure-ldp PEM")))
 
 
+def pure_side_by_side(data: dict) -> str:
+    """One line per (letters, n, ε) that both implementations finished: F1 (mean over the
+    runs), published items held by no user (per run), wall seconds per run."""
+    cells = pure_cells(data)
+    rows = []
+    for chars, n, eps in sorted({key[:3] for key in cells}):
+        theirs, ours = cells.get((chars, n, eps, "pure-ldp PEM")), cells.get((chars, n, eps, "our PEM"))
+        if not theirs or not ours:
+            continue
+        held = {r["seed"]: lower_population(chars, n, r["seed"])[2] for r in theirs + ours}
+        row = [f"≤ {chars}", f"{n:,}", f"{eps:g}", f"{len(theirs)} / {len(ours)}"]
+        for k in PURE_KS:
+            for rs in (theirs, ours):
+                junk = np.mean([sum(1 for x in r[f"k{k}"]["output"] if x not in held[r["seed"]]) for r in rs])
+                row.append(f"{np.mean([r[f'k{k}']['f1'] for r in rs]):.2f} ({junk:.1f})")
+        row += [f"{np.mean([r['wall_s'] for r in theirs]):.0f}", f"{np.mean([r['wall_s'] for r in ours]):.2f}"]
+        rows.append(row)
+    heads = ["letters", "n", "ε", "runs (pure-ldp / ours)", "k = 8: pure-ldp", "k = 8: ours", "k = 16: pure-ldp", "k = 16: ours",
+             "pure-ldp wall s", "ours wall s"]  # fmt: skip
+    return table(heads, rows) + "\n\nF1 (mean over the runs; in brackets: published items no user holds, per run)."
+
+
 def pure_report(data: dict) -> str:
     lines = ["# pure-ldp's PEM beside ours on the same users (issue 19)", "", f"Machine: {data['machine']}", ""]
     rows = []
@@ -347,6 +369,7 @@ def pure_report(data: dict) -> str:
     heads = ["letters", "n", "ε", "k", "method", "reps", "F1", "precision", "recall", "published", "held by no user", "invalid",
              "wall s (both k)", "CPU s (both k)", "load avg"]  # fmt: skip
     lines += [table(heads, rows), ""]
+    lines += ["## Side by side", "", pure_side_by_side(data), ""]
     stopped = [r for r in data.get("rows", []) if not r["finished"]]
     if stopped:
         lines += ["## Runs stopped at the time budget", ""]
