@@ -192,14 +192,19 @@ def lower_population(chars: int, n: int, seed: int) -> tuple[list[str], np.ndarr
     return words, idx, {str(w): int(c) for w, c in zip(held, counts, strict=True)}
 
 
-def run_pure_ldp(chars: int, epsilon: float, n: int, seed: int, budget_s: float) -> dict:
+def run_pure_ldp(chars: int, epsilon: float, n: int, seed: int, budget_s: float, own_pad: bool = False) -> dict:
     """pure-ldp's PEM (``PEMClient``/``PEMServer`` with their default OLH oracle): one level per
     character of the alphabet a–z plus the pad ``*`` (27 symbols), level j's oracle over all
     27^j fragments; each user reports one level (full ε). The server's ``aggregate`` evaluates
     the report's hash on every fragment of its level in Python, so a run costs about
     n / chars · Σ_j 27^j hash evaluations. Aggregation stops after ``budget_s`` wall seconds:
     the row then says how many of the n reports were aggregated and the projected time.
-    The same users feed ours (``run_ours``): the population is drawn from ``seed`` alone."""
+    The same users feed ours (``run_ours``): the population is drawn from ``seed`` alone.
+
+    ``own_pad``: the users pad their words themselves with ``{`` (a 27th symbol of the
+    alphabet) to ``chars`` letters, so pure-ldp never pads and never cuts; fragments are
+    numbered in base 27 and ``a{b`` is a fragment of its own (estimated near 0) instead of
+    a copy of ``a``."""
     import random
 
     _xxhash_str_shim()
@@ -218,11 +223,21 @@ def run_pure_ldp(chars: int, epsilon: float, n: int, seed: int, budget_s: float)
             v = v * 26 + ord(ch) - 97
         return offsets[len(s)] + v
 
+    pad = "{" if own_pad else "*"
+    if own_pad:  # base 27, "{" = 26: level j's fragments are exactly 0 … 27^j − 1
+
+        def index(s: str) -> int:
+            v = 0
+            for ch in s:
+                v = v * 27 + ord(ch) - 97
+            return v
+
+        words = [w + pad * (chars - len(w)) for w in words]
     options = {
         "start_length": 0,
         "max_string_length": chars,
         "fragment_length": 1,
-        "alphabet": [chr(c) for c in range(97, 123)] + ["*"],
+        "alphabet": [chr(c) for c in range(97, 123)] + [pad],
         "index_mapper": index,
     }
     load0 = os.getloadavg()[0]
@@ -243,7 +258,7 @@ def run_pure_ldp(chars: int, epsilon: float, n: int, seed: int, budget_s: float)
             break
     wall = time.perf_counter() - wall0
     row = {
-        "method": "pure-ldp PEM", "chars": chars, "epsilon": epsilon, "n": n, "seed": seed,
+        "method": "pure-ldp PEM (own pad)" if own_pad else "pure-ldp PEM", "chars": chars, "epsilon": epsilon, "n": n, "seed": seed,
         "finished": done == n, "aggregated": done, "client_cpu_s": client_cpu, "aggregate_cpu_s": aggregate_cpu,
         "wall_s": wall, "budget_s": budget_s, "load_1min": [load0, os.getloadavg()[0]],
     }  # fmt: skip
@@ -259,10 +274,10 @@ def run_pure_ldp(chars: int, epsilon: float, n: int, seed: int, budget_s: float)
         # estimated as "a" (= "a**") and such copies fill the width. Its raw output counts
         # them as invalid (pad inside); F1 is computed leniently on the output cut at the
         # first pad with duplicates removed (what pure-ldp itself estimated).
-        out = list(dict.fromkeys(x.split("*")[0] for x in items))
+        out = list(dict.fromkeys(x.split(pad)[0] for x in items))
         p, r, f1 = prf(out, truth, k)
         row[f"k{k}"] = {"f1": f1, "precision": p, "recall": r, "published": len(out), "raw_output": list(items),
-                        "output": out, "invalid": sum(1 for x in items if "*" in x.rstrip("*"))}  # fmt: skip
+                        "output": out, "invalid": sum(1 for x in items if pad in x.rstrip(pad))}  # fmt: skip
     row["cpu_s"] = client_cpu + aggregate_cpu + sum(row[f"find_cpu_s@{k}"] for k in PURE_KS)
     return row
 
@@ -330,25 +345,33 @@ def pure_cells(data: dict) -> dict[tuple, list[dict]]:
 
 
 def pure_side_by_side(data: dict) -> str:
-    """One line per (letters, n, ε) that both implementations finished: F1 (mean over the
-    runs), published items held by no user (per run), wall seconds per run."""
+    """One line per (letters, n, ε) that pure-ldp finished: F1 (mean over the runs) and
+    published items held by no user (per run) of each implementation, wall seconds per run."""
     cells = pure_cells(data)
+    methods = ("pure-ldp PEM", "pure-ldp PEM (own pad)", "our PEM")
     rows = []
     for chars, n, eps in sorted({key[:3] for key in cells}):
-        theirs, ours = cells.get((chars, n, eps, "pure-ldp PEM")), cells.get((chars, n, eps, "our PEM"))
-        if not theirs or not ours:
+        runs = [cells.get((chars, n, eps, m), []) for m in methods]
+        if not runs[0] or not runs[2]:
             continue
-        held = {r["seed"]: lower_population(chars, n, r["seed"])[2] for r in theirs + ours}
-        row = [f"≤ {chars}", f"{n:,}", f"{eps:g}", f"{len(theirs)} / {len(ours)}"]
+        held = {r["seed"]: lower_population(chars, n, r["seed"])[2] for rs in runs for r in rs}
+        row = [f"≤ {chars}", f"{n:,}", f"{eps:g}", " / ".join(str(len(rs)) for rs in runs)]
         for k in PURE_KS:
-            for rs in (theirs, ours):
+            for rs in runs:
+                if not rs:
+                    row.append("–")
+                    continue
                 junk = np.mean([sum(1 for x in r[f"k{k}"]["output"] if x not in held[r["seed"]]) for r in rs])
                 row.append(f"{np.mean([r[f'k{k}']['f1'] for r in rs]):.2f} ({junk:.1f})")
-        row += [f"{np.mean([r['wall_s'] for r in theirs]):.0f}", f"{np.mean([r['wall_s'] for r in ours]):.2f}"]
+        row += [" / ".join(f"{np.mean([r['wall_s'] for r in rs]):.0f}" if rs else "–" for rs in runs[:2]),
+                f"{np.mean([r['wall_s'] for r in runs[2]]):.2f}"]  # fmt: skip
         rows.append(row)
-    heads = ["letters", "n", "ε", "runs (pure-ldp / ours)", "k = 8: pure-ldp", "k = 8: ours", "k = 16: pure-ldp", "k = 16: ours",
-             "pure-ldp wall s", "ours wall s"]  # fmt: skip
-    return table(heads, rows) + "\n\nF1 (mean over the runs; in brackets: published items no user holds, per run)."
+    heads = ["letters", "n", "ε", "runs", "k = 8: pure-ldp", "own pad", "ours", "k = 16: pure-ldp", "own pad", "ours",
+             "pure-ldp wall s (/ own pad)", "ours wall s"]  # fmt: skip
+    return table(heads, rows) + (
+        "\n\nF1 (mean over the runs; in brackets: published items no user holds, per run). runs: "
+        "pure-ldp / pure-ldp with its own pad / ours."
+    )
 
 
 def pure_report(data: dict) -> str:
@@ -409,7 +432,7 @@ def pure_plot(data: dict) -> None:
     if not cells:
         return
     fig, axes = plt.subplots(1, len(PURE_KS), figsize=(5.6 * len(PURE_KS), 3.8), sharey=True, squeeze=False)
-    colours = {"pure-ldp PEM": "tab:grey", "our PEM": "tab:blue"}
+    colours = {"pure-ldp PEM": "tab:grey", "pure-ldp PEM (own pad)": "tab:orange", "our PEM": "tab:blue"}
     markers = {3: "o", 4: "s", 5: "^"}
     lines = sorted({(key[3], key[0], key[2]) for key in cells})
     for ax, k in zip(axes[0], PURE_KS, strict=True):
@@ -438,6 +461,7 @@ def pure_ldp_runs(
     budget_s: float,
     ours_only: bool = False,
     first_seed: int = 0,
+    own_pad: bool = False,
 ) -> None:
     """Both implementations on the same users for each n, ε and seed; pure-ldp first, and
     no larger n once pure-ldp stopped at the budget. ``ours_only``: our PEM alone (for n
@@ -447,7 +471,7 @@ def pure_ldp_runs(
             for seed in range(first_seed, first_seed + reps):
                 row = {"finished": True}
                 if not ours_only:
-                    row = run_pure_ldp(chars, eps, n, seed, budget_s)
+                    row = run_pure_ldp(chars, eps, n, seed, budget_s, own_pad)
                     print(json.dumps({k: v for k, v in row.items() if not k.startswith("k")}), flush=True)
                     pure_append(row)
                 ours = run_ours(chars, eps, n, seed)
@@ -651,6 +675,7 @@ def main() -> None:
     ap.add_argument("--eps", default="2,4", help="--pure-ldp: comma-separated ε")
     ap.add_argument("--budget", type=float, default=300.0, help="--pure-ldp: wall seconds per pure-ldp run")
     ap.add_argument("--ours-only", action="store_true", help="--pure-ldp: run only our PEM (n beyond pure-ldp)")
+    ap.add_argument("--own-pad", action="store_true", help="--pure-ldp: users pad their words themselves")
     ap.add_argument("--first-seed", type=int, default=0, help="--pure-ldp: seeds first-seed … first-seed + reps − 1")
     ap.add_argument("--resume", action="store_true", help="keep the grid rows already in the JSON")
     ap.add_argument("--datasets", default=",".join(DATASETS), help="comma-separated subset of " + ", ".join(DATASETS))
@@ -662,7 +687,7 @@ def main() -> None:
             pure_plot(data)
         else:
             ns, eps = [int(x) for x in args.n.split(",")], [float(x) for x in args.eps.split(",")]
-            pure_ldp_runs(args.chars, ns, eps, args.reps, args.budget, args.ours_only, args.first_seed)
+            pure_ldp_runs(args.chars, ns, eps, args.reps, args.budget, args.ours_only, args.first_seed, args.own_pad)
         return
     data = json.loads(RESULTS_JSON.read_text()) if RESULTS_JSON.exists() else {}
     data["machine"] = {**machine(), "note": "machine shared with other work"}
