@@ -28,7 +28,9 @@ Writes bench/results/hh_alphabet.{json,md} and docs/img/hh_alphabet_f1.png.
 scikit-learn statsmodels``, the last two only because ``pure_ldp.frequency_oracles`` imports
 its RAPPOR server) and ours on the same users: English words of at most ``--chars``
 lower-case letters, for each n, ε and seed (``--reps``); each pure-ldp run stops after
-``--budget`` wall seconds and then records how far it got. Rows are appended to
+``--budget`` wall seconds and then records how far it got; ``--own-pad``: the users pad
+their words themselves (see ``run_pure_ldp``); ``--ours-only``: our PEM alone, for n beyond
+pure-ldp's reach; ``--first-seed``: add runs with further seeds. Rows are appended to
 bench/results/hh_pureldp.json (rebuilt into hh_pureldp.md and docs/img/hh_pureldp_f1.png;
 ``--pure-ldp --report-only`` only rebuilds); several runs may write at once.
 """
