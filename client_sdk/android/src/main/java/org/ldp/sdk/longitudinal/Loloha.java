@@ -3,7 +3,6 @@ package org.ldp.sdk.longitudinal;
 import com.google.gson.JsonElement;
 import com.google.gson.JsonObject;
 import java.util.Arrays;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import org.ldp.sdk.Compat;
@@ -204,15 +203,11 @@ public final class Loloha extends LongitudinalProtocol {
 
   @Override
   public Map<Long, Double> memoDistribution(long key) {
-    Map<Long, Double> out = new LinkedHashMap<>();
-    for (long y = 0; y < g; y++) out.put(y, y == key ? p1 : q1);
-    return out;
+    return grrDistribution(g, key, p1, q1);
   }
 
   @Override
   public Map<Long, Double> reportDistribution(long memo) {
-    Map<Long, Double> out = new LinkedHashMap<>();
-    for (long y = 0; y < g; y++) out.put(y, y == memo ? p2 : q2);
-    return out;
+    return grrDistribution(g, memo, p2, q2);
   }
 }

@@ -272,6 +272,13 @@ public abstract class LongitudinalProtocol {
   }
 
   /** Law of independent bits (bit j is 1 w.p. probabilities[j]) over patterns sum bit_j 2^j; at most 12 bits. */
+  /** The law of GRR over {@code [0, size)}: {@code p} on {@code hit}, {@code q} on every other value. */
+  protected static Map<Long, Double> grrDistribution(long size, long hit, double p, double q) {
+    Map<Long, Double> out = new LinkedHashMap<>();
+    for (long y = 0; y < size; y++) out.put(y, y == hit ? p : q);
+    return out;
+  }
+
   protected static Map<Long, Double> bitPatternDistribution(double[] probabilities) {
     if (probabilities.length > 12) throw new UnsupportedOperationException("exact output laws are enumerated for at most 12 bits");
     Map<Long, Double> out = new LinkedHashMap<>();
