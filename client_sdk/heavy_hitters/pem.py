@@ -291,7 +291,9 @@ class PEM(PrefixClient):
         self.keep = keep
         self.width = C.check_int(2 * self.k if width is None else width, "width", self.k, 1 << 14)
         self.max_width = C.check_int(4 * self.k if max_width is None else max_width, "max_width", self.k, 1 << 14)
-        self.expected_reports = self._check_hopeless(expected_reports, self.width if keep == "top" else self.max_width)
+        # the widest a level can keep: top-2k, up to max_width on crowded levels (final round), or the threshold cap
+        widest = self.width if keep == "top" and not self.final_round else max(self.width, self.max_width)
+        self.expected_reports = self._check_hopeless(expected_reports, widest)
 
     @property
     def config(self) -> dict[str, Any]:

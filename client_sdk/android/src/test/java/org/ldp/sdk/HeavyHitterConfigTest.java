@@ -68,7 +68,7 @@ class HeavyHitterConfigTest {
   @Test
   void hopelessConfigurationsAreRefusedAtThePythonThreshold() {
     String[][] cases = {
-        {"pem", "{\"epsilon\": 2.0, \"k\": 4, \"domain\": {\"type\": \"string\", \"max_bytes\": 4}}", "557"},
+        {"pem", "{\"epsilon\": 2.0, \"k\": 4, \"domain\": {\"type\": \"string\", \"max_bytes\": 4}}", "638"},
         {"pem", "{\"epsilon\": 1.0, \"k\": 8, \"domain\": {\"type\": \"string\", \"alphabet\": \"lower\", \"max_chars\": 6}, \"final_round\": false}", "19671"},
         {"tap", "{\"epsilon\": 3.0, \"k\": 4, \"domain\": {\"type\": \"integer\", \"bits\": 16}, \"parties\": [\"a\", \"b\", \"c\"]}", "372"},
         {"treehist", "{\"epsilon\": 2.0, \"k\": 4, \"domain\": {\"type\": \"string\", \"max_bytes\": 4}}", "37816"},
@@ -87,7 +87,7 @@ class HeavyHitterConfigTest {
     far.addProperty("expected_reports", 100);
     ConfigException e = assertThrows(ConfigException.class, () -> HeavyHitters.create(Json.of("pem"), far));
     assertEquals("hopeless pem configuration: with n = 100 reports split over 5.5 groups at ε = 2.0, even an item held by 1/k of the"
-        + " users would not be significant among 32 candidates (α = 0.05, Holm); it needs n ≥ 557 at this ε, or ε ≥ 3.49 for n = 100;"
+        + " users would not be significant among 64 candidates (α = 0.05, Holm); it needs n ≥ 638 at this ε, or ε ≥ 3.62 for n = 100;"
         + " or fewer levels (shorter items, a smaller alphabet) or a smaller k", e.getMessage());
   }
 }

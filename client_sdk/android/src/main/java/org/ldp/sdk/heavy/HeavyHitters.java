@@ -126,7 +126,10 @@ public final class HeavyHitters {
       extra.addProperty("alpha", alpha);
       extra.addProperty("max_width", checkInt(opt(options, "max_width", Json.of(4 * k)), "max_width", k, 1 << 14));
       extra.addProperty("final_round", finalRound);
-      int tested = extra.get("keep").getAsString().equals("top") ? extra.get("width").getAsInt() : extra.get("max_width").getAsInt();
+      // the widest a level can keep (pem.py): top-2k, up to max_width on crowded levels (final round), or the threshold cap
+      int width = extra.get("width").getAsInt();
+      int widest = extra.get("max_width").getAsInt();
+      int tested = extra.get("keep").getAsString().equals("top") && !finalRound ? width : Math.max(width, widest);
       extra.add("expected_reports", hopeless(checkExpected(opt(options, "expected_reports")), name, tested, 1));
     } else if (treehist) {
       extra.addProperty("width", checkInt(opt(options, "width", Json.of(k)), "width", 1, 1 << 14));
