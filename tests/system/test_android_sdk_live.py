@@ -54,13 +54,31 @@ def classpath() -> str:
     return os.pathsep.join(map(str, jars))
 
 
-def harness(cp: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+def harness(
+    cp: str, *args: str, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     done = subprocess.run(
-        ["java", "-cp", cp, "org.ldp.sdk.DeviceHarness", *args], capture_output=True, text=True, timeout=400
+        ["java", "-cp", cp, "org.ldp.sdk.DeviceHarness", *args], capture_output=True, text=True, timeout=400, env=env
     )
     if check:
         assert done.returncode == 0, done.stdout + done.stderr
     return done
+
+
+def run_fleet(
+    cp: str, server: Any, plans: list[list[dict[str, Any]]], folder: Path, name: str, env: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """One JVM process per plan (``DeviceHarness simulate``), all at once; each one's summary line."""
+    procs = []
+    for j, plan in enumerate(plans):
+        path = folder / f"{name}{j}.json"
+        path.write_text(json.dumps(plan))
+        command = ["java", "-cp", cp, "org.ldp.sdk.DeviceHarness", "simulate", server.url, server.client_key, str(path)]
+        procs.append(subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env))
+    outs = [p.communicate(timeout=500) for p in procs]
+    for p, (out, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 0, out + err
+    return [json.loads(out.strip().splitlines()[-1]) for out, _ in outs]
 
 
 def admin(server: Any, method: str, path: str, **kwargs: Any) -> httpx.Response:
@@ -143,31 +161,7 @@ def test_jvm_devices_report_end_to_end(tmp_path: Path, classpath: str) -> None:
                     ],
                 }
             )
-        procs = []
-        for j, plan in enumerate(plans):
-            path = tmp_path / f"plan{j}.json"
-            path.write_text(json.dumps(plan))
-            procs.append(
-                subprocess.Popen(
-                    [
-                        "java",
-                        "-cp",
-                        classpath,
-                        "org.ldp.sdk.DeviceHarness",
-                        "simulate",
-                        server.url,
-                        server.client_key,
-                        str(path),
-                    ],
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    text=True,
-                )
-            )
-        outs = [p.communicate(timeout=500) for p in procs]
-        for p, (out, err) in zip(procs, outs, strict=True):
-            assert p.returncode == 0, out + err
-        results = [json.loads(out.strip().splitlines()[-1]) for out, _ in outs]
+        results = run_fleet(classpath, server, plans, tmp_path, "plan")
         assert sum(r["delivered"] for r in results) == 3 * n
         assert sum(r["remaining"] for r in results) == 0 and sum(r["refused"] for r in results) == 0
 
@@ -291,32 +285,7 @@ def test_jvm_devices_report_a_memoized_longitudinal_collection_over_epochs(tmp_p
                 plans[i % 2].append(
                     {"dir": str(tmp_path / "devices" / f"d{i}"), "reports": [[cid, int(values[i, epoch])]]}
                 )
-            procs = []
-            for j, plan in enumerate(plans):
-                path = tmp_path / f"long-plan{epoch}-{j}.json"
-                path.write_text(json.dumps(plan))
-                procs.append(
-                    subprocess.Popen(
-                        [
-                            "java",
-                            "-cp",
-                            classpath,
-                            "org.ldp.sdk.DeviceHarness",
-                            "simulate",
-                            server.url,
-                            server.client_key,
-                            str(path),
-                        ],
-                        stdout=subprocess.PIPE,
-                        stderr=subprocess.PIPE,
-                        text=True,
-                        env=env,
-                    )
-                )
-            outs = [p.communicate(timeout=500) for p in procs]
-            for p, (out, err) in zip(procs, outs, strict=True):
-                assert p.returncode == 0, out + err
-            results = [json.loads(out.strip().splitlines()[-1]) for out, _ in outs]
+            results = run_fleet(classpath, server, plans, tmp_path, f"long-plan{epoch}-", env=env)
             assert sum(r["delivered"] for r in results) == n and sum(r["remaining"] for r in results) == 0
             # a memo is charged only when a device reports a value it holds no memo for
             expected_new = n if epoch == 0 else (int(movers.sum()) if epoch == 2 else 0)
@@ -326,14 +295,14 @@ def test_jvm_devices_report_a_memoized_longitudinal_collection_over_epochs(tmp_p
         stayer, mover = int(np.flatnonzero(~movers)[0]), int(np.flatnonzero(movers)[0])
         for device, memos in ((stayer, 1), (mover, 2)):
             budget = json.loads(
-                harness_env(
+                harness(
                     classpath,
-                    env,
                     "budget",
                     server.url,
                     server.client_key,
                     str(tmp_path / "devices" / f"d{device}"),
                     cid,
+                    env=env,
                 ).stdout
             )
             assert budget["unit"] == "memo" and budget["memo_count"] == memos and budget["units"] == memos, budget
@@ -348,11 +317,11 @@ def test_jvm_devices_report_a_memoized_longitudinal_collection_over_epochs(tmp_p
         dev = str(tmp_path / "devices" / f"d{mover}")
         others = [v for v in range(LONG_K) if v not in (int(values[mover, 0]), int(values[mover, 2]))]
         assert (
-            harness_env(classpath, env, "report", server.url, server.client_key, dev, cid, str(others[0])).returncode
+            harness(classpath, "report", server.url, server.client_key, dev, cid, str(others[0]), env=env).returncode
             == 0
         )
-        refused = harness_env(
-            classpath, env, "report", server.url, server.client_key, dev, cid, str(others[1]), check=False
+        refused = harness(
+            classpath, "report", server.url, server.client_key, dev, cid, str(others[1]), check=False, env=env
         )
         assert refused.returncode == 3 and json.loads(refused.stdout)["scope"] == "lifetime", (
             refused.stdout + refused.stderr
@@ -360,10 +329,10 @@ def test_jvm_devices_report_a_memoized_longitudinal_collection_over_epochs(tmp_p
         assert "a new memo" in json.loads(refused.stdout)["refused"]
         # an existing memo still reports at the cap, at no charge
         again = json.loads(
-            harness_env(classpath, env, "report", server.url, server.client_key, dev, cid, str(others[0])).stdout
+            harness(classpath, "report", server.url, server.client_key, dev, cid, str(others[0]), env=env).stdout
         )
         assert again["epsilon"] == 0.0
-        flushed = json.loads(harness_env(classpath, env, "flush", server.url, server.client_key, dev).stdout)
+        flushed = json.loads(harness(classpath, "flush", server.url, server.client_key, dev, env=env).stdout)
         assert flushed["accepted"] == 2 and flushed["remaining"] == 0, flushed
 
         # every epoch's release matches the data within its interval
@@ -381,12 +350,3 @@ def test_jvm_devices_report_a_memoized_longitudinal_collection_over_epochs(tmp_p
             for row in released:
                 assert within(row, truth[int(row["item"])] / total), (epoch, row)
         assert server.verify(cid)
-
-
-def harness_env(cp: str, env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(
-        ["java", "-cp", cp, "org.ldp.sdk.DeviceHarness", *args], capture_output=True, text=True, timeout=400, env=env
-    )
-    if check:
-        assert done.returncode == 0, done.stdout + done.stderr
-    return done

@@ -24,7 +24,6 @@ and rendering it uses):
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import random
 import sys
 from pathlib import Path
@@ -36,19 +35,10 @@ sys.path.insert(0, str(HERE.parents[1]))
 from client_sdk import longitudinal  # noqa: E402
 from client_sdk.canonical import canonical_json  # noqa: E402
 from client_sdk.errors import ReportDecodeError  # noqa: E402
+from tests.vectors import generate as GEN  # noqa: E402 - the shared replay and formatting helpers
 
 NAME = "longitudinal.json"
 
-
-def _generator() -> Any:
-    spec = importlib.util.spec_from_file_location("ldp_vectors_generate", HERE / "generate.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-GEN = _generator()
 
 # (name, epsilon_perm, epsilon_first, domain_size, options)
 GRID: list[tuple[str, float | None, float | None, int, dict[str, Any]]] = [
