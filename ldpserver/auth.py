@@ -45,6 +45,8 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/v1/collections/<collection_id>/estimates"): frozenset({"analyst", "admin"}),
     ("GET", "/v1/collections/<collection_id>/heavy-hitters"): frozenset({"analyst", "admin"}),
     ("GET", "/v1/collections/<collection_id>/timeseries"): frozenset({"analyst", "admin"}),
+    ("PUT", "/v1/collections/<collection_id>/dictionary"): frozenset({"analyst", "admin"}),
+    ("GET", "/v1/collections/<collection_id>/dictionary"): frozenset({"analyst", "auditor", "admin"}),
     # exact per-kind counters move by one with one device's upload: never public; Prometheus
     # scrapes the separate loopback listener (ldpserver/metrics_listener.py), operators may use a key
     ("GET", "/metrics"): frozenset({"admin"}),

@@ -3,7 +3,8 @@
 Runs before the view (after authentication) for POST/PUT/PATCH:
 
 * a content type other than ``application/json`` (or ``*/*+json``) → 415;
-* a declared or actual body (chunked too) larger than ``LDP_MAX_BODY_BYTES`` → 413;
+* a declared or actual body (chunked too) larger than ``LDP_MAX_BODY_BYTES`` (a dictionary upload:
+  ``LDP_MAX_DICTIONARY_BYTES``) → 413;
 * an empty body, invalid UTF-8, malformed JSON, ``NaN``/``Infinity``, numbers too long
   to convert, or nesting deeper than ``LDP_MAX_JSON_DEPTH`` → 400 (``malformed-json``).
 * a NUL (``\u0000``) in any string or key → 422 (``validation``, ldpserver/nul_bytes.py),
@@ -29,6 +30,8 @@ BODY_METHODS = {"POST", "PUT", "PATCH"}
 #: docs/api.md): there a NUL is refused per report — the id, hash and client-id patterns and
 #: every decoder's exact fields exclude it, and only decoded reports are stored
 PER_REPORT_RULES = frozenset({"/v1/collections/<collection_id>/reports"})
+#: routes whose bodies may reach ``LDP_MAX_DICTIONARY_BYTES`` instead of ``LDP_MAX_BODY_BYTES``
+LARGE_BODY_RULES = frozenset({"/v1/collections/<collection_id>/dictionary"})
 
 
 def _no_constants(name: str) -> Any:
@@ -78,6 +81,9 @@ def parse_json_body() -> None:
             f"send the body as application/json, not {mimetype or 'no content type'}",
         )
     limit = settings.max_body_bytes
+    if request.url_rule.rule in LARGE_BODY_RULES:
+        limit = settings.max_dictionary_bytes
+        request.max_content_length = limit  # werkzeug's own cap, for this request only
     if request.content_length is not None and request.content_length > limit:
         raise ProblemError("payload-too-large", f"the body has {request.content_length} bytes; the limit is {limit}")
     data = request.get_data(cache=True)  # werkzeug stops reading at MAX_CONTENT_LENGTH

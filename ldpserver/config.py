@@ -5,6 +5,7 @@
 | ``DATABASE_URL`` | SQLite file in the data dir | ``sqlite:///path`` or ``postgresql+psycopg://user@host/db`` |
 | ``LDP_DATA_DIR`` | ``./var`` | where the embedded SQLite database lives |
 | ``LDP_MAX_BODY_BYTES`` | 8 MiB | larger request bodies get 413 |
+| ``LDP_MAX_DICTIONARY_BYTES`` | 64 MiB | the body limit of a dictionary upload (up to 10^6 items) |
 | ``LDP_MAX_BATCH_REPORTS`` | 5000 | more reports in one upload get 413 |
 | ``LDP_MAX_JSON_DEPTH`` | 16 | deeper JSON documents get 400 |
 | ``LDP_REPORT_RETENTION_DAYS`` | 30 | raw reports older than this (and past their epoch window) may be purged |
@@ -36,6 +37,7 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("DATABASE_URL", "LDP_DATABASE_URL", "database_url"),
     )
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    max_dictionary_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     max_batch_reports: int = Field(default=5000, ge=1, le=20000)
     max_json_depth: int = Field(default=16, ge=4, le=200)
     report_retention_days: int = Field(default=30, ge=1)

@@ -31,7 +31,9 @@ def discovery_queries(sdk: Any) -> tuple[int, int | None]:
     re-estimation query (mode R): Q = 3. TreeHist: estimators overlap (a pooled one over all
     reports, the level groups, the item estimator), so every draw of the discovery is
     counted against every report: Q = 2G + 3 (pooled count, G counts and G queries or G
-    pooled queries, the item estimator's count and query), enforced as a total."""
+    pooled queries, the item estimator's count and query), enforced as a total. Known
+    candidates: each report is in one group, the screen (one draw: its noisy top-m) or the
+    test (its count and one support query): Q = 2."""
     groups = int(sdk.groups)
     protocol = sdk.config.get("protocol")
     if protocol == "treehist":
@@ -77,7 +79,8 @@ class DiscoveryNoise:
             key = self._serials[owner] = next(self._next_serial)
         return key
 
-    def _sigma(self, size: int, owner: object) -> float:
+    def _draw(self, owner: object) -> None:
+        """Count one noisy statistic against the budget (raises past it)."""
         self.drawn += 1
         key = self.serial(owner)
         self.by_estimator[key] = self.by_estimator.get(key, 0) + 1
@@ -85,7 +88,22 @@ class DiscoveryNoise:
             raise RuntimeError(f"discovery drew more than its {self.queries} budgeted noisy statistics")
         if self.per_estimator is not None and self.by_estimator[key] > self.per_estimator:
             raise RuntimeError(f"a level group's estimator drew more than its {self.per_estimator} budgeted statistics")
+
+    def _sigma(self, size: int, owner: object) -> float:
+        self._draw(owner)
         return self.u * math.sqrt(max(1, size)) / math.sqrt(2.0 * self.rho_per_query)
+
+    def top_scale(self, m: int) -> float:
+        """The Gumbel scale of a noisy top-m whose cost is one draw's ρ: one-shot top-m with
+        Gumbel noise of scale β is m·(u/β)²/8-zCDP for monotone counts that one device moves by
+        at most u each (OpenDP ``make_noisy_top_k``; tested against its privacy map)."""
+        return self.u * math.sqrt(max(1, m) / (8.0 * self.rho_per_query))
+
+    def select_top(self, counts: np.ndarray, m: int, owner: object) -> np.ndarray:
+        """Indices of m of ``counts`` by report-noisy-max (Gumbel; one draw of the budget):
+        a known-candidate screen's choice of buckets, whatever their number."""
+        self._draw(owner)
+        return self.noise.top_k(np.asarray(counts, dtype=np.int64), m, self.top_scale(m))
 
     def count(self, n: int, owner: object) -> int:
         return int(self.noise.add(np.asarray([n], dtype=np.int64), self._sigma(1, owner))[0])

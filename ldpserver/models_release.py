@@ -14,13 +14,18 @@
   the API serves byte for byte, its SHA-256, the config hash, the post-processing applied,
   and the inputs' exact counts (``inputs``: internal, never served — see docs/releases.md).
   UPDATE and DELETE are refused by triggers (as for the budget ledger).
+* ``dictionaries`` (migration ``0006``) — the analyst's candidate dictionary of a
+  known-candidate heavy-hitter collection (``protocol: "known"``): the items as uploaded
+  (zlib-compressed canonical JSON list), their 32-bit keys (little-endian uint32, so a
+  release does not re-encode 10^6 items) and the SHA-256 every release names. One row per
+  collection, replaced by a new upload; releases state which dictionary they used.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Float, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ldpserver.models import Base
@@ -71,3 +76,15 @@ class Release(Base):
     inputs: Mapped[str] = mapped_column(Text)  # exact input counts (internal, never served)
     body: Mapped[str] = mapped_column(Text)  # canonical JSON served byte for byte
     sha256: Mapped[str] = mapped_column(String(64))
+
+
+class Dictionary(Base):
+    __tablename__ = "dictionaries"
+
+    collection_id: Mapped[str] = mapped_column(ForeignKey("collections.id"), primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(71))  # "sha256:" + hex of the items' canonical JSON
+    item_count: Mapped[int] = mapped_column(Integer)
+    items: Mapped[bytes] = mapped_column(LargeBinary)  # zlib(canonical JSON list of the items)
+    keys: Mapped[bytes] = mapped_column(LargeBinary)  # the items' 32-bit keys, little-endian uint32
+    uploaded_at: Mapped[datetime]
+    uploaded_by: Mapped[str] = mapped_column(String(24))  # the key id

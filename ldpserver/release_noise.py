@@ -132,9 +132,17 @@ def opendp_rho(sigmas: list[float], sensitivity: float) -> float:
 
 
 class VectorNoise(Protocol):
-    """Adds integer noise of scale σ to an integer vector."""
+    """Adds integer noise of scale σ to an integer vector; picks the indices of the k largest
+    values after Gumbel noise of the given scale (report-noisy-max, one-shot top-k)."""
 
     def add(self, values: np.ndarray, sigma: float) -> np.ndarray: ...
+
+    def top_k(self, values: np.ndarray, k: int, scale: float) -> np.ndarray: ...
+
+
+def exact_top_k(values: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k largest values, largest first (ties: lower index first)."""
+    return np.argsort(-np.asarray(values, dtype=np.int64), kind="stable")[:k]
 
 
 class OpenDPDiscreteGaussian:
@@ -153,6 +161,15 @@ class OpenDPDiscreteGaussian:
         out = self._cache[sigma]([int(v) for v in values])
         return np.asarray(out, dtype=np.int64)
 
+    def top_k(self, values: np.ndarray, k: int, scale: float) -> np.ndarray:
+        """OpenDP's noisy top-k (Gumbel noise, exact sampling; monotone L∞ input metric)."""
+        dp = self._dp
+        measurement = dp.m.make_noisy_top_k(
+            dp.vector_domain(dp.atom_domain(T=int)), dp.linf_distance(T=int, monotonic=True),
+            dp.zero_concentrated_divergence(), k=int(k), scale=float(scale),
+        )  # fmt: skip
+        return np.asarray(measurement(np.asarray(values, dtype=np.int64).tolist()), dtype=np.int64)
+
 
 class SeededGaussian:
     """Rounded Gaussian noise from a seeded generator: tests and benchmarks only (same
@@ -165,12 +182,19 @@ class SeededGaussian:
         values = np.asarray(values, dtype=np.int64)
         return values + np.rint(self.rng.normal(0.0, sigma, size=values.shape)).astype(np.int64)
 
+    def top_k(self, values: np.ndarray, k: int, scale: float) -> np.ndarray:
+        noisy = np.asarray(values, dtype=np.float64) + self.rng.gumbel(0.0, scale, size=np.shape(values))
+        return np.argsort(-noisy, kind="stable")[:k]
+
 
 class ZeroNoise:
     """No noise: for exactness tests of the plumbing, never for releases."""
 
     def add(self, values: np.ndarray, sigma: float) -> np.ndarray:
         return np.asarray(values, dtype=np.int64).copy()
+
+    def top_k(self, values: np.ndarray, k: int, scale: float) -> np.ndarray:
+        return exact_top_k(values, k)
 
 
 # --- the budget of one collection --------------------------------------------------------------

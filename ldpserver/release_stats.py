@@ -61,3 +61,4 @@ class ScopeInputs:
     budget: release_noise.ReleaseBudget
     noise: release_noise.VectorNoise  # the central noise source (discovery draws from it)
     raw: Any = None  # the scope's stored raw reports, for kinds that need them (decoded by the SDK)
+    dictionary: Any = None  # a known-candidate collection's dictionary (the SDK's KnownDictionary), if uploaded

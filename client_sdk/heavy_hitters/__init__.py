@@ -1,5 +1,6 @@
 """Heavy hitters over an open domain (strings or integers) under ε-LDP: PEM, TreeHist and
-the federated TAP/TAPS (docs/heavy_hitters.md).
+the federated TAP/TAPS discover items; ``known`` estimates an analyst-supplied dictionary
+(docs/heavy_hitters.md).
 
 Privacy: every protocol here is ε-LDP per user with one report per user (TreeHist: two
 ε/2 OLH reports, ε by sequential composition); the level group (and, for TAP/TAPS, the
@@ -25,7 +26,7 @@ True
 >>> result.items
 [7, 200]
 >>> heavy_hitters.available()
-['pem', 'treehist', 'tap', 'taps']
+['pem', 'treehist', 'tap', 'taps', 'known']
 """
 
 from __future__ import annotations
@@ -49,12 +50,13 @@ from client_sdk.heavy_hitters.encoding import (
     StringDomain,
     domain_from_config,
 )
+from client_sdk.heavy_hitters.known import KnownCandidates
 from client_sdk.heavy_hitters.pem import PEM
 from client_sdk.heavy_hitters.tap import TAP, TAPS
 from client_sdk.heavy_hitters.treehist import TreeHist
 from client_sdk.wire_checks import is_version
 
-PROTOCOLS: dict[str, type] = {"pem": PEM, "treehist": TreeHist, "tap": TAP, "taps": TAPS}
+PROTOCOLS: dict[str, type] = {"pem": PEM, "treehist": TreeHist, "tap": TAP, "taps": TAPS, "known": KnownCandidates}
 
 __all__ = [
     "PEM",
@@ -65,6 +67,7 @@ __all__ = [
     "HeavyHitter",
     "InsufficientReportsError",
     "IntegerDomain",
+    "KnownCandidates",
     "ItemEncodingError",
     "KeyCollisionWarning",
     "PrefixReports",
@@ -87,7 +90,7 @@ def available() -> list[str]:
 
 
 def create(protocol: str, **options: Any) -> Any:
-    """Build a heavy-hitter protocol by name: ``pem``, ``treehist``, ``tap``, ``taps``.
+    """Build a heavy-hitter protocol by name: ``pem``, ``treehist``, ``tap``, ``taps``, ``known``.
 
     Common options: ``epsilon``, ``k``, ``domain`` (``{"type": "string", "max_bytes": L,
     "overflow": "truncate"|"reject"}`` or ``{"type": "integer", "bits": m}``), ``eta``,

@@ -1031,6 +1031,28 @@ class Selection:
     stats: dict[str, Any]
 
 
+def upper_tail_p_values(
+    counts: np.ndarray, trials: np.ndarray | float, q: float, noise_var: np.ndarray | float = 0.0
+) -> np.ndarray:
+    """One-sided p-values of H0 (each of ``trials`` reports supports the candidate with
+    probability ``q``) for support ``counts``: the exact binomial upper tail, or — under a
+    server's central noise of variance ``noise_var`` per count — the union bound
+    ``min_t P(Bin ≥ c − t) + exp(−t²/2v)`` (valid: the discrete Gaussian is sub-Gaussian
+    with variance proxy v)."""
+    counts = np.asarray(counts, dtype=np.float64)
+    trials_arr = np.broadcast_to(np.asarray(trials, dtype=np.float64), counts.shape)
+    noise = np.broadcast_to(np.asarray(noise_var, dtype=np.float64), counts.shape)
+    raw = binomial_upper_tail(counts, trials_arr, q)
+    if np.any(noise > 0):
+        sd = np.sqrt(noise)
+        bound = np.full(raw.shape, np.inf)
+        for t in np.linspace(0.5, 8.0, 16):  # shifts of t·sd: the best of a grid (each is a valid bound)
+            tail = binomial_upper_tail(np.ceil(counts - t * sd), trials_arr, q)
+            bound = np.minimum(bound, tail + np.exp(-(t**2) / 2))
+        raw = np.where(noise > 0, np.minimum(bound, 1.0), raw)
+    return raw
+
+
 def select_significant(
     domain: Domain,
     codes: Sequence[int],
@@ -1060,15 +1082,7 @@ def select_significant(
     trials_arr = np.broadcast_to(np.asarray(trials, dtype=np.float64), f_test.shape)
     p_adj = np.ones(len(codes))
     noise = np.broadcast_to(np.asarray(noise_var, dtype=np.float64), f_test.shape)[idx]
-    raw = binomial_upper_tail(counts[idx], trials_arr[idx], q)
-    if np.any(noise > 0):
-        sd = np.sqrt(noise)
-        bound = np.full(raw.shape, np.inf)
-        for t in np.linspace(0.5, 8.0, 16):  # shifts of t·sd: the best of a grid (each is a valid bound)
-            tail = binomial_upper_tail(np.ceil(counts[idx] - t * sd), trials_arr[idx], q)
-            bound = np.minimum(bound, tail + np.exp(-(t**2) / 2))
-        raw = np.where(noise > 0, np.minimum(bound, 1.0), raw)
-    p_adj[idx] = holm_adjusted(raw)
+    p_adj[idx] = holm_adjusted(upper_tail_p_values(counts[idx], trials_arr[idx], q, noise))
     significant = idx[p_adj[idx] <= alpha]
     chosen = significant[np.argsort(-f_test[significant], kind="stable")][:k]
     stats = {

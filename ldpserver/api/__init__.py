@@ -6,9 +6,9 @@ from flask_openapi3 import OpenAPI
 
 
 def register_blueprints(app: OpenAPI) -> None:
-    from ldpserver.api import audit, collections, devices, docs, health, releases, reports
+    from ldpserver.api import audit, collections, devices, dictionaries, docs, health, releases, reports
 
-    for module in (collections, devices, reports, audit, releases):
+    for module in (collections, devices, reports, audit, releases, dictionaries):
         app.register_api(module.build_blueprint())
     health.register(app)
     docs.register(app)

@@ -74,9 +74,14 @@ class HeavyHittersAdapter(KindAdapter):
         noise = DiscoveryNoise(
             budget.discovery_rho, discovery_queries(sdk), budget.reports_per_device_epoch, inputs.noise
         )
+        options: dict[str, Any] = {"ci_level": CI_LEVEL, "chunk": DISCOVERY_CHUNK}
+        if hasattr(sdk, "dictionary"):  # known-candidate mode: the analyst's uploaded dictionary
+            if inputs.dictionary is None:
+                raise Withheld("no dictionary uploaded yet: PUT /v1/collections/{id}/dictionary")
+            options["dictionary"] = inputs.dictionary
         token = hh_common.CENTRAL_NOISE.set(noise)
         try:
-            result = sdk.discover(inputs.raw, ci_level=CI_LEVEL, chunk=DISCOVERY_CHUNK)
+            result = sdk.discover(inputs.raw, **options)
         except InsufficientReportsError:  # only for a scope without any report (noise off: see docs)
             raise Withheld("insufficient reports for discovery") from None
         finally:

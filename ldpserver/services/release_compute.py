@@ -60,6 +60,7 @@ class ReleaseInputs:
     scopes: list[Scope]
     statistics: dict[str, Any]  # what the tree is given (memoized: first report per device)
     raw: StoredReports | None = None  # kinds that need raw reports: the scopes' reports, decoded
+    dictionary: Any = None  # known-candidate collections: the uploaded dictionary (None: none yet)
 
 
 @dataclass
@@ -131,7 +132,7 @@ def compute(
                 scope_summary["raw_reports"] = stored
                 if stored != n:
                     raise Withheld("raw reports of this scope are no longer stored (retention): discovery needs them")
-            body["estimates"] = adapter.estimate_scope(sdk, ScopeInputs(noisy, budget, noise, raw))
+            body["estimates"] = adapter.estimate_scope(sdk, ScopeInputs(noisy, budget, noise, raw, inputs.dictionary))
         except Withheld as withheld:
             body["status"] = "withheld"
             body["reason"] = str(withheld)

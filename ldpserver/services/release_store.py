@@ -34,6 +34,7 @@ from ldpserver.models_release import EpochAggregate, Release, ReleaseStream
 from ldpserver.services import ledger
 from ldpserver.services.bulk import Bulk
 from ldpserver.services.collections import CollectionRuntime
+from ldpserver.services.dictionaries import load_dictionary
 from ldpserver.services.release_compute import STREAM_CLIENT_ID, Plan, ReleaseInputs, Scope
 from ldpserver.services.release_policy import Policy, first_epoch, max_epochs_per_device, sdk_of
 from ldpserver.services.release_raw import load_raw_reports
@@ -196,6 +197,9 @@ def read_inputs(
             low = min(s.start for s in discovered)
             # the largest scope's report count sizes the decoded columns (one allocation)
             raw = load_raw_reports(conn, c, low, epoch, max(int(s.data["n"]) for s in discovered))
+        dictionary = (
+            load_dictionary(conn, c) if c.protocol is not None and hasattr(c.protocol.protocol, "dictionary") else None
+        )
     return ReleaseInputs(
         epoch=epoch,
         number=number,
@@ -209,6 +213,7 @@ def read_inputs(
         scopes=scopes,
         statistics=statistics,
         raw=raw,
+        dictionary=dictionary,
     )
 
 

@@ -25,6 +25,8 @@ def _request_for(api, method: str, rule: str, collection: dict, role: str | None
     body = None
     if method == "POST" and rule.endswith("/reports"):
         body = {"wire": 2, "reports": make_reports(collection, 1)}
+    elif method == "PUT" and rule.endswith("/dictionary"):
+        body = {"items": ["apple", "pear"]}
     elif method == "POST" and rule == "/v1/devices":
         body = {"count": 1}
     elif method == "POST":
@@ -50,6 +52,14 @@ def test_every_v1_route_is_in_the_role_table(app):
 @pytest.mark.parametrize(("method", "rule"), sorted(ROUTE_ROLES))
 def test_route_refuses_every_role_it_should(api, method, rule):
     collection = api.create_collection()
+    if rule.endswith("/dictionary"):  # a known-candidate collection that has a dictionary
+        collection = api.create_collection(
+            kind="heavy_hitters",
+            mechanism={"protocol": "known", "epsilon": 2.0, "k": 2, "domain": {"type": "string", "max_bytes": 6}},
+            budget={"cap_lifetime": 8.0},
+        )
+        path = _concrete(rule, collection["id"])
+        assert api.open("PUT", path, "admin", json={"items": ["apple"]}).status_code == 200
     allowed = ROUTE_ROLES[(method, rule)]
     for role in ROLES:
         response = _request_for(api, method, rule, collection, role)

@@ -34,3 +34,17 @@ def test_longitudinal_vectors_are_current() -> None:
     spec.loader.exec_module(module)
     committed = (ROOT / "tests" / "vectors" / module.NAME).read_text(encoding="utf-8")
     assert committed == module.text(), "stale: run .venv/bin/python tests/vectors/generate_longitudinal.py"
+
+
+KNOWN = ROOT / "tests" / "vectors" / "generate_known.py"
+
+
+def test_known_candidate_vectors_are_current() -> None:
+    """tests/vectors/known.json (replayed by the web and Android SDKs) matches what
+    client_sdk.heavy_hitters.known computes now."""
+    spec = importlib.util.spec_from_file_location("ldp_vectors_known", KNOWN)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    committed = (ROOT / "tests" / "vectors" / module.NAME).read_text(encoding="utf-8")
+    assert committed == module.text(), "stale: run .venv/bin/python tests/vectors/generate_known.py"
