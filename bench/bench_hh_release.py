@@ -25,6 +25,12 @@ after each release.
     nice python bench/bench_hh_release.py                     # n = 10^5, 10^6 (PostgreSQL)
     nice python bench/bench_hh_release.py --sizes 100000 1000000 3000000 10000000
     nice python bench/bench_hh_release.py --append --priority -20 --sizes 1000000   # add rows
+    nice python bench/bench_hh_release.py --protocol known --dictionary 1000000    # known candidates
+
+``--protocol known``: the known-candidate protocol (same ε, k and domain) with a dictionary of
+``--dictionary`` items (the English words plus random letter strings, bench_hh_known.py)
+uploaded through the dictionary service before the release; results in
+bench/results/hh_release_known.{json,md}.
 
 Writes bench/results/hh_release.{json,md}. The machine is shared with other work: CPU
 time is reported beside the wall time.
@@ -55,11 +61,13 @@ MECHANISM = {
     "protocol": "pem", "epsilon": 4.0, "k": 16,
     "domain": {"type": "string", "alphabet": "letters", "max_chars": 8, "outside": "drop"},
 }  # fmt: skip
+MECHANISMS = {"pem": MECHANISM, "known": {**MECHANISM, "protocol": "known"}}
 BLOCK = 100_000
 
 
-def fill(url: str, n: int, seed: int = 1) -> str:
-    """Create the collection and store n reports for epoch 0; returns the collection id."""
+def fill(url: str, n: int, seed: int = 1, protocol: str = "pem", dictionary: int = 0) -> str:
+    """Create the collection and store n reports for epoch 0 (and, for ``known``, upload a
+    dictionary of ``dictionary`` items); returns the collection id."""
     import wordfreq
 
     from client_sdk import heavy_hitters
@@ -76,7 +84,7 @@ def fill(url: str, n: int, seed: int = 1) -> str:
     engine = make_engine(url, pool_size=2, max_overflow=2)
     clock = FakeClock(START + timedelta(minutes=30))
     spec = {
-        "name": "bench hh release", "kind": "heavy_hitters", "mechanism": MECHANISM,
+        "name": "bench hh release", "kind": "heavy_hitters", "mechanism": MECHANISMS[protocol],
         "epoch": {"seconds": 3600, "start": "2025-01-01T00:00:00Z", "grace": 1},
         "release": {"windows": [1], "cumulative": False, "min_reports": 100},
         "budget": {"cap_lifetime": 1000.0, "cap_per_window": 10.0, "window_epochs": 1},
@@ -92,11 +100,19 @@ def fill(url: str, n: int, seed: int = 1) -> str:
     to_vocab = np.array([index[c] for c in canon])
     rng = np.random.default_rng(seed)
     now = clock()
+    if protocol == "known":
+        from bench_hh_known import dictionary as make_dictionary
+
+        from ldpserver.services.dictionaries import put_dictionary
+
+        t0 = time.process_time()
+        meta = put_dictionary(engine, collection, make_dictionary(rng, dictionary, vocab), "bench", now)
+        print(f"  dictionary of {meta['items']:,} items stored ({time.process_time() - t0:.1f} CPU s)", file=sys.stderr)
     for start in range(0, n, BLOCK):
         size = min(BLOCK, n - start)
         idx = to_vocab[rng.choice(len(words), size=size, p=freqs / freqs.sum())]
         batch = hh.perturb_batch(EncodedItems.from_vocabulary(hh.domain, vocab, idx), rng)
-        texts = payload_texts(batch)
+        texts = payload_texts(batch, hh.mechanism)
         sample = hh.encode(batch.subset(np.arange(size) < 200))
         assert texts[:200] == [_PAYLOAD_JSON(p) for p in sample], "the bench must store what ingestion stores"
         agg_n, data = collection.protocol.aggregate_json(batch)
@@ -132,11 +148,11 @@ def fill(url: str, n: int, seed: int = 1) -> str:
     return collection.id
 
 
-def payload_texts(batch) -> list[str]:
-    """The stored text of PEM payloads (ingestion's compact sorted-key JSON), formatted
-    directly: 10^7 of them through dicts and json would take minutes."""
+def payload_texts(batch, mechanism: str = "pem") -> list[str]:
+    """The stored text of PEM (or known-candidate) payloads (ingestion's compact sorted-key
+    JSON), formatted directly: 10^7 of them through dicts and json would take minutes."""
     return [
-        f'{{"l":{level},"m":"pem","s":"{seed:016x}","v":1,"y":{y}}}'
+        f'{{"l":{level},"m":"{mechanism}","s":"{seed:016x}","v":1,"y":{y}}}'
         for level, seed, y in zip(batch.levels.tolist(), batch.seeds.tolist(), batch.ys.tolist(), strict=True)
     ]
 
@@ -218,6 +234,7 @@ def release(url: str, collection_id: str, priority: int | None = None) -> dict:
     stages.wrap(release_noise.VectorTree, "append", "noise")
     stages.wrap(DiscoveryNoise, "count", "noise")
     stages.wrap(DiscoveryNoise, "support", "noise")
+    stages.wrap(DiscoveryNoise, "select_top", "noise")
     rss = {"imports": round(hwm_mb(), 1)}
     engine = make_engine(url, pool_size=2, max_overflow=2)
     collection = CollectionCache(engine).get(collection_id)
@@ -274,19 +291,23 @@ def main() -> int:
     ap.add_argument("--priority", type=int, help="nice value of the releasing process and its backends (root: < 0)")
     ap.add_argument("--append", action="store_true", help="keep the rows already in bench/results/hh_release.json")
     ap.add_argument("--render", action="store_true", help="only rewrite the markdown from the JSON")
+    ap.add_argument("--protocol", choices=sorted(MECHANISMS), default="pem")
+    ap.add_argument("--dictionary", type=int, default=1_000_000, help="known: the dictionary's size")
     args = ap.parse_args()
+    name = "hh_release" if args.protocol == "pem" else f"hh_release_{args.protocol}"
+    mechanism = MECHANISMS[args.protocol]
     if args.release_only:
         print(json.dumps(release(*args.release_only, priority=args.priority)))
         return 0
     from bench_release import database
 
-    previous = RESULTS / "hh_release.json"
+    previous = RESULTS / f"{name}.json"
     keep = (args.append or args.render) and previous.exists()
     rows = json.loads(previous.read_text())["rows"] if keep else []
     for n in [] if args.render else args.sizes:
         with database(args.backend) as url:
             t0 = time.perf_counter()
-            cid = fill(url, n)
+            cid = fill(url, n, protocol=args.protocol, dictionary=args.dictionary)
             store = time.perf_counter() - t0
             command = [sys.executable, __file__, "--release-only", url, cid]
             if args.priority is not None:
@@ -297,6 +318,7 @@ def main() -> int:
             row = {
                 "backend": args.backend,
                 "reports": n,
+                "dictionary": args.dictionary if args.protocol == "known" else None,
                 "store_s": round(store, 1),
                 "date": machine()["date"],
                 "commit": machine()["commit"],
@@ -305,10 +327,11 @@ def main() -> int:
             rows.append(row)
             print(json.dumps(row), flush=True)
     data = {"machine": {**machine(), "note": "machine shared with other work: see each row's load_average"},
-            "mechanism": MECHANISM, "rows": rows}  # fmt: skip
+            "mechanism": mechanism, "rows": rows}  # fmt: skip
     names = ["close", "load", "decode", "discovery", "noise", "write"]
-    md = ["# Heavy-hitter release through the server (issue 19)", "",
-          f"PEM {json.dumps(MECHANISM)}; {data['machine']['cpu']}, {data['machine']['cores']} cores", "",
+    title = "" if args.protocol == "pem" else f", known candidates ({args.dictionary:,}-item dictionary)"
+    md = [f"# Heavy-hitter release through the server (issue 19){title}", "",
+          f"{json.dumps(mechanism)}; {data['machine']['cpu']}, {data['machine']['cores']} cores", "",
           table(["backend", "stored reports", "release wall s", "release CPU s", "DB backend CPU s", "peak RSS MB",
                  "RSS before MB", "load average (before, after)", "nice", "date", "commit"],
                 [[r["backend"], f"{r['reports']:,}", r["release_wall_s"], r["release_cpu_s"],
@@ -321,7 +344,7 @@ def main() -> int:
                 [[r["backend"], f"{r['reports']:,}", r.get("priority") or 0, r.get("commit", ""),
                   *(f"{r['stages'][k]['cpu_s']} ({r['stages'][k]['wall_s']})" if k in r["stages"] else "–"
                     for k in names)] for r in rows]), ""]  # fmt: skip
-    write_results("hh_release", data, "\n".join(md))
+    write_results(name, data, "\n".join(md))
     return 0
 
 

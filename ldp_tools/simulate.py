@@ -155,8 +155,11 @@ def run(
     values: str = "auto",
     party_column: str | None = None,
     level: float = 0.95,
+    dictionary: str | Path | None = None,
 ) -> SimulationResult:
-    """Simulate the collection ``config`` (the creation request) on the CSV ``data``."""
+    """Simulate the collection ``config`` (the creation request) on the CSV ``data``.
+    ``dictionary``: a known-candidate collection's candidate items, one per line (default:
+    the CSV's distinct items)."""
     from ldpserver.kinds import ADAPTERS, KindUnavailable, ProtocolConfigError
 
     if not isinstance(config, dict):
@@ -178,7 +181,8 @@ def run(
     simulate = SIMULATORS.get(shape)
     if simulate is None:
         raise SimulationError(f"kind {kind!r} cannot be simulated (value shape {shape!r})")
-    rows, summary, n = simulate(Job(protocol, kind, data, list(columns), values, party_column, level, rng))
+    job = Job(protocol, kind, data, list(columns), values, party_column, level, rng, dictionary)
+    rows, summary, n = simulate(job)
     return SimulationResult(kind, name, n, seed, privacy, rows, summary, shape)
 
 
@@ -194,6 +198,7 @@ class Job:
     party_column: str | None
     level: float
     rng: np.random.Generator
+    dictionary: str | Path | None = None  # known-candidate collections: a file of candidate items
 
     def unpack(self) -> tuple[Any, str, Any, list[str], str, str | None, float, np.random.Generator]:
         return (self.protocol, self.kind, self.data, self.columns, self.values, self.party_column, self.level,
@@ -244,6 +249,22 @@ def _simulate_tuples(job: Job) -> tuple[list, dict, int]:
     return rows, summary, int(matrix.shape[0])
 
 
+def _dictionary_of(job: Job, column: list[str], integers: bool) -> list[Any]:
+    """The candidate items: the --dictionary file (one per line, blank lines skipped) or the
+    CSV's distinct items."""
+    if job.dictionary is None:
+        lines = sorted(set(column))
+    else:
+        with open(job.dictionary, encoding="utf-8") as handle:
+            lines = [line.rstrip("\n") for line in handle if line.strip()]
+    if not integers:
+        return lines
+    try:
+        return [int(v) for v in lines]
+    except ValueError:
+        raise SimulationError("an integer-domain collection needs an integer dictionary") from None
+
+
 def _simulate_items(job: Job) -> tuple[list, dict, int]:
     """One column of items (heavy hitters), optionally a party column (federated protocols)."""
     protocol, kind, data, columns, values, party_column, level, rng = job.unpack()
@@ -267,7 +288,15 @@ def _simulate_items(job: Job) -> tuple[list, dict, int]:
     elif party_column:
         raise SimulationError("--party-column applies to federated (tap/taps) collections only")
     reports = protocol.perturb_batch(items, rng, parties=parties) if parties else protocol.perturb_batch(items, rng)
-    found = protocol.discover(reports, ci_level=level)
+    options: dict[str, Any] = {"ci_level": level}
+    if hasattr(protocol, "dictionary"):  # known-candidate mode: estimate the dictionary's items
+        options["dictionary"] = _dictionary_of(job, raws[0], domain.get("type") == "integer")
+    elif job.dictionary is not None:
+        raise SimulationError("--dictionary applies to known-candidate (protocol 'known') collections only")
+    try:
+        found = protocol.discover(reports, **options)
+    except ValueError as exc:  # ConfigError, ItemEncodingError: a dictionary the domain refuses
+        raise SimulationError(f"dictionary refused: {exc}") from None
     counts = Counter(raws[0])
     n = len(raws[0])
     true_rank = {item: r + 1 for r, (item, _) in enumerate(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))}

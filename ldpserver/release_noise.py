@@ -44,6 +44,7 @@ coordinate (it is the sum of the noisy counts).
 from __future__ import annotations
 
 import math
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -145,6 +146,18 @@ def exact_top_k(values: np.ndarray, k: int) -> np.ndarray:
     return np.argsort(-np.asarray(values, dtype=np.int64), kind="stable")[:k]
 
 
+def gumbel_top_k(values: np.ndarray, k: int, scale: float, rng: np.random.Generator) -> np.ndarray:
+    """Indices of the k largest of ``values + Gumbel(0, scale)``, largest first: one-shot
+    report-noisy-max top-k (McKenna & Sheldon, NeurIPS 2020), the law of OpenDP's
+    ``make_noisy_top_k``."""
+    noisy = np.asarray(values, dtype=np.float64) + rng.gumbel(0.0, scale, size=np.shape(values))
+    k = min(int(k), noisy.size)
+    if k <= 0:
+        return np.zeros(0, dtype=np.int64)
+    top = np.argpartition(-noisy, k - 1)[:k]
+    return top[np.argsort(-noisy[top], kind="stable")].astype(np.int64)
+
+
 class OpenDPDiscreteGaussian:
     """Discrete Gaussian noise from OpenDP (exact sampling from its CSPRNG)."""
 
@@ -162,13 +175,15 @@ class OpenDPDiscreteGaussian:
         return np.asarray(out, dtype=np.int64)
 
     def top_k(self, values: np.ndarray, k: int, scale: float) -> np.ndarray:
-        """OpenDP's noisy top-k (Gumbel noise, exact sampling; monotone L∞ input metric)."""
-        dp = self._dp
-        measurement = dp.m.make_noisy_top_k(
-            dp.vector_domain(dp.atom_domain(T=int)), dp.linf_distance(T=int, monotonic=True),
-            dp.zero_concentrated_divergence(), k=int(k), scale=float(scale),
-        )  # fmt: skip
-        return np.asarray(measurement(np.asarray(values, dtype=np.int64).tolist()), dtype=np.int64)
+        """Noisy top-k with Gumbel noise in double precision, from a Philox generator keyed
+        with 128 bits of the OS CSPRNG per call. OpenDP's exact sampler
+        (``make_noisy_top_k``, whose privacy map sets the scale) draws the same law but takes
+        about 40 µs per value at the scales releases use (30 s for the 760,000 buckets of a
+        10^6-item dictionary); only the indices are released, never a noisy value, so the
+        low-order bits that floating-point attacks on the Laplace mechanism read are not
+        published."""
+        rng = np.random.Generator(np.random.Philox(key=secrets.randbits(128)))
+        return gumbel_top_k(values, k, scale, rng)
 
 
 class SeededGaussian:
@@ -183,8 +198,7 @@ class SeededGaussian:
         return values + np.rint(self.rng.normal(0.0, sigma, size=values.shape)).astype(np.int64)
 
     def top_k(self, values: np.ndarray, k: int, scale: float) -> np.ndarray:
-        noisy = np.asarray(values, dtype=np.float64) + self.rng.gumbel(0.0, scale, size=np.shape(values))
-        return np.argsort(-noisy, kind="stable")[:k]
+        return gumbel_top_k(values, k, scale, self.rng)
 
 
 class ZeroNoise:

@@ -408,7 +408,7 @@ class ScreenEstimator:
     group estimates: without central noise, the buckets significantly above zero (exact
     binomial p-values, Holm over the occupied buckets); under a server's central noise
     (``CENTRAL_NOISE``), a noisy top-m — m buckets by report-noisy-max with Gumbel noise
-    (McKenna & Sheldon, NeurIPS 2020; exact sampling in OpenDP), whose cost depends on m and
+    (McKenna & Sheldon, NeurIPS 2020; the server's noise source draws it), whose cost depends on m and
     not on the number of buckets, since one report adds at most 1 to each bucket count
     (L∞ sensitivity 1 per report, monotone). No count of the group is drawn."""
 

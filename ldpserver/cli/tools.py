@@ -114,6 +114,12 @@ def demo(
     help="Categorical values are indices 0..k-1, labels (numbered in sorted order), or auto.",
 )
 @click.option("--party-column", default=None, help="Federated heavy hitters: the CSV column of each row's party.")
+@click.option(
+    "--dictionary",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False),
+    help="Known-candidate heavy hitters: the candidate items, one per line (default: the CSV's distinct items).",
+)
 @click.option("--seed", default=None, type=int, help="Seed of the simulation's generator (default: random).")
 @click.option("--level", default=0.95, show_default=True, type=click.FloatRange(0.5, 0.999), help="Interval level.")
 @click.option("--top", default=None, type=int, help="Print at most this many values per attribute.")
@@ -125,6 +131,7 @@ def simulate(
     columns: tuple[str, ...],
     values: str,
     party_column: str | None,
+    dictionary: str | None,
     seed: int | None,
     level: float,
     top: int | None,
@@ -149,6 +156,7 @@ def simulate(
             values=values,
             party_column=party_column,
             level=level,
+            dictionary=dictionary,
         )
     except sim.SimulationError as exc:
         raise click.ClickException(str(exc)) from None

@@ -267,3 +267,35 @@ def test_simulate_frequency_multidim_and_heavy_hitters(table: Path, tmp_path: Pa
     assert wrong.exit_code == 1 and "5 distinct values but the domain size is 4" in wrong.output
     missing = runner.invoke(cli, ["simulate", "--config", str(freq), "--data", str(table), "--column", "nope"])
     assert missing.exit_code == 1 and "not in" in missing.output
+
+
+def test_simulate_known_candidates_with_and_without_a_dictionary(table: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    known = _config(
+        tmp_path,
+        "k.yaml",
+        "heavy_hitters",
+        {"protocol": "known", "epsilon": 6.0, "k": 2, "domain": {"type": "string", "max_bytes": 5}},
+    )
+    args = ["simulate", "--config", str(known), "--data", str(table), "--column", "word", "--seed", "5", "--json"]
+    done = runner.invoke(cli, args)  # the CSV's distinct items are the dictionary
+    assert done.exit_code == 0, done.output
+    assert [r["item"] for r in json.loads(done.stdout)["rows"]] == ["alpha", "beta"]
+    words = tmp_path / "words.txt"
+    words.write_text("beta\ngamma\nzeta\n\n")
+    done = runner.invoke(cli, [*args, "--dictionary", str(words)])
+    assert done.exit_code == 0, done.output
+    assert [r["item"] for r in json.loads(done.stdout)["rows"]] == ["beta", "gamma"]  # alpha is not a candidate
+    words.write_text("beta\nbeta\n")
+    refused = runner.invoke(cli, [*args, "--dictionary", str(words)])
+    assert refused.exit_code == 1 and "distinct" in refused.output
+    pem = _config(
+        tmp_path,
+        "p.yaml",
+        "heavy_hitters",
+        {"protocol": "pem", "epsilon": 6.0, "k": 2, "domain": {"type": "integer", "bits": 8}},
+    )
+    wrong = runner.invoke(
+        cli, ["simulate", "--config", str(pem), "--data", str(table), "--column", "size", "--dictionary", str(words)]
+    )
+    assert wrong.exit_code == 1 and "known-candidate" in wrong.output
