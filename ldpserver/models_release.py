@@ -16,7 +16,7 @@
   UPDATE and DELETE are refused by triggers (as for the budget ledger).
 * ``dictionaries`` (migration ``0006``) — the analyst's candidate dictionary of a
   known-candidate heavy-hitter collection (``protocol: "known"``): the items as uploaded
-  (zlib-compressed canonical JSON list), their 32-bit keys (little-endian uint32, so a
+  (zlib-compressed, one JSON value per line), their 32-bit keys (little-endian uint32, so a
   release does not re-encode 10^6 items) and the SHA-256 every release names. One row per
   collection, replaced by a new upload; releases state which dictionary they used.
 """
@@ -84,7 +84,7 @@ class Dictionary(Base):
     collection_id: Mapped[str] = mapped_column(ForeignKey("collections.id"), primary_key=True)
     sha256: Mapped[str] = mapped_column(String(71))  # "sha256:" + hex of the items' canonical JSON
     item_count: Mapped[int] = mapped_column(Integer)
-    items: Mapped[bytes] = mapped_column(LargeBinary)  # zlib(canonical JSON list of the items)
+    items: Mapped[bytes] = mapped_column(LargeBinary)  # zlib(the items, one JSON value per line)
     keys: Mapped[bytes] = mapped_column(LargeBinary)  # the items' 32-bit keys, little-endian uint32
     uploaded_at: Mapped[datetime]
     uploaded_by: Mapped[str] = mapped_column(String(24))  # the key id

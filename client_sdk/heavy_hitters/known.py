@@ -147,7 +147,7 @@ class KnownDictionary:
     """An analyst's dictionary, validated and encoded once: the items as supplied, their
     32-bit keys, and the SHA-256 of the items' canonical JSON list (what a release names)."""
 
-    items: list[Any]
+    items: Sequence[Any]
     keys: np.ndarray
     sha256: str
 
@@ -420,10 +420,10 @@ class ScreenEstimator:
         self.n = int(self.s.size)
         self.noise = C.CENTRAL_NOISE.get()
 
-    def _scaled(self, flat: np.ndarray, t: int) -> np.ndarray:
-        """Flat indices of t·v (mod p, digit-wise) for flat indices v."""
+    def _scaled(self, digits: np.ndarray, t: int) -> np.ndarray:
+        """Flat indices of t·v (mod p, digit-wise) for vectors v given as int16 digits."""
         weights = self.p ** np.arange(self.d - 1, -1, -1, dtype=np.int64)
-        return ((digits_of(flat, self.p, self.d) * t) % self.p) @ weights
+        return ((digits * np.int16(t)) % np.int16(self.p)).astype(np.int64) @ weights
 
     def _spectrum(self, values: np.ndarray, index: np.ndarray) -> np.ndarray:
         """The DFT over Z_p^d of ``Σ_i values_i·δ(index_i)``, flat."""
@@ -439,10 +439,12 @@ class ScreenEstimator:
             return np.zeros(targets.size, dtype=np.int64)
         omega = np.exp(-2j * np.pi * np.arange(self.p) / self.p)  # ω^{−m}
         acc = np.zeros(targets.size, dtype=np.complex128)
+        digits = digits_of(targets, self.p, self.d).astype(np.int16)  # small: 2 bytes per digit
         for t in range(1, self.p):
             # fftn gives Σ_s g_t[s]·ω^{−⟨s, w⟩}: read it at w = −t·b
             spectrum = self._spectrum(omega[(t * self.ys) % self.p], self.s)
-            acc += spectrum[self._scaled(targets, self.p - t)]
+            acc += spectrum[self._scaled(digits, self.p - t)]
+            del spectrum
         return np.rint((self.n + acc.real) / self.p).astype(np.int64)
 
     def select(self, counts: np.ndarray, alpha: float, top: int) -> tuple[np.ndarray, str]:
