@@ -3,6 +3,7 @@ package org.ldp.sdk.heavy;
 import com.google.gson.JsonElement;
 import com.google.gson.JsonObject;
 import org.ldp.sdk.RandomSource;
+import org.ldp.sdk.SecureRandomSource;
 
 /**
  * A heavy-hitter protocol's device side, whichever protocol it is (PEM, TreeHist, TAP/TAPS:
@@ -30,6 +31,11 @@ public interface HeavyHitterProtocol {
 
   /** One report of {@code item} (and {@code party} for a federated protocol, else null): the wire payload. */
   JsonObject perturb(Object item, Object party, RandomSource source);
+
+  /** {@link #perturb(Object, Object, RandomSource)} with the platform CSPRNG. */
+  default JsonObject perturb(Object item, Object party) {
+    return perturb(item, party, SecureRandomSource.INSTANCE);
+  }
 
   /** Parse one payload as the Python server does (ReportDecodeException with its reason and {@code index}). */
   JsonObject decode(JsonElement payload, int index);

@@ -17,7 +17,6 @@ import org.ldp.sdk.Json;
 import org.ldp.sdk.PyRepr;
 import org.ldp.sdk.RandomSource;
 import org.ldp.sdk.Sampling;
-import org.ldp.sdk.SecureRandomSource;
 import org.ldp.sdk.mechanisms.FrequencyOracle;
 import org.ldp.sdk.mechanisms.Olh;
 
@@ -37,6 +36,9 @@ import org.ldp.sdk.mechanisms.Olh;
  *
  * <p>Wire form, keys in this order: {@code {"v":1,"m":"pem","l":2,"s":"<16 hex>","y":5}}
  * (+ {@code "p"} for TAP/TAPS, whose {@code m} is "tap"; TreeHist adds {@code "s2"}, {@code "y2"}).
+ *
+ * <p>Known candidates (protocol "known") are {@link KnownCandidates}; {@link HeavyHitterProtocols}
+ * builds every protocol by name or from its config.
  */
 public final class HeavyHitters implements HeavyHitterProtocol {
   public static final int G_MAX = 1 << 16;
@@ -362,10 +364,6 @@ public final class HeavyHitters implements HeavyHitterProtocol {
     if (groups < 2) return 1;
     int u = Sampling.uniformInt(groups + 2, source);
     return u < groups - 2 ? u + 1 : groups - 1 + (u - (groups - 2)) / 2;
-  }
-
-  public JsonObject perturb(Object item, Object party) {
-    return perturb(item, party, SecureRandomSource.INSTANCE);
   }
 
   /** One report of {@code item} (the level group is drawn uniformly at random). */

@@ -14,7 +14,6 @@ import org.ldp.sdk.PyRepr;
 import org.ldp.sdk.RandomSource;
 import org.ldp.sdk.ReportDecodeException;
 import org.ldp.sdk.Sampling;
-import org.ldp.sdk.SecureRandomSource;
 import org.ldp.sdk.mechanisms.FrequencyOracle;
 import org.ldp.sdk.mechanisms.Grr;
 import org.ldp.sdk.mechanisms.Olh;
@@ -159,10 +158,6 @@ public final class KnownCandidates implements HeavyHitterProtocol {
   long keyOf(Object item) {
     BigInteger code = domain.encode(item);
     return ItemDomain.prefixKey(code, domain.bits);
-  }
-
-  public JsonObject perturb(Object item) {
-    return perturb(item, null, SecureRandomSource.INSTANCE);
   }
 
   /** One report of {@code item}: the group (uniform), then the group's report (see the class comment). */
