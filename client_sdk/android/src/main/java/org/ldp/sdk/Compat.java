@@ -2,8 +2,8 @@ package org.ldp.sdk;
 
 /**
  * Java 8 library methods Android added only at API 26, for API 24+: {@code String.join},
- * {@code Long.compareUnsigned}, {@code Long.parseUnsignedLong} (AndroidApiTest keeps them out
- * of the SDK's sources).
+ * {@code Long.compareUnsigned}, {@code Long.parseUnsignedLong}, {@code Long.remainderUnsigned}
+ * (AndroidApiTest keeps them out of the SDK's sources).
  */
 public final class Compat {
   private Compat() {}
@@ -29,5 +29,20 @@ public final class Compat {
   public static long parseHex64(String s) {
     if (s.length() != 16) throw new NumberFormatException("expected 16 hexadecimal digits, got " + s);
     return (Long.parseLong(s.substring(0, 8), 16) << 32) | Long.parseLong(s.substring(8), 16);
+  }
+
+  /**
+   * {@code Long.remainderUnsigned(dividend, divisor)}: the remainder of the unsigned 64-bit
+   * division, in [0, divisor) as unsigned; ArithmeticException for a zero divisor.
+   */
+  public static long remainderUnsigned(long dividend, long divisor) {
+    if (divisor < 0) { // divisor >= 2^63: the quotient is 0 or 1
+      return compareUnsigned(dividend, divisor) < 0 ? dividend : dividend - divisor;
+    }
+    if (dividend >= 0) return dividend % divisor;
+    // dividend >= 2^63: halve, divide, double; the remainder is then below 2 divisor
+    long quotient = ((dividend >>> 1) / divisor) << 1;
+    long rest = dividend - quotient * divisor;
+    return compareUnsigned(rest, divisor) >= 0 ? rest - divisor : rest;
   }
 }

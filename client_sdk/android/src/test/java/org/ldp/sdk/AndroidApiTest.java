@@ -1,6 +1,7 @@
 package org.ldp.sdk;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.IOException;
@@ -48,12 +49,23 @@ class AndroidApiTest {
 
   @Test
   void compatMatchesTheJdk() {
-    long[] xs = {0, 1, -1, Long.MIN_VALUE, Long.MAX_VALUE, 0x8000000000000001L, 42, -42};
+    long[] xs = {0, 1, 2, 3, -1, -2, Long.MIN_VALUE, Long.MAX_VALUE, 0x8000000000000001L, 42, -42, 7L * 7 * 7 * 7 * 7 * 7 * 7 - 1,
+        0xBF58476D1CE4E5B9L, 0x94D049BB133111EBL, 0x7FFFFFFFFFFFFFFEL};
     for (long a : xs) {
-      for (long b : xs) assertEquals(Integer.signum(Long.compareUnsigned(a, b)), Integer.signum(Compat.compareUnsigned(a, b)), a + " " + b);
+      for (long b : xs) {
+        assertEquals(Integer.signum(Long.compareUnsigned(a, b)), Integer.signum(Compat.compareUnsigned(a, b)), a + " " + b);
+        if (b != 0) assertEquals(Long.remainderUnsigned(a, b), Compat.remainderUnsigned(a, b), a + " % " + b);
+      }
+      assertThrows(ArithmeticException.class, () -> Compat.remainderUnsigned(a, 0));
       String hex = String.format("%016x", a);
       assertEquals(a, Compat.parseHex64(hex));
       assertEquals(a, Compat.parseHex64(hex.toUpperCase(java.util.Locale.ROOT)));
+    }
+    java.util.Random random = new java.util.Random(20261207);
+    for (int i = 0; i < 100_000; i++) { // large and small divisors (the screen's p^d - 1 is below 2^22)
+      long a = random.nextLong();
+      long b = i % 2 == 0 ? random.nextLong() | 1 : 1 + random.nextInt(1 << 22);
+      assertEquals(Long.remainderUnsigned(a, b), Compat.remainderUnsigned(a, b), a + " % " + b);
     }
     assertEquals("a, b, c", Compat.join(", ", Arrays.asList("a", "b", "c")));
     assertEquals("", Compat.join(", ", new ArrayList<String>()));

@@ -11,7 +11,8 @@ import org.ldp.sdk.Jcs;
 import org.ldp.sdk.Json;
 import org.ldp.sdk.PyRepr;
 import org.ldp.sdk.RandomSource;
-import org.ldp.sdk.heavy.HeavyHitters;
+import org.ldp.sdk.heavy.HeavyHitterProtocol;
+import org.ldp.sdk.heavy.HeavyHitterProtocols;
 import org.ldp.sdk.longitudinal.Longitudinal;
 import org.ldp.sdk.longitudinal.LongitudinalProtocol;
 import org.ldp.sdk.mechanisms.FrequencyOracle;
@@ -68,7 +69,7 @@ public final class CollectionConfig {
   public final Long maxUnitsWindow;
   private final FrequencyOracle oracle;
   private final MultidimProtocol multidim;
-  private final HeavyHitters heavy;
+  private final HeavyHitterProtocol heavy;
   private final LongitudinalProtocol longitudinal;
 
   private CollectionConfig(String collectionId, JsonObject config, String canonical, String digest) {
@@ -118,7 +119,7 @@ public final class CollectionConfig {
       } else if (kind.equals("heavy_hitters")) {
         oracle = null;
         multidim = null;
-        heavy = HeavyHitters.fromConfig(mechanism);
+        heavy = HeavyHitterProtocols.fromConfig(mechanism);
         longitudinal = null;
         built = Jcs.canonical(heavy.config());
         charge = heavy.epsilonCharged();
@@ -294,7 +295,8 @@ public final class CollectionConfig {
 
   /**
    * One wire payload of {@code value}: an integer (frequency), an int[] tuple (multidim), an
-   * item String/Long/BigInteger (heavy hitters; {@code party} for TAP/TAPS).
+   * item String/Long/BigInteger (heavy hitters: PEM, TreeHist, TAP/TAPS, known; {@code party}
+   * for TAP/TAPS).
    */
   public JsonObject perturb(Object value, Object party, RandomSource source) {
     if (longitudinal != null) throw new IllegalStateException("a memoized collection reports through its memos (Client.report)");
@@ -325,7 +327,7 @@ public final class CollectionConfig {
       return;
     }
     if (heavy != null) {
-      heavy.domain.encode(value);
+      heavy.validate(value, party);
       return;
     }
     if (multidim != null) {

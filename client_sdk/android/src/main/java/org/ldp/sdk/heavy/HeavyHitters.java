@@ -10,16 +10,13 @@ import java.util.Collections;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
-import java.util.TreeSet;
 import org.ldp.sdk.Compat;
 import org.ldp.sdk.ConfigException;
 import org.ldp.sdk.ExactMath;
 import org.ldp.sdk.Json;
 import org.ldp.sdk.PyRepr;
 import org.ldp.sdk.RandomSource;
-import org.ldp.sdk.ReportDecodeException;
 import org.ldp.sdk.Sampling;
-import org.ldp.sdk.SecureRandomSource;
 import org.ldp.sdk.mechanisms.FrequencyOracle;
 import org.ldp.sdk.mechanisms.Olh;
 
@@ -39,12 +36,15 @@ import org.ldp.sdk.mechanisms.Olh;
  *
  * <p>Wire form, keys in this order: {@code {"v":1,"m":"pem","l":2,"s":"<16 hex>","y":5}}
  * (+ {@code "p"} for TAP/TAPS, whose {@code m} is "tap"; TreeHist adds {@code "s2"}, {@code "y2"}).
+ *
+ * <p>Known candidates (protocol "known") are {@link KnownCandidates}; {@link HeavyHitterProtocols}
+ * builds every protocol by name or from its config.
  */
-public final class HeavyHitters {
+public final class HeavyHitters implements HeavyHitterProtocol {
   public static final int G_MAX = 1 << 16;
   public static final int MAX_FIRST_LEVEL_BITS = 16;
+  /** the prefix-tree protocols this class builds (every protocol: {@link HeavyHitterProtocols#PROTOCOLS}) */
   public static final List<String> PROTOCOLS = Collections.unmodifiableList(Arrays.asList("pem", "treehist", "tap", "taps"));
-  private static final List<String> DERIVED = Arrays.asList("protocol", "version", "fo", "key", "levels", "item_fo");
   private static final List<String> PREFIX_OPTIONS = Arrays.asList("epsilon", "k", "domain", "eta", "g", "prune_infeasible", "split", "alpha", "final_round",
       "expected_reports");
   private static final List<String> TAP_OPTIONS = Arrays.asList("parties", "shared_levels", "k_max", "k_local", "k_global", "z", "z0",
@@ -294,6 +294,22 @@ public final class HeavyHitters {
     return lengths.length;
   }
 
+  @Override
+  public String protocol() {
+    return name;
+  }
+
+  @Override
+  public ItemDomain domain() {
+    return domain;
+  }
+
+  @Override
+  public void validate(Object item, Object party) {
+    partyIndex(party);
+    domain.encode(item);
+  }
+
   public int g() {
     return olh.g;
   }
@@ -303,6 +319,7 @@ public final class HeavyHitters {
     return parties;
   }
 
+  @Override
   public JsonObject config() {
     JsonObject c = Json.obj("protocol", name, "version", FrequencyOracle.WIRE_VERSION, "epsilon", epsilon, "k", k, "eta", eta,
         "domain", domain.config(), "fo", Json.obj("mechanism", "olh", "g", olh.g, "hash", Olh.HASH_FAMILY), "key", ItemDomain.KEY_FAMILY,
@@ -311,11 +328,13 @@ public final class HeavyHitters {
     return c;
   }
 
+  @Override
   public String configHash() {
     return Json.configHash(config());
   }
 
   /** What the ledger charges per report. */
+  @Override
   public double epsilonCharged() {
     return epsilon;
   }
@@ -347,11 +366,8 @@ public final class HeavyHitters {
     return u < groups - 2 ? u + 1 : groups - 1 + (u - (groups - 2)) / 2;
   }
 
-  public JsonObject perturb(Object item, Object party) {
-    return perturb(item, party, SecureRandomSource.INSTANCE);
-  }
-
   /** One report of {@code item} (the level group is drawn uniformly at random). */
+  @Override
   public JsonObject perturb(Object item, Object party, RandomSource source) {
     Integer p = partyIndex(party);
     BigInteger code = domain.encode(item); // refuse a bad item before drawing anything
@@ -375,108 +391,43 @@ public final class HeavyHitters {
   }
 
   /** Parse one payload as the Python server does; returns l, s, y (and p, s2, y2) as longs. */
+  @Override
   public JsonObject decode(JsonElement payload, int index) {
-    if (payload == null || !payload.isJsonObject()) throw new ReportDecodeException("not_an_object", "payload must be a JSON object", index);
-    JsonObject p = payload.getAsJsonObject();
-    List<String> expected = expectedFields();
-    TreeSet<String> missing = new TreeSet<>(expected);
-    missing.removeAll(p.keySet());
-    TreeSet<String> unexpected = new TreeSet<>(p.keySet());
-    unexpected.removeAll(expected);
-    if (!missing.isEmpty() || !unexpected.isEmpty()) {
-      throw new ReportDecodeException(!missing.isEmpty() ? "missing_field" : "unknown_field",
-          "fields missing " + quoted(missing) + ", unexpected " + quoted(unexpected), index);
-    }
-    if (!Json.isVersion(p.get("v"), FrequencyOracle.WIRE_VERSION)) {
-      throw new ReportDecodeException("bad_version", "wire version must be the integer 1, got " + PyRepr.repr(p.get("v")), index);
-    }
-    if (!(Json.isString(p.get("m")) && p.get("m").getAsString().equals(mechanism))) {
-      throw new ReportDecodeException("wrong_mechanism", "payload is for " + PyRepr.repr(p.get("m")) + ", expected " + PyRepr.strRepr(mechanism), index);
-    }
+    JsonObject p = PayloadFields.header(payload, expectedFields(), mechanism, index);
     JsonObject out = new JsonObject();
-    out.addProperty("l", intField(p, "l", 1, groups() + 1, index));
-    out.addProperty("s", seedField(p, "s", index));
-    out.addProperty("y", intField(p, "y", 0, g(), index));
-    if (parties != null) out.addProperty("p", intField(p, "p", 0, parties.size(), index));
+    out.addProperty("l", PayloadFields.intField(p, "l", 1, groups() + 1, index));
+    out.addProperty("s", PayloadFields.seedField(p, "s", index));
+    out.addProperty("y", PayloadFields.intField(p, "y", 0, g(), index));
+    if (parties != null) out.addProperty("p", PayloadFields.intField(p, "p", 0, parties.size(), index));
     if (name.equals("treehist")) {
-      out.addProperty("s2", seedField(p, "s2", index));
-      out.addProperty("y2", intField(p, "y2", 0, g(), index));
+      out.addProperty("s2", PayloadFields.seedField(p, "s2", index));
+      out.addProperty("y2", PayloadFields.intField(p, "y2", 0, g(), index));
     }
     return out;
   }
 
   private static String quoted(java.util.Collection<String> keys) {
-    StringBuilder s = new StringBuilder("[");
-    for (String k : keys) s.append(s.length() > 1 ? ", " : "").append(PyRepr.strRepr(k));
-    return s.append(']').toString();
+    return PayloadFields.quoted(keys);
   }
 
-  private static long intField(JsonObject p, String key, long low, long high, int index) {
-    JsonElement value = p.get(key);
-    if (!Json.isInt(value)) throw new ReportDecodeException("bad_type", "field '" + key + "' must be an integer", index);
-    BigInteger v = Json.bigInt(value);
-    if (v.compareTo(BigInteger.valueOf(low)) < 0 || v.compareTo(BigInteger.valueOf(high)) >= 0) {
-      throw new ReportDecodeException("out_of_range", "field '" + key + "' must lie in [" + low + ", " + high + "), got " + PyRepr.repr(value), index);
-    }
-    return v.longValue();
+  /** A prefix-tree protocol by its lower-case name (HeavyHitterProtocols checks the name). */
+  static HeavyHitters prefixTree(String name, JsonObject options) {
+    return new HeavyHitters(name, options);
   }
 
-  private static String seedField(JsonObject p, String key, int index) {
-    JsonElement raw = p.get(key);
-    if (!Json.isString(raw)) throw new ReportDecodeException("bad_type", "field '" + key + "' must be a 16-digit lowercase hexadecimal string", index);
-    String s = raw.getAsString();
-    boolean ok = s.length() == 16;
-    for (int i = 0; ok && i < 16; i++) {
-      char c = s.charAt(i);
-      ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-    }
-    if (!ok) throw new ReportDecodeException("bad_encoding", "field '" + key + "' must be 16 lowercase hexadecimal digits", index);
-    return s;
-  }
-
-  /** Build by name with the Python SDK's options (snake_case). */
+  /** Build a prefix-tree protocol (pem, treehist, tap, taps) by name with the Python SDK's options (snake_case). */
   public static HeavyHitters create(JsonElement protocol, JsonObject options) {
-    String key = Json.isString(protocol) ? protocol.getAsString().toLowerCase(java.util.Locale.ROOT) : "";
-    if (!PROTOCOLS.contains(key)) {
-      throw new ConfigException("unknown heavy-hitter protocol " + PyRepr.repr(protocol) + "; available: " + Compat.join(", ", PROTOCOLS));
-    }
-    return new HeavyHitters(key, options);
+    return prefixTreeOnly(HeavyHitterProtocols.create(protocol, options));
   }
 
-  /** Rebuild from the canonical config; derived fields (levels, key, fo) must agree. */
+  /** Rebuild a prefix-tree protocol from its canonical config; derived fields (levels, key, fo) must agree. */
   public static HeavyHitters fromConfig(JsonElement element) {
-    if (element == null || !element.isJsonObject()) throw new ConfigException("config must be a mapping");
-    JsonObject config = element.getAsJsonObject();
-    JsonElement version = config.has("version") ? config.get("version") : Json.of(1);
-    if (!Json.isVersion(version, 1)) throw new ConfigException("unknown heavy-hitter config version " + PyRepr.repr(version));
-    JsonObject options = new JsonObject();
-    for (Map.Entry<String, JsonElement> e : config.entrySet()) if (!DERIVED.contains(e.getKey())) options.add(e.getKey(), e.getValue());
-    JsonElement fo = Json.get(config, "fo");
-    if (fo != null && fo.isJsonObject()) {
-      JsonObject f = fo.getAsJsonObject();
-      java.util.TreeSet<String> unknown = new java.util.TreeSet<>(f.keySet());
-      unknown.removeAll(Arrays.asList("mechanism", "hash", "g"));
-      if (!unknown.isEmpty()) throw new ConfigException("unknown frequency-oracle fields " + quoted(unknown) + "; allowed: ['g', 'hash', 'mechanism']");
-      JsonElement m = f.has("mechanism") ? f.get("mechanism") : Json.of("olh");
-      JsonElement hash = f.has("hash") ? f.get("hash") : Json.of(Olh.HASH_FAMILY);
-      if (!(Json.isString(m) && m.getAsString().equals("olh") && Json.isString(hash) && hash.getAsString().equals(Olh.HASH_FAMILY))) {
-        throw new ConfigException("unsupported frequency oracle " + Json.canonical(f));
-      }
-      if (f.has("g")) options.add("g", f.get("g"));
-    }
-    if (!config.has("protocol")) throw new ConfigException("config lacks required field 'protocol'");
-    JsonElement protocol = config.get("protocol");
-    if (Json.isString(protocol) && Arrays.asList("pem", "tap", "taps").contains(protocol.getAsString().toLowerCase(java.util.Locale.ROOT))
-        && !config.has("final_round")) {
-      options.addProperty("final_round", false); // a config written before the final estimation round existed
-    }
-    HeavyHitters built = create(config.get("protocol"), options);
-    JsonObject mine = built.config();
-    for (String key : new String[] {"levels", "key", "fo"}) {
-      if (config.has(key) && !Json.canonical(config.get(key)).equals(Json.canonical(mine.get(key)))) {
-        throw new ConfigException("config field '" + key + "' is " + Json.canonical(config.get(key)) + " but the parameters give " + Json.canonical(mine.get(key)));
-      }
-    }
-    return built;
+    return prefixTreeOnly(HeavyHitterProtocols.fromConfig(element));
+  }
+
+  private static HeavyHitters prefixTreeOnly(HeavyHitterProtocol built) {
+    if (built instanceof HeavyHitters) return (HeavyHitters) built;
+    throw new ConfigException("heavy-hitter protocol " + PyRepr.strRepr(built.protocol()) + " is not a prefix-tree protocol ("
+        + Compat.join(", ", PROTOCOLS) + "); HeavyHitterProtocols builds every protocol");
   }
 }
