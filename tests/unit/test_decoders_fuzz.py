@@ -31,6 +31,7 @@ PROTOCOLS = {
     "loloha": lambda: longitudinal.create_longitudinal("loloha", epsilon_perm=2.0, epsilon_first=1.0, domain_size=50),
     "pem": lambda: heavy_hitters.create("pem", epsilon=2.0, k=4, domain={"type": "string", "max_bytes": 3}),
     "treehist": lambda: heavy_hitters.create("treehist", epsilon=2.0, k=4, domain={"type": "integer", "bits": 16}),
+    "known": lambda: heavy_hitters.create("known", epsilon=2.0, k=4, domain={"type": "string", "max_bytes": 3}),
 }
 
 
@@ -38,8 +39,8 @@ def _valid_payload(name: str, protocol) -> dict:
     """One genuine payload, so mutations start from a realistic shape."""
     if name.startswith(("rsfd", "spl", "smp")):
         return protocol.perturb((1, 2))
-    if name in ("pem", "treehist"):
-        return protocol.perturb("ab" if name == "pem" else 7)
+    if name in ("pem", "treehist", "known"):
+        return protocol.perturb(7 if name == "treehist" else "ab")
     state = protocol.new_device_state()
     memo = protocol.new_memo(1, state)
     return protocol.perturb_with_memo(memo, state)
