@@ -24,8 +24,11 @@ estimator and exact variance hold with q* = 1/p. A bucket's mass includes every 
 shares it (about K/p^d candidates per bucket), so the screen only *selects*: the candidates
 of buckets significantly above zero (exact binomial p-value, Holm over the occupied buckets)
 are then tested and estimated by the test group's exact OLH, whose users took no part in the
-screening — published items carry exact binomial p-values (Holm over the candidates tested)
-and unbiased frequencies with honest intervals (docs/heavy_hitters.md, "Known-candidate mode").
+screening. The test group's reports are halved by the parity of their (public, uniformly
+random) OLH seed: one half decides — exact binomial p-values, Holm over the candidates tested,
+the top k — and the other estimates the published frequencies and intervals, unbiased and
+honest since it took no part in choosing them (as PEM's final group; docs/heavy_hitters.md,
+"Known-candidate mode").
 
 >>> import numpy as np
 >>> from client_sdk import heavy_hitters
@@ -375,20 +378,29 @@ class KnownCandidates:
         }
         if not tst.any() and not C.noisy_statistics():
             raise C.InsufficientReportsError("the test group has no report")
-        est = C.LevelEstimator(self.olh, reports.seeds[tst], reports.ys[tst], n, chunk)
+        # the test group's halves by the parity of the OLH seed (public, independent of the
+        # item): one decides (significance, ranking), the other estimates what is published, so
+        # the published intervals are not those of the winners of a contest they decided
+        odd = (reports.seeds & np.uint64(1)).astype(bool)
+        decide = C.LevelEstimator(self.olh, reports.seeds[tst & ~odd], reports.ys[tst & ~odd], n, chunk)
         codes = [self.domain.encode(dictionary.items[j]) for j in chosen]
-        f = np.asarray(est.estimate(keys[chosen]), dtype=np.float64) if chosen.size else np.zeros(0)
+        f = np.asarray(decide.estimate(keys[chosen]), dtype=np.float64) if chosen.size else np.zeros(0)
         selection = C.select_significant(
             self.domain, codes, f, self.k, self.alpha,
-            counts=C.support_of(f, self.olh, est.n), trials=est.n, q=self.olh.q_star,
-            noise_var=est.support_noise_variance,
+            counts=C.support_of(f, self.olh, decide.n), trials=decide.n, q=self.olh.q_star,
+            noise_var=decide.support_noise_variance,
         )  # fmt: skip
         pick = selection.published
+        publish = C.LevelEstimator(self.olh, reports.seeds[tst & odd], reports.ys[tst & odd], n, chunk)
+        f_pub = np.asarray(publish.estimate(keys[chosen[pick]]), dtype=np.float64) if pick.size else np.zeros(0)
         hitters = C.make_hitters(
-            self.domain, [codes[j] for j in pick], f[pick], est.variance(f[pick]), n, ci_level,
+            self.domain, [codes[j] for j in pick], f_pub, publish.variance(f_pub), n, ci_level,
             None, selection.p_adjusted[pick],
         )  # fmt: skip
-        diagnostics = {"screen_gathers": int(occupied.size) * (self.p - 1), "hash_evaluations": est.hash_evaluations}
+        diagnostics = {
+            "screen_gathers": int(occupied.size) * (self.p - 1),
+            "hash_evaluations": decide.hash_evaluations + publish.hash_evaluations,
+        }
         return C.DiscoveryResult(
             self.name, self.epsilon, self.k, n, hitters, [], ci_level,
             diagnostics=diagnostics, significance={**selection.stats, **stats},

@@ -41,7 +41,7 @@ def test_dictionary_upload_and_release(api):
     path = f"/v1/collections/{col['id']}/dictionary"
     assert api.get(path, role="analyst").status_code == 404  # none yet
     hh = heavy_hitters.from_config(col["config"]["mechanism"])
-    users = ["apple"] * 1500 + ["pear"] * 900 + ["fig"] * 600
+    users = ["apple"] * 3000 + ["pear"] * 1800 + ["fig"] * 1200
     payloads = hh.encode(hh.perturb_batch(users, np.random.default_rng(3)))
     at_epoch(api, 0)
     upload_ok(api, col, wire(col, payloads, 0))

@@ -200,7 +200,7 @@ def test_central_noise_chooses_buckets_by_noisy_top_m_at_one_draw() -> None:
     assert result.items == ["apple", "pear"]
     screen = result.significance["screen"]
     assert screen["rule"] == "noisy-top-m" and screen["chosen_buckets"] == K.SCREEN_TOP * known.k
-    assert noise.drawn == 3  # the screen's selection; the test group's count and support query
+    assert noise.drawn == 5  # the screen's selection; each test half's count and support query
 
 
 def test_noisy_top_m_scale_costs_one_draw_by_opendp_map() -> None:
