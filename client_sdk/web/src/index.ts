@@ -81,18 +81,25 @@ export {
   type Domain,
   type DomainConfig,
 } from "./heavy/encoding.js";
+export { availableHeavyHitters, createHeavyHitters, heavyHittersFromConfig } from "./heavy/factory.js";
 export {
-  availableHeavyHitters,
-  createHeavyHitters,
+  bucketOf,
+  checkScreen,
+  defaultScreen,
+  KnownCandidates,
+  LINEAR_HASH,
+  linearHash,
+} from "./heavy/known.js";
+export {
   G_MAX,
   HeavyHitterClient,
-  heavyHittersFromConfig,
   PEM,
   pemLengths,
   TAP,
   TAPS,
   TreeHist,
   type DecodedHHReport,
+  type HeavyHitters,
   type HHPayload,
   type HHProtocolName,
 } from "./heavy/protocols.js";

@@ -153,10 +153,13 @@ test("browser bundle: RS+FD, heavy hitters and the runtime are in the global LDP
       const h = LDP.createHeavyHitters("pem", { epsilon: 4, k: 2, domain: { type: "string", max_bytes: 2 } });
       const r = h.perturb("hi");
       h.validatePayload(r);
-      return { y: p.y.length, hm: r.m, levels: [...h.lengths], client: typeof LDP.Client.open,
+      const kn = LDP.createHeavyHitters("known", { epsilon: 2, k: 2, domain: { type: "string", max_bytes: 2 } });
+      const kr = kn.perturb("hi");
+      kn.validatePayload(kr);
+      return { y: p.y.length, hm: r.m, levels: [...h.lengths], km: kr.m, screen: kn.config.screen, client: typeof LDP.Client.open,
                errors: new LDP.DeviceBudgetExceededError("c", "lifetime", 1, 1, 1, 1, 1).name };
     })()`,
     context,
   );
-  assert.deepEqual(JSON.parse(JSON.stringify(out)), { y: 3, hm: "pem", levels: [5, 9, 13, 16, 16], client: "function", errors: "DeviceBudgetExceededError" });
+  assert.deepEqual(JSON.parse(JSON.stringify(out)), { y: 3, hm: "pem", levels: [5, 9, 13, 16, 16], km: "known", screen: { hash: "lin-zp-v1", p: 7, d: 7 }, client: "function", errors: "DeviceBudgetExceededError" });
 });

@@ -198,6 +198,31 @@ for (const [name, eps, sizes, values] of [
   });
 }
 
+test("known: the group, the screen's and the test's randomised responses and the screen seed follow their laws", () => {
+  // cells: screen kept, screen moved by δ = 1..p−1 (mod p), test kept, test moved by δ = 1..g−1 (mod g)
+  const h = LDP.createHeavyHitters("known", { epsilon: 2, k: 4, domain: { type: "string", max_bytes: 4 } });
+  const [p, g, d] = [h.p, h.g, h.d];
+  const key = h.keyOf("hi");
+  const law = [h.screenPStar / 2, ...new Array(p - 1).fill((1 - h.screenPStar) / (2 * (p - 1)))];
+  law.push(h.olh.pStar / 2, ...new Array(g - 1).fill((1 - h.olh.pStar) / (2 * (g - 1))));
+  const counts = new Array(p + g).fill(0);
+  const digits = new Array(p * p).fill(0); // the screen seed's most and least significant base-p digits
+  for (let i = 0; i < DRAWS; i++) {
+    const payload = h.perturb("hi");
+    const r = h.decode(payload);
+    if (r.l === 1) {
+      counts[(r.y - LDP.linearHash(r.s, key, p, d) + p) % p] += 1;
+      const seed = Number(r.s);
+      digits[Math.floor(seed / p ** (d - 1)) * p + (seed % p)] += 1;
+    } else {
+      counts[p + ((r.y - LDP.hashValue(r.s, key, g) + g) % g)] += 1;
+    }
+  }
+  assertFits(counts, law, "known groups and offsets");
+  const screened = digits.reduce((a, b) => a + b, 0);
+  assertFits(digits, new Array(p * p).fill(1 / (p * p)), `known screen seed digits (${screened} reports)`);
+});
+
 test("RS+FD: the sampled attribute does not change which draws are made (same bytes for every tuple)", () => {
   // a replay source records how many bytes a perturbation consumed: it must not depend on the value
   const m = LDP.createMultidim("rsfd-adp", { epsilon: 1.0, domainSizes: [4, 2, 40] });

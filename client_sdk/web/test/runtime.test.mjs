@@ -372,6 +372,30 @@ test("multidim and heavy-hitter collections report through the same runtime", as
   client.close();
 });
 
+test("known-candidate heavy-hitter collections report through the runtime as PEM ones do", async () => {
+  const { server, client } = await setup();
+  const known = LDP.createHeavyHitters("known", { epsilon: 2, k: 4, domain: { type: "string", max_bytes: 4 } });
+  server.add("col_k", publicConfig(JSON.parse(known.canonicalConfig), "heavy_hitters", {}, 2));
+  for (let i = 0; i < 40; i++) await client.report("col_k", i % 3 ? "hi" : "ok");
+  await assert.rejects(client.report("col_k", "hi", { party: "a" }), RangeError);
+  await assert.rejects(client.report("col_k", 7), LDP.ItemEncodingError);
+  assert.equal((await client.budget("col_k")).lifetime.units, 40);
+  const r = await client.flush({ timeout: 5 });
+  assert.equal(r.accepted, 40);
+  const payloads = server.posts().flatMap((p) => JSON.parse(p.body).reports.map((x) => x.payload));
+  assert.equal(payloads.length, 40);
+  for (const p of payloads) {
+    assert.deepEqual(Object.keys(p), ["v", "m", "l", "s", "y"]);
+    known.validatePayload(p);
+  }
+  assert.deepEqual([...new Set(payloads.map((p) => p.l))].sort(), [1, 2]);
+  // a served mechanism this SDK would read differently (no screen hash) is refused
+  const { hash: _hash, ...screen } = known.config.screen;
+  server.add("col_k2", publicConfig({ ...JSON.parse(known.canonicalConfig), screen }, "heavy_hitters", {}, 2));
+  await assert.rejects(client.report("col_k2", "hi"), LDP.UnsupportedCollectionError);
+  client.close();
+});
+
 test("localStorage fallback: one document, persistent across clients (same client id)", async () => {
   const data = new Map();
   const storage = { getItem: (k) => data.get(k) ?? null, setItem: (k, v) => data.set(k, String(v)) };

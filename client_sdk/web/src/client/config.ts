@@ -19,7 +19,8 @@
 
 import { canonicalJson, configHash } from "../canonical.js";
 import { ConfigError } from "../errors.js";
-import { heavyHittersFromConfig, type HeavyHitterClient } from "../heavy/protocols.js";
+import { heavyHittersFromConfig } from "../heavy/factory.js";
+import type { HeavyHitters } from "../heavy/protocols.js";
 import type { FrequencyOracle } from "../mechanisms/base.js";
 import { fromConfig } from "../mechanisms/index.js";
 import { multidimFromConfig, type RSFD } from "../multidim/rsfd.js";
@@ -81,7 +82,7 @@ export interface BudgetPolicy {
 }
 
 /** What turns a value into a wire payload. */
-export type Protocol = FrequencyOracle | RSFD | HeavyHitterClient;
+export type Protocol = FrequencyOracle | RSFD | HeavyHitters;
 
 function buildProtocol(kind: CollectionKind, mechanism: Record<string, unknown>): { protocol: Protocol; canonical: string; charge: number } {
   if (kind === "frequency") {
@@ -273,7 +274,7 @@ export class CollectionConfig {
   /** One wire payload of `value` (a value index, a tuple, or an item; `party` for TAP/TAPS). */
   perturb(value: unknown, party?: unknown): Record<string, unknown> {
     const p = this.protocol as unknown as { perturb(v: unknown): Record<string, unknown> };
-    if (this.kind === "heavy_hitters") return (this.protocol as HeavyHitterClient).perturb(value, party ?? null) as unknown as Record<string, unknown>;
+    if (this.kind === "heavy_hitters") return (this.protocol as HeavyHitters).perturb(value, party ?? null) as unknown as Record<string, unknown>;
     if (party !== undefined && party !== null) throw new TypeError(`party applies to heavy_hitters collections only, not '${this.kind}'`);
     return p.perturb(value);
   }

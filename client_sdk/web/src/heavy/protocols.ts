@@ -2,7 +2,8 @@
  * The client side of the heavy-hitter protocols over an open domain
  * (client_sdk/heavy_hitters: pem.py, tap.py, treehist.py, _common.py): the configuration
  * (validated exactly as the Python SDK, so the config hash matches), one report per user,
- * and the server's strict decoder (reason codes). Discovery stays on the server.
+ * and the server's strict decoder (reason codes). Discovery stays on the server. Known-candidate
+ * mode is in known.ts; creation by name and from a config in factory.ts.
  *
  * Privacy: ε-LDP per user with one report per user. PEM and TAP/TAPS: the user joins
  * level group `l` uniformly at random (from the CSPRNG, independently of the item) and
@@ -27,15 +28,14 @@ import { AlphabetDomain, domainFromConfig, KEY_FAMILY, prefixKey, type Domain, t
 export const G_MAX = 1 << 16;
 /** largest number of first-level candidates (2^ℓ_1) */
 export const MAX_FIRST_LEVEL_BITS = 16;
-/** the floats of a heavy-hitter config (for canonical JSON) */
-export const HH_PROTOCOLS = ["pem", "treehist", "tap", "taps"] as const;
+/** the heavy-hitter protocols, in the Python SDK's order (`heavy_hitters.available()`) */
+export const HH_PROTOCOLS = ["pem", "treehist", "tap", "taps", "known"] as const;
 export type HHProtocolName = (typeof HH_PROTOCOLS)[number];
-const DERIVED = ["protocol", "version", "fo", "key", "levels", "item_fo"];
 const HEX16_LOWER = /^[0-9a-f]{16}$/;
 
 export interface HHPayload {
   v: 1;
-  m: "pem" | "tap" | "treehist";
+  m: "pem" | "tap" | "treehist" | "known";
   l: number;
   s: string;
   y: number;
@@ -111,7 +111,7 @@ function checkBool(value: unknown, name: string): boolean {
   return value;
 }
 
-function checkAlpha(value: unknown): number {
+export function checkAlpha(value: unknown): number {
   const alpha = checkFloat(value, "alpha");
   if (!(alpha > 0 && alpha < 1)) throw new ConfigError(`alpha must lie in (0, 1), got ${pyRepr(alpha)}`);
   return alpha;
@@ -123,25 +123,79 @@ function checkExpected(value: unknown): number | null {
   return value === null || value === undefined ? null : checkInt(value, "expected_reports", 1);
 }
 
-function asDomain(domain: unknown): Domain {
+export function asDomain(domain: unknown): Domain {
   if (domain !== null && typeof domain === "object" && "encode" in domain && "bits" in domain && "config" in domain) return domain as Domain;
   return domainFromConfig(domain);
 }
 
-type Options = Record<string, unknown>;
+export type Options = Record<string, unknown>;
 
-function take(options: Options, allowed: readonly string[], required: readonly string[], protocol: string): void {
+/** Refuses an unknown option or a missing required one (Python's TypeError, as its message). */
+export function take(options: Options, allowed: readonly string[], required: readonly string[], protocol: string): void {
   const unknown = Object.keys(options).filter((k) => !allowed.includes(k));
   if (unknown.length) throw new ConfigError(`bad options for ${protocol}: unexpected option ${pyStrRepr(unknown[0])}`);
   const missing = required.filter((k) => !Object.prototype.hasOwnProperty.call(options, k));
   if (missing.length) throw new ConfigError(`bad options for ${protocol}: missing required option ${pyStrRepr(missing[0])}`);
 }
 
-const opt = (options: Options, key: string, fallback: unknown = null): unknown =>
+/** An option's value; `fallback` when it is absent or undefined (an explicit null stays null). */
+export const opt = (options: Options, key: string, fallback: unknown = null): unknown =>
   Object.prototype.hasOwnProperty.call(options, key) && options[key] !== undefined ? options[key] : fallback;
 
-/** Shared by every heavy-hitter client: one configuration, its hash, the decoder. */
-export abstract class HeavyHitterClient {
+/** What every heavy-hitter client offers: one configuration, its hash, one report per user,
+ * the strict decoder (the device runtime needs no more). */
+export interface HeavyHitters {
+  readonly name: HHProtocolName;
+  readonly mechanism: HHPayload["m"];
+  readonly epsilon: number;
+  readonly k: number;
+  readonly domain: Domain;
+  readonly olh: OLH;
+  /** OLH hash range (of the group whose reports are OLH reports of a prefix or the item) */
+  readonly g: number;
+  /** number of groups a user may join (the wire `l` lies in 1..groups) */
+  readonly groups: number;
+  readonly config: Record<string, unknown>;
+  readonly canonicalConfig: string;
+  readonly privacy: { epsilon: number; neighbouring: "record"; mechanism: HHProtocolName };
+  readonly parties: readonly string[] | null;
+  configHash(): Promise<string>;
+  configHashSync(): string;
+  perturb(item: unknown, party?: unknown, source?: RandomSource): HHPayload;
+  decode(payload: unknown, index?: number | null): DecodedHHReport;
+  decodeAll(payloads: readonly unknown[]): DecodedHHReport[];
+  validatePayload(payload: unknown): void;
+}
+
+/**
+ * The checks every heavy-hitter decoder starts with, in the Python server's order: a JSON
+ * object, exactly the `expected` fields (`missing_field` before `unknown_field`), wire
+ * version 1, then the mechanism `m`. Returns the payload as a record.
+ */
+export function checkPayloadHeader(payload: unknown, expected: readonly string[], mechanism: string, index: number | null): Record<string, unknown> {
+  if (typeof payload !== "object" || payload === null || Array.isArray(payload)) {
+    throw new ReportDecodeError("not_an_object", "payload must be a JSON object", index);
+  }
+  const p = payload as Record<string, unknown>;
+  const keys = Object.keys(p);
+  const missing = expected.filter((k) => !keys.includes(k)).sort();
+  const extra = keys.filter((k) => !expected.includes(k)).sort();
+  if (missing.length || extra.length) {
+    throw new ReportDecodeError(
+      missing.length ? "missing_field" : "unknown_field",
+      `fields missing [${missing.map(pyStrRepr).join(", ")}], unexpected [${extra.map(pyStrRepr).join(", ")}]`,
+      index,
+    );
+  }
+  if (p.v !== WIRE_VERSION) throw new ReportDecodeError("bad_version", `wire version must be ${WIRE_VERSION}, got ${pyRepr(p.v)}`, index);
+  if (p.m !== mechanism) {
+    throw new ReportDecodeError("wrong_mechanism", `payload is for ${pyRepr(p.m)}, expected ${pyStrRepr(mechanism)}`, index);
+  }
+  return p;
+}
+
+/** Shared by the prefix-tree clients (PEM, TAP/TAPS, TreeHist): one configuration, its hash, the decoder. */
+export abstract class HeavyHitterClient implements HeavyHitters {
   abstract readonly name: HHProtocolName;
   abstract readonly mechanism: "pem" | "tap" | "treehist";
   readonly epsilon: number;
@@ -259,25 +313,8 @@ export abstract class HeavyHitterClient {
 
   /** Parse one payload as the Python server does; throws ReportDecodeError with its reason. */
   decode(payload: unknown, index: number | null = null): DecodedHHReport {
-    if (typeof payload !== "object" || payload === null || Array.isArray(payload)) {
-      throw new ReportDecodeError("not_an_object", "payload must be a JSON object", index);
-    }
-    const p = payload as Record<string, unknown>;
     const expected = this.expectedFields();
-    const keys = Object.keys(p);
-    const missing = expected.filter((k) => !keys.includes(k)).sort();
-    const extra = keys.filter((k) => !expected.includes(k)).sort();
-    if (missing.length || extra.length) {
-      throw new ReportDecodeError(
-        missing.length ? "missing_field" : "unknown_field",
-        `fields missing [${missing.map(pyStrRepr).join(", ")}], unexpected [${extra.map(pyStrRepr).join(", ")}]`,
-        index,
-      );
-    }
-    if (p.v !== WIRE_VERSION) throw new ReportDecodeError("bad_version", `wire version must be ${WIRE_VERSION}, got ${pyRepr(p.v)}`, index);
-    if (p.m !== this.mechanism) {
-      throw new ReportDecodeError("wrong_mechanism", `payload is for ${pyRepr(p.m)}, expected ${pyStrRepr(this.mechanism)}`, index);
-    }
+    const p = checkPayloadHeader(payload, expected, this.mechanism, index);
     const out: DecodedHHReport = {
       l: intField(p, "l", 1, this.groups + 1, index),
       s: seedField(p, "s", index),
@@ -301,7 +338,8 @@ export abstract class HeavyHitterClient {
   }
 }
 
-function intField(p: Record<string, unknown>, key: string, low: number, high: number, index: number | null): number {
+/** An integer payload field in [low, high) (Python's `_check_int_field`). */
+export function intField(p: Record<string, unknown>, key: string, low: number, high: number, index: number | null): number {
   const value = p[key];
   if (typeof value !== "number" || !Number.isInteger(value)) throw new ReportDecodeError("bad_type", `field '${key}' must be an integer`, index);
   if (!(value >= low && value < high)) {
@@ -310,7 +348,8 @@ function intField(p: Record<string, unknown>, key: string, low: number, high: nu
   return value + 0;
 }
 
-function seedField(p: Record<string, unknown>, key: string, index: number | null): bigint {
+/** A 64-bit seed field: exactly 16 lowercase hexadecimal digits. */
+export function seedField(p: Record<string, unknown>, key: string, index: number | null): bigint {
   const raw = p[key];
   if (typeof raw !== "string") {
     throw new ReportDecodeError("bad_type", `field '${key}' must be a 16-digit lowercase hexadecimal string`, index);
@@ -553,58 +592,4 @@ export class TreeHist extends HeavyHitterClient {
   protected override expectedFields(): string[] {
     return [...super.expectedFields(), "s2", "y2"];
   }
-}
-
-/** Names accepted by {@link createHeavyHitters}. */
-export function availableHeavyHitters(): HHProtocolName[] {
-  return [...HH_PROTOCOLS];
-}
-
-/**
- * Build a heavy-hitter client by name with the Python SDK's options (snake_case):
- * `epsilon`, `k`, `domain`, `eta`, `g`, ...; TAP/TAPS also `parties`.
- */
-export function createHeavyHitters(protocol: string, options: Options): HeavyHitterClient {
-  const key = typeof protocol === "string" ? protocol.toLowerCase() : null;
-  switch (key) {
-    case "pem":
-      return new PEM(options);
-    case "tap":
-      return new TAP(options);
-    case "taps":
-      return new TAPS(options);
-    case "treehist":
-      return new TreeHist(options);
-    default:
-      throw new ConfigError(`unknown heavy-hitter protocol ${pyRepr(protocol)}; available: ${HH_PROTOCOLS.join(", ")}`);
-  }
-}
-
-/** Rebuild a client from its canonical config; derived fields (levels, key, fo) must agree. */
-export function heavyHittersFromConfig(config: Record<string, unknown>): HeavyHitterClient {
-  if (typeof config !== "object" || config === null || Array.isArray(config)) throw new ConfigError("config must be a mapping");
-  const has = (key: string) => Object.prototype.hasOwnProperty.call(config, key);
-  const version = has("version") ? config.version : 1;
-  if (version !== 1) throw new ConfigError(`unknown heavy-hitter config version ${pyRepr(version)}`);
-  const options: Options = {};
-  for (const [k, v] of Object.entries(config)) if (!DERIVED.includes(k)) options[k] = v;
-  const fo = config.fo;
-  if (fo !== null && typeof fo === "object" && !Array.isArray(fo)) {
-    const f = fo as Record<string, unknown>;
-    const mechanism = Object.prototype.hasOwnProperty.call(f, "mechanism") ? f.mechanism : "olh";
-    const hash = Object.prototype.hasOwnProperty.call(f, "hash") ? f.hash : HASH_FAMILY;
-    if (mechanism !== "olh" || hash !== HASH_FAMILY) throw new ConfigError(`unsupported frequency oracle ${canonicalJson(f)}`);
-    if (Object.prototype.hasOwnProperty.call(f, "g")) options.g = f.g;
-  }
-  if (!has("protocol")) throw new ConfigError("config lacks required field 'protocol'");
-  // a PEM/TAP config written before the final estimation round existed
-  if (["pem", "tap", "taps"].includes(String(config.protocol).toLowerCase()) && !has("final_round")) options.final_round = false;
-  const protocol = createHeavyHitters(config.protocol as string, options);
-  const built = protocol.config;
-  for (const key of ["levels", "key", "fo"]) {
-    if (has(key) && canonicalJson(config[key]) !== canonicalJson(built[key])) {
-      throw new ConfigError(`config field '${key}' is ${canonicalJson(config[key])} but the parameters give ${canonicalJson(built[key])}`);
-    }
-  }
-  return protocol;
 }
