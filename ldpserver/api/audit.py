@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 from flask import Response, request
 from flask_openapi3 import APIBlueprint, Tag
 
-from ldpserver.api.common import json_response, now, operation, state
+from ldpserver.api.common import collection_or_404, json_response, now, operation, state
 from ldpserver.csv_cells import safe_row
 from ldpserver.db import read_transaction
 from ldpserver.errors import ProblemError
@@ -52,13 +52,6 @@ def _wants_csv(explicit: str | None) -> bool:
     if best is None:
         raise ProblemError("not-acceptable", "the ledger is served as application/json or text/csv")
     return best == "text/csv"
-
-
-def _collection_or_404(collection_id: str):
-    collection = state().collections.get(collection_id)
-    if collection is None:
-        raise ProblemError("not-found", f"no collection {collection_id!r}")
-    return collection
 
 
 def build_blueprint() -> APIBlueprint:
@@ -104,7 +97,7 @@ def build_blueprint() -> APIBlueprint:
         **extras,
     )
     def get_summary(query: SummaryQuery):
-        collection = _collection_or_404(query.collection)
+        collection = collection_or_404(query.collection)
         with read_transaction(state().engine) as conn:
             return json_response(budget_summary(conn, collection, query.bins))
 
@@ -122,7 +115,7 @@ def build_blueprint() -> APIBlueprint:
         (the cursor carries the last checked row's hash: nothing is trusted from the server's
         earlier answers that the auditor does not hold)."""
         if query.collection is not None:
-            _collection_or_404(query.collection)
+            collection_or_404(query.collection)
         resume = decode_verify_cursor(query.cursor) if query.cursor is not None else None
         if resume is not None and query.collection is not None and resume[0] != query.collection:
             raise ProblemError(
@@ -156,7 +149,7 @@ def build_blueprint() -> APIBlueprint:
     )
     def get_rejections(query: RejectionsQuery):
         if query.collection is not None:
-            _collection_or_404(query.collection)
+            collection_or_404(query.collection)
         with read_transaction(state().engine) as conn:
             rows = rejection_rows(conn, query.collection)
         return json_response({"items": rows, "total": sum(int(r["count"]) for r in rows)})

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from flask_openapi3 import APIBlueprint, Tag
 
-from ldpserver.api.common import json_response, now, operation, state
+from ldpserver.api.common import collection_or_404, json_response, now, operation, state
 from ldpserver.auth import current_principal
-from ldpserver.errors import ProblemError
 from ldpserver.schemas.collections import (
     CollectionCreate,
     CollectionList,
@@ -56,9 +55,6 @@ def build_blueprint() -> APIBlueprint:
         **extras,
     )
     def get_collection(path: CollectionPath):
-        collection = state().collections.get(path.collection_id)
-        if collection is None:
-            raise ProblemError("not-found", f"no collection {path.collection_id!r}")
-        return json_response(_view(collection, now()))
+        return json_response(_view(collection_or_404(path.collection_id), now()))
 
     return bp

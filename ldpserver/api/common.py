@@ -23,6 +23,16 @@ def now() -> Any:
     return current_app.config["CLOCK"]()
 
 
+def collection_or_404(collection_id: str) -> Any:
+    """The collection a path names, or a 404 problem."""
+    from ldpserver.errors import ProblemError
+
+    collection = state().collections.get(collection_id)
+    if collection is None:
+        raise ProblemError("not-found", f"no collection {collection_id!r}")
+    return collection
+
+
 def _default(value: Any) -> Any:
     if isinstance(value, datetime):
         return iso(value)

@@ -5,22 +5,14 @@ from __future__ import annotations
 
 from flask_openapi3 import APIBlueprint, Tag
 
-from ldpserver.api.common import json_response, now, operation, state
+from ldpserver.api.common import collection_or_404, json_response, now, operation, state
 from ldpserver.auth import current_principal
-from ldpserver.errors import ProblemError
 from ldpserver.schemas.collections import CollectionPath
 from ldpserver.schemas.dictionaries import DictionaryOut, DictionaryPut
 from ldpserver.services import dictionaries as service
 
 TAG = Tag(name="dictionaries", description="candidate dictionaries of known-candidate heavy-hitter collections")
 RULE = "/v1/collections/<collection_id>/dictionary"
-
-
-def _collection(collection_id: str):
-    collection = state().collections.get(collection_id)
-    if collection is None:
-        raise ProblemError("not-found", f"no collection {collection_id!r}")
-    return collection
 
 
 def build_blueprint() -> APIBlueprint:
@@ -38,7 +30,7 @@ def build_blueprint() -> APIBlueprint:
         """Validated and encoded by the SDK (distinct items of the domain, ≤ 10^6; up to
         LDP_MAX_DICTIONARY_BYTES of JSON). Releases from now on estimate its items; each names
         the dictionary's SHA-256."""
-        collection = _collection(path.collection_id)
+        collection = collection_or_404(path.collection_id)
         out = service.put_dictionary(state().engine, collection, list(body.items), current_principal().key_id, now())
         return json_response(out)
 
@@ -51,6 +43,6 @@ def build_blueprint() -> APIBlueprint:
         **extras,
     )
     def get_dictionary(path: CollectionPath):
-        return json_response(service.get_metadata(state().engine, _collection(path.collection_id)))
+        return json_response(service.get_metadata(state().engine, collection_or_404(path.collection_id)))
 
     return bp

@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 from flask import Response, request
 from flask_openapi3 import APIBlueprint, Tag
 
-from ldpserver.api.common import json_response, now, operation, state
+from ldpserver.api.common import collection_or_404, json_response, now, operation, state
 from ldpserver.auth import current_principal
 from ldpserver.csv_cells import safe_cell
 from ldpserver.db import read_transaction
@@ -38,13 +38,6 @@ from ldpserver.services import releases as service
 
 TAG = Tag(name="releases", description="continual release: immutable numbered releases, estimates, time series")
 PREFIX = "/v1/collections"
-
-
-def _collection(collection_id: str):
-    collection = state().collections.get(collection_id)
-    if collection is None:
-        raise ProblemError("not-found", f"no collection {collection_id!r}")
-    return collection
 
 
 def _wants_csv(explicit: str | None) -> bool:
@@ -116,7 +109,7 @@ def build_blueprint() -> APIBlueprint:
         every earlier unreleased epoch first, in order; ``"force": true`` is needed for the
         current epoch; future epochs are refused. 201 when a release was created, 200 when
         everything asked for already existed."""
-        collection = _collection(path.collection_id)
+        collection = collection_or_404(path.collection_id)
         outcome = service.request_release(
             state().engine,
             collection,
@@ -138,7 +131,7 @@ def build_blueprint() -> APIBlueprint:
         **extras,
     )
     def list_releases(path: CollectionPath, query: ReleaseListQuery):
-        _collection(path.collection_id)
+        collection_or_404(path.collection_id)
         with read_transaction(state().engine) as conn:
             items, cursor = views.list_releases(conn, path.collection_id, query.cursor, query.limit)
         headers = _next_link(f"{PREFIX}/{path.collection_id}/releases", query.model_dump(), cursor)
@@ -156,7 +149,7 @@ def build_blueprint() -> APIBlueprint:
     def get_release(path: ReleasePath, query: ReleaseQuery):
         """JSON: the exact stored bytes (``ETag`` and ``X-Release-SHA256`` carry their
         SHA-256). CSV (``?format=csv`` or ``Accept: text/csv``): one row per estimate."""
-        _collection(path.collection_id)
+        collection_or_404(path.collection_id)
         as_csv = _wants_csv(query.format)
         with read_transaction(state().engine) as conn:
             row = _release_or_404(conn, path.collection_id, path.number)
@@ -222,7 +215,7 @@ def build_blueprint() -> APIBlueprint:
         """Rows of every scope (filter with scope / window / attribute / party), each with its
         95 % interval, the post-processed value and the noisy participation count. Pages of
         ``limit`` rows; ``next_cursor`` stays on the same release."""
-        collection = _collection(path.collection_id)
+        collection = collection_or_404(path.collection_id)
         _wants_csv(query.format)
         row, page, cursor = _rows_page(collection, query, hitters_only=False)
         return _rows_response(collection, query, row, page, cursor, "estimates")
@@ -237,7 +230,7 @@ def build_blueprint() -> APIBlueprint:
         **extras,
     )
     def get_heavy_hitters(path: CollectionPath, query: EstimatesQuery):
-        collection = _collection(path.collection_id)
+        collection = collection_or_404(path.collection_id)
         if not ADAPTERS[collection.kind].has_heavy_hitters:
             raise ProblemError(
                 "not-found", f"collection {collection.id!r} is a {collection.kind} collection: it has no heavy hitters"
@@ -260,7 +253,7 @@ def build_blueprint() -> APIBlueprint:
         interval and post-processed value, or the reason there is none (``withheld``,
         ``missing``, ``not_in_top``). Histograms take the value's index as ``item``; multidim
         also needs ``attribute``; heavy hitters take the item itself (and optionally ``party``)."""
-        collection = _collection(path.collection_id)
+        collection = collection_or_404(path.collection_id)
         as_csv = _wants_csv(query.format)
         _check_series_query(collection, query)
         with read_transaction(state().engine) as conn:

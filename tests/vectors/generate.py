@@ -1977,6 +1977,24 @@ def _compact(value: Any) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=False, allow_nan=False, separators=(", ", ": "))
 
 
+def vector_file_main(name: str, text: Callable[[], str], script: str, description: str, argv: list[str] | None) -> int:
+    """The command line of a vector generator writing tests/vectors/``name``: rewrite the file,
+    or with ``--check`` exit 1 if the committed file is stale."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--check", action="store_true", help="exit 1 if the committed file is stale")
+    args = parser.parse_args(argv)
+    fresh = text()
+    path = HERE / name
+    if args.check:
+        stale = not path.exists() or path.read_text(encoding="utf-8") != fresh
+        if stale:
+            print(f"stale: tests/vectors/{name} (run: python tests/vectors/{script})")
+        return 1 if stale else 0
+    path.write_text(fresh, encoding="utf-8")
+    print(f"wrote tests/vectors/{name} ({len(fresh.encode('utf-8')) // 1024} KiB)")
+    return 0
+
+
 def render(data: dict[str, Any]) -> str:
     """Top-level keys one per line, and one line per element of a top-level list (diffable)."""
     lines = []

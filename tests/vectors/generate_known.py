@@ -19,7 +19,6 @@ rendering):
 
 from __future__ import annotations
 
-import argparse
 import functools
 import random
 import sys
@@ -31,7 +30,6 @@ sys.path.insert(0, str(HERE.parents[1]))
 
 from client_sdk import heavy_hitters  # noqa: E402
 from client_sdk.canonical import canonical_json, config_hash  # noqa: E402
-from client_sdk.errors import ReportDecodeError  # noqa: E402
 from client_sdk.heavy_hitters import known as K  # noqa: E402
 from tests.vectors import generate as GEN  # noqa: E402 - the shared replay and formatting helpers
 
@@ -77,16 +75,6 @@ ITEMS: list[list[Any]] = [
     [0, 255, 7],
     ["hi", "ok"],
 ]
-
-
-def verdict(protocol: Any, payload: Any) -> dict[str, Any]:
-    try:
-        r = protocol.decode([payload])
-    except ReportDecodeError as exc:
-        return {"reason": exc.reason}
-    except Exception as exc:
-        return {"crash": type(exc).__name__}
-    return {"ok": {"l": int(r.levels[0]), "s": GEN.u64(int(r.seeds[0])), "y": int(r.ys[0])}}
 
 
 def build() -> dict[str, Any]:
@@ -155,7 +143,7 @@ def build() -> dict[str, Any]:
         cases += [{**good, "l": 2, "s": s} for s in (GEN.u64(hh.buckets), "ffffffffffffffff")]
         cases += [{**good, "y": v} for v in (0, hh.p - 1, hh.p, -1, True, 1.5)]
         cases += [{**good, "l": 2, "y": v} for v in (0, hh.g - 1, hh.g, hh.y_bound)]
-        GEN.add_decode_cases(decode, c["config"], lambda p, hh=hh: verdict(hh, p), cases)
+        GEN.add_decode_cases(decode, c["config"], lambda p, hh=hh: GEN.hh_verdict(hh, p), cases)
 
     return {
         "format": GEN.FORMAT,
@@ -180,19 +168,7 @@ def text() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="exit 1 if the committed file is stale")
-    args = parser.parse_args(argv)
-    fresh = text()
-    path = HERE / NAME
-    if args.check:
-        stale = not path.exists() or path.read_text(encoding="utf-8") != fresh
-        if stale:
-            print(f"stale: tests/vectors/{NAME} (run: python tests/vectors/generate_known.py)")
-        return 1 if stale else 0
-    path.write_text(fresh, encoding="utf-8")
-    print(f"wrote tests/vectors/{NAME} ({len(fresh.encode('utf-8')) // 1024} KiB)")
-    return 0
+    return GEN.vector_file_main(NAME, text, "generate_known.py", __doc__.splitlines()[0], argv)
 
 
 if __name__ == "__main__":

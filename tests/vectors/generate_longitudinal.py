@@ -23,7 +23,6 @@ and rendering it uses):
 
 from __future__ import annotations
 
-import argparse
 import random
 import sys
 from pathlib import Path
@@ -380,19 +379,7 @@ def text() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="exit 1 if the committed file is stale")
-    args = parser.parse_args(argv)
-    fresh = text()
-    path = HERE / NAME
-    if args.check:
-        stale = not path.exists() or path.read_text(encoding="utf-8") != fresh
-        if stale:
-            print(f"stale: tests/vectors/{NAME} (run: python tests/vectors/generate_longitudinal.py)")
-        return 1 if stale else 0
-    path.write_text(fresh, encoding="utf-8")
-    print(f"wrote tests/vectors/{NAME} ({len(fresh.encode('utf-8')) // 1024} KiB)")
-    return 0
+    return GEN.vector_file_main(NAME, text, "generate_longitudinal.py", __doc__.splitlines()[0], argv)
 
 
 if __name__ == "__main__":
