@@ -29,7 +29,7 @@ from client_sdk.heavy_hitters.encoding import (
     prefix_key,
     prefix_keys,
 )
-from client_sdk.mechanisms._base import pure_variance, validate_epsilon
+from client_sdk.mechanisms._base import Aggregate, pure_variance, validate_epsilon
 from client_sdk.mechanisms.olh import HASH_FAMILY, MAX_KEY, OLH, optimal_g, support_counts
 from client_sdk.wire_checks import is_version
 
@@ -659,6 +659,36 @@ def decode_stored_rows(
         columns["l"], columns["s"], columns["y"], columns.get("p"), columns.get("s2"), columns.get("y2")
     )
     return columns["epoch"], reports
+
+
+class GroupCounts:
+    """Additive statistics of a protocol whose every report joins one of ``groups`` groups
+    (TreeHist's levels, known candidates' screen and test): report counts per group, which
+    ingestion keeps per epoch (the minimum-reports rule); results come from the raw reports."""
+
+    @property
+    def groups(self) -> int:  # pragma: no cover - provided by the protocol
+        raise NotImplementedError
+
+    @property
+    def config(self) -> dict[str, Any]:  # pragma: no cover - provided by the protocol
+        raise NotImplementedError
+
+    def decode(self, payloads: Sequence[Mapping[str, Any]]) -> PrefixReports:  # pragma: no cover
+        raise NotImplementedError
+
+    def validate_payload(self, payload: Any) -> None:
+        self.decode([payload])
+
+    def aggregate(self, reports: PrefixReports | Sequence[Mapping[str, Any]]) -> Aggregate:
+        """Report counts per group (additive)."""
+        if not isinstance(reports, PrefixReports):
+            reports = self.decode(reports)
+        counts = np.bincount(reports.levels - 1, minlength=self.groups).astype(np.int64)
+        return Aggregate(self.config, len(reports), counts)
+
+    def empty_aggregate(self) -> Aggregate:
+        return Aggregate(self.config, 0, np.zeros(self.groups, dtype=np.int64))
 
 
 def encode_payloads(reports: PrefixReports, mechanism: str) -> list[dict[str, Any]]:

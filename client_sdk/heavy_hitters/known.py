@@ -59,7 +59,7 @@ from client_sdk.canonical import canonical_json, config_hash
 from client_sdk.errors import ConfigError, ReportDecodeError
 from client_sdk.heavy_hitters import _common as C
 from client_sdk.heavy_hitters.encoding import KEY_FAMILY, Domain, as_domain, codes_to_words, keys_of_codes, parse_item
-from client_sdk.mechanisms._base import Aggregate, PrivacyStatement, pure_variance
+from client_sdk.mechanisms._base import PrivacyStatement, pure_variance
 from client_sdk.mechanisms.grr import grr_probabilities
 from client_sdk.mechanisms.olh import MASK64, splitmix64, splitmix64_array
 
@@ -155,7 +155,7 @@ class KnownDictionary:
     sha256: str
 
 
-class KnownCandidates:
+class KnownCandidates(C.GroupCounts):
     """Known-candidate heavy hitters: a linear-hash screen group and an OLH test group (see
     the module docstring). ``k`` caps how many significant items a result publishes."""
 
@@ -163,7 +163,6 @@ class KnownCandidates:
     name = "known"
     mechanism = "known"  # the wire ``m``
     federated = False
-    groups = 2
 
     def __init__(
         self,
@@ -182,6 +181,10 @@ class KnownCandidates:
         self.p, self.d = check_screen(screen, self.epsilon)
         self.buckets = self.p**self.d
         self.screen_p_star, self.screen_q = grr_probabilities(self.epsilon, self.p)
+
+    @property
+    def groups(self) -> int:
+        return 2  # screen, test
 
     @property
     def g(self) -> int:
@@ -297,20 +300,6 @@ class KnownCandidates:
         if out is None:
             return None
         return out[0], self._check_groups(out[1])
-
-    def validate_payload(self, payload: Any) -> None:
-        self.decode([payload])
-
-    # --- additive statistics ---------------------------------------------------------------
-    def aggregate(self, reports: C.PrefixReports | Sequence[Mapping[str, Any]]) -> Aggregate:
-        """Report counts per group (screen, test): additive, as the other protocols'."""
-        if not isinstance(reports, C.PrefixReports):
-            reports = self.decode(reports)
-        counts = np.bincount(reports.levels - 1, minlength=self.groups).astype(np.int64)
-        return Aggregate(self.config, len(reports), counts)
-
-    def empty_aggregate(self) -> Aggregate:
-        return Aggregate(self.config, 0, np.zeros(self.groups, dtype=np.int64))
 
     def check_reports(self, reports: Any) -> C.PrefixReports:
         if isinstance(reports, Sequence) and not isinstance(reports, C.PrefixReports):

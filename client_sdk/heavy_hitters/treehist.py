@@ -44,10 +44,10 @@ import numpy as np
 from client_sdk.errors import ConfigError
 from client_sdk.heavy_hitters import _common as C
 from client_sdk.heavy_hitters.encoding import Domain, EncodedItems, as_domain, parse_item, prefix_key
-from client_sdk.mechanisms._base import Aggregate, PrivacyStatement, validate_epsilon
+from client_sdk.mechanisms._base import PrivacyStatement, validate_epsilon
 
 
-class TreeHist:
+class TreeHist(C.GroupCounts):
     #: what a device's true value is: an item of the domain (a string or an integer)
     value_shape = "item"
     name = "treehist"
@@ -161,19 +161,6 @@ class TreeHist:
     def decode_stored_rows(self, block: str | bytes) -> tuple[np.ndarray, C.PrefixReports] | None:
         """(epochs, reports) of ``<epoch>\\t<payload>`` lines (text or UTF-8 bytes), or None (see _common)."""
         return C.decode_stored_rows(block, self.mechanism, self.groups, self.g, None, item_g=self.g)
-
-    def validate_payload(self, payload: Any) -> None:
-        self.decode([payload])
-
-    def aggregate(self, reports: C.PrefixReports | Sequence[Mapping[str, Any]]) -> Aggregate:
-        """Report counts per level group (additive; discovery itself needs the raw reports)."""
-        if not isinstance(reports, C.PrefixReports):
-            reports = self.decode(reports)
-        counts = np.bincount(reports.levels - 1, minlength=self.groups).astype(np.int64)
-        return Aggregate(self.config, len(reports), counts)
-
-    def empty_aggregate(self) -> Aggregate:
-        return Aggregate(self.config, 0, np.zeros(self.groups, dtype=np.int64))
 
     # --- server ---------------------------------------------------------------------------
     def discover(
