@@ -137,7 +137,10 @@
       `significant at α = ${s.alpha} after ${s.correction === "holm" ? "Holm's" : s.correction} correction: ` +
       `${s.published} published of ${s.tested} candidates tested (${s.withheld} withheld` +
       (s.invalid_dropped ? `, ${s.invalid_dropped} invalid dropped` : "") + ")" +
-      (s.published === 0 ? " — nothing significant" : ""));
+      (s.published === 0 ? " — nothing significant" : "") +
+      // known candidates: the dictionary the release estimated and how its screen chose
+      (s.dictionary ? `; dictionary of ${s.dictionary} items (${String(s.dictionary_sha256).slice(0, 19)}…), ` +
+        `screen: ${s.screen.chosen_buckets} of ${s.screen.buckets} buckets chosen (${s.screen.rule})` : ""));
   }
 
   function heavyHitters(out, rows, body, scope) {
