@@ -432,7 +432,9 @@ def test_sigkill_of_a_gunicorn_worker_during_uploads_loses_nothing(tmp_path):
         done, faults_done = threading.Event(), threading.Event()
 
         def killer() -> None:
-            while not done.wait(0.7) and len(killed) < 3:
+            # three kills, and more (up to ten) while none has yet cut an upload: a kill that
+            # lands on an idle worker (a loaded machine's timing) tests nothing
+            while not done.wait(0.7) and (len(killed) < 3 or (up.retries == 0 and len(killed) < 10)):
                 pids = server.worker_pids()
                 if pids:
                     os.kill(pids[0], signal.SIGKILL)
