@@ -53,6 +53,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 PG_ADMIN_URL = os.environ.get("LDP_BENCH_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
+#: prefix of the throw-away PostgreSQL database's name (a shared server: each user keeps to their own)
+PG_DB_PREFIX = os.environ.get("LDP_BENCH_PG_PREFIX", "ldp_bench_")
 
 
 def free_port(first: int | None = None, last: int | None = None) -> int:
@@ -123,7 +125,7 @@ def machine_busy() -> float:
 def create_pg_database() -> tuple[str, str]:
     import psycopg
 
-    name = f"ldp_bench_{secrets.token_hex(4)}"
+    name = f"{PG_DB_PREFIX}{secrets.token_hex(4)}"
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
@@ -716,16 +718,15 @@ def run_backend(backend: str, args: argparse.Namespace) -> dict:
         # durability: count what the database holds after the run
         from sqlalchemy import func, select
 
-        from ldpserver.models import EpochPartial, LedgerEntry, Report
+        from ldpserver.models import EpochPartial, Report
+        from ldpserver.services.audit import ledger_charges
         from ldpserver.services.ledger_verify import verify_all
 
         with engine.connect() as conn:
             stored = conn.execute(
                 select(func.count()).select_from(Report).where(Report.collection_id == collection["id"])
             ).scalar_one()
-            ledger_rows = conn.execute(
-                select(func.count()).select_from(LedgerEntry).where(LedgerEntry.collection_id == collection["id"])
-            ).scalar_one()
+            ledger_rows = ledger_charges(conn, collection["id"])
             partial_n = conn.execute(
                 select(func.coalesce(func.sum(EpochPartial.n), 0)).where(EpochPartial.collection_id == collection["id"])
             ).scalar_one()

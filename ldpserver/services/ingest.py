@@ -36,7 +36,7 @@ Then, in one transaction (``BEGIN IMMEDIATE`` on SQLite):
    aggregate is *inserted* as a new ``epoch_partials`` row — no shared counter row is
    updated, so concurrent batches never wait on each other here and partials merge by
    addition when read;
-10. **ledger**: one hash-chained row per charge (``services/ledger.py``), appended last
+10. **ledger**: one hash-chained block of the batch's charges (``services/ledger.py``), appended last
     because the chain head's row lock serialises the collection's batches until commit;
 11. rejection counters per reason (upsert-increment, after every other lock).
 
