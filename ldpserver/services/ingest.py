@@ -48,7 +48,6 @@ serialization failure, SQLite busy) retries the transaction, then answers 503.
 
 from __future__ import annotations
 
-import json
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -70,9 +69,17 @@ from ldpserver.errors import ProblemError
 from ldpserver.models import Collection, EpochClosure, EpochPartial, RejectionCount
 from ldpserver.schemas.reports import ReportIn
 from ldpserver.services import ledger
+from ldpserver.services.batch_check import Report, from_model, payload_texts, well_formed
 from ldpserver.services.bulk import Bulk
 from ldpserver.services.collections import CollectionRuntime
-from ldpserver.services.device_budgets import Candidate, DevicePlan, DeviceState, plan_device
+from ldpserver.services.device_budgets import (
+    BatchVerdicts,
+    Candidate,
+    DevicePlan,
+    DeviceState,
+    plan_device,
+    plan_new_singles,
+)
 from ldpserver.services.devices import DeviceProof, verify
 
 log = structlog.get_logger("ldpserver.ingest")
@@ -83,7 +90,6 @@ collections_t = Collection.__table__
 rejections_t = RejectionCount.__table__
 
 _REPORT_LIST = TypeAdapter(list[ReportIn])
-_PAYLOAD_JSON = json.JSONEncoder(separators=(",", ":"), sort_keys=True, ensure_ascii=False, allow_nan=False).encode
 MAX_BATCH_DECODE_RETRIES = 8
 TRANSACTION_ATTEMPTS = 4
 
@@ -151,6 +157,36 @@ class Ingestor:
     # --- stateless checks ---------------------------------------------------------------
     def _validate(self, raws: Sequence[Any], result: BatchResult) -> list[Candidate]:
         c = self.c
+        lowest = self.current_epoch - c.grace_epochs
+        # the common batch: checked column by column (services/batch_check.py)
+        reports = well_formed(raws, c.config_hash, lowest, self.current_epoch)
+        staged: list[tuple[int, Report]]
+        if reports is not None:
+            staged = list(enumerate(reports))
+        else:
+            staged = self._validate_each(raws, result, lowest)
+        staged = self._check_devices(staged, result)
+        staged = self._check_payloads(staged, result)
+
+        texts = payload_texts([report.payload for _, report in staged])
+        candidates: list[Candidate] = []
+        first_seen: dict[str, Candidate] = {}
+        self.in_batch_repeats: list[tuple[int, Candidate, bool]] = []
+        window_of = c.window_of
+        for (i, report), payload_json in zip(staged, texts, strict=True):
+            body = (c.id, report.client_id, report.epoch, None, payload_json)  # None: wire 2 has no memo_count
+            cand = Candidate(i, report, payload_json, body, window_of(report.epoch))
+            earlier = first_seen.get(report.report_id)
+            if earlier is not None:
+                self.in_batch_repeats.append((i, earlier, earlier.body == cand.body))
+                continue
+            first_seen[report.report_id] = cand
+            candidates.append(cand)
+        return candidates
+
+    def _validate_each(self, raws: Sequence[Any], result: BatchResult, lowest: int) -> list[tuple[int, Report]]:
+        """Judge each report with the wire model (a batch the columnar check did not take)."""
+        c = self.c
         try:
             parsed: list[ReportIn | None] = list(_REPORT_LIST.validate_python(raws))
         except ValidationError:
@@ -161,8 +197,7 @@ class Ingestor:
                 except ValidationError as exc:
                     parsed.append(None)
                     self._reject(result, i, _raw_report_id(raw), "invalid_report", _first_error(exc))
-        lowest = self.current_epoch - c.grace_epochs
-        staged: list[tuple[int, ReportIn]] = []
+        staged: list[tuple[int, Report]] = []
         for i, report in enumerate(parsed):
             if report is None:
                 continue
@@ -174,26 +209,10 @@ class Ingestor:
             elif report.epoch < lowest:
                 self._reject(result, i, rid, "epoch_too_old", f"epochs {lowest}..{self.current_epoch} are accepted now")
             else:
-                staged.append((i, report))
-        staged = self._check_devices(staged, result)
-        staged = self._check_payloads(staged, result)
+                staged.append((i, from_model(report)))
+        return staged
 
-        candidates: list[Candidate] = []
-        first_seen: dict[str, Candidate] = {}
-        self.in_batch_repeats: list[tuple[int, Candidate, bool]] = []
-        for i, report in staged:
-            payload_json = _PAYLOAD_JSON(report.payload)
-            body = (c.id, report.client_id, report.epoch, None, payload_json)  # None: wire 2 has no memo_count
-            cand = Candidate(i, report, payload_json, body, c.window_of(report.epoch))
-            earlier = first_seen.get(report.report_id)
-            if earlier is not None:
-                self.in_batch_repeats.append((i, earlier, earlier.body == cand.body))
-                continue
-            first_seen[report.report_id] = cand
-            candidates.append(cand)
-        return candidates
-
-    def _check_devices(self, staged: list[tuple[int, ReportIn]], result: BatchResult) -> list[tuple[int, ReportIn]]:
+    def _check_devices(self, staged: list[tuple[int, Report]], result: BatchResult) -> list[tuple[int, Report]]:
         """Keep the reports whose device this batch proves it holds (``proof`` None: an
         in-process load by the operator, e.g. ``bench/bench_release.py``, not the API)."""
         if self.proof is None or not staged:
@@ -214,7 +233,7 @@ class Ingestor:
                 )
         return kept
 
-    def _check_payloads(self, staged: list[tuple[int, ReportIn]], result: BatchResult) -> list[tuple[int, ReportIn]]:
+    def _check_payloads(self, staged: list[tuple[int, Report]], result: BatchResult) -> list[tuple[int, Report]]:
         """Drop reports whose payload the SDK refuses; keep the decoded batch for the fast path."""
         protocol = self.c.protocol
         self.decoded = None
@@ -440,31 +459,43 @@ class Ingestor:
         for cand in sorted(fresh, key=lambda x: x.index):
             by_client[cand.report.client_id].append(cand)
         clients = sorted(by_client)
-        plans: dict[str, DevicePlan] = {}
+        singles = len(clients) == len(fresh)  # one report per device: new devices judged per window
+        verdicts = BatchVerdicts({}, [], [], [])
         pending = clients
         if bulk.pg:
-            plans = {cl: plan_device(c, DeviceState.new(), by_client[cl]) for cl in clients}
-            created = bulk.insert_new_devices(c.id, [plans[cl].row(cl) for cl in clients], now)
+            if singles:
+                verdicts = plan_new_singles(c, [by_client[cl][0] for cl in clients])
+            else:
+                verdicts = BatchVerdicts.of_plans(
+                    {cl: plan_device(c, DeviceState.new(), by_client[cl]) for cl in clients}
+                )
+            created = bulk.insert_new_devices(c.id, [verdicts.rows[cl] for cl in clients], now)
             pending = [cl for cl in clients if cl not in created]
+            if pending:
+                verdicts = verdicts.without(set(pending))
         if pending:
             existing = bulk.lock_devices(c.id, pending)
+            plans: dict[str, DevicePlan] = {}
+            first_time: list[Candidate] = []
             for cl in pending:
                 row = existing.get(cl)
+                if row is None and singles:
+                    first_time.append(by_client[cl][0])
+                    continue
                 state = DeviceState.new() if row is None else DeviceState(*row[1:])
                 plans[cl] = plan_device(c, state, by_client[cl])
-            bulk.write_devices(c.id, [plans[cl].row(cl) for cl in pending], set(existing), now)
+            again = BatchVerdicts.of_plans(plans)
+            if first_time:
+                again.merge(plan_new_singles(c, first_time))
+            bulk.write_devices(c.id, [again.rows[cl] for cl in pending], set(existing), now)
+            verdicts.merge(again)
 
-        accepted: list[Candidate] = []
-        charges: list[tuple[int, dict[str, Any]]] = []
         refused: list[str] = []
-        for plan in plans.values():
-            accepted += plan.accepted
-            charges += plan.charges
-            for cand, reason, detail in plan.rejections:
-                refused.append(cand.report.report_id)
-                self._reject_into(outcome, cand, reason, detail)
-        accepted.sort(key=lambda x: x.index)
-        charges.sort(key=lambda x: x[0])
+        for cand, reason, detail in verdicts.rejections:
+            refused.append(cand.report.report_id)
+            self._reject_into(outcome, cand, reason, detail)
+        accepted = sorted(verdicts.accepted, key=lambda x: x.index)
+        charges = sorted(verdicts.charges, key=lambda x: x[0])
         return accepted, [charge for _, charge in charges], refused
 
 
