@@ -405,51 +405,34 @@ def run_ceiling(backend: str, args: argparse.Namespace) -> dict:
 
 
 # --- audit verification at scale ------------------------------------------------------------
-def seed_ledger(engine, collection_id: str, rows: int, chunk: int = 10_000) -> float:
-    """Append ``rows`` valid chained charges (one device per 1,000 charges) through the ledger's
-    own bulk insert (COPY on PostgreSQL, executemany on SQLite), moving the head as ingestion
-    would; returns the seconds taken."""
-    import hashlib
-
-    from sqlalchemy import select, update
-
-    from ldpserver.clock import iso
+def seed_ledger(engine, collection_id: str, rows: int, block: int = 1000, per_transaction: int = 10) -> float:
+    """Append ``rows`` valid charges (one device per block) through the ledger's own append, in
+    blocks of ``block`` charges as ingestion writes them (``per_transaction`` blocks per
+    transaction), moving the head as ingestion would; returns the seconds taken."""
     from ldpserver.services import ledger
     from ldpserver.services.bulk import Bulk
 
     started = time.perf_counter()
     now = datetime.now(UTC)
-    stamp = iso(now)
-    heads = ledger.heads_t
-    with engine.begin() as conn:
-        chain = ledger.chain_of(conn, collection_id)
-        head = conn.execute(select(heads.c.seq, heads.c.head_hash).where(heads.c.collection_id == collection_id)).one()
-    seq, previous = head.seq, head.head_hash
-    number = ledger.es_number if chain >= 2 else float.__repr__
-    one = number(1.0)
     rng = np.random.default_rng(3)
     done = 0
     while done < rows:
-        n = min(chunk, rows - done)
-        batch = []
-        ids = rng.bytes(16 * n).hex()
-        client = ""
-        for i in range(n):
-            if (done + i) % 1000 == 0:
-                client = rng.bytes(16).hex()
-            seq += 1
-            report = ids[32 * i : 32 * i + 32]
-            text = ledger._TRUSTED % (client, collection_id, stamp, 20428, one, "null", one, "null", "record",
-                                      previous, report, seq, 1, 20428)  # fmt: skip
-            digest = hashlib.sha256(text.encode()).hexdigest()
-            batch.append((seq, client, report, 20428, 20428, 1, 1.0, "record", 1.0, None, None, previous, digest))
-            previous = digest
         with engine.begin() as conn:
-            Bulk(conn).insert_ledger_rows(collection_id, batch, now)
-            conn.execute(
-                update(heads).where(heads.c.collection_id == collection_id).values(seq=seq, head_hash=previous)
-            )
-        done += n
+            bulk = Bulk(conn)
+            for _ in range(per_transaction):
+                n = min(block, rows - done)
+                if n <= 0:
+                    break
+                ids = rng.bytes(16 * n).hex()
+                client = rng.bytes(16).hex()
+                entries = [
+                    {"client_id": client, "report_id": ids[32 * i : 32 * i + 32], "epoch": 20428, "window": 20428,
+                     "units": 1, "epsilon": 1.0, "neighbouring": "record", "epsilon_record": 1.0,
+                     "epsilon_attribute": None, "memo_count": None}
+                    for i in range(n)
+                ]  # fmt: skip
+                ledger.append(conn, bulk, collection_id, entries, now)
+                done += n
     return time.perf_counter() - started
 
 
@@ -536,8 +519,8 @@ def run_verify_scale(backend: str, rows: int) -> dict:
 
 
 def prefill(engine, collection_id: str, count: int, payloads: list[str]) -> float:
-    """Store ``count`` earlier reports as ingestion leaves them — a report row, a device budget
-    row and a chained ledger row each, one device per report — with COPY (PostgreSQL) or
+    """Store ``count`` earlier reports as ingestion leaves them — a report row and a device budget
+    row each, one device per report, and their charges in ledger blocks of 1,000 — with COPY (PostgreSQL) or
     executemany (SQLite), in chunks of 100,000; returns the seconds taken."""
     from ldpserver.services.bulk import sqlite_timestamp
 
