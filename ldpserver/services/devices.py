@@ -30,7 +30,7 @@ import math
 import os
 import re
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -88,16 +88,17 @@ def verify(conn: Connection, proof: DeviceProof, client_ids: Iterable[str]) -> s
     if conn.dialect.name == "postgresql":
         # one text parameter split server-side (ids match [A-Za-z0-9_-], never the unit separator):
         # no per-element adaptation of a 1,000-element array in Python
-        rows: list[Any] = conn.exec_driver_sql(
+        rows: Sequence[Any] = conn.exec_driver_sql(
             "SELECT client_id, secret_hash, key_id FROM devices "
             "WHERE client_id = ANY(string_to_array(%(ids)s, chr(31)))",
             {"ids": "\x1f".join(wanted)},
         ).all()  # one fetchall, not a fetchone per row
     else:
         columns = select(devices_t.c.client_id, devices_t.c.secret_hash, devices_t.c.key_id)
-        rows = []
+        found: list[Any] = []
         for start in range(0, len(wanted), LOOKUP_CHUNK):
-            rows += conn.execute(columns.where(devices_t.c.client_id.in_(wanted[start : start + LOOKUP_CHUNK]))).all()
+            found += conn.execute(columns.where(devices_t.c.client_id.in_(wanted[start : start + LOOKUP_CHUNK]))).all()
+        rows = found
     for client_id, secret_hash, key_id in rows:
         presented = hash_secret(proof.secrets[client_id])
         if hmac.compare_digest(presented, secret_hash) and key_id == proof.key_id:
