@@ -16,11 +16,9 @@ flask-openapi3's validation) reuse it.
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import numpy as np
-import orjson
 from flask import current_app, request
 
 from ldpserver.errors import ProblemError
@@ -61,25 +59,6 @@ def nesting_depth(data: bytes) -> int:
     return int(np.cumsum(steps, dtype=np.int64).max(initial=0))
 
 
-_LONG_DIGITS = re.compile(rb"[0-9]{19}")
-
-
-def parse_json(data: bytes) -> Any:
-    """The document ``data`` holds, as the standard library's ``json.loads`` reads it.
-
-    orjson reads it first (about twice as fast on a 1,000-report upload) unless the body has
-    a run of 19 digits (a number orjson might read otherwise: past 64 bits it returns a
-    float where ``json.loads`` returns an int); whatever orjson refuses goes to the standard
-    library, whose answer — a document or the error — stands (so NaN, lone surrogates or
-    UTF-16 bodies get exactly its treatment)."""
-    if _LONG_DIGITS.search(data) is None:
-        try:
-            return orjson.loads(data)
-        except orjson.JSONDecodeError:
-            pass
-    return json.loads(data, parse_constant=_no_constants)
-
-
 def _more_to_read() -> bool:
     """Whether the client sent more than werkzeug read (the raw WSGI stream is not empty)."""
     try:
@@ -111,7 +90,7 @@ def parse_json_body() -> None:
     if nesting_depth(data) > limit_depth:
         raise ProblemError("malformed-json", f"the JSON document is nested deeper than {limit_depth} levels")
     try:
-        document = parse_json(data)
+        document = json.loads(data, parse_constant=_no_constants)
     except RecursionError:
         raise ProblemError("malformed-json", "the JSON document is nested too deeply") from None
     except UnicodeDecodeError:
