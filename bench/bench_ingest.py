@@ -24,8 +24,9 @@ for the same duration; it prints the ratio, the load generator's CPU share and t
 load average (other tenants share it). ``--ports FIRST LAST`` picks gunicorn's loopback port.
 
 Writes ``bench/results/ingest.json`` and ``bench/results/ingest.md`` (``ingest_stored_<backend>_N.json``
-with ``--prefill N``, ``audit_verify_<backend>_N.json`` with ``--verify-rows N``; the markdown
-gathers them, ``--markdown-only`` rebuilds it); prints the JSON.
+with ``--prefill N``, ``ingest_batch_<backend>_B.json`` with another ``--batch B`` than 1,000,
+``audit_verify_<backend>_N.json`` with ``--verify-rows N``; the markdown gathers them,
+``--markdown-only`` rebuilds it); prints the JSON.
 Traffic goes to 127.0.0.1 only; every loop is bounded in time and count.
 """
 
@@ -784,7 +785,9 @@ def scaling_markdown() -> list[str]:
     reports (``--prefill``) and audit verification (``--verify-rows``)."""
     lines: list[str] = []
     runs = []
-    for name in ["ingest_baseline", *sorted(p.stem for p in RESULTS.glob("ingest_stored_*.json"))]:
+    names = ["ingest_baseline", "ingest_before_blocks", *sorted(p.stem for p in RESULTS.glob("ingest_stored_*.json"))]
+    names += sorted(p.stem for p in RESULTS.glob("ingest_batch_*.json"))
+    for name in names:
         path = RESULTS / f"{name}.json"
         if path.exists():
             runs.append((name, json.loads(path.read_text())))
@@ -802,6 +805,10 @@ def scaling_markdown() -> list[str]:
         for name, run in runs:
             if name == "ingest_baseline":
                 label = "before the hot-path changes (ingest path of 3eaaeb8)"
+            elif name == "ingest_before_blocks":
+                label = "one ledger row per charge, per-report validation (3de4b33, before ledger blocks)"
+            elif name.startswith("ingest_batch_"):
+                label = f"this build, batches of {run['settings']['batch']:,}"
             else:
                 label = f"this build, into a store of {run['settings'].get('reports_stored_before', 0):,} reports"
             ceilings = {c["backend"]: c for c in run.get("ceilings", [])}
@@ -1025,10 +1032,14 @@ def main() -> int:
     print(f"load average before {report['load_average']['before']}, after {report['load_average']['after']}")
     if not args.no_write:
         RESULTS.mkdir(parents=True, exist_ok=True)
-        # runs into a store already holding reports keep their own files (the section stays the empty-store run)
-        name = "ingest" if not args.prefill else f"ingest_stored_{args.backend}_{args.prefill}"
+        # runs into a full store or with another batch size keep their own files (listed in the markdown)
+        name = "ingest"
+        if args.prefill:
+            name = f"ingest_stored_{args.backend}_{args.prefill}"
+        elif args.batch != 1000:
+            name = f"ingest_batch_{args.backend}_{args.batch}"
         (RESULTS / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
-        if not args.prefill:
+        if name == "ingest":
             write_markdown(report, RESULTS / "ingest.md")
     return 0 if all(r["durable"]["all_match"] and r["durable"]["ledger_chain_ok"] for r in results) else 1
 
