@@ -71,6 +71,15 @@ def free_port(first: int | None = None, last: int | None = None) -> int:
     raise RuntimeError(f"no free port in {first}..{last}")
 
 
+def git_commit() -> str:
+    """The short commit of the code measured ("?" outside a git checkout)."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+        return out.stdout.strip() or "?"
+    except OSError:
+        return "?"
+
+
 # --- CPU accounting (Linux /proc) ------------------------------------------------------
 TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
@@ -787,6 +796,7 @@ def scaling_markdown() -> list[str]:
     runs = []
     names = ["ingest_baseline", "ingest_before_blocks", *sorted(p.stem for p in RESULTS.glob("ingest_stored_*.json"))]
     names += sorted(p.stem for p in RESULTS.glob("ingest_batch_*.json"))
+    names += sorted(p.stem for p in RESULTS.glob("ingest_repeat_*.json"))
     for name in names:
         path = RESULTS / f"{name}.json"
         if path.exists():
@@ -807,6 +817,8 @@ def scaling_markdown() -> list[str]:
                 label = "before the hot-path changes (ingest path of 3eaaeb8)"
             elif name == "ingest_before_blocks":
                 label = "one ledger row per charge, per-report validation (3de4b33, before ledger blocks)"
+            elif name.startswith("ingest_repeat_"):
+                label = f"this build ({run.get('commit', '?')}), the same run repeated"
             elif name.startswith("ingest_batch_"):
                 label = f"this build, batches of {run['settings']['batch']:,}"
             else:
@@ -851,7 +863,8 @@ def write_markdown(report: dict, path: Path) -> None:
     lines = [
         "# Ingestion benchmark",
         "",
-        f"{report['date']} · {report['machine']['cpus']} CPUs ({report['machine']['processor']}) · "
+        f"{report['date']} · commit {report.get('commit', '?')} · {report['machine']['cpus']} CPUs "
+        f"({report['machine']['processor']}) · "
         f"Python {report['machine']['python']} · gunicorn {report['settings']['workers']} sync workers · "
         f"{report['settings']['clients']} load-generator processes (httpx, loopback) · batches of "
         f"{report['settings']['batch']} OUE reports (k = {report['settings']['k']}, ε = 1) · "
@@ -1002,6 +1015,7 @@ def main() -> int:
     report = {
         "benchmark": "ingest",
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "commit": git_commit(),
         "machine": {
             "cpus": os.cpu_count(),
             "processor": platform.processor() or platform.machine(),

@@ -1,6 +1,8 @@
 """Batch ingestion: one database transaction per batch, every report judged on its own.
 
-Per report, before the database (stateless, in request order):
+Per report, before the database (stateless, in request order). A batch whose every report
+passes 1–3 is checked column by column (``services/batch_check.py``: a few C-level passes
+over the batch, no model per report); any other batch report by report, naming each fault:
 
 1. envelope (``invalid_report``): report_id, client_id, config_hash, epoch, payload
    shapes (the wire contract in ``schemas/reports.py``);
@@ -25,7 +27,8 @@ Then, in one transaction (``BEGIN IMMEDIATE`` on SQLite):
    is a ``duplicate`` if the stored report has the same collection, client, epoch and
    canonical payload, else ``report_id_conflict`` (the config hash needs no
    comparison: a report with another one never gets this far);
-8. **budget**: each device's new reports are judged in request order against its state:
+8. **budget**: each device's new reports are judged in request order against its state
+   (new devices with one report each — the common batch — once per accounting window):
    PostgreSQL inserts every device as if new (``ON CONFLICT DO NOTHING RETURNING``, in
    client_id order), then locks (``SELECT ... FOR UPDATE``, sorted), re-judges and
    updates the ones that already existed; a report is refused past the lifetime cap
