@@ -48,6 +48,7 @@ SERVER_DEPENDENCIES = [
     "prometheus-client>=0.20",
     "pyyaml>=6.0",
     "redis>=5.0",
+    "orjson>=3.9",
 ]
 
 

@@ -149,7 +149,7 @@ class DatabaseCollector:
         yield up
         if rows is not None:
             ledger = GaugeMetricFamily(
-                "ldp_ledger_rows", "Rows in the budget ledger (sum of the hash chains' heads), all collections"
+                "ldp_ledger_rows", "Charges in the budget ledger (sum of the hash chains' heads), all collections"
             )
             ledger.add_metric([], float(rows))
             yield ledger

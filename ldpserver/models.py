@@ -14,13 +14,16 @@ Tables and why they look the way they do (docs/data-model.md has the full pictur
   row; readers add the partials of an epoch (they merge by addition).
 * ``epoch_closures`` — epochs that no longer accept reports (released or closed).
 * ``device_budgets`` — per-device lifetime and per-window totals, locked per row.
-* ``budget_ledger`` — the append-only, hash-chained ledger (chain per collection).
+* ``ledger_blocks`` — the append-only, hash-chained ledger (chain per collection): one
+  block per appending transaction holding all its charges.
+* ``budget_ledger`` — ledger rows of one charge each, as chains were written before blocks
+  (read and verified, no longer appended to).
 * ``ledger_heads`` — each chain's head (sequence number and hash), the lock that
   serialises appends to one collection's chain.
 * ``rejection_counts`` — rejected reports per (collection, reason).
 
 The four hot tables written by every batch (``reports``, ``epoch_partials``,
-``device_budgets``, ``budget_ledger``) carry ``collection_id`` without a foreign key:
+``device_budgets``, ``ledger_blocks``) carry ``collection_id`` without a foreign key:
 PostgreSQL checks a foreign key once per inserted row (a ``SELECT ... FOR KEY SHARE`` of
 the collection row: thousands per batch, all on one parent row), which cost about a
 quarter of the database time of a batch. Collections are never deleted and ingestion
@@ -206,6 +209,25 @@ class LedgerEntry(Base):
     created_at: Mapped[datetime]
     prev_hash: Mapped[str] = mapped_column(String(64))
     row_hash: Mapped[str] = mapped_column(String(64))
+
+
+class LedgerBlock(Base):
+    """One block of a collection's ledger chain: every charge one transaction appended.
+
+    ``seq`` is the chain number of the block's last charge (it holds ``seq - count + 1 .. seq``);
+    ``charges`` is the hashed text of its charges, one JSON array per line
+    (``services/ledger.py``, docs/data-model.md). Only the primary key is indexed.
+    """
+
+    __tablename__ = "ledger_blocks"
+
+    collection_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime]
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    block_hash: Mapped[str] = mapped_column(String(64))
+    charges: Mapped[str] = mapped_column(Text)
 
 
 class RejectionCount(Base):

@@ -14,7 +14,7 @@
   the API serves byte for byte, its SHA-256, the config hash, the post-processing applied,
   and the inputs' exact counts (``inputs``: internal, never served — see docs/releases.md).
   UPDATE and DELETE are refused by triggers (as for the budget ledger).
-* ``dictionaries`` (migration ``0006``) — the analyst's candidate dictionary of a
+* ``dictionaries`` (migration ``0007``) — the analyst's candidate dictionary of a
   known-candidate heavy-hitter collection (``protocol: "known"``): the items as uploaded
   (zlib-compressed, one JSON value per line), their 32-bit keys (little-endian uint32, so a
   release does not re-encode 10^6 items) and the SHA-256 every release names. One row per

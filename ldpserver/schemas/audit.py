@@ -32,8 +32,12 @@ class LedgerRow(BaseModel):
     epsilon_attribute: float | None
     memo_count: int | None
     created_at: str
-    prev_hash: str
-    row_hash: str
+    prev_hash: str = Field(description="the hash before this charge's row or block in the chain")
+    row_hash: str = Field(description="the hash of this charge's row, or of the block holding it")
+    block_seq: int | None = Field(
+        description="the block holding this charge (its last charge's seq); null: a row of its own"
+    )
+    block_count: int | None = Field(description="how many charges that block holds; null: a row of its own")
 
 
 class LedgerPage(BaseModel):

@@ -13,15 +13,17 @@ from sqlalchemy import Connection, and_, func, or_, select
 
 from ldpserver.clock import iso
 from ldpserver.errors import ProblemError
-from ldpserver.models import DeviceBudget, LedgerEntry, RejectionCount
+from ldpserver.models import DeviceBudget, LedgerBlock, LedgerEntry, RejectionCount
 from ldpserver.services.collections import CollectionRuntime
-from ldpserver.services.ledger import HASHED_FIELDS
+from ldpserver.services.ledger import CHARGE_FIELDS, HASHED_FIELDS
 
 ledger_t = LedgerEntry.__table__
+blocks_t = LedgerBlock.__table__
 devices_t = DeviceBudget.__table__
 rejections_t = RejectionCount.__table__
 
-LEDGER_COLUMNS = (*HASHED_FIELDS, "row_hash")  # every hashed field, then the row's own hash
+#: every hashed field, the hash of the charge's row or block, and the block it belongs to
+LEDGER_COLUMNS = (*HASHED_FIELDS, "row_hash", "block_seq", "block_count")
 
 
 SEQ_MAX = 2**62  # ledger sequence numbers are 64-bit; larger cursor values are forged
@@ -81,30 +83,125 @@ def decode_verify_cursor(cursor: str) -> tuple[str, int, str]:
         ) from None
 
 
-def ledger_page(
-    conn: Connection, collection_id: str | None, client_id: str | None, cursor: str | None, limit: int
-) -> tuple[list[dict[str, Any]], str | None]:
-    query = select(*(ledger_t.c[name] for name in LEDGER_COLUMNS))
+def _row_items(
+    conn: Connection, collection_id: str | None, client_id: str | None, after: tuple[str, int] | None, limit: int
+) -> list[dict[str, Any]]:
+    """Charges stored as rows of their own (``budget_ledger``, chains before blocks)."""
+    query = select(*(ledger_t.c[name] for name in LEDGER_COLUMNS[:-2]))
     if collection_id is not None:
         query = query.where(ledger_t.c.collection_id == collection_id)
     if client_id is not None:
         query = query.where(ledger_t.c.client_id == client_id)
-    if cursor is not None:
-        after_collection, after_seq = decode_cursor(cursor)
+    if after is not None:
         query = query.where(
             or_(
-                ledger_t.c.collection_id > after_collection,
-                and_(ledger_t.c.collection_id == after_collection, ledger_t.c.seq > after_seq),
+                ledger_t.c.collection_id > after[0],
+                and_(ledger_t.c.collection_id == after[0], ledger_t.c.seq > after[1]),
             )
         )
-    rows = conn.execute(query.order_by(ledger_t.c.collection_id, ledger_t.c.seq).limit(limit + 1)).mappings().all()
+    rows = conn.execute(query.order_by(ledger_t.c.collection_id, ledger_t.c.seq).limit(limit)).mappings().all()
     items = []
-    for row in rows[:limit]:
+    for row in rows:
         item = dict(row)
         item["created_at"] = iso(item["created_at"])
+        item["block_seq"] = item["block_count"] = None
         items.append(item)
-    next_cursor = encode_cursor(items[-1]["collection_id"], items[-1]["seq"]) if len(rows) > limit else None
+    return items
+
+
+_BLOCKS_PER_QUERY = 8
+_FLOATS = ("epsilon", "epsilon_record", "epsilon_attribute")
+
+
+def block_charges(collection_id: str, seq: int, count: int, created_at: str, prev_hash: str, block_hash: str,
+                  charges: str) -> list[dict[str, Any]]:  # fmt: skip
+    """A stored block's charges as ledger items (seq ``seq - count + 1 .. seq``)."""
+    values = json.loads("[" + charges[:-1].replace("\n", ",") + "]") if charges else []
+    items = []
+    for i, line in enumerate(values):
+        item: dict[str, Any] = dict(zip(CHARGE_FIELDS, line, strict=True))
+        for name in _FLOATS:
+            if item[name] is not None:
+                item[name] = float(item[name])
+        item.update(
+            collection_id=collection_id,
+            seq=seq - count + 1 + i,
+            created_at=created_at,
+            prev_hash=prev_hash,
+            row_hash=block_hash,
+            block_seq=seq,
+            block_count=count,
+        )
+        items.append(item)
+    return items
+
+
+def _block_items(
+    conn: Connection, collection_id: str | None, client_id: str | None, after: tuple[str, int] | None, limit: int
+) -> list[dict[str, Any]]:
+    """Charges held in blocks, after ``after``, up to ``limit`` of them (blocks read a few at a time)."""
+    items: list[dict[str, Any]] = []
+    columns = [blocks_t.c[name] for name in ("collection_id", "seq", "count", "created_at", "prev_hash",
+                                             "block_hash", "charges")]  # fmt: skip
+    while len(items) < limit:
+        query = select(*columns)
+        if collection_id is not None:
+            query = query.where(blocks_t.c.collection_id == collection_id)
+        if client_id is not None:  # a superset (the id's characters as text); each charge is checked below
+            query = query.where(blocks_t.c.charges.contains(f'"{client_id}"', autoescape=True))
+        if after is not None:
+            query = query.where(
+                or_(
+                    blocks_t.c.collection_id > after[0],
+                    and_(blocks_t.c.collection_id == after[0], blocks_t.c.seq > after[1]),
+                )
+            )
+        blocks = conn.execute(query.order_by(blocks_t.c.collection_id, blocks_t.c.seq).limit(_BLOCKS_PER_QUERY)).all()
+        for cid, seq, count, created, prev, digest, charges in blocks:
+            for item in block_charges(cid, seq, count, iso(created), prev, digest, charges):
+                if after is not None and (cid, item["seq"]) <= after:
+                    continue
+                if client_id is None or item["client_id"] == client_id:
+                    items.append(item)
+        if len(blocks) < _BLOCKS_PER_QUERY:
+            break
+        after = (blocks[-1][0], blocks[-1][1])
+    return items[:limit]
+
+
+def ledger_page(
+    conn: Connection, collection_id: str | None, client_id: str | None, cursor: str | None, limit: int
+) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of charges in (collection, seq) order: rows of their own and block charges alike."""
+    after = decode_cursor(cursor) if cursor is not None else None
+    merged = sorted(
+        _row_items(conn, collection_id, client_id, after, limit + 1)
+        + _block_items(conn, collection_id, client_id, after, limit + 1),
+        key=lambda item: (item["collection_id"], item["seq"]),
+    )
+    items = merged[:limit]
+    next_cursor = encode_cursor(items[-1]["collection_id"], items[-1]["seq"]) if len(merged) > limit else None
     return items, next_cursor
+
+
+def charges_of(conn: Connection, collection_id: str, client_id: str | None = None) -> list[dict[str, Any]]:
+    """Every charge of a collection's ledger (or of one client in it), in ``seq`` order."""
+    items: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        page, cursor = ledger_page(conn, collection_id, client_id, cursor, 10_000)
+        items += page
+        if cursor is None:
+            return items
+
+
+def ledger_charges(conn: Connection, collection_id: str) -> int:
+    """How many charges a collection's ledger holds (rows of their own and block charges)."""
+    rows = conn.execute(select(func.count()).select_from(ledger_t).where(ledger_t.c.collection_id == collection_id))
+    blocks = conn.execute(
+        select(func.coalesce(func.sum(blocks_t.c.count), 0)).where(blocks_t.c.collection_id == collection_id)
+    )
+    return int(rows.scalar_one()) + int(blocks.scalar_one())
 
 
 def budget_summary(conn: Connection, c: CollectionRuntime, bins: int) -> dict[str, Any]:
@@ -120,9 +217,7 @@ def budget_summary(conn: Connection, c: CollectionRuntime, bins: int) -> dict[st
             devices_t.c.collection_id == c.id
         )
     ).scalar_one()
-    ledger_rows = conn.execute(
-        select(func.count()).select_from(ledger_t).where(ledger_t.c.collection_id == c.id)
-    ).scalar_one()
+    ledger_rows = ledger_charges(conn, c.id)
     spent = units.astype(np.float64) * c.charge_epsilon
     if spent.size:
         quantiles = {

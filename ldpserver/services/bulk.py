@@ -24,8 +24,6 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import Connection
 
-from ldpserver.clock import iso
-
 
 class DeviceRow(NamedTuple):
     client_id: str
@@ -76,13 +74,6 @@ _DEVICE_ARRAYS = ", ".join(
     [_T("cl"), _N("u", "bigint"), _N("r", "bigint"), _N("m", "integer"), _N("wi", "bigint"), _N("wu", "bigint"),
      _N("pw", "bigint")]
 )  # fmt: skip
-
-
-_COPY_SPECIAL = ("\\", "\t", "\n", "\r")
-_LEDGER_COPY = (
-    'COPY budget_ledger (collection_id, seq, client_id, report_id, epoch, "window", units, epsilon, neighbouring, '
-    "epsilon_record, epsilon_attribute, memo_count, created_at, prev_hash, row_hash) FROM STDIN"
-)
 
 
 def sqlite_timestamp(value: datetime) -> str:
@@ -299,85 +290,27 @@ class Bulk:
         }
 
     # --- ledger -------------------------------------------------------------------------
-    def insert_ledger_rows(self, collection_id: str, rows: Sequence[tuple[Any, ...]], now: datetime) -> None:
-        """Insert ledger rows given as tuples (seq, client_id, report_id, epoch, window, units,
-        epsilon, neighbouring, epsilon_record, epsilon_attribute, memo_count, prev_hash, row_hash).
-
-        PostgreSQL: one ``COPY`` (text format) — the rows' strings are ids, hashes and the
-        notion name, which never hold a tab, newline or backslash (checked: else the
-        ``unnest`` statement); SQLite: ``executemany``.
-        """
-        if not rows:
-            return
-        if not self.pg:
-            stamp = sqlite_timestamp(now)
-            self._lite_many(
-                'INSERT INTO budget_ledger (collection_id, seq, client_id, report_id, epoch, "window", units, '
-                "epsilon, neighbouring, epsilon_record, epsilon_attribute, memo_count, created_at, prev_hash, "
-                "row_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [(collection_id, *r[:11], stamp, r[11], r[12]) for r in rows],
-            )
-            return
-        strings = collection_id + "".join([r[1] + r[2] + r[7] for r in rows])
-        if any(ch in strings for ch in _COPY_SPECIAL):  # never from validated ids; kept exact anyway
-            names = ("seq", "client_id", "report_id", "epoch", "window", "units", "epsilon", "neighbouring",
-                     "epsilon_record", "epsilon_attribute", "memo_count", "prev_hash", "row_hash")  # fmt: skip
-            self.insert_ledger(collection_id, [dict(zip(names, r, strict=True)) for r in rows], now)
-            return
-        head = collection_id + "\t"
-        tail = "\t" + iso(now) + "\t"
-        null = "\\N"
-        lines = "".join(
-            [
-                f"{head}{s}\t{cl}\t{r}\t{e}\t{w}\t{u}\t{float(eps)!r}\t{nb}\t{float(er)!r}\t"
-                f"{null if ea is None else repr(float(ea))}\t{null if mc is None else int(mc)}{tail}{ph}\t{rh}\n"
-                for s, cl, r, e, w, u, eps, nb, er, ea, mc, ph, rh in rows
-            ]
-        )
-        with self.raw.cursor() as cursor, cursor.copy(_LEDGER_COPY) as copy:
-            copy.write(lines)
-
-    def insert_ledger(self, collection_id: str, rows: Sequence[dict[str, Any]], now: datetime) -> None:
-        if not rows:
-            return
+    def insert_ledger_block(
+        self, collection_id: str, seq: int, count: int, now: datetime, charges: str, prev_hash: str, block_hash: str
+    ) -> None:
+        """Insert one ledger block (``services/ledger.py``): one row, whatever the batch's size."""
         if self.pg:
             self._pg(
-                'INSERT INTO budget_ledger (collection_id, seq, client_id, report_id, epoch, "window", units, '
-                "epsilon, neighbouring, epsilon_record, epsilon_attribute, memo_count, created_at, prev_hash, "
-                "row_hash) SELECT %(c)s, t.s, t.cl, t.r, t.e, t.w, t.u, t.eps, t.nb, t.er, t.ea, t.mc, %(now)s, "
-                "t.ph, t.rh FROM unnest("
-                f"{_N('s', 'bigint')}, {_T('cl')}, {_T('r')}, {_N('e', 'bigint')}, {_N('w', 'bigint')}, "
-                f"{_N('u', 'integer')}, {_N('eps', 'float8')}, {_T('nb')}, {_N('er', 'float8')}, "
-                f"{_N('ea', 'float8')}, {_N('mc', 'integer')}, {_T('ph')}, {_T('rh')}) "
-                "AS t(s, cl, r, e, w, u, eps, nb, er, ea, mc, ph, rh)",
+                "INSERT INTO ledger_blocks (collection_id, seq, count, created_at, prev_hash, block_hash, charges) "
+                "VALUES (%(c)s, %(s)s, %(n)s, %(now)s, %(ph)s, %(bh)s, %(ch)s)",
                 {
                     "c": collection_id,
+                    "s": seq,
+                    "n": count,
                     "now": now,
-                    "s": _numbers(rows, "seq"),
-                    "cl": _texts(rows, "client_id"),
-                    "r": _texts(rows, "report_id"),
-                    "e": _numbers(rows, "epoch"),
-                    "w": _numbers(rows, "window"),
-                    "u": _numbers(rows, "units"),
-                    "eps": _numbers(rows, "epsilon"),
-                    "nb": _texts(rows, "neighbouring"),
-                    "er": _numbers(rows, "epsilon_record"),
-                    "ea": _numbers(rows, "epsilon_attribute"),
-                    "mc": _numbers(rows, "memo_count"),
-                    "ph": _texts(rows, "prev_hash"),
-                    "rh": _texts(rows, "row_hash"),
+                    "ph": prev_hash,
+                    "bh": block_hash,
+                    "ch": charges,
                 },
             )
             return
-        stamp = sqlite_timestamp(now)
-        self._lite_many(
-            'INSERT INTO budget_ledger (collection_id, seq, client_id, report_id, epoch, "window", units, epsilon, '
-            "neighbouring, epsilon_record, epsilon_attribute, memo_count, created_at, prev_hash, row_hash) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (collection_id, r["seq"], r["client_id"], r["report_id"], r["epoch"], r["window"], r["units"],
-                 r["epsilon"], r["neighbouring"], r["epsilon_record"], r["epsilon_attribute"], r["memo_count"],
-                 stamp, r["prev_hash"], r["row_hash"])
-                for r in rows
-            ],
-        )  # fmt: skip
+        self._lite(
+            "INSERT INTO ledger_blocks (collection_id, seq, count, created_at, prev_hash, block_hash, charges) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (collection_id, seq, count, sqlite_timestamp(now), prev_hash, block_hash, charges),
+        )

@@ -13,14 +13,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ldpserver.schemas.reports import ReportIn
+from ldpserver.services.batch_check import Report
 from ldpserver.services.collections import CollectionRuntime
 
 
 @dataclass(slots=True)
 class Candidate:
     index: int
-    report: ReportIn
+    report: Report
     payload_json: str
     body: tuple[Any, ...]  # what a reused report_id must match to be a duplicate
     window: int
@@ -144,3 +144,66 @@ def plan_device(c: CollectionRuntime, state: DeviceState, cands: list[Candidate]
         state.reports += 1
         plan.accepted.append(cand)
     return plan
+
+
+@dataclass(slots=True)
+class BatchVerdicts:
+    """Verdicts for many devices at once: their rows to store, accepted reports, charges
+    (with the report's batch index) and refusals."""
+
+    rows: dict[str, dict[str, Any]]
+    accepted: list[Candidate]
+    charges: list[tuple[int, dict[str, Any]]]
+    rejections: list[tuple[Candidate, str, str]]
+
+    @classmethod
+    def of_plans(cls, plans: dict[str, DevicePlan]) -> BatchVerdicts:
+        out = cls({cl: plan.row(cl) for cl, plan in plans.items()}, [], [], [])
+        for plan in plans.values():
+            out.accepted += plan.accepted
+            out.charges += plan.charges
+            out.rejections += plan.rejections
+        return out
+
+    def without(self, clients: set[str]) -> BatchVerdicts:
+        """These verdicts minus the given devices' (to be judged again from their stored state)."""
+        return BatchVerdicts(
+            {cl: row for cl, row in self.rows.items() if cl not in clients},
+            [cand for cand in self.accepted if cand.report.client_id not in clients],
+            [(i, charge) for i, charge in self.charges if charge["client_id"] not in clients],
+            [r for r in self.rejections if r[0].report.client_id not in clients],
+        )
+
+    def merge(self, other: BatchVerdicts) -> None:
+        self.rows.update(other.rows)
+        self.accepted += other.accepted
+        self.charges += other.charges
+        self.rejections += other.rejections
+
+
+def plan_new_singles(c: CollectionRuntime, cands: list[Candidate]) -> BatchVerdicts:
+    """Verdicts for devices that have no stored state and one new report each (the common
+    batch). Such a verdict depends only on the report's accounting window, so it is
+    :func:`plan_device`'s, computed once per window and applied to every report in it; equal
+    to planning each device on its own (tested)."""
+    probes: dict[int, DevicePlan] = {}
+    for cand in cands:
+        if cand.window not in probes:
+            probes[cand.window] = plan_device(c, DeviceState.new(), [cand])
+    out = BatchVerdicts({}, [], [], [])
+    rows, accepted, charges, rejections = out.rows, out.accepted, out.charges, out.rejections
+    templates = {w: (p.row(""), p.charges[0][1] if p.charges else None, p.rejections) for w, p in probes.items()}
+    for cand in cands:
+        report = cand.report
+        row, charge, refusals = templates[cand.window]
+        rows[report.client_id] = {**row, "client_id": report.client_id}
+        if refusals:
+            rejections.append((cand, refusals[0][1], refusals[0][2]))
+            continue
+        accepted.append(cand)
+        if charge is not None:
+            charges.append(
+                (cand.index, {**charge, "client_id": report.client_id, "report_id": report.report_id,
+                              "epoch": report.epoch})
+            )  # fmt: skip
+    return out

@@ -30,14 +30,13 @@ import math
 import os
 import re
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection, Engine, String, any_, bindparam, delete, func, select
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import Connection, Engine, delete, func, select
 
 from ldpserver.config import Settings
 from ldpserver.db import read_transaction, write_transaction
@@ -84,20 +83,26 @@ def verify(conn: Connection, proof: DeviceProof, client_ids: Iterable[str]) -> s
     secret the upload holds. One hash per distinct device; one query (SQLite: per 1,000 ids)."""
     wanted = sorted({cid for cid in client_ids if cid in proof.secrets})
     ok: set[str] = set()
-    columns = select(devices_t.c.client_id, devices_t.c.secret_hash, devices_t.c.key_id)
-    pg = conn.dialect.name == "postgresql"
-    step = (len(wanted) or 1) if pg else LOOKUP_CHUNK  # PostgreSQL: one array parameter, one query
-    for start in range(0, len(wanted), step):
-        chunk = wanted[start : start + step]
-        if pg:  # = ANY(array): one bind instead of 1,000 (about 10 ms less per batch)
-            where = devices_t.c.client_id == any_(bindparam("ids", value=chunk, type_=ARRAY(String)))
-        else:
-            where = devices_t.c.client_id.in_(chunk)
-        rows = conn.execute(columns.where(where)).all()
-        for client_id, secret_hash, key_id in rows:
-            presented = hash_secret(proof.secrets[client_id])
-            if hmac.compare_digest(presented, secret_hash) and key_id == proof.key_id:
-                ok.add(client_id)
+    if not wanted:
+        return ok
+    if conn.dialect.name == "postgresql":
+        # one text parameter split server-side (ids match [A-Za-z0-9_-], never the unit separator):
+        # no per-element adaptation of a 1,000-element array in Python
+        rows: Sequence[Any] = conn.exec_driver_sql(
+            "SELECT client_id, secret_hash, key_id FROM devices "
+            "WHERE client_id = ANY(string_to_array(%(ids)s, chr(31)))",
+            {"ids": "\x1f".join(wanted)},
+        ).all()  # one fetchall, not a fetchone per row
+    else:
+        columns = select(devices_t.c.client_id, devices_t.c.secret_hash, devices_t.c.key_id)
+        found: list[Any] = []
+        for start in range(0, len(wanted), LOOKUP_CHUNK):
+            found += conn.execute(columns.where(devices_t.c.client_id.in_(wanted[start : start + LOOKUP_CHUNK]))).all()
+        rows = found
+    for client_id, secret_hash, key_id in rows:
+        presented = hash_secret(proof.secrets[client_id])
+        if hmac.compare_digest(presented, secret_hash) and key_id == proof.key_id:
+            ok.add(client_id)
     return ok
 
 

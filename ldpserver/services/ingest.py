@@ -1,6 +1,8 @@
 """Batch ingestion: one database transaction per batch, every report judged on its own.
 
-Per report, before the database (stateless, in request order):
+Per report, before the database (stateless, in request order). A batch whose every report
+passes 1–3 is checked column by column (``services/batch_check.py``: a few C-level passes
+over the batch, no model per report); any other batch report by report, naming each fault:
 
 1. envelope (``invalid_report``): report_id, client_id, config_hash, epoch, payload
    shapes (the wire contract in ``schemas/reports.py``);
@@ -25,7 +27,8 @@ Then, in one transaction (``BEGIN IMMEDIATE`` on SQLite):
    is a ``duplicate`` if the stored report has the same collection, client, epoch and
    canonical payload, else ``report_id_conflict`` (the config hash needs no
    comparison: a report with another one never gets this far);
-8. **budget**: each device's new reports are judged in request order against its state:
+8. **budget**: each device's new reports are judged in request order against its state
+   (new devices with one report each — the common batch — once per accounting window):
    PostgreSQL inserts every device as if new (``ON CONFLICT DO NOTHING RETURNING``, in
    client_id order), then locks (``SELECT ... FOR UPDATE``, sorted), re-judges and
    updates the ones that already existed; a report is refused past the lifetime cap
@@ -36,7 +39,7 @@ Then, in one transaction (``BEGIN IMMEDIATE`` on SQLite):
    aggregate is *inserted* as a new ``epoch_partials`` row — no shared counter row is
    updated, so concurrent batches never wait on each other here and partials merge by
    addition when read;
-10. **ledger**: one hash-chained row per charge (``services/ledger.py``), appended last
+10. **ledger**: one hash-chained block of the batch's charges (``services/ledger.py``), appended last
     because the chain head's row lock serialises the collection's batches until commit;
 11. rejection counters per reason (upsert-increment, after every other lock).
 
@@ -48,7 +51,6 @@ serialization failure, SQLite busy) retries the transaction, then answers 503.
 
 from __future__ import annotations
 
-import json
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -70,9 +72,17 @@ from ldpserver.errors import ProblemError
 from ldpserver.models import Collection, EpochClosure, EpochPartial, RejectionCount
 from ldpserver.schemas.reports import ReportIn
 from ldpserver.services import ledger
+from ldpserver.services.batch_check import Report, from_model, payload_texts, well_formed
 from ldpserver.services.bulk import Bulk
 from ldpserver.services.collections import CollectionRuntime
-from ldpserver.services.device_budgets import Candidate, DevicePlan, DeviceState, plan_device
+from ldpserver.services.device_budgets import (
+    BatchVerdicts,
+    Candidate,
+    DevicePlan,
+    DeviceState,
+    plan_device,
+    plan_new_singles,
+)
 from ldpserver.services.devices import DeviceProof, verify
 
 log = structlog.get_logger("ldpserver.ingest")
@@ -83,7 +93,6 @@ collections_t = Collection.__table__
 rejections_t = RejectionCount.__table__
 
 _REPORT_LIST = TypeAdapter(list[ReportIn])
-_PAYLOAD_JSON = json.JSONEncoder(separators=(",", ":"), sort_keys=True, ensure_ascii=False, allow_nan=False).encode
 MAX_BATCH_DECODE_RETRIES = 8
 TRANSACTION_ATTEMPTS = 4
 
@@ -151,6 +160,36 @@ class Ingestor:
     # --- stateless checks ---------------------------------------------------------------
     def _validate(self, raws: Sequence[Any], result: BatchResult) -> list[Candidate]:
         c = self.c
+        lowest = self.current_epoch - c.grace_epochs
+        # the common batch: checked column by column (services/batch_check.py)
+        reports = well_formed(raws, c.config_hash, lowest, self.current_epoch)
+        staged: list[tuple[int, Report]]
+        if reports is not None:
+            staged = list(enumerate(reports))
+        else:
+            staged = self._validate_each(raws, result, lowest)
+        staged = self._check_devices(staged, result)
+        staged = self._check_payloads(staged, result)
+
+        texts = payload_texts([report.payload for _, report in staged])
+        candidates: list[Candidate] = []
+        first_seen: dict[str, Candidate] = {}
+        self.in_batch_repeats: list[tuple[int, Candidate, bool]] = []
+        window_of = c.window_of
+        for (i, report), payload_json in zip(staged, texts, strict=True):
+            body = (c.id, report.client_id, report.epoch, None, payload_json)  # None: wire 2 has no memo_count
+            cand = Candidate(i, report, payload_json, body, window_of(report.epoch))
+            earlier = first_seen.get(report.report_id)
+            if earlier is not None:
+                self.in_batch_repeats.append((i, earlier, earlier.body == cand.body))
+                continue
+            first_seen[report.report_id] = cand
+            candidates.append(cand)
+        return candidates
+
+    def _validate_each(self, raws: Sequence[Any], result: BatchResult, lowest: int) -> list[tuple[int, Report]]:
+        """Judge each report with the wire model (a batch the columnar check did not take)."""
+        c = self.c
         try:
             parsed: list[ReportIn | None] = list(_REPORT_LIST.validate_python(raws))
         except ValidationError:
@@ -161,8 +200,7 @@ class Ingestor:
                 except ValidationError as exc:
                     parsed.append(None)
                     self._reject(result, i, _raw_report_id(raw), "invalid_report", _first_error(exc))
-        lowest = self.current_epoch - c.grace_epochs
-        staged: list[tuple[int, ReportIn]] = []
+        staged: list[tuple[int, Report]] = []
         for i, report in enumerate(parsed):
             if report is None:
                 continue
@@ -174,26 +212,10 @@ class Ingestor:
             elif report.epoch < lowest:
                 self._reject(result, i, rid, "epoch_too_old", f"epochs {lowest}..{self.current_epoch} are accepted now")
             else:
-                staged.append((i, report))
-        staged = self._check_devices(staged, result)
-        staged = self._check_payloads(staged, result)
+                staged.append((i, from_model(report)))
+        return staged
 
-        candidates: list[Candidate] = []
-        first_seen: dict[str, Candidate] = {}
-        self.in_batch_repeats: list[tuple[int, Candidate, bool]] = []
-        for i, report in staged:
-            payload_json = _PAYLOAD_JSON(report.payload)
-            body = (c.id, report.client_id, report.epoch, None, payload_json)  # None: wire 2 has no memo_count
-            cand = Candidate(i, report, payload_json, body, c.window_of(report.epoch))
-            earlier = first_seen.get(report.report_id)
-            if earlier is not None:
-                self.in_batch_repeats.append((i, earlier, earlier.body == cand.body))
-                continue
-            first_seen[report.report_id] = cand
-            candidates.append(cand)
-        return candidates
-
-    def _check_devices(self, staged: list[tuple[int, ReportIn]], result: BatchResult) -> list[tuple[int, ReportIn]]:
+    def _check_devices(self, staged: list[tuple[int, Report]], result: BatchResult) -> list[tuple[int, Report]]:
         """Keep the reports whose device this batch proves it holds (``proof`` None: an
         in-process load by the operator, e.g. ``bench/bench_release.py``, not the API)."""
         if self.proof is None or not staged:
@@ -214,7 +236,7 @@ class Ingestor:
                 )
         return kept
 
-    def _check_payloads(self, staged: list[tuple[int, ReportIn]], result: BatchResult) -> list[tuple[int, ReportIn]]:
+    def _check_payloads(self, staged: list[tuple[int, Report]], result: BatchResult) -> list[tuple[int, Report]]:
         """Drop reports whose payload the SDK refuses; keep the decoded batch for the fast path."""
         protocol = self.c.protocol
         self.decoded = None
@@ -440,31 +462,43 @@ class Ingestor:
         for cand in sorted(fresh, key=lambda x: x.index):
             by_client[cand.report.client_id].append(cand)
         clients = sorted(by_client)
-        plans: dict[str, DevicePlan] = {}
+        singles = len(clients) == len(fresh)  # one report per device: new devices judged per window
+        verdicts = BatchVerdicts({}, [], [], [])
         pending = clients
         if bulk.pg:
-            plans = {cl: plan_device(c, DeviceState.new(), by_client[cl]) for cl in clients}
-            created = bulk.insert_new_devices(c.id, [plans[cl].row(cl) for cl in clients], now)
+            if singles:
+                verdicts = plan_new_singles(c, [by_client[cl][0] for cl in clients])
+            else:
+                verdicts = BatchVerdicts.of_plans(
+                    {cl: plan_device(c, DeviceState.new(), by_client[cl]) for cl in clients}
+                )
+            created = bulk.insert_new_devices(c.id, [verdicts.rows[cl] for cl in clients], now)
             pending = [cl for cl in clients if cl not in created]
+            if pending:
+                verdicts = verdicts.without(set(pending))
         if pending:
             existing = bulk.lock_devices(c.id, pending)
+            plans: dict[str, DevicePlan] = {}
+            first_time: list[Candidate] = []
             for cl in pending:
                 row = existing.get(cl)
+                if row is None and singles:
+                    first_time.append(by_client[cl][0])
+                    continue
                 state = DeviceState.new() if row is None else DeviceState(*row[1:])
                 plans[cl] = plan_device(c, state, by_client[cl])
-            bulk.write_devices(c.id, [plans[cl].row(cl) for cl in pending], set(existing), now)
+            again = BatchVerdicts.of_plans(plans)
+            if first_time:
+                again.merge(plan_new_singles(c, first_time))
+            bulk.write_devices(c.id, [again.rows[cl] for cl in pending], set(existing), now)
+            verdicts.merge(again)
 
-        accepted: list[Candidate] = []
-        charges: list[tuple[int, dict[str, Any]]] = []
         refused: list[str] = []
-        for plan in plans.values():
-            accepted += plan.accepted
-            charges += plan.charges
-            for cand, reason, detail in plan.rejections:
-                refused.append(cand.report.report_id)
-                self._reject_into(outcome, cand, reason, detail)
-        accepted.sort(key=lambda x: x.index)
-        charges.sort(key=lambda x: x[0])
+        for cand, reason, detail in verdicts.rejections:
+            refused.append(cand.report.report_id)
+            self._reject_into(outcome, cand, reason, detail)
+        accepted = sorted(verdicts.accepted, key=lambda x: x.index)
+        charges = sorted(verdicts.charges, key=lambda x: x[0])
         return accepted, [charge for _, charge in charges], refused
 
 

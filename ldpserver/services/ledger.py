@@ -1,11 +1,19 @@
-"""The budget ledger: append-only, hash-chained rows, one chain per collection.
+"""The budget ledger: append-only and hash-chained, one chain per collection.
 
-Each row stores ``prev_hash`` (the previous row's hash, or the collection's genesis
-hash for ``seq = 1``) and ``row_hash = SHA-256(canonical JSON of its fields)``
-(:data:`HASHED_FIELDS`). ``ledger_heads`` holds each chain's last ``seq`` and hash.
+**Blocks.** Each appending transaction (an ingested batch, a release stream's charge) adds
+**one block** holding all of its charges: a ``ledger_blocks`` row with the chain number of
+its last charge (``seq``; it holds charges ``seq - count + 1 .. seq``), ``count``,
+``created_at``, ``prev_hash`` (the hash before it), ``block_hash`` and ``charges``: one line
+per charge, the RFC 8785 JSON array of its :data:`CHARGE_FIELDS` values, each line ending
+in ``\n``. ``block_hash = SHA-256(header + "\n" + charges)``, the header being the RFC 8785
+JSON of ``{collection_id, count, created_at, prev_hash, seq}`` (:func:`block_header`). The
+stored ``charges`` text *is* the hashed text, so verification hashes it as it is, and an
+auditor rebuilds it from the exported per-charge rows (docs/data-model.md). One row and
+one index entry per batch instead of per charge; one SHA-256 over the batch.
 
-**Chain formats.** A collection's chain has the format of its config version, so an auditor
-recomputes every chain with a standard library and old chains still verify:
+**Rows of their own** (``budget_ledger``): chains written before blocks hold one row per
+charge, ``row_hash = SHA-256(canonical JSON of its fields)`` (:data:`HASHED_FIELDS`), in the
+chain format of the collection's config version, so old chains still verify:
 
 * ``ldp-ledger-v2`` (config version 2 and later): rows are RFC 8785 (JCS) canonical JSON,
   as configs and releases are (client_sdk.canonical; docs/wire.md, docs/data-model.md);
@@ -14,19 +22,23 @@ recomputes every chain with a standard library and old chains still verify:
   ``json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False)``, floats in
   ``repr`` form); genesis with ``ldp-ledger-v1``.
 
+A chain's blocks continue where its rows end (the first block links to the last row's
+hash); the genesis hash keeps the format of the collection's config version.
+``ledger_heads`` holds each chain's last ``seq`` and hash.
+
 **Appends are serialised per collection**: the appender locks the collection's head row
 (``SELECT ... FOR UPDATE`` on PostgreSQL; on SQLite the whole write transaction already
-holds the database's write lock from ``BEGIN IMMEDIATE``), numbers its rows from the
-head, inserts them and moves the head, all in the ingesting transaction. Different
+holds the database's write lock from ``BEGIN IMMEDIATE``), numbers its charges from the
+head, inserts the block and moves the head, all in the ingesting transaction. Different
 collections append in parallel.
 
-**Verification** walks every chain in ``seq`` order and names the first bad row:
-``hash_mismatch`` (a row's fields were modified), ``broken_link`` (its ``prev_hash`` is not
-the previous row's hash: a row before it was modified or removed), ``gap`` (sequence
-numbers missing: rows deleted), ``head_mismatch`` / ``truncated`` (the last rows were
-removed or the head altered). An attacker who can rewrite the whole table *and* the
-head can forge a consistent chain; publishing head hashes (``ldp audit verify`` prints
-them) outside the database closes that.
+**Verification** (``services/ledger_verify.py``) walks every chain in ``seq`` order and
+names the first bad row or block: ``hash_mismatch`` (its fields were modified),
+``broken_link`` (its ``prev_hash`` is not the previous hash: something before it was
+modified or removed), ``gap`` (charges missing), ``head_mismatch`` / ``truncated`` (the last
+rows or blocks were removed or the head altered). An attacker who can rewrite the whole
+table *and* the head can forge a consistent chain; publishing head hashes (``ldp audit
+verify`` prints them) outside the database closes that.
 """
 
 from __future__ import annotations
@@ -207,63 +219,109 @@ def _trusted_hash(row: dict[str, Any], chain: int = CURRENT_CHAIN) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def append(conn: Connection, bulk: Bulk, collection_id: str, entries: Sequence[dict[str, Any]], now: datetime) -> None:
-    """Append charges to the collection's chain (inside the caller's transaction).
+# --- ledger blocks: one chained block per appending transaction ----------------------------
+#: the order of a charge's values in its block line (a JSON array)
+CHARGE_FIELDS = (
+    "client_id",
+    "report_id",
+    "epoch",
+    "window",
+    "units",
+    "epsilon",
+    "epsilon_record",
+    "epsilon_attribute",
+    "memo_count",
+    "neighbouring",
+)
 
-    One pass per charge: its canonical text (the :data:`_TRUSTED` form: the entries hold
-    validated values, see :func:`_trusted_hash`), its SHA-256 and its stored row (a tuple in
-    :data:`LEDGER_ROW` order); the rows then go in one statement (COPY on PostgreSQL).
-    """
-    if not entries:
-        return
-    head = conn.execute(
-        select(heads_t.c.seq, heads_t.c.head_hash).where(heads_t.c.collection_id == collection_id).with_for_update()
-    ).one()
-    seq, previous = head.seq, head.head_hash
-    chain = chain_of(conn, collection_id)
-    number = es_number if chain >= 2 else float.__repr__
-    numbers: dict[float, str] = {}  # a batch charges a handful of distinct amounts
-    stamp = iso(now)
-    sha256 = hashlib.sha256
-    rows: list[tuple[Any, ...]] = []
-    for row in entries:  # the entries are the caller's fresh dicts: completed in place
-        seq += 1
+_LINE = '["%s","%s",%d,%d,%d,%s,%s,%s,%s,"%s"]\n'
+_HEADER = '{"collection_id":%s,"count":%d,"created_at":"%s","prev_hash":"%s","seq":%d}'
+
+
+def block_header(collection_id: str, seq: int, count: int, created_at: str, prev_hash: str) -> str:
+    """The block's header line: RFC 8785 JSON of {collection_id, count, created_at, prev_hash,
+    seq} (``seq``: the chain number of the block's last charge; it holds ``seq-count+1..seq``)."""
+    return _HEADER % (_jcs_value(collection_id), count, created_at, prev_hash, seq)
+
+
+def charge_line(charge: dict[str, Any] | Sequence[Any]) -> str:
+    """One charge's line: the RFC 8785 JSON array of its :data:`CHARGE_FIELDS` values, then ``\n``
+    (the general form; :func:`append` formats validated values in one step, equal to this)."""
+    values = [charge[name] for name in CHARGE_FIELDS] if isinstance(charge, dict) else list(charge)
+    for i in (5, 6, 7):  # the charges are floats: 1.0 is written 1, as ECMAScript does
+        if values[i] is not None:
+            values[i] = float(values[i])
+    return _jcs_value(values) + "\n"
+
+
+def block_hash(header: str, charges: str) -> str:
+    """SHA-256 (hex) of the block's text: its header line, ``\n``, then its charge lines."""
+    digest = hashlib.sha256(header.encode("utf-8"))
+    digest.update(b"\n")
+    digest.update(charges.encode("utf-8"))
+    return digest.hexdigest()
+
+
+def charge_lines(entries: Sequence[dict[str, Any]]) -> str:
+    """The charge lines of a block, formatted in one step per charge when every string is a
+    plain id (what ingestion validates), else through :func:`charge_line`; both are equal."""
+    numbers: dict[Any, str] = {None: "null"}  # a batch charges a handful of distinct amounts
+    for row in entries[:1]:
+        for name in ("epsilon", "epsilon_record", "epsilon_attribute"):
+            value = row[name]
+            if value is not None and value not in numbers:
+                numbers[value] = es_number(float(value))
+    strings = "".join([row["client_id"] + row["report_id"] + row["neighbouring"] for row in entries])
+    plain = _plain(strings) if strings else True
+    out = []
+    for row in entries:
         eps, record, attribute, memo = (
             row["epsilon"],
             row["epsilon_record"],
             row["epsilon_attribute"],
             row["memo_count"],
         )
-        eps_text = numbers.get(eps) or numbers.setdefault(eps, number(float(eps)))
-        record_text = numbers.get(record) or numbers.setdefault(record, number(float(record)))
-        text = _TRUSTED % (
-            row["client_id"],
-            collection_id,
-            stamp,
-            row["epoch"],
-            eps_text,
-            "null" if attribute is None else number(float(attribute)),
-            record_text,
-            "null" if memo is None else str(int(memo)),
-            row["neighbouring"],
-            previous,
-            row["report_id"],
-            seq,
-            row["units"],
-            row["window"],
+        if not plain or type(row["epoch"]) is not int or type(memo) not in (int, type(None)):
+            out.append(charge_line(row))
+            continue
+        out.append(
+            _LINE
+            % (
+                row["client_id"],
+                row["report_id"],
+                row["epoch"],
+                row["window"],
+                row["units"],
+                numbers.get(eps) or numbers.setdefault(eps, es_number(float(eps))),
+                numbers.get(record) or numbers.setdefault(record, es_number(float(record))),
+                numbers.get(attribute) or numbers.setdefault(attribute, es_number(float(attribute))),
+                "null" if memo is None else str(memo),
+                row["neighbouring"],
+            )
         )
-        digest = sha256(text.encode("utf-8")).hexdigest()
-        row["collection_id"], row["seq"], row["prev_hash"], row["created_at"], row["row_hash"] = (
-            collection_id, seq, previous, stamp, digest
-        )  # fmt: skip
-        rows.append(
-            (seq, row["client_id"], row["report_id"], row["epoch"], row["window"], row["units"], eps,
-             row["neighbouring"], record, attribute, memo, previous, digest)
-        )  # fmt: skip
-        previous = digest
-    bulk.insert_ledger_rows(collection_id, rows, now)
+    return "".join(out)
+
+
+def append(conn: Connection, bulk: Bulk, collection_id: str, entries: Sequence[dict[str, Any]], now: datetime) -> None:
+    """Append charges to the collection's chain as **one block** (inside the caller's transaction).
+
+    The block numbers its charges from the locked head (``head.seq + 1 ..``), links to the
+    head's hash, and is stored as one ``ledger_blocks`` row whose ``charges`` text is the
+    hashed text itself (docs/data-model.md); the head then moves to the block.
+    """
+    if not entries:
+        return
+    head = conn.execute(
+        select(heads_t.c.seq, heads_t.c.head_hash).where(heads_t.c.collection_id == collection_id).with_for_update()
+    ).one()
+    count = len(entries)
+    seq = head.seq + count
+    stamp = iso(now)
+    charges = charge_lines(entries)
+    digest = block_hash(block_header(collection_id, seq, count, stamp, head.head_hash), charges)
+    bulk.insert_ledger_block(collection_id, seq, count, now, charges, head.head_hash, digest)
     conn.execute(
         update(heads_t)
         .where(heads_t.c.collection_id == collection_id)
-        .values(seq=seq, head_hash=previous, updated_at=now)
+        .values(seq=seq, head_hash=digest, updated_at=now)
     )

@@ -1,6 +1,7 @@
-"""Verifying the budget ledger's hash chains: stream a collection's rows in ``seq`` order from
-one snapshot, recompute every row's hash and link, and name the first bad row. The chain's
-format (what is hashed, and how) is in :mod:`ldpserver.services.ledger` and
+"""Verifying the budget ledger's hash chains: stream a collection's chain in ``seq`` order from
+one snapshot — its per-charge rows (``budget_ledger``, chains written before blocks), then its
+blocks (``ledger_blocks``) — recompute every hash and link, and name the first bad row or
+block. The chain's format (what is hashed, and how) is in :mod:`ldpserver.services.ledger` and
 docs/data-model.md; a walk can stop at a deadline and resume from where it stopped.
 """
 
@@ -22,6 +23,8 @@ from ldpserver.services.ledger import (
     _SAFE,
     _SORTED_FIELDS,
     _TRUSTED,
+    block_hash,
+    block_header,
     chain_of,
     es_number,
     genesis_hash,
@@ -94,6 +97,69 @@ def _stream_rows(conn: Connection, collection_id: str, from_seq: int) -> Iterato
             yield from chunk
     finally:
         cursor.close()
+
+
+_STREAM_BLOCKS = 64  # blocks per round trip (a block of 1,000 charges is about 110 kB)
+
+
+def _stream_blocks(conn: Connection, collection_id: str, from_seq: int) -> Iterator[tuple[Any, ...]]:
+    """The chain's blocks ending at or after ``from_seq``, in ``seq`` order, as tuples (seq, count,
+    created_at, prev_hash, block_hash, charges), in constant memory (``created_at`` as on
+    :func:`_stream_rows`)."""
+    raw: Any = conn.connection.dbapi_connection
+    pg = conn.dialect.name == "postgresql"
+    created = """to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')""" if pg else "created_at"
+    sql = (
+        f"SELECT seq, count, {created}, prev_hash, block_hash, charges FROM ledger_blocks "
+        "WHERE collection_id = {p} AND seq >= {p} ORDER BY seq"
+    ).replace("{p}", "%s" if pg else "?")
+    if pg:
+        with raw.cursor(name=f"ldp_verify_{secrets.token_hex(4)}") as cursor:
+            cursor.itersize = _STREAM_BLOCKS
+            cursor.execute(sql, (collection_id, from_seq))
+            yield from cursor
+        return
+    cursor = raw.cursor()
+    try:
+        cursor.execute(sql, (collection_id, from_seq))
+        while chunk := cursor.fetchmany(_STREAM_BLOCKS):
+            yield from chunk
+    finally:
+        cursor.close()
+
+
+def _block_problem(block: Sequence[Any], collection_id: str, expected_seq: int, expected_prev: str) -> dict | None:
+    """What is wrong with one stored block, given the chain up to it (None: nothing)."""
+    seq, count, created, prev, stored, charges = block
+    first = seq - count + 1 if type(seq) is int and type(count) is int else None
+    if first is None or count < 1 or first < expected_seq:
+        return {"seq": seq, "problem": "hash_mismatch", "detail": f"block {seq}'s count does not fit the chain"}
+    if first != expected_seq:
+        return {"seq": first, "problem": "gap", "detail": f"charges {expected_seq}..{first - 1} are missing"}
+    if prev != expected_prev:
+        return {
+            "seq": first,
+            "problem": "broken_link",
+            "detail": f"block {seq}'s prev_hash does not match charge {first - 1}'s hash "
+            "(the block before it was altered or removed)",
+        }
+    try:
+        created_text = _created_text(created)
+        matches = (
+            isinstance(charges, str)
+            and charges.count("\n") == count
+            and charges.endswith("\n")
+            and block_hash(block_header(collection_id, seq, count, created_text, prev), charges) == stored
+        )
+    except (TypeError, ValueError, OverflowError):  # a value of the wrong type: the block was modified
+        matches = False
+    if not matches:
+        return {
+            "seq": first,
+            "problem": "hash_mismatch",
+            "detail": f"block {seq}'s charges do not match its hash (the block was modified)",
+        }
+    return None
 
 
 _CREATED = _SORTED_FIELDS.index("created_at")
@@ -229,6 +295,18 @@ def verify_chain(
                 collection_id, True, count, head.seq, head.head_hash, None, False, from_seq, expected_seq,
                 expected_prev, time.monotonic() - started,
             )  # fmt: skip
+    if first_bad is None:
+        for block in _stream_blocks(conn, collection_id, expected_seq):
+            first_bad = _block_problem(block, collection_id, expected_seq, expected_prev)
+            if first_bad is not None:
+                break
+            count += block[1]
+            expected_seq, expected_prev = block[0] + 1, block[4]
+            if deadline is not None and time.monotonic() > deadline and block[0] < head.seq:
+                return ChainReport(
+                    collection_id, True, count, head.seq, head.head_hash, None, False, from_seq, expected_seq,
+                    expected_prev, time.monotonic() - started,
+                )  # fmt: skip
     if first_bad is None:
         if expected_seq - 1 != head.seq:
             last = expected_seq - 1

@@ -17,7 +17,8 @@ from sqlalchemy import Engine, func, select
 from client_sdk import mechanisms
 from ldpserver.clock import FakeClock
 from ldpserver.db import write_transaction
-from ldpserver.models import Device, DeviceBudget, EpochPartial, LedgerEntry, Report
+from ldpserver.models import Device, DeviceBudget, EpochPartial, Report
+from ldpserver.services.audit import ledger_charges
 from ldpserver.services.devices import hash_secret
 
 EPOCH_START = datetime(2025, 1, 1, tzinfo=UTC)
@@ -151,9 +152,7 @@ class Api:
                 "reports": conn.execute(
                     select(func.count()).select_from(Report).where(Report.collection_id == collection_id)
                 ).scalar_one(),
-                "ledger": conn.execute(
-                    select(func.count()).select_from(LedgerEntry).where(LedgerEntry.collection_id == collection_id)
-                ).scalar_one(),
+                "ledger": ledger_charges(conn, collection_id),
                 "aggregated": int(
                     conn.execute(
                         select(func.coalesce(func.sum(EpochPartial.n), 0)).where(

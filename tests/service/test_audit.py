@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -13,12 +14,12 @@ from sqlalchemy import select, text
 from ldpserver import schema
 from ldpserver.app import create_app
 from ldpserver.cli import main as cli
-from ldpserver.clock import FakeClock
+from ldpserver.clock import FakeClock, iso
 from ldpserver.config import Settings
 from ldpserver.db import make_engine
-from ldpserver.models import LedgerEntry
+from ldpserver.models import LedgerBlock, LedgerEntry, LedgerHead
 from ldpserver.services.keys import create_key
-from ldpserver.services.ledger import row_hash
+from ldpserver.services.ledger import block_hash, block_header, genesis_hash, row_hash
 from tests.service.conftest import fresh_database
 from tests.service.helpers import T0, Api, make_reports
 
@@ -95,52 +96,67 @@ def tamper_env(backend, tmp_path):
 
 def _unguard(conn, backend: str) -> None:
     """What an attacker with database access would do first: lift the append-only triggers."""
-    if backend == "postgresql":
-        conn.execute(text("ALTER TABLE budget_ledger DISABLE TRIGGER budget_ledger_append_only"))
-    else:
-        conn.execute(text("DROP TRIGGER IF EXISTS budget_ledger_no_update"))
-        conn.execute(text("DROP TRIGGER IF EXISTS budget_ledger_no_delete"))
+    for table in ("budget_ledger", "ledger_blocks"):
+        if backend == "postgresql":
+            conn.execute(text(f"ALTER TABLE {table} DISABLE TRIGGER {table}_append_only"))
+        else:
+            conn.execute(text(f"DROP TRIGGER IF EXISTS {table}_no_update"))
+            conn.execute(text(f"DROP TRIGGER IF EXISTS {table}_no_delete"))
+
+
+def _upload_blocks(api, col, sizes, seed):
+    """One upload (one ledger block) per size: blocks ending at seq 2, 4, 6, ... for sizes of 2."""
+    for i, size in enumerate(sizes):
+        assert api.upload(col, make_reports(col, size, seed=seed + i)).get_json()["accepted"] == size
 
 
 def test_ledger_is_append_only_in_the_database(tamper_env):
     _, engine, api = tamper_env
     col = api.create_collection()
     api.upload(col, make_reports(col, 2, seed=4))
-    for statement in ("UPDATE budget_ledger SET epsilon = 0.1", "DELETE FROM budget_ledger"):
+    for statement in ("UPDATE ledger_blocks SET created_at = created_at", "DELETE FROM ledger_blocks"):
         with pytest.raises(Exception, match="append-only"), engine.begin() as conn:
             conn.execute(text(statement))
 
 
-def test_modified_and_deleted_rows_are_caught_by_api_and_cli(tamper_env, backend):
+def test_modified_and_deleted_blocks_are_caught_by_api_and_cli(tamper_env, backend):
     url, engine, api = tamper_env
     cols = {name: api.create_collection(name=name) for name in ("modified", "relinked", "deleted", "truncated")}
     for i, col in enumerate(cols.values()):
-        assert api.upload(col, make_reports(col, 5, seed=10 + i)).get_json()["accepted"] == 5
+        _upload_blocks(api, col, [2, 2, 2, 2], seed=100 + 10 * i)  # blocks end at seq 2, 4, 6, 8
     assert api.get("/v1/audit/verify").get_json()["ok"]
     ids = {name: col["id"] for name, col in cols.items()}
+    blocks = LedgerBlock.__table__
     with engine.begin() as conn:
         _unguard(conn, backend)
-        # 1. change what a row says (a smaller charge)
-        conn.execute(text("UPDATE budget_ledger SET epsilon = 0.25 WHERE collection_id = :c AND seq = 3"),
-                     {"c": ids["modified"]})  # fmt: skip
-        # 2. change a row and recompute its own hash: the next row's link breaks
-        table = LedgerEntry.__table__
+        # 1. change what a block says (a smaller charge for its first charge)
+        charges = conn.execute(
+            select(blocks.c.charges).where(blocks.c.collection_id == ids["modified"], blocks.c.seq == 6)
+        ).scalar_one()
+        conn.execute(
+            text("UPDATE ledger_blocks SET charges = :ch WHERE collection_id = :c AND seq = 6"),
+            {"ch": charges.replace(",1,1,1,null,", ",1,0.25,1,null,", 1), "c": ids["modified"]},
+        )
+        # 2. change a block and recompute its own hash: the next block's link breaks
         row = (
-            conn.execute(select(table).where(table.c.collection_id == ids["relinked"], table.c.seq == 2))
+            conn.execute(select(blocks).where(blocks.c.collection_id == ids["relinked"], blocks.c.seq == 4))
             .mappings()
             .one()
         )
-        forged = dict(row) | {"client_id": "someone-else"}
+        client = json.loads(row["charges"].split("\n", 1)[0])[0]
+        forged = row["charges"].replace(f'"{client}"', '"someone-else"', 1)
+        created = iso(row["created_at"])
+        digest = block_hash(block_header(ids["relinked"], 4, 2, created, row["prev_hash"]), forged)
         conn.execute(
-            text("UPDATE budget_ledger SET client_id = :cl, row_hash = :h WHERE collection_id = :c AND seq = 2"),
-            {"cl": "someone-else", "h": row_hash(forged), "c": ids["relinked"]},
+            text("UPDATE ledger_blocks SET charges = :ch, block_hash = :h WHERE collection_id = :c AND seq = 4"),
+            {"ch": forged, "h": digest, "c": ids["relinked"]},
         )
-        # 3. remove a row in the middle, 4. remove the last row
-        conn.execute(text("DELETE FROM budget_ledger WHERE collection_id = :c AND seq = 3"), {"c": ids["deleted"]})
-        conn.execute(text("DELETE FROM budget_ledger WHERE collection_id = :c AND seq = 5"), {"c": ids["truncated"]})
+        # 3. remove a block in the middle, 4. remove the last block
+        conn.execute(text("DELETE FROM ledger_blocks WHERE collection_id = :c AND seq = 4"), {"c": ids["deleted"]})
+        conn.execute(text("DELETE FROM ledger_blocks WHERE collection_id = :c AND seq = 8"), {"c": ids["truncated"]})
 
-    expected = {"modified": (3, "hash_mismatch"), "relinked": (3, "broken_link"), "deleted": (4, "gap"),
-                "truncated": (5, "truncated")}  # fmt: skip
+    expected = {"modified": (5, "hash_mismatch"), "relinked": (5, "broken_link"), "deleted": (5, "gap"),
+                "truncated": (7, "truncated")}  # fmt: skip
     result = api.get("/v1/audit/verify").get_json()
     assert result["ok"] is False
     chains = {chain["collection_id"]: chain for chain in result["chains"]}
@@ -160,6 +176,49 @@ def test_modified_and_deleted_rows_are_caught_by_api_and_cli(tamper_env, backend
     assert one.exit_code == 1 and '"problem": "hash_mismatch"' in one.output
 
 
+def _legacy_rows(conn, col, count, now):
+    """Rows of their own, as chains were written before blocks (format ldp-ledger-v2), and the head."""
+    table, heads = LedgerEntry.__table__, LedgerHead.__table__
+    previous = genesis_hash(col["id"], col["config_hash"])
+    for seq in range(1, count + 1):
+        row = {"collection_id": col["id"], "seq": seq, "client_id": f"old{seq}", "report_id": f"{seq:032x}",
+               "epoch": 0, "window": 0, "units": 1, "epsilon": 1.0, "neighbouring": "record",
+               "epsilon_record": 1.0, "epsilon_attribute": None, "memo_count": None, "created_at": now,
+               "prev_hash": previous}  # fmt: skip
+        previous = row_hash(row)
+        conn.execute(table.insert().values(**row, row_hash=previous))
+    conn.execute(heads.update().where(heads.c.collection_id == col["id"]).values(seq=count, head_hash=previous))
+
+
+def test_a_chain_of_rows_continues_in_blocks_and_both_are_checked(tamper_env, backend):
+    """Chains written before blocks keep their rows; the first block links to the last row, the
+    pages serve rows and block charges in one order, and a tampered row is still caught."""
+    url, engine, api = tamper_env
+    cols = [api.create_collection(name=f"legacy{i}") for i in range(2)]
+    with engine.begin() as conn:
+        for col in cols:
+            _legacy_rows(conn, col, 3, datetime(2026, 1, 1, 0, 0, 0, 5, tzinfo=UTC))
+    for i, col in enumerate(cols):
+        _upload_blocks(api, col, [2, 1], seed=200 + 10 * i)
+    clean = api.get(f"/v1/audit/verify?collection={cols[0]['id']}").get_json()["chains"][0]
+    assert clean["ok"] and clean["rows"] == 6 and clean["head_seq"] == 6
+    items = api.get(f"/v1/audit/ledger?collection={cols[0]['id']}&limit=4").get_json()
+    more = api.get(f"/v1/audit/ledger?collection={cols[0]['id']}&cursor={items['next_cursor']}").get_json()
+    rows = items["items"] + more["items"]
+    assert [r["seq"] for r in rows] == [1, 2, 3, 4, 5, 6]
+    assert [r["block_seq"] for r in rows] == [None, None, None, 5, 5, 6]
+    assert rows[3]["prev_hash"] == rows[2]["row_hash"] and rows[5]["prev_hash"] == rows[4]["row_hash"]
+    for statement in ("UPDATE budget_ledger SET epsilon = 0.1", "DELETE FROM budget_ledger"):
+        with pytest.raises(Exception, match="append-only"), engine.begin() as conn:
+            conn.execute(text(statement))
+    with engine.begin() as conn:
+        _unguard(conn, backend)
+        conn.execute(text("UPDATE budget_ledger SET epsilon = 0.5 WHERE collection_id = :c AND seq = 2"),
+                     {"c": cols[1]["id"]})  # fmt: skip
+    bad = api.get(f"/v1/audit/verify?collection={cols[1]['id']}").get_json()["chains"][0]["first_bad"]
+    assert (bad["seq"], bad["problem"]) == (2, "hash_mismatch")
+
+
 def test_verify_walks_a_long_chain_in_bounded_steps(api, monkeypatch):
     """Past its time budget /v1/audit/verify answers complete=false with a cursor; following the
     cursors checks every row once, and the cursor's hash is what the next step links to."""
@@ -167,7 +226,7 @@ def test_verify_walks_a_long_chain_in_bounded_steps(api, monkeypatch):
     from ldpserver.services import ledger_verify as ledger
 
     col = api.create_collection(budget={"cap_lifetime": 100.0})
-    assert api.upload(col, make_reports(col, 7, seed=21)).get_json()["accepted"] == 7
+    _upload_blocks(api, col, [2, 2, 2, 1], seed=21)  # blocks end at seq 2, 4, 6, 7
     monkeypatch.setattr(audit_api, "VERIFY_SECONDS", 0.0)  # every answer stops at its first look at the clock
     monkeypatch.setattr(ledger, "_CHECK_EVERY", 2)
     base = f"/v1/audit/verify?collection={col['id']}"
@@ -182,7 +241,7 @@ def test_verify_walks_a_long_chain_in_bounded_steps(api, monkeypatch):
     assert sum(s["chains"][0]["rows"] for s in steps) == 7
     assert [s["chains"][0]["complete"] for s in steps] == [False, False, False, True]
 
-    # a cursor whose hash is not row 2's: the walk names row 3's link as broken
+    # a cursor whose hash is not charge 2's: the walk names block 4's link (from charge 3) as broken
     collection_id, seq, _ = audit_api.decode_verify_cursor(steps[0]["next_cursor"])
     forged = audit_api.encode_verify_cursor(collection_id, seq, "0" * 64)
     bad = api.get(base + f"&cursor={forged}").get_json()
@@ -221,14 +280,14 @@ def test_verify_all_collections_resumes_across_chains(api, monkeypatch):
 def test_a_moved_or_unreadable_timestamp_is_caught(tamper_env, backend, moved):
     _, engine, api = tamper_env
     col = api.create_collection(name="moved")
-    assert api.upload(col, make_reports(col, 3, seed=40)).get_json()["accepted"] == 3
+    _upload_blocks(api, col, [1, 1, 1], seed=40)
     if backend == "postgresql":
         value = "created_at + interval '1 microsecond'" if moved == "one microsecond" else "'1970-01-01'"
     else:
         value = "'2020-01-01 00:00:00.000001'" if moved == "one microsecond" else "'yesterday'"
     with engine.begin() as conn:
         _unguard(conn, backend)
-        conn.execute(text(f"UPDATE budget_ledger SET created_at = {value} WHERE collection_id = :c AND seq = 2"),
+        conn.execute(text(f"UPDATE ledger_blocks SET created_at = {value} WHERE collection_id = :c AND seq = 2"),
                      {"c": col["id"]})  # fmt: skip
     bad = api.get(f"/v1/audit/verify?collection={col['id']}").get_json()["chains"][0]["first_bad"]
     assert (bad["seq"], bad["problem"]) == (2, "hash_mismatch")

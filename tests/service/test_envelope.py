@@ -30,7 +30,7 @@ from tests.service.helpers import T0, make_reports, statuses
 #: envelope fields that are random per report or per device (everything else must not vary)
 RANDOM_FIELDS = {"report_id", "client_id"}
 #: ledger fields that identify the row, not the charge
-ROW_IDENTITY = {"client_id", "report_id", "seq", "prev_hash", "row_hash"}
+ROW_IDENTITY = {"client_id", "report_id", "seq", "prev_hash", "row_hash", "block_seq"}
 
 
 class FlaskTransport:

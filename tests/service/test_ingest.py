@@ -236,3 +236,19 @@ def test_olh_and_hadamard_collections_ingest(api):
         m = mechanisms.from_config(col["config"]["mechanism"])
         n, counts = api.aggregate_counts(col["id"])
         assert n == 30 and np.array_equal(counts, m.aggregate([x["payload"] for x in reports]).counts)
+
+
+def test_results_are_the_same_json_whichever_encoder_writes_them():
+    """The results go out through orjson: the same document the standard encoder writes."""
+    import json
+
+    from ldpserver.api.common import json_response
+    from ldpserver.api.reports import _results_response
+
+    ordinary = {"accepted": 1, "duplicates": 0, "rejected": 1, "results": [
+        {"report_id": "ab" * 16, "status": "accepted", "reason": None, "detail": None},
+        {"report_id": None, "status": "rejected", "reason": "invalid_report", "detail": "/payload: ü \u2028 \"x\""},
+    ]}  # fmt: skip
+    fast, reference = _results_response(ordinary), json_response(ordinary)
+    assert fast.mimetype == reference.mimetype == "application/json"
+    assert json.loads(fast.get_data()) == json.loads(reference.get_data()) == ordinary

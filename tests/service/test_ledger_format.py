@@ -86,25 +86,33 @@ def test_datetimes_hash_as_their_canonical_text():
     assert row_hash(ROW | {"created_at": when.replace(tzinfo=None)}) == row_hash(ROW)
 
 
-def test_an_auditor_recomputes_a_v2_chain_with_any_rfc8785_library(api):
-    """What the audit API serves is enough: SHA-256 of the RFC 8785 text of the hashed fields
-    (here the reference implementation ``jcs``), linked from the ``ldp-ledger-v2`` genesis."""
+def test_an_auditor_recomputes_a_chain_of_blocks_with_any_rfc8785_library(api):
+    """What the audit API serves is enough: each block's text is the RFC 8785 header, then one
+    RFC 8785 array per charge (here the reference implementation ``jcs``), linked from the
+    ``ldp-ledger-v2`` genesis."""
     import hashlib
+    from itertools import groupby
 
-    from ldpserver.services.ledger import HASHED_FIELDS
     from tests.service.helpers import make_reports
 
     col = api.create_collection(mechanism={"mechanism": "grr", "epsilon": 1.0, "domain_size": 4})
-    assert api.upload(col, make_reports(col, 3, epoch=0, seed=5)).get_json()["accepted"] == 3
+    for seed, size in ((5, 3), (6, 1)):
+        assert api.upload(col, make_reports(col, size, epoch=0, seed=seed)).get_json()["accepted"] == size
     items = api.get(f"/v1/audit/ledger?collection={col['id']}").get_json()["items"]
-    assert len(items) == 3
+    assert [i["seq"] for i in items] == [1, 2, 3, 4] and [i["block_seq"] for i in items] == [3, 3, 3, 4]
     previous = hashlib.sha256(f"ldp-ledger-v2\n{col['id']}\n{col['config_hash']}".encode()).hexdigest()
-    for item in sorted(items, key=lambda i: i["seq"]):
-        fields = {name: item[name] for name in HASHED_FIELDS}
-        assert fields["prev_hash"] == previous
-        assert '"epsilon":1,' in jcs.canonicalize(fields).decode()  # 1.0 in ECMAScript's form
-        previous = hashlib.sha256(jcs.canonicalize(fields)).hexdigest()
-        assert item["row_hash"] == previous
+    fields = ["client_id", "report_id", "epoch", "window", "units", "epsilon", "epsilon_record",
+              "epsilon_attribute", "memo_count", "neighbouring"]  # fmt: skip
+    for block_seq, group in groupby(items, key=lambda i: i["block_seq"]):
+        charges = list(group)
+        first = charges[0]
+        assert first["prev_hash"] == previous and len(charges) == first["block_count"]
+        header = {"collection_id": col["id"], "count": len(charges), "created_at": first["created_at"],
+                  "prev_hash": previous, "seq": block_seq}  # fmt: skip
+        lines = b"".join(jcs.canonicalize([c[name] for name in fields]) + b"\n" for c in charges)
+        assert b",1,1,null,null," in lines  # 1.0 in ECMAScript's form
+        previous = hashlib.sha256(jcs.canonicalize(header) + b"\n" + lines).hexdigest()
+        assert {c["row_hash"] for c in charges} == {previous}
     assert api.get(f"/v1/audit/verify?collection={col['id']}").get_json()["ok"] is True
 
 
@@ -156,8 +164,9 @@ def test_an_auditor_recomputes_the_exported_ledger_with_hashlib_and_json_only(ap
     col = api.create_collection(
         mechanism={"mechanism": "grr", "epsilon": 0.5, "domain_size": 4}, budget={"cap_lifetime": 100.0}
     )
-    clients = [f"d{i % 3}" for i in range(9)]
-    assert api.upload(col, make_reports(col, 9, client_ids=clients, seed=8)).get_json()["accepted"] == 9
+    for seed, size in ((8, 5), (9, 1), (10, 3)):
+        clients = [f"d{i % 3}" for i in range(size)]
+        assert api.upload(col, make_reports(col, size, client_ids=clients, seed=seed)).get_json()["accepted"] == size
     run = CliRunner().invoke(
         cli, ["audit", "export", "--collection", col["id"], "--format", "jsonl"], env={"DATABASE_URL": database_url}
     )
@@ -165,50 +174,64 @@ def test_an_auditor_recomputes_the_exported_ledger_with_hashlib_and_json_only(ap
     rows = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
     assert len(rows) == 9
 
-    hashed = ["client_id", "collection_id", "created_at", "epoch", "epsilon", "epsilon_attribute", "epsilon_record",
-              "memo_count", "neighbouring", "prev_hash", "report_id", "seq", "units", "window"]  # fmt: skip
+    charge_fields = ["client_id", "report_id", "epoch", "window", "units", "epsilon", "epsilon_record",
+                     "epsilon_attribute", "memo_count", "neighbouring"]  # fmt: skip
 
     def number(value):
         return int(value) if isinstance(value, float) and value.is_integer() else value
 
+    def text(value):
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
     previous = hashlib.sha256(f"ldp-ledger-v2\n{col['id']}\n{col['config_hash']}".encode()).hexdigest()
-    expected_seq = 1
-    for row in rows:
-        assert row["seq"] == expected_seq and row["prev_hash"] == previous
-        text = json.dumps({k: number(row[k]) for k in hashed}, sort_keys=True, separators=(",", ":"),
-                          ensure_ascii=False)  # fmt: skip
-        assert '"epsilon":0.5,' in text
-        previous = hashlib.sha256(text.encode("utf-8")).hexdigest()
-        assert row["row_hash"] == previous
-        expected_seq += 1
+    expected_seq, blocks = 1, 0
+    while expected_seq <= len(rows):
+        first = rows[expected_seq - 1]
+        count, last = first["block_count"], first["block_seq"]
+        block = rows[expected_seq - 1 : expected_seq - 1 + count]
+        assert [r["seq"] for r in block] == list(range(expected_seq, last + 1)) and first["prev_hash"] == previous
+        header = text({"collection_id": col["id"], "count": count, "created_at": first["created_at"],
+                       "prev_hash": previous, "seq": last})  # fmt: skip
+        lines = "".join(text([number(r[k]) for k in charge_fields]) + "\n" for r in block)
+        assert ',0.5,0.5,null,null,"record"]' in lines
+        previous = hashlib.sha256((header + "\n" + lines).encode("utf-8")).hexdigest()
+        assert {r["row_hash"] for r in block} == {previous}
+        expected_seq, blocks = last + 1, blocks + 1
+    assert blocks == 3
     head = api.get(f"/v1/audit/verify?collection={col['id']}").get_json()["chains"][0]
     assert head["head_seq"] == 9 and head["head_hash"] == previous
 
 
-@pytest.mark.parametrize("client_id", ["device_A-1", "tab\there", "back\\slash", "new\nline"])
-def test_ledger_rows_are_stored_exactly_whatever_their_characters(api, client_id):
-    """insert_ledger_rows writes what it is given: COPY text on PostgreSQL when no value needs
-    escaping, the parameterised statement otherwise (and executemany on SQLite)."""
+@pytest.mark.parametrize("client_id", ["device_A-1", "tab\there", "back\\slash", 'new\nline "quoted" ü\u2028'])
+def test_block_charges_are_rfc8785_and_stored_exactly_whatever_their_characters(api, client_id):
+    """charge_lines formats validated ids in one step and anything else through RFC 8785; the
+    stored block reads back as the charges it was given, on both databases."""
+    from ldpserver.services.audit import block_charges
     from ldpserver.services.bulk import Bulk
+    from ldpserver.services.ledger import CHARGE_FIELDS, charge_line, charge_lines
 
     now = datetime(2026, 12, 6, 12, 0, 0, 123456, tzinfo=UTC)
-    rows = [
-        (1, client_id, "ab" * 16, 20428, 20428, 1, 0.1 + 0.2, "record", 1e-300, None, None, "0" * 64, "1" * 64),
-        (2, "other", "cd" * 16, 20429, 20428, 3, 2.0, "tuple", 0.5, 0.25, 7, "1" * 64, "2" * 64),
-    ]
+    charges = [
+        {"client_id": client_id, "report_id": "ab" * 16, "epoch": 20428, "window": 20428, "units": 1,
+         "epsilon": 0.1 + 0.2, "neighbouring": "record", "epsilon_record": 1e-300, "epsilon_attribute": None,
+         "memo_count": None},
+        {"client_id": "other", "report_id": "cd" * 16, "epoch": -3, "window": -1, "units": 3, "epsilon": 2.0,
+         "neighbouring": "tuple", "epsilon_record": 0.5, "epsilon_attribute": 0.25, "memo_count": 7},
+    ]  # fmt: skip
+    text = charge_lines(charges)
+    assert text == "".join(jcs.canonicalize([c[n] for n in CHARGE_FIELDS]).decode() + "\n" for c in charges)
+    assert text == "".join(charge_line(c) for c in charges)
     with api.engine.connect() as conn:
         transaction = conn.begin()
         try:
-            Bulk(conn).insert_ledger_rows("col_rows_exactly", rows, now)
+            Bulk(conn).insert_ledger_block("col_rows_exactly", 9, 2, now, text, "0" * 64, "1" * 64)
             stored = conn.exec_driver_sql(
-                'SELECT seq, client_id, report_id, epoch, "window", units, epsilon, neighbouring, epsilon_record, '
-                "epsilon_attribute, memo_count, prev_hash, row_hash, created_at FROM budget_ledger "
-                "WHERE collection_id = 'col_rows_exactly' ORDER BY seq"
-            ).all()
+                "SELECT seq, count, prev_hash, block_hash, charges FROM ledger_blocks "
+                "WHERE collection_id = 'col_rows_exactly'"
+            ).one()
         finally:
             transaction.rollback()
-    assert [tuple(row[:13]) for row in stored] == rows
-    assert {iso(row[13]) if isinstance(row[13], datetime) else row[13] for row in stored} in (
-        {iso(now)},
-        {"2026-12-06 12:00:00.123456"},  # SQLite keeps SQLAlchemy's naive UTC text
-    )
+    assert tuple(stored) == (9, 2, "0" * 64, "1" * 64, text)
+    items = block_charges("col_rows_exactly", 9, 2, iso(now), "0" * 64, "1" * 64, stored[4])
+    assert [{n: i[n] for n in CHARGE_FIELDS} for i in items] == charges
+    assert [i["seq"] for i in items] == [8, 9]

@@ -19,10 +19,11 @@ from sqlalchemy import func, select, text
 from client_sdk import mechanisms
 from client_sdk.canonical import canonical_json
 from ldpserver import release_noise
-from ldpserver.models import EpochClosure, LedgerEntry
+from ldpserver.models import EpochClosure
 from ldpserver.models_release import EpochAggregate, Release, ReleaseStream
 from ldpserver.services import release_store
 from ldpserver.services import releases as service
+from ldpserver.services.audit import charges_of
 from ldpserver.services.ledger_verify import verify_chain
 from ldpserver.services.release_compute import STREAM_CLIENT_ID
 from ldpserver.services.release_policy import ReleaseSettings
@@ -288,14 +289,12 @@ def test_participation_counts_are_the_noisy_n_of_the_release_tree(api):
     col, _m, _ = _run(api)
     with api.engine.connect() as conn:
         stream = conn.execute(select(ReleaseStream).where(ReleaseStream.collection_id == col["id"])).one()
-        entries = conn.execute(
-            select(LedgerEntry).where(LedgerEntry.collection_id == col["id"], LedgerEntry.client_id == STREAM_CLIENT_ID)
-        ).all()
+        entries = charges_of(conn, col["id"], STREAM_CLIENT_ID)
         assert verify_chain(conn, col["id"], col["config_hash"]).ok
     # ε_release is recorded once in the collection's ledger (δ is in the hashed config the chain starts from)
     assert len(entries) == 1
     entry = entries[0]
-    assert (entry.client_id, entry.epsilon, entry.neighbouring, entry.units) == (
+    assert (entry["client_id"], entry["epsilon"], entry["neighbouring"], entry["units"]) == (
         "_stream:release",
         release_noise.DEFAULT_EPSILON,
         "device-epoch",
@@ -405,10 +404,7 @@ def test_concurrent_release_requests_create_each_release_once(api):
             ).scalar_one()
             == 4
         )
-        stream_entries = select(func.count()).where(
-            LedgerEntry.collection_id == col["id"], LedgerEntry.client_id == STREAM_CLIENT_ID
-        )
-        assert conn.execute(stream_entries).scalar_one() == 1
+        assert len(charges_of(conn, col["id"], STREAM_CLIENT_ID)) == 1
         assert verify_chain(conn, col["id"], col["config_hash"]).ok
 
 
@@ -430,10 +426,8 @@ def test_release_budget_from_the_config_and_an_exhausted_horizon(api):
     assert own["participation"] is None and own["status"] == "withheld" and own["estimates"] is None
     assert "horizon" in own["reason"]
     with api.engine.connect() as conn:
-        entry = conn.execute(
-            select(LedgerEntry).where(LedgerEntry.collection_id == col["id"], LedgerEntry.client_id == STREAM_CLIENT_ID)
-        ).one()
-    assert entry.epsilon == 0.5
+        (entry,) = charges_of(conn, col["id"], STREAM_CLIENT_ID)
+    assert entry["epsilon"] == 0.5
 
 
 def test_a_stream_from_before_central_dp_is_refused_with_a_clear_conflict(api):

@@ -44,8 +44,9 @@ from sqlalchemy import func, select
 
 from ldpserver import schema
 from ldpserver.db import make_engine
-from ldpserver.models import DeviceBudget, LedgerEntry, Report
+from ldpserver.models import DeviceBudget, Report
 from ldpserver.models_release import Release
+from ldpserver.services.audit import charges_of
 from ldpserver.services.keys import create_key
 from tests.service.conftest import fresh_database, require_postgres
 from tests.service.helpers import make_reports
@@ -366,8 +367,7 @@ def check_invariants(db: Database, url: str, up: Uploader, cap_reports: int) -> 
     try:
         with engine.connect() as conn:
             stored_rows = conn.execute(select(Report.report_id).where(Report.collection_id == cid)).scalars().all()
-            ledger_rows = conn.execute(select(LedgerEntry.report_id).where(LedgerEntry.collection_id == cid)).scalars()
-            ledger_rows = ledger_rows.all()
+            ledger_rows = [charge["report_id"] for charge in charges_of(conn, cid)]
             per_device = dict(
                 conn.execute(
                     select(Report.client_id, func.count()).where(Report.collection_id == cid).group_by(Report.client_id)

@@ -1,0 +1,86 @@
+"""Columnar checks of a whole upload: the common, well-formed batch validated column by column.
+
+A batch whose every report is a JSON object with exactly the five wire fields, every
+``report_id`` and ``client_id`` matching its pattern, the collection's ``config_hash``, an
+integer epoch inside the accepted window and an object payload is turned into
+:class:`Report` tuples here, with a handful of C-level passes over the batch (one regular
+expression per id column over the joined column, sets of types and values) instead of a
+pydantic model per report. Any other batch returns None and ``services/ingest.py`` judges it
+report by report with the wire model (``schemas/reports.py``), which names every fault:
+this module only ever accepts what that model accepts.
+
+``payload_texts`` writes the canonical JSON of each payload (sorted keys, no whitespace,
+UTF-8, no NaN) with one C encoder built once, not one per payload: the same text as
+``json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from json.encoder import c_make_encoder  # type: ignore[attr-defined]
+from operator import itemgetter
+from typing import Any, NamedTuple
+
+from ldpserver.schemas.reports import ReportIn
+
+
+class Report(NamedTuple):
+    """One report that passed the wire contract (its fields as ``ReportIn`` holds them)."""
+
+    report_id: str
+    client_id: str
+    config_hash: str
+    epoch: int
+    payload: dict[str, Any]
+
+
+FIELDS = tuple(ReportIn.model_fields)  # report_id, client_id, config_hash, epoch, payload
+_FIELD_SET = frozenset(FIELDS)
+_COLUMNS = itemgetter(*FIELDS)
+_REPORT_IDS = re.compile(r"[0-9a-f]{32}(?:\n[0-9a-f]{32})*")
+_CLIENT_IDS = re.compile(r"[A-Za-z0-9_-]{1,64}(?:\n[A-Za-z0-9_-]{1,64})*")
+EPOCH_BOUND = 2**62  # ReportIn.epoch: -2^62 <= epoch <= 2^62
+
+
+def well_formed(raws: Sequence[Any], config_hash: str, lowest: int, highest: int) -> list[Report] | None:
+    """The batch as :class:`Report` tuples if every report passes the wire contract, carries
+    ``config_hash`` and an epoch in ``lowest..highest``; else None (judge it report by report)."""
+    if not raws or set(map(type, raws)) != {dict} or set(map(frozenset, raws)) != {_FIELD_SET}:
+        return None
+    rows = list(map(_COLUMNS, raws))
+    report_ids, client_ids, hashes, epochs, payloads = zip(*rows, strict=True)
+    try:
+        if set(map(type, report_ids)) != {str} or set(map(type, client_ids)) != {str}:
+            return None
+        if set(hashes) != {config_hash} or set(map(type, epochs)) != {int} or set(map(type, payloads)) != {dict}:
+            return None
+    except TypeError:  # an unhashable config_hash (a list, an object): not a string
+        return None
+    if not (max(-EPOCH_BOUND, lowest) <= min(epochs) and max(epochs) <= min(EPOCH_BOUND, highest)):
+        return None
+    for column, pattern in ((report_ids, _REPORT_IDS), (client_ids, _CLIENT_IDS)):
+        joined = "\n".join(column)
+        # as many lines as ids: no id holds the separator itself
+        if joined.count("\n") != len(column) - 1 or pattern.fullmatch(joined) is None:
+            return None
+    return list(map(Report._make, rows))
+
+
+def from_model(report: ReportIn) -> Report:
+    return Report(report.report_id, report.client_id, report.config_hash, report.epoch, report.payload)
+
+
+_ENCODE = c_make_encoder(
+    None, None, json.encoder.encode_basestring, None, ":", ",", True, False, False
+)  # markers, default, encoder, indent, key separator, item separator, sort_keys, skipkeys, allow_nan
+
+
+def _dumps(payload: dict[str, Any]) -> str:
+    return "".join(_ENCODE(payload, 0))
+
+
+def payload_texts(payloads: Sequence[dict[str, Any]]) -> list[str]:
+    """Canonical JSON of each payload (see the module docstring); ValueError on NaN/Infinity."""
+    return list(map(_dumps, payloads))

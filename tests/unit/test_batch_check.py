@@ -1,0 +1,104 @@
+"""The batch-at-once forms of the hot path agree with the per-report forms they stand in for: the wire
+model (well_formed accepts only what ReportIn accepts), json.dumps (payload_texts) and
+plan_device (plan_new_singles)."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import pytest
+
+from ldpserver.schemas.reports import ReportIn
+from ldpserver.services.batch_check import Report, payload_texts, well_formed
+from ldpserver.services.device_budgets import BatchVerdicts, Candidate, DeviceState, plan_device, plan_new_singles
+
+HASH = "sha256:" + "ab" * 32
+
+
+def _report(i: int, **changes):
+    return {"report_id": f"{i:032x}", "client_id": f"device-{i}", "config_hash": HASH, "epoch": 7,
+            "payload": {"v": 1, "m": "oue", "bits": "AA=="}} | changes  # fmt: skip
+
+
+def test_a_well_formed_batch_is_taken_column_by_column():
+    raws = [_report(i) for i in range(5)]
+    reports = well_formed(raws, HASH, 6, 7)
+    assert reports is not None and all(isinstance(r, Report) for r in reports)
+    for raw, report in zip(raws, reports, strict=True):
+        model = ReportIn.model_validate(raw)
+        assert tuple(report) == (model.report_id, model.client_id, model.config_hash, model.epoch, model.payload)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"report_id": "A" * 32},  # upper case
+        {"report_id": "0" * 31},
+        {"report_id": "0" * 32 + "\n"},
+        {"report_id": "0" * 32 + "\n" + "1" * 32},  # two ids' worth in one
+        {"report_id": 5},
+        {"client_id": ""},
+        {"client_id": "x" * 65},
+        {"client_id": "a b"},
+        {"client_id": "a\nb"},
+        {"client_id": None},
+        {"config_hash": "sha256:" + "cd" * 32},  # another collection's: config_mismatch, per report
+        {"config_hash": ["not", "hashable"]},
+        {"epoch": True},
+        {"epoch": 7.0},
+        {"epoch": "7"},
+        {"epoch": 8},  # in the future
+        {"epoch": 5},  # too old
+        {"payload": []},
+        {"payload": "text"},
+        {"extra": 1},
+    ],
+)
+def test_anything_else_is_left_to_the_wire_model(changes):
+    raws = [_report(i) for i in range(3)] + [_report(3, **changes)]
+    assert well_formed(raws, HASH, 6, 7) is None
+
+
+def test_missing_fields_and_non_objects_are_left_to_the_wire_model():
+    without = _report(1)
+    del without["payload"]
+    assert well_formed([_report(0), without], HASH, 6, 7) is None
+    assert well_formed([_report(0), "report"], HASH, 6, 7) is None
+    assert well_formed([], HASH, 6, 7) is None
+
+
+def test_payload_texts_are_json_dumps_sorted_compact_utf8():
+    reference = json.JSONEncoder(separators=(",", ":"), sort_keys=True, ensure_ascii=False, allow_nan=False).encode
+    payloads = [{"v": 1, "m": "oue", "bits": "AA=="}, {"b": [1.5, 1e-5, 2**70, None, True], "a": 'ü\n\u2028"\\'}, {}]
+    assert payload_texts(payloads) == [reference(p) for p in payloads]
+    with pytest.raises(ValueError):
+        payload_texts([{"x": float("nan")}])
+
+
+def _collection(memoized: bool, cap_lifetime: float, cap_window: float | None):
+    return SimpleNamespace(
+        max_units_lifetime=int(cap_lifetime), max_units_window=None if cap_window is None else int(cap_window),
+        memoized=memoized, lifetime_units=3, charge_epsilon=1.0, cap_lifetime=cap_lifetime, cap_window=cap_window,
+        neighbouring="record", charge_epsilon_record=2.0, charge_epsilon_attribute=None,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "memoized, cap_lifetime, cap_window",
+    [(False, 10.0, 2.0), (False, 10.0, None), (True, 10.0, None), (True, 2.0, None), (False, 0.0, None)],
+)
+def test_new_single_devices_get_the_verdict_planning_each_device_gives(memoized, cap_lifetime, cap_window):
+    c = _collection(memoized, cap_lifetime, cap_window)
+    cands = [
+        Candidate(i, Report(f"{i:032x}", f"dev{i}", HASH, epoch, {}), "{}", (), epoch // 2)
+        for i, epoch in enumerate([4, 5, 6, 7, 7, 4])
+    ]
+    each = BatchVerdicts.of_plans({cand.report.client_id: plan_device(c, DeviceState.new(), [cand]) for cand in cands})
+    once = plan_new_singles(c, cands)
+    assert once.rows == each.rows
+    assert sorted(once.charges, key=lambda x: x[0]) == sorted(each.charges, key=lambda x: x[0])
+    assert [cand.index for cand in once.accepted] == sorted(cand.index for cand in each.accepted)
+    assert sorted((cand.index, reason) for cand, reason, _ in once.rejections) == sorted(
+        (cand.index, reason) for cand, reason, _ in each.rejections
+    )
