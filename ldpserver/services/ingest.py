@@ -52,10 +52,11 @@ serialization failure, SQLite busy) retries the transaction, then answers 503.
 from __future__ import annotations
 
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 import structlog
@@ -78,6 +79,7 @@ from ldpserver.services.collections import CollectionRuntime
 from ldpserver.services.device_budgets import (
     BatchVerdicts,
     Candidate,
+    Charge,
     DevicePlan,
     DeviceState,
     plan_device,
@@ -172,20 +174,23 @@ class Ingestor:
         staged = self._check_payloads(staged, result)
 
         texts = payload_texts([report.payload for _, report in staged])
-        candidates: list[Candidate] = []
-        first_seen: dict[str, Candidate] = {}
+        reports = [report for _, report in staged]
+        window_of = dict(zip(epochs := {report.epoch for report in reports}, map(c.window_of, epochs), strict=True))
+        candidates = list(map(Candidate, [i for i, _ in staged], reports, texts, [window_of[r.epoch] for r in reports]))
         self.in_batch_repeats: list[tuple[int, Candidate, bool]] = []
-        window_of = c.window_of
-        for (i, report), payload_json in zip(staged, texts, strict=True):
-            body = (c.id, report.client_id, report.epoch, None, payload_json)  # None: wire 2 has no memo_count
-            cand = Candidate(i, report, payload_json, body, window_of(report.epoch))
-            earlier = first_seen.get(report.report_id)
+        if len({r.report_id for r in reports}) == len(reports):
+            return candidates
+        # a report_id repeated inside the batch: its later occurrences follow the first one
+        first_seen: dict[str, Candidate] = {}
+        unique: list[Candidate] = []
+        for cand in candidates:
+            earlier = first_seen.get(cand.report.report_id)
             if earlier is not None:
-                self.in_batch_repeats.append((i, earlier, earlier.body == cand.body))
+                self.in_batch_repeats.append((cand.index, earlier, earlier.body(c.id) == cand.body(c.id)))
                 continue
-            first_seen[report.report_id] = cand
-            candidates.append(cand)
-        return candidates
+            first_seen[cand.report.report_id] = cand
+            unique.append(cand)
+        return unique
 
     def _validate_each(self, raws: Sequence[Any], result: BatchResult, lowest: int) -> list[tuple[int, Report]]:
         """Judge each report with the wire model (a batch the columnar check did not take)."""
@@ -302,14 +307,10 @@ class Ingestor:
                 log.info("ingest_retry", collection_id=self.c.id, attempt=attempt, cause=type(exc).__name__)
                 time.sleep(0.01 * attempt)
         result.results = outcome  # type: ignore[assignment]
-        for r in result.results:
-            status = r["status"]
-            if status == "accepted":
-                result.accepted += 1
-            elif status == "duplicate":
-                result.duplicates += 1
-            else:
-                result.rejected += 1
+        statuses = Counter(map(itemgetter("status"), outcome))
+        result.accepted = statuses["accepted"]
+        result.duplicates = statuses["duplicate"]
+        result.rejected = len(outcome) - result.accepted - result.duplicates
         return result
 
     def _transaction(self, conn: Connection, candidates: list[Candidate], outcome: list[Any]) -> None:
@@ -335,36 +336,23 @@ class Ingestor:
 
         # 7. dedupe by report_id
         bulk = Bulk(conn)
-        rows = [
-            {
-                "report_id": cand.report.report_id,
-                "client_id": cand.report.client_id,
-                "epoch": cand.report.epoch,
-                "memo_count": None,  # wire version 2 carries none (a version 1 row keeps its own)
-                "payload": cand.payload_json,
-            }
-            for cand in sorted(live, key=lambda x: x.report.report_id)
-        ]
-        new_ids = bulk.insert_reports(c.id, rows, now)
-        existing = [cand for cand in live if cand.report.report_id not in new_ids]
-        if existing:
-            stored = bulk.stored_bodies([cand.report.report_id for cand in existing])
-            for cand in existing:
-                if stored.get(cand.report.report_id) == cand.body:
-                    outcome[cand.index] = {
-                        "report_id": cand.report.report_id,
-                        "status": "duplicate",
-                        "reason": None,
-                        "detail": "already accepted",
-                    }
-                else:
-                    self._reject_into(
-                        outcome, cand, "report_id_conflict", "this report_id was already used with a different report"
-                    )
-        fresh = [cand for cand in live if cand.report.report_id in new_ids]
+        ordered = sorted(live, key=_report_id)
+        reports = [cand.report for cand in ordered]
+        new_ids = bulk.insert_reports(
+            c.id,
+            [r.report_id for r in reports],
+            [r.client_id for r in reports],
+            [r.epoch for r in reports],
+            [cand.payload_json for cand in ordered],
+            now,
+        )
+        if len(new_ids) == len(live):
+            fresh = live
+        else:
+            fresh = self._dedupe(bulk, live, new_ids, outcome)
 
         # 8. budget
-        charges: list[dict[str, Any]] = []
+        charges: list[Charge] = []
         accepted: list[Candidate] = []
         if fresh:
             accepted, charges, refused = self._charge(bulk, fresh, outcome)
@@ -373,9 +361,13 @@ class Ingestor:
 
         # 9. additive statistics: one partial-aggregate row per epoch of the batch
         if accepted:
-            by_epoch: dict[int, list[Candidate]] = defaultdict(list)
-            for cand in accepted:
-                by_epoch[cand.report.epoch].append(cand)
+            by_epoch: dict[int, list[Candidate]]
+            if len(accepted_epochs := {cand.report.epoch for cand in accepted}) == 1:
+                by_epoch = {accepted_epochs.pop(): accepted}
+            else:
+                by_epoch = defaultdict(list)
+                for cand in accepted:
+                    by_epoch[cand.report.epoch].append(cand)
             protocol = c.protocol
             assert protocol is not None
             # the batch's aggregate computed before the transaction holds iff nothing was refused since
@@ -391,12 +383,7 @@ class Ingestor:
                 )
             conn.execute(partials_t.insert(), partial_rows)
             for cand in accepted:
-                outcome[cand.index] = {
-                    "report_id": cand.report.report_id,
-                    "status": "accepted",
-                    "reason": None,
-                    "detail": None,
-                }
+                outcome[cand.index] = {"report_id": cand.report.report_id, **_ACCEPTED}
 
         # 10. ledger, last: the chain head's lock is the collection's one serialisation point
         ledger.append(conn, bulk, c.id, charges, now)
@@ -437,6 +424,25 @@ class Ingestor:
                 [{"collection_id": c.id, "reason": r, "count": n, "last_at": now} for r, n in sorted(counts.items())],
             )
 
+    def _dedupe(self, bulk: Bulk, live: list[Candidate], new_ids: set[str], outcome: list[Any]) -> list[Candidate]:
+        """Judge the reports whose id was already stored (duplicate or report_id_conflict);
+        returns the ones this batch inserted."""
+        existing = [cand for cand in live if cand.report.report_id not in new_ids]
+        stored = bulk.stored_bodies([cand.report.report_id for cand in existing])
+        for cand in existing:
+            if stored.get(cand.report.report_id) == cand.body(self.c.id):
+                outcome[cand.index] = {
+                    "report_id": cand.report.report_id,
+                    "status": "duplicate",
+                    "reason": None,
+                    "detail": "already accepted",
+                }
+            else:
+                self._reject_into(
+                    outcome, cand, "report_id_conflict", "this report_id was already used with a different report"
+                )
+        return [cand for cand in live if cand.report.report_id in new_ids]
+
     @staticmethod
     def _reject_into(outcome: list[Any], cand: Candidate, reason: str, detail: str) -> None:
         outcome[cand.index] = {
@@ -448,7 +454,7 @@ class Ingestor:
 
     def _charge(
         self, bulk: Bulk, fresh: list[Candidate], outcome: list[Any]
-    ) -> tuple[list[Candidate], list[dict[str, Any]], list[str]]:
+    ) -> tuple[list[Candidate], list[Charge], list[str]]:
         """Charge the new reports to their devices; returns (accepted, ledger charges, refused ids).
 
         Each device's reports are judged in request order against its state (a
@@ -458,21 +464,26 @@ class Ingestor:
         their real state and updated. SQLite (writers serialised) looks them up first.
         """
         c, now = self.c, self.now
-        by_client: dict[str, list[Candidate]] = defaultdict(list)
-        for cand in sorted(fresh, key=lambda x: x.index):
-            by_client[cand.report.client_id].append(cand)
-        clients = sorted(by_client)
+        ids = [cand.report.client_id for cand in fresh]
+        clients = sorted(set(ids))
         singles = len(clients) == len(fresh)  # one report per device: new devices judged per window
+        by_client: dict[str, list[Candidate]]
+        if singles:
+            by_client = dict(zip(ids, map(_alone, fresh), strict=True))
+        else:
+            by_client = defaultdict(list)
+            for cand in fresh:  # in request order (fresh is)
+                by_client[cand.report.client_id].append(cand)
         verdicts = BatchVerdicts({}, [], [], [])
         pending = clients
         if bulk.pg:
             if singles:
-                verdicts = plan_new_singles(c, [by_client[cl][0] for cl in clients])
+                verdicts = plan_new_singles(c, fresh)
             else:
                 verdicts = BatchVerdicts.of_plans(
                     {cl: plan_device(c, DeviceState.new(), by_client[cl]) for cl in clients}
                 )
-            created = bulk.insert_new_devices(c.id, [verdicts.rows[cl] for cl in clients], now)
+            created = bulk.insert_new_devices(c.id, clients, [verdicts.rows[cl] for cl in clients], now)
             pending = [cl for cl in clients if cl not in created]
             if pending:
                 verdicts = verdicts.without(set(pending))
@@ -490,16 +501,31 @@ class Ingestor:
             again = BatchVerdicts.of_plans(plans)
             if first_time:
                 again.merge(plan_new_singles(c, first_time))
-            bulk.write_devices(c.id, [again.rows[cl] for cl in pending], set(existing), now)
+            bulk.write_devices(c.id, pending, [again.rows[cl] for cl in pending], set(existing), now)
             verdicts.merge(again)
 
         refused: list[str] = []
         for cand, reason, detail in verdicts.rejections:
             refused.append(cand.report.report_id)
             self._reject_into(outcome, cand, reason, detail)
-        accepted = sorted(verdicts.accepted, key=lambda x: x.index)
-        charges = sorted(verdicts.charges, key=lambda x: x[0])
+        accepted = sorted(verdicts.accepted, key=_index)
+        charges = sorted(verdicts.charges, key=itemgetter(0))
         return accepted, [charge for _, charge in charges], refused
+
+
+_ACCEPTED = {"status": "accepted", "reason": None, "detail": None}
+
+
+def _alone(cand: Candidate) -> list[Candidate]:
+    return [cand]
+
+
+def _index(cand: Candidate) -> int:
+    return cand.index
+
+
+def _report_id(cand: Candidate) -> str:
+    return cand.report.report_id
 
 
 def _transient(exc: Exception) -> bool:
