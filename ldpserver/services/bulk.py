@@ -272,8 +272,13 @@ class Bulk:
 
     @staticmethod
     def _device_arrays(clients: Sequence[str], states: Sequence[Sequence[Any]]) -> dict[str, str]:
-        """The state rows as one text per column: transposed by ``zip`` and joined in C."""
-        columns = list(zip(*states, strict=True)) if states else [()] * len(STATE_FIELDS)
+        """The state rows as one text per column: transposed by ``zip`` and joined in C (new
+        devices of one accounting window share one state tuple: its values repeated)."""
+        columns: list[Sequence[Any]]
+        if len(set(states)) == 1:
+            columns = [[value] * len(states) for value in states[0]]
+        else:
+            columns = list(zip(*states, strict=True)) if states else [()] * len(STATE_FIELDS)
         return {
             "cl": SEP.join(clients),
             **{name: _numbers(col) for name, col in zip(_STATE_PARAMS, columns, strict=True)},

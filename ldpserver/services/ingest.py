@@ -56,7 +56,7 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from typing import Any
 
 import structlog
@@ -226,7 +226,9 @@ class Ingestor:
         if self.proof is None or not staged:
             return staged
         with read_transaction(self.engine) as conn:
-            verified = verify(conn, self.proof, (r.client_id for _, r in staged))
+            verified = verify(conn, self.proof, [r.client_id for _, r in staged])
+        if len(verified) == len(staged):  # every device proved (one report each)
+            return staged
         kept = []
         for i, report in staged:
             if report.client_id in verified:
@@ -467,11 +469,8 @@ class Ingestor:
         ids = [cand.report.client_id for cand in fresh]
         clients = sorted(set(ids))
         singles = len(clients) == len(fresh)  # one report per device: new devices judged per window
-        by_client: dict[str, list[Candidate]]
-        if singles:
-            by_client = dict(zip(ids, map(_alone, fresh), strict=True))
-        else:
-            by_client = defaultdict(list)
+        by_client: dict[str, list[Candidate]] = defaultdict(list)
+        if not singles:
             for cand in fresh:  # in request order (fresh is)
                 by_client[cand.report.client_id].append(cand)
         verdicts = BatchVerdicts({}, [], [], [])
@@ -483,11 +482,14 @@ class Ingestor:
                 verdicts = BatchVerdicts.of_plans(
                     {cl: plan_device(c, DeviceState.new(), by_client[cl]) for cl in clients}
                 )
-            created = bulk.insert_new_devices(c.id, clients, [verdicts.rows[cl] for cl in clients], now)
-            pending = [cl for cl in clients if cl not in created]
+            created = bulk.insert_new_devices(c.id, clients, list(map(verdicts.rows.__getitem__, clients)), now)
+            pending = [] if len(created) == len(clients) else [cl for cl in clients if cl not in created]
             if pending:
                 verdicts = verdicts.without(set(pending))
         if pending:
+            if singles:  # the few devices judged again: their one report each
+                wanted = set(pending)
+                by_client.update((cand.report.client_id, [cand]) for cand in fresh if cand.report.client_id in wanted)
             existing = bulk.lock_devices(c.id, pending)
             plans: dict[str, DevicePlan] = {}
             first_time: list[Candidate] = []
@@ -514,18 +516,8 @@ class Ingestor:
 
 
 _ACCEPTED = {"status": "accepted", "reason": None, "detail": None}
-
-
-def _alone(cand: Candidate) -> list[Candidate]:
-    return [cand]
-
-
-def _index(cand: Candidate) -> int:
-    return cand.index
-
-
-def _report_id(cand: Candidate) -> str:
-    return cand.report.report_id
+_index = attrgetter("index")
+_report_id = attrgetter("report.report_id")
 
 
 def _transient(exc: Exception) -> bool:
