@@ -103,6 +103,47 @@ class Bulk:
         finally:
             cursor.close()
 
+    # --- the collection -------------------------------------------------------------------
+    def closed_epochs(self, collection_id: str, epochs: Sequence[int]) -> set[int]:
+        """PostgreSQL: first share-lock the collection row (``close_epoch`` locks it FOR UPDATE,
+        so it waits for this batch, and this batch for it: ``services/epochs.py``); then, in a
+        statement of its own (it sees what a close that was waited for committed), which of
+        ``epochs`` are closed."""
+        if self.pg:
+            self._pg("SELECT id FROM collections WHERE id = %(c)s FOR SHARE", {"c": collection_id})
+            if not epochs:
+                return set()
+            rows = self._pg(
+                f"SELECT epoch FROM epoch_closures WHERE collection_id = %(c)s AND epoch = ANY({_N('e', 'bigint')})",
+                {"c": collection_id, "e": _numbers(epochs)},
+                fetch=True,
+            )
+        else:
+            if not epochs:
+                return set()
+            rows = self._lite(
+                "SELECT epoch FROM epoch_closures WHERE collection_id = ? "
+                "AND epoch IN (SELECT value FROM json_each(?))",
+                (collection_id, json.dumps(list(epochs))),
+            )
+        return {row[0] for row in rows}
+
+    def insert_partials(self, collection_id: str, partials: Sequence[tuple[int, int, str]], now: datetime) -> None:
+        """One ``epoch_partials`` row per (epoch, n, aggregate JSON)."""
+        if self.pg:
+            with self.raw.cursor() as cursor:
+                cursor.executemany(
+                    "INSERT INTO epoch_partials (collection_id, epoch, n, aggregate, created_at) "
+                    "VALUES (%s, %s, %s, %s, %s)",
+                    [(collection_id, epoch, n, data, now) for epoch, n, data in partials],
+                )
+            return
+        stamp = sqlite_timestamp(now)
+        self._lite_many(
+            "INSERT INTO epoch_partials (collection_id, epoch, n, aggregate, created_at) VALUES (?, ?, ?, ?, ?)",
+            [(collection_id, epoch, n, data, stamp) for epoch, n, data in partials],
+        )
+
     # --- reports ------------------------------------------------------------------------
     def insert_reports(
         self,
@@ -285,6 +326,41 @@ class Bulk:
         }
 
     # --- ledger -------------------------------------------------------------------------
+    def lock_head(self, collection_id: str) -> tuple[int, str]:
+        """The chain head (last seq, its hash), locked until commit (PostgreSQL: FOR UPDATE;
+        SQLite writers already hold the database's write lock)."""
+        if self.pg:
+            rows = self._pg(
+                "SELECT seq, head_hash FROM ledger_heads WHERE collection_id = %(c)s FOR UPDATE",
+                {"c": collection_id},
+                fetch=True,
+            )
+        else:
+            rows = self._lite("SELECT seq, head_hash FROM ledger_heads WHERE collection_id = ?", (collection_id,))
+        if len(rows) != 1:
+            raise RuntimeError(f"collection {collection_id!r} has no ledger head")
+        return int(rows[0][0]), rows[0][1]
+
+    def append_block(
+        self, collection_id: str, seq: int, count: int, now: datetime, charges: str, prev_hash: str, block_hash: str
+    ) -> None:
+        """Insert one ledger block and move the chain head to it (PostgreSQL: one statement)."""
+        if self.pg:
+            self._pg(
+                "WITH block AS (INSERT INTO ledger_blocks (collection_id, seq, count, created_at, prev_hash, "
+                "block_hash, charges) VALUES (%(c)s, %(s)s, %(n)s, %(now)s, %(ph)s, %(bh)s, %(ch)s)) "
+                "UPDATE ledger_heads SET seq = %(s)s, head_hash = %(bh)s, updated_at = %(now)s "
+                "WHERE collection_id = %(c)s",
+                {"c": collection_id, "s": seq, "n": count, "now": now, "ph": prev_hash, "bh": block_hash,
+                 "ch": charges},
+            )  # fmt: skip
+            return
+        self.insert_ledger_block(collection_id, seq, count, now, charges, prev_hash, block_hash)
+        self._lite(
+            "UPDATE ledger_heads SET seq = ?, head_hash = ?, updated_at = ? WHERE collection_id = ?",
+            (seq, block_hash, sqlite_timestamp(now), collection_id),
+        )
+
     def insert_ledger_block(
         self, collection_id: str, seq: int, count: int, now: datetime, charges: str, prev_hash: str, block_hash: str
     ) -> None:

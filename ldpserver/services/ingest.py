@@ -61,7 +61,7 @@ from typing import Any
 
 import structlog
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.exc import DBAPIError
@@ -70,7 +70,7 @@ from client_sdk.errors import ReportDecodeError
 from ldpserver import metrics
 from ldpserver.db import read_transaction, write_transaction
 from ldpserver.errors import ProblemError
-from ldpserver.models import Collection, EpochClosure, EpochPartial, RejectionCount
+from ldpserver.models import RejectionCount
 from ldpserver.schemas.reports import ReportIn
 from ldpserver.services import ledger
 from ldpserver.services.batch_check import Report, from_model, payload_texts, well_formed
@@ -89,9 +89,6 @@ from ldpserver.services.devices import DeviceProof, verify
 
 log = structlog.get_logger("ldpserver.ingest")
 
-partials_t = EpochPartial.__table__
-closures_t = EpochClosure.__table__
-collections_t = Collection.__table__
 rejections_t = RejectionCount.__table__
 
 _REPORT_LIST = TypeAdapter(list[ReportIn])
@@ -318,26 +315,18 @@ class Ingestor:
     def _transaction(self, conn: Connection, candidates: list[Candidate], outcome: list[Any]) -> None:
         c, now = self.c, self.now
         insert = _dialect_insert(conn)
-        if conn.dialect.name == "postgresql":
-            # share lock on the collection: close_epoch (FOR UPDATE) waits for this batch (services/epochs.py)
-            conn.execute(select(collections_t.c.id).where(collections_t.c.id == c.id).with_for_update(read=True))
-        closed: set[int] = set()
-        if candidates:
-            epochs = sorted({cand.report.epoch for cand in candidates})
-            closed = set(
-                conn.execute(
-                    select(closures_t.c.epoch).where(closures_t.c.collection_id == c.id, closures_t.c.epoch.in_(epochs))
-                ).scalars()
-            )
-        live: list[Candidate] = []
-        for cand in candidates:
+        bulk = Bulk(conn)
+        # PostgreSQL: share lock on the collection first, so close_epoch (FOR UPDATE) waits for
+        # this batch (services/epochs.py); then the batch's closed epochs
+        closed = bulk.closed_epochs(c.id, sorted({cand.report.epoch for cand in candidates}))
+        live: list[Candidate] = [] if closed else list(candidates)
+        for cand in candidates if closed else ():
             if cand.report.epoch in closed:
                 self._reject_into(outcome, cand, "epoch_closed", f"epoch {cand.report.epoch} is closed")
             else:
                 live.append(cand)
 
         # 7. dedupe by report_id
-        bulk = Bulk(conn)
         ordered = sorted(live, key=_report_id)
         reports = [cand.report for cand in ordered]
         new_ids = bulk.insert_reports(
@@ -380,10 +369,8 @@ class Ingestor:
                     n, data = pre
                 else:
                     n, data = protocol.aggregate_json(protocol.decode([cand.report.payload for cand in group]))
-                partial_rows.append(
-                    {"collection_id": c.id, "epoch": epoch, "n": n, "aggregate": data, "created_at": now}
-                )
-            conn.execute(partials_t.insert(), partial_rows)
+                partial_rows.append((epoch, n, data))
+            bulk.insert_partials(c.id, partial_rows, now)
             for cand in accepted:
                 outcome[cand.index] = {"report_id": cand.report.report_id, **_ACCEPTED}
 

@@ -51,7 +51,7 @@ from operator import itemgetter
 from typing import Any
 
 import rfc8785
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, select
 
 from ldpserver.clock import iso
 from ldpserver.models import Collection, LedgerEntry, LedgerHead
@@ -324,17 +324,9 @@ def append(
     """
     if not entries:
         return
-    head = conn.execute(
-        select(heads_t.c.seq, heads_t.c.head_hash).where(heads_t.c.collection_id == collection_id).with_for_update()
-    ).one()
+    head_seq, head_hash = bulk.lock_head(collection_id)
     count = len(entries)
-    seq = head.seq + count
-    stamp = iso(now)
+    seq = head_seq + count
     charges = charge_lines(entries)
-    digest = block_hash(block_header(collection_id, seq, count, stamp, head.head_hash), charges)
-    bulk.insert_ledger_block(collection_id, seq, count, now, charges, head.head_hash, digest)
-    conn.execute(
-        update(heads_t)
-        .where(heads_t.c.collection_id == collection_id)
-        .values(seq=seq, head_hash=digest, updated_at=now)
-    )
+    digest = block_hash(block_header(collection_id, seq, count, iso(now), head_hash), charges)
+    bulk.append_block(collection_id, seq, count, now, charges, head_hash, digest)
