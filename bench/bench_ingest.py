@@ -797,6 +797,7 @@ def scaling_markdown() -> list[str]:
     names = ["ingest_baseline", "ingest_before_blocks", *sorted(p.stem for p in RESULTS.glob("ingest_stored_*.json"))]
     names += sorted(p.stem for p in RESULTS.glob("ingest_batch_*.json"))
     names += sorted(p.stem for p in RESULTS.glob("ingest_repeat_*.json"))
+    names += ["ingest_python_before", "ingest_python_after"]
     for name in names:
         path = RESULTS / f"{name}.json"
         if path.exists():
@@ -817,6 +818,10 @@ def scaling_markdown() -> list[str]:
                 label = "before the hot-path changes (ingest path of 3eaaeb8)"
             elif name == "ingest_before_blocks":
                 label = "one ledger row per charge, per-report validation (3de4b33, before ledger blocks)"
+            elif name == "ingest_python_before":
+                label = f"before the Python-path cuts ({run.get('commit', '?')}), PostgreSQL only"
+            elif name == "ingest_python_after":
+                label = f"after the Python-path cuts ({run.get('commit', '?')}), PostgreSQL only"
             elif name.startswith("ingest_repeat_"):
                 label = f"this build ({run.get('commit', '?')}), the same run repeated"
             elif name.startswith("ingest_batch_"):
@@ -836,6 +841,25 @@ def scaling_markdown() -> list[str]:
                     f"| {r['cpu_seconds_other_tenants']} of {r['cpu_seconds']['machine_capacity']} "
                     f"| {load.get('before', '?')} → {load.get('after', '?')} |"
                 )
+    inprocess = RESULTS / "ingest_inprocess.json"
+    if inprocess.exists():
+        lines += [
+            "",
+            "In process (`bench/bench_ingest_inprocess.py`: the Flask test client posting the same batches of 1,000 "
+            "OUE reports from new devices into PostgreSQL, no HTTP server; this process's CPU is the server's Python "
+            "path plus the driver, without the database's own work; the startup heap frozen as `ldpserver/wsgi.py` "
+            "does):",
+            "",
+            "| build | timed batches | CPU ms per 1,000 reports | of which garbage collection | median wall ms per batch "
+            "| load average |",
+            "| --- | ---: | ---: | ---: | ---: | --- |",
+        ]
+        for run in json.loads(inprocess.read_text())["runs"]:
+            lines.append(
+                f"| {run['label']} | {run['batches']} | {run['cpu_ms_per_1000_reports']} "
+                f"| {run.get('gc_ms_per_1000_reports', '-')} | {run['wall_ms_per_batch_median']} "
+                f"| {run['load_average']} |"
+            )
     verifies = sorted(RESULTS.glob("audit_verify_*.json"))
     if verifies:
         lines += [
