@@ -95,11 +95,14 @@ def verify(conn: Connection, proof: DeviceProof, client_ids: Iterable[str]) -> s
     if conn.dialect.name == "postgresql":
         # one text parameter split server-side (ids match [A-Za-z0-9_-], never the unit separator):
         # no per-element adaptation of a 1,000-element array in Python
-        rows: Sequence[Any] = conn.exec_driver_sql(
-            "SELECT client_id, secret_hash, key_id FROM devices "
-            "WHERE client_id = ANY(string_to_array(%(ids)s, chr(31)))",
-            {"ids": "\x1f".join(wanted)},
-        ).all()  # one fetchall, not a fetchone per row
+        raw: Any = conn.connection.dbapi_connection
+        with raw.cursor() as cursor:  # the driver's tuples, one fetchall
+            cursor.execute(
+                "SELECT client_id, secret_hash, key_id FROM devices "
+                "WHERE client_id = ANY(string_to_array(%(ids)s, chr(31)))",
+                {"ids": "\x1f".join(wanted)},
+            )
+            rows: Sequence[Any] = cursor.fetchall()
     else:
         columns = select(devices_t.c.client_id, devices_t.c.secret_hash, devices_t.c.key_id)
         found: list[Any] = []

@@ -299,12 +299,13 @@ def charge_lines(entries: Sequence[dict[str, Any] | Sequence[Any]]) -> str:
         or not set(map(type, columns[8])) <= _MEMOS
     ):
         return "".join(map(charge_line, rows))
+    keys = list(map(_TAIL_OF, rows))
     tails = {
         tail: _TAIL % (*tail[:3], _number(tail[3]), _number(tail[4]), _number(tail[5]), "null" if tail[6] is None
                        else str(tail[6]), tail[7])
-        for tail in set(map(_TAIL_OF, rows))
+        for tail in set(keys)
     }  # fmt: skip
-    line_tails = map(tails.__getitem__, map(_TAIL_OF, rows))
+    line_tails = map(tails.__getitem__, keys)
     return "".join(map(_HEAD.__mod__, zip(columns[0], columns[1], line_tails, strict=True)))
 
 
