@@ -885,6 +885,35 @@ def scaling_markdown() -> list[str]:
     return lines
 
 
+def python_path_markdown() -> list[str]:
+    """The paragraph on issue 20's step 2 (the server's Python per report), from its kept runs."""
+    paths = [RESULTS / f"{name}.json" for name in ("ingest_python_before", "ingest_python_after", "ingest_inprocess")]
+    if not all(p.exists() for p in paths):
+        return []
+    before, after, inprocess = (json.loads(p.read_text()) for p in paths)
+    server = [run["results"][0]["cpu_ms_per_1000_reports"]["server"] for run in (before, after)]
+    by_build: dict[bool, list[float]] = {True: [], False: []}
+    for run in inprocess["runs"]:
+        by_build[run["label"].startswith("before")].append(run["cpu_ms_per_1000_reports"])
+    mean_before, mean_after = (sum(v) / len(v) for v in (by_build[True], by_build[False]))
+    return [
+        "",
+        f"Step 2 (the server's own Python per report; no change of schema, wire or ledger format): the server's "
+        f"CPU per 1,000 reports on PostgreSQL went from {server[0]} ms ({before.get('commit', '?')}) to {server[1]} "
+        f"ms ({after.get('commit', '?')}), {100 * (server[1] - server[0]) / server[0]:+.0f} %, in the two "
+        f"gunicorn runs above (run back to back), and in process from {mean_before:.1f} to {mean_after:.1f} ms "
+        f"({100 * (mean_after - mean_before) / mean_before:+.0f} %, means of the alternated runs above). Removed: "
+        "a dictionary per report for the device states, the ledger charges and the statements' columns (new "
+        "devices of one accounting window now share one state tuple; a charge is a tuple whose tail — window, "
+        "units, ε… — is formatted once per window; columns are joined in C); a frozenset per report in the "
+        "well-formed check; a Python call per report for the report tuples, the payload JSON and the device "
+        "secrets' hashes; a constant-time comparison per device (one for the batch when every proof holds); "
+        "the SQLAlchemy Core statements of a batch's transaction (the collection's lock, closed epochs, "
+        "partials and ledger head now on the raw driver; the block insert and the head's move are one "
+        "PostgreSQL statement); two copies of the body in the nesting check.",
+    ]
+
+
 def write_markdown(report: dict, path: Path) -> None:
     lines = [
         "# Ingestion benchmark",
@@ -958,6 +987,7 @@ def write_markdown(report: dict, path: Path) -> None:
         "(PostgreSQL ≈ 28 µs; the ceiling's COPY of three rows costs it ≈ 18 µs) and ≈ 30 µs of Python "
         "(HTTP, JSON, device proof, budget, statements).",
     ]
+    lines += python_path_markdown()
     lines += [
         "",
         "Durable = rows counted in the database after the run (reports, ledger charges, and the summed n of "
