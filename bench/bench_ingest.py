@@ -797,6 +797,7 @@ def scaling_markdown() -> list[str]:
     names = ["ingest_baseline", "ingest_before_blocks", *sorted(p.stem for p in RESULTS.glob("ingest_stored_*.json"))]
     names += sorted(p.stem for p in RESULTS.glob("ingest_batch_*.json"))
     names += sorted(p.stem for p in RESULTS.glob("ingest_repeat_*.json"))
+    names += ["ingest_python_before", "ingest_python_after"]
     for name in names:
         path = RESULTS / f"{name}.json"
         if path.exists():
@@ -817,6 +818,10 @@ def scaling_markdown() -> list[str]:
                 label = "before the hot-path changes (ingest path of 3eaaeb8)"
             elif name == "ingest_before_blocks":
                 label = "one ledger row per charge, per-report validation (3de4b33, before ledger blocks)"
+            elif name == "ingest_python_before":
+                label = f"before the Python-path cuts ({run.get('commit', '?')}), PostgreSQL only"
+            elif name == "ingest_python_after":
+                label = f"after the Python-path cuts ({run.get('commit', '?')}), PostgreSQL only"
             elif name.startswith("ingest_repeat_"):
                 label = f"this build ({run.get('commit', '?')}), the same run repeated"
             elif name.startswith("ingest_batch_"):
@@ -836,6 +841,25 @@ def scaling_markdown() -> list[str]:
                     f"| {r['cpu_seconds_other_tenants']} of {r['cpu_seconds']['machine_capacity']} "
                     f"| {load.get('before', '?')} → {load.get('after', '?')} |"
                 )
+    inprocess = RESULTS / "ingest_inprocess.json"
+    if inprocess.exists():
+        lines += [
+            "",
+            "In process (`bench/bench_ingest_inprocess.py`: the Flask test client posting the same batches of 1,000 "
+            "OUE reports from new devices into PostgreSQL, no HTTP server; this process's CPU is the server's Python "
+            "path plus the driver, without the database's own work; the startup heap frozen as `ldpserver/wsgi.py` "
+            "does):",
+            "",
+            "| build | timed batches | CPU ms per 1,000 reports | of which garbage collection | median wall ms per batch "
+            "| load average |",
+            "| --- | ---: | ---: | ---: | ---: | --- |",
+        ]
+        for run in json.loads(inprocess.read_text())["runs"]:
+            lines.append(
+                f"| {run['label']} | {run['batches']} | {run['cpu_ms_per_1000_reports']} "
+                f"| {run.get('gc_ms_per_1000_reports', '-')} | {run['wall_ms_per_batch_median']} "
+                f"| {run['load_average']} |"
+            )
     verifies = sorted(RESULTS.glob("audit_verify_*.json"))
     if verifies:
         lines += [
@@ -859,6 +883,35 @@ def scaling_markdown() -> list[str]:
                     f"| {r['peak_rss_mb']} MB | {load.get('before', '?')} → {load.get('after', '?')} |"
                 )
     return lines
+
+
+def python_path_markdown() -> list[str]:
+    """The paragraph on issue 20's step 2 (the server's Python per report), from its kept runs."""
+    paths = [RESULTS / f"{name}.json" for name in ("ingest_python_before", "ingest_python_after", "ingest_inprocess")]
+    if not all(p.exists() for p in paths):
+        return []
+    before, after, inprocess = (json.loads(p.read_text()) for p in paths)
+    server = [run["results"][0]["cpu_ms_per_1000_reports"]["server"] for run in (before, after)]
+    by_build: dict[bool, list[float]] = {True: [], False: []}
+    for run in inprocess["runs"]:
+        by_build[run["label"].startswith("before")].append(run["cpu_ms_per_1000_reports"])
+    mean_before, mean_after = (sum(v) / len(v) for v in (by_build[True], by_build[False]))
+    return [
+        "",
+        f"Step 2 (the server's own Python per report; no change of schema, wire or ledger format): the server's "
+        f"CPU per 1,000 reports on PostgreSQL went from {server[0]} ms ({before.get('commit', '?')}) to {server[1]} "
+        f"ms ({after.get('commit', '?')}), {100 * (server[1] - server[0]) / server[0]:+.0f} %, in the two "
+        f"gunicorn runs above (run back to back), and in process from {mean_before:.1f} to {mean_after:.1f} ms "
+        f"({100 * (mean_after - mean_before) / mean_before:+.0f} %, means of the alternated runs above). Removed: "
+        "a dictionary per report for the device states, the ledger charges and the statements' columns (new "
+        "devices of one accounting window now share one state tuple; a charge is a tuple whose tail — window, "
+        "units, ε… — is formatted once per window; columns are joined in C); a frozenset per report in the "
+        "well-formed check; a Python call per report for the report tuples, the payload JSON and the device "
+        "secrets' hashes; a constant-time comparison per device (one for the batch when every proof holds); "
+        "the SQLAlchemy Core statements of a batch's transaction (the collection's lock, closed epochs, "
+        "partials and ledger head now on the raw driver; the block insert and the head's move are one "
+        "PostgreSQL statement); two copies of the body in the nesting check.",
+    ]
 
 
 def write_markdown(report: dict, path: Path) -> None:
@@ -934,6 +987,7 @@ def write_markdown(report: dict, path: Path) -> None:
         "(PostgreSQL ≈ 28 µs; the ceiling's COPY of three rows costs it ≈ 18 µs) and ≈ 30 µs of Python "
         "(HTTP, JSON, device proof, budget, statements).",
     ]
+    lines += python_path_markdown()
     lines += [
         "",
         "Durable = rows counted in the database after the run (reports, ledger charges, and the summed n of "

@@ -52,7 +52,9 @@ def nesting_depth(data: bytes) -> int:
     is JSON's), then everything but quotes and brackets; what remains alternates between
     string and non-string at every quote.
     """
-    skeleton = data.replace(b"\\\\", b"").replace(b'\\"', b"").translate(None, _DELETE_ALL_BUT_QUOTES_AND_BRACKETS)
+    if b"\\" in data:  # each replace copies the body: only when it has an escape (one search in C)
+        data = data.replace(b"\\\\", b"").replace(b'\\"', b"")
+    skeleton = data.translate(None, _DELETE_ALL_BUT_QUOTES_AND_BRACKETS)
     if not skeleton:
         return 0
     chars = np.frombuffer(skeleton, dtype=np.uint8)

@@ -18,8 +18,9 @@ connection); the lock order is documented in ``services/ingest.py``.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from itertools import repeat
 from typing import Any, NamedTuple
 
 from sqlalchemy import Connection
@@ -36,28 +37,21 @@ class DeviceRow(NamedTuple):
 
 
 DEVICE_FIELDS = DeviceRow._fields
-
-
-def _column(rows: Sequence[dict[str, Any]], name: str) -> list[Any]:
-    return [row[name] for row in rows]
+#: a device's state without its client id: what ingestion plans and stores
+STATE_FIELDS = DEVICE_FIELDS[1:]
+_STATE_PARAMS = ("u", "r", "m", "wi", "wu", "pw")  # STATE_FIELDS' parameter names in the statements
 
 
 # PostgreSQL arrays travel as one delimited text each, split server-side by string_to_array:
 # joining strings is done in C, where adapting a list element by element is not. Text
 # elements never contain the unit separator (ids and hashes match their patterns; JSON
-# escapes every control character); numbers use "N" for NULL.
+# escapes every control character); numbers are written by ``str``, so NULL is "None".
 SEP = "\x1f"
 
 
-def _texts(rows: Sequence[dict[str, Any]], name: str) -> str:
-    return SEP.join([row[name] for row in rows])
-
-
-def _numbers(rows: Sequence[dict[str, Any]], name: str) -> str:
-    values = [row[name] for row in rows]
-    if None in values:
-        return ",".join(["N" if v is None else str(v) for v in values])
-    return ",".join(map(str, values))  # str(float) is its shortest round-trip repr
+def _numbers(values: Sequence[Any]) -> str:
+    """Integers (or None) as one comma-separated text: ``str`` of each, mapped in C."""
+    return ",".join(map(str, values))
 
 
 def _T(name: str) -> str:
@@ -66,8 +60,8 @@ def _T(name: str) -> str:
 
 
 def _N(name: str, sql_type: str) -> str:
-    """SQL for a numeric array parameter ("N" is NULL)."""
-    return f"string_to_array(%({name})s, ',', 'N')::{sql_type}[]"
+    """SQL for a numeric array parameter ("None" is NULL)."""
+    return f"string_to_array(%({name})s, ',', 'None')::{sql_type}[]"
 
 
 _DEVICE_ARRAYS = ", ".join(
@@ -109,44 +103,91 @@ class Bulk:
         finally:
             cursor.close()
 
+    # --- the collection -------------------------------------------------------------------
+    def closed_epochs(self, collection_id: str, epochs: Sequence[int]) -> set[int]:
+        """PostgreSQL: first share-lock the collection row (``close_epoch`` locks it FOR UPDATE,
+        so it waits for this batch, and this batch for it: ``services/epochs.py``); then, in a
+        statement of its own (it sees what a close that was waited for committed), which of
+        ``epochs`` are closed."""
+        if self.pg:
+            self._pg("SELECT id FROM collections WHERE id = %(c)s FOR SHARE", {"c": collection_id})
+            if not epochs:
+                return set()
+            rows = self._pg(
+                f"SELECT epoch FROM epoch_closures WHERE collection_id = %(c)s AND epoch = ANY({_N('e', 'bigint')})",
+                {"c": collection_id, "e": _numbers(epochs)},
+                fetch=True,
+            )
+        else:
+            if not epochs:
+                return set()
+            rows = self._lite(
+                "SELECT epoch FROM epoch_closures WHERE collection_id = ? "
+                "AND epoch IN (SELECT value FROM json_each(?))",
+                (collection_id, json.dumps(list(epochs))),
+            )
+        return {row[0] for row in rows}
+
+    def insert_partials(self, collection_id: str, partials: Sequence[tuple[int, int, str]], now: datetime) -> None:
+        """One ``epoch_partials`` row per (epoch, n, aggregate JSON)."""
+        if self.pg:
+            with self.raw.cursor() as cursor:
+                cursor.executemany(
+                    "INSERT INTO epoch_partials (collection_id, epoch, n, aggregate, created_at) "
+                    "VALUES (%s, %s, %s, %s, %s)",
+                    [(collection_id, epoch, n, data, now) for epoch, n, data in partials],
+                )
+            return
+        stamp = sqlite_timestamp(now)
+        self._lite_many(
+            "INSERT INTO epoch_partials (collection_id, epoch, n, aggregate, created_at) VALUES (?, ?, ?, ?, ?)",
+            [(collection_id, epoch, n, data, stamp) for epoch, n, data in partials],
+        )
+
     # --- reports ------------------------------------------------------------------------
-    def insert_reports(self, collection_id: str, rows: Sequence[dict[str, Any]], now: datetime) -> set[str]:
-        """Insert reports (sorted by report_id) unless their id exists; returns the ids inserted."""
-        if not rows:
+    def insert_reports(
+        self,
+        collection_id: str,
+        report_ids: Sequence[str],
+        client_ids: Sequence[str],
+        epochs: Sequence[int],
+        payloads: Sequence[str],
+        now: datetime,
+    ) -> set[str]:
+        """Insert reports (columns in the same order, sorted by report_id; memo_count NULL:
+        wire version 2 has none) unless their id exists; returns the ids inserted."""
+        if not report_ids:
             return set()
         if self.pg:
             result = self._pg(
                 "INSERT INTO reports (report_id, collection_id, client_id, epoch, memo_count, payload, received_at) "
-                "SELECT t.r, %(c)s, t.cl, t.e, t.mc, t.p, %(now)s FROM unnest("
-                f"{_T('r')}, {_T('cl')}, {_N('e', 'bigint')}, {_N('mc', 'integer')}, {_T('p')}) "
-                "AS t(r, cl, e, mc, p) ON CONFLICT (report_id) DO NOTHING RETURNING report_id",
+                "SELECT t.r, %(c)s, t.cl, t.e, NULL, t.p, %(now)s FROM unnest("
+                f"{_T('r')}, {_T('cl')}, {_N('e', 'bigint')}, {_T('p')}) "
+                "AS t(r, cl, e, p) ON CONFLICT (report_id) DO NOTHING RETURNING report_id",
                 {
                     "c": collection_id,
                     "now": now,
-                    "r": _texts(rows, "report_id"),
-                    "cl": _texts(rows, "client_id"),
-                    "e": _numbers(rows, "epoch"),
-                    "mc": _numbers(rows, "memo_count"),
-                    "p": _texts(rows, "payload"),
+                    "r": SEP.join(report_ids),
+                    "cl": SEP.join(client_ids),
+                    "e": _numbers(epochs),
+                    "p": SEP.join(payloads),
                 },
                 fetch=True,
             )
             return {row[0] for row in result}
-        ids = _column(rows, "report_id")
         present = {row[0] for row in self._lite(
-            "SELECT report_id FROM reports WHERE report_id IN (SELECT value FROM json_each(?))", (json.dumps(ids),)
+            "SELECT report_id FROM reports WHERE report_id IN (SELECT value FROM json_each(?))",
+            (json.dumps(list(report_ids)),),
         )}  # fmt: skip
-        stamp = sqlite_timestamp(now)
-        fresh = [row for row in rows if row["report_id"] not in present]
+        rows: Iterable[tuple[Any, ...]] = zip(report_ids, repeat(collection_id), client_ids, epochs, repeat(None),
+                                              payloads, repeat(sqlite_timestamp(now)), strict=False)  # fmt: skip
+        fresh = [row for row in rows if row[0] not in present] if present else list(rows)
         self._lite_many(
             "INSERT INTO reports (report_id, collection_id, client_id, epoch, memo_count, payload, received_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [
-                (r["report_id"], collection_id, r["client_id"], r["epoch"], r["memo_count"], r["payload"], stamp)
-                for r in fresh
-            ],
-        )  # fmt: skip
-        return {row["report_id"] for row in fresh}
+            fresh,
+        )
+        return {row[0] for row in fresh}
 
     def stored_bodies(self, report_ids: Sequence[str]) -> dict[str, tuple[Any, ...]]:
         """(collection, client, epoch, memo_count, payload) of each stored report id."""
@@ -203,8 +244,11 @@ class Bulk:
             )
         return {row[0]: DeviceRow(*row) for row in rows}
 
-    def insert_new_devices(self, collection_id: str, rows: Sequence[dict[str, Any]], now: datetime) -> set[str]:
-        """PostgreSQL: insert devices (sorted) that do not exist yet; returns those inserted.
+    def insert_new_devices(
+        self, collection_id: str, clients: Sequence[str], states: Sequence[Sequence[Any]], now: datetime
+    ) -> set[str]:
+        """PostgreSQL: insert devices (``clients`` sorted, ``states`` their rows in
+        :data:`STATE_FIELDS` order) that do not exist yet; returns those inserted.
 
         A device another transaction is creating is waited for; it is then not ours (it
         exists), and :meth:`lock_devices` finds it.
@@ -215,21 +259,28 @@ class Bulk:
             "SELECT %(c)s, t.cl, t.u, t.r, t.m, t.wi, t.wu, t.pw, %(now)s, %(now)s "
             f"FROM unnest({_DEVICE_ARRAYS}) AS t(cl, u, r, m, wi, wu, pw) "
             "ON CONFLICT (client_id, collection_id) DO NOTHING RETURNING client_id",
-            {"c": collection_id, "now": now, **self._device_arrays(rows)},
+            {"c": collection_id, "now": now, **self._device_arrays(clients, states)},
             fetch=True,
         )
         return {row[0] for row in created}
 
     def write_devices(
-        self, collection_id: str, rows: Sequence[dict[str, Any]], existing: set[str], now: datetime
+        self,
+        collection_id: str,
+        clients: Sequence[str],
+        states: Sequence[Sequence[Any]],
+        existing: set[str],
+        now: datetime,
     ) -> None:
-        """Store devices' new state: update those :meth:`lock_devices` returned (``existing``),
-        insert the others (SQLite; on PostgreSQL :meth:`insert_new_devices` did)."""
-        fresh = [r for r in rows if r["client_id"] not in existing]
-        known = [r for r in rows if r["client_id"] in existing]
+        """Store devices' new state (``states`` in :data:`STATE_FIELDS` order, one per client):
+        update those :meth:`lock_devices` returned (``existing``), insert the others (SQLite;
+        on PostgreSQL :meth:`insert_new_devices` did)."""
+        pairs = list(zip(clients, states, strict=True))
+        fresh = [(cl, st) for cl, st in pairs if cl not in existing]
+        known = [(cl, st) for cl, st in pairs if cl in existing]
         if self.pg:
             if fresh:  # cannot happen: a device not inserted by us existed, and devices are never deleted
-                raise RuntimeError(f"devices vanished during the transaction: {[r['client_id'] for r in fresh]}")
+                raise RuntimeError(f"devices vanished during the transaction: {[cl for cl, _ in fresh]}")
             if known:
                 # an upsert whose every row conflicts: one primary-key probe per device (an
                 # UPDATE ... FROM unnest(...) is planned as a hash join over the whole table)
@@ -242,54 +293,74 @@ class Bulk:
                     "reports = EXCLUDED.reports, memo_count = EXCLUDED.memo_count, "
                     "window_index = EXCLUDED.window_index, window_units = EXCLUDED.window_units, "
                     "prev_window_units = EXCLUDED.prev_window_units, last_seen = EXCLUDED.last_seen",
-                    {"c": collection_id, "now": now, **self._device_arrays(known)},
-                )
+                    {"c": collection_id, "now": now,
+                     **self._device_arrays([cl for cl, _ in known], [st for _, st in known])},
+                )  # fmt: skip
             return
         stamp = sqlite_timestamp(now)
         if fresh:
             self._lite_many(
                 "INSERT INTO device_budgets (collection_id, client_id, units, reports, memo_count, window_index, "
                 "window_units, prev_window_units, first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        collection_id,
-                        r["client_id"],
-                        r["units"],
-                        r["reports"],
-                        r["memo_count"],
-                        r["window_index"],
-                        r["window_units"],
-                        r["prev_window_units"],
-                        stamp,
-                        stamp,
-                    )
-                    for r in fresh
-                ],  # fmt: skip
+                [(collection_id, cl, *st, stamp, stamp) for cl, st in fresh],
             )
         if known:
             self._lite_many(
                 "UPDATE device_budgets SET units = ?, reports = ?, memo_count = ?, window_index = ?, "
                 "window_units = ?, prev_window_units = ?, last_seen = ? WHERE client_id = ? AND collection_id = ?",
-                [
-                    (r["units"], r["reports"], r["memo_count"], r["window_index"], r["window_units"],
-                     r["prev_window_units"], stamp, r["client_id"], collection_id)
-                    for r in known
-                ],
-            )  # fmt: skip
+                [(*st, stamp, cl, collection_id) for cl, st in known],
+            )
 
     @staticmethod
-    def _device_arrays(rows: Sequence[dict[str, Any]]) -> dict[str, str]:
+    def _device_arrays(clients: Sequence[str], states: Sequence[Sequence[Any]]) -> dict[str, str]:
+        """The state rows as one text per column: transposed by ``zip`` and joined in C (new
+        devices of one accounting window share one state tuple: its values repeated)."""
+        columns: list[Sequence[Any]]
+        if len(set(states)) == 1:
+            columns = [[value] * len(states) for value in states[0]]
+        else:
+            columns = list(zip(*states, strict=True)) if states else [()] * len(STATE_FIELDS)
         return {
-            "cl": _texts(rows, "client_id"),
-            "u": _numbers(rows, "units"),
-            "r": _numbers(rows, "reports"),
-            "m": _numbers(rows, "memo_count"),
-            "wi": _numbers(rows, "window_index"),
-            "wu": _numbers(rows, "window_units"),
-            "pw": _numbers(rows, "prev_window_units"),
+            "cl": SEP.join(clients),
+            **{name: _numbers(col) for name, col in zip(_STATE_PARAMS, columns, strict=True)},
         }
 
     # --- ledger -------------------------------------------------------------------------
+    def lock_head(self, collection_id: str) -> tuple[int, str]:
+        """The chain head (last seq, its hash), locked until commit (PostgreSQL: FOR UPDATE;
+        SQLite writers already hold the database's write lock)."""
+        if self.pg:
+            rows = self._pg(
+                "SELECT seq, head_hash FROM ledger_heads WHERE collection_id = %(c)s FOR UPDATE",
+                {"c": collection_id},
+                fetch=True,
+            )
+        else:
+            rows = self._lite("SELECT seq, head_hash FROM ledger_heads WHERE collection_id = ?", (collection_id,))
+        if len(rows) != 1:
+            raise RuntimeError(f"collection {collection_id!r} has no ledger head")
+        return int(rows[0][0]), rows[0][1]
+
+    def append_block(
+        self, collection_id: str, seq: int, count: int, now: datetime, charges: str, prev_hash: str, block_hash: str
+    ) -> None:
+        """Insert one ledger block and move the chain head to it (PostgreSQL: one statement)."""
+        if self.pg:
+            self._pg(
+                "WITH block AS (INSERT INTO ledger_blocks (collection_id, seq, count, created_at, prev_hash, "
+                "block_hash, charges) VALUES (%(c)s, %(s)s, %(n)s, %(now)s, %(ph)s, %(bh)s, %(ch)s)) "
+                "UPDATE ledger_heads SET seq = %(s)s, head_hash = %(bh)s, updated_at = %(now)s "
+                "WHERE collection_id = %(c)s",
+                {"c": collection_id, "s": seq, "n": count, "now": now, "ph": prev_hash, "bh": block_hash,
+                 "ch": charges},
+            )  # fmt: skip
+            return
+        self.insert_ledger_block(collection_id, seq, count, now, charges, prev_hash, block_hash)
+        self._lite(
+            "UPDATE ledger_heads SET seq = ?, head_hash = ?, updated_at = ? WHERE collection_id = ?",
+            (seq, block_hash, sqlite_timestamp(now), collection_id),
+        )
+
     def insert_ledger_block(
         self, collection_id: str, seq: int, count: int, now: datetime, charges: str, prev_hash: str, block_hash: str
     ) -> None:

@@ -22,8 +22,22 @@ class Candidate:
     index: int
     report: Report
     payload_json: str
-    body: tuple[Any, ...]  # what a reused report_id must match to be a duplicate
     window: int
+
+    def body(self, collection_id: str) -> tuple[Any, ...]:
+        """What a reused report_id must match to be a duplicate (the stored report's
+        collection, client, epoch, memo count — None since wire version 2 — and payload)."""
+        report = self.report
+        return (collection_id, report.client_id, report.epoch, None, self.payload_json)
+
+
+#: a device's stored state, in ``bulk.DEVICE_FIELDS`` order after the client id: units,
+#: reports, memo_count, window_index, window_units, prev_window_units
+StateRow = tuple[int, int, int, int | None, int, int]
+
+#: one ledger charge, its values in ``ledger.CHARGE_FIELDS`` order: client_id, report_id,
+#: epoch, window, units, epsilon, epsilon_record, epsilon_attribute, memo_count, neighbouring
+Charge = tuple[Any, ...]
 
 
 @dataclass(slots=True)
@@ -70,23 +84,16 @@ class DevicePlan:
     def __init__(self, state: DeviceState) -> None:
         self.state = state
         self.accepted: list[Candidate] = []
-        self.charges: list[tuple[int, dict[str, Any]]] = []
+        self.charges: list[tuple[int, Charge]] = []
         self.rejections: list[tuple[Candidate, str, str]] = []
 
     def refuse(self, cand: Candidate, reason: str, detail: str) -> None:
         self.rejections.append((cand, reason, detail))
 
-    def row(self, client_id: str) -> dict[str, Any]:
+    def row(self) -> StateRow:
+        """The state to store (see :data:`StateRow`)."""
         st = self.state
-        return {
-            "client_id": client_id,
-            "units": st.units,
-            "reports": st.reports,
-            "memo_count": st.memo_count,
-            "window_index": st.window_index,
-            "window_units": st.window_units,
-            "prev_window_units": st.prev_window_units,
-        }
+        return (st.units, st.reports, st.memo_count, st.window_index, st.window_units, st.prev_window_units)
 
 
 def plan_device(c: CollectionRuntime, state: DeviceState, cands: list[Candidate]) -> DevicePlan:
@@ -125,20 +132,18 @@ def plan_device(c: CollectionRuntime, state: DeviceState, cands: list[Candidate]
             plan.charges.append(
                 (
                     cand.index,
-                    {
-                        "client_id": report.client_id,
-                        "report_id": report.report_id,
-                        "epoch": report.epoch,
-                        "window": cand.window,
-                        "units": units,
-                        "epsilon": units * c.charge_epsilon,
-                        "neighbouring": c.neighbouring,
-                        "epsilon_record": units * c.charge_epsilon_record,
-                        "epsilon_attribute": (
-                            units * c.charge_epsilon_attribute if c.charge_epsilon_attribute is not None else None
-                        ),
-                        "memo_count": None,
-                    },
+                    (
+                        report.client_id,
+                        report.report_id,
+                        report.epoch,
+                        cand.window,
+                        units,
+                        units * c.charge_epsilon,
+                        units * c.charge_epsilon_record,
+                        units * c.charge_epsilon_attribute if c.charge_epsilon_attribute is not None else None,
+                        None,  # memo_count: none since wire version 2
+                        c.neighbouring,
+                    ),
                 )
             )
         state.reports += 1
@@ -148,17 +153,17 @@ def plan_device(c: CollectionRuntime, state: DeviceState, cands: list[Candidate]
 
 @dataclass(slots=True)
 class BatchVerdicts:
-    """Verdicts for many devices at once: their rows to store, accepted reports, charges
-    (with the report's batch index) and refusals."""
+    """Verdicts for many devices at once: their states to store (by client id), accepted
+    reports, charges (with the report's batch index) and refusals."""
 
-    rows: dict[str, dict[str, Any]]
+    rows: dict[str, StateRow]
     accepted: list[Candidate]
-    charges: list[tuple[int, dict[str, Any]]]
+    charges: list[tuple[int, Charge]]
     rejections: list[tuple[Candidate, str, str]]
 
     @classmethod
     def of_plans(cls, plans: dict[str, DevicePlan]) -> BatchVerdicts:
-        out = cls({cl: plan.row(cl) for cl, plan in plans.items()}, [], [], [])
+        out = cls({cl: plan.row() for cl, plan in plans.items()}, [], [], [])
         for plan in plans.values():
             out.accepted += plan.accepted
             out.charges += plan.charges
@@ -170,7 +175,7 @@ class BatchVerdicts:
         return BatchVerdicts(
             {cl: row for cl, row in self.rows.items() if cl not in clients},
             [cand for cand in self.accepted if cand.report.client_id not in clients],
-            [(i, charge) for i, charge in self.charges if charge["client_id"] not in clients],
+            [(i, charge) for i, charge in self.charges if charge[0] not in clients],
             [r for r in self.rejections if r[0].report.client_id not in clients],
         )
 
@@ -185,25 +190,27 @@ def plan_new_singles(c: CollectionRuntime, cands: list[Candidate]) -> BatchVerdi
     """Verdicts for devices that have no stored state and one new report each (the common
     batch). Such a verdict depends only on the report's accounting window, so it is
     :func:`plan_device`'s, computed once per window and applied to every report in it; equal
-    to planning each device on its own (tested)."""
-    probes: dict[int, DevicePlan] = {}
-    for cand in cands:
-        if cand.window not in probes:
-            probes[cand.window] = plan_device(c, DeviceState.new(), [cand])
+    to planning each device on its own (tested). The devices of one window share one state
+    tuple, and a charge is its report's three values joined to the window's shared tail."""
+    windows = {cand.window for cand in cands}
+    probes = {w: plan_device(c, DeviceState.new(), [next(x for x in cands if x.window == w)]) for w in windows}
     out = BatchVerdicts({}, [], [], [])
-    rows, accepted, charges, rejections = out.rows, out.accepted, out.charges, out.rejections
-    templates = {w: (p.row(""), p.charges[0][1] if p.charges else None, p.rejections) for w, p in probes.items()}
-    for cand in cands:
-        report = cand.report
-        row, charge, refusals = templates[cand.window]
-        rows[report.client_id] = {**row, "client_id": report.client_id}
-        if refusals:
-            rejections.append((cand, refusals[0][1], refusals[0][2]))
+    for window, probe in probes.items():
+        group = cands if len(probes) == 1 else [cand for cand in cands if cand.window == window]
+        reports = [cand.report for cand in group]
+        out.rows.update(dict.fromkeys([r.client_id for r in reports], probe.row()))
+        if probe.rejections:
+            _, reason, detail = probe.rejections[0]
+            out.rejections += [(cand, reason, detail) for cand in group]
             continue
-        accepted.append(cand)
-        if charge is not None:
-            charges.append(
-                (cand.index, {**charge, "client_id": report.client_id, "report_id": report.report_id,
-                              "epoch": report.epoch})
-            )  # fmt: skip
+        out.accepted += group
+        if probe.charges:
+            tail = probe.charges[0][1][3:]  # window, units, epsilon, ... : the same for the whole group
+            out.charges += zip(
+                [cand.index for cand in group],
+                [(r.client_id, r.report_id, r.epoch, *tail) for r in reports],
+                strict=True,
+            )
+    if len(probes) > 1:  # in batch order, as planning device by device gives them
+        out.accepted.sort(key=lambda cand: cand.index)
     return out

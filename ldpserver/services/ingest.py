@@ -52,15 +52,16 @@ serialization failure, SQLite busy) retries the transaction, then answers 503.
 from __future__ import annotations
 
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import attrgetter, itemgetter
 from typing import Any
 
 import structlog
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.exc import DBAPIError
@@ -69,7 +70,7 @@ from client_sdk.errors import ReportDecodeError
 from ldpserver import metrics
 from ldpserver.db import read_transaction, write_transaction
 from ldpserver.errors import ProblemError
-from ldpserver.models import Collection, EpochClosure, EpochPartial, RejectionCount
+from ldpserver.models import RejectionCount
 from ldpserver.schemas.reports import ReportIn
 from ldpserver.services import ledger
 from ldpserver.services.batch_check import Report, from_model, payload_texts, well_formed
@@ -78,6 +79,7 @@ from ldpserver.services.collections import CollectionRuntime
 from ldpserver.services.device_budgets import (
     BatchVerdicts,
     Candidate,
+    Charge,
     DevicePlan,
     DeviceState,
     plan_device,
@@ -87,9 +89,6 @@ from ldpserver.services.devices import DeviceProof, verify
 
 log = structlog.get_logger("ldpserver.ingest")
 
-partials_t = EpochPartial.__table__
-closures_t = EpochClosure.__table__
-collections_t = Collection.__table__
 rejections_t = RejectionCount.__table__
 
 _REPORT_LIST = TypeAdapter(list[ReportIn])
@@ -172,20 +171,23 @@ class Ingestor:
         staged = self._check_payloads(staged, result)
 
         texts = payload_texts([report.payload for _, report in staged])
-        candidates: list[Candidate] = []
-        first_seen: dict[str, Candidate] = {}
+        reports = [report for _, report in staged]
+        window_of = dict(zip(epochs := {report.epoch for report in reports}, map(c.window_of, epochs), strict=True))
+        candidates = list(map(Candidate, [i for i, _ in staged], reports, texts, [window_of[r.epoch] for r in reports]))
         self.in_batch_repeats: list[tuple[int, Candidate, bool]] = []
-        window_of = c.window_of
-        for (i, report), payload_json in zip(staged, texts, strict=True):
-            body = (c.id, report.client_id, report.epoch, None, payload_json)  # None: wire 2 has no memo_count
-            cand = Candidate(i, report, payload_json, body, window_of(report.epoch))
-            earlier = first_seen.get(report.report_id)
+        if len({r.report_id for r in reports}) == len(reports):
+            return candidates
+        # a report_id repeated inside the batch: its later occurrences follow the first one
+        first_seen: dict[str, Candidate] = {}
+        unique: list[Candidate] = []
+        for cand in candidates:
+            earlier = first_seen.get(cand.report.report_id)
             if earlier is not None:
-                self.in_batch_repeats.append((i, earlier, earlier.body == cand.body))
+                self.in_batch_repeats.append((cand.index, earlier, earlier.body(c.id) == cand.body(c.id)))
                 continue
-            first_seen[report.report_id] = cand
-            candidates.append(cand)
-        return candidates
+            first_seen[cand.report.report_id] = cand
+            unique.append(cand)
+        return unique
 
     def _validate_each(self, raws: Sequence[Any], result: BatchResult, lowest: int) -> list[tuple[int, Report]]:
         """Judge each report with the wire model (a batch the columnar check did not take)."""
@@ -221,7 +223,9 @@ class Ingestor:
         if self.proof is None or not staged:
             return staged
         with read_transaction(self.engine) as conn:
-            verified = verify(conn, self.proof, (r.client_id for _, r in staged))
+            verified = verify(conn, self.proof, [r.client_id for _, r in staged])
+        if len(verified) == len(staged):  # every device proved (one report each)
+            return staged
         kept = []
         for i, report in staged:
             if report.client_id in verified:
@@ -302,69 +306,44 @@ class Ingestor:
                 log.info("ingest_retry", collection_id=self.c.id, attempt=attempt, cause=type(exc).__name__)
                 time.sleep(0.01 * attempt)
         result.results = outcome  # type: ignore[assignment]
-        for r in result.results:
-            status = r["status"]
-            if status == "accepted":
-                result.accepted += 1
-            elif status == "duplicate":
-                result.duplicates += 1
-            else:
-                result.rejected += 1
+        statuses = Counter(map(itemgetter("status"), outcome))
+        result.accepted = statuses["accepted"]
+        result.duplicates = statuses["duplicate"]
+        result.rejected = len(outcome) - result.accepted - result.duplicates
         return result
 
     def _transaction(self, conn: Connection, candidates: list[Candidate], outcome: list[Any]) -> None:
         c, now = self.c, self.now
         insert = _dialect_insert(conn)
-        if conn.dialect.name == "postgresql":
-            # share lock on the collection: close_epoch (FOR UPDATE) waits for this batch (services/epochs.py)
-            conn.execute(select(collections_t.c.id).where(collections_t.c.id == c.id).with_for_update(read=True))
-        closed: set[int] = set()
-        if candidates:
-            epochs = sorted({cand.report.epoch for cand in candidates})
-            closed = set(
-                conn.execute(
-                    select(closures_t.c.epoch).where(closures_t.c.collection_id == c.id, closures_t.c.epoch.in_(epochs))
-                ).scalars()
-            )
-        live: list[Candidate] = []
-        for cand in candidates:
+        bulk = Bulk(conn)
+        # PostgreSQL: share lock on the collection first, so close_epoch (FOR UPDATE) waits for
+        # this batch (services/epochs.py); then the batch's closed epochs
+        closed = bulk.closed_epochs(c.id, sorted({cand.report.epoch for cand in candidates}))
+        live: list[Candidate] = [] if closed else list(candidates)
+        for cand in candidates if closed else ():
             if cand.report.epoch in closed:
                 self._reject_into(outcome, cand, "epoch_closed", f"epoch {cand.report.epoch} is closed")
             else:
                 live.append(cand)
 
         # 7. dedupe by report_id
-        bulk = Bulk(conn)
-        rows = [
-            {
-                "report_id": cand.report.report_id,
-                "client_id": cand.report.client_id,
-                "epoch": cand.report.epoch,
-                "memo_count": None,  # wire version 2 carries none (a version 1 row keeps its own)
-                "payload": cand.payload_json,
-            }
-            for cand in sorted(live, key=lambda x: x.report.report_id)
-        ]
-        new_ids = bulk.insert_reports(c.id, rows, now)
-        existing = [cand for cand in live if cand.report.report_id not in new_ids]
-        if existing:
-            stored = bulk.stored_bodies([cand.report.report_id for cand in existing])
-            for cand in existing:
-                if stored.get(cand.report.report_id) == cand.body:
-                    outcome[cand.index] = {
-                        "report_id": cand.report.report_id,
-                        "status": "duplicate",
-                        "reason": None,
-                        "detail": "already accepted",
-                    }
-                else:
-                    self._reject_into(
-                        outcome, cand, "report_id_conflict", "this report_id was already used with a different report"
-                    )
-        fresh = [cand for cand in live if cand.report.report_id in new_ids]
+        ordered = sorted(live, key=_report_id)
+        reports = [cand.report for cand in ordered]
+        new_ids = bulk.insert_reports(
+            c.id,
+            [r.report_id for r in reports],
+            [r.client_id for r in reports],
+            [r.epoch for r in reports],
+            [cand.payload_json for cand in ordered],
+            now,
+        )
+        if len(new_ids) == len(live):
+            fresh = live
+        else:
+            fresh = self._dedupe(bulk, live, new_ids, outcome)
 
         # 8. budget
-        charges: list[dict[str, Any]] = []
+        charges: list[Charge] = []
         accepted: list[Candidate] = []
         if fresh:
             accepted, charges, refused = self._charge(bulk, fresh, outcome)
@@ -373,9 +352,13 @@ class Ingestor:
 
         # 9. additive statistics: one partial-aggregate row per epoch of the batch
         if accepted:
-            by_epoch: dict[int, list[Candidate]] = defaultdict(list)
-            for cand in accepted:
-                by_epoch[cand.report.epoch].append(cand)
+            by_epoch: dict[int, list[Candidate]]
+            if len(accepted_epochs := {cand.report.epoch for cand in accepted}) == 1:
+                by_epoch = {accepted_epochs.pop(): accepted}
+            else:
+                by_epoch = defaultdict(list)
+                for cand in accepted:
+                    by_epoch[cand.report.epoch].append(cand)
             protocol = c.protocol
             assert protocol is not None
             # the batch's aggregate computed before the transaction holds iff nothing was refused since
@@ -386,17 +369,10 @@ class Ingestor:
                     n, data = pre
                 else:
                     n, data = protocol.aggregate_json(protocol.decode([cand.report.payload for cand in group]))
-                partial_rows.append(
-                    {"collection_id": c.id, "epoch": epoch, "n": n, "aggregate": data, "created_at": now}
-                )
-            conn.execute(partials_t.insert(), partial_rows)
+                partial_rows.append((epoch, n, data))
+            bulk.insert_partials(c.id, partial_rows, now)
             for cand in accepted:
-                outcome[cand.index] = {
-                    "report_id": cand.report.report_id,
-                    "status": "accepted",
-                    "reason": None,
-                    "detail": None,
-                }
+                outcome[cand.index] = {"report_id": cand.report.report_id, **_ACCEPTED}
 
         # 10. ledger, last: the chain head's lock is the collection's one serialisation point
         ledger.append(conn, bulk, c.id, charges, now)
@@ -437,6 +413,25 @@ class Ingestor:
                 [{"collection_id": c.id, "reason": r, "count": n, "last_at": now} for r, n in sorted(counts.items())],
             )
 
+    def _dedupe(self, bulk: Bulk, live: list[Candidate], new_ids: set[str], outcome: list[Any]) -> list[Candidate]:
+        """Judge the reports whose id was already stored (duplicate or report_id_conflict);
+        returns the ones this batch inserted."""
+        existing = [cand for cand in live if cand.report.report_id not in new_ids]
+        stored = bulk.stored_bodies([cand.report.report_id for cand in existing])
+        for cand in existing:
+            if stored.get(cand.report.report_id) == cand.body(self.c.id):
+                outcome[cand.index] = {
+                    "report_id": cand.report.report_id,
+                    "status": "duplicate",
+                    "reason": None,
+                    "detail": "already accepted",
+                }
+            else:
+                self._reject_into(
+                    outcome, cand, "report_id_conflict", "this report_id was already used with a different report"
+                )
+        return [cand for cand in live if cand.report.report_id in new_ids]
+
     @staticmethod
     def _reject_into(outcome: list[Any], cand: Candidate, reason: str, detail: str) -> None:
         outcome[cand.index] = {
@@ -448,7 +443,7 @@ class Ingestor:
 
     def _charge(
         self, bulk: Bulk, fresh: list[Candidate], outcome: list[Any]
-    ) -> tuple[list[Candidate], list[dict[str, Any]], list[str]]:
+    ) -> tuple[list[Candidate], list[Charge], list[str]]:
         """Charge the new reports to their devices; returns (accepted, ledger charges, refused ids).
 
         Each device's reports are judged in request order against its state (a
@@ -458,25 +453,30 @@ class Ingestor:
         their real state and updated. SQLite (writers serialised) looks them up first.
         """
         c, now = self.c, self.now
-        by_client: dict[str, list[Candidate]] = defaultdict(list)
-        for cand in sorted(fresh, key=lambda x: x.index):
-            by_client[cand.report.client_id].append(cand)
-        clients = sorted(by_client)
+        ids = [cand.report.client_id for cand in fresh]
+        clients = sorted(set(ids))
         singles = len(clients) == len(fresh)  # one report per device: new devices judged per window
+        by_client: dict[str, list[Candidate]] = defaultdict(list)
+        if not singles:
+            for cand in fresh:  # in request order (fresh is)
+                by_client[cand.report.client_id].append(cand)
         verdicts = BatchVerdicts({}, [], [], [])
         pending = clients
         if bulk.pg:
             if singles:
-                verdicts = plan_new_singles(c, [by_client[cl][0] for cl in clients])
+                verdicts = plan_new_singles(c, fresh)
             else:
                 verdicts = BatchVerdicts.of_plans(
                     {cl: plan_device(c, DeviceState.new(), by_client[cl]) for cl in clients}
                 )
-            created = bulk.insert_new_devices(c.id, [verdicts.rows[cl] for cl in clients], now)
-            pending = [cl for cl in clients if cl not in created]
+            created = bulk.insert_new_devices(c.id, clients, list(map(verdicts.rows.__getitem__, clients)), now)
+            pending = [] if len(created) == len(clients) else [cl for cl in clients if cl not in created]
             if pending:
                 verdicts = verdicts.without(set(pending))
         if pending:
+            if singles:  # the few devices judged again: their one report each
+                wanted = set(pending)
+                by_client.update((cand.report.client_id, [cand]) for cand in fresh if cand.report.client_id in wanted)
             existing = bulk.lock_devices(c.id, pending)
             plans: dict[str, DevicePlan] = {}
             first_time: list[Candidate] = []
@@ -490,16 +490,21 @@ class Ingestor:
             again = BatchVerdicts.of_plans(plans)
             if first_time:
                 again.merge(plan_new_singles(c, first_time))
-            bulk.write_devices(c.id, [again.rows[cl] for cl in pending], set(existing), now)
+            bulk.write_devices(c.id, pending, [again.rows[cl] for cl in pending], set(existing), now)
             verdicts.merge(again)
 
         refused: list[str] = []
         for cand, reason, detail in verdicts.rejections:
             refused.append(cand.report.report_id)
             self._reject_into(outcome, cand, reason, detail)
-        accepted = sorted(verdicts.accepted, key=lambda x: x.index)
-        charges = sorted(verdicts.charges, key=lambda x: x[0])
+        accepted = sorted(verdicts.accepted, key=_index)
+        charges = sorted(verdicts.charges, key=itemgetter(0))
         return accepted, [charge for _, charge in charges], refused
+
+
+_ACCEPTED = {"status": "accepted", "reason": None, "detail": None}
+_index = attrgetter("index")
+_report_id = attrgetter("report.report_id")
 
 
 def _transient(exc: Exception) -> bool:

@@ -47,10 +47,11 @@ import hashlib
 import json
 from collections.abc import Sequence
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 import rfc8785
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, select
 
 from ldpserver.clock import iso
 from ldpserver.models import Collection, LedgerEntry, LedgerHead
@@ -262,48 +263,61 @@ def block_hash(header: str, charges: str) -> str:
     return digest.hexdigest()
 
 
-def charge_lines(entries: Sequence[dict[str, Any]]) -> str:
-    """The charge lines of a block, formatted in one step per charge when every string is a
-    plain id (what ingestion validates), else through :func:`charge_line`; both are equal."""
-    numbers: dict[Any, str] = {None: "null"}  # a batch charges a handful of distinct amounts
-    for row in entries[:1]:
-        for name in ("epsilon", "epsilon_record", "epsilon_attribute"):
-            value = row[name]
-            if value is not None and value not in numbers:
-                numbers[value] = es_number(float(value))
-    strings = "".join([row["client_id"] + row["report_id"] + row["neighbouring"] for row in entries])
-    plain = _plain(strings) if strings else True
-    out = []
-    for row in entries:
-        eps, record, attribute, memo = (
-            row["epsilon"],
-            row["epsilon_record"],
-            row["epsilon_attribute"],
-            row["memo_count"],
-        )
-        if not plain or type(row["epoch"]) is not int or type(memo) not in (int, type(None)):
-            out.append(charge_line(row))
-            continue
-        out.append(
-            _LINE
-            % (
-                row["client_id"],
-                row["report_id"],
-                row["epoch"],
-                row["window"],
-                row["units"],
-                numbers.get(eps) or numbers.setdefault(eps, es_number(float(eps))),
-                numbers.get(record) or numbers.setdefault(record, es_number(float(record))),
-                numbers.get(attribute) or numbers.setdefault(attribute, es_number(float(attribute))),
-                "null" if memo is None else str(memo),
-                row["neighbouring"],
-            )
-        )
-    return "".join(out)
+def _charge_values(entry: dict[str, Any] | Sequence[Any]) -> tuple[Any, ...]:
+    return tuple(entry[name] for name in CHARGE_FIELDS) if isinstance(entry, dict) else tuple(entry)
 
 
-def append(conn: Connection, bulk: Bulk, collection_id: str, entries: Sequence[dict[str, Any]], now: datetime) -> None:
+_TAIL = ',%d,%d,%d,%s,%s,%s,%s,"%s"]\n'  # epoch, window, units, the three charges, memo_count, neighbouring
+_HEAD = '["%s","%s"%s'  # client_id, report_id, then the tail
+_TAIL_OF = itemgetter(slice(2, None))
+_INTS = {int}
+_MEMOS = {int, type(None)}
+
+
+def _number(value: Any) -> str:
+    return "null" if value is None else es_number(float(value))
+
+
+def charge_lines(entries: Sequence[dict[str, Any] | Sequence[Any]]) -> str:
+    """The charge lines of a block. ``entries``: dicts of :data:`CHARGE_FIELDS`, or their values
+    in that order (what ingestion passes). When every string is a plain id and every integer
+    a true ``int`` (what ingestion validates), the batch is formatted column-wise: each
+    distinct tail (epoch … neighbouring; a batch has a handful) once, then one ``%`` per
+    charge, mapped in C; anything else line by line through :func:`charge_line`. Both give
+    the same text (tested)."""
+    rows = [entry if type(entry) is tuple else _charge_values(entry) for entry in entries]
+    if not rows:
+        return ""
+    columns = list(zip(*rows, strict=True))
+    try:
+        plain = _plain("".join(columns[0]) + "".join(columns[1]) + "".join(columns[9]))
+    except TypeError:  # a value that is not a string
+        plain = False
+    if (
+        not plain
+        or not set(map(type, columns[2])) | set(map(type, columns[3])) | set(map(type, columns[4])) <= _INTS
+        or not set(map(type, columns[8])) <= _MEMOS
+    ):
+        return "".join(map(charge_line, rows))
+    keys = list(map(_TAIL_OF, rows))
+    tails = {
+        tail: _TAIL % (*tail[:3], _number(tail[3]), _number(tail[4]), _number(tail[5]), "null" if tail[6] is None
+                       else str(tail[6]), tail[7])
+        for tail in set(keys)
+    }  # fmt: skip
+    line_tails = map(tails.__getitem__, keys)
+    return "".join(map(_HEAD.__mod__, zip(columns[0], columns[1], line_tails, strict=True)))
+
+
+def append(
+    conn: Connection,
+    bulk: Bulk,
+    collection_id: str,
+    entries: Sequence[dict[str, Any] | Sequence[Any]],
+    now: datetime,
+) -> None:
     """Append charges to the collection's chain as **one block** (inside the caller's transaction).
+    ``entries``: dicts of :data:`CHARGE_FIELDS`, or tuples of their values in that order.
 
     The block numbers its charges from the locked head (``head.seq + 1 ..``), links to the
     head's hash, and is stored as one ``ledger_blocks`` row whose ``charges`` text is the
@@ -311,17 +325,9 @@ def append(conn: Connection, bulk: Bulk, collection_id: str, entries: Sequence[d
     """
     if not entries:
         return
-    head = conn.execute(
-        select(heads_t.c.seq, heads_t.c.head_hash).where(heads_t.c.collection_id == collection_id).with_for_update()
-    ).one()
+    head_seq, head_hash = bulk.lock_head(collection_id)
     count = len(entries)
-    seq = head.seq + count
-    stamp = iso(now)
+    seq = head_seq + count
     charges = charge_lines(entries)
-    digest = block_hash(block_header(collection_id, seq, count, stamp, head.head_hash), charges)
-    bulk.insert_ledger_block(collection_id, seq, count, now, charges, head.head_hash, digest)
-    conn.execute(
-        update(heads_t)
-        .where(heads_t.c.collection_id == collection_id)
-        .values(seq=seq, head_hash=digest, updated_at=now)
-    )
+    digest = block_hash(block_header(collection_id, seq, count, iso(now), head_hash), charges)
+    bulk.append_block(collection_id, seq, count, now, charges, head_hash, digest)

@@ -255,3 +255,22 @@ def test_behind_a_proxy_the_per_address_limit_uses_the_forwarded_address(api, se
     assert enrol_from("198.51.100.1") == 201
     assert enrol_from("198.51.100.2") == 201  # same proxy, another client: its own limit
     assert enrol_from("198.51.100.1") == 429
+
+
+def test_one_wrong_secret_or_foreign_device_in_a_batch_refuses_only_its_reports(api):
+    """The batch's devices are judged together when every proof holds; one wrong secret, one
+    device of another client key or one unknown device among good ones is refused on its own."""
+    col = api.create_collection()
+    key, other_key = _key(api, limits=KeyLimits(enrol_per_address_hour=100)), _key(api)
+    mine = [_device(api, key) for _ in range(4)]
+    foreign = _device(api, other_key)
+    devices = dict(mine)
+    devices[mine[1][0]] = mine[2][1]  # device 1 sent with device 2's secret
+    devices[foreign[0]] = foreign[1]  # the right secret, but enrolled by another key
+    ids = [cid for cid, _ in mine] + [foreign[0], "never_enrolled"]
+    out = _upload(api, col, key, make_reports(col, len(ids), client_ids=ids), devices)
+    verdicts = [(r["status"], r["reason"]) for r in out["results"]]
+    refused = ("rejected", "device_unauthenticated")
+    assert verdicts == [("accepted", None), refused, ("accepted", None), ("accepted", None), refused, refused]
+    again = _upload(api, col, key, make_reports(col, 1, client_ids=mine[1][0], seed=9), {mine[1][0]: mine[1][1]})
+    assert again["accepted"] == 1  # its own secret: accepted

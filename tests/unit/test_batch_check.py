@@ -91,7 +91,7 @@ def _collection(memoized: bool, cap_lifetime: float, cap_window: float | None):
 def test_new_single_devices_get_the_verdict_planning_each_device_gives(memoized, cap_lifetime, cap_window):
     c = _collection(memoized, cap_lifetime, cap_window)
     cands = [
-        Candidate(i, Report(f"{i:032x}", f"dev{i}", HASH, epoch, {}), "{}", (), epoch // 2)
+        Candidate(i, Report(f"{i:032x}", f"dev{i}", HASH, epoch, {}), "{}", epoch // 2)
         for i, epoch in enumerate([4, 5, 6, 7, 7, 4])
     ]
     each = BatchVerdicts.of_plans({cand.report.client_id: plan_device(c, DeviceState.new(), [cand]) for cand in cands})
