@@ -77,8 +77,8 @@ def fill(url: str, n: int, seed: int = 1, protocol: str = "pem", dictionary: int
     from ldpserver.db import make_engine, write_transaction
     from ldpserver.models import EpochPartial, Report
     from ldpserver.schemas.collections import CollectionCreate
+    from ldpserver.services.batch_check import payload_texts as stored_texts
     from ldpserver.services.collections import CollectionCache, create_collection
-    from ldpserver.services.ingest import _PAYLOAD_JSON
 
     schema.upgrade(url)
     engine = make_engine(url, pool_size=2, max_overflow=2)
@@ -114,7 +114,7 @@ def fill(url: str, n: int, seed: int = 1, protocol: str = "pem", dictionary: int
         batch = hh.perturb_batch(EncodedItems.from_vocabulary(hh.domain, vocab, idx), rng)
         texts = payload_texts(batch, hh.mechanism)
         sample = hh.encode(batch.subset(np.arange(size) < 200))
-        assert texts[:200] == [_PAYLOAD_JSON(p) for p in sample], "the bench must store what ingestion stores"
+        assert texts[:200] == stored_texts(sample), "the bench must store what ingestion stores"
         agg_n, data = collection.protocol.aggregate_json(batch)
         with write_transaction(engine) as conn:
             if engine.dialect.name == "postgresql":
