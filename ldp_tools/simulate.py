@@ -289,7 +289,7 @@ def _simulate_items(job: Job) -> tuple[list, dict, int]:
         raise SimulationError("--party-column applies to federated (tap/taps) collections only")
     reports = protocol.perturb_batch(items, rng, parties=parties) if parties else protocol.perturb_batch(items, rng)
     options: dict[str, Any] = {"ci_level": level}
-    if hasattr(protocol, "dictionary"):  # known-candidate mode: estimate the dictionary's items
+    if getattr(protocol, "takes_dictionary", False):  # known-candidate mode: estimate the dictionary's items
         options["dictionary"] = _dictionary_of(job, raws[0], domain.get("type") == "integer")
     elif job.dictionary is not None:
         raise SimulationError("--dictionary applies to known-candidate (protocol 'known') collections only")

@@ -163,6 +163,8 @@ class KnownCandidates(C.GroupCounts):
     name = "known"
     mechanism = "known"  # the wire ``m``
     federated = False
+    #: discovery estimates an analyst-supplied dictionary (servers store one per collection)
+    takes_dictionary = True
 
     def __init__(
         self,

@@ -114,6 +114,10 @@ class KindAdapter:
         limit = getattr(protocol.privacy, "max_memos", None)
         return int(limit) if limit is not None else None
 
+    def takes_dictionary(self, protocol: Any) -> bool:
+        """Whether releases estimate an analyst-uploaded dictionary (known-candidate mode)."""
+        return bool(getattr(protocol, "takes_dictionary", False))
+
     def neighbouring_hint(self) -> str:
         """Appended to the error when a request's ``neighbouring`` differs from the promise."""
         return ""

@@ -75,7 +75,7 @@ class HeavyHittersAdapter(KindAdapter):
             budget.discovery_rho, discovery_queries(sdk), budget.reports_per_device_epoch, inputs.noise
         )
         options: dict[str, Any] = {"ci_level": CI_LEVEL, "chunk": DISCOVERY_CHUNK}
-        if hasattr(sdk, "dictionary"):  # known-candidate mode: the analyst's uploaded dictionary
+        if self.takes_dictionary(sdk):  # known-candidate mode: the analyst's uploaded dictionary
             if inputs.dictionary is None:
                 raise Withheld("no dictionary uploaded yet: PUT /v1/collections/{id}/dictionary")
             options["dictionary"] = inputs.dictionary

@@ -22,6 +22,7 @@ from sqlalchemy import Connection, Engine, delete, insert, select
 
 from ldpserver.db import read_transaction, write_transaction
 from ldpserver.errors import ProblemError
+from ldpserver.kinds import ADAPTERS
 from ldpserver.models_release import Dictionary
 from ldpserver.services.collections import CollectionRuntime
 
@@ -31,7 +32,7 @@ dictionaries_t = Dictionary.__table__
 def _protocol(c: CollectionRuntime) -> Any:
     """The collection's known-candidate protocol, or a 409 problem saying why there is none."""
     sdk = None if c.protocol is None else c.protocol.protocol
-    if sdk is None or not hasattr(sdk, "dictionary"):
+    if sdk is None or not ADAPTERS[c.kind].takes_dictionary(sdk):
         raise ProblemError(
             "conflict",
             "only heavy-hitter collections of protocol 'known' take a dictionary "

@@ -197,9 +197,8 @@ def read_inputs(
             low = min(s.start for s in discovered)
             # the largest scope's report count sizes the decoded columns (one allocation)
             raw = load_raw_reports(conn, c, low, epoch, max(int(s.data["n"]) for s in discovered))
-        dictionary = (
-            load_dictionary(conn, c) if c.protocol is not None and hasattr(c.protocol.protocol, "dictionary") else None
-        )
+        takes_dictionary = c.protocol is not None and ADAPTERS[c.kind].takes_dictionary(c.protocol.protocol)
+        dictionary = load_dictionary(conn, c) if takes_dictionary else None
     return ReleaseInputs(
         epoch=epoch,
         number=number,
