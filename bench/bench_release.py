@@ -27,7 +27,8 @@ cumulative and window scopes read O(1) stored rows).
     python bench/bench_release.py --mode partials    # quicker: partial rows only
     python bench/bench_release.py --quick            # 100,000 reports, partial rows
 
-Writes ``bench/results/release.json`` and ``bench/results/release.md``; prints the JSON.
+Writes ``bench/results/release.json`` and ``bench/results/release.md`` (another size, mode or
+backend: ``release_<backend>_<mode>_<reports>.{json,md}``); prints the JSON.
 """
 
 from __future__ import annotations
@@ -214,8 +215,12 @@ def run(args: argparse.Namespace) -> dict:
         body = json.loads(response.data)
         own = next(s for s in body["scopes"] if s["scope"] == "epoch")
         expected = m.estimate(reference)
-        max_diff = float(np.max(np.abs(np.asarray(own["estimates"]["frequencies"]) - expected.frequencies)))
-        assert max_diff <= 1e-12, max_diff
+        # releases carry central noise (docs/releases.md): the published frequencies differ from the
+        # SDK's exact estimate by that noise, within the published variance (which includes it)
+        published = np.asarray(own["estimates"]["frequencies"])
+        max_diff = float(np.max(np.abs(published - expected.frequencies)))
+        max_z = float(np.max(np.abs(published - expected.frequencies) / np.sqrt(own["estimates"]["variance"])))
+        assert max_z <= 6.0, (max_diff, max_z)
         with engine.connect() as conn:
             partial_rows = conn.execute(
                 EpochPartial.__table__.select().where(EpochPartial.__table__.c.collection_id == collection.id)
@@ -248,6 +253,7 @@ def run(args: argparse.Namespace) -> dict:
         "reread_seconds": round(read_seconds, 4),
         "body_bytes": len(response.data),
         "max_abs_diff_vs_sdk": max_diff,
+        "max_diff_in_published_sd": round(max_z, 3),
         "later_epochs": args.epochs,
         "later_release_seconds": {
             "first_5": [round(x, 4) for x in later[:5]],
@@ -278,7 +284,8 @@ def markdown(r: dict, command: str) -> str:
         ["— close_epoch and the rest", f"{r['release_close_and_rest_seconds']:.3f} s"],
         ["re-read `GET /releases/1` (byte-identical, hash checked)", f"{r['reread_seconds'] * 1000:.1f} ms"],
         ["release document", f"{r['body_bytes']:,} bytes"],
-        ["largest difference published vs SDK frequency", f"{r['max_abs_diff_vs_sdk']:.1e}"],
+        ["largest difference published vs SDK frequency (central noise)", f"{r['max_abs_diff_vs_sdk']:.1e}"],
+        ["— in published standard deviations", f"{r.get('max_diff_in_published_sd', 0):.2f}"],
         [
             "storing the reports (not part of the release)",
             f"{r['store_seconds']:.1f} s ({r['store_reports_per_second']:,} reports/s)",
@@ -314,7 +321,10 @@ def main() -> int:
     result = run(args)
     command = "python bench/bench_release.py " + " ".join(sys.argv[1:])
     print(json.dumps(result, indent=2))
-    write_results("release", result, markdown(result, command.strip()))
+    # the default run (10^6 reports through ingestion, PostgreSQL) is release.{json,md}; others get their own name
+    default = (args.mode, args.reports, args.backend) == ("ingest", 1_000_000, "postgresql") and not args.quick
+    name = "release" if default else f"release_{args.backend}_{args.mode}_{args.reports}"
+    write_results(name, result, markdown(result, command.strip()))
     return 0 if result["release_seconds"] < 5.0 or args.backend != "postgresql" else 1
 
 

@@ -9,7 +9,9 @@ Tables and why they look the way they do (docs/data-model.md has the full pictur
   client key that enrolled it (``services/devices.py``).
 * ``enrolment_windows`` — fixed-window enrolment counters (per key, per key and source
   address) when no Redis is configured; rows live for one window.
-* ``reports`` — accepted raw reports (``report_id`` primary key = idempotency key).
+* ``reports`` — accepted raw reports, keyed by (collection, epoch, ``report_id``): the
+  idempotency key (a retry resends its epoch; an epoch past the grace window is refused
+  before deduplication) and the readers' index in one.
 * ``epoch_partials`` — insert-only partial aggregates, one row per (batch, epoch): no hot
   row; readers add the partials of an epoch (they merge by addition).
 * ``epoch_closures`` — epochs that no longer accept reports (released or closed).
@@ -141,9 +143,10 @@ class LedgerHead(Base):
 
 class Report(Base):
     __tablename__ = "reports"
-    __table_args__ = (Index("ix_reports_collection_epoch", "collection_id", "epoch"),)
+    # one index: it deduplicates (a retry resends its epoch) and serves the epoch's readers
+    __table_args__ = (PrimaryKeyConstraint("collection_id", "epoch", "report_id", name="pk_reports"),)
 
-    report_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    report_id: Mapped[str] = mapped_column(String(32))
     collection_id: Mapped[str] = mapped_column(String(40))  # no FK on hot tables: see module docstring
     client_id: Mapped[str] = mapped_column(String(64))
     epoch: Mapped[int] = mapped_column(BigInteger)

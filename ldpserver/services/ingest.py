@@ -22,11 +22,13 @@ over the batch, no model per report); any other batch report by report, naming e
 
 Then, in one transaction (``BEGIN IMMEDIATE`` on SQLite):
 
-7. **dedupe**: ``INSERT ... ON CONFLICT (report_id) DO NOTHING RETURNING report_id`` (sorted
-   by report_id, so concurrent batches lock in one order); an id that was not inserted
-   is a ``duplicate`` if the stored report has the same collection, client, epoch and
-   canonical payload, else ``report_id_conflict`` (the config hash needs no
-   comparison: a report with another one never gets this far);
+7. **dedupe**, on the key (collection, epoch, report_id) — a retry resends its epoch, and
+   an epoch past the grace window was refused at 3: first a plain ``INSERT`` (sorted by
+   report_id, so concurrent batches lock in one order); if a key is stored, that raises a
+   unique violation and the transaction runs again with ``INSERT ... ON CONFLICT DO
+   NOTHING RETURNING report_id``; an id that was not inserted is a ``duplicate`` if the
+   stored report has the same client and canonical payload, else ``report_id_conflict``
+   (the config hash needs no comparison: a report with another one never gets this far);
 8. **budget**: each device's new reports are judged in request order against its state
    (new devices with one report each — the common batch — once per accounting window):
    PostgreSQL inserts every device as if new (``ON CONFLICT DO NOTHING RETURNING``, in
@@ -51,6 +53,7 @@ serialization failure, SQLite busy) retries the transaction, then answers 503.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections import Counter, defaultdict
 from collections.abc import Sequence
@@ -104,7 +107,7 @@ REASONS = {
     "epoch_too_old": "epoch is before current - grace",
     "epoch_closed": "the epoch has been released/closed",
     "invalid_payload": "the SDK decoder refused the payload for a reason of its own",
-    "report_id_conflict": "report_id already used with a different report body",
+    "report_id_conflict": "report_id already used in this epoch with a different report body",
     "budget_exceeded_lifetime": "the device's lifetime cap would be exceeded",
     "budget_exceeded_window": "the device's cap for this accounting window would be exceeded",
     "kind_unavailable": "the collection's protocol package is not available on this server",
@@ -177,15 +180,16 @@ class Ingestor:
         self.in_batch_repeats: list[tuple[int, Candidate, bool]] = []
         if len({r.report_id for r in reports}) == len(reports):
             return candidates
-        # a report_id repeated inside the batch: its later occurrences follow the first one
-        first_seen: dict[str, Candidate] = {}
+        # a key (epoch, report_id) repeated inside the batch: its later occurrences follow the first one
+        first_seen: dict[tuple[int, str], Candidate] = {}
         unique: list[Candidate] = []
         for cand in candidates:
-            earlier = first_seen.get(cand.report.report_id)
+            key = (cand.report.epoch, cand.report.report_id)
+            earlier = first_seen.get(key)
             if earlier is not None:
                 self.in_batch_repeats.append((cand.index, earlier, earlier.body(c.id) == cand.body(c.id)))
                 continue
-            first_seen[cand.report.report_id] = cand
+            first_seen[key] = cand
             unique.append(cand)
         return unique
 
@@ -288,13 +292,22 @@ class Ingestor:
         self.pre_aggregate = None
         if self.decoded is not None and len({cand.report.epoch for cand in candidates}) == 1:
             self.pre_aggregate = self.c.protocol.aggregate_json(self.decoded)
-        for attempt in range(1, TRANSACTION_ATTEMPTS + 1):
+        # first as if every report were new (a plain INSERT); a stored one aborts that
+        # attempt with a unique violation, and the batch is judged again with ON CONFLICT
+        self.optimistic = True
+        attempt = 1
+        while True:
             outcome = [dict(r) if r is not None else None for r in result.results]
             try:
                 with write_transaction(self.engine) as conn:
                     self._transaction(conn, candidates, outcome)
                 break
-            except DBAPIError as exc:
+            except Exception as exc:
+                if _driver_error(exc) is None:
+                    raise
+                if self.optimistic and _sqlstate(exc) == UNIQUE_VIOLATION:
+                    self.optimistic = False  # not a failure: the batch holds a stored report
+                    continue
                 if not _transient(exc):
                     raise
                 if attempt == TRANSACTION_ATTEMPTS:
@@ -305,6 +318,7 @@ class Ingestor:
                     ) from None
                 log.info("ingest_retry", collection_id=self.c.id, attempt=attempt, cause=type(exc).__name__)
                 time.sleep(0.01 * attempt)
+                attempt += 1
         result.results = outcome  # type: ignore[assignment]
         statuses = Counter(map(itemgetter("status"), outcome))
         result.accepted = statuses["accepted"]
@@ -329,18 +343,19 @@ class Ingestor:
         # 7. dedupe by report_id
         ordered = sorted(live, key=_report_id)
         reports = [cand.report for cand in ordered]
-        new_ids = bulk.insert_reports(
+        new_keys = bulk.insert_reports(
             c.id,
             [r.report_id for r in reports],
             [r.client_id for r in reports],
             [r.epoch for r in reports],
             [cand.payload_json for cand in ordered],
             now,
+            optimistic=self.optimistic,
         )
-        if len(new_ids) == len(live):
+        if new_keys is None or len(new_keys) == len(live):
             fresh = live
         else:
-            fresh = self._dedupe(bulk, live, new_ids, outcome)
+            fresh = self._dedupe(bulk, live, new_keys, outcome)
 
         # 8. budget
         charges: list[Charge] = []
@@ -348,7 +363,7 @@ class Ingestor:
         if fresh:
             accepted, charges, refused = self._charge(bulk, fresh, outcome)
             if refused:
-                bulk.delete_reports(refused)
+                bulk.delete_reports(c.id, [r.report_id for r in refused], [r.epoch for r in refused])
 
         # 9. additive statistics: one partial-aggregate row per epoch of the batch
         if accepted:
@@ -413,13 +428,17 @@ class Ingestor:
                 [{"collection_id": c.id, "reason": r, "count": n, "last_at": now} for r, n in sorted(counts.items())],
             )
 
-    def _dedupe(self, bulk: Bulk, live: list[Candidate], new_ids: set[str], outcome: list[Any]) -> list[Candidate]:
-        """Judge the reports whose id was already stored (duplicate or report_id_conflict);
+    def _dedupe(
+        self, bulk: Bulk, live: list[Candidate], new_keys: set[tuple[int, str]], outcome: list[Any]
+    ) -> list[Candidate]:
+        """Judge the reports whose key was already stored (duplicate or report_id_conflict);
         returns the ones this batch inserted."""
-        existing = [cand for cand in live if cand.report.report_id not in new_ids]
-        stored = bulk.stored_bodies([cand.report.report_id for cand in existing])
+        existing = [cand for cand in live if _key(cand) not in new_keys]
+        stored = bulk.stored_bodies(
+            self.c.id, [cand.report.report_id for cand in existing], [cand.report.epoch for cand in existing]
+        )
         for cand in existing:
-            if stored.get(cand.report.report_id) == cand.body(self.c.id):
+            if stored.get(_key(cand)) == cand.body(self.c.id):
                 outcome[cand.index] = {
                     "report_id": cand.report.report_id,
                     "status": "duplicate",
@@ -430,7 +449,7 @@ class Ingestor:
                 self._reject_into(
                     outcome, cand, "report_id_conflict", "this report_id was already used with a different report"
                 )
-        return [cand for cand in live if cand.report.report_id in new_ids]
+        return [cand for cand in live if _key(cand) in new_keys]
 
     @staticmethod
     def _reject_into(outcome: list[Any], cand: Candidate, reason: str, detail: str) -> None:
@@ -443,8 +462,8 @@ class Ingestor:
 
     def _charge(
         self, bulk: Bulk, fresh: list[Candidate], outcome: list[Any]
-    ) -> tuple[list[Candidate], list[Charge], list[str]]:
-        """Charge the new reports to their devices; returns (accepted, ledger charges, refused ids).
+    ) -> tuple[list[Candidate], list[Charge], list[Report]]:
+        """Charge the new reports to their devices; returns (accepted, ledger charges, refused reports).
 
         Each device's reports are judged in request order against its state (a
         :class:`DevicePlan`). PostgreSQL first inserts every device as if it were new
@@ -493,9 +512,9 @@ class Ingestor:
             bulk.write_devices(c.id, pending, [again.rows[cl] for cl in pending], set(existing), now)
             verdicts.merge(again)
 
-        refused: list[str] = []
+        refused: list[Report] = []
         for cand, reason, detail in verdicts.rejections:
-            refused.append(cand.report.report_id)
+            refused.append(cand.report)
             self._reject_into(outcome, cand, reason, detail)
         accepted = sorted(verdicts.accepted, key=_index)
         charges = sorted(verdicts.charges, key=itemgetter(0))
@@ -505,12 +524,32 @@ class Ingestor:
 _ACCEPTED = {"status": "accepted", "reason": None, "detail": None}
 _index = attrgetter("index")
 _report_id = attrgetter("report.report_id")
+_key = attrgetter("report.epoch", "report.report_id")
+
+
+UNIQUE_VIOLATION = "23505"
+
+
+def _driver_error(exc: Exception) -> Exception | None:
+    """The database driver's error behind ``exc``: SQLAlchemy wraps the errors of its own
+    statements (``DBAPIError.orig``); the hot path's statements on the raw driver
+    (``services/bulk.py``) raise the driver's (psycopg's, sqlite3's) unwrapped. None: not
+    a database error."""
+    if isinstance(exc, DBAPIError):
+        return exc.orig if isinstance(exc.orig, Exception) else exc
+    if isinstance(exc, sqlite3.Error) or type(exc).__module__.split(".")[0] == "psycopg":
+        return exc
+    return None
+
+
+def _sqlstate(exc: Exception) -> str | None:
+    return getattr(_driver_error(exc), "sqlstate", None)
 
 
 def _transient(exc: Exception) -> bool:
     """Deadlock / serialization failure on PostgreSQL, busy/locked on SQLite."""
-    orig = getattr(exc, "orig", None)
-    sqlstate = getattr(orig, "sqlstate", None)
+    orig = _driver_error(exc)
+    sqlstate = _sqlstate(exc)
     if sqlstate in ("40001", "40P01", "55P03"):
         return True
     text = str(orig or exc).lower()

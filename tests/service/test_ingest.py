@@ -120,6 +120,52 @@ def test_report_id_reuse_with_another_body_is_a_conflict(api):
     assert api.counts(col["id"])["reports"] == 2
 
 
+def test_report_ids_are_keyed_within_their_epoch(api):
+    """The key is (collection, epoch, report_id): a retry resends its epoch, so a repeat in the
+    same epoch is judged as before, while the same id in another live epoch is another report
+    (only a client that reuses ids can send one; it is charged like any other)."""
+    col = api.create_collection(epoch={"grace": 1})
+    api.clock.set(EPOCH_START.replace(hour=1, minute=10))  # epoch 1: epochs 0 and 1 accepted
+    [a] = make_reports(col, 1, epoch=0, seed=31)
+    [b] = make_reports(col, 1, epoch=1, seed=32, client_ids=a["client_id"])
+    b = {**b, "report_id": a["report_id"]}
+    assert statuses(api.upload(col, [a])) == [("accepted", None)]
+    assert statuses(api.upload(col, [b, a])) == [("accepted", None), ("duplicate", None)]
+    assert statuses(api.upload(col, [b])) == [("duplicate", None)]
+    forged = {**b, "payload": make_reports(col, 1, epoch=1, seed=33)[0]["payload"]}
+    assert forged["payload"] != b["payload"]
+    assert statuses(api.upload(col, [forged])) == [("rejected", "report_id_conflict")]
+    assert api.counts(col["id"]) == {"reports": 2, "ledger": 2, "aggregated": 2}
+
+
+def test_database_errors_of_the_raw_driver_are_retried(api, monkeypatch):
+    """The hot path's statements run on the raw driver, whose errors SQLAlchemy does not wrap:
+    a deadlock (PostgreSQL) or a busy database (SQLite) there still retries the transaction."""
+    from ldpserver.services.bulk import Bulk
+
+    col = api.create_collection()
+    reports = make_reports(col, 5, seed=34)
+    original = Bulk.insert_partials
+    calls = {"n": 0}
+
+    def flaky(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            if self.pg:
+                import psycopg
+
+                raise psycopg.errors.DeadlockDetected("deadlock detected (injected)")
+            import sqlite3
+
+            raise sqlite3.OperationalError("database is locked (injected)")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Bulk, "insert_partials", flaky)
+    assert api.upload(col, reports).get_json()["accepted"] == 5
+    assert calls["n"] == 2
+    assert api.counts(col["id"]) == {"reports": 5, "ledger": 5, "aggregated": 5}
+
+
 def test_epoch_window_grace_and_closed_epochs(api, engine):
     col = api.create_collection(epoch={"grace": 1})
     api.clock.set(EPOCH_START.replace(hour=5, minute=10))  # epoch 5
