@@ -46,7 +46,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -528,40 +528,51 @@ def run_verify_scale(backend: str, rows: int) -> dict:
         shutil.rmtree(tmpdir, ignore_errors=True)
 
 
-def prefill(engine, collection_id: str, count: int, payloads: list[str]) -> float:
-    """Store ``count`` earlier reports as ingestion leaves them — a report row and a device budget
-    row each, one device per report, and their charges in ledger blocks of 1,000 — with COPY (PostgreSQL) or
-    executemany (SQLite), in chunks of 100,000; returns the seconds taken."""
+#: days of history a ``--prefill`` spreads its earlier reports over (the collection's epochs
+#: 0..HISTORY_DAYS-1 are past days; the timed run reports for epoch HISTORY_DAYS, today)
+HISTORY_DAYS = 100
+
+
+def prefill(engine, collection_id: str, key_id: str, count: int, payloads: list[str]) -> float:
+    """Store ``count`` earlier reports as ingestion leaves them after ``HISTORY_DAYS`` days of
+    daily epochs: epoch ``d`` holds ``count / HISTORY_DAYS`` reports, each from a device
+    enrolled on day ``d`` (a ``devices`` row with that day's client id, as enrolment makes
+    it, and a budget row charged in that epoch), and their charges in ledger blocks of
+    1,000 — with COPY (PostgreSQL) or executemany (SQLite), in chunks of 100,000; returns
+    the seconds taken."""
     from ldpserver.services.bulk import sqlite_timestamp
+    from ldpserver.services.devices import EPOCH_DAY
 
     started = time.perf_counter()
     now = datetime.now(UTC)
+    today = (now.date() - EPOCH_DAY).days
     pg = engine.dialect.name == "postgresql"
     rng = np.random.default_rng(11)
     chunk = 100_000
     for start in range(0, count, chunk):
         n = min(chunk, count - start)
+        epochs = [(start + i) * HISTORY_DAYS // count for i in range(n)]
         ids = [rng.bytes(16).hex() for _ in range(n)]
-        clients = [rng.bytes(16).hex() for _ in range(n)]
-        reports = [(r, collection_id, c, 20428, None, payloads[i % len(payloads)], now)
-                   for i, (r, c) in enumerate(zip(ids, clients, strict=True))]  # fmt: skip
-        devices = [(collection_id, c, 1, 1, 0, 20428, 1, 0, now, now) for c in clients]
+        clients = [f"{today - HISTORY_DAYS + e:05x}{rng.bytes(14).hex()[:27]}" for e in epochs]
+        reports = [(r, collection_id, c, e, None, payloads[i % len(payloads)], now)
+                   for i, (r, c, e) in enumerate(zip(ids, clients, epochs, strict=True))]  # fmt: skip
+        devices = [(collection_id, c, 1, 1, 0, e, 1, 0, now, now) for c, e in zip(clients, epochs, strict=True)]
+        enrolled = [(c, rng.bytes(32).hex(), key_id, str(EPOCH_DAY + timedelta(days=today - HISTORY_DAYS + e)))
+                    for c, e in zip(clients, epochs, strict=True)]  # fmt: skip
         with engine.begin() as conn:
             raw = conn.connection.dbapi_connection
             if pg:
                 with raw.cursor() as cursor:
-                    with cursor.copy(
-                        "COPY reports (report_id, collection_id, client_id, epoch, memo_count, payload, received_at) "
-                        "FROM STDIN"
-                    ) as copy:
-                        for row in reports:
-                            copy.write_row(row)
-                    with cursor.copy(
-                        "COPY device_budgets (collection_id, client_id, units, reports, memo_count, window_index, "
-                        "window_units, prev_window_units, first_seen, last_seen) FROM STDIN"
-                    ) as copy:
-                        for row in devices:
-                            copy.write_row(row)
+                    for statement, rows in (
+                        ("COPY reports (report_id, collection_id, client_id, epoch, memo_count, payload, received_at) "
+                         "FROM STDIN", reports),
+                        ("COPY device_budgets (collection_id, client_id, units, reports, memo_count, window_index, "
+                         "window_units, prev_window_units, first_seen, last_seen) FROM STDIN", devices),
+                        ("COPY devices (client_id, secret_hash, key_id, enrolled_day) FROM STDIN", enrolled),
+                    ):  # fmt: skip
+                        with cursor.copy(statement) as copy:
+                            for row in rows:
+                                copy.write_row(row)
             else:
                 stamp = sqlite_timestamp(now)
                 cursor = raw.cursor()
@@ -572,6 +583,9 @@ def prefill(engine, collection_id: str, count: int, payloads: list[str]) -> floa
                     "INSERT INTO device_budgets (collection_id, client_id, units, reports, memo_count, window_index, "
                     "window_units, prev_window_units, first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [(*d[:8], stamp, stamp) for d in devices],
+                )
+                cursor.executemany(
+                    "INSERT INTO devices (client_id, secret_hash, key_id, enrolled_day) VALUES (?, ?, ?, ?)", enrolled
                 )
                 cursor.close()
     seed_ledger(engine, collection_id, count)
@@ -609,7 +623,7 @@ def run_backend(backend: str, args: argparse.Namespace) -> dict:
         now = datetime.now(UTC)
         _, admin = create_key(engine, "admin", "bench", now)
         unlimited = KeyLimits(max_devices=10**9, enrol_per_hour=10**9, enrol_per_address_hour=10**9)  # one address
-        _, client_key = create_key(engine, "client", "bench", now, limits=unlimited)
+        client_key_id, client_key = create_key(engine, "client", "bench", now, limits=unlimited)
 
         port = free_port(*args.ports) if args.ports else free_port()
         env = dict(os.environ, DATABASE_URL=url, LDP_LOG_LEVEL="WARNING", PYTHONUNBUFFERED="1")
@@ -635,9 +649,11 @@ def run_backend(backend: str, args: argparse.Namespace) -> dict:
             "name": "bench",
             "kind": "frequency",
             "mechanism": {"mechanism": "oue", "epsilon": 1.0, "domain_size": args.k},
-            "epoch": {"seconds": 86400, "grace": 1},
+            # epoch 0 began HISTORY_DAYS days ago: a --prefill stores that history, today is epoch HISTORY_DAYS
+            "epoch": {"seconds": 86400, "grace": 1,
+                      "start": (now - timedelta(days=HISTORY_DAYS)).strftime("%Y-%m-%dT00:00:00Z")},
             "budget": {"cap_lifetime": 10.0, "cap_per_window": 2.0},
-        }
+        }  # fmt: skip
         r = httpx.post(f"{base}/v1/collections", json=spec, headers={"Authorization": f"Bearer {admin}"})
         r.raise_for_status()
         collection = r.json()
@@ -649,7 +665,7 @@ def run_backend(backend: str, args: argparse.Namespace) -> dict:
             rng = np.random.default_rng(5)
             texts = [json.dumps(p, separators=(",", ":"), sort_keys=True)
                      for p in m.encode(m.perturb_batch(rng.integers(0, m.domain_size, 256), rng=rng))]  # fmt: skip
-            prefill_s = prefill(engine, collection["id"], args.prefill, texts)
+            prefill_s = prefill(engine, collection["id"], client_key_id, args.prefill, texts)
             if pg_name:
                 with engine.connect() as conn:
                     conn.exec_driver_sql("ANALYZE")

@@ -1,8 +1,9 @@
 """Device enrolment and proof of possession: only the holder of a device secret spends its budget.
 
 A device enrolls once with the app's client key (``POST /v1/devices``) and receives a
-server-chosen random ``client_id`` (16 random bytes, 32 hex digits) and a device secret
-(32 random bytes, URL-safe base64, shown once). The server keeps the SHA-256 of the
+server-chosen ``client_id`` (32 hex digits: the UTC day of enrolment in 5, then 108
+random bits in 27; see :func:`new_client_id`) and a device secret (32 random bytes,
+URL-safe base64, shown once). The server keeps the SHA-256 of the
 secret, the enrolling key's id and the UTC day of enrolment — nothing else: no address,
 no user agent, nothing that ties the device to a person (enrolment is pseudonymous).
 
@@ -32,7 +33,7 @@ import re
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime
 from operator import methodcaller
 from typing import Any
 
@@ -59,6 +60,24 @@ DEVICE_SECRET = re.compile(r"^[A-Za-z0-9_-]{43}$")
 ENROL_WINDOW_SECONDS = 3600
 LOOKUP_CHUNK = 1000
 MAX_ENROL_PER_REQUEST = 1000
+
+
+def new_client_id(now: datetime) -> str:
+    """A new device's id: the UTC day of enrolment (days since 1970-01-01, 5 hex digits)
+    followed by 108 random bits (27 hex digits).
+
+    The day leads so that the devices enrolled on one day sit together in every index keyed
+    by client_id (``devices``, ``device_budgets``): a day's new devices land on that day's
+    few index pages instead of on random pages of every device ever enrolled, which keeps
+    enrolment and ingestion as fast with 10^7 devices as with none (docs/data-model.md).
+    The day is what the server keeps of the enrolment anyway (``devices.enrolled_day``);
+    it depends on nothing the device measures. 108 random bits keep ids unguessable and
+    collisions out of reach (below 10^-18 for 10^7 devices enrolled on one day)."""
+    day = (now.astimezone(UTC).date() - EPOCH_DAY).days
+    return f"{day:05x}{secrets.token_hex(14)[:27]}"
+
+
+EPOCH_DAY = date(1970, 1, 1)
 
 
 def hash_secret(secret: str) -> str:
@@ -240,7 +259,7 @@ def enrol(
                 counted.append(scope)
                 if total > limit:
                     raise _too_many(what, limit, retry)
-        made = [Enrolled(secrets.token_hex(16), secrets.token_urlsafe(32)) for _ in range(count)]
+        made = [Enrolled(new_client_id(now), secrets.token_urlsafe(32)) for _ in range(count)]
         with write_transaction(engine) as conn:
             if conn.dialect.name == "postgresql":
                 conn.execute(select(keys_t.c.id).where(keys_t.c.id == principal.key_id).with_for_update())

@@ -274,3 +274,26 @@ def test_one_wrong_secret_or_foreign_device_in_a_batch_refuses_only_its_reports(
     assert verdicts == [("accepted", None), refused, ("accepted", None), ("accepted", None), refused, refused]
     again = _upload(api, col, key, make_reports(col, 1, client_ids=mine[1][0], seed=9), {mine[1][0]: mine[1][1]})
     assert again["accepted"] == 1  # its own secret: accepted
+
+
+def test_client_ids_lead_with_the_enrolment_day():
+    """32 hex digits: the UTC day (days since 1970-01-01) in 5, then 108 random bits, so a day's
+    devices sort together (index locality) and nothing but the day is told by the id."""
+    from datetime import timedelta
+    from zoneinfo import ZoneInfo
+
+    import numpy as np
+
+    from ldpserver.services.devices import CLIENT_ID, new_client_id
+
+    day = datetime(2026, 12, 7, 23, 59, tzinfo=UTC)
+    ids = [new_client_id(day) for _ in range(2000)]
+    assert all(CLIENT_ID.fullmatch(i) for i in ids) and len(set(ids)) == len(ids)
+    assert {i[:5] for i in ids} == {f"{20794:05x}"}  # 2026-12-07 is day 20794
+    # the rest is uniform: every hex digit about equally often in each random position
+    counts = np.array([[sum(i[p] == d for i in ids) for d in "0123456789abcdef"] for p in (5, 18, 31)])
+    assert counts.min() > 2000 / 16 * 0.6 and counts.max() < 2000 / 16 * 1.4
+    # a later day sorts after, whatever the random part; the local time zone does not matter
+    assert new_client_id(day + timedelta(minutes=2)) > max(ids)
+    east = datetime(2026, 12, 7, 20, 0, tzinfo=UTC).astimezone(ZoneInfo("Asia/Tokyo"))  # 8 December there
+    assert new_client_id(east)[:5] == f"{20794:05x}"
