@@ -294,23 +294,39 @@ class Bulk:
 
     def insert_new_devices(
         self, collection_id: str, clients: Sequence[str], states: Sequence[Sequence[Any]], now: datetime
-    ) -> set[str]:
+    ) -> set[str] | None:
         """PostgreSQL: insert devices (``clients`` sorted, ``states`` their rows in
-        :data:`STATE_FIELDS` order) that do not exist yet; returns those inserted.
+        :data:`STATE_FIELDS` order) that do not exist yet; returns those inserted, or None
+        when all were.
 
-        A device another transaction is creating is waited for; it is then not ours (it
+        First a plain ``INSERT`` in a savepoint: when every device is new (a batch from
+        first-time devices) it costs the database about a third less than ``ON CONFLICT DO
+        NOTHING``. A device that exists raises a unique violation at its row (the rows go
+        in client_id order, so with many known devices that comes early); the savepoint
+        is rolled back and ``ON CONFLICT DO NOTHING RETURNING`` inserts the new ones. A
+        device another transaction is creating is waited for; it is then not ours (it
         exists), and :meth:`lock_devices` finds it.
         """
-        created = self._pg(
+        from psycopg.errors import UniqueViolation  # PostgreSQL only
+
+        statement = (
             "INSERT INTO device_budgets (collection_id, client_id, units, reports, memo_count, window_index, "
             "window_units, prev_window_units, first_seen, last_seen) "
             "SELECT %(c)s, t.cl, t.u, t.r, t.m, t.wi, t.wu, t.pw, %(now)s, %(now)s "
-            f"FROM unnest({_DEVICE_ARRAYS}) AS t(cl, u, r, m, wi, wu, pw) "
-            "ON CONFLICT (client_id, collection_id) DO NOTHING RETURNING client_id",
-            {"c": collection_id, "now": now, **self._device_arrays(clients, states)},
-            fetch=True,
+            f"FROM unnest({_DEVICE_ARRAYS}) AS t(cl, u, r, m, wi, wu, pw)"
         )
-        return {row[0] for row in created}
+        params = {"c": collection_id, "now": now, **self._device_arrays(clients, states)}
+        with self.raw.cursor() as cursor:
+            cursor.execute("SAVEPOINT new_devices")
+            try:
+                cursor.execute(statement, params)
+            except UniqueViolation:
+                cursor.execute("ROLLBACK TO SAVEPOINT new_devices")
+            else:
+                cursor.execute("RELEASE SAVEPOINT new_devices")
+                return None
+            cursor.execute(statement + " ON CONFLICT (client_id, collection_id) DO NOTHING RETURNING client_id", params)
+            return {row[0] for row in cursor.fetchall()}
 
     def write_devices(
         self,

@@ -31,9 +31,10 @@ Then, in one transaction (``BEGIN IMMEDIATE`` on SQLite):
    (the config hash needs no comparison: a report with another one never gets this far);
 8. **budget**: each device's new reports are judged in request order against its state
    (new devices with one report each — the common batch — once per accounting window):
-   PostgreSQL inserts every device as if new (``ON CONFLICT DO NOTHING RETURNING``, in
-   client_id order), then locks (``SELECT ... FOR UPDATE``, sorted), re-judges and
-   updates the ones that already existed; a report is refused past the lifetime cap
+   PostgreSQL inserts every device as if new, in client_id order (a plain ``INSERT`` in a
+   savepoint; if a device exists, that raises a unique violation, and ``ON CONFLICT DO
+   NOTHING RETURNING`` replaces it), then locks (``SELECT ... FOR UPDATE``, sorted),
+   re-judges and updates the ones that already existed; a report is refused past the lifetime cap
    (``budget_exceeded_lifetime``) or the window cap (``budget_exceeded_window``); a refused
    report's row is deleted again (it was never acknowledged, so a retry is judged anew);
 9. **statistics**: the accepted payloads of each epoch are decoded together and
@@ -467,9 +468,9 @@ class Ingestor:
 
         Each device's reports are judged in request order against its state (a
         :class:`DevicePlan`). PostgreSQL first inserts every device as if it were new
-        (``ON CONFLICT DO NOTHING RETURNING``, sorted): for first-time devices that is the
-        whole job; the devices that already existed are then locked, re-planned from
-        their real state and updated. SQLite (writers serialised) looks them up first.
+        (sorted; :meth:`Bulk.insert_new_devices`): for first-time devices that is the whole
+        job; the devices that already existed are then locked, re-planned from their real
+        state and updated. SQLite (writers serialised) looks them up first.
         """
         c, now = self.c, self.now
         ids = [cand.report.client_id for cand in fresh]
@@ -489,7 +490,7 @@ class Ingestor:
                     {cl: plan_device(c, DeviceState.new(), by_client[cl]) for cl in clients}
                 )
             created = bulk.insert_new_devices(c.id, clients, list(map(verdicts.rows.__getitem__, clients)), now)
-            pending = [] if len(created) == len(clients) else [cl for cl in clients if cl not in created]
+            pending = [] if created is None else [cl for cl in clients if cl not in created]
             if pending:
                 verdicts = verdicts.without(set(pending))
         if pending:

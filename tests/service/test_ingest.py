@@ -166,6 +166,26 @@ def test_database_errors_of_the_raw_driver_are_retried(api, monkeypatch):
     assert api.counts(col["id"]) == {"reports": 5, "ledger": 5, "aggregated": 5}
 
 
+def test_known_devices_among_new_ones_keep_their_budget(api):
+    """PostgreSQL inserts a batch's device rows with a plain INSERT first; a device that already
+    has a row (wherever it sorts among new ones) makes that fail, and the rows go in with
+    ON CONFLICT instead: the known device is charged on top of its earlier charge, the new
+    ones get their first, nothing is lost."""
+    col = api.create_collection()
+    known = ["d-0-known", "d-5-known", "d-9-known"]  # first, middle and last in client_id order
+    first = [make_reports(col, 1, seed=40 + i, client_ids=cl)[0] for i, cl in enumerate(known)]
+    assert api.upload(col, first).get_json()["accepted"] == 3
+    units = api.device(col["id"], "d-0-known").units
+    again = [make_reports(col, 1, seed=50 + i, client_ids=cl)[0] for i, cl in enumerate(known)]
+    fresh = [make_reports(col, 1, seed=60 + i, client_ids=f"d-{i}-new")[0] for i in range(8)]
+    assert api.upload(col, fresh + again).get_json()["accepted"] == 11
+    for cl in known:
+        row = api.device(col["id"], cl)
+        assert (row.units, row.reports) == (2 * units, 2)
+    assert all(api.device(col["id"], f"d-{i}-new").reports == 1 for i in range(8))
+    assert api.counts(col["id"]) == {"reports": 14, "ledger": 14, "aggregated": 14}
+
+
 def test_epoch_window_grace_and_closed_epochs(api, engine):
     col = api.create_collection(epoch={"grace": 1})
     api.clock.set(EPOCH_START.replace(hour=5, minute=10))  # epoch 5
