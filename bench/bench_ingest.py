@@ -97,6 +97,17 @@ def process_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK if fields else 0.0  # utime + stime
 
 
+def peak_rss_mb(pid: int) -> float | None:
+    """A process's peak resident set (VmHWM), in MB; None once it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        return None
+    return None
+
+
 def children_of(pid: int) -> list[int]:
     out = []
     for entry in Path("/proc").iterdir():
@@ -714,6 +725,7 @@ def run_backend(backend: str, args: argparse.Namespace) -> dict:
         wall = time.time() - t0
         busy = machine_busy() - busy0
         cpu_server = sum(process_cpu(p) for p in server_pids) - cpu_server0
+        worker_rss = [mb for mb in map(peak_rss_mb, server_pids[1:]) if mb is not None]
         pg_now = postgres_pids(pg_name) if pg_name else []
         cpu_pg = sum(process_cpu(p) - cpu_pg0.get(p, 0.0) for p in pg_now)
         for p in procs:
@@ -772,6 +784,7 @@ def run_backend(backend: str, args: argparse.Namespace) -> dict:
             "payload_generation_s": round(generation_s, 1),
             "enrolment_s": round(enrolment_s, 1),
             "devices_enrolled": per_gen * args.clients,
+            "worker_peak_rss_mb": max(worker_rss) if worker_rss else None,
             "cpu_seconds": {
                 "server": round(cpu_server, 1),
                 "postgresql": round(cpu_pg, 1) if pg_name else None,
@@ -944,8 +957,8 @@ def write_markdown(report: dict, path: Path) -> None:
         "| backend | accepted reports/s | batches | p50 batch latency | p99 batch latency | durable rows = acknowledged "
         "| ledger chain | CPU ms per 1,000 reports (server / PostgreSQL / load generator) "
         "| CPU-s used by other tenants (of capacity) | projected reports/s, whole machine | reports stored before "
-        "| database bytes per report |",
-        "| --- | ---: | ---: | ---: | ---: | --- | --- | --- | --- | ---: | ---: | ---: |",
+        "| database bytes per report | peak worker RSS |",
+        "| --- | ---: | ---: | ---: | ---: | --- | --- | --- | --- | ---: | ---: | ---: | ---: |",
     ]
     for r in report["results"]:
         d = r["durable"]
@@ -957,7 +970,8 @@ def write_markdown(report: dict, path: Path) -> None:
             f"{r['cpu_ms_per_1000_reports']['load_generator']} "
             f"| {r['cpu_seconds_other_tenants']} of {r['cpu_seconds']['machine_capacity']} "
             f"| {r['projected_reports_per_s_whole_machine']:,} | {r.get('reports_stored_before', 0):,} "
-            f"| {r.get('bytes_per_report', '-')} |"
+            f"| {r.get('bytes_per_report', '-')} "
+            f"| {str(r['worker_peak_rss_mb']) + ' MB' if r.get('worker_peak_rss_mb') else '-'} |"
         )
     if report.get("comparison"):
         lines += [

@@ -17,11 +17,9 @@ flask-openapi3's validation) reuse it.
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import numpy as np
-import orjson
 from flask import current_app, request
 
 from ldpserver.errors import ProblemError
@@ -66,23 +64,6 @@ def nesting_depth(data: bytes) -> int:
     return int(np.cumsum(steps, dtype=np.int64).max(initial=0))
 
 
-#: a run of 19+ digits: maybe an integer beyond 64 bits, which orjson would read as a float
-_LONG_DIGITS = re.compile(rb"[0-9]{19,}")
-
-
-def _loads(data: bytes) -> Any:
-    """The body's JSON document. orjson reads it about three times faster than the standard
-    library; a body orjson refuses (malformed, NaN, a lone surrogate, a byte order mark,
-    UTF-16) or that may hold an integer beyond 64 bits (orjson would make it a float) is read
-    by the standard library, which gives today's answer and error messages for all of them."""
-    if not _LONG_DIGITS.search(data):
-        try:
-            return orjson.loads(data)
-        except orjson.JSONDecodeError:
-            pass
-    return json.loads(data, parse_constant=_no_constants)
-
-
 def _more_to_read() -> bool:
     """Whether the client sent more than werkzeug read (the raw WSGI stream is not empty)."""
     try:
@@ -117,7 +98,7 @@ def parse_json_body() -> None:
     if nesting_depth(data) > limit_depth:
         raise ProblemError("malformed-json", f"the JSON document is nested deeper than {limit_depth} levels")
     try:
-        document = _loads(data)
+        document = json.loads(data, parse_constant=_no_constants)
     except RecursionError:
         raise ProblemError("malformed-json", "the JSON document is nested too deeply") from None
     except UnicodeDecodeError:
