@@ -85,6 +85,8 @@ class ApiKey(Base):
     max_devices: Mapped[int | None] = mapped_column(BigInteger)  # client keys: enrolment cap (NULL: server default)
     enrol_per_hour: Mapped[int | None] = mapped_column(BigInteger)  # per key (NULL: server default)
     enrol_per_address_hour: Mapped[int | None] = mapped_column(BigInteger)  # per key and source address
+    # devices this key enrolled: the cap check reads it (counting them was a scan per request)
+    devices_enrolled: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class Device(Base):

@@ -261,16 +261,16 @@ def enrol(
                     raise _too_many(what, limit, retry)
         made = [Enrolled(new_client_id(now), secrets.token_urlsafe(32)) for _ in range(count)]
         with write_transaction(engine) as conn:
+            # the key's row, locked (PostgreSQL FOR UPDATE; SQLite writers are serialised), holds its count
+            query = select(keys_t.c.devices_enrolled).where(keys_t.c.id == principal.key_id)
             if conn.dialect.name == "postgresql":
-                conn.execute(select(keys_t.c.id).where(keys_t.c.id == principal.key_id).with_for_update())
+                query = query.with_for_update()
+            have = conn.execute(query).scalar_one()
             if redis is None:
                 for scope, limit, what in scopes:
                     total, retry = _db_window_add(conn, scope, count, now_s)
                     if total > limit:
                         raise _too_many(what, limit, retry)
-            have = conn.execute(
-                select(func.count()).select_from(devices_t).where(devices_t.c.key_id == principal.key_id)
-            ).scalar_one()
             if have + count > limits.max_devices:
                 raise ProblemError(
                     "enrolment-quota",
@@ -289,6 +289,11 @@ def enrol(
                     }
                     for d in made
                 ],
+            )
+            conn.execute(
+                keys_t.update()
+                .where(keys_t.c.id == principal.key_id)
+                .values(devices_enrolled=keys_t.c.devices_enrolled + count)
             )
     except ProblemError:
         if redis is not None:  # refused: give the counted enrolments back

@@ -17,7 +17,7 @@ from sqlalchemy import Engine, func, select
 from client_sdk import mechanisms
 from ldpserver.clock import FakeClock
 from ldpserver.db import write_transaction
-from ldpserver.models import Device, DeviceBudget, EpochPartial, Report
+from ldpserver.models import ApiKey, Device, DeviceBudget, EpochPartial, Report
 from ldpserver.services.audit import ledger_charges
 from ldpserver.services.devices import hash_secret
 
@@ -81,6 +81,10 @@ def provision_devices(engine: Engine, api_key: str, client_ids: Any) -> dict[str
         ]
         if rows:
             conn.execute(table.insert(), rows)
+            keys = ApiKey.__table__  # as enrolment does: the key counts its devices
+            conn.execute(
+                keys.update().where(keys.c.id == key_id).values(devices_enrolled=keys.c.devices_enrolled + len(rows))
+            )
     return creds
 
 

@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from ldpserver.app import create_app
 from ldpserver.config import Settings
-from ldpserver.models import Device
+from ldpserver.models import ApiKey, Device
 from ldpserver.services.keys import KeyLimits, create_key
 from tests.service.helpers import Api, make_reports
 
@@ -135,7 +135,8 @@ def test_one_client_key_cannot_enrol_past_its_quota(api):
     with api.engine.connect() as conn:
         kid = key.split("_")[1]
         n = conn.execute(select(Device.client_id).where(Device.key_id == kid)).all()
-    assert len(n) == 5
+        counted = conn.execute(select(ApiKey.devices_enrolled).where(ApiKey.id == kid)).scalar_one()
+    assert len(n) == 5 and counted == 5  # the key's own count, which the cap check reads, agrees
 
 
 def test_enrolments_per_address_and_per_key_are_rate_limited(api):

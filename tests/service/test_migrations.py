@@ -59,3 +59,33 @@ def test_cli_commands_refuse_an_unmigrated_database(backend, tmp_path):
     with fresh_database(backend, tmp_path) as url:
         run = CliRunner().invoke(cli, ["keys", "list"], env={"DATABASE_URL": url})
         assert run.exit_code != 0 and "ldp migrate" in run.output
+
+
+def test_key_device_counts_are_filled_from_the_devices(backend, tmp_path):
+    """Migration 0010 gives every key the count of the devices it enrolled before."""
+    from sqlalchemy import text
+
+    with fresh_database(backend, tmp_path) as url:
+        engine = make_engine(url, null_pool=True)
+        try:
+            schema.upgrade(url, "0009")
+            with engine.begin() as conn:
+                for key in ("k1", "k2"):
+                    conn.execute(
+                        text(
+                            "INSERT INTO api_keys (id, name, role, key_hash, created_at) "
+                            "VALUES (:id, '', 'client', :h, CURRENT_TIMESTAMP)"
+                        ),
+                        {"id": key, "h": key * 32},
+                    )
+                for i, key in enumerate(["k1", "k1", "k1", "k2"]):
+                    conn.execute(
+                        text("INSERT INTO devices VALUES (:c, :s, :k, '2026-12-07')"),
+                        {"c": f"{i:032x}", "s": "0" * 64, "k": key},
+                    )
+            schema.upgrade(url)
+            with engine.connect() as conn:
+                counts = dict(conn.execute(text("SELECT id, devices_enrolled FROM api_keys")).all())
+            assert counts == {"k1": 3, "k2": 1}
+        finally:
+            engine.dispose()
