@@ -145,7 +145,9 @@ class LedgerHead(Base):
 
 class Report(Base):
     __tablename__ = "reports"
-    # one index: it deduplicates (a retry resends its epoch) and serves the epoch's readers
+    # one index: it deduplicates (a retry resends its epoch) and serves the epoch's readers.
+    # On PostgreSQL the id columns here, in device_budgets and in devices are COLLATE "C"
+    # (migration 0009: bytewise B-tree comparisons); SQLite compares bytewise anyway.
     __table_args__ = (PrimaryKeyConstraint("collection_id", "epoch", "report_id", name="pk_reports"),)
 
     report_id: Mapped[str] = mapped_column(String(32))

@@ -62,6 +62,10 @@ LOOKUP_CHUNK = 1000
 MAX_ENROL_PER_REQUEST = 1000
 
 
+#: day 0 of the day numbers that lead client ids
+EPOCH_DAY = date(1970, 1, 1)
+
+
 def new_client_id(now: datetime) -> str:
     """A new device's id: the UTC day of enrolment (days since 1970-01-01, 5 hex digits)
     followed by 108 random bits (27 hex digits).
@@ -75,9 +79,6 @@ def new_client_id(now: datetime) -> str:
     collisions out of reach (below 10^-18 for 10^7 devices enrolled on one day)."""
     day = (now.astimezone(UTC).date() - EPOCH_DAY).days
     return f"{day:05x}{secrets.token_hex(14)[:27]}"
-
-
-EPOCH_DAY = date(1970, 1, 1)
 
 
 def hash_secret(secret: str) -> str:

@@ -26,7 +26,7 @@ Then, in one transaction (``BEGIN IMMEDIATE`` on SQLite):
    an epoch past the grace window was refused at 3: first a plain ``INSERT`` (sorted by
    report_id, so concurrent batches lock in one order); if a key is stored, that raises a
    unique violation and the transaction runs again with ``INSERT ... ON CONFLICT DO
-   NOTHING RETURNING report_id``; an id that was not inserted is a ``duplicate`` if the
+   NOTHING RETURNING epoch, report_id``; an id that was not inserted is a ``duplicate`` if the
    stored report has the same client and canonical payload, else ``report_id_conflict``
    (the config hash needs no comparison: a report with another one never gets this far);
 8. **budget**: each device's new reports are judged in request order against its state
@@ -185,7 +185,7 @@ class Ingestor:
         first_seen: dict[tuple[int, str], Candidate] = {}
         unique: list[Candidate] = []
         for cand in candidates:
-            key = (cand.report.epoch, cand.report.report_id)
+            key = _key(cand)
             earlier = first_seen.get(key)
             if earlier is not None:
                 self.in_batch_repeats.append((cand.index, earlier, earlier.body(c.id) == cand.body(c.id)))
@@ -550,7 +550,7 @@ def _sqlstate(exc: Exception) -> str | None:
 def _transient(exc: Exception) -> bool:
     """Deadlock / serialization failure on PostgreSQL, busy/locked on SQLite."""
     orig = _driver_error(exc)
-    sqlstate = _sqlstate(exc)
+    sqlstate = getattr(orig, "sqlstate", None)
     if sqlstate in ("40001", "40P01", "55P03"):
         return True
     text = str(orig or exc).lower()
