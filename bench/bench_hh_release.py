@@ -75,7 +75,7 @@ def fill(url: str, n: int, seed: int = 1, protocol: str = "pem", dictionary: int
     from ldpserver import schema
     from ldpserver.clock import FakeClock
     from ldpserver.db import make_engine, write_transaction
-    from ldpserver.models import EpochPartial, Report
+    from ldpserver.models import EpochPartial, ReportBatch
     from ldpserver.schemas.collections import CollectionCreate
     from ldpserver.services.batch_check import payload_texts as stored_texts
     from ldpserver.services.collections import CollectionCache, create_collection
@@ -117,25 +117,14 @@ def fill(url: str, n: int, seed: int = 1, protocol: str = "pem", dictionary: int
         assert texts[:200] == stored_texts(sample), "the bench must store what ingestion stores"
         agg_n, data = collection.protocol.aggregate_json(batch)
         with write_transaction(engine) as conn:
-            if engine.dialect.name == "postgresql":
-                stamp = now.isoformat()
-                lines = "".join(
-                    f"{seed:08x}{start + i:024x}\t{collection.id}\td{start + i}\t0\t\\N\t{t}\t{stamp}\n"
-                    for i, t in enumerate(texts)
-                )
-                raw = conn.connection.driver_connection
-                with raw.cursor().copy(
-                    "COPY reports (report_id, collection_id, client_id, epoch, memo_count, payload, received_at) FROM STDIN"
-                ) as copy:
-                    copy.write(lines)
-            else:
+            for first in range(0, size, 1000):  # report_batches rows, as uploads of 1,000 store them
+                part = range(start + first, start + min(size, first + 1000))
                 conn.execute(
-                    Report.__table__.insert(),
-                    [
-                        {"report_id": f"{seed:08x}{start + i:024x}", "collection_id": collection.id,
-                         "client_id": f"d{start + i}", "epoch": 0, "memo_count": None, "payload": t, "received_at": now}
-                        for i, t in enumerate(texts)
-                    ],
+                    ReportBatch.__table__.insert(),
+                    {"collection_id": collection.id, "epoch": 0, "n": len(part),
+                     "report_ids": "\n".join(f"{seed:08x}{i:024x}" for i in part),
+                     "client_ids": "\n".join(f"d{i}" for i in part),
+                     "payloads": "\n".join(texts[first : first + len(part)]), "received_at": now},
                 )  # fmt: skip
             conn.execute(
                 EpochPartial.__table__.insert().values(

@@ -552,6 +552,7 @@ def prefill(engine, collection_id: str, key_id: str, count: int, payloads: list[
     1,000 — with COPY (PostgreSQL) or executemany (SQLite), in chunks of 100,000; returns
     the seconds taken."""
     from ldpserver.services.bulk import sqlite_timestamp
+    from ldpserver.services.device_budgets import payload_digest, recent_entry
     from ldpserver.services.devices import EPOCH_DAY
 
     started = time.perf_counter()
@@ -565,9 +566,17 @@ def prefill(engine, collection_id: str, key_id: str, count: int, payloads: list[
         epochs = [(start + i) * HISTORY_DAYS // count for i in range(n)]
         ids = [rng.bytes(16).hex() for _ in range(n)]
         clients = [f"{today - HISTORY_DAYS + e:05x}{rng.bytes(14).hex()[:27]}" for e in epochs]
-        reports = [(r, collection_id, c, e, None, payloads[i % len(payloads)], now)
-                   for i, (r, c, e) in enumerate(zip(ids, clients, epochs, strict=True))]  # fmt: skip
-        devices = [(collection_id, c, 1, 1, 0, e, 1, 0, now, now) for c, e in zip(clients, epochs, strict=True)]
+        texts = [payloads[i % len(payloads)] for i in range(n)]
+        reports = []  # report_batches rows: uploads of 1,000 reports of one epoch
+        for first in range(0, n, 1000):
+            last = min(n, first + 1000)
+            while epochs[last - 1] != epochs[first]:
+                last -= 1
+            reports.append((collection_id, epochs[first], last - first, "\n".join(ids[first:last]),
+                            "\n".join(clients[first:last]), "\n".join(texts[first:last]), now))  # fmt: skip
+        recents = [recent_entry(e, r, payload_digest(t)) for e, r, t in zip(epochs, ids, texts, strict=True)]
+        devices = [(collection_id, c, 1, 1, 0, e, 1, 0, rc, now, now)
+                   for c, e, rc in zip(clients, epochs, recents, strict=True)]  # fmt: skip
         enrolled = [(c, rng.bytes(32).hex(), key_id, str(EPOCH_DAY + timedelta(days=today - HISTORY_DAYS + e)))
                     for c, e in zip(clients, epochs, strict=True)]  # fmt: skip
         with engine.begin() as conn:
@@ -575,10 +584,10 @@ def prefill(engine, collection_id: str, key_id: str, count: int, payloads: list[
             if pg:
                 with raw.cursor() as cursor:
                     for statement, rows in (
-                        ("COPY reports (report_id, collection_id, client_id, epoch, memo_count, payload, received_at) "
-                         "FROM STDIN", reports),
+                        ("COPY report_batches (collection_id, epoch, n, report_ids, client_ids, payloads, "
+                         "received_at) FROM STDIN", reports),
                         ("COPY device_budgets (collection_id, client_id, units, reports, memo_count, window_index, "
-                         "window_units, prev_window_units, first_seen, last_seen) FROM STDIN", devices),
+                         "window_units, prev_window_units, recent, first_seen, last_seen) FROM STDIN", devices),
                         ("COPY devices (client_id, secret_hash, key_id, enrolled_day) FROM STDIN", enrolled),
                     ):  # fmt: skip
                         with cursor.copy(statement) as copy:
@@ -588,12 +597,15 @@ def prefill(engine, collection_id: str, key_id: str, count: int, payloads: list[
                 stamp = sqlite_timestamp(now)
                 cursor = raw.cursor()
                 cursor.executemany(
-                    "INSERT INTO reports VALUES (?, ?, ?, ?, ?, ?, ?)", [(*r[:6], stamp) for r in reports]
+                    "INSERT INTO report_batches (collection_id, epoch, n, report_ids, client_ids, payloads, "
+                    "received_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [(*r[:6], stamp) for r in reports],
                 )
                 cursor.executemany(
                     "INSERT INTO device_budgets (collection_id, client_id, units, reports, memo_count, window_index, "
-                    "window_units, prev_window_units, first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [(*d[:8], stamp, stamp) for d in devices],
+                    "window_units, prev_window_units, recent, first_seen, last_seen) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [(*d[:9], stamp, stamp) for d in devices],
                 )
                 cursor.executemany(
                     "INSERT INTO devices (client_id, secret_hash, key_id, enrolled_day) VALUES (?, ?, ?, ?)", enrolled
@@ -675,7 +687,7 @@ def run_backend(backend: str, args: argparse.Namespace) -> dict:
                     "SELECT id FROM collections WHERE name = 'bench' ORDER BY created_at DESC LIMIT 1"
                 ).scalar_one()
                 stored_before = conn.exec_driver_sql(
-                    "SELECT count(*) FROM reports WHERE collection_id = %(c)s", {"c": cid}
+                    "SELECT coalesce(sum(n), 0) FROM report_batches WHERE collection_id = %(c)s", {"c": cid}
                 ).scalar_one()
                 aggregated_before = conn.exec_driver_sql(
                     "SELECT coalesce(sum(n), 0) FROM epoch_partials WHERE collection_id = %(c)s", {"c": cid}
@@ -761,14 +773,13 @@ def run_backend(backend: str, args: argparse.Namespace) -> dict:
         # durability: count what the database holds after the run
         from sqlalchemy import func, select
 
-        from ldpserver.models import EpochPartial, Report
+        from ldpserver.models import EpochPartial
         from ldpserver.services.audit import ledger_charges
         from ldpserver.services.ledger_verify import verify_all
+        from ldpserver.services.report_batches import stored_count
 
         with engine.connect() as conn:
-            stored = conn.execute(
-                select(func.count()).select_from(Report).where(Report.collection_id == collection["id"])
-            ).scalar_one()
+            stored = stored_count(conn, collection["id"])
             ledger_rows = ledger_charges(conn, collection["id"])
             partial_n = conn.execute(
                 select(func.coalesce(func.sum(EpochPartial.n), 0)).where(EpochPartial.collection_id == collection["id"])
@@ -1167,7 +1178,7 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=4, help="load-generator processes")
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--k", type=int, default=128)
-    parser.add_argument("--max-rate", type=float, default=40_000, help="reports/s to pre-generate for")
+    parser.add_argument("--max-rate", type=float, default=120_000, help="reports/s to pre-generate for")
     parser.add_argument(
         "--ceiling-writers", type=int, default=2, help="concurrent COPY writers of the PostgreSQL ceiling"
     )

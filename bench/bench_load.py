@@ -190,16 +190,14 @@ def run_phase(ctx, targets: list[tuple], seconds: float) -> tuple[list[dict], fl
 
 
 def stored_count(url: str, cid: str) -> int:
-    from sqlalchemy import func, select
-
     from ldpserver.db import make_engine
-    from ldpserver.models import Report
+    from ldpserver.services import report_batches
 
     engine = make_engine(url, null_pool=True)
     with engine.connect() as conn:
-        n = conn.execute(select(func.count()).select_from(Report).where(Report.collection_id == cid)).scalar_one()
+        n = report_batches.stored_count(conn, cid)
     engine.dispose()
-    return int(n)
+    return n
 
 
 def main() -> None:

@@ -9,13 +9,14 @@ Tables and why they look the way they do (docs/data-model.md has the full pictur
   client key that enrolled it (``services/devices.py``).
 * ``enrolment_windows`` — fixed-window enrolment counters (per key, per key and source
   address) when no Redis is configured; rows live for one window.
-* ``reports`` — accepted raw reports, keyed by (collection, epoch, ``report_id``): the
-  idempotency key (a retry resends its epoch; an epoch past the grace window is refused
-  before deduplication) and the readers' index in one.
+* ``report_batches`` — accepted raw reports, one row per (batch, epoch) holding the
+  batch's reports as columns of lines: no row or index entry per report. A retry is
+  recognised by its device (``device_budgets.recent``), whose row the batch locks anyway.
 * ``epoch_partials`` — insert-only partial aggregates, one row per (batch, epoch): no hot
   row; readers add the partials of an epoch (they merge by addition).
 * ``epoch_closures`` — epochs that no longer accept reports (released or closed).
-* ``device_budgets`` — per-device lifetime and per-window totals, locked per row.
+* ``device_budgets`` — per-device lifetime and per-window totals, locked per row, and the
+  device's recent report ids (the idempotency key of its reports).
 * ``ledger_blocks`` — the append-only, hash-chained ledger (chain per collection): one
   block per appending transaction holding all its charges.
 * ``budget_ledger`` — ledger rows of one charge each, as chains were written before blocks
@@ -24,7 +25,7 @@ Tables and why they look the way they do (docs/data-model.md has the full pictur
   serialises appends to one collection's chain.
 * ``rejection_counts`` — rejected reports per (collection, reason).
 
-The four hot tables written by every batch (``reports``, ``epoch_partials``,
+The four hot tables written by every batch (``report_batches``, ``epoch_partials``,
 ``device_budgets``, ``ledger_blocks``) carry ``collection_id`` without a foreign key:
 PostgreSQL checks a foreign key once per inserted row (a ``SELECT ... FOR KEY SHARE`` of
 the collection row: thousands per batch, all on one parent row), which cost about a
@@ -143,19 +144,21 @@ class LedgerHead(Base):
     updated_at: Mapped[datetime]
 
 
-class Report(Base):
-    __tablename__ = "reports"
-    # one index: it deduplicates (a retry resends its epoch) and serves the epoch's readers.
-    # On PostgreSQL the id columns here, in device_budgets and in devices are COLLATE "C"
-    # (migration 0009: bytewise B-tree comparisons); SQLite compares bytewise anyway.
-    __table_args__ = (PrimaryKeyConstraint("collection_id", "epoch", "report_id", name="pk_reports"),)
+class ReportBatch(Base):
+    """The reports one batch stored for one epoch, as one row (docs/data-model.md, "Reports"):
+    three columns of the accepted reports in request order, each one text of lines. A
+    report is deduplicated through its device's ``device_budgets.recent``, not by a key here."""
 
-    report_id: Mapped[str] = mapped_column(String(32))
+    __tablename__ = "report_batches"
+    __table_args__ = (Index("ix_report_batches_collection_epoch", "collection_id", "epoch"),)
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
     collection_id: Mapped[str] = mapped_column(String(40))  # no FK on hot tables: see module docstring
-    client_id: Mapped[str] = mapped_column(String(64))
     epoch: Mapped[int] = mapped_column(BigInteger)
-    memo_count: Mapped[int | None] = mapped_column(Integer)
-    payload: Mapped[str] = mapped_column(Text)  # canonical JSON of the wire payload
+    n: Mapped[int] = mapped_column(BigInteger)  # reports in the row
+    report_ids: Mapped[str] = mapped_column(Text)  # one 32-hex id per line
+    client_ids: Mapped[str] = mapped_column(Text)  # the reports' devices, line by line
+    payloads: Mapped[str] = mapped_column(Text)  # canonical JSON of each wire payload, line by line
     received_at: Mapped[datetime]
 
 
@@ -193,6 +196,9 @@ class DeviceBudget(Base):
     window_index: Mapped[int | None] = mapped_column(BigInteger)  # latest accounting window charged
     window_units: Mapped[int] = mapped_column(BigInteger, default=0)  # units in window_index
     prev_window_units: Mapped[int] = mapped_column(BigInteger, default=0)  # units in window_index - 1
+    # the device's accepted reports that a retry can still reach (epochs not yet past the
+    # grace window): "epoch:report_id:digest" entries, comma-separated (services/device_budgets.py)
+    recent: Mapped[str | None] = mapped_column(Text)
     first_seen: Mapped[datetime]
     last_seen: Mapped[datetime]
 

@@ -18,9 +18,8 @@ connection); the lock order is documented in ``services/ingest.py``.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from itertools import repeat
 from typing import Any, NamedTuple
 
 from sqlalchemy import Connection
@@ -34,11 +33,12 @@ class DeviceRow(NamedTuple):
     window_index: int | None
     window_units: int
     prev_window_units: int
+    recent: str | None  # services/device_budgets.py
 
 
 DEVICE_FIELDS = DeviceRow._fields
-#: a device's state without its client id: what ingestion plans and stores
-STATE_FIELDS = DEVICE_FIELDS[1:]
+#: a device's budget state without its client id and recent reports: what ingestion plans
+STATE_FIELDS = DEVICE_FIELDS[1:-1]
 _STATE_PARAMS = ("u", "r", "m", "wi", "wu", "pw")  # STATE_FIELDS' parameter names in the statements
 
 
@@ -65,23 +65,17 @@ def _N(name: str, sql_type: str) -> str:
 
 
 _DEVICE_ARRAYS = ", ".join(
-    [_T("cl"), _N("u", "bigint"), _N("r", "bigint"), _N("m", "integer"), _N("wi", "bigint"), _N("wu", "bigint"),
-     _N("pw", "bigint")]
-)  # fmt: skip
-
-
-_LITE_INSERT_REPORT = (
-    "INSERT INTO reports (report_id, collection_id, client_id, epoch, memo_count, payload, received_at) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?)"
-)
-
-
-def _by_epoch(report_ids: Sequence[str], epochs: Sequence[int]) -> dict[int, list[str]]:
-    """Report ids grouped by their epoch (SQLite looks them up one epoch at a time)."""
-    groups: dict[int, list[str]] = {}
-    for rid, epoch in zip(report_ids, epochs, strict=True):
-        groups.setdefault(epoch, []).append(rid)
-    return groups
+    [
+        _T("cl"),
+        _N("u", "bigint"),
+        _N("r", "bigint"),
+        _N("m", "integer"),
+        _N("wi", "bigint"),
+        _N("wu", "bigint"),
+        _N("pw", "bigint"),
+        "string_to_array(%(rc)s, chr(31), '')",
+    ]
+)  # fmt: skip  (recent: "" is NULL)
 
 
 def sqlite_timestamp(value: datetime) -> str:
@@ -159,113 +153,25 @@ class Bulk:
         )
 
     # --- reports ------------------------------------------------------------------------
-    # The key is (collection_id, epoch, report_id): a retry resends its report's epoch, so
-    # every look-up below names the epoch too (one index probe per report).
-    def insert_reports(
-        self,
-        collection_id: str,
-        report_ids: Sequence[str],
-        client_ids: Sequence[str],
-        epochs: Sequence[int],
-        payloads: Sequence[str],
-        now: datetime,
-        *,
-        optimistic: bool = False,
-    ) -> set[tuple[int, str]] | None:
-        """Insert reports (columns in the same order, sorted by report_id; memo_count NULL:
-        wire version 2 has none) unless their key exists; returns the keys (epoch,
-        report_id) inserted, or None when every report was.
-
-        ``optimistic`` (PostgreSQL): a plain ``INSERT``, about a third cheaper for the
-        database than ``ON CONFLICT DO NOTHING``; a stored key then raises a unique
-        violation, which aborts the transaction, and the caller runs it again without
-        ``optimistic`` (``services/ingest.py``)."""
-        if not report_ids:
-            return set()
+    def insert_report_batches(
+        self, collection_id: str, rows: Sequence[tuple[int, int, str, str, str]], now: datetime
+    ) -> None:
+        """One ``report_batches`` row per (epoch, n, report ids, client ids, payloads): the
+        batch's accepted reports of that epoch, each column one text of lines."""
         if self.pg:
-            columns = {
-                "c": collection_id,
-                "now": now,
-                "r": SEP.join(report_ids),
-                "cl": SEP.join(client_ids),
-                "e": _numbers(epochs),
-                "p": SEP.join(payloads),
-            }
-            statement = (
-                "INSERT INTO reports (report_id, collection_id, client_id, epoch, memo_count, payload, received_at) "
-                "SELECT t.r, %(c)s, t.cl, t.e, NULL, t.p, %(now)s FROM unnest("
-                f"{_T('r')}, {_T('cl')}, {_N('e', 'bigint')}, {_T('p')}) AS t(r, cl, e, p)"
-            )
-            if optimistic:
-                self._pg(statement, columns)
-                return None
-            result = self._pg(
-                statement + " ON CONFLICT (collection_id, epoch, report_id) DO NOTHING RETURNING epoch, report_id",
-                columns,
-                fetch=True,
-            )
-            return set(map(tuple, result))
-        present = set(map(tuple, self._lite_keys("epoch, report_id", collection_id, report_ids, epochs)))
-        rows: Iterable[tuple[Any, ...]] = zip(report_ids, repeat(collection_id), client_ids, epochs, repeat(None),
-                                              payloads, repeat(sqlite_timestamp(now)), strict=False)  # fmt: skip
-        if not present:
-            self._lite_many(_LITE_INSERT_REPORT, list(rows))
-            return None
-        fresh = [row for row in rows if (row[3], row[0]) not in present]
-        self._lite_many(_LITE_INSERT_REPORT, fresh)
-        return {(row[3], row[0]) for row in fresh}
-
-    def _lite_keys(
-        self, columns: str, collection_id: str, report_ids: Sequence[str], epochs: Sequence[int]
-    ) -> list[Any]:
-        """SQLite: ``columns`` of the stored reports with these (epoch, report_id) keys, one
-        query per epoch (a batch holds one or two)."""
-        rows: list[Any] = []
-        for epoch, ids in _by_epoch(report_ids, epochs).items():
-            rows += self._lite(
-                f"SELECT {columns} FROM reports WHERE collection_id = ? AND epoch = ? "
-                "AND report_id IN (SELECT value FROM json_each(?))",
-                (collection_id, epoch, json.dumps(ids)),
-            )
-        return rows
-
-    def stored_bodies(
-        self, collection_id: str, report_ids: Sequence[str], epochs: Sequence[int]
-    ) -> dict[tuple[int, str], tuple[Any, ...]]:
-        """(collection, client, epoch, memo_count, payload) of each stored report with these
-        (epoch, report_id) keys in ``collection_id``, by key."""
-        if not report_ids:
-            return {}
-        columns = "report_id, collection_id, client_id, epoch, memo_count, payload"
-        if self.pg:
-            result = self._pg(
-                f"SELECT {', '.join('s.' + name for name in columns.split(', '))} "
-                f"FROM unnest({_N('e', 'bigint')}, {_T('r')}) AS t(e, r) JOIN reports s "
-                "ON s.collection_id = %(c)s AND s.epoch = t.e AND s.report_id = t.r",
-                {"c": collection_id, "e": _numbers(epochs), "r": SEP.join(report_ids)},
-                fetch=True,
-            )
-        else:
-            result = self._lite_keys(columns, collection_id, report_ids, epochs)
-        return {(row[3], row[0]): tuple(row[1:]) for row in result}
-
-    def delete_reports(self, collection_id: str, report_ids: Sequence[str], epochs: Sequence[int]) -> None:
-        """Remove reports inserted earlier in this transaction (refused by the budget check)."""
-        if not report_ids:
+            with self.raw.cursor() as cursor:
+                cursor.executemany(
+                    "INSERT INTO report_batches (collection_id, epoch, n, report_ids, client_ids, payloads, "
+                    "received_at) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                    [(collection_id, *row, now) for row in rows],
+                )
             return
-        if self.pg:
-            self._pg(
-                f"DELETE FROM reports s USING unnest({_N('e', 'bigint')}, {_T('r')}) AS t(e, r) "
-                "WHERE s.collection_id = %(c)s AND s.epoch = t.e AND s.report_id = t.r",
-                {"c": collection_id, "e": _numbers(epochs), "r": SEP.join(report_ids)},
-            )
-            return
-        for epoch, ids in _by_epoch(report_ids, epochs).items():
-            self._lite(
-                "DELETE FROM reports WHERE collection_id = ? AND epoch = ? "
-                "AND report_id IN (SELECT value FROM json_each(?))",
-                (collection_id, epoch, json.dumps(ids)),
-            )
+        stamp = sqlite_timestamp(now)
+        self._lite_many(
+            "INSERT INTO report_batches (collection_id, epoch, n, report_ids, client_ids, payloads, received_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(collection_id, *row, stamp) for row in rows],
+        )
 
     # --- devices ------------------------------------------------------------------------
     def lock_devices(self, collection_id: str, clients: Sequence[str]) -> dict[str, DeviceRow]:
@@ -278,7 +184,7 @@ class Bulk:
             return {}
         if self.pg:
             rows = self._pg(
-                "SELECT client_id, units, reports, memo_count, window_index, window_units, prev_window_units "
+                "SELECT client_id, units, reports, memo_count, window_index, window_units, prev_window_units, recent "
                 f"FROM device_budgets WHERE client_id = ANY({_T('cl')}) AND collection_id = %(c)s "
                 "ORDER BY client_id FOR UPDATE",
                 {"c": collection_id, "cl": SEP.join(clients)},
@@ -286,18 +192,23 @@ class Bulk:
             )
         else:
             rows = self._lite(
-                "SELECT client_id, units, reports, memo_count, window_index, window_units, prev_window_units "
+                "SELECT client_id, units, reports, memo_count, window_index, window_units, prev_window_units, recent "
                 "FROM device_budgets WHERE client_id IN (SELECT value FROM json_each(?)) AND collection_id = ?",
                 (json.dumps(list(clients)), collection_id),
             )
         return {row[0]: DeviceRow(*row) for row in rows}
 
     def insert_new_devices(
-        self, collection_id: str, clients: Sequence[str], states: Sequence[Sequence[Any]], now: datetime
+        self,
+        collection_id: str,
+        clients: Sequence[str],
+        states: Sequence[Sequence[Any]],
+        recents: Sequence[str],
+        now: datetime,
     ) -> set[str] | None:
         """PostgreSQL: insert devices (``clients`` sorted, ``states`` their rows in
-        :data:`STATE_FIELDS` order) that do not exist yet; returns those inserted, or None
-        when all were.
+        :data:`STATE_FIELDS` order, ``recents`` their ``recent`` texts, "" for none) that do
+        not exist yet; returns those inserted, or None when all were.
 
         First a plain ``INSERT`` in a savepoint: when every device is new (a batch from
         first-time devices) it costs the database about a third less than ``ON CONFLICT DO
@@ -311,11 +222,11 @@ class Bulk:
 
         statement = (
             "INSERT INTO device_budgets (collection_id, client_id, units, reports, memo_count, window_index, "
-            "window_units, prev_window_units, first_seen, last_seen) "
-            "SELECT %(c)s, t.cl, t.u, t.r, t.m, t.wi, t.wu, t.pw, %(now)s, %(now)s "
-            f"FROM unnest({_DEVICE_ARRAYS}) AS t(cl, u, r, m, wi, wu, pw)"
+            "window_units, prev_window_units, recent, first_seen, last_seen) "
+            "SELECT %(c)s, t.cl, t.u, t.r, t.m, t.wi, t.wu, t.pw, t.rc, %(now)s, %(now)s "
+            f"FROM unnest({_DEVICE_ARRAYS}) AS t(cl, u, r, m, wi, wu, pw, rc)"
         )
-        params = {"c": collection_id, "now": now, **self._device_arrays(clients, states)}
+        params = {"c": collection_id, "now": now, **self._device_arrays(clients, states, recents)}
         with self.raw.cursor() as cursor:
             cursor.execute("SAVEPOINT new_devices")
             try:
@@ -333,50 +244,56 @@ class Bulk:
         collection_id: str,
         clients: Sequence[str],
         states: Sequence[Sequence[Any]],
+        recents: Sequence[str],
         existing: set[str],
         now: datetime,
     ) -> None:
-        """Store devices' new state (``states`` in :data:`STATE_FIELDS` order, one per client):
-        update those :meth:`lock_devices` returned (``existing``), insert the others (SQLite;
-        on PostgreSQL :meth:`insert_new_devices` did)."""
-        pairs = list(zip(clients, states, strict=True))
-        fresh = [(cl, st) for cl, st in pairs if cl not in existing]
-        known = [(cl, st) for cl, st in pairs if cl in existing]
+        """Store devices' new state (``states`` in :data:`STATE_FIELDS` order and ``recents``,
+        one per client): update those :meth:`lock_devices` returned (``existing``), insert
+        the others (SQLite; on PostgreSQL :meth:`insert_new_devices` did)."""
+        triples = list(zip(clients, states, recents, strict=True))
+        fresh = [t for t in triples if t[0] not in existing]
+        known = [t for t in triples if t[0] in existing]
         if self.pg:
             if fresh:  # cannot happen: a device not inserted by us existed, and devices are never deleted
-                raise RuntimeError(f"devices vanished during the transaction: {[cl for cl, _ in fresh]}")
+                raise RuntimeError(f"devices vanished during the transaction: {[t[0] for t in fresh]}")
             if known:
                 # an upsert whose every row conflicts: one primary-key probe per device (an
                 # UPDATE ... FROM unnest(...) is planned as a hash join over the whole table)
                 self._pg(
                     "INSERT INTO device_budgets AS d (collection_id, client_id, units, reports, memo_count, "
-                    "window_index, window_units, prev_window_units, first_seen, last_seen) "
-                    "SELECT %(c)s, t.cl, t.u, t.r, t.m, t.wi, t.wu, t.pw, %(now)s, %(now)s "
-                    f"FROM unnest({_DEVICE_ARRAYS}) AS t(cl, u, r, m, wi, wu, pw) "
+                    "window_index, window_units, prev_window_units, recent, first_seen, last_seen) "
+                    "SELECT %(c)s, t.cl, t.u, t.r, t.m, t.wi, t.wu, t.pw, t.rc, %(now)s, %(now)s "
+                    f"FROM unnest({_DEVICE_ARRAYS}) AS t(cl, u, r, m, wi, wu, pw, rc) "
                     "ON CONFLICT (client_id, collection_id) DO UPDATE SET units = EXCLUDED.units, "
                     "reports = EXCLUDED.reports, memo_count = EXCLUDED.memo_count, "
                     "window_index = EXCLUDED.window_index, window_units = EXCLUDED.window_units, "
-                    "prev_window_units = EXCLUDED.prev_window_units, last_seen = EXCLUDED.last_seen",
+                    "prev_window_units = EXCLUDED.prev_window_units, recent = EXCLUDED.recent, "
+                    "last_seen = EXCLUDED.last_seen",
                     {"c": collection_id, "now": now,
-                     **self._device_arrays([cl for cl, _ in known], [st for _, st in known])},
+                     **self._device_arrays([t[0] for t in known], [t[1] for t in known], [t[2] for t in known])},
                 )  # fmt: skip
             return
         stamp = sqlite_timestamp(now)
         if fresh:
             self._lite_many(
                 "INSERT INTO device_budgets (collection_id, client_id, units, reports, memo_count, window_index, "
-                "window_units, prev_window_units, first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [(collection_id, cl, *st, stamp, stamp) for cl, st in fresh],
+                "window_units, prev_window_units, recent, first_seen, last_seen) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(collection_id, cl, *st, rc or None, stamp, stamp) for cl, st, rc in fresh],
             )
         if known:
             self._lite_many(
                 "UPDATE device_budgets SET units = ?, reports = ?, memo_count = ?, window_index = ?, "
-                "window_units = ?, prev_window_units = ?, last_seen = ? WHERE client_id = ? AND collection_id = ?",
-                [(*st, stamp, cl, collection_id) for cl, st in known],
+                "window_units = ?, prev_window_units = ?, recent = ?, last_seen = ? "
+                "WHERE client_id = ? AND collection_id = ?",
+                [(*st, rc or None, stamp, cl, collection_id) for cl, st, rc in known],
             )
 
     @staticmethod
-    def _device_arrays(clients: Sequence[str], states: Sequence[Sequence[Any]]) -> dict[str, str]:
+    def _device_arrays(
+        clients: Sequence[str], states: Sequence[Sequence[Any]], recents: Sequence[str]
+    ) -> dict[str, str]:
         """The state rows as one text per column: transposed by ``zip`` and joined in C (new
         devices of one accounting window share one state tuple: its values repeated)."""
         columns: list[Sequence[Any]]
@@ -386,6 +303,7 @@ class Bulk:
             columns = list(zip(*states, strict=True)) if states else [()] * len(STATE_FIELDS)
         return {
             "cl": SEP.join(clients),
+            "rc": SEP.join(recents),
             **{name: _numbers(col) for name, col in zip(_STATE_PARAMS, columns, strict=True)},
         }
 

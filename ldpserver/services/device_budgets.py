@@ -1,16 +1,26 @@
 """A device's budget within one batch: its stored state, and the verdict on each of its new
-reports (accepted and charged, or refused past a cap) in request order.
+reports (accepted and charged, a retry of one it accepted before, or refused past a cap)
+in request order.
 
 The rules (docs/algorithms.md, "What the ledger charges"): one unit per accepted report, or —
 memoized collections — the lifetime bound topped up at the device's first accepted report
 and nothing after, so the charge depends on participation only; a report is refused past
 the lifetime cap or past the accounting window's cap, and a window older than the two kept
 is closed to the device. ``services/ingest.py`` stores the resulting states and charges.
+
+**Idempotency.** A device's row also keeps, in ``recent``, the reports of it that were
+accepted in epochs a retry can still reach (``current - grace`` and later; an older epoch
+is refused before this point), as comma-separated ``epoch:report_id:digest`` entries, the
+digest being the first 8 hex digits of the MD5 of the report's canonical payload. A report
+whose (epoch, report_id) is there is a ``duplicate`` when its digest matches (a retry
+resends the same body) and a ``report_id_conflict`` otherwise; it is not charged again.
+The device's row is locked for the batch, so two uploads of one report cannot both miss it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+from dataclasses import dataclass, field
 from typing import Any
 
 from ldpserver.services.batch_check import Report
@@ -30,6 +40,34 @@ class Candidate:
         report = self.report
         return (collection_id, report.client_id, report.epoch, None, self.payload_json)
 
+    def digest(self) -> str:
+        return payload_digest(self.payload_json)
+
+
+def payload_digest(payload_json: str) -> str:
+    """What tells a retry (the same body) from a reused report_id: the first 8 hex digits
+    of the MD5 of the canonical payload (a checksum, not a secret: a device that makes two
+    bodies collide only turns its own conflicting report into a duplicate)."""
+    return hashlib.md5(payload_json.encode(), usedforsecurity=False).hexdigest()[:8]
+
+
+def recent_entry(epoch: int, report_id: str, digest: str) -> str:
+    return f"{epoch}:{report_id}:{digest}"
+
+
+def parse_recent(text: str | None) -> dict[tuple[int, str], str]:
+    """``device_budgets.recent`` as {(epoch, report_id): digest}."""
+    out: dict[tuple[int, str], str] = {}
+    for entry in text.split(",") if text else ():
+        epoch, report_id, digest = entry.split(":")
+        out[(int(epoch), report_id)] = digest
+    return out
+
+
+def recent_text(entries: dict[tuple[int, str], str], lowest: int) -> str:
+    """The entries a retry can still reach (epoch >= ``lowest``), as stored ("" for none)."""
+    return ",".join([recent_entry(e, r, d) for (e, r), d in entries.items() if e >= lowest])
+
 
 #: a device's stored state, in ``bulk.DEVICE_FIELDS`` order after the client id: units,
 #: reports, memo_count, window_index, window_units, prev_window_units
@@ -48,6 +86,8 @@ class DeviceState:
     window_index: int | None
     window_units: int
     prev_window_units: int
+    #: (epoch, report_id) -> payload digest of its accepted reports a retry can reach
+    recent: dict[tuple[int, str], str] = field(default_factory=dict)
 
     @classmethod
     def new(cls) -> DeviceState:
@@ -79,13 +119,15 @@ class DeviceState:
 class DevicePlan:
     """One device's verdicts for this batch and the state they leave it in."""
 
-    __slots__ = ("state", "accepted", "charges", "rejections")
+    __slots__ = ("state", "accepted", "charges", "rejections", "repeats")
 
     def __init__(self, state: DeviceState) -> None:
         self.state = state
         self.accepted: list[Candidate] = []
         self.charges: list[tuple[int, Charge]] = []
         self.rejections: list[tuple[Candidate, str, str]] = []
+        #: reports already accepted from this device: (report, same body?)
+        self.repeats: list[tuple[Candidate, bool]] = []
 
     def refuse(self, cand: Candidate, reason: str, detail: str) -> None:
         self.rejections.append((cand, reason, detail))
@@ -100,8 +142,12 @@ def plan_device(c: CollectionRuntime, state: DeviceState, cands: list[Candidate]
     """Judge one device's new reports (in request order) against its state."""
     plan = DevicePlan(state)
     cap_l, cap_w = c.max_units_lifetime, c.max_units_window
+    recent = state.recent
     for cand in cands:
         report = cand.report
+        if recent and (stored := recent.get((report.epoch, report.report_id))) is not None:
+            plan.repeats.append((cand, stored == cand.digest()))
+            continue
         # memoized: the lifetime bound, topped up at the first accepted report, then
         # nothing — the charge depends on participation only, never on the device's values
         units = max(0, c.lifetime_units - state.units) if c.memoized else 1
@@ -147,43 +193,56 @@ def plan_device(c: CollectionRuntime, state: DeviceState, cands: list[Candidate]
                 )
             )
         state.reports += 1
+        recent[report.epoch, report.report_id] = cand.digest()
         plan.accepted.append(cand)
     return plan
 
 
 @dataclass(slots=True)
 class BatchVerdicts:
-    """Verdicts for many devices at once: their states to store (by client id), accepted
-    reports, charges (with the report's batch index) and refusals."""
+    """Verdicts for many devices at once: their states and ``recent`` texts to store (by
+    client id), accepted reports, charges (with the report's batch index), refusals and
+    repeats of reports accepted before (with: same body?)."""
 
-    rows: dict[str, StateRow]
-    accepted: list[Candidate]
-    charges: list[tuple[int, Charge]]
-    rejections: list[tuple[Candidate, str, str]]
+    rows: dict[str, StateRow] = field(default_factory=dict)
+    recents: dict[str, str] = field(default_factory=dict)
+    accepted: list[Candidate] = field(default_factory=list)
+    charges: list[tuple[int, Charge]] = field(default_factory=list)
+    rejections: list[tuple[Candidate, str, str]] = field(default_factory=list)
+    repeats: list[tuple[Candidate, bool]] = field(default_factory=list)
 
     @classmethod
-    def of_plans(cls, plans: dict[str, DevicePlan]) -> BatchVerdicts:
-        out = cls({cl: plan.row() for cl, plan in plans.items()}, [], [], [])
+    def of_plans(cls, plans: dict[str, DevicePlan], lowest: int) -> BatchVerdicts:
+        """``lowest``: the oldest epoch a report is accepted for now (``recent`` keeps no older)."""
+        out = cls(
+            {cl: plan.row() for cl, plan in plans.items()},
+            {cl: recent_text(plan.state.recent, lowest) for cl, plan in plans.items()},
+        )
         for plan in plans.values():
             out.accepted += plan.accepted
             out.charges += plan.charges
             out.rejections += plan.rejections
+            out.repeats += plan.repeats
         return out
 
     def without(self, clients: set[str]) -> BatchVerdicts:
         """These verdicts minus the given devices' (to be judged again from their stored state)."""
         return BatchVerdicts(
             {cl: row for cl, row in self.rows.items() if cl not in clients},
+            {cl: text for cl, text in self.recents.items() if cl not in clients},
             [cand for cand in self.accepted if cand.report.client_id not in clients],
             [(i, charge) for i, charge in self.charges if charge[0] not in clients],
             [r for r in self.rejections if r[0].report.client_id not in clients],
+            [r for r in self.repeats if r[0].report.client_id not in clients],
         )
 
     def merge(self, other: BatchVerdicts) -> None:
         self.rows.update(other.rows)
+        self.recents.update(other.recents)
         self.accepted += other.accepted
         self.charges += other.charges
         self.rejections += other.rejections
+        self.repeats += other.repeats
 
 
 def plan_new_singles(c: CollectionRuntime, cands: list[Candidate]) -> BatchVerdicts:
@@ -191,18 +250,24 @@ def plan_new_singles(c: CollectionRuntime, cands: list[Candidate]) -> BatchVerdi
     batch). Such a verdict depends only on the report's accounting window, so it is
     :func:`plan_device`'s, computed once per window and applied to every report in it; equal
     to planning each device on its own (tested). The devices of one window share one state
-    tuple, and a charge is its report's three values joined to the window's shared tail."""
+    tuple, and a charge is its report's three values joined to the window's shared tail.
+    Each accepted report is its device's one ``recent`` entry."""
     windows = {cand.window for cand in cands}
     probes = {w: plan_device(c, DeviceState.new(), [next(x for x in cands if x.window == w)]) for w in windows}
-    out = BatchVerdicts({}, [], [], [])
+    out = BatchVerdicts()
     for window, probe in probes.items():
         group = cands if len(probes) == 1 else [cand for cand in cands if cand.window == window]
         reports = [cand.report for cand in group]
-        out.rows.update(dict.fromkeys([r.client_id for r in reports], probe.row()))
+        clients = [r.client_id for r in reports]
+        out.rows.update(dict.fromkeys(clients, probe.row()))
         if probe.rejections:
             _, reason, detail = probe.rejections[0]
             out.rejections += [(cand, reason, detail) for cand in group]
+            out.recents.update(dict.fromkeys(clients, ""))
             continue
+        digests = map(payload_digest, [cand.payload_json for cand in group])
+        out.recents.update(zip(clients, map(recent_entry, [r.epoch for r in reports], [r.report_id for r in reports],
+                                            digests), strict=True))  # fmt: skip
         out.accepted += group
         if probe.charges:
             tail = probe.charges[0][1][3:]  # window, units, epsilon, ... : the same for the whole group

@@ -17,26 +17,25 @@ over the batch, no model per report); any other batch report by report, naming e
    a version 1 body never reaches ingestion: ``api/reports.py``);
 5. payload shape and ranges through the SDK decoder (its ``reason``: ``bad_version``,
    ``wrong_mechanism``, ``bad_type``, ``bad_encoding``, ``bad_length``, ``out_of_range``, ...);
-6. a report_id repeated inside the batch: same body → ``duplicate``, other body →
-   ``report_id_conflict``.
+6. a report repeated inside the batch (same device, epoch and report_id): same body →
+   ``duplicate``, other body → ``report_id_conflict``.
 
 Then, in one transaction (``BEGIN IMMEDIATE`` on SQLite):
 
-7. **dedupe**, on the key (collection, epoch, report_id) — a retry resends its epoch, and
-   an epoch past the grace window was refused at 3: first a plain ``INSERT`` (sorted by
-   report_id, so concurrent batches lock in one order); if a key is stored, that raises a
-   unique violation and the transaction runs again with ``INSERT ... ON CONFLICT DO
-   NOTHING RETURNING epoch, report_id``; an id that was not inserted is a ``duplicate`` if the
-   stored report has the same client and canonical payload, else ``report_id_conflict``
-   (the config hash needs no comparison: a report with another one never gets this far);
-8. **budget**: each device's new reports are judged in request order against its state
-   (new devices with one report each — the common batch — once per accounting window):
-   PostgreSQL inserts every device as if new, in client_id order (a plain ``INSERT`` in a
-   savepoint; if a device exists, that raises a unique violation, and ``ON CONFLICT DO
-   NOTHING RETURNING`` replaces it), then locks (``SELECT ... FOR UPDATE``, sorted),
-   re-judges and updates the ones that already existed; a report is refused past the lifetime cap
-   (``budget_exceeded_lifetime``) or the window cap (``budget_exceeded_window``); a refused
-   report's row is deleted again (it was never acknowledged, so a retry is judged anew);
+7. **dedupe and budget**, on the device's row: each device's reports are judged in request
+   order against its state (new devices with one report each — the common batch — once
+   per accounting window). PostgreSQL inserts every device as if new, in client_id order
+   (a plain ``INSERT`` in a savepoint; if a device exists, that raises a unique violation,
+   and ``ON CONFLICT DO NOTHING RETURNING`` replaces it), then locks (``SELECT ... FOR
+   UPDATE``, sorted), re-judges and updates the ones that already existed. A report whose
+   (epoch, report_id) is among the device's ``recent`` ones is a ``duplicate`` (same
+   payload digest: a retry, which resends its epoch) or a ``report_id_conflict`` (another
+   body), and is not charged again (``services/device_budgets.py``); a new one is refused
+   past the lifetime cap (``budget_exceeded_lifetime``) or the window cap
+   (``budget_exceeded_window``) — it was never acknowledged, so a retry is judged anew —
+   or accepted, charged and added to ``recent``;
+8. **reports**: the accepted reports of each epoch go into one ``report_batches`` row
+   (their ids, devices and canonical payloads, each one text of lines);
 9. **statistics**: the accepted payloads of each epoch are decoded together and
    aggregated once (vectorised; in the common case before the transaction); the
    aggregate is *inserted* as a new ``epoch_partials`` row — no shared counter row is
@@ -46,8 +45,8 @@ Then, in one transaction (``BEGIN IMMEDIATE`` on SQLite):
     because the chain head's row lock serialises the collection's batches until commit;
 11. rejection counters per reason (upsert-increment, after every other lock).
 
-Lock order is always collection (share) → reports → new devices → existing devices →
-ledger head → counters, each in sorted order,
+Lock order is always collection (share) → new devices → existing devices → ledger head →
+counters, each in sorted order,
 so concurrent batches cannot deadlock; a transient database error (deadlock,
 serialization failure, SQLite busy) retries the transaction, then answers 503.
 """
@@ -86,6 +85,7 @@ from ldpserver.services.device_budgets import (
     Charge,
     DevicePlan,
     DeviceState,
+    parse_recent,
     plan_device,
     plan_new_singles,
 )
@@ -108,7 +108,7 @@ REASONS = {
     "epoch_too_old": "epoch is before current - grace",
     "epoch_closed": "the epoch has been released/closed",
     "invalid_payload": "the SDK decoder refused the payload for a reason of its own",
-    "report_id_conflict": "report_id already used in this epoch with a different report body",
+    "report_id_conflict": "report_id already used by this device in this epoch with a different report body",
     "budget_exceeded_lifetime": "the device's lifetime cap would be exceeded",
     "budget_exceeded_window": "the device's cap for this accounting window would be exceeded",
     "kind_unavailable": "the collection's protocol package is not available on this server",
@@ -181,8 +181,8 @@ class Ingestor:
         self.in_batch_repeats: list[tuple[int, Candidate, bool]] = []
         if len({r.report_id for r in reports}) == len(reports):
             return candidates
-        # a key (epoch, report_id) repeated inside the batch: its later occurrences follow the first one
-        first_seen: dict[tuple[int, str], Candidate] = {}
+        # a key (device, epoch, report_id) repeated inside the batch: its later occurrences follow the first one
+        first_seen: dict[tuple[str, int, str], Candidate] = {}
         unique: list[Candidate] = []
         for cand in candidates:
             key = _key(cand)
@@ -293,9 +293,6 @@ class Ingestor:
         self.pre_aggregate = None
         if self.decoded is not None and len({cand.report.epoch for cand in candidates}) == 1:
             self.pre_aggregate = self.c.protocol.aggregate_json(self.decoded)
-        # first as if every report were new (a plain INSERT); a stored one aborts that
-        # attempt with a unique violation, and the batch is judged again with ON CONFLICT
-        self.optimistic = True
         attempt = 1
         while True:
             outcome = [dict(r) if r is not None else None for r in result.results]
@@ -304,12 +301,7 @@ class Ingestor:
                     self._transaction(conn, candidates, outcome)
                 break
             except Exception as exc:
-                if _driver_error(exc) is None:
-                    raise
-                if self.optimistic and _sqlstate(exc) == UNIQUE_VIOLATION:
-                    self.optimistic = False  # not a failure: the batch holds a stored report
-                    continue
-                if not _transient(exc):
+                if _driver_error(exc) is None or not _transient(exc):
                     raise
                 if attempt == TRANSACTION_ATTEMPTS:
                     raise ProblemError(
@@ -341,32 +333,11 @@ class Ingestor:
             else:
                 live.append(cand)
 
-        # 7. dedupe by report_id
-        ordered = sorted(live, key=_report_id)
-        reports = [cand.report for cand in ordered]
-        new_keys = bulk.insert_reports(
-            c.id,
-            [r.report_id for r in reports],
-            [r.client_id for r in reports],
-            [r.epoch for r in reports],
-            [cand.payload_json for cand in ordered],
-            now,
-            optimistic=self.optimistic,
-        )
-        if new_keys is None or len(new_keys) == len(live):
-            fresh = live
-        else:
-            fresh = self._dedupe(bulk, live, new_keys, outcome)
+        # 7. dedupe and budget, on the devices' rows
+        accepted, charges = self._charge(bulk, live, outcome) if live else ([], [])
 
-        # 8. budget
-        charges: list[Charge] = []
-        accepted: list[Candidate] = []
-        if fresh:
-            accepted, charges, refused = self._charge(bulk, fresh, outcome)
-            if refused:
-                bulk.delete_reports(c.id, [r.report_id for r in refused], [r.epoch for r in refused])
-
-        # 9. additive statistics: one partial-aggregate row per epoch of the batch
+        # 8. the accepted reports and 9. their additive statistics: per epoch of the batch,
+        # one report_batches row and one partial-aggregate row
         if accepted:
             by_epoch: dict[int, list[Candidate]]
             if len(accepted_epochs := {cand.report.epoch for cand in accepted}) == 1:
@@ -379,13 +350,18 @@ class Ingestor:
             assert protocol is not None
             # the batch's aggregate computed before the transaction holds iff nothing was refused since
             pre = self.pre_aggregate if len(by_epoch) == 1 and len(accepted) == self.decoded_count else None
-            partial_rows = []
+            partial_rows, batch_rows = [], []
             for epoch, group in sorted(by_epoch.items()):
                 if pre is not None:
                     n, data = pre
                 else:
                     n, data = protocol.aggregate_json(protocol.decode([cand.report.payload for cand in group]))
                 partial_rows.append((epoch, n, data))
+                reports = [cand.report for cand in group]
+                batch_rows.append((epoch, len(group), "\n".join([r.report_id for r in reports]),
+                                   "\n".join([r.client_id for r in reports]),
+                                   "\n".join([cand.payload_json for cand in group])))  # fmt: skip
+            bulk.insert_report_batches(c.id, batch_rows, now)
             bulk.insert_partials(c.id, partial_rows, now)
             for cand in accepted:
                 outcome[cand.index] = {"report_id": cand.report.report_id, **_ACCEPTED}
@@ -429,29 +405,6 @@ class Ingestor:
                 [{"collection_id": c.id, "reason": r, "count": n, "last_at": now} for r, n in sorted(counts.items())],
             )
 
-    def _dedupe(
-        self, bulk: Bulk, live: list[Candidate], new_keys: set[tuple[int, str]], outcome: list[Any]
-    ) -> list[Candidate]:
-        """Judge the reports whose key was already stored (duplicate or report_id_conflict);
-        returns the ones this batch inserted."""
-        existing = [cand for cand in live if _key(cand) not in new_keys]
-        stored = bulk.stored_bodies(
-            self.c.id, [cand.report.report_id for cand in existing], [cand.report.epoch for cand in existing]
-        )
-        for cand in existing:
-            if stored.get(_key(cand)) == cand.body(self.c.id):
-                outcome[cand.index] = {
-                    "report_id": cand.report.report_id,
-                    "status": "duplicate",
-                    "reason": None,
-                    "detail": "already accepted",
-                }
-            else:
-                self._reject_into(
-                    outcome, cand, "report_id_conflict", "this report_id was already used with a different report"
-                )
-        return [cand for cand in live if _key(cand) in new_keys]
-
     @staticmethod
     def _reject_into(outcome: list[Any], cand: Candidate, reason: str, detail: str) -> None:
         outcome[cand.index] = {
@@ -461,18 +414,19 @@ class Ingestor:
             "detail": detail,
         }
 
-    def _charge(
-        self, bulk: Bulk, fresh: list[Candidate], outcome: list[Any]
-    ) -> tuple[list[Candidate], list[Charge], list[Report]]:
-        """Charge the new reports to their devices; returns (accepted, ledger charges, refused reports).
+    def _charge(self, bulk: Bulk, fresh: list[Candidate], outcome: list[Any]) -> tuple[list[Candidate], list[Charge]]:
+        """Judge the reports on their devices' rows; returns (accepted, ledger charges) and
+        writes every other verdict (duplicate, conflict, refusal) into ``outcome``.
 
         Each device's reports are judged in request order against its state (a
         :class:`DevicePlan`). PostgreSQL first inserts every device as if it were new
         (sorted; :meth:`Bulk.insert_new_devices`): for first-time devices that is the whole
-        job; the devices that already existed are then locked, re-planned from their real
-        state and updated. SQLite (writers serialised) looks them up first.
+        job (nothing of theirs can be a retry); the devices that already existed are then
+        locked, re-planned from their real state and recent reports, and updated. SQLite
+        (writers serialised) looks them up first.
         """
         c, now = self.c, self.now
+        lowest = self.current_epoch - c.grace_epochs
         ids = [cand.report.client_id for cand in fresh]
         clients = sorted(set(ids))
         singles = len(clients) == len(fresh)  # one report per device: new devices judged per window
@@ -480,16 +434,22 @@ class Ingestor:
         if not singles:
             for cand in fresh:  # in request order (fresh is)
                 by_client[cand.report.client_id].append(cand)
-        verdicts = BatchVerdicts({}, [], [], [])
+        verdicts = BatchVerdicts()
         pending = clients
         if bulk.pg:
             if singles:
                 verdicts = plan_new_singles(c, fresh)
             else:
                 verdicts = BatchVerdicts.of_plans(
-                    {cl: plan_device(c, DeviceState.new(), by_client[cl]) for cl in clients}
+                    {cl: plan_device(c, DeviceState.new(), by_client[cl]) for cl in clients}, lowest
                 )
-            created = bulk.insert_new_devices(c.id, clients, list(map(verdicts.rows.__getitem__, clients)), now)
+            created = bulk.insert_new_devices(
+                c.id,
+                clients,
+                list(map(verdicts.rows.__getitem__, clients)),
+                list(map(verdicts.recents.__getitem__, clients)),
+                now,
+            )
             pending = [] if created is None else [cl for cl in clients if cl not in created]
             if pending:
                 verdicts = verdicts.without(set(pending))
@@ -505,30 +465,46 @@ class Ingestor:
                 if row is None and singles:
                     first_time.append(by_client[cl][0])
                     continue
-                state = DeviceState.new() if row is None else DeviceState(*row[1:])
+                if row is None:
+                    state = DeviceState.new()
+                else:
+                    state = DeviceState(*row[1:-1], recent=parse_recent(row.recent))
                 plans[cl] = plan_device(c, state, by_client[cl])
-            again = BatchVerdicts.of_plans(plans)
+            again = BatchVerdicts.of_plans(plans, lowest)
             if first_time:
                 again.merge(plan_new_singles(c, first_time))
-            bulk.write_devices(c.id, pending, [again.rows[cl] for cl in pending], set(existing), now)
+            bulk.write_devices(
+                c.id,
+                pending,
+                [again.rows[cl] for cl in pending],
+                [again.recents[cl] for cl in pending],
+                set(existing),
+                now,
+            )
             verdicts.merge(again)
 
-        refused: list[Report] = []
         for cand, reason, detail in verdicts.rejections:
-            refused.append(cand.report)
             self._reject_into(outcome, cand, reason, detail)
+        for cand, same_body in verdicts.repeats:
+            if same_body:
+                outcome[cand.index] = {
+                    "report_id": cand.report.report_id,
+                    "status": "duplicate",
+                    "reason": None,
+                    "detail": "already accepted",
+                }
+            else:
+                self._reject_into(
+                    outcome, cand, "report_id_conflict", "this device already used this report_id with another body"
+                )
         accepted = sorted(verdicts.accepted, key=_index)
         charges = sorted(verdicts.charges, key=itemgetter(0))
-        return accepted, [charge for _, charge in charges], refused
+        return accepted, [charge for _, charge in charges]
 
 
 _ACCEPTED = {"status": "accepted", "reason": None, "detail": None}
 _index = attrgetter("index")
-_report_id = attrgetter("report.report_id")
-_key = attrgetter("report.epoch", "report.report_id")
-
-
-UNIQUE_VIOLATION = "23505"
+_key = attrgetter("report.client_id", "report.epoch", "report.report_id")
 
 
 def _driver_error(exc: Exception) -> Exception | None:
@@ -541,10 +517,6 @@ def _driver_error(exc: Exception) -> Exception | None:
     if isinstance(exc, sqlite3.Error) or type(exc).__module__.split(".")[0] == "psycopg":
         return exc
     return None
-
-
-def _sqlstate(exc: Exception) -> str | None:
-    return getattr(_driver_error(exc), "sqlstate", None)
 
 
 def _transient(exc: Exception) -> bool:

@@ -13,14 +13,15 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Connection, select
 
-from ldpserver.models import Report
+from ldpserver.models import ReportBatch
 from ldpserver.services.collections import CollectionRuntime
 from ldpserver.services.release_policy import sdk_of
 
-reports_t = Report.__table__
+batches_t = ReportBatch.__table__
 
-#: rows per block when a release streams the stored raw reports of a heavy-hitter scope
-RAW_BLOCK = 50_000
+#: report_batches rows per block when a release streams the stored raw reports of a
+#: heavy-hitter scope (≈ 50,000 reports from uploads of 1,000)
+RAW_BATCH_ROWS = 50
 
 #: the per-report columns of decoded heavy-hitter reports (PrefixReports' fields)
 _REPORT_FIELDS = ("levels", "seeds", "ys", "parties", "item_seeds", "item_ys")
@@ -112,8 +113,8 @@ def load_raw_reports(conn: Connection, c: CollectionRuntime, low: int, high: int
 
     PostgreSQL: one ``COPY … TO STDOUT`` decoded in blocks (:func:`_copy_prefix_reports`);
     otherwise (or when a block is not in the stored form) streamed in blocks of
-    ``RAW_BLOCK`` rows, each decoded at once by the SDK's ``decode_stored`` (the stored
-    compact JSON, with the strict decoder as the fallback). ``expected`` (the scopes'
+    ``RAW_BATCH_ROWS`` batch rows, each block decoded at once by the SDK's ``decode_stored``
+    (the stored compact JSON, with the strict decoder as the fallback). ``expected`` (the scopes'
     report count) sizes the columns. No ORDER BY: discovery depends only on integer
     support counts, which do not depend on the order of the reports."""
     sdk = sdk_of(c)
@@ -122,15 +123,20 @@ def load_raw_reports(conn: Connection, c: CollectionRuntime, low: int, high: int
         if copied is not None:
             return copied
     decode = getattr(sdk, "decode_stored", None)
-    result = conn.execution_options(yield_per=RAW_BLOCK).execute(
-        select(reports_t.c.epoch, reports_t.c.payload).where(
-            reports_t.c.collection_id == c.id, reports_t.c.epoch >= low, reports_t.c.epoch <= high
+    result = conn.execution_options(yield_per=RAW_BATCH_ROWS).execute(
+        select(batches_t.c.epoch, batches_t.c.payloads).where(
+            batches_t.c.collection_id == c.id, batches_t.c.epoch >= low, batches_t.c.epoch <= high
         )
     )
     columns = _ReportColumns(low, high, expected)
     for rows in result.partitions():
-        texts = [r[1] for r in rows]
-        epochs = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        texts: list[str] = []
+        counts: list[int] = []
+        for _, payloads in rows:
+            lines = payloads.split("\n")
+            texts += lines
+            counts.append(len(lines))
+        epochs = np.repeat(np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)), counts)
         columns.append(epochs, decode(texts) if decode is not None else sdk.decode([json.loads(t) for t in texts]))
     return columns.finish()
 
@@ -151,7 +157,8 @@ def _copy_prefix_reports(
     from psycopg import sql
 
     statement = sql.SQL(
-        "COPY (SELECT epoch, payload FROM reports WHERE collection_id = {} AND epoch >= {} AND epoch <= {}) TO STDOUT"
+        "COPY (SELECT epoch, unnest(string_to_array(payloads, E'\\n')) FROM report_batches "
+        "WHERE collection_id = {} AND epoch >= {} AND epoch <= {}) TO STDOUT"
     ).format(sql.Literal(collection_id), sql.Literal(int(low)), sql.Literal(int(high)))
     raw = conn.connection.driver_connection
     columns = _ReportColumns(low, high, expected)

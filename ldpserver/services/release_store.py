@@ -29,7 +29,7 @@ from ldpserver.clock import iso
 from ldpserver.db import read_transaction, write_transaction
 from ldpserver.errors import ProblemError
 from ldpserver.kinds import ADAPTERS
-from ldpserver.models import EpochPartial, Report
+from ldpserver.models import EpochPartial
 from ldpserver.models_release import EpochAggregate, Release, ReleaseStream
 from ldpserver.services import ledger
 from ldpserver.services.bulk import Bulk
@@ -38,6 +38,7 @@ from ldpserver.services.dictionaries import load_dictionary
 from ldpserver.services.release_compute import STREAM_CLIENT_ID, Plan, ReleaseInputs, Scope
 from ldpserver.services.release_policy import Policy, first_epoch, max_epochs_per_device, sdk_of
 from ldpserver.services.release_raw import load_raw_reports
+from ldpserver.services.report_batches import stored_reports
 
 STREAM_REPORT_ID = "release-budget"
 STREAM_NEIGHBOURING = "device-epoch"
@@ -46,7 +47,6 @@ streams_t = ReleaseStream.__table__
 aggregates_t = EpochAggregate.__table__
 releases_t = Release.__table__
 partials_t = EpochPartial.__table__
-reports_t = Report.__table__
 
 
 class LostRace(Exception):
@@ -117,17 +117,12 @@ def first_report_per_device(conn: Connection, c: CollectionRuntime, epoch: int) 
     """Memoized collections: the epoch's statistics from each device's first report of the
     epoch (lowest report_id), so one device adds at most one report (u = 1) however many
     free re-reports it sent."""
-    rows = conn.execute(
-        select(reports_t.c.client_id, reports_t.c.report_id, reports_t.c.payload)
-        .where(reports_t.c.collection_id == c.id, reports_t.c.epoch == epoch)
-        .order_by(reports_t.c.client_id, reports_t.c.report_id)
-    ).all()
-    payloads = []
-    previous = None
-    for row in rows:
-        if row.client_id != previous:
-            payloads.append(json.loads(row.payload))
-            previous = row.client_id
+    first: dict[str, tuple[str, str]] = {}  # client -> (lowest report_id, its payload)
+    for report in stored_reports(conn, c.id, epoch):
+        seen = first.get(report.client_id)
+        if seen is None or report.report_id < seen[0]:
+            first[report.client_id] = (report.report_id, report.payload)
+    payloads = [json.loads(text) for _, (_, text) in sorted(first.items())]
     sdk = sdk_of(c)
     if not payloads:
         return json_form(sdk.empty_aggregate().to_dict())

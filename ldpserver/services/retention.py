@@ -14,10 +14,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine, delete, func, select
 
 from ldpserver.db import write_transaction
-from ldpserver.models import Report
+from ldpserver.models import ReportBatch
 from ldpserver.services.collections import CollectionCache
 
-reports_t = Report.__table__
+batches_t = ReportBatch.__table__
 
 
 def purge_reports(engine: Engine, retention_days: int, now: datetime, *, dry_run: bool = False) -> dict[str, int]:
@@ -27,15 +27,14 @@ def purge_reports(engine: Engine, retention_days: int, now: datetime, *, dry_run
     for collection in cache.list():
         oldest_open = collection.epoch_at(now) - collection.grace_epochs
         where = (
-            reports_t.c.collection_id == collection.id,
-            reports_t.c.received_at < cutoff,
-            reports_t.c.epoch < oldest_open,
+            batches_t.c.collection_id == collection.id,
+            batches_t.c.received_at < cutoff,
+            batches_t.c.epoch < oldest_open,
         )
-        with write_transaction(engine) as conn:
-            if dry_run:
-                n = conn.execute(select(func.count()).select_from(reports_t).where(*where)).scalar_one()
-            else:
-                n = conn.execute(delete(reports_t).where(*where)).rowcount
+        with write_transaction(engine) as conn:  # rows of a batch's reports: counted by their n
+            n = conn.execute(select(func.coalesce(func.sum(batches_t.c.n), 0)).where(*where)).scalar_one()
+            if not dry_run:
+                conn.execute(delete(batches_t).where(*where))
         if n:
             counts[collection.id] = int(n)
     return counts

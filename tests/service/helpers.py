@@ -17,9 +17,10 @@ from sqlalchemy import Engine, func, select
 from client_sdk import mechanisms
 from ldpserver.clock import FakeClock
 from ldpserver.db import write_transaction
-from ldpserver.models import ApiKey, Device, DeviceBudget, EpochPartial, Report
+from ldpserver.models import ApiKey, Device, DeviceBudget, EpochPartial
 from ldpserver.services.audit import ledger_charges
 from ldpserver.services.devices import hash_secret
+from ldpserver.services.report_batches import stored_count
 
 EPOCH_START = datetime(2025, 1, 1, tzinfo=UTC)
 T0 = datetime(2025, 1, 1, 0, 30, tzinfo=UTC)  # half-way through epoch 0 of hourly epochs
@@ -153,9 +154,7 @@ class Api:
     def counts(self, collection_id: str) -> dict[str, int]:
         with self.engine.connect() as conn:
             return {
-                "reports": conn.execute(
-                    select(func.count()).select_from(Report).where(Report.collection_id == collection_id)
-                ).scalar_one(),
+                "reports": stored_count(conn, collection_id),
                 "ledger": ledger_charges(conn, collection_id),
                 "aggregated": int(
                     conn.execute(

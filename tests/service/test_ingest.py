@@ -108,22 +108,28 @@ def test_good_reports_survive_bad_ones_with_stable_reasons(api):
 
 
 def test_report_id_reuse_with_another_body_is_a_conflict(api):
+    """A report is its device's: the same device, epoch and report_id with another body is a
+    conflict (and not charged); another device's report with that id is another report."""
     col = api.create_collection()
     [a, b] = make_reports(col, 2, seed=5)
     assert api.upload(col, [a]).get_json()["accepted"] == 1
-    forged = {**b, "report_id": a["report_id"]}
+    forged = {**b, "report_id": a["report_id"], "client_id": a["client_id"]}
     assert statuses(api.upload(col, [forged])) == [("rejected", "report_id_conflict")]
+    assert statuses(api.upload(col, [a])) == [("duplicate", None)]
+    assert api.device(col["id"], a["client_id"]).reports == 1
+    other_device = {**b, "report_id": a["report_id"]}
+    assert statuses(api.upload(col, [other_device])) == [("accepted", None)]
     # inside one batch: a repeat with the same body is a duplicate, with another body a conflict
-    [c, d] = make_reports(col, 2, seed=6)
+    [c, d] = make_reports(col, 2, seed=6, client_ids="dev-c")
     r = api.upload(col, [c, dict(c), {**d, "report_id": c["report_id"]}])
     assert statuses(r) == [("accepted", None), ("duplicate", None), ("rejected", "report_id_conflict")]
-    assert api.counts(col["id"])["reports"] == 2
+    assert api.counts(col["id"]) == {"reports": 3, "ledger": 3, "aggregated": 3}
 
 
 def test_report_ids_are_keyed_within_their_epoch(api):
-    """The key is (collection, epoch, report_id): a retry resends its epoch, so a repeat in the
-    same epoch is judged as before, while the same id in another live epoch is another report
-    (only a client that reuses ids can send one; it is charged like any other)."""
+    """A report is keyed by its device, epoch and report_id: a retry resends its epoch, so a
+    repeat in the same epoch is judged as before, while the same id in another live epoch is
+    another report (only a client that reuses ids can send one; it is charged like any other)."""
     col = api.create_collection(epoch={"grace": 1})
     api.clock.set(EPOCH_START.replace(hour=1, minute=10))  # epoch 1: epochs 0 and 1 accepted
     [a] = make_reports(col, 1, epoch=0, seed=31)

@@ -178,7 +178,7 @@ def test_heavy_hitter_scopes_whose_raw_reports_are_gone_are_withheld(api):
         at_epoch(api, epoch)
         upload_ok(api, col, wire(col, hh_payloads(col, [7] * 300 + [200] * 100, seed=epoch), epoch))
     with api.engine.begin() as conn:  # as a retention purge would (aggregates and the ledger are kept)
-        conn.execute(text("DELETE FROM reports WHERE collection_id = :c AND epoch = 0"), {"c": col["id"]})
+        conn.execute(text("DELETE FROM report_batches WHERE collection_id = :c AND epoch = 0"), {"c": col["id"]})
     _release_all(api, col, 1)
     first, second = _body(api, col, 1), _body(api, col, 2)
     assert _scope(first, "epoch")["status"] == "withheld" and "retention" in _scope(first, "epoch")["reason"]

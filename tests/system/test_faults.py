@@ -29,6 +29,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -44,10 +45,11 @@ from sqlalchemy import func, select
 
 from ldpserver import schema
 from ldpserver.db import make_engine
-from ldpserver.models import DeviceBudget, Report
+from ldpserver.models import DeviceBudget
 from ldpserver.models_release import Release
 from ldpserver.services.audit import charges_of
 from ldpserver.services.keys import create_key
+from ldpserver.services.report_batches import stored_count, stored_reports
 from tests.service.conftest import fresh_database, require_postgres
 from tests.service.helpers import make_reports
 from tests.system.ops_helpers import proof, provision
@@ -366,13 +368,10 @@ def check_invariants(db: Database, url: str, up: Uploader, cap_reports: int) -> 
     engine = make_engine(db.url)
     try:
         with engine.connect() as conn:
-            stored_rows = conn.execute(select(Report.report_id).where(Report.collection_id == cid)).scalars().all()
+            stored_reports_ = list(stored_reports(conn, cid))
+            stored_rows = [r.report_id for r in stored_reports_]
             ledger_rows = [charge["report_id"] for charge in charges_of(conn, cid)]
-            per_device = dict(
-                conn.execute(
-                    select(Report.client_id, func.count()).where(Report.collection_id == cid).group_by(Report.client_id)
-                ).all()
-            )
+            per_device = Counter(r.client_id for r in stored_reports_)
             budgets = conn.execute(select(DeviceBudget).where(DeviceBudget.collection_id == cid)).all()
     finally:
         engine.dispose()
@@ -518,9 +517,7 @@ def test_timeout_then_retry_of_a_committed_batch_counts_once(tmp_path):
             end = time.monotonic() + 60
             while time.monotonic() < end:
                 with engine.connect() as conn:
-                    n = conn.execute(
-                        select(func.count()).select_from(Report).where(Report.collection_id == col["id"])
-                    ).scalar_one()
+                    n = stored_count(conn, col["id"])
                 if n == len(batch):
                     break
                 time.sleep(0.1)

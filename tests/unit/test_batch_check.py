@@ -4,6 +4,7 @@ plan_device (plan_new_singles)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from types import SimpleNamespace
 
@@ -11,7 +12,16 @@ import pytest
 
 from ldpserver.schemas.reports import ReportIn
 from ldpserver.services.batch_check import Report, payload_texts, well_formed
-from ldpserver.services.device_budgets import BatchVerdicts, Candidate, DeviceState, plan_device, plan_new_singles
+from ldpserver.services.device_budgets import (
+    BatchVerdicts,
+    Candidate,
+    DeviceState,
+    parse_recent,
+    payload_digest,
+    plan_device,
+    plan_new_singles,
+    recent_entry,
+)
 
 HASH = "sha256:" + "ab" * 32
 
@@ -94,11 +104,35 @@ def test_new_single_devices_get_the_verdict_planning_each_device_gives(memoized,
         Candidate(i, Report(f"{i:032x}", f"dev{i}", HASH, epoch, {}), "{}", epoch // 2)
         for i, epoch in enumerate([4, 5, 6, 7, 7, 4])
     ]
-    each = BatchVerdicts.of_plans({cand.report.client_id: plan_device(c, DeviceState.new(), [cand]) for cand in cands})
+    each = BatchVerdicts.of_plans(
+        {cand.report.client_id: plan_device(c, DeviceState.new(), [cand]) for cand in cands}, lowest=0
+    )
     once = plan_new_singles(c, cands)
     assert once.rows == each.rows
+    assert once.recents == each.recents
     assert sorted(once.charges, key=lambda x: x[0]) == sorted(each.charges, key=lambda x: x[0])
     assert [cand.index for cand in once.accepted] == sorted(cand.index for cand in each.accepted)
     assert sorted((cand.index, reason) for cand, reason, _ in once.rejections) == sorted(
         (cand.index, reason) for cand, reason, _ in each.rejections
     )
+
+
+def test_a_device_recognises_its_recent_reports_and_forgets_those_past_the_window():
+    """``recent`` is the idempotency key: a stored (epoch, report_id) with the same payload
+    digest is a duplicate, with another a conflict, and neither is charged; entries of epochs
+    below the oldest accepted one are dropped when the row is written."""
+    c = _collection(False, 10.0, None)
+    old, kept = f"{1:032x}", f"{2:032x}"
+    stored = ",".join([recent_entry(3, old, payload_digest("{}")), recent_entry(5, kept, payload_digest("{}"))])
+    state = DeviceState(2, 2, 0, 2, 2, 0, recent=parse_recent(stored))
+    cands = [
+        Candidate(0, Report(kept, "dev", HASH, 5, {}), "{}", 2),  # a retry
+        Candidate(1, Report(kept, "dev", HASH, 5, {"x": 1}), '{"x":1}', 2),  # the id, another body
+        Candidate(2, Report(kept, "dev", HASH, 6, {}), "{}", 3),  # the id in another epoch: new
+    ]
+    plan = plan_device(c, state, cands)
+    assert [(cand.index, same) for cand, same in plan.repeats] == [(0, True), (1, False)]
+    assert [cand.index for cand in plan.accepted] == [2] and len(plan.charges) == 1 and state.units == 3
+    verdicts = BatchVerdicts.of_plans({"dev": plan}, lowest=4)
+    assert parse_recent(verdicts.recents["dev"]) == {(5, kept): payload_digest("{}"), (6, kept): payload_digest("{}")}
+    assert payload_digest("{}") == hashlib.md5(b"{}").hexdigest()[:8]
