@@ -64,18 +64,36 @@ def _N(name: str, sql_type: str) -> str:
     return f"string_to_array(%({name})s, ',', 'None')::{sql_type}[]"
 
 
-_DEVICE_ARRAYS = ", ".join(
-    [
-        _T("cl"),
-        _N("u", "bigint"),
-        _N("r", "bigint"),
-        _N("m", "integer"),
-        _N("wi", "bigint"),
-        _N("wu", "bigint"),
-        _N("pw", "bigint"),
-        "string_to_array(%(rc)s, chr(31), '')",
-    ]
-)  # fmt: skip  (recent: "" is NULL)
+_STATE_TYPES = ("bigint", "bigint", "integer", "bigint", "bigint", "bigint")  # STATE_FIELDS' SQL types
+
+
+def _device_rows(
+    clients: Sequence[str], states: Sequence[Sequence[Any]], recents: Sequence[str]
+) -> tuple[str, dict[str, Any]]:
+    """PostgreSQL: the ``SELECT`` of device rows to insert (``%(c)s`` and ``%(now)s`` left to
+    the caller) and its parameters. Client ids and ``recent`` texts travel as one delimited
+    text each ("" is a NULL ``recent``); the state columns too — transposed by ``zip``,
+    joined in C — unless every device has the same state (new devices of one accounting
+    window share one tuple), which then travels once, as scalars: the server need not split
+    and cast six 1,000-element arrays."""
+    params: dict[str, Any] = {"cl": SEP.join(clients), "rc": SEP.join(recents)}
+    typed = list(zip(_STATE_PARAMS, _STATE_TYPES, strict=True))
+    if states and len(set(states)) == 1:
+        params.update(zip(_STATE_PARAMS, states[0], strict=True))
+        state = ", ".join(f"%({name})s::{sql_type}" for name, sql_type in typed)
+        return (
+            f"SELECT %(c)s, t.cl, {state}, t.rc, %(now)s, %(now)s "
+            f"FROM unnest({_T('cl')}, string_to_array(%(rc)s, chr(31), '')) AS t(cl, rc)",
+            params,
+        )
+    columns = list(zip(*states, strict=True)) if states else [()] * len(STATE_FIELDS)
+    params.update((name, _numbers(col)) for name, col in zip(_STATE_PARAMS, columns, strict=True))
+    arrays = ", ".join([_T("cl"), *(_N(name, sql_type) for name, sql_type in typed)])
+    return (
+        "SELECT %(c)s, t.cl, t.u, t.r, t.m, t.wi, t.wu, t.pw, t.rc, %(now)s, %(now)s "
+        f"FROM unnest({arrays}, string_to_array(%(rc)s, chr(31), '')) AS t(cl, u, r, m, wi, wu, pw, rc)",
+        params,
+    )
 
 
 def sqlite_timestamp(value: datetime) -> str:
@@ -220,13 +238,12 @@ class Bulk:
         """
         from psycopg.errors import UniqueViolation  # PostgreSQL only
 
+        rows, columns = _device_rows(clients, states, recents)
         statement = (
             "INSERT INTO device_budgets (collection_id, client_id, units, reports, memo_count, window_index, "
-            "window_units, prev_window_units, recent, first_seen, last_seen) "
-            "SELECT %(c)s, t.cl, t.u, t.r, t.m, t.wi, t.wu, t.pw, t.rc, %(now)s, %(now)s "
-            f"FROM unnest({_DEVICE_ARRAYS}) AS t(cl, u, r, m, wi, wu, pw, rc)"
+            "window_units, prev_window_units, recent, first_seen, last_seen) " + rows
         )
-        params = {"c": collection_id, "now": now, **self._device_arrays(clients, states, recents)}
+        params = {"c": collection_id, "now": now, **columns}
         with self.raw.cursor() as cursor:
             cursor.execute("SAVEPOINT new_devices")
             try:
@@ -260,19 +277,17 @@ class Bulk:
             if known:
                 # an upsert whose every row conflicts: one primary-key probe per device (an
                 # UPDATE ... FROM unnest(...) is planned as a hash join over the whole table)
+                rows, columns = _device_rows([t[0] for t in known], [t[1] for t in known], [t[2] for t in known])
                 self._pg(
                     "INSERT INTO device_budgets AS d (collection_id, client_id, units, reports, memo_count, "
-                    "window_index, window_units, prev_window_units, recent, first_seen, last_seen) "
-                    "SELECT %(c)s, t.cl, t.u, t.r, t.m, t.wi, t.wu, t.pw, t.rc, %(now)s, %(now)s "
-                    f"FROM unnest({_DEVICE_ARRAYS}) AS t(cl, u, r, m, wi, wu, pw, rc) "
+                    f"window_index, window_units, prev_window_units, recent, first_seen, last_seen) {rows} "
                     "ON CONFLICT (client_id, collection_id) DO UPDATE SET units = EXCLUDED.units, "
                     "reports = EXCLUDED.reports, memo_count = EXCLUDED.memo_count, "
                     "window_index = EXCLUDED.window_index, window_units = EXCLUDED.window_units, "
                     "prev_window_units = EXCLUDED.prev_window_units, recent = EXCLUDED.recent, "
                     "last_seen = EXCLUDED.last_seen",
-                    {"c": collection_id, "now": now,
-                     **self._device_arrays([t[0] for t in known], [t[1] for t in known], [t[2] for t in known])},
-                )  # fmt: skip
+                    {"c": collection_id, "now": now, **columns},
+                )
             return
         stamp = sqlite_timestamp(now)
         if fresh:
@@ -289,23 +304,6 @@ class Bulk:
                 "WHERE client_id = ? AND collection_id = ?",
                 [(*st, rc or None, stamp, cl, collection_id) for cl, st, rc in known],
             )
-
-    @staticmethod
-    def _device_arrays(
-        clients: Sequence[str], states: Sequence[Sequence[Any]], recents: Sequence[str]
-    ) -> dict[str, str]:
-        """The state rows as one text per column: transposed by ``zip`` and joined in C (new
-        devices of one accounting window share one state tuple: its values repeated)."""
-        columns: list[Sequence[Any]]
-        if len(set(states)) == 1:
-            columns = [[value] * len(states) for value in states[0]]
-        else:
-            columns = list(zip(*states, strict=True)) if states else [()] * len(STATE_FIELDS)
-        return {
-            "cl": SEP.join(clients),
-            "rc": SEP.join(recents),
-            **{name: _numbers(col) for name, col in zip(_STATE_PARAMS, columns, strict=True)},
-        }
 
     # --- ledger -------------------------------------------------------------------------
     def lock_head(self, collection_id: str) -> tuple[int, str]:

@@ -33,15 +33,18 @@ class Candidate:
     report: Report
     payload_json: str
     window: int
+    #: :func:`payload_digest` of ``payload_json``, computed when the report is staged, before
+    #: the transaction (not while its device rows are locked)
+    digest: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.digest = payload_digest(self.payload_json)
 
     def body(self, collection_id: str) -> tuple[Any, ...]:
         """What a reused report_id must match to be a duplicate (the stored report's
         collection, client, epoch, memo count — None since wire version 2 — and payload)."""
         report = self.report
         return (collection_id, report.client_id, report.epoch, None, self.payload_json)
-
-    def digest(self) -> str:
-        return payload_digest(self.payload_json)
 
 
 def payload_digest(payload_json: str) -> str:
@@ -146,7 +149,7 @@ def plan_device(c: CollectionRuntime, state: DeviceState, cands: list[Candidate]
     for cand in cands:
         report = cand.report
         if recent and (stored := recent.get((report.epoch, report.report_id))) is not None:
-            plan.repeats.append((cand, stored == cand.digest()))
+            plan.repeats.append((cand, stored == cand.digest))
             continue
         # memoized: the lifetime bound, topped up at the first accepted report, then
         # nothing — the charge depends on participation only, never on the device's values
@@ -193,7 +196,7 @@ def plan_device(c: CollectionRuntime, state: DeviceState, cands: list[Candidate]
                 )
             )
         state.reports += 1
-        recent[report.epoch, report.report_id] = cand.digest()
+        recent[report.epoch, report.report_id] = cand.digest
         plan.accepted.append(cand)
     return plan
 
@@ -265,9 +268,8 @@ def plan_new_singles(c: CollectionRuntime, cands: list[Candidate]) -> BatchVerdi
             out.rejections += [(cand, reason, detail) for cand in group]
             out.recents.update(dict.fromkeys(clients, ""))
             continue
-        digests = map(payload_digest, [cand.payload_json for cand in group])
         out.recents.update(zip(clients, map(recent_entry, [r.epoch for r in reports], [r.report_id for r in reports],
-                                            digests), strict=True))  # fmt: skip
+                                            [cand.digest for cand in group]), strict=True))  # fmt: skip
         out.accepted += group
         if probe.charges:
             tail = probe.charges[0][1][3:]  # window, units, epsilon, ... : the same for the whole group
