@@ -7,6 +7,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import pytest
 
 from tests.service.helpers import make_reports, provision_devices, with_devices
 
@@ -50,10 +51,19 @@ def test_fifty_concurrent_uploads_for_one_device_accept_exactly_cap_over_epsilon
     assert {row["report_id"] for row in ledger} == {r["report_id"] for r in accepted}
 
 
-def test_concurrent_retries_of_one_batch_count_once(api, live_server):
+@pytest.mark.parametrize("known_devices", [False, True], ids=["new-devices", "known-devices"])
+def test_concurrent_retries_of_one_batch_count_once(api, live_server, known_devices):
+    """Copies of one batch racing: each report is accepted once, however the devices' rows
+    (which hold the reports' idempotency key) come to be locked — created by the batch's
+    insert (new devices) or taken FOR UPDATE (devices with earlier reports)."""
     col = api.create_collection()
     reports = make_reports(col, 20, seed=8)
     provision_devices(api.engine, api.keys["client"], [r["client_id"] for r in reports])
+    earlier = 0
+    if known_devices:
+        earlier = 20
+        before = make_reports(col, 20, client_ids=[r["client_id"] for r in reports], seed=9)
+        assert api.upload(col, before).get_json()["accepted"] == earlier
     url = f"{live_server}/v1/collections/{col['id']}/reports"
     headers = {"Authorization": f"Bearer {api.keys['client']}"}
     copies = 8
@@ -70,7 +80,8 @@ def test_concurrent_retries_of_one_batch_count_once(api, live_server):
         bodies = list(pool.map(upload, range(copies)))
     assert sum(b["accepted"] for b in bodies) == 20
     assert sum(b["duplicates"] for b in bodies) == 20 * (copies - 1)
-    assert api.counts(col["id"]) == {"reports": 20, "ledger": 20, "aggregated": 20}
+    total = 20 + earlier
+    assert api.counts(col["id"]) == {"reports": total, "ledger": total, "aggregated": total}
 
 
 def test_concurrent_batches_of_many_devices_and_shared_devices(api, live_server):
