@@ -7,6 +7,7 @@
 | ``LDP_MAX_BODY_BYTES`` | 8 MiB | larger request bodies get 413 |
 | ``LDP_MAX_DICTIONARY_BYTES`` | 64 MiB | the body limit of a dictionary upload (up to 10^6 items) |
 | ``LDP_MAX_BATCH_REPORTS`` | 5000 | more reports in one upload get 413 |
+| ``LDP_MAX_REPORTS_PER_DEVICE_EPOCH`` | 1000 | accepted reports per device and epoch (more: ``device_epoch_limit``) |
 | ``LDP_MAX_JSON_DEPTH`` | 16 | deeper JSON documents get 400 |
 | ``LDP_REPORT_RETENTION_DAYS`` | 30 | raw reports older than this (and past their epoch window) may be purged |
 | ``LDP_DB_POOL_SIZE`` | 5 | connections per process (PostgreSQL) |
@@ -39,6 +40,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     max_dictionary_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     max_batch_reports: int = Field(default=5000, ge=1, le=20000)
+    # bounds the device row's ``recent`` reports (rewritten with every batch of the device):
+    # a memoized collection's re-reports are free, so its caps would not bound them
+    max_reports_per_device_epoch: int = Field(default=1000, ge=1, le=1_000_000)
     max_json_depth: int = Field(default=16, ge=4, le=200)
     report_retention_days: int = Field(default=30, ge=1)
     db_pool_size: int = Field(default=5, ge=1, le=200)

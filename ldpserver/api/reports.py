@@ -77,7 +77,9 @@ def build_blueprint() -> APIBlueprint:
         if collection is None:
             raise ProblemError("not-found", f"no collection {path.collection_id!r}")
         proof = DeviceProof(current_principal().key_id, body.devices)
-        result = ingest(st.engine, collection, body.reports, now(), proof)
+        result = ingest(
+            st.engine, collection, body.reports, now(), proof, per_device_epoch=st.settings.max_reports_per_device_epoch
+        )
         log.info(
             "batch_ingested",
             collection_id=collection.id,

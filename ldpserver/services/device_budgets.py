@@ -20,6 +20,7 @@ The device's row is locked for the batch, so two uploads of one report cannot bo
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -141,16 +142,32 @@ class DevicePlan:
         return (st.units, st.reports, st.memo_count, st.window_index, st.window_units, st.prev_window_units)
 
 
-def plan_device(c: CollectionRuntime, state: DeviceState, cands: list[Candidate]) -> DevicePlan:
-    """Judge one device's new reports (in request order) against its state."""
+def plan_device(
+    c: CollectionRuntime, state: DeviceState, cands: list[Candidate], per_epoch: int | None = None
+) -> DevicePlan:
+    """Judge one device's new reports (in request order) against its state. ``per_epoch``:
+    the most reports the device may have accepted in one epoch (None: no limit) — what
+    bounds its ``recent`` entries, which every batch of the device rewrites."""
     plan = DevicePlan(state)
     cap_l, cap_w = c.max_units_lifetime, c.max_units_window
     recent = state.recent
+    in_epoch: Counter[int] | None = None  # accepted reports per live epoch, counted when needed
     for cand in cands:
         report = cand.report
         if recent and (stored := recent.get((report.epoch, report.report_id))) is not None:
             plan.repeats.append((cand, stored == cand.digest))
             continue
+        if per_epoch is not None and (recent or len(cands) > per_epoch):
+            if in_epoch is None:
+                in_epoch = Counter(epoch for epoch, _ in recent)
+            if in_epoch[report.epoch] >= per_epoch:
+                plan.refuse(
+                    cand,
+                    "device_epoch_limit",
+                    f"this device already has {per_epoch} reports accepted in epoch {report.epoch} "
+                    "(LDP_MAX_REPORTS_PER_DEVICE_EPOCH)",
+                )
+                continue
         # memoized: the lifetime bound, topped up at the first accepted report, then
         # nothing — the charge depends on participation only, never on the device's values
         units = max(0, c.lifetime_units - state.units) if c.memoized else 1
@@ -197,6 +214,8 @@ def plan_device(c: CollectionRuntime, state: DeviceState, cands: list[Candidate]
             )
         state.reports += 1
         recent[report.epoch, report.report_id] = cand.digest
+        if in_epoch is not None:
+            in_epoch[report.epoch] += 1
         plan.accepted.append(cand)
     return plan
 

@@ -109,6 +109,7 @@ REASONS = {
     "epoch_closed": "the epoch has been released/closed",
     "invalid_payload": "the SDK decoder refused the payload for a reason of its own",
     "report_id_conflict": "report_id already used by this device in this epoch with a different report body",
+    "device_epoch_limit": "the device already has LDP_MAX_REPORTS_PER_DEVICE_EPOCH reports accepted in this epoch",
     "budget_exceeded_lifetime": "the device's lifetime cap would be exceeded",
     "budget_exceeded_window": "the device's cap for this accounting window would be exceeded",
     "kind_unavailable": "the collection's protocol package is not available on this server",
@@ -153,11 +154,19 @@ def _first_error(exc: ValidationError) -> str:
 class Ingestor:
     """Judges one batch for one collection; ``run`` returns the per-report results."""
 
-    def __init__(self, engine: Engine, collection: CollectionRuntime, now: datetime, proof: DeviceProof | None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        collection: CollectionRuntime,
+        now: datetime,
+        proof: DeviceProof | None,
+        per_device_epoch: int | None = None,
+    ) -> None:
         self.engine = engine
         self.c = collection
         self.now = now
         self.proof = proof
+        self.per_device_epoch = per_device_epoch
         self.current_epoch = collection.epoch_at(now)
 
     # --- stateless checks ---------------------------------------------------------------
@@ -441,7 +450,8 @@ class Ingestor:
                 verdicts = plan_new_singles(c, fresh)
             else:
                 verdicts = BatchVerdicts.of_plans(
-                    {cl: plan_device(c, DeviceState.new(), by_client[cl]) for cl in clients}, lowest
+                    {cl: plan_device(c, DeviceState.new(), by_client[cl], self.per_device_epoch) for cl in clients},
+                    lowest,
                 )
             created = bulk.insert_new_devices(
                 c.id,
@@ -469,7 +479,7 @@ class Ingestor:
                     state = DeviceState.new()
                 else:
                     state = DeviceState(*row[1:-1], recent=parse_recent(row.recent))
-                plans[cl] = plan_device(c, state, by_client[cl])
+                plans[cl] = plan_device(c, state, by_client[cl], self.per_device_epoch)
             again = BatchVerdicts.of_plans(plans, lowest)
             if first_time:
                 again.merge(plan_new_singles(c, first_time))
@@ -535,10 +545,14 @@ def ingest(
     raws: Sequence[Any],
     now: datetime,
     proof: DeviceProof | None,
+    *,
+    per_device_epoch: int | None = None,
 ) -> BatchResult:
     """Judge and store one batch. ``proof``: the upload's device secrets (the API always
-    passes it); None only for an operator's in-process load, which no device reaches."""
+    passes it); None only for an operator's in-process load, which no device reaches.
+    ``per_device_epoch``: the most reports one device may have accepted in one epoch
+    (``LDP_MAX_REPORTS_PER_DEVICE_EPOCH``; None: no limit)."""
     started = time.perf_counter()
-    result = Ingestor(engine, collection, now, proof).run(raws)
+    result = Ingestor(engine, collection, now, proof, per_device_epoch).run(raws)
     metrics.observe_batch(collection.kind, result, time.perf_counter() - started)
     return result

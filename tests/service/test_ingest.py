@@ -324,3 +324,27 @@ def test_results_are_the_same_json_whichever_encoder_writes_them():
     fast, reference = _results_response(ordinary), json_response(ordinary)
     assert fast.mimetype == reference.mimetype == "application/json"
     assert json.loads(fast.get_data()) == json.loads(reference.get_data()) == ordinary
+
+
+def test_a_device_has_at_most_the_limit_of_reports_accepted_per_epoch(settings, engine, clock, keys):
+    """``LDP_MAX_REPORTS_PER_DEVICE_EPOCH`` bounds one device's accepted reports in one epoch —
+    and so the ``recent`` entries its row carries into every batch (a memoized collection's
+    re-reports are free: its caps would not bound them). Retries stay duplicates; another
+    device, or the next epoch, has its own allowance."""
+    from ldpserver.app import create_app
+    from tests.service.helpers import Api
+
+    limited = create_app(settings.model_copy(update={"max_reports_per_device_epoch": 3}), clock=clock, engine=engine)
+    api = Api(limited.test_client(), keys, engine, clock)
+    col = api.create_collection()
+    first = make_reports(col, 2, client_ids="dev-x", seed=41)
+    assert statuses(api.upload(col, first)) == [("accepted", None)] * 2
+    more = make_reports(col, 3, client_ids="dev-x", seed=42)
+    assert statuses(api.upload(col, more)) == [("accepted", None)] + [("rejected", "device_epoch_limit")] * 2
+    assert statuses(api.upload(col, first[:1])) == [("duplicate", None)]
+    many = make_reports(col, 5, client_ids="dev-y", seed=43)  # a new device, five in one batch
+    assert [status for status, _ in statuses(api.upload(col, many))] == ["accepted"] * 3 + ["rejected"] * 2
+    clock.advance(hours=1)
+    later = make_reports(col, 3, client_ids="dev-x", epoch=col["current_epoch"] + 1, seed=44)
+    assert statuses(api.upload(col, later)) == [("accepted", None)] * 3
+    assert api.counts(col["id"])["reports"] == 9
