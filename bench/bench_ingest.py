@@ -1229,6 +1229,14 @@ def write_markdown(report: dict, path: Path) -> None:
     lines += rows_markdown()
     lines += [
         "",
+        "Tried on SQLite and reverted (2026-12-07, 203f60d, alternating runs of this script, two rounds each): "
+        "reading the database file through a memory map (`PRAGMA mmap_size`) 42,928 → 34,136 reports/s (−20 %, "
+        "server CPU per 1,000 reports 31.7 → 41.8 ms); writers queueing on a lock file (`flock`) before `BEGIN "
+        "IMMEDIATE` instead of on SQLite's busy handler 41,665 → 34,417 reports/s (−17 %, the machine idler), "
+        "although the lock file let 30–70 % more transactions through in a two-process micro-benchmark.",
+    ]
+    lines += [
+        "",
         "Durable = rows counted in the database after the run (reports, ledger charges, and the summed n of "
         "the epoch aggregates) equal to the reports the server acknowledged; the ledger chain is verified. "
         "CPU is read from /proc for the gunicorn master and workers, the benchmark database's PostgreSQL "
