@@ -12,7 +12,9 @@ a retry from a reused id with another body).
 This migration moves every stored report into batch rows (one per collection, epoch and
 reception time: the reports one batch stored), fills ``recent`` from the reports of each
 collection's last ``grace_epochs + 1`` epochs that are not closed (a superset of what a
-retry can reach; ingestion trims it), and drops ``reports``. Downgrade splits the rows back.
+retry can reach; ingestion trims it), and drops ``reports``. Downgrade splits the rows back
+(it fails if two devices used one report_id in one epoch, which ``reports``' key forbade
+and this layout allows).
 
 Revision ID: 0011
 Revises: 0010
