@@ -277,7 +277,7 @@ class Bulk:
             if known:
                 # an upsert whose every row conflicts: one primary-key probe per device (an
                 # UPDATE ... FROM unnest(...) is planned as a hash join over the whole table)
-                rows, columns = _device_rows([t[0] for t in known], [t[1] for t in known], [t[2] for t in known])
+                rows, columns = _device_rows(*zip(*known, strict=True))
                 self._pg(
                     "INSERT INTO device_budgets AS d (collection_id, client_id, units, reports, memo_count, "
                     f"window_index, window_units, prev_window_units, recent, first_seen, last_seen) {rows} "

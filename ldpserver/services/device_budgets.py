@@ -41,12 +41,6 @@ class Candidate:
     def __post_init__(self) -> None:
         self.digest = payload_digest(self.payload_json)
 
-    def body(self, collection_id: str) -> tuple[Any, ...]:
-        """What a reused report_id must match to be a duplicate (the stored report's
-        collection, client, epoch, memo count — None since wire version 2 — and payload)."""
-        report = self.report
-        return (collection_id, report.client_id, report.epoch, None, self.payload_json)
-
 
 def payload_digest(payload_json: str) -> str:
     """What tells a retry (the same body) from a reused report_id: the first 8 hex digits
@@ -151,23 +145,20 @@ def plan_device(
     plan = DevicePlan(state)
     cap_l, cap_w = c.max_units_lifetime, c.max_units_window
     recent = state.recent
-    in_epoch: Counter[int] | None = None  # accepted reports per live epoch, counted when needed
+    in_epoch = Counter(epoch for epoch, _ in recent)  # accepted reports per live epoch
     for cand in cands:
         report = cand.report
         if recent and (stored := recent.get((report.epoch, report.report_id))) is not None:
             plan.repeats.append((cand, stored == cand.digest))
             continue
-        if per_epoch is not None and (recent or len(cands) > per_epoch):
-            if in_epoch is None:
-                in_epoch = Counter(epoch for epoch, _ in recent)
-            if in_epoch[report.epoch] >= per_epoch:
-                plan.refuse(
-                    cand,
-                    "device_epoch_limit",
-                    f"this device already has {per_epoch} reports accepted in epoch {report.epoch} "
-                    "(LDP_MAX_REPORTS_PER_DEVICE_EPOCH)",
-                )
-                continue
+        if per_epoch is not None and in_epoch[report.epoch] >= per_epoch:
+            plan.refuse(
+                cand,
+                "device_epoch_limit",
+                f"this device already has {per_epoch} reports accepted in epoch {report.epoch} "
+                "(LDP_MAX_REPORTS_PER_DEVICE_EPOCH)",
+            )
+            continue
         # memoized: the lifetime bound, topped up at the first accepted report, then
         # nothing — the charge depends on participation only, never on the device's values
         units = max(0, c.lifetime_units - state.units) if c.memoized else 1
@@ -214,8 +205,7 @@ def plan_device(
             )
         state.reports += 1
         recent[report.epoch, report.report_id] = cand.digest
-        if in_epoch is not None:
-            in_epoch[report.epoch] += 1
+        in_epoch[report.epoch] += 1
         plan.accepted.append(cand)
     return plan
 

@@ -197,7 +197,8 @@ class Ingestor:
             key = _key(cand)
             earlier = first_seen.get(key)
             if earlier is not None:
-                self.in_batch_repeats.append((cand.index, earlier, earlier.body(c.id) == cand.body(c.id)))
+                # the key holds the device and the epoch: the same body is the same payload
+                self.in_batch_repeats.append((cand.index, earlier, earlier.payload_json == cand.payload_json))
                 continue
             first_seen[key] = cand
             unique.append(cand)
