@@ -653,6 +653,10 @@ def run_backend(backend: str, args: argparse.Namespace) -> dict:
 
         port = free_port(*args.ports) if args.ports else free_port()
         env = dict(os.environ, DATABASE_URL=url, LDP_LOG_LEVEL="WARNING", PYTHONUNBUFFERED="1")
+        if args.device_key:  # as docs/operations.md recommends for production: tagged device secrets
+            env["LDP_DEVICE_KEY"] = secrets.token_urlsafe(32)
+        else:
+            env.pop("LDP_DEVICE_KEY", None)
         log_path = tmpdir / "gunicorn.log"
         server = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-w", str(args.workers), "-b", f"127.0.0.1:{port}",
@@ -1285,6 +1289,12 @@ def main() -> int:
         "--ceiling-writers", type=int, default=2, help="concurrent COPY writers of the PostgreSQL ceiling"
     )
     parser.add_argument("--no-ceiling", action="store_true", help="skip the database's raw ceiling")
+    parser.add_argument(
+        "--no-device-key",
+        dest="device_key",
+        action="store_false",
+        help="run the server without LDP_DEVICE_KEY (every upload's devices looked up in the database)",
+    )
     parser.add_argument("--ports", type=int, nargs=2, metavar=("FIRST", "LAST"), help="gunicorn port range (loopback)")
     parser.add_argument("--prefill", type=int, default=0, help="reports already stored before the timed run")
     parser.add_argument("--keep-database", action="store_true", help="PostgreSQL: keep the database (to --reuse it)")
@@ -1346,6 +1356,7 @@ def main() -> int:
             "duration_s": args.duration,
             "ceiling_writers": args.ceiling_writers,
             "reports_stored_before": args.prefill,
+            "device_key": args.device_key,
         },
         "load_average": {"before": [round(x, 2) for x in load_before], "after": [round(x, 2) for x in load_after]},
         "results": results,

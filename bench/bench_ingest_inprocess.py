@@ -24,6 +24,7 @@ import gc
 import json
 import os
 import pstats
+import secrets
 import shutil
 import statistics
 import sys
@@ -38,7 +39,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_ingest import ACCEPTED, create_pg_database, drop_pg_database, make_bodies
 
 
-def run(backend: str, batches: int, warmup: int, batch: int, k: int, profile: bool) -> dict:
+def run(
+    backend: str, batches: int, warmup: int, batch: int, k: int, profile: bool, no_device_key: bool = False
+) -> dict:
     from ldpserver import schema
     from ldpserver.app import create_app
     from ldpserver.config import Settings
@@ -58,7 +61,9 @@ def run(backend: str, batches: int, warmup: int, batch: int, k: int, profile: bo
         _, admin = create_key(engine, "admin", "bench", now)
         unlimited = KeyLimits(max_devices=10**9, enrol_per_hour=10**9, enrol_per_address_hour=10**9)
         _, client_key = create_key(engine, "client", "bench", now, limits=unlimited)
-        app = create_app(Settings(database_url=url, log_level="WARNING"), engine=engine)
+        # tagged device secrets (LDP_DEVICE_KEY), as bench_ingest.py's server and production run
+        device_key = None if no_device_key else secrets.token_urlsafe(32)
+        app = create_app(Settings(database_url=url, log_level="WARNING", device_key=device_key), engine=engine)
         client = app.test_client()
         spec = {
             "name": "inprocess",
@@ -122,6 +127,7 @@ def run(backend: str, batches: int, warmup: int, batch: int, k: int, profile: bo
             "batches": batches,
             "batch": batch,
             "profiled": profile,
+            "device_key": not no_device_key,
             "cpu_ms_per_1000_reports": round(cpu / (batches * batch) * 1e6, 2),
             "gc_ms_per_1000_reports": round(collections["cpu_s"] / (batches * batch) * 1e6, 2),
             "gc_collections": collections["count"],
@@ -142,9 +148,12 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--k", type=int, default=128)
     parser.add_argument("--profile", action="store_true", help="cProfile the timed batches")
+    parser.add_argument("--no-device-key", action="store_true", help="no LDP_DEVICE_KEY: devices looked up")
     args = parser.parse_args()
     np.random.seed(0)
-    print(json.dumps(run(args.backend, args.batches, args.warmup, args.batch, args.k, args.profile)))
+    print(
+        json.dumps(run(args.backend, args.batches, args.warmup, args.batch, args.k, args.profile, args.no_device_key))
+    )
 
 
 if __name__ == "__main__":

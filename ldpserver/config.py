@@ -19,18 +19,19 @@
 | ``LDP_ENROL_MAX_DEVICES`` | 1000000 | devices one client key may enrol in all (per-key override) |
 | ``LDP_ENROL_PER_HOUR`` | 10000 | enrolments per client key per hour (per-key override) |
 | ``LDP_ENROL_PER_ADDRESS_HOUR`` | 20 | enrolments per client key and source address per hour (per-key override) |
+| ``LDP_DEVICE_KEY`` | unset | server secret (32+ characters) tagging issued device secrets (no look-up to prove them) |
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="LDP_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(env_prefix="LDP_", extra="ignore", frozen=True, hide_input_in_errors=True)
 
     data_dir: Path = Path("./var")
     database_url: str = Field(
@@ -56,6 +57,14 @@ class Settings(BaseSettings):
     enrol_max_devices: int = Field(default=1_000_000, ge=0)
     enrol_per_hour: int = Field(default=10_000, ge=0)
     enrol_per_address_hour: int = Field(default=20, ge=0)
+    # tags the device secrets it issues (services/devices.py); a secret, like a TLS key:
+    # SecretStr keeps it out of reprs and logs
+    device_key: SecretStr | None = Field(default=None, min_length=32)
+
+    @field_validator("device_key", mode="before")
+    @classmethod
+    def _empty_device_key_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
 
     @model_validator(mode="after")
     def _default_database(self) -> Settings:
@@ -67,6 +76,11 @@ class Settings(BaseSettings):
     @property
     def cors_origin_set(self) -> frozenset[str]:
         return frozenset(o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip())
+
+    @property
+    def device_key_bytes(self) -> bytes | None:
+        """``LDP_DEVICE_KEY`` as the HMAC key of device-secret tags (None: not set)."""
+        return None if self.device_key is None else self.device_key.get_secret_value().encode("utf-8")
 
     @property
     def is_sqlite(self) -> bool:

@@ -78,7 +78,13 @@ def build_blueprint() -> APIBlueprint:
             raise ProblemError("not-found", f"no collection {path.collection_id!r}")
         proof = DeviceProof(current_principal().key_id, body.devices)
         result = ingest(
-            st.engine, collection, body.reports, now(), proof, per_device_epoch=st.settings.max_reports_per_device_epoch
+            st.engine,
+            collection,
+            body.reports,
+            now(),
+            proof,
+            per_device_epoch=st.settings.max_reports_per_device_epoch,
+            device_key=st.settings.device_key_bytes,
         )
         log.info(
             "batch_ingested",

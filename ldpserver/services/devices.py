@@ -2,19 +2,33 @@
 
 A device enrolls once with the app's client key (``POST /v1/devices``) and receives a
 server-chosen ``client_id`` (32 hex digits: the UTC day of enrolment in 5, then 108
-random bits in 27; see :func:`new_client_id`) and a device secret (32 random bytes,
-URL-safe base64, shown once). The server keeps the SHA-256 of the
+random bits in 27; see :func:`new_client_id`) and a device secret (43 URL-safe base64
+characters, shown once: 32 random bytes, or a tagged secret, below). The server keeps the SHA-256 of the
 secret, the enrolling key's id and the UTC day of enrolment — nothing else: no address,
 no user agent, nothing that ties the device to a person (enrolment is pseudonymous).
 
 Every upload names, next to its reports, the secret of each device it reports for
 (``{"reports": [...], "devices": {"<client_id>": "<secret>"}}``, sent over TLS like the
-API key). :func:`verify` hashes each distinct presented secret once and looks the devices
-of a batch up in one query (PostgreSQL: ``= ANY(array)``; SQLite: one per 1,000 ids); a
+API key). :func:`prove` accepts tagged secrets at once (below); for the others
+:func:`verify` hashes each distinct presented secret once and looks the devices of a
+batch up in one query (PostgreSQL: ``= ANY(array)``; SQLite: one per 1,000 ids); a
 report is accepted for budget accounting only if its device exists, was enrolled by the
 **same** client key and the secret matches (``device_unauthenticated`` otherwise).
 Devices are the unit of the local-DP guarantee (docs/privacy.md); this check is what
 makes "a device's budget" mean one holder.
+
+**Tagged secrets** (when ``LDP_DEVICE_KEY`` is set, as docs/operations.md recommends): a
+new device's secret is 22 random characters (132 bits) followed by a 21-character tag, 126
+bits of a MAC of its client id and random part under a key derived from the server's key
+and the enrolling client key's id, in URL-safe base64 (:func:`issue_secret`, :func:`_tags`).
+An upload whose secret carries the right tag proves, without reading the database, that
+this server enrolled that device for that client key (only the server knows the key;
+devices are never deleted): :func:`prove` checks the tags of a whole batch with one
+constant-time comparison and looks up only the devices whose tag does not verify. The
+SHA-256 of every secret is still stored, so a secret issued under an earlier key (or with
+no key) verifies by the look-up, and rotating the key — after a leak, say — is only a
+change of setting: secrets forged with a leaked key fail the look-up once the key is
+replaced, because their random part is not the stored one.
 
 Enrolment limits (docs/api.md, "Devices"): per client key a total cap and a per-hour rate,
 and per (client key, source address) a per-hour rate. Counters are fixed windows shared
@@ -25,6 +39,8 @@ source address is stored only as a SHA-256 digest, and only for that window).
 
 from __future__ import annotations
 
+import binascii
+import functools
 import hashlib
 import hmac
 import json
@@ -35,7 +51,7 @@ import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from operator import methodcaller
+from operator import itemgetter, methodcaller
 from typing import Any
 
 import structlog
@@ -83,6 +99,76 @@ def new_client_id(now: datetime) -> str:
 
 def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode("ascii")).hexdigest()
+
+
+# --- tagged secrets (LDP_DEVICE_KEY) --------------------------------------------------------
+RANDOM_CHARS = 22  # secrets.token_urlsafe(16): 132 random bits
+TAG_CHARS = 21  # 126 bits of the MAC, URL-safe base64; RANDOM_CHARS + TAG_CHARS = 43, DEVICE_SECRET's length
+_RANDOM_PART = itemgetter(slice(0, RANDOM_CHARS))
+_TAG_PART = itemgetter(slice(RANDOM_CHARS, None))
+_FIRST_TAG_CHARS = itemgetter(slice(0, TAG_CHARS))
+_BASE64 = functools.partial(binascii.b2a_base64, newline=False)
+_URL_SAFE = bytes.maketrans(b"+/", b"-_")
+_DIGEST = methodcaller("digest")
+
+
+def key_for_client_key(server_key: bytes, key_id: str) -> bytes:
+    """The MAC key of one client key's device tags: BLAKE2b-256 of the key id, keyed with
+    SHA-256 of ``LDP_DEVICE_KEY`` (a tag made for one client key proves nothing for another)."""
+    master = hashlib.sha256(server_key).digest()
+    return hashlib.blake2b(key_id.encode("utf-8"), key=master, digest_size=32, person=b"ldp-device-v1").digest()
+
+
+def _tags(server_key: bytes, key_id: str, client_ids: Iterable[str], randoms: Iterable[str]) -> str:
+    """The tags of (client id, random part) pairs, joined, :data:`TAG_CHARS` characters each:
+    keyed BLAKE2b-128 (RFC 7693's MAC mode) of client id + random part (the random part has
+    a fixed length, so the concatenation is unambiguous), in C calls mapped over the batch."""
+    mac = functools.partial(hashlib.blake2b, key=key_for_client_key(server_key, key_id), digest_size=16)
+    messages = map(str.encode, map(str.__add__, client_ids, randoms))
+    macs = map(_DIGEST, map(mac, messages))
+    return b"".join(map(_FIRST_TAG_CHARS, map(_BASE64, macs))).translate(_URL_SAFE).decode("ascii")
+
+
+def issue_secret(key: bytes | None, key_id: str, client_id: str) -> str:
+    """A new device's secret (43 URL-safe characters): tagged under ``key`` when the server
+    has one (``LDP_DEVICE_KEY``), else 32 random bytes."""
+    if key is None:
+        return secrets.token_urlsafe(32)
+    random_part = secrets.token_urlsafe(16)
+    return random_part + _tags(key, key_id, [client_id], [random_part])
+
+
+def tagged(key: bytes, proof: DeviceProof, client_ids: Iterable[str]) -> set[str]:
+    """The devices among ``client_ids`` whose presented secret carries its tag under ``key``
+    for ``proof.key_id``: enrolled by this server for this client key, no look-up needed.
+    The whole batch's tags are compared at once, in constant time; device by device only
+    when one differs."""
+    presented = proof.secrets
+    ids = [cl for cl in client_ids if len(presented.get(cl, "")) == RANDOM_CHARS + TAG_CHARS]
+    if not ids:
+        return set()
+    given = list(map(presented.__getitem__, ids))
+    expected = _tags(key, proof.key_id, ids, map(_RANDOM_PART, given))
+    if hmac.compare_digest(expected, "".join(map(_TAG_PART, given))):
+        return set(ids)
+    return {
+        cl
+        for i, (cl, secret) in enumerate(zip(ids, given, strict=True))
+        if hmac.compare_digest(expected[i * TAG_CHARS : (i + 1) * TAG_CHARS], secret[RANDOM_CHARS:])
+    }
+
+
+def prove(engine: Engine, proof: DeviceProof, client_ids: Iterable[str], key: bytes | None) -> set[str]:
+    """The client ids (of ``client_ids``) whose device ``proof`` proves: tagged secrets
+    (:func:`tagged`, when the server has a ``key``) without the database, the others by
+    :func:`verify` (one query, only if any remain)."""
+    wanted = set(client_ids).intersection(proof.secrets)
+    ok = tagged(key, proof, wanted) if key is not None and wanted else set()
+    rest = wanted - ok if ok else wanted
+    if rest:
+        with read_transaction(engine) as conn:
+            ok |= verify(conn, proof, rest)
+    return ok
 
 
 @dataclass(frozen=True)
@@ -265,7 +351,11 @@ def enrol(
                 counted.append(scope)
                 if total > limit:
                     raise _too_many(what, limit, retry)
-        made = [Enrolled(new_client_id(now), secrets.token_urlsafe(32)) for _ in range(count)]
+        key = settings.device_key_bytes
+        made = [
+            Enrolled(client_id, issue_secret(key, principal.key_id, client_id))
+            for client_id in (new_client_id(now) for _ in range(count))
+        ]
         with write_transaction(engine) as conn:
             # the key's row, locked (PostgreSQL FOR UPDATE; SQLite writers are serialised), holds its count
             query = select(keys_t.c.devices_enrolled).where(keys_t.c.id == principal.key_id)

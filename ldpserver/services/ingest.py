@@ -7,8 +7,9 @@ over the batch, no model per report); any other batch report by report, naming e
 1. envelope (``invalid_report``): report_id, client_id, config_hash, epoch, payload
    shapes (the wire contract in ``schemas/reports.py``);
 1b. ``device_unauthenticated``: the device is not enrolled by this client key or the
-   batch does not hold its secret (``services/devices.py``: one hash per distinct device,
-   one query for the batch's devices, before any decoding or locking);
+   batch does not hold its secret (``services/devices.py``: with ``LDP_DEVICE_KEY``, one
+   HMAC per tagged secret and no query; else one hash per distinct device and one query
+   for the batch's devices; before any decoding or locking);
 2. ``config_mismatch``: the config hash is not the collection's;
 3. epoch window: accepted iff ``current - grace <= epoch <= current`` (``epoch_in_future``,
    ``epoch_too_old``) and the epoch is not closed (``epoch_closed``, checked in the
@@ -71,7 +72,7 @@ from sqlalchemy.exc import DBAPIError
 
 from client_sdk.errors import ReportDecodeError
 from ldpserver import metrics
-from ldpserver.db import read_transaction, write_transaction
+from ldpserver.db import write_transaction
 from ldpserver.errors import ProblemError
 from ldpserver.models import RejectionCount
 from ldpserver.schemas.reports import ReportIn
@@ -89,7 +90,7 @@ from ldpserver.services.device_budgets import (
     plan_device,
     plan_new_singles,
 )
-from ldpserver.services.devices import DeviceProof, verify
+from ldpserver.services.devices import DeviceProof, prove
 
 log = structlog.get_logger("ldpserver.ingest")
 
@@ -161,8 +162,10 @@ class Ingestor:
         now: datetime,
         proof: DeviceProof | None,
         per_device_epoch: int | None = None,
+        device_key: bytes | None = None,
     ) -> None:
         self.engine = engine
+        self.device_key = device_key
         self.c = collection
         self.now = now
         self.proof = proof
@@ -237,8 +240,7 @@ class Ingestor:
         in-process load by the operator, e.g. ``bench/bench_release.py``, not the API)."""
         if self.proof is None or not staged:
             return staged
-        with read_transaction(self.engine) as conn:
-            verified = verify(conn, self.proof, [r.client_id for _, r in staged])
+        verified = prove(self.engine, self.proof, [r.client_id for _, r in staged], self.device_key)
         if len(verified) == len(staged):  # every device proved (one report each)
             return staged
         kept = []
@@ -548,12 +550,14 @@ def ingest(
     proof: DeviceProof | None,
     *,
     per_device_epoch: int | None = None,
+    device_key: bytes | None = None,
 ) -> BatchResult:
     """Judge and store one batch. ``proof``: the upload's device secrets (the API always
     passes it); None only for an operator's in-process load, which no device reaches.
     ``per_device_epoch``: the most reports one device may have accepted in one epoch
-    (``LDP_MAX_REPORTS_PER_DEVICE_EPOCH``; None: no limit)."""
+    (``LDP_MAX_REPORTS_PER_DEVICE_EPOCH``; None: no limit). ``device_key``: ``LDP_DEVICE_KEY``,
+    which proves devices with tagged secrets without a look-up (``services/devices.py``)."""
     started = time.perf_counter()
-    result = Ingestor(engine, collection, now, proof, per_device_epoch).run(raws)
+    result = Ingestor(engine, collection, now, proof, per_device_epoch, device_key).run(raws)
     metrics.observe_batch(collection.kind, result, time.perf_counter() - started)
     return result

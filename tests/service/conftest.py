@@ -116,9 +116,19 @@ def keys(engine: Engine) -> dict[str, str]:
     return out
 
 
+#: the server's device key of the service tests (devices are proven by their secrets' tags, as
+#: in production; tests/service/test_devices.py also runs without one: the database look-up)
+TEST_DEVICE_KEY = "service-tests-device-key-0123456789abcdef"
+
+
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url, log_level="WARNING", max_body_bytes=2 * 1024 * 1024)
+    return Settings(
+        database_url=database_url,
+        log_level="WARNING",
+        max_body_bytes=2 * 1024 * 1024,
+        device_key=TEST_DEVICE_KEY,  # type: ignore[arg-type]  # pydantic turns the text into a SecretStr
+    )
 
 
 @pytest.fixture

@@ -20,7 +20,16 @@ from ldpserver.app import create_app
 from ldpserver.config import Settings
 from ldpserver.models import ApiKey, Device
 from ldpserver.services.keys import KeyLimits, create_key
+from tests.service.conftest import TEST_DEVICE_KEY
 from tests.service.helpers import Api, make_reports
+
+
+@pytest.fixture(params=["device key", "no device key"])
+def settings(database_url: str, request) -> Settings:
+    """Every test here runs with a server device key (tagged secrets, no look-up) and without
+    (each secret's hash looked up)."""
+    key = TEST_DEVICE_KEY if request.param == "device key" else None
+    return Settings(database_url=database_url, log_level="WARNING", device_key=key)  # type: ignore[arg-type]
 
 
 def _key(api: Api, role: str = "client", **kwargs) -> str:
@@ -298,3 +307,88 @@ def test_client_ids_lead_with_the_enrolment_day():
     assert new_client_id(day + timedelta(minutes=2)) > max(ids)
     east = datetime(2026, 12, 7, 20, 0, tzinfo=UTC).astimezone(ZoneInfo("Asia/Tokyo"))  # 8 December there
     assert new_client_id(east)[:5] == f"{20794:05x}"
+
+
+# --- tagged secrets (LDP_DEVICE_KEY) ----------------------------------------------------------
+class _NoDatabase:
+    """An engine that fails if used: proves that a batch was judged without a look-up."""
+
+    def connect(self):
+        raise AssertionError("the device proof read the database")
+
+    begin = connect
+
+
+def test_with_a_device_key_a_batch_of_tagged_secrets_is_proven_without_the_database(api, settings):
+    from ldpserver.services.devices import RANDOM_CHARS, DeviceProof, hash_secret, prove
+
+    key = _key(api, limits=KeyLimits(enrol_per_address_hour=100))
+    r = _enrol(api, key, count=50)
+    devices = {d["client_id"]: d["device_secret"] for d in r.get_json()["devices"]}
+    with api.engine.connect() as conn:
+        rows = conn.execute(select(Device.__table__).where(Device.client_id.in_(list(devices)))).all()
+    stored = {row.client_id: row for row in rows}
+    assert all(stored[cid].secret_hash == hash_secret(sec) for cid, sec in devices.items())  # only hashed, as ever
+    assert len({sec[:RANDOM_CHARS] for sec in devices.values()}) == 50  # each with its own random part
+    key_id = next(iter(stored.values())).key_id
+    server_key = settings.device_key_bytes
+    if server_key is None:
+        return  # no key: nothing is tagged, every proof is the look-up (the tests above)
+    assert prove(_NoDatabase(), DeviceProof(key_id, devices), list(devices), server_key) == set(devices)
+    # another client key's id, another server key, or one changed character: not proven by the tag
+    other = DeviceProof("key_someone_else", devices)
+    with pytest.raises(AssertionError, match="read the database"):
+        prove(_NoDatabase(), other, list(devices), server_key)
+    with pytest.raises(AssertionError, match="read the database"):
+        prove(_NoDatabase(), DeviceProof(key_id, devices), list(devices), b"another server key, 32 bytes long")
+    first = next(iter(devices))
+    changed = dict(devices, **{first: devices[first][:-1] + ("A" if devices[first][-1] != "A" else "B")})
+    assert prove(api.engine, DeviceProof(key_id, changed), list(devices), server_key) == set(devices) - {first}
+    assert prove(api.engine, other, list(devices), server_key) == set()
+
+
+def test_rotating_the_device_key_keeps_enrolled_devices_and_voids_forged_secrets(api, settings, engine, clock):
+    """After a key is replaced (a leak, say), devices enrolled under it still upload (their
+    secrets' hashes are looked up), and secrets forged with the old key no longer pass."""
+    from ldpserver.services.devices import RANDOM_CHARS, _tags
+
+    if settings.device_key_bytes is None:
+        pytest.skip("needs a device key")
+    col = api.create_collection(mechanism={"mechanism": "oue", "epsilon": 1.0, "domain_size": 16})
+    key = _key(api)
+    client_id, secret = _device(api, key)
+    with api.engine.connect() as conn:
+        key_id = conn.execute(select(Device.key_id).where(Device.client_id == client_id)).scalar_one()
+    forged_random = "F" * RANDOM_CHARS
+    forged = forged_random + _tags(settings.device_key_bytes, key_id, [client_id], [forged_random])
+    # while the old key is the server's, a secret forged with it passes (a leaked key must be replaced)
+    assert (
+        _upload(api, col, key, make_reports(col, 1, client_ids=client_id, seed=1), {client_id: forged})["accepted"] == 1
+    )
+
+    rotated = Settings(database_url=settings.database_url, log_level="WARNING", device_key="a-new-key-" + "x" * 30)  # type: ignore[arg-type]
+    after = Api(create_app(rotated, clock=clock, engine=engine).test_client(), api.keys, engine, clock)
+    out = _upload(after, col, key, make_reports(col, 1, client_ids=client_id, seed=2), {client_id: forged})
+    assert out["results"][0]["reason"] == "device_unauthenticated"
+    assert (
+        _upload(after, col, key, make_reports(col, 1, client_ids=client_id, seed=3), {client_id: secret})["accepted"]
+        == 1
+    )
+    # and with no key at all (the look-up only)
+    keyless = Settings(database_url=settings.database_url, log_level="WARNING")
+    plain = Api(create_app(keyless, clock=clock, engine=engine).test_client(), api.keys, engine, clock)
+    assert (
+        _upload(plain, col, key, make_reports(col, 1, client_ids=client_id, seed=4), {client_id: secret})["accepted"]
+        == 1
+    )
+
+
+def test_the_device_key_is_a_secret_setting():
+    key = "k" * 40
+    settings = Settings(database_url="sqlite://", device_key=key)  # type: ignore[arg-type]
+    assert key not in repr(settings) and key not in str(settings.model_dump())
+    assert settings.device_key_bytes == key.encode()
+    assert Settings(database_url="sqlite://", device_key="").device_key is None  # type: ignore[arg-type]  # unset
+    with pytest.raises(ValueError) as refused:
+        Settings(database_url="sqlite://", device_key="short-key")  # type: ignore[arg-type]
+    assert "short-key" not in str(refused.value)  # refused without echoing it
