@@ -107,7 +107,7 @@ def observe_batch(kind: str, result: Any, seconds: float) -> None:
     REPORTS.labels(kind, "accepted", "").inc(result.accepted)
     REPORTS.labels(kind, "duplicate", "").inc(result.duplicates)
     if result.rejected:
-        reasons = Tally(r["reason"] or "unknown" for r in result.results if r and r.get("status") == "rejected")
+        reasons = Tally(r["reason"] or "unknown" for r in result.result_list() if r and r.get("status") == "rejected")
         for reason, count in reasons.items():
             REPORTS.labels(kind, "rejected", reason).inc(count)
     BATCHES.labels(kind).inc()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 import structlog
 from flask import Response, request
 from flask_openapi3 import APIBlueprint, Tag
@@ -15,19 +14,19 @@ from ldpserver.errors import ProblemError
 from ldpserver.schemas.collections import CollectionPath
 from ldpserver.schemas.reports import ENVELOPE_VERSION, IngestRequest, IngestResponse
 from ldpserver.services.devices import DeviceProof
-from ldpserver.services.ingest import ingest
+from ldpserver.services.ingest import BatchResult, ingest
 
 TAG = Tag(name="reports", description="batch upload of perturbed reports")
 log = structlog.get_logger("ldpserver.api.reports")
 
 
-def _results_response(body: dict[str, Any]) -> Response:
-    """The batch's results, encoded by orjson (about 1.5 ms less per 1,000 results than the
-    standard library); anything orjson refuses takes the standard encoder."""
+def _results_response(result: BatchResult) -> Response:
+    """The batch's results (``BatchResult.to_json``: orjson, or one join for a wholly accepted
+    batch); anything orjson refuses takes the standard encoder."""
     try:
-        return Response(orjson.dumps(body), mimetype="application/json")
+        return Response(result.to_json(), mimetype="application/json")
     except TypeError:
-        return json_response(body)
+        return json_response(result.to_dict())
 
 
 def check_wire_version(document: Any) -> None:
@@ -94,6 +93,6 @@ def build_blueprint() -> APIBlueprint:
             duplicates=result.duplicates,
             rejected=result.rejected,
         )
-        return _results_response(result.to_dict())
+        return _results_response(result)
 
     return bp

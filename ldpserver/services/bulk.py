@@ -115,6 +115,15 @@ class Bulk:
             cursor.execute(sql, params)
             return cursor.fetchall() if fetch else []
 
+    def _pg_rows(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """One statement per row; a single row (a batch of one epoch: the common case) by
+        ``execute``, without ``executemany``'s pipeline."""
+        with self.raw.cursor() as cursor:
+            if len(rows) == 1:
+                cursor.execute(sql, rows[0])
+            else:
+                cursor.executemany(sql, rows)
+
     def _lite(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         cursor = self.raw.cursor()
         try:
@@ -157,12 +166,11 @@ class Bulk:
     def insert_partials(self, collection_id: str, partials: Sequence[tuple[int, int, str]], now: datetime) -> None:
         """One ``epoch_partials`` row per (epoch, n, aggregate JSON)."""
         if self.pg:
-            with self.raw.cursor() as cursor:
-                cursor.executemany(
-                    "INSERT INTO epoch_partials (collection_id, epoch, n, aggregate, created_at) "
-                    "VALUES (%s, %s, %s, %s, %s)",
-                    [(collection_id, epoch, n, data, now) for epoch, n, data in partials],
-                )
+            self._pg_rows(
+                "INSERT INTO epoch_partials (collection_id, epoch, n, aggregate, created_at) "
+                "VALUES (%s, %s, %s, %s, %s)",
+                [(collection_id, epoch, n, data, now) for epoch, n, data in partials],
+            )
             return
         stamp = sqlite_timestamp(now)
         self._lite_many(
@@ -177,12 +185,11 @@ class Bulk:
         """One ``report_batches`` row per (epoch, n, report ids, client ids, payloads): the
         batch's accepted reports of that epoch, each column one text of lines."""
         if self.pg:
-            with self.raw.cursor() as cursor:
-                cursor.executemany(
-                    "INSERT INTO report_batches (collection_id, epoch, n, report_ids, client_ids, payloads, "
-                    "received_at) VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                    [(collection_id, *row, now) for row in rows],
-                )
+            self._pg_rows(
+                "INSERT INTO report_batches (collection_id, epoch, n, report_ids, client_ids, payloads, "
+                "received_at) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                [(collection_id, *row, now) for row in rows],
+            )
             return
         stamp = sqlite_timestamp(now)
         self._lite_many(

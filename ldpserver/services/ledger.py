@@ -271,6 +271,7 @@ _TAIL = ',%d,%d,%d,%s,%s,%s,%s,"%s"]\n'  # epoch, window, units, the three charg
 _HEAD = '["%s","%s"%s'  # client_id, report_id, then the tail
 _TAIL_OF = itemgetter(slice(2, None))
 _INTS = {int}
+_TUPLE = {tuple}
 _MEMOS = {int, type(None)}
 
 
@@ -285,7 +286,7 @@ def charge_lines(entries: Sequence[dict[str, Any] | Sequence[Any]]) -> str:
     distinct tail (epoch … neighbouring; a batch has a handful) once, then one ``%`` per
     charge, mapped in C; anything else line by line through :func:`charge_line`. Both give
     the same text (tested)."""
-    rows = [entry if type(entry) is tuple else _charge_values(entry) for entry in entries]
+    rows = entries if set(map(type, entries)) == _TUPLE else [_charge_values(entry) for entry in entries]
     if not rows:
         return ""
     columns = list(zip(*rows, strict=True))

@@ -316,14 +316,21 @@ def test_results_are_the_same_json_whichever_encoder_writes_them():
 
     from ldpserver.api.common import json_response
     from ldpserver.api.reports import _results_response
+    from ldpserver.services.ingest import BatchResult
 
     ordinary = {"accepted": 1, "duplicates": 0, "rejected": 1, "results": [
         {"report_id": "ab" * 16, "status": "accepted", "reason": None, "detail": None},
         {"report_id": None, "status": "rejected", "reason": "invalid_report", "detail": "/payload: ü \u2028 \"x\""},
     ]}  # fmt: skip
-    fast, reference = _results_response(ordinary), json_response(ordinary)
+    fast, reference = _results_response(BatchResult(**ordinary)), json_response(ordinary)
     assert fast.mimetype == reference.mimetype == "application/json"
     assert json.loads(fast.get_data()) == json.loads(reference.get_data()) == ordinary
+    # a wholly accepted batch: its answer joined from the ids, the same document
+    ids = ["ab" * 16, "cd" * 16]
+    joined = _results_response(BatchResult([], accepted=2, accepted_ids=ids))
+    expected = {"accepted": 2, "duplicates": 0, "rejected": 0, "results": [
+        {"report_id": rid, "status": "accepted", "reason": None, "detail": None} for rid in ids]}  # fmt: skip
+    assert json.loads(joined.get_data()) == json.loads(json_response(expected).get_data()) == expected
 
 
 def test_a_device_has_at_most_the_limit_of_reports_accepted_per_epoch(settings, engine, clock, keys):

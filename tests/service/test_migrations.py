@@ -101,7 +101,7 @@ def test_reports_move_into_batch_rows_and_devices_remember_their_recent_ones(bac
 
     from ldpserver.schemas.collections import CollectionCreate
     from ldpserver.services.collections import create_collection
-    from ldpserver.services.device_budgets import parse_recent, payload_digest
+    from ldpserver.services.device_budgets import legacy_digest, parse_recent
     from ldpserver.services.report_batches import stored_reports
     from tests.service.helpers import BASE_COLLECTION
 
@@ -145,9 +145,9 @@ def test_reports_move_into_batch_rows_and_devices_remember_their_recent_ones(bac
             assert stored == sorted((r[0], r[1], r[2], r[3]) for r in rows)
             assert [tuple(b) for b in batches] == [(0, 1), (5, 1), (6, 1), (6, 2)]
             assert {cl: parse_recent(text_) for cl, text_ in recent.items()} == {
-                "dev-a": {(6, "a6" * 16): payload_digest('{"b":"AgA="}')},
-                "dev-b": {(6, "b6" * 16): payload_digest('{"b":"AwA="}')},
-                "dev-c": {(6, "c6" * 16): payload_digest('{"b":"BAA="}')},
+                "dev-a": {(6, "a6" * 16): legacy_digest('{"b":"AgA="}')},
+                "dev-b": {(6, "b6" * 16): legacy_digest('{"b":"AwA="}')},
+                "dev-c": {(6, "c6" * 16): legacy_digest('{"b":"BAA="}')},
             }
             schema.downgrade(url, "0010")
             with engine.connect() as conn:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zlib
 from types import SimpleNamespace
 
 import pytest
@@ -14,8 +15,10 @@ from ldpserver.schemas.reports import ReportIn
 from ldpserver.services.batch_check import Report, payload_texts, well_formed
 from ldpserver.services.device_budgets import (
     BatchVerdicts,
-    Candidate,
     DeviceState,
+    candidate,
+    candidates,
+    legacy_digest,
     parse_recent,
     payload_digest,
     plan_device,
@@ -48,7 +51,11 @@ def test_a_well_formed_batch_is_taken_column_by_column():
         {"report_id": "0" * 32 + "\n"},
         {"report_id": "0" * 32 + "\n" + "1" * 32},  # two ids' worth in one
         {"report_id": 5},
+        {"report_id": "\u0660" * 32},  # a digit, but not [0-9]
+        {"report_id": "\u00e9" * 32},
         {"client_id": ""},
+        {"client_id": "caf\u00e9"},
+        {"client_id": "a.b"},
         {"client_id": "x" * 65},
         {"client_id": "a b"},
         {"client_id": "a\nb"},
@@ -101,7 +108,7 @@ def _collection(memoized: bool, cap_lifetime: float, cap_window: float | None):
 def test_new_single_devices_get_the_verdict_planning_each_device_gives(memoized, cap_lifetime, cap_window):
     c = _collection(memoized, cap_lifetime, cap_window)
     cands = [
-        Candidate(i, Report(f"{i:032x}", f"dev{i}", HASH, epoch, {}), "{}", epoch // 2)
+        candidate(i, Report(f"{i:032x}", f"dev{i}", HASH, epoch, {}), "{}", epoch // 2)
         for i, epoch in enumerate([4, 5, 6, 7, 7, 4])
     ]
     each = BatchVerdicts.of_plans(
@@ -126,13 +133,51 @@ def test_a_device_recognises_its_recent_reports_and_forgets_those_past_the_windo
     stored = ",".join([recent_entry(3, old, payload_digest("{}")), recent_entry(5, kept, payload_digest("{}"))])
     state = DeviceState(2, 2, 0, 2, 2, 0, recent=parse_recent(stored))
     cands = [
-        Candidate(0, Report(kept, "dev", HASH, 5, {}), "{}", 2),  # a retry
-        Candidate(1, Report(kept, "dev", HASH, 5, {"x": 1}), '{"x":1}', 2),  # the id, another body
-        Candidate(2, Report(kept, "dev", HASH, 6, {}), "{}", 3),  # the id in another epoch: new
+        candidate(0, Report(kept, "dev", HASH, 5, {}), "{}", 2),  # a retry
+        candidate(1, Report(kept, "dev", HASH, 5, {"x": 1}), '{"x":1}', 2),  # the id, another body
+        candidate(2, Report(kept, "dev", HASH, 6, {}), "{}", 3),  # the id in another epoch: new
     ]
     plan = plan_device(c, state, cands)
     assert [(cand.index, same) for cand, same in plan.repeats] == [(0, True), (1, False)]
     assert [cand.index for cand in plan.accepted] == [2] and len(plan.charges) == 1 and state.units == 3
     verdicts = BatchVerdicts.of_plans({"dev": plan}, lowest=4)
     assert parse_recent(verdicts.recents["dev"]) == {(5, kept): payload_digest("{}"), (6, kept): payload_digest("{}")}
-    assert payload_digest("{}") == hashlib.md5(b"{}").hexdigest()[:8]
+    assert payload_digest("{}") == "c" + str(zlib.crc32(b"{}"))
+
+
+def test_recent_entries_written_with_the_older_md5_digest_are_still_recognised():
+    """Entries stored before the CRC-32 digest (and by migration 0011) hold 8 hex digits of
+    the payload's MD5: a retry of such a report is still a duplicate, another body a conflict."""
+    c = _collection(False, 10.0, None)
+    kept = f"{2:032x}"
+    assert legacy_digest("{}") == hashlib.md5(b"{}").hexdigest()[:8]
+    state = DeviceState(1, 1, 0, 2, 1, 0, recent=parse_recent(recent_entry(5, kept, legacy_digest("{}"))))
+    cands = [
+        candidate(0, Report(kept, "dev", HASH, 5, {}), "{}", 2),  # a retry
+        candidate(1, Report(kept, "dev", HASH, 5, {"x": 1}), '{"x":1}', 2),  # the id, another body
+    ]
+    plan = plan_device(c, state, cands)
+    assert [(cand.index, same) for cand, same in plan.repeats] == [(0, True), (1, False)] and state.units == 1
+
+
+def test_candidates_of_a_batch_equal_those_staged_one_by_one():
+    reports = [Report(f"{i:032x}", f"dev{i}", HASH, 7, {"x": i}) for i in range(50)]
+    texts = [f'{{"x":{i}}}' for i in range(50)]
+    batch = candidates(range(50), reports, texts, [3] * 50)
+    assert batch == [candidate(i, r, t, 3) for i, (r, t) in enumerate(zip(reports, texts, strict=True))]
+    assert batch[7].digest == payload_digest(texts[7]) and batch[7].report is reports[7]
+
+
+def test_a_wholly_accepted_batch_answers_the_same_bytes_as_its_results_encoded():
+    import orjson
+
+    from ldpserver.services.ingest import BatchResult
+
+    ids = [f"{i:032x}" for i in range(3)]
+    joined = BatchResult(results=[], accepted=3, accepted_ids=ids)
+    assert joined.to_json() == orjson.dumps(joined.to_dict())
+    assert [r["report_id"] for r in joined.result_list()] == ids and orjson.loads(joined.to_json())["accepted"] == 3
+    mixed = BatchResult(
+        results=[{"report_id": ids[0], "status": "rejected", "reason": "invalid_report", "detail": "x"}], rejected=1
+    )
+    assert orjson.loads(mixed.to_json())["results"] == mixed.results
