@@ -134,7 +134,11 @@ _TEMPLATE = "{" + ",".join(f'"{name}":%s' for name in _SORTED_FIELDS) + "}"
 
 
 def _plain(value: Any) -> bool:
-    return isinstance(value, str) and value.isascii() and value.isprintable() and '"' not in value and "\\" not in value
+    """A string of printable ASCII without ``"`` or ``\\``: JSON writes it as it is."""
+    return isinstance(value, str) and value.isascii() and not value.encode("ascii").translate(None, _PLAIN_BYTES)
+
+
+_PLAIN_BYTES = bytes(b for b in range(0x20, 0x7F) if b not in b'"\\')
 
 
 def es_number(x: float) -> str:
@@ -268,7 +272,7 @@ def _charge_values(entry: dict[str, Any] | Sequence[Any]) -> tuple[Any, ...]:
 
 
 _TAIL = ',%d,%d,%d,%s,%s,%s,%s,"%s"]\n'  # epoch, window, units, the three charges, memo_count, neighbouring
-_HEAD = '["%s","%s"%s'  # client_id, report_id, then the tail
+_HEAD = '["%s"%s'  # client_id","report_id (joined), then the tail
 _TAIL_OF = itemgetter(slice(2, None))
 _INTS = {int}
 _TUPLE = {tuple}
@@ -306,8 +310,11 @@ def charge_lines(entries: Sequence[dict[str, Any] | Sequence[Any]]) -> str:
                        else str(tail[6]), tail[7])
         for tail in set(keys)
     }  # fmt: skip
-    line_tails = map(tails.__getitem__, keys)
-    return "".join(map(_HEAD.__mod__, zip(columns[0], columns[1], line_tails, strict=True)))
+    heads = map('","'.join, zip(columns[0], columns[1], strict=True))  # client_id","report_id
+    if len(tails) == 1:  # one tail for every line (a batch of one window): the text is one join
+        (tail,) = tails.values()
+        return '["' + ('"' + tail + '["').join(heads) + '"' + tail
+    return "".join(map(_HEAD.__mod__, zip(heads, map(tails.__getitem__, keys), strict=True)))
 
 
 def append(
