@@ -20,7 +20,7 @@ makes "a device's budget" mean one holder.
 **Tagged secrets** (when ``LDP_DEVICE_KEY`` is set, as docs/operations.md recommends): a
 new device's secret is 23 random characters (136 bits) followed by a 20-character tag, 120
 bits of a MAC of its client id and random part under a key derived from the server's key
-and the enrolling client key's id, in URL-safe base64 (:func:`issue_secret`, :func:`_tags`).
+and the enrolling client key's id, in URL-safe base64 (:func:`issue_secrets`, :func:`_tags`).
 An upload whose secret carries the right tag proves, without reading the database, that
 this server enrolled that device for that client key (only the server knows the key;
 devices are never deleted): :func:`prove` checks the tags of a whole batch with one
@@ -128,13 +128,14 @@ def _tags(server_key: bytes, key_id: str, client_ids: Iterable[str], randoms: It
     return binascii.b2a_base64(macs, newline=False).translate(_URL_SAFE).decode("ascii")
 
 
-def issue_secret(key: bytes | None, key_id: str, client_id: str) -> str:
-    """A new device's secret (43 URL-safe characters): tagged under ``key`` when the server
-    has one (``LDP_DEVICE_KEY``), else 32 random bytes."""
+def issue_secrets(key: bytes | None, key_id: str, client_ids: Sequence[str]) -> list[str]:
+    """New devices' secrets (43 URL-safe characters each): tagged under ``key`` when the
+    server has one (``LDP_DEVICE_KEY``), else 32 random bytes."""
     if key is None:
-        return secrets.token_urlsafe(32)
-    random_part = secrets.token_urlsafe(17)
-    return random_part + _tags(key, key_id, [client_id], [random_part])
+        return [secrets.token_urlsafe(32) for _ in client_ids]
+    randoms = [secrets.token_urlsafe(17) for _ in client_ids]
+    tags = _tags(key, key_id, client_ids, randoms)
+    return [r + tags[i * TAG_CHARS : (i + 1) * TAG_CHARS] for i, r in enumerate(randoms)]
 
 
 def tagged(key: bytes, proof: DeviceProof, client_ids: Iterable[str]) -> set[str]:
@@ -352,11 +353,9 @@ def enrol(
                 counted.append(scope)
                 if total > limit:
                     raise _too_many(what, limit, retry)
-        key = settings.device_key_bytes
-        made = [
-            Enrolled(client_id, issue_secret(key, principal.key_id, client_id))
-            for client_id in (new_client_id(now) for _ in range(count))
-        ]
+        client_ids = [new_client_id(now) for _ in range(count)]
+        issued = issue_secrets(settings.device_key_bytes, principal.key_id, client_ids)
+        made = list(map(Enrolled, client_ids, issued))
         with write_transaction(engine) as conn:
             # the key's row, locked (PostgreSQL FOR UPDATE; SQLite writers are serialised), holds its count
             query = select(keys_t.c.devices_enrolled).where(keys_t.c.id == principal.key_id)
