@@ -863,6 +863,8 @@ AB_SERIES = {
     "ingest_ab_": "epoch-keyed reports, plain INSERTs",
     "ingest_rows_ab_": "reports one row per batch, deduplicated on the device's row (migration 0011)",
     "ingest_state_ab_": "digests before the transaction, new devices' shared state as scalars",
+    "ingest_devkey_ab_": "LDP_DEVICE_KEY unset (before) and set (after), the same build",
+    "ingest_key_ab_": "tagged device secrets and the column-wise Python path (step 5)",
 }
 
 
