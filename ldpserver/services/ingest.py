@@ -334,7 +334,7 @@ class Ingestor:
         # the common case (every decoded report accepted, one epoch) reuses this aggregate,
         # computed before the transaction so that its locks are held for less time
         self.pre_aggregate = None
-        if self.decoded is not None and len({cand.report.epoch for cand in candidates}) == 1:
+        if self.decoded is not None and len(set(map(_EPOCH_OF, candidates))) == 1:
             self.pre_aggregate = self.c.protocol.aggregate_json(self.decoded)
         attempt = 1
         while True:
@@ -377,7 +377,7 @@ class Ingestor:
         bulk = Bulk(conn)
         # PostgreSQL: share lock on the collection first, so close_epoch (FOR UPDATE) waits for
         # this batch (services/epochs.py); then the batch's closed epochs
-        closed = bulk.closed_epochs(c.id, sorted({cand.report.epoch for cand in candidates}))
+        closed = bulk.closed_epochs(c.id, sorted(set(map(_EPOCH_OF, candidates))))
         live: list[Candidate] = [] if closed else list(candidates)
         for cand in candidates if closed else ():
             if cand.report.epoch in closed:
@@ -392,7 +392,7 @@ class Ingestor:
         # one report_batches row and one partial-aggregate row
         if accepted:
             by_epoch: dict[int, list[Candidate]]
-            if len(accepted_epochs := {cand.report.epoch for cand in accepted}) == 1:
+            if len(accepted_epochs := set(map(_EPOCH_OF, accepted))) == 1:
                 by_epoch = {accepted_epochs.pop(): accepted}
             else:
                 by_epoch = defaultdict(list)
@@ -560,6 +560,7 @@ _ACCEPTED = {"status": "accepted", "reason": None, "detail": None}
 _REPORT_ID = itemgetter("report_id")
 _index = attrgetter("index")
 _CLIENT_OF = attrgetter("report.client_id")
+_EPOCH_OF = attrgetter("report.epoch")
 _EPOCH = attrgetter("epoch")
 _key = attrgetter("report.client_id", "report.epoch", "report.report_id")
 
