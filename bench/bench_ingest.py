@@ -1080,24 +1080,31 @@ def ab_means(prefix: str) -> dict[str, dict[str, float]] | None:
     return out
 
 
+def ab_change(means: dict[str, dict[str, float]], ratio: bool = True) -> str:
+    """``before → after`` of an A/B series' means (:func:`ab_means`): reports/s, the ratio to
+    the ceiling, and the server's and PostgreSQL's CPU per 1,000 reports."""
+    b, a = means["before"], means["after"]
+    return (
+        f"{b['rate']:,.0f} → {a['rate']:,.0f} reports/s, "
+        + (f"ratio {b['ratio']:.3f} → {a['ratio']:.3f}, " if ratio else "")
+        + f"CPU ms per 1,000 reports {b['server']:.1f} → {a['server']:.1f} (server) and "
+        f"{b['postgresql']:.1f} → {a['postgresql']:.1f} (PostgreSQL)"
+    )
+
+
 def rows_markdown() -> list[str]:
     """The paragraph on step 4 (reports one row per batch, deduplicated on the device's row)
     and the small step after it."""
     means = ab_means("ingest_rows_ab_")
     if means is None:
         return []
-    rate = {side: m["rate"] for side, m in means.items()}
-    ratio = {side: m["ratio"] for side, m in means.items()}
     size = {side: m["bytes"] for side, m in means.items()}
-    cpu = {side: (m["server"], m["postgresql"]) for side, m in means.items()}
     after = ""
     if (state := ab_means("ingest_state_ab_")) is not None:
-        b, a = state["before"], state["after"]
         after = (
-            f" After it, payload digests computed before the transaction and new devices' shared state sent once "
-            f"as scalars: {b['rate']:,.0f} → {a['rate']:,.0f} reports/s, CPU ms per 1,000 reports "
-            f"{b['server']:.1f} → {a['server']:.1f} (server) and {b['postgresql']:.1f} → {a['postgresql']:.1f} "
-            "(PostgreSQL) — within the runs' spread (the two rounds disagree on the rate's sign)."
+            " After it, payload digests computed before the transaction and new devices' shared state sent once "
+            f"as scalars: {ab_change(state, ratio=False)} — within the runs' spread (the two rounds disagree on the "
+            "rate's sign)."
         )
     return [
         "",
@@ -1105,11 +1112,9 @@ def rows_markdown() -> list[str]:
         "`report_batches` row (three texts of lines) instead of a row and a key entry each, and a retry "
         "recognised by its device's budget row, which the batch locks anyway (`recent`: the device's reports a "
         "retry can still reach). In the alternating runs above (PostgreSQL only, before and after one after the "
-        f"other, twice): {rate['before']:,.0f} → {rate['after']:,.0f} reports/s, ratio {ratio['before']:.3f} → "
-        f"{ratio['after']:.3f}, CPU ms per 1,000 reports {cpu['before'][0]:.1f} → {cpu['after'][0]:.1f} (server) "
-        f"and {cpu['before'][1]:.1f} → {cpu['after'][1]:.1f} (PostgreSQL), {size['before']:.0f} → "
-        f"{size['after']:.0f} bytes per report. The machine ran about twice as fast as in the steps before (the "
-        "ceiling's reports/s doubled), so compare ratios and CPU per report across steps, not reports/s." + after,
+        f"other, twice): {ab_change(means)}, {size['before']:.0f} → {size['after']:.0f} bytes per report. "
+        "The machine ran about twice as fast as in the steps before (the ceiling's reports/s doubled), so compare ratios and CPU per report across steps, not reports/s."
+        + after,
     ]
 
 
@@ -1121,12 +1126,8 @@ def device_key_markdown() -> list[str]:
     b, a = means["before"], means["after"]
     key = ""
     if (alone := ab_means("ingest_devkey_ab_")) is not None:
-        kb, ka = alone["before"], alone["after"]
         key = (
-            f" The device key alone (the same build, `LDP_DEVICE_KEY` unset, then set; two rounds): "
-            f"{kb['rate']:,.0f} → {ka['rate']:,.0f} reports/s, ratio {kb['ratio']:.3f} → {ka['ratio']:.3f}, "
-            f"CPU ms per 1,000 reports {kb['server']:.1f} → {ka['server']:.1f} (server) and {kb['postgresql']:.1f} → "
-            f"{ka['postgresql']:.1f} (PostgreSQL)."
+            f" The device key alone (the same build, `LDP_DEVICE_KEY` unset, then set; two rounds): {ab_change(alone)}."
         )
     return [
         "",
@@ -1136,9 +1137,7 @@ def device_key_markdown() -> list[str]:
         "about 40 % of its work per report; and the Python path builds its per-report values (candidates, "
         "payload digests — now CRC-32 —, `recent` entries, ledger charges and lines, the answer of a wholly "
         "accepted batch) by C calls mapped over the batch's columns. In the alternating runs above "
-        f"(PostgreSQL only, a90ef21 before, this step after, twice): {b['rate']:,.0f} → {a['rate']:,.0f} "
-        f"reports/s, ratio {b['ratio']:.3f} → {a['ratio']:.3f}, CPU ms per 1,000 reports {b['server']:.1f} → "
-        f"{a['server']:.1f} (server) and {b['postgresql']:.1f} → {a['postgresql']:.1f} (PostgreSQL), "
+        f"(PostgreSQL only, a90ef21 before, this step after, twice): {ab_change(means)}, "
         f"{b['bytes']:.0f} → {a['bytes']:.0f} bytes per report." + key,
     ]
 

@@ -79,7 +79,7 @@ class Settings(BaseSettings):
 
     @property
     def device_key_bytes(self) -> bytes | None:
-        """``LDP_DEVICE_KEY`` as the HMAC key of device-secret tags (None: not set)."""
+        """``LDP_DEVICE_KEY`` as bytes, the secret the device-secret tags derive from (None: not set)."""
         return None if self.device_key is None else self.device_key.get_secret_value().encode("utf-8")
 
     @property

@@ -8,7 +8,7 @@ over the batch, no model per report); any other batch report by report, naming e
    shapes (the wire contract in ``schemas/reports.py``);
 1b. ``device_unauthenticated``: the device is not enrolled by this client key or the
    batch does not hold its secret (``services/devices.py``: with ``LDP_DEVICE_KEY``, one
-   HMAC per tagged secret and no query; else one hash per distinct device and one query
+   keyed BLAKE2b per tagged secret and no query; else one hash per distinct device and one query
    for the batch's devices; before any decoding or locking);
 2. ``config_mismatch``: the config hash is not the collection's;
 3. epoch window: accepted iff ``current - grace <= epoch <= current`` (``epoch_in_future``,
