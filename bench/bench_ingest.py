@@ -452,7 +452,7 @@ def seed_ledger(engine, collection_id: str, rows: int, block: int = 1000, per_tr
                      "epsilon_attribute": None, "memo_count": None}
                     for i in range(n)
                 ]  # fmt: skip
-                ledger.append(conn, bulk, collection_id, entries, now)
+                ledger.append(bulk, collection_id, entries, now)
                 done += n
     return time.perf_counter() - started
 
@@ -937,8 +937,8 @@ def scaling_markdown() -> list[str]:
             "",
             "In process (`bench/bench_ingest_inprocess.py`: the Flask test client posting the same batches of 1,000 "
             "OUE reports from new devices into PostgreSQL, no HTTP server; this process's CPU is the server's Python "
-            "path plus the driver, without the database's own work; the startup heap frozen as `ldpserver/wsgi.py` "
-            "does):",
+            "path plus the driver, without the database's own work; the garbage collector set as `ldpserver/wsgi.py` "
+            "sets it, `ldpserver/heap.py`):",
             "",
             "| build | timed batches | CPU ms per 1,000 reports | of which garbage collection | median wall ms per batch "
             "| load average |",

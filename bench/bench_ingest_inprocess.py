@@ -46,6 +46,7 @@ def run(
     from ldpserver.app import create_app
     from ldpserver.config import Settings
     from ldpserver.db import make_engine
+    from ldpserver.heap import settle_heap
     from ldpserver.services.keys import KeyLimits, create_key
 
     pg_name = None
@@ -95,8 +96,7 @@ def run(
 
         for body in bodies[:warmup]:
             post(body)
-        gc.collect()
-        gc.freeze()  # as ldpserver/wsgi.py does after building the app: the long-lived heap is not rescanned
+        settle_heap()  # as ldpserver/wsgi.py does after building the app
         collections = {"count": 0, "cpu_s": 0.0, "started": 0.0}  # the garbage collector's share of the CPU
 
         def on_collection(phase: str, info: dict) -> None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import structlog
 from flask import Flask, current_app, g, request
 
-from ldpserver.db import read_transaction
+from ldpserver.db import single_read
 from ldpserver.errors import ProblemError
 from ldpserver.ratelimit import enforce_rate_limit
 from ldpserver.services.keys import ROLES, Principal, authenticate
@@ -91,7 +91,7 @@ def enforce_roles() -> None:
             "unauthorized", "this endpoint needs an API key: 'Authorization: Bearer <key>'", headers=_CHALLENGE
         )
     engine = current_app.extensions["ldp"].engine
-    with read_transaction(engine) as conn:
+    with single_read(engine) as conn:
         principal, why = authenticate(conn, presented)
     if principal is None:
         raise ProblemError("unauthorized", why, headers=_INVALID)

@@ -93,3 +93,16 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
 def read_transaction(engine: Engine) -> Iterator[Connection]:
     with engine.connect() as conn, conn.begin():
         yield conn
+
+
+@contextmanager
+def single_read(engine: Engine) -> Iterator[Connection]:
+    """A connection for one read-only statement (every request's API-key look-up). PostgreSQL
+    runs it in autocommit — a single statement is its own snapshot, so a transaction would only
+    add the BEGIN and COMMIT round trips; SQLite in a read transaction (no round trips there)."""
+    if is_sqlite(engine):
+        with read_transaction(engine) as conn:
+            yield conn
+        return
+    with engine.connect() as conn:
+        yield conn.execution_options(isolation_level="AUTOCOMMIT")

@@ -6,7 +6,9 @@ executing them, so:
 
 * **PostgreSQL**: each statement is one short SQL text whose rows travel as one
   delimited text per column, split and typed server-side (``string_to_array`` + ``unnest``)
-  — one round trip, and no per-element adaptation in Python;
+  — no per-element adaptation in Python; and inside :meth:`Bulk.pipeline` (libpq's
+  pipeline mode) statements whose answer is not needed yet are sent without waiting for
+  it, so a batch's transaction costs a handful of round trips, not one per statement;
 * **SQLite**: ``executemany`` of a prepared statement (a C loop in the driver), and
   ``json_each`` for "which of these ids exist". SQLite writers hold the database lock
   from ``BEGIN IMMEDIATE``, so a look-up followed by an insert cannot race.
@@ -18,7 +20,8 @@ connection); the lock order is documented in ``services/ingest.py``.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
@@ -108,6 +111,50 @@ class Bulk:
         raw = conn.connection.dbapi_connection
         assert raw is not None  # a checked-out connection always has its DBAPI connection
         self.raw: Any = raw
+        self._pipeline: Any = None
+
+    @contextmanager
+    def pipeline(self) -> Iterator[None]:
+        """PostgreSQL: run the enclosed statements in pipeline mode — each is sent at once and
+        its answer read when a result is fetched, at :meth:`_flush`, or on leaving (which waits
+        for all of them); an error surfaces there, the statements queued after it are not run,
+        and it propagates as outside a pipeline. SQLite: nothing to save (in process)."""
+        if not self.pg:
+            yield
+            return
+        # no statement is prepared server-side in the pipeline: the driver records a statement as
+        # prepared when it sends it, and one queued after a failed statement is skipped by the
+        # server, so the connection would keep naming a statement that does not exist (each
+        # statement runs once per batch: preparing saved little)
+        threshold, self.raw.prepare_threshold = self.raw.prepare_threshold, None
+        try:
+            with self.raw.pipeline() as pipeline:
+                self._pipeline = pipeline
+                yield
+        finally:
+            self._pipeline = None
+            self.raw.prepare_threshold = threshold
+
+    def _flush(self) -> None:
+        """Inside :meth:`pipeline`: wait for the answers of what was sent (raising its error)."""
+        if self._pipeline is not None:
+            self._pipeline.sync()
+
+    def _resync(self) -> None:
+        """Inside :meth:`pipeline`, after an error: the driver may raise it at any later call
+        (it reads answers as they come), and the statements queued after the failed one
+        come back "aborted" until a sync point: read up to a sync, so that the next
+        statement (a ``ROLLBACK TO SAVEPOINT``) runs."""
+        if self._pipeline is None:
+            return
+        from psycopg import errors  # PostgreSQL only
+
+        for _ in range(3):  # the aborted answers, then the sync itself
+            try:
+                self._pipeline.sync()
+                return
+            except errors.PipelineAborted:
+                continue
 
     # --- drivers ------------------------------------------------------------------------
     def _pg(self, sql: str, params: dict[str, Any], fetch: bool = False) -> list[Any]:
@@ -255,10 +302,12 @@ class Bulk:
             cursor.execute("SAVEPOINT new_devices")
             try:
                 cursor.execute(statement, params)
+                cursor.execute("RELEASE SAVEPOINT new_devices")
+                self._flush()  # in a pipeline, the violation surfaces here at the latest
             except UniqueViolation:
+                self._resync()
                 cursor.execute("ROLLBACK TO SAVEPOINT new_devices")
             else:
-                cursor.execute("RELEASE SAVEPOINT new_devices")
                 return None
             cursor.execute(statement + " ON CONFLICT (client_id, collection_id) DO NOTHING RETURNING client_id", params)
             return {row[0] for row in cursor.fetchall()}

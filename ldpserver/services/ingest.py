@@ -375,6 +375,50 @@ class Ingestor:
         c, now = self.c, self.now
         insert = _dialect_insert(conn)
         bulk = Bulk(conn)
+        # steps 7–10 in one pipeline (PostgreSQL): a round trip only where an answer is needed
+        with bulk.pipeline():
+            self._store(bulk, candidates, outcome)
+
+        # repeats inside the batch follow their first occurrence
+        for index, first, same_body in self.in_batch_repeats:
+            rid = first.report.report_id
+            if not same_body:
+                outcome[index] = {
+                    "report_id": rid,
+                    "status": "rejected",
+                    "reason": "report_id_conflict",
+                    "detail": "this report_id appears earlier in the batch with a different body",
+                }
+            elif outcome[first.index]["status"] in ("accepted", "duplicate"):
+                outcome[index] = {
+                    "report_id": rid,
+                    "status": "duplicate",
+                    "reason": None,
+                    "detail": "repeated in this batch",
+                }
+            else:
+                outcome[index] = dict(outcome[first.index])
+
+        # 11. rejection counters
+        counts: dict[str, int] = defaultdict(int)
+        for r in outcome:
+            if r["status"] == "rejected":
+                counts[r["reason"]] += 1
+        if counts:
+            stmt = insert(rejections_t)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["collection_id", "reason"],
+                set_={"count": rejections_t.c.count + stmt.excluded.count, "last_at": stmt.excluded.last_at},
+            )
+            conn.execute(
+                stmt,
+                [{"collection_id": c.id, "reason": r, "count": n, "last_at": now} for r, n in sorted(counts.items())],
+            )
+
+    def _store(self, bulk: Bulk, candidates: list[Candidate], outcome: list[Any]) -> None:
+        """Steps 7–10: the devices' rows, the accepted reports, their partial aggregates and the
+        ledger block; verdicts into ``outcome``."""
+        c, now = self.c, self.now
         # PostgreSQL: share lock on the collection first, so close_epoch (FOR UPDATE) waits for
         # this batch (services/epochs.py); then the batch's closed epochs
         closed = bulk.closed_epochs(c.id, sorted(set(map(_EPOCH_OF, candidates))))
@@ -419,43 +463,7 @@ class Ingestor:
                 outcome[index] = _ACCEPTED  # one shared verdict; run() adds the report ids
 
         # 10. ledger, last: the chain head's lock is the collection's one serialisation point
-        ledger.append(conn, bulk, c.id, charges, now)
-
-        # repeats inside the batch follow their first occurrence
-        for index, first, same_body in self.in_batch_repeats:
-            rid = first.report.report_id
-            if not same_body:
-                outcome[index] = {
-                    "report_id": rid,
-                    "status": "rejected",
-                    "reason": "report_id_conflict",
-                    "detail": "this report_id appears earlier in the batch with a different body",
-                }
-            elif outcome[first.index]["status"] in ("accepted", "duplicate"):
-                outcome[index] = {
-                    "report_id": rid,
-                    "status": "duplicate",
-                    "reason": None,
-                    "detail": "repeated in this batch",
-                }
-            else:
-                outcome[index] = dict(outcome[first.index])
-
-        # 11. rejection counters
-        counts: dict[str, int] = defaultdict(int)
-        for r in outcome:
-            if r["status"] == "rejected":
-                counts[r["reason"]] += 1
-        if counts:
-            stmt = insert(rejections_t)
-            stmt = stmt.on_conflict_do_update(
-                index_elements=["collection_id", "reason"],
-                set_={"count": rejections_t.c.count + stmt.excluded.count, "last_at": stmt.excluded.last_at},
-            )
-            conn.execute(
-                stmt,
-                [{"collection_id": c.id, "reason": r, "count": n, "last_at": now} for r, n in sorted(counts.items())],
-            )
+        ledger.append(bulk, c.id, charges, now)
 
     @staticmethod
     def _reject_into(outcome: list[Any], cand: Candidate, reason: str, detail: str) -> None:

@@ -318,7 +318,6 @@ def charge_lines(entries: Sequence[dict[str, Any] | Sequence[Any]]) -> str:
 
 
 def append(
-    conn: Connection,
     bulk: Bulk,
     collection_id: str,
     entries: Sequence[dict[str, Any] | Sequence[Any]],
@@ -333,9 +332,9 @@ def append(
     """
     if not entries:
         return
+    charges = charge_lines(entries)  # before the head's lock: it serialises the collection's batches
     head_seq, head_hash = bulk.lock_head(collection_id)
     count = len(entries)
     seq = head_seq + count
-    charges = charge_lines(entries)
     digest = block_hash(block_header(collection_id, seq, count, iso(now), head_hash), charges)
     bulk.append_block(collection_id, seq, count, now, charges, head_hash, digest)

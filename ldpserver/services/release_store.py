@@ -259,7 +259,6 @@ def write(
             )
             # the release stream's budget, recorded once in the collection's ledger
             ledger.append(
-                conn,
                 Bulk(conn),
                 c.id,
                 [

@@ -192,6 +192,32 @@ def test_known_devices_among_new_ones_keep_their_budget(api):
     assert api.counts(col["id"]) == {"reports": 14, "ledger": 14, "aggregated": 14}
 
 
+def test_known_devices_batch_after_batch_on_one_connection(api, engine):
+    """PostgreSQL runs the transaction in pipeline mode: a batch with a known device fails its
+    plain INSERT mid-pipeline and recovers (savepoint); the driver then must neither run the
+    rest out of sync nor name a statement the server skipped. Batch after batch, alternating
+    with all-new ones, on a pool of one connection (each statement runs more often than the
+    driver's prepare threshold): every batch is accepted whole."""
+    from ldpserver.db import make_engine
+
+    one = make_engine(engine.url.render_as_string(hide_password=False), pool_size=1, max_overflow=0)
+    col = api.create_collection()
+    known = "d-known"
+    assert api.upload(col, make_reports(col, 1, seed=70, client_ids=known)).get_json()["accepted"] == 1
+    from ldpserver.services.ingest import ingest
+
+    runtime = api.client.application.extensions["ldp"].collections.get(col["id"])
+    accepted = 1
+    for i in range(8):
+        fresh = make_reports(col, 3, seed=80 + i)
+        batch = fresh + make_reports(col, 1, seed=90 + i, client_ids=known) if i % 2 else fresh
+        result = ingest(one, runtime, batch, api.clock(), None)
+        assert result.accepted == len(batch), result.results
+        accepted += len(batch)
+    one.dispose()
+    assert api.counts(col["id"]) == {"reports": accepted, "ledger": accepted, "aggregated": accepted}
+
+
 def test_epoch_window_grace_and_closed_epochs(api, engine):
     col = api.create_collection(epoch={"grace": 1})
     api.clock.set(EPOCH_START.replace(hour=5, minute=10))  # epoch 5
