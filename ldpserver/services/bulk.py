@@ -20,6 +20,7 @@ connection); the lock order is documented in ``services/ingest.py``.
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -278,18 +279,21 @@ class Bulk:
         recents: Sequence[str],
         now: datetime,
     ) -> set[str] | None:
-        """PostgreSQL: insert devices (``clients`` sorted, ``states`` their rows in
-        :data:`STATE_FIELDS` order, ``recents`` their ``recent`` texts, "" for none) that do
-        not exist yet; returns those inserted, or None when all were.
+        """Insert devices (``clients`` sorted, ``states`` their rows in :data:`STATE_FIELDS`
+        order, ``recents`` their ``recent`` texts, "" for none) that do not exist yet;
+        returns those inserted, or None when all were.
 
         First a plain ``INSERT`` in a savepoint: when every device is new (a batch from
-        first-time devices) it costs the database about a third less than ``ON CONFLICT DO
-        NOTHING``. A device that exists raises a unique violation at its row (the rows go
-        in client_id order, so with many known devices that comes early); the savepoint
-        is rolled back and ``ON CONFLICT DO NOTHING RETURNING`` inserts the new ones. A
-        device another transaction is creating is waited for; it is then not ours (it
-        exists), and :meth:`lock_devices` finds it.
+        first-time devices) that is all — on PostgreSQL it costs about a third less than
+        ``ON CONFLICT DO NOTHING``, on SQLite it spares the look-up. A device that exists
+        raises a unique violation at its row (the rows go in client_id order, so with many
+        known devices that comes early); the savepoint is rolled back and only the new ones
+        are inserted: PostgreSQL by ``ON CONFLICT DO NOTHING RETURNING`` (a device another
+        transaction is creating is waited for; it is then not ours, it exists, and
+        :meth:`lock_devices` finds it), SQLite after a look-up (its writers are serialised).
         """
+        if not self.pg:
+            return self._insert_new_devices_lite(collection_id, clients, states, recents, now)
         from psycopg.errors import UniqueViolation  # PostgreSQL only
 
         rows, columns = _device_rows(clients, states, recents)
@@ -312,54 +316,72 @@ class Bulk:
             cursor.execute(statement + " ON CONFLICT (client_id, collection_id) DO NOTHING RETURNING client_id", params)
             return {row[0] for row in cursor.fetchall()}
 
-    def write_devices(
+    _LITE_INSERT_DEVICE = (
+        "INSERT INTO device_budgets (collection_id, client_id, units, reports, memo_count, window_index, "
+        "window_units, prev_window_units, recent, first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    )
+
+    def _insert_new_devices_lite(
         self,
         collection_id: str,
         clients: Sequence[str],
         states: Sequence[Sequence[Any]],
         recents: Sequence[str],
-        existing: set[str],
+        now: datetime,
+    ) -> set[str] | None:
+        stamp = sqlite_timestamp(now)
+        rows = [
+            (collection_id, cl, *st, rc or None, stamp, stamp)
+            for cl, st, rc in zip(clients, states, recents, strict=True)
+        ]
+        self._lite("SAVEPOINT new_devices")
+        try:
+            self._lite_many(self._LITE_INSERT_DEVICE, rows)
+        except sqlite3.IntegrityError:  # a device exists: undo the rows inserted before it
+            self._lite("ROLLBACK TO SAVEPOINT new_devices")
+            self._lite("RELEASE SAVEPOINT new_devices")
+        else:
+            self._lite("RELEASE SAVEPOINT new_devices")
+            return None
+        existing = set(self.lock_devices(collection_id, clients))
+        created = [row for row in rows if row[1] not in existing]
+        self._lite_many(self._LITE_INSERT_DEVICE, created)
+        return {row[1] for row in created}
+
+    def update_devices(
+        self,
+        collection_id: str,
+        clients: Sequence[str],
+        states: Sequence[Sequence[Any]],
+        recents: Sequence[str],
         now: datetime,
     ) -> None:
-        """Store devices' new state (``states`` in :data:`STATE_FIELDS` order and ``recents``,
-        one per client): update those :meth:`lock_devices` returned (``existing``), insert
-        the others (SQLite; on PostgreSQL :meth:`insert_new_devices` did)."""
-        triples = list(zip(clients, states, recents, strict=True))
-        fresh = [t for t in triples if t[0] not in existing]
-        known = [t for t in triples if t[0] in existing]
+        """Store the new state of existing devices (locked by :meth:`lock_devices`): ``states``
+        in :data:`STATE_FIELDS` order and ``recents``, one per client."""
+        if not clients:
+            return
         if self.pg:
-            if fresh:  # cannot happen: a device not inserted by us existed, and devices are never deleted
-                raise RuntimeError(f"devices vanished during the transaction: {[t[0] for t in fresh]}")
-            if known:
-                # an upsert whose every row conflicts: one primary-key probe per device (an
-                # UPDATE ... FROM unnest(...) is planned as a hash join over the whole table)
-                rows, columns = _device_rows(*zip(*known, strict=True))
-                self._pg(
-                    "INSERT INTO device_budgets AS d (collection_id, client_id, units, reports, memo_count, "
-                    f"window_index, window_units, prev_window_units, recent, first_seen, last_seen) {rows} "
-                    "ON CONFLICT (client_id, collection_id) DO UPDATE SET units = EXCLUDED.units, "
-                    "reports = EXCLUDED.reports, memo_count = EXCLUDED.memo_count, "
-                    "window_index = EXCLUDED.window_index, window_units = EXCLUDED.window_units, "
-                    "prev_window_units = EXCLUDED.prev_window_units, recent = EXCLUDED.recent, "
-                    "last_seen = EXCLUDED.last_seen",
-                    {"c": collection_id, "now": now, **columns},
-                )
+            # an upsert whose every row conflicts: one primary-key probe per device (an
+            # UPDATE ... FROM unnest(...) is planned as a hash join over the whole table)
+            rows, columns = _device_rows(clients, states, recents)
+            self._pg(
+                "INSERT INTO device_budgets AS d (collection_id, client_id, units, reports, memo_count, "
+                f"window_index, window_units, prev_window_units, recent, first_seen, last_seen) {rows} "
+                "ON CONFLICT (client_id, collection_id) DO UPDATE SET units = EXCLUDED.units, "
+                "reports = EXCLUDED.reports, memo_count = EXCLUDED.memo_count, "
+                "window_index = EXCLUDED.window_index, window_units = EXCLUDED.window_units, "
+                "prev_window_units = EXCLUDED.prev_window_units, recent = EXCLUDED.recent, "
+                "last_seen = EXCLUDED.last_seen",
+                {"c": collection_id, "now": now, **columns},
+            )
             return
         stamp = sqlite_timestamp(now)
-        if fresh:
-            self._lite_many(
-                "INSERT INTO device_budgets (collection_id, client_id, units, reports, memo_count, window_index, "
-                "window_units, prev_window_units, recent, first_seen, last_seen) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [(collection_id, cl, *st, rc or None, stamp, stamp) for cl, st, rc in fresh],
-            )
-        if known:
-            self._lite_many(
-                "UPDATE device_budgets SET units = ?, reports = ?, memo_count = ?, window_index = ?, "
-                "window_units = ?, prev_window_units = ?, recent = ?, last_seen = ? "
-                "WHERE client_id = ? AND collection_id = ?",
-                [(*st, rc or None, stamp, cl, collection_id) for cl, st, rc in known],
-            )
+        self._lite_many(
+            "UPDATE device_budgets SET units = ?, reports = ?, memo_count = ?, window_index = ?, "
+            "window_units = ?, prev_window_units = ?, recent = ?, last_seen = ? "
+            "WHERE client_id = ? AND collection_id = ?",
+            [(*st, rc or None, stamp, cl, collection_id) for cl, st, rc in zip(clients, states, recents, strict=True)],
+        )
 
     # --- ledger -------------------------------------------------------------------------
     def lock_head(self, collection_id: str) -> tuple[int, str]:

@@ -25,10 +25,11 @@ Then, in one transaction (``BEGIN IMMEDIATE`` on SQLite):
 
 7. **dedupe and budget**, on the device's row: each device's reports are judged in request
    order against its state (new devices with one report each — the common batch — once
-   per accounting window). PostgreSQL inserts every device as if new, in client_id order
-   (a plain ``INSERT`` in a savepoint; if a device exists, that raises a unique violation,
-   and ``ON CONFLICT DO NOTHING RETURNING`` replaces it), then locks (``SELECT ... FOR
-   UPDATE``, sorted), re-judges and updates the ones that already existed. A report whose
+   per accounting window; judged as if new before the transaction). Every device is
+   inserted as if new, in client_id order (a plain ``INSERT`` in a savepoint; if a device
+   exists, that raises a unique violation, and only the new ones are inserted: PostgreSQL
+   by ``ON CONFLICT DO NOTHING RETURNING``, SQLite after a look-up), then the ones that
+   already existed are locked (``SELECT ... FOR UPDATE``, sorted), re-judged and updated. A report whose
    (epoch, report_id) is among the device's ``recent`` ones is a ``duplicate`` (same
    payload digest: a retry, which resends its epoch) or a ``report_id_conflict`` (another
    body), and is not charged again (``services/device_budgets.py``); a new one is refused
@@ -61,7 +62,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from operator import attrgetter, itemgetter
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 import structlog
@@ -85,7 +86,6 @@ from ldpserver.services.device_budgets import (
     BatchVerdicts,
     Candidate,
     Charge,
-    DevicePlan,
     DeviceState,
     parse_recent,
     plan_device,
@@ -181,6 +181,17 @@ def _first_error(exc: ValidationError) -> str:
     err = exc.errors(include_url=False, include_input=False)[0]
     path = "/" + "/".join(str(p) for p in err["loc"]) if err["loc"] else "report"
     return f"{path}: {err['msg']}"
+
+
+class NewPlan(NamedTuple):
+    """A batch judged as if every device were new (:meth:`Ingestor._plan_new`)."""
+
+    fresh: list[Candidate]  # the candidates judged (the plan holds for exactly these)
+    clients: list[str]  # their devices, sorted
+    verdicts: BatchVerdicts
+    accepted: list[Candidate]  # in batch order
+    charges: list[Charge]  # the accepted reports' charges, in batch order
+    lines: str  # ledger.charge_lines(charges)
 
 
 class Ingestor:
@@ -336,6 +347,8 @@ class Ingestor:
         self.pre_aggregate = None
         if self.decoded is not None and len(set(map(_EPOCH_OF, candidates))) == 1:
             self.pre_aggregate = self.c.protocol.aggregate_json(self.decoded)
+        # and so are the verdicts of first-time devices (the common batch) and their ledger lines
+        self.planned = self._plan_new(candidates) if candidates else None
         attempt = 1
         while True:
             # verdicts are replaced, never changed in place: a copy of the list is a fresh start
@@ -422,7 +435,7 @@ class Ingestor:
         # PostgreSQL: share lock on the collection first, so close_epoch (FOR UPDATE) waits for
         # this batch (services/epochs.py); then the batch's closed epochs
         closed = bulk.closed_epochs(c.id, sorted(set(map(_EPOCH_OF, candidates))))
-        live: list[Candidate] = [] if closed else list(candidates)
+        live: list[Candidate] = [] if closed else candidates  # the very list planned before (run)
         for cand in candidates if closed else ():
             if cand.report.epoch in closed:
                 self._reject_into(outcome, cand, "epoch_closed", f"epoch {cand.report.epoch} is closed")
@@ -430,7 +443,7 @@ class Ingestor:
                 live.append(cand)
 
         # 7. dedupe and budget, on the devices' rows
-        accepted, charges = self._charge(bulk, live, outcome) if live else ([], [])
+        accepted, charges, lines = self._charge(bulk, live, outcome, self.planned) if live else ([], [], None)
 
         # 8. the accepted reports and 9. their additive statistics: per epoch of the batch,
         # one report_batches row and one partial-aggregate row
@@ -463,7 +476,7 @@ class Ingestor:
                 outcome[index] = _ACCEPTED  # one shared verdict; run() adds the report ids
 
         # 10. ledger, last: the chain head's lock is the collection's one serialisation point
-        ledger.append(bulk, c.id, charges, now)
+        ledger.append(bulk, c.id, charges, now, lines)
 
     @staticmethod
     def _reject_into(outcome: list[Any], cand: Candidate, reason: str, detail: str) -> None:
@@ -474,76 +487,87 @@ class Ingestor:
             "detail": detail,
         }
 
-    def _charge(self, bulk: Bulk, fresh: list[Candidate], outcome: list[Any]) -> tuple[list[Candidate], list[Charge]]:
-        """Judge the reports on their devices' rows; returns (accepted, ledger charges) and
-        writes every other verdict (duplicate, conflict, refusal) into ``outcome``.
+    def _plan_new(self, fresh: list[Candidate]) -> NewPlan:
+        """Verdicts for ``fresh`` as if every device were new (the common batch: first-time
+        devices), with the ledger lines of their charges. They depend on no stored state, so
+        :meth:`run` computes them before the transaction (SQLite holds its write lock for
+        less time); :meth:`_charge` re-judges only the devices that turn out to exist."""
+        c = self.c
+        clients = sorted(set(map(_CLIENT_OF, fresh)))
+        if len(clients) == len(fresh):  # one report per device: judged once per accounting window
+            verdicts = plan_new_singles(c, fresh)
+        else:
+            by_client: dict[str, list[Candidate]] = defaultdict(list)
+            for cand in fresh:  # in request order (fresh is)
+                by_client[cand.report.client_id].append(cand)
+            verdicts = BatchVerdicts.of_plans(
+                {cl: plan_device(c, DeviceState.new(), by_client[cl], self.per_device_epoch) for cl in clients},
+                self.current_epoch - c.grace_epochs,
+            )
+        accepted = sorted(verdicts.accepted, key=_index)
+        charges = list(map(itemgetter(1), sorted(verdicts.charges, key=itemgetter(0))))
+        return NewPlan(fresh, clients, verdicts, accepted, charges, ledger.charge_lines(charges))
+
+    def _charge(
+        self, bulk: Bulk, fresh: list[Candidate], outcome: list[Any], planned: NewPlan | None
+    ) -> tuple[list[Candidate], list[Charge], str | None]:
+        """Judge the reports on their devices' rows; returns (accepted, ledger charges, their
+        ledger lines if already formatted) and writes every other verdict (duplicate,
+        conflict, refusal) into ``outcome``. ``planned``: :meth:`_plan_new` of ``fresh``, or
+        None (computed here).
 
         Each device's reports are judged in request order against its state (a
-        :class:`DevicePlan`). PostgreSQL first inserts every device as if it were new
-        (sorted; :meth:`Bulk.insert_new_devices`): for first-time devices that is the whole
-        job (nothing of theirs can be a retry); the devices that already existed are then
-        locked, re-planned from their real state and recent reports, and updated. SQLite
-        (writers serialised) looks them up first.
+        :class:`DevicePlan`). Every device is first inserted as if it were new (sorted;
+        :meth:`Bulk.insert_new_devices`): for first-time devices that is the whole job
+        (nothing of theirs can be a retry); the devices that already existed are then
+        locked, re-planned from their real state and recent reports, and updated.
         """
         c, now = self.c, self.now
         lowest = self.current_epoch - c.grace_epochs
-        ids = list(map(_CLIENT_OF, fresh))
-        clients = sorted(set(ids))
-        singles = len(clients) == len(fresh)  # one report per device: new devices judged per window
+        if planned is None or planned.fresh is not fresh:
+            planned = self._plan_new(fresh)
+        clients, verdicts = planned.clients, planned.verdicts
+        created = bulk.insert_new_devices(
+            c.id,
+            clients,
+            list(map(verdicts.rows.__getitem__, clients)),
+            list(map(verdicts.recents.__getitem__, clients)),
+            now,
+        )
+        if created is None:  # every device was new: the plan stands
+            self._write_refusals(verdicts, outcome)
+            return planned.accepted, planned.charges, planned.lines
+        pending = [cl for cl in clients if cl not in created]
+        verdicts = verdicts.without(set(pending))  # a copy: the plan is reused if the transaction is retried
         by_client: dict[str, list[Candidate]] = defaultdict(list)
-        if not singles:
-            for cand in fresh:  # in request order (fresh is)
+        wanted = set(pending)
+        for cand in fresh:  # in request order (fresh is)
+            if cand.report.client_id in wanted:
                 by_client[cand.report.client_id].append(cand)
-        verdicts = BatchVerdicts()
-        pending = clients
-        if bulk.pg:
-            if singles:
-                verdicts = plan_new_singles(c, fresh)
-            else:
-                verdicts = BatchVerdicts.of_plans(
-                    {cl: plan_device(c, DeviceState.new(), by_client[cl], self.per_device_epoch) for cl in clients},
-                    lowest,
-                )
-            created = bulk.insert_new_devices(
-                c.id,
-                clients,
-                list(map(verdicts.rows.__getitem__, clients)),
-                list(map(verdicts.recents.__getitem__, clients)),
-                now,
+        existing = bulk.lock_devices(c.id, pending)
+        if len(existing) != len(pending):  # cannot happen: devices are never deleted
+            raise RuntimeError(f"devices vanished during the transaction: {sorted(wanted - set(existing))}")
+        plans = {
+            cl: plan_device(
+                c,
+                DeviceState(*existing[cl][1:-1], recent=parse_recent(existing[cl].recent)),
+                by_client[cl],
+                self.per_device_epoch,
             )
-            pending = [] if created is None else [cl for cl in clients if cl not in created]
-            if pending:
-                verdicts = verdicts.without(set(pending))
-        if pending:
-            if singles:  # the few devices judged again: their one report each
-                wanted = set(pending)
-                by_client.update((cand.report.client_id, [cand]) for cand in fresh if cand.report.client_id in wanted)
-            existing = bulk.lock_devices(c.id, pending)
-            plans: dict[str, DevicePlan] = {}
-            first_time: list[Candidate] = []
-            for cl in pending:
-                row = existing.get(cl)
-                if row is None and singles:
-                    first_time.append(by_client[cl][0])
-                    continue
-                if row is None:
-                    state = DeviceState.new()
-                else:
-                    state = DeviceState(*row[1:-1], recent=parse_recent(row.recent))
-                plans[cl] = plan_device(c, state, by_client[cl], self.per_device_epoch)
-            again = BatchVerdicts.of_plans(plans, lowest)
-            if first_time:
-                again.merge(plan_new_singles(c, first_time))
-            bulk.write_devices(
-                c.id,
-                pending,
-                [again.rows[cl] for cl in pending],
-                [again.recents[cl] for cl in pending],
-                set(existing),
-                now,
-            )
-            verdicts.merge(again)
+            for cl in pending
+        }
+        again = BatchVerdicts.of_plans(plans, lowest)
+        bulk.update_devices(
+            c.id, pending, [again.rows[cl] for cl in pending], [again.recents[cl] for cl in pending], now
+        )
+        verdicts.merge(again)
+        self._write_refusals(verdicts, outcome)
+        accepted = sorted(verdicts.accepted, key=_index)
+        charges = sorted(verdicts.charges, key=itemgetter(0))
+        return accepted, list(map(itemgetter(1), charges)), None
 
+    def _write_refusals(self, verdicts: BatchVerdicts, outcome: list[Any]) -> None:
+        """The verdicts other than accepted (refusals, duplicates, conflicts) into ``outcome``."""
         for cand, reason, detail in verdicts.rejections:
             self._reject_into(outcome, cand, reason, detail)
         for cand, same_body in verdicts.repeats:
@@ -558,9 +582,6 @@ class Ingestor:
                 self._reject_into(
                     outcome, cand, "report_id_conflict", "this device already used this report_id with another body"
                 )
-        accepted = sorted(verdicts.accepted, key=_index)
-        charges = sorted(verdicts.charges, key=itemgetter(0))
-        return accepted, list(map(itemgetter(1), charges))
 
 
 #: the verdict of an accepted report, shared by all of them during the transaction

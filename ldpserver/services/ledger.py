@@ -322,6 +322,7 @@ def append(
     collection_id: str,
     entries: Sequence[dict[str, Any] | Sequence[Any]],
     now: datetime,
+    lines: str | None = None,
 ) -> None:
     """Append charges to the collection's chain as **one block** (inside the caller's transaction).
     ``entries``: dicts of :data:`CHARGE_FIELDS`, or tuples of their values in that order.
@@ -332,7 +333,9 @@ def append(
     """
     if not entries:
         return
-    charges = charge_lines(entries)  # before the head's lock: it serialises the collection's batches
+    # formatted before the head's lock (it serialises the collection's batches); ``lines``: the
+    # caller's charge_lines(entries), formatted before the transaction
+    charges = charge_lines(entries) if lines is None else lines
     head_seq, head_hash = bulk.lock_head(collection_id)
     count = len(entries)
     seq = head_seq + count
