@@ -860,6 +860,7 @@ def run_backend(backend: str, args: argparse.Namespace) -> dict:
 
 #: before/after runs kept in bench/results, alternating builds (``<prefix><round>_a_before`` /
 #: ``<prefix><round>_b_after``): what changed between the two builds
+DISPLAY_NAME = {"postgresql": "PostgreSQL", "sqlite": "SQLite"}
 AB_SERIES = {
     "ingest_ab_": "epoch-keyed reports, plain INSERTs",
     "ingest_rows_ab_": "reports one row per batch, deduplicated on the device's row (migration 0011)",
@@ -868,6 +869,7 @@ AB_SERIES = {
     "ingest_key_ab_": "tagged device secrets and the column-wise Python path (step 5)",
     "ingest_pipeline_ab_": "pipeline mode, key look-up in autocommit, young GC threshold 20,000 (step 6)",
     "ingest_lite_ab_": "step 6 and first-time devices planned before SQLite's write lock (step 6)",
+    "ingest_literatio_ab_": "step 6 on SQLite, each run with its ceiling (step 6)",
 }
 
 
@@ -914,7 +916,7 @@ def scaling_markdown() -> list[str]:
                 label = (
                     f"{AB_SERIES[prefix]}, {side} ({run.get('commit', '?')}), "
                     f"alternating run {name[len(prefix) :].split('_')[0]}, "
-                    f"{' and '.join(r['backend'] for r in run['results'])} only"
+                    f"{' and '.join(DISPLAY_NAME[r['backend']] for r in run['results'])} only"
                 )
             elif name.startswith("ingest_repeat_"):
                 label = f"this build ({run.get('commit', '?')}), the same run repeated"
@@ -997,7 +999,14 @@ def status_markdown(report: dict) -> list[str]:
             f"{backend}: {r['reports_per_s']:,.0f} reports/s against a ceiling of "
             f"{c['ceiling_reports_per_s']:,.0f}/s ({c['ratio']:.2f}), {r.get('bytes_per_report', '-')} bytes per report"
         )
-        (met if c["ratio"] >= TARGET_RATIO else unmet).append(f"{backend}'s ratio ({c['ratio']:.2f})")
+        # SQLite's single-writer ceiling follows the disk's commit latency (see the SQLite note below)
+        caveat = (
+            f", against a ceiling of {c['ceiling_reports_per_s']:,.0f}/s, which follows the disk's commit latency: "
+            "see the note on SQLite below"
+            if backend == "sqlite"
+            else ""
+        )
+        (met if c["ratio"] >= TARGET_RATIO else unmet).append(f"{backend}'s ratio ({c['ratio']:.2f}{caveat})")
         if backend == "postgresql":
             rate = r["reports_per_s"]
             (met if rate >= TARGET_RATE else unmet).append(f"the rate ({rate:,.0f} reports/s)")
@@ -1172,6 +1181,10 @@ def round_trips_markdown() -> list[str]:
     sqlite = ""
     if lite is not None:
         sqlite = f"; SQLite (5dc2d02 before, all of step 6 after): {ab_change(lite, ratio=False)}"
+        if ab_rounds_disagree("ingest_lite_ab_"):
+            sqlite += ", the rounds disagreeing on the sign"
+    if (ratio := ab_means("ingest_literatio_ab_")) is not None:
+        sqlite += f"; SQLite again, each run with its ceiling in the same invocation: {ab_change(ratio)}"
     return [
         "",
         "Step 6 (fewer round trips, less inside SQLite's write lock): on PostgreSQL the batch's transaction runs in "
@@ -1321,7 +1334,11 @@ def write_markdown(report: dict, path: Path) -> None:
         "the commit of a batch took a median 14.5 ms in one process and 30–31 ms with two workers writing "
         "(timed around `BEGIN IMMEDIATE` … `COMMIT`: the statements themselves 13 ms, the wait for the lock a "
         "median 0.6 ms); a WAL auto-checkpoint every 10,000 pages instead of 1,000 changed neither "
-        "(29.7 ms, 38,711 reports/s).",
+        "(29.7 ms, 38,711 reports/s). On a later day (2026-12-07 again, step 6) the same script measured "
+        "SQLite's ceiling at 26,400–33,300 reports/s instead of 48,500, and the project at 0.75–1.01 of it "
+        "with either build (the step 6 runs above and this page's main run): the single writer of the ceiling "
+        "waits for every commit, whereas two workers overlap one's commit with the other's Python, so the "
+        "ratio follows the disk's commit latency more than the project's code.",
     ]
     lines += [
         "",
