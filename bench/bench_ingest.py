@@ -1185,6 +1185,21 @@ def round_trips_markdown() -> list[str]:
             sqlite += ", the rounds disagreeing on the sign"
     if (ratio := ab_means("ingest_literatio_ab_")) is not None:
         sqlite += f"; SQLite again, each run with its ceiling in the same invocation: {ab_change(ratio)}"
+    stages = []
+    for backend in ("sqlite", "postgresql"):
+        pair = [RESULTS / f"ingest_stages_{backend}_{side}.json" for side in ("before", "after")]
+        if all(p.exists() for p in pair):
+            b, a = (json.loads(p.read_text())["stage_wall_ms_median"] for p in pair)
+            stages.append(
+                f"{DISPLAY_NAME[backend]} {b['_transaction']} → {a['_transaction']} ms (the unchanged validation "
+                f"{b['_validate']} → {a['_validate']} ms: the machine's speed between the two runs)"
+            )
+    if stages:
+        sqlite += (
+            ". In process (`bench/bench_ingest_inprocess.py --stages`, 5dc2d02 then this build, back to back), the "
+            "median time per batch inside the transaction up to `COMMIT` — on SQLite, inside its write lock: "
+            + "; ".join(stages)
+        )
     return [
         "",
         "Step 6 (fewer round trips, less inside SQLite's write lock): on PostgreSQL the batch's transaction runs in "

@@ -10,10 +10,12 @@ Every answer must accept the whole batch. It prints this process's CPU per 1,000
 (``time.process_time``: request parsing, validation, device proof, planning, statement
 building, the driver and the response — everything but the database server's own work)
 the garbage collector's share of it, and the wall time per batch; ``--profile`` adds a cProfile of the timed batches (top
-functions by own time).
+functions by own time), ``--stages`` the median wall time per batch of each stage
+(:data:`STAGES`: validation, planning, the transaction up to COMMIT and its statements).
 
     python bench/bench_ingest_inprocess.py --backend postgresql --batches 30
     python bench/bench_ingest_inprocess.py --backend postgresql --batches 10 --profile
+    python bench/bench_ingest_inprocess.py --backend sqlite --batches 40 --stages
 """
 
 from __future__ import annotations
@@ -38,9 +40,69 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_ingest import ACCEPTED, create_pg_database, drop_pg_database, make_bodies
 
+#: stages of the ingestion path timed by ``--stages`` (those the build under test has; an earlier
+#: build has some under other names), as (module, class or None, function)
+STAGES = [
+    ("ldpserver.services.ingest", "Ingestor", "_validate"),
+    ("ldpserver.services.ingest", "Ingestor", "_plan_new"),
+    ("ldpserver.services.ingest", "Ingestor", "_transaction"),
+    ("ldpserver.services.ingest", None, "plan_new_singles"),
+    ("ldpserver.services.ledger", None, "charge_lines"),
+    *(
+        ("ldpserver.services.bulk", "Bulk", name)
+        for name in (
+            "closed_epochs",
+            "insert_new_devices",
+            "lock_devices",
+            "write_devices",
+            "update_devices",
+            "insert_report_batches",
+            "insert_partials",
+            "lock_head",
+            "append_block",
+        )
+    ),  # fmt: skip
+    ("sqlalchemy.engine.base", "Connection", "_commit_impl"),
+]
+
+
+def time_stages() -> dict[str, list[float]]:
+    """Wrap the :data:`STAGES` this build has with wall-clock timers (this process only);
+    returns the seconds of each call by stage, filled as the batches run. ``_transaction``
+    is the time inside the transaction up to COMMIT (on SQLite: inside the write lock)."""
+    import functools
+    import importlib
+
+    spent: dict[str, list[float]] = {}
+    for module_name, owner_name, name in STAGES:
+        module = importlib.import_module(module_name)
+        owner = getattr(module, owner_name) if owner_name else module
+        original = getattr(owner, name, None)
+        if original is None:
+            continue
+        calls = spent.setdefault(name.lstrip("_") if name == "_commit_impl" else name, [])
+
+        @functools.wraps(original)
+        def timed(*args, _original=original, _calls=calls, **kwargs):
+            started = time.perf_counter()
+            try:
+                return _original(*args, **kwargs)
+            finally:
+                _calls.append(time.perf_counter() - started)
+
+        setattr(owner, name, timed)
+    return spent
+
 
 def run(
-    backend: str, batches: int, warmup: int, batch: int, k: int, profile: bool, no_device_key: bool = False
+    backend: str,
+    batches: int,
+    warmup: int,
+    batch: int,
+    k: int,
+    profile: bool,
+    no_device_key: bool = False,
+    stages: bool = False,
 ) -> dict:
     from ldpserver import schema
     from ldpserver.app import create_app
@@ -107,6 +169,7 @@ def run(
                 collections["cpu_s"] += time.process_time() - collections["started"]
 
         gc.callbacks.append(on_collection)
+        spent = time_stages() if stages else {}
         profiler = cProfile.Profile(time.process_time) if profile else None  # CPU time, not waits
         walls = []
         cpu0 = time.process_time()
@@ -133,6 +196,11 @@ def run(
             "gc_collections": collections["count"],
             "wall_ms_per_batch_median": round(statistics.median(walls) * 1e3, 2),
             "load_average": [round(x, 2) for x in os.getloadavg()],
+            **(
+                {"stage_wall_ms_median": {n: round(statistics.median(v) * 1e3, 2) for n, v in spent.items() if v}}
+                if stages
+                else {}
+            ),
         }
     finally:
         if pg_name:
@@ -149,11 +217,14 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=128)
     parser.add_argument("--profile", action="store_true", help="cProfile the timed batches")
     parser.add_argument("--no-device-key", action="store_true", help="no LDP_DEVICE_KEY: devices looked up")
+    parser.add_argument(
+        "--stages", action="store_true", help="median wall ms per batch of each stage (timers around them)"
+    )
     args = parser.parse_args()
     np.random.seed(0)
-    print(
-        json.dumps(run(args.backend, args.batches, args.warmup, args.batch, args.k, args.profile, args.no_device_key))
-    )
+    result = run(args.backend, args.batches, args.warmup, args.batch, args.k, args.profile, args.no_device_key,
+                 args.stages)  # fmt: skip
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":
