@@ -1208,7 +1208,7 @@ def round_trips_markdown() -> list[str]:
         "young-generation collection threshold is 20,000 allocations (`ldpserver/heap.py`: CPython's 700 ran about "
         "8 collections per batch, ~5 % of the server's CPU in process); the verdicts and ledger lines of first-time "
         "devices are computed before `BEGIN`, and SQLite inserts devices as new first too (the look-up only on a "
-        "conflict), so its write lock — which serialises its writers — is held for the statements alone. "
+        "conflict), so its write lock — which serialises its writers — is held for the statements and little else. "
         f"Alternating runs, PostgreSQL (5dc2d02 before, the round trips and the collector after, twice, no "
         f"ceiling): {ab_change(pg, ratio=False)}{spread}{sqlite}.",
     ]
