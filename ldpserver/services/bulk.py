@@ -41,6 +41,11 @@ class DeviceRow(NamedTuple):
 
 
 DEVICE_FIELDS = DeviceRow._fields
+#: the columns of a device_budgets row as the inserts list them
+DEVICE_COLUMNS = (
+    "(collection_id, client_id, units, reports, memo_count, window_index, window_units, prev_window_units, "
+    "recent, first_seen, last_seen)"
+)
 #: a device's budget state without its client id and recent reports: what ingestion plans
 STATE_FIELDS = DEVICE_FIELDS[1:-1]
 _STATE_PARAMS = ("u", "r", "m", "wi", "wu", "pw")  # STATE_FIELDS' parameter names in the statements
@@ -293,14 +298,15 @@ class Bulk:
         :meth:`lock_devices` finds it), SQLite after a look-up (its writers are serialised).
         """
         if not self.pg:
-            return self._insert_new_devices_lite(collection_id, clients, states, recents, now)
+            stamp = sqlite_timestamp(now)
+            triples = zip(clients, states, recents, strict=True)
+            return self._insert_new_devices_lite(
+                [(collection_id, cl, *st, rc or None, stamp, stamp) for cl, st, rc in triples]
+            )
         from psycopg.errors import UniqueViolation  # PostgreSQL only
 
         rows, columns = _device_rows(clients, states, recents)
-        statement = (
-            "INSERT INTO device_budgets (collection_id, client_id, units, reports, memo_count, window_index, "
-            "window_units, prev_window_units, recent, first_seen, last_seen) " + rows
-        )
+        statement = f"INSERT INTO device_budgets {DEVICE_COLUMNS} {rows}"
         params = {"c": collection_id, "now": now, **columns}
         with self.raw.cursor() as cursor:
             cursor.execute("SAVEPOINT new_devices")
@@ -316,24 +322,10 @@ class Bulk:
             cursor.execute(statement + " ON CONFLICT (client_id, collection_id) DO NOTHING RETURNING client_id", params)
             return {row[0] for row in cursor.fetchall()}
 
-    _LITE_INSERT_DEVICE = (
-        "INSERT INTO device_budgets (collection_id, client_id, units, reports, memo_count, window_index, "
-        "window_units, prev_window_units, recent, first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    )
+    _LITE_INSERT_DEVICE = f"INSERT INTO device_budgets {DEVICE_COLUMNS} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
-    def _insert_new_devices_lite(
-        self,
-        collection_id: str,
-        clients: Sequence[str],
-        states: Sequence[Sequence[Any]],
-        recents: Sequence[str],
-        now: datetime,
-    ) -> set[str] | None:
-        stamp = sqlite_timestamp(now)
-        rows = [
-            (collection_id, cl, *st, rc or None, stamp, stamp)
-            for cl, st, rc in zip(clients, states, recents, strict=True)
-        ]
+    def _insert_new_devices_lite(self, rows: list[tuple[Any, ...]]) -> set[str] | None:
+        """SQLite's :meth:`insert_new_devices`, of the rows in :data:`DEVICE_COLUMNS` order."""
         self._lite("SAVEPOINT new_devices")
         try:
             self._lite_many(self._LITE_INSERT_DEVICE, rows)
@@ -343,7 +335,7 @@ class Bulk:
         else:
             self._lite("RELEASE SAVEPOINT new_devices")
             return None
-        existing = set(self.lock_devices(collection_id, clients))
+        existing = set(self.lock_devices(rows[0][0], [row[1] for row in rows]))
         created = [row for row in rows if row[1] not in existing]
         self._lite_many(self._LITE_INSERT_DEVICE, created)
         return {row[1] for row in created}
@@ -365,8 +357,7 @@ class Bulk:
             # UPDATE ... FROM unnest(...) is planned as a hash join over the whole table)
             rows, columns = _device_rows(clients, states, recents)
             self._pg(
-                "INSERT INTO device_budgets AS d (collection_id, client_id, units, reports, memo_count, "
-                f"window_index, window_units, prev_window_units, recent, first_seen, last_seen) {rows} "
+                f"INSERT INTO device_budgets AS d {DEVICE_COLUMNS} {rows} "
                 "ON CONFLICT (client_id, collection_id) DO UPDATE SET units = EXCLUDED.units, "
                 "reports = EXCLUDED.reports, memo_count = EXCLUDED.memo_count, "
                 "window_index = EXCLUDED.window_index, window_units = EXCLUDED.window_units, "
