@@ -29,7 +29,10 @@ def _collection_with_releases(api, epochs: int = 4, k: int = 4):
     for epoch in range(epochs):
         at_epoch(api, epoch)
         rng = np.random.default_rng(epoch)
-        upload_ok(api, col, wire(col, m.encode(m.perturb_batch(rng.integers(0, k, 30), rng=rng)), epoch))
+        # 150 reports per epoch: the noisy count n = Σ of k noisy counts has σ ≈ 8.6 on a leaf and ≈ 17 on
+        # a level-1 node (Δ₂ = 1, default ε_release), so no scope falls below min_reports (> 15σ away);
+        # with 30 a window scope was withheld about once in 500 runs
+        upload_ok(api, col, wire(col, m.encode(m.perturb_batch(rng.integers(0, k, 150), rng=rng)), epoch))
     at_epoch(api, epochs + 1)
     assert api.post(f"/v1/collections/{col['id']}/releases", json={}).status_code == 201
     return col
