@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import structlog
 from flask import Response, request
 from flask_openapi3 import APIBlueprint, Tag
 
-from ldpserver.api.common import json_response, now, operation, state
+from ldpserver.api.common import now, operation, state
 from ldpserver.auth import current_principal
 from ldpserver.errors import ProblemError
 from ldpserver.schemas.collections import CollectionPath
@@ -22,11 +23,12 @@ log = structlog.get_logger("ldpserver.api.reports")
 
 def _results_response(result: BatchResult) -> Response:
     """The batch's results (``BatchResult.to_json``: orjson, or one join for a wholly accepted
-    batch); anything orjson refuses takes the standard encoder."""
+    batch); anything orjson refuses — a rejected report's id echoed with a lone surrogate, which
+    is no UTF-8 — takes the standard encoder with ASCII escapes (``\\ud800`` as it was sent)."""
     try:
         return Response(result.to_json(), mimetype="application/json")
     except TypeError:
-        return json_response(result.to_dict())
+        return Response(json.dumps(result.to_dict(), separators=(",", ":")), mimetype="application/json")
 
 
 def check_wire_version(document: Any) -> None:

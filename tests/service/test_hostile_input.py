@@ -24,7 +24,7 @@ from click.testing import CliRunner
 
 from ldpserver.app import create_app
 from ldpserver.config import Settings
-from tests.service.helpers import make_reports
+from tests.service.helpers import make_reports, with_devices
 from tests.service.release_helpers import HH_MECHANISM, hh_payloads, upload_ok, wire
 
 PROBLEM = "application/problem+json"
@@ -173,6 +173,27 @@ def test_unknown_payload_fields_and_float_versions_are_rejected_not_stored(api):
     body = api.upload(rsfd, wire(rsfd, [payload], rsfd["current_epoch"], prefix="md")).get_json()
     assert body["results"][0]["reason"] == "unknown_field", body
     assert api.counts(rsfd["id"])["reports"] == 0
+
+
+def test_huge_integers_and_lone_surrogates_in_an_upload_reject_only_their_report(api):
+    """Uploads are parsed by orjson (ldpserver/bodies.py): an integer beyond 64 bits becomes a
+    float, which no field accepts; a lone surrogate makes orjson refuse the body, and the
+    standard parser's reading (the report alone rejected) is kept."""
+    grr = api.create_collection(mechanism={"mechanism": "grr", "epsilon": 1.0, "domain_size": 4})
+    reports = make_reports(grr, 5)
+    reports[0]["epoch"] = 2**70
+    reports[1]["payload"] = {**reports[1]["payload"], "y": 2**70}
+    reports[2]["payload"] = {**reports[2]["payload"], "v": 2**64}
+    body = json.dumps(with_devices(api.engine, api.keys["client"], reports[:4]))
+    body = body.replace(reports[3]["report_id"], "\\ud800" + reports[3]["report_id"][1:])
+    response = api.post(
+        f"/v1/collections/{grr['id']}/reports", role="client", data=body, content_type="application/json"
+    )
+    assert response.status_code == 200, response.get_data(as_text=True)[:300]
+    results = response.get_json()["results"]
+    assert [r["reason"] for r in results] == ["invalid_report", "out_of_range", "bad_version", "invalid_report"]
+    assert api.counts(grr["id"])["reports"] == 0
+    assert api.upload(grr, reports[4:]).get_json()["accepted"] == 1
 
 
 def test_config_objects_refuse_keys_they_do_not_know(api):
