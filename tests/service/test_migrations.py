@@ -155,3 +155,49 @@ def test_reports_move_into_batch_rows_and_devices_remember_their_recent_ones(bac
             assert sorted(map(tuple, back)) == sorted((r[0], r[1], r[2], r[3]) for r in rows)
         finally:
             engine.dispose()
+
+
+def test_batch_texts_are_lz4_compressed_on_postgresql(backend, tmp_path):
+    """Migration 0012: the per-batch texts use LZ4 (when the server has it), pglz again after a
+    downgrade; a stored value is read back whichever method wrote it."""
+    if backend != "postgresql":
+        pytest.skip("SQLite does not compress")
+    from sqlalchemy import text
+
+    query = text(
+        "SELECT attrelid::regclass::text || '.' || attname, attcompression FROM pg_attribute "
+        "WHERE attrelid IN ('report_batches'::regclass, 'ledger_blocks'::regclass) AND attname IN "
+        "('report_ids', 'client_ids', 'payloads', 'charges') ORDER BY 1"
+    )
+    with fresh_database(backend, tmp_path) as url:
+        engine = make_engine(url, null_pool=True)
+        try:
+            schema.upgrade(url, "0011")
+            long_text = "x" * 100_000  # compressed inline by TOAST
+            with engine.begin() as conn:
+                conn.execute(
+                    text(
+                        "INSERT INTO report_batches (collection_id, epoch, n, report_ids, client_ids, payloads, "
+                        "received_at) VALUES ('c', 0, 1, :t, :t, :t, now())"
+                    ),
+                    {"t": long_text},
+                )
+                lz4 = (
+                    conn.execute(
+                        text(
+                            "SELECT count(*) FROM pg_settings WHERE name = 'default_toast_compression' "
+                            "AND 'lz4' = ANY(enumvals)"
+                        )
+                    ).scalar_one()
+                    == 1
+                )
+            schema.upgrade(url)
+            with engine.connect() as conn:
+                methods = dict(conn.execute(query).all())
+                assert set(methods.values()) == ({"l"} if lz4 else {""}), methods
+                assert conn.execute(text("SELECT payloads FROM report_batches")).scalar_one() == long_text
+            schema.downgrade(url, "0011")
+            with engine.connect() as conn:
+                assert set(dict(conn.execute(query).all()).values()) == {"p"}
+        finally:
+            engine.dispose()
