@@ -10,18 +10,21 @@ report by report with the wire model (``schemas/reports.py``), which names every
 this module only ever accepts what that model accepts.
 
 ``payload_texts`` writes the canonical JSON of each payload (sorted keys, no whitespace,
-UTF-8, no NaN) with one C encoder built once, not one per payload: the same text as
+UTF-8, no NaN) by orjson or one C encoder built once, not one per payload: the same text as
 ``json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)``.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
-from itertools import repeat
+from itertools import chain, repeat
 from json.encoder import c_make_encoder  # type: ignore[attr-defined]
 from operator import itemgetter
 from typing import Any, NamedTuple
+
+import orjson
 
 from ldpserver.schemas.reports import ReportIn
 
@@ -86,7 +89,23 @@ _ENCODE = c_make_encoder(
 )  # markers, default, encoder, indent, key separator, item separator, sort_keys, skipkeys, allow_nan
 
 
+#: value types whose JSON orjson writes exactly as ``json.dumps`` does (floats it writes in
+#: another shortest form, e.g. ``1e-05`` → ``1e-5``; nested values are left to the standard encoder)
+_ORJSON_SAME = frozenset({str, int, bool, type(None)})
+_ORJSON_SORTED = functools.partial(orjson.dumps, option=orjson.OPT_SORT_KEYS)
+
+
 def payload_texts(payloads: Sequence[dict[str, Any]]) -> list[str]:
     """Canonical JSON of each payload (see the module docstring); ValueError on NaN/Infinity.
-    The encoder's chunks of each payload are joined in C (no Python call per payload)."""
+
+    A batch whose payloads hold only strings, integers, booleans and nulls (every frequency
+    oracle's) is written by orjson with sorted keys — the same text (its string escapes are
+    ``json.dumps``'s with ``ensure_ascii=False``; ``tests/unit/test_batch_check.py``), in half the
+    time; anything else, or anything orjson refuses (an integer beyond 64 bits, a lone
+    surrogate), by the standard encoder, its chunks joined in C (no Python call per payload)."""
+    if set(map(type, chain.from_iterable(map(dict.values, payloads)))) <= _ORJSON_SAME:
+        try:
+            return list(map(bytes.decode, map(_ORJSON_SORTED, payloads)))
+        except TypeError:  # orjson.JSONEncodeError: an integer beyond 64 bits, a lone surrogate
+            pass
     return list(map("".join, map(_ENCODE, payloads, repeat(0))))

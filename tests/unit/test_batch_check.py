@@ -89,6 +89,14 @@ def test_payload_texts_are_json_dumps_sorted_compact_utf8():
     reference = json.JSONEncoder(separators=(",", ":"), sort_keys=True, ensure_ascii=False, allow_nan=False).encode
     payloads = [{"v": 1, "m": "oue", "bits": "AA=="}, {"b": [1.5, 1e-5, 2**70, None, True], "a": 'ü\n\u2028"\\'}, {}]
     assert payload_texts(payloads) == [reference(p) for p in payloads]
+    # flat payloads of strings, integers, booleans and nulls take orjson: every escape and key order as json's
+    every_char = "".join(map(chr, range(0x800))) + "\u2028\u2029\ufeff\U0001f600"
+    flat = [{"v": 1, "m": "grr", "y": 2**63 - 1}, {"z": every_char, "é": -(2**63), "a": True, "b": None, "😀": ""}]
+    assert payload_texts(flat) == [reference(p) for p in flat]
+    # what orjson refuses takes the standard encoder: an integer beyond 64 bits, a lone surrogate
+    odd = [{"v": 2**64, "m": "grr"}, {"m": "\ud800"}]
+    assert payload_texts(odd) == [reference(p) for p in odd]
+    assert payload_texts([{"v": 1, "x": 0.1}, {"v": 1}]) == ['{"v":1,"x":0.1}', '{"v":1}']
     with pytest.raises(ValueError):
         payload_texts([{"x": float("nan")}])
 
