@@ -21,7 +21,9 @@ report, in fixed tables with the types and indexes the project had when this was
 stored in batches of 1,000 per transaction by the database alone — PostgreSQL ``COPY`` from
 ``--ceiling-writers`` processes (2), SQLite ``executemany`` from one (it serialises writers) —
 for the same duration; it prints the ratio, the load generator's CPU share and the machine's
-load average (other tenants share it). ``--ports FIRST LAST`` picks gunicorn's loopback port.
+load average (other tenants share it). ``--ports FIRST LAST`` picks gunicorn's loopback port;
+``--sqlite-dir DIR`` puts SQLite's files (the project's and the ceiling's) in DIR — a tmpfs such
+as /dev/shm takes the disk's commit latency out of both (``--name tmpfs_N`` keeps such a run).
 
 Writes ``bench/results/ingest.json`` and ``bench/results/ingest.md`` (``ingest_stored_<backend>_N.json``
 with ``--prefill N``, ``ingest_batch_<backend>_B.json`` with another ``--batch B`` than 1,000,
@@ -365,7 +367,7 @@ def run_ceiling(backend: str, args: argparse.Namespace) -> dict:
         json.dumps(p, separators=(",", ":")) for p in m.encode(m.perturb_batch(rng.integers(0, args.k, 64), rng=rng))
     ]
     pg_name = None
-    tmpdir = Path(tempfile.mkdtemp(prefix="ldp-ceiling-"))
+    tmpdir = Path(tempfile.mkdtemp(prefix="ldp-ceiling-", dir=args.sqlite_dir))
     try:
         if backend == "postgresql":
             import psycopg
@@ -626,6 +628,20 @@ def stored_bytes(engine, database: str | None) -> int:
         return sum(p.stat().st_size for p in (path, Path(str(path) + "-wal")) if p.exists())
 
 
+def filesystem_of(path: Path) -> str:
+    """The type of the file system holding ``path`` (``/proc/mounts``: the longest mount point
+    above it), e.g. "ext4" or "tmpfs"; "?" where that cannot be read."""
+    try:
+        mounts = [line.split()[1:3] for line in Path("/proc/mounts").read_text().splitlines()]
+    except OSError:
+        return "?"
+    resolved = str(path.resolve())
+    above = [
+        (point, kind) for point, kind in mounts if resolved == point or resolved.startswith(point.rstrip("/") + "/")
+    ]
+    return max(above, key=lambda m: len(m[0]))[1] if above else "?"
+
+
 # --- one backend ----------------------------------------------------------------------
 def run_backend(backend: str, args: argparse.Namespace) -> dict:
     import httpx
@@ -635,7 +651,7 @@ def run_backend(backend: str, args: argparse.Namespace) -> dict:
     from ldpserver.services.keys import KeyLimits, create_key
 
     pg_name = None
-    tmpdir = Path(tempfile.mkdtemp(prefix="ldp-bench-"))
+    tmpdir = Path(tempfile.mkdtemp(prefix="ldp-bench-", dir=args.sqlite_dir))
     if backend == "postgresql" and args.reuse_database:  # an earlier --keep-database run's store
         pg_name = args.reuse_database
         url = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1) + f"/{pg_name}"
@@ -881,6 +897,7 @@ def scaling_markdown() -> list[str]:
     names = ["ingest_baseline", "ingest_before_blocks", *sorted(p.stem for p in RESULTS.glob("ingest_stored_*.json"))]
     names += sorted(p.stem for p in RESULTS.glob("ingest_batch_*.json"))
     names += sorted(p.stem for p in RESULTS.glob("ingest_repeat_*.json"))
+    names += sorted(p.stem for p in RESULTS.glob("ingest_tmpfs_*.json"))
     names += ["ingest_python_before", "ingest_python_after"]
     for prefix in AB_SERIES:
         names += sorted(p.stem for p in RESULTS.glob(f"{prefix}*.json"))
@@ -917,6 +934,11 @@ def scaling_markdown() -> list[str]:
                     f"{AB_SERIES[prefix]}, {side} ({run.get('commit', '?')}), "
                     f"alternating run {name[len(prefix) :].split('_')[0]}, "
                     f"{' and '.join(DISPLAY_NAME[r['backend']] for r in run['results'])} only"
+                )
+            elif name.startswith("ingest_tmpfs_"):
+                label = (
+                    f"this build ({run.get('commit', '?')}), SQLite's files on "
+                    f"{run['settings'].get('sqlite_filesystem', 'tmpfs')} (commits without a disk's latency)"
                 )
             elif name.startswith("ingest_repeat_"):
                 label = f"this build ({run.get('commit', '?')}), the same run repeated"
@@ -1419,6 +1441,11 @@ def main() -> int:
     )
     parser.add_argument("--name", help="write bench/results/ingest_NAME.json (runs kept beside the main one)")
     parser.add_argument(
+        "--sqlite-dir",
+        help="directory of SQLite's files, the project's and the ceiling's (default: the temporary directory); "
+        "e.g. /dev/shm, a tmpfs, to take the disk's commit latency out of both",
+    )
+    parser.add_argument(
         "--verify-rows", type=int, default=0, help="instead: time audit verification of a chain of this many rows"
     )
     parser.add_argument("--markdown-only", action="store_true", help="only rebuild bench/results/ingest.md")
@@ -1473,6 +1500,7 @@ def main() -> int:
             "ceiling_writers": args.ceiling_writers,
             "reports_stored_before": args.prefill,
             "device_key": args.device_key,
+            "sqlite_filesystem": filesystem_of(Path(args.sqlite_dir or tempfile.gettempdir())),
         },
         "load_average": {"before": [round(x, 2) for x in load_before], "after": [round(x, 2) for x in load_after]},
         "results": results,
