@@ -886,7 +886,7 @@ AB_SERIES = {
     "ingest_pipeline_ab_": "pipeline mode, key look-up in autocommit, young GC threshold 20,000 (step 6)",
     "ingest_lite_ab_": "step 6 and first-time devices planned before SQLite's write lock (step 6)",
     "ingest_literatio_ab_": "step 6 on SQLite, each run with its ceiling (step 6)",
-    "ingest_sqlitelock_ab_": "SQLite's writers polling for the write lock instead of its busy handler's sleeps (step 7)",
+    "ingest_sqlitelock_ab_": "tried and reverted: SQLite's writers polling for the write lock every 0.1–1 ms",
 }
 
 

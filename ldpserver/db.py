@@ -12,15 +12,11 @@ locks (``SELECT ... FOR UPDATE`` / upserts) serialise what must be serialised.
 
 from __future__ import annotations
 
-import sqlite3
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
 
@@ -74,46 +70,9 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
         if connection.get_execution_options().get("sqlite_immediate"):
-            begin_immediate(connection.connection.dbapi_connection, busy_timeout_ms)
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
         else:
             connection.exec_driver_sql("BEGIN")
-
-
-#: longest pause between two attempts at SQLite's write lock (``begin_immediate``)
-WRITE_LOCK_POLL_S = 0.001
-
-
-def begin_immediate(dbapi_connection: Any, busy_timeout_ms: int) -> None:
-    """``BEGIN IMMEDIATE``, waiting for the write lock by polling it every 0.1–1 ms.
-
-    SQLite's own busy handler sleeps 1, 2, 5, 10, 15, 20, 25… ms between attempts, so a
-    writer that finds the lock taken wakes up to ~10 ms after it was freed, and with two
-    workers that idle lock — not the work — bounded ingestion (a batch holds the lock for
-    about 10 ms). Here the handler is off for the attempts (``busy_timeout`` 0) and the wait
-    polls; the connection's timeout bounds the wait, then "database is locked" as before.
-    The pause grows from 0.1 ms to :data:`WRITE_LOCK_POLL_S`: a few dozen attempts per wait,
-    each a lock test of a few µs."""
-    deadline = time.monotonic() + busy_timeout_ms / 1000
-    pause = 0.0001
-    dbapi_connection.execute("PRAGMA busy_timeout=0")  # (a pragma is the connection's, outside transactions)
-    try:
-        while True:
-            try:
-                dbapi_connection.execute("BEGIN IMMEDIATE")
-                return
-            except sqlite3.OperationalError as exc:
-                if not _locked(exc) or time.monotonic() >= deadline:
-                    # as SQLAlchemy raises its statements' errors (503 and the ingest retry know it)
-                    raise OperationalError("BEGIN IMMEDIATE", None, exc) from exc
-            time.sleep(pause)
-            pause = min(pause * 2, WRITE_LOCK_POLL_S)
-    finally:
-        dbapi_connection.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
-
-
-def _locked(exc: sqlite3.OperationalError) -> bool:
-    text = str(exc).lower()
-    return "database is locked" in text or "database is busy" in text
 
 
 def is_sqlite(engine_or_conn: Engine | Connection) -> bool:
