@@ -9,6 +9,7 @@ gives a 500, and its body says nothing about internals.
 from __future__ import annotations
 
 import json
+import sqlite3
 from typing import Any, cast
 
 import structlog
@@ -171,6 +172,7 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(OperationalError)
     @app.errorhandler(InterfaceError)
     @app.errorhandler(PoolTimeoutError)
+    @app.errorhandler(sqlite3.OperationalError)  # the hot path's statements run on the raw drivers
     def _database_unavailable(error: Exception) -> Response:
         # the database is down, restarting or out of connections: the client should retry
         # later (docs/api.md promises 503 with Retry-After); the driver's text stays in the log
@@ -181,6 +183,14 @@ def register_error_handlers(app: Flask) -> None:
             headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
         )
         return problem_response(problem)
+
+    try:  # psycopg is needed only with PostgreSQL
+        import psycopg
+    except ImportError:
+        pass
+    else:
+        # a connection lost or terminated under a raw-driver statement (OperationalError: 08xxx, 57Pxx)
+        app.register_error_handler(psycopg.OperationalError, _database_unavailable)
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Response:

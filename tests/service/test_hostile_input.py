@@ -331,3 +331,27 @@ def test_a_lifetime_cap_allowing_millions_of_epochs_is_not_a_500(api):
     answer = api.post("/v1/collections", json=body)
     assert answer.status_code == 201, answer.get_json()
     assert answer.get_json()["privacy"]["release"]["epsilon_per_device_lifetime"] is None
+
+
+def test_a_database_lost_under_a_raw_driver_statement_answers_503(api, monkeypatch):
+    """The API-key look-up and the ingest path run on the raw drivers (psycopg, sqlite3), whose
+    errors SQLAlchemy does not wrap: a lost connection there is a 503 with Retry-After too."""
+    import sqlite3
+
+    import psycopg
+
+    from ldpserver import auth
+
+    col = api.create_collection()
+    for error in (
+        psycopg.errors.AdminShutdown("terminating connection (injected)"),
+        sqlite3.OperationalError("disk I/O error (injected)"),
+    ):
+
+        def lost(*_args, error=error):
+            raise error
+
+        monkeypatch.setattr(auth, "authenticate", lost)
+        response = api.get(f"/v1/collections/{col['id']}", role="admin")
+        assert response.status_code == 503, response.get_data(as_text=True)[:300]
+        assert int(response.headers["Retry-After"]) >= 1 and response.get_json()["type"].endswith("/unavailable")
