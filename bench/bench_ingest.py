@@ -1433,8 +1433,8 @@ def step7_markdown() -> list[str]:
             "",
             "SQLite and the disk (2026-12-07, after step 7): with SQLite's files on a tmpfs "
             f"(`--sqlite-dir /dev/shm`, commits without a disk's latency) the project ingested {on_tmpfs} "
-            "reports/s of its ceiling; on this machine's disk, in the same hour, 0.67–0.84 of a ceiling of "
-            "36,500–47,000 (this page's main run and the polling series above): the disk's commits cost the "
+            "reports/s of its ceiling; on this machine's disk, in the same hour, 0.69–0.84 of a ceiling of "
+            "36,500–47,000 (this page's main run and the polling series' runs before): the disk's commits cost the "
             "project's two writers, which queue on SQLite's write lock through each other's commit, more than "
             "they cost the ceiling's single writer. Tried and reverted: writers polling for the write lock every "
             "0.1–1 ms (`BEGIN IMMEDIATE` with the busy handler off) instead of SQLite's busy handler, whose sleeps "
