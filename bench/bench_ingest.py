@@ -23,7 +23,8 @@ stored in batches of 1,000 per transaction by the database alone — PostgreSQL 
 for the same duration; it prints the ratio, the load generator's CPU share and the machine's
 load average (other tenants share it). ``--ports FIRST LAST`` picks gunicorn's loopback port;
 ``--sqlite-dir DIR`` puts SQLite's files (the project's and the ceiling's) in DIR — a tmpfs such
-as /dev/shm takes the disk's commit latency out of both (``--name tmpfs_N`` keeps such a run).
+as /dev/shm takes the disk's commit latency out of both (``--name tmpfs_N`` keeps such a run);
+``--threads N`` runs N threads per worker (``LDP_THREADS``: gunicorn's gthread worker).
 
 Writes ``bench/results/ingest.json`` and ``bench/results/ingest.md`` (``ingest_stored_<backend>_N.json``
 with ``--prefill N``, ``ingest_batch_<backend>_B.json`` with another ``--batch B`` than 1,000,
@@ -628,6 +629,14 @@ def stored_bytes(engine, database: str | None) -> int:
         return sum(p.stat().st_size for p in (path, Path(str(path) + "-wal")) if p.exists())
 
 
+def workers_text(settings: dict) -> str:
+    """How gunicorn ran: "2 sync workers", or "2 gthread workers × 2 threads"."""
+    threads = settings.get("threads", 1)
+    if threads > 1:
+        return f"{settings['workers']} gthread workers × {threads} threads"
+    return f"{settings['workers']} sync workers"
+
+
 def filesystem_of(path: Path) -> str:
     """The type of the file system holding ``path`` (``/proc/mounts``: the longest mount point
     above it), e.g. "ext4" or "tmpfs"; "?" where that cannot be read."""
@@ -669,7 +678,9 @@ def run_backend(backend: str, args: argparse.Namespace) -> dict:
         _, client_key = create_key(engine, "client", "bench", now, limits=unlimited)
 
         port = free_port(*args.ports) if args.ports else free_port()
-        env = dict(os.environ, DATABASE_URL=url, LDP_LOG_LEVEL="WARNING", PYTHONUNBUFFERED="1")
+        env = dict(
+            os.environ, DATABASE_URL=url, LDP_LOG_LEVEL="WARNING", PYTHONUNBUFFERED="1", LDP_THREADS=str(args.threads)
+        )
         if args.device_key:  # as docs/operations.md recommends for production: tagged device secrets
             env["LDP_DEVICE_KEY"] = secrets.token_urlsafe(32)
         else:
@@ -888,6 +899,7 @@ AB_SERIES = {
     "ingest_literatio_ab_": "step 6 on SQLite, each run with its ceiling (step 6)",
     "ingest_sqlitelock_ab_": "tried and reverted: SQLite's writers polling for the write lock every 0.1–1 ms",
     "ingest_step7_ab_": "uploads and payload texts by orjson, the key look-up on the driver (step 7)",
+    "ingest_threads_ab_": "tried: 2 gunicorn workers of 1 thread (before) and of 2 threads (after), the same build",
 }
 
 
@@ -1310,7 +1322,7 @@ def write_markdown(report: dict, path: Path) -> None:
         "",
         f"{report['date']} · commit {report.get('commit', '?')} · {report['machine']['cpus']} CPUs "
         f"({report['machine']['processor']}) · "
-        f"Python {report['machine']['python']} · gunicorn {report['settings']['workers']} sync workers · "
+        f"Python {report['machine']['python']} · gunicorn {workers_text(report['settings'])} · "
         f"{report['settings']['clients']} load-generator processes (httpx, loopback) · batches of "
         f"{report['settings']['batch']} OUE reports (k = {report['settings']['k']}, ε = 1) · "
         f"{report['settings']['duration_s']} s per backend. Load generator, server and database share the machine.",
@@ -1421,6 +1433,13 @@ def step7_markdown() -> list[str]:
             "report in batches of 1,000. Alternating runs, PostgreSQL (9f2c547 before, this step after, twice, "
             f"no ceiling): {ab_change(pg, ratio=False)}{spread}.",
         ]
+    if (threads := ab_means("ingest_threads_ab_")) is not None:
+        lines[-1] += (
+            " Tried after it: two threads per worker (`LDP_THREADS=2`, gunicorn's gthread worker), so that a "
+            "worker's second request runs while the first waits for PostgreSQL — the machine idled less, but "
+            f"the threads' switching and the shared interpreter lock cost more: {ab_change(threads, ratio=False)} "
+            "(the same build, alternating, twice)."
+        )
     tmpfs = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("ingest_tmpfs_*.json"))]
     lock = ab_means("ingest_sqlitelock_ab_")
     if tmpfs and lock is not None:
@@ -1470,6 +1489,9 @@ def main() -> int:
     parser.add_argument("--backend", choices=["postgresql", "sqlite", "both"], default="both")
     parser.add_argument("--duration", type=float, default=20.0, help="seconds of load per backend (bounded)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="threads per gunicorn worker (LDP_THREADS; > 1: the gthread worker)"
+    )
     parser.add_argument("--clients", type=int, default=4, help="load-generator processes")
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--k", type=int, default=128)
@@ -1544,6 +1566,7 @@ def main() -> int:
         },
         "settings": {
             "workers": args.workers,
+            "threads": args.threads,
             "clients": args.clients,
             "batch": args.batch,
             "k": args.k,
