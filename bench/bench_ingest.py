@@ -1433,7 +1433,7 @@ def step7_markdown() -> list[str]:
             "report in batches of 1,000. Alternating runs, PostgreSQL (9f2c547 before, this step after, twice, "
             f"no ceiling): {ab_change(pg, ratio=False)}{spread}.",
         ]
-    if (threads := ab_means("ingest_threads_ab_")) is not None:
+    if lines and (threads := ab_means("ingest_threads_ab_")) is not None:
         lines[-1] += (
             " Tried after it: two threads per worker (`LDP_THREADS=2`, gunicorn's gthread worker), so that a "
             "worker's second request runs while the first waits for PostgreSQL — the machine idled less, but "
