@@ -38,12 +38,19 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_ingest import ACCEPTED, create_pg_database, drop_pg_database, make_bodies
+from bench_ingest import ACCEPTED, create_pg_database, drop_pg_database, make_bodies, postgres_pids, process_cpu
 
 #: stages of the ingestion path timed by ``--stages`` (those the build under test has; an earlier
 #: build has some under other names), as (module, class or None, function)
 STAGES = [
+    ("ldpserver.bodies", None, "nesting_depth"),
+    ("ldpserver.bodies", None, "_parse"),
     ("ldpserver.services.ingest", "Ingestor", "_validate"),
+    ("ldpserver.services.ingest", None, "well_formed"),
+    ("ldpserver.services.ingest", None, "prove"),
+    ("ldpserver.services.ingest", "Ingestor", "_check_payloads"),
+    ("ldpserver.services.ingest", None, "payload_texts"),
+    ("ldpserver.services.ingest", None, "stage"),
     ("ldpserver.services.ingest", "Ingestor", "_plan_new"),
     ("ldpserver.services.ingest", "Ingestor", "_transaction"),
     ("ldpserver.services.ingest", None, "plan_new_singles"),
@@ -172,6 +179,8 @@ def run(
         spent = time_stages() if stages else {}
         profiler = cProfile.Profile(time.process_time) if profile else None  # CPU time, not waits
         walls = []
+        pg_pids = postgres_pids(pg_name) if pg_name else []  # its backends, WAL writer, checkpointer
+        pg0 = {pid: process_cpu(pid) for pid in pg_pids}
         cpu0 = time.process_time()
         if profiler:
             profiler.enable()
@@ -182,6 +191,7 @@ def run(
         if profiler:
             profiler.disable()
         cpu = time.process_time() - cpu0
+        pg_cpu = sum(process_cpu(pid) - cpu_then for pid, cpu_then in pg0.items())
         gc.callbacks.remove(on_collection)
         if profiler:
             pstats.Stats(profiler).sort_stats(os.environ.get("PROFILE_SORT", "tottime")).print_stats(45)
@@ -192,6 +202,7 @@ def run(
             "profiled": profile,
             "device_key": not no_device_key,
             "cpu_ms_per_1000_reports": round(cpu / (batches * batch) * 1e6, 2),
+            "postgresql_cpu_ms_per_1000_reports": round(pg_cpu / (batches * batch) * 1e6, 2) if pg_name else None,
             "gc_ms_per_1000_reports": round(collections["cpu_s"] / (batches * batch) * 1e6, 2),
             "gc_collections": collections["count"],
             "wall_ms_per_batch_median": round(statistics.median(walls) * 1e3, 2),

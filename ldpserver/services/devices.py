@@ -40,7 +40,6 @@ source address is stored only as a SHA-256 digest, and only for that window).
 from __future__ import annotations
 
 import binascii
-import functools
 import hashlib
 import hmac
 import json
@@ -48,9 +47,11 @@ import math
 import os
 import re
 import secrets
+from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from itertools import repeat
 from operator import itemgetter, methodcaller
 from typing import Any
 
@@ -109,6 +110,8 @@ _RANDOM_PART = itemgetter(slice(0, RANDOM_CHARS))
 _TAG_PART = itemgetter(slice(RANDOM_CHARS, None))
 _URL_SAFE = bytes.maketrans(b"+/", b"-_")
 _DIGEST = methodcaller("digest")
+_COPY = methodcaller("copy")
+_UPDATE = hashlib.blake2b.update
 
 
 def key_for_client_key(server_key: bytes, key_id: str) -> bytes:
@@ -122,10 +125,13 @@ def _tags(server_key: bytes, key_id: str, client_ids: Iterable[str], randoms: It
     """The tags of (client id, random part) pairs, joined, :data:`TAG_CHARS` characters each:
     keyed BLAKE2b-120 (RFC 7693's MAC mode) of client id + random part (the random part has
     a fixed length, so the concatenation is unambiguous), in C calls mapped over the batch."""
-    mac = functools.partial(hashlib.blake2b, key=key_for_client_key(server_key, key_id), digest_size=_TAG_BYTES)
-    messages = map(str.encode, map(str.__add__, client_ids, randoms))
-    macs = b"".join(map(_DIGEST, map(mac, messages)))
-    return binascii.b2a_base64(macs, newline=False).translate(_URL_SAFE).decode("ascii")
+    messages = list(map(str.encode, map(str.__add__, client_ids, randoms)))
+    # the key is absorbed once (its own 128-byte block) and the keyed state copied per message:
+    # a third less than keying every MAC anew
+    keyed = hashlib.blake2b(key=key_for_client_key(server_key, key_id), digest_size=_TAG_BYTES)
+    macs = list(map(_COPY, repeat(keyed, len(messages))))
+    deque(map(_UPDATE, macs, messages), maxlen=0)  # update() answers None: nothing to keep
+    return binascii.b2a_base64(b"".join(map(_DIGEST, macs)), newline=False).translate(_URL_SAFE).decode("ascii")
 
 
 def issue_secrets(key: bytes | None, key_id: str, client_ids: Sequence[str]) -> list[str]:
