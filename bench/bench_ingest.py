@@ -14,6 +14,7 @@ verifies the ledger chain.
     python bench/bench_ingest.py --backend postgresql --duration 30 --clients 4
     python bench/bench_ingest.py --backend postgresql --prefill 1000000 --no-ceiling   # into a full store
     python bench/bench_ingest.py --backend postgresql --verify-rows 10000000           # audit verification
+    python bench/bench_ingest.py --backend postgresql --no-ceiling --waits --name waits_2  # what PostgreSQL waits for
 
 In the same invocation, after each backend's run, the database's own **ceiling**: the
 equivalent rows (a report row, a new device's budget row and a hash-chained ledger row per
