@@ -136,7 +136,8 @@ def record_batch(url: str, batch: int, k: int) -> dict[str, Any]:
 
 
 def replay_writer(url: str, recorded: dict, writer: int, ready, start, stop_at, out) -> None:
-    """Replay the recorded statements, one transaction per batch, until the deadline."""
+    """Replay the recorded statements, one transaction per batch, until the deadline. ``writer``
+    numbers this process across rounds too: its ids never meet another's (each device is new)."""
     from ldpserver.db import make_engine, write_transaction
     from ldpserver.services import ledger
     from ldpserver.services.bulk import Bulk
@@ -167,12 +168,14 @@ def replay_writer(url: str, recorded: dict, writer: int, ready, start, stop_at, 
     engine.dispose()
 
 
-def run_statements(url: str, database: str, recorded: dict, writers: int, duration: float, batch: int) -> dict:
+def run_statements(
+    url: str, database: str, recorded: dict, writers: int, duration: float, batch: int, round_: int
+) -> dict:
     ctx = mp.get_context("fork")
     start, out, stop_at, ready = ctx.Event(), ctx.Queue(), ctx.Value("d", 0.0), ctx.Value("i", 0)
-    procs = [
-        ctx.Process(target=replay_writer, args=(url, recorded, w, ready, start, stop_at, out)) for w in range(writers)
-    ]
+    stored_before = stored_devices(url, recorded["collection_id"])
+    numbers = range(round_ * writers, (round_ + 1) * writers)  # unique across rounds: every device new
+    procs = [ctx.Process(target=replay_writer, args=(url, recorded, w, ready, start, stop_at, out)) for w in numbers]
     for p in procs:
         p.start()
     connected_by = time.time() + 60
@@ -191,7 +194,7 @@ def run_statements(url: str, database: str, recorded: dict, writers: int, durati
     for p in procs:
         p.join(timeout=30)
     reports = sum(r["batches"] for r in results) * batch
-    stored = stored_devices(url, recorded["collection_id"]) - batch  # less the recorded batch's
+    stored = stored_devices(url, recorded["collection_id"]) - stored_before
     if stored != reports:
         raise RuntimeError(f"{reports} reports replayed but {stored} device rows stored")
     return {
@@ -254,9 +257,11 @@ def main() -> int:
         ceiling_args = SimpleNamespace(
             duration=args.duration, batch=args.batch, k=args.k, ceiling_writers=args.ceiling_writers, sqlite_dir=None
         )
-        for _ in range(args.rounds):
+        if args.rounds * args.writers > 255:
+            parser.error("rounds × writers must stay below 256 (each replaying process has its own id prefix)")
+        for round_ in range(args.rounds):
             ceiling = run_ceiling("postgresql", ceiling_args)
-            alone = run_statements(url, name, recorded, args.writers, args.duration, args.batch)
+            alone = run_statements(url, name, recorded, args.writers, args.duration, args.batch, round_)
             rounds.append({"ceiling": ceiling, "statements_alone": alone})
     finally:
         drop_pg_database(name)
