@@ -68,8 +68,9 @@ try {
   obs.analyst.olderEstPoints = await count("#est-chart [data-point]");
   await pick(cfg.collections.multidim);
   // the time series is drawn after its own request: give it the moment the marginals do not need
+  // (as long as the page's other waits: under a loaded CI machine 5 s was once too short)
   await page.waitForFunction(() => document.querySelectorAll("#ts-chart [data-point]").length >= 2, null,
-    { timeout: 5000 }).catch(() => {});
+    { timeout: 15000 }).catch(() => {});
   obs.multidim = {
     marginals: await count("svg[data-marginal]"),
     pointsPerMarginal: await page.$$eval("svg[data-marginal]", (els) => els.map((e) => e.querySelectorAll("[data-point]").length)),
