@@ -51,6 +51,7 @@ from bench_ingest import (
     process_cpu,
     run_ceiling,
 )
+from bench_ingest_inprocess import oue_collection_spec
 
 MARKER = "ffffffff"  # in every report id and client id of the recorded batch; 8 characters
 RECORDED = ("closed_epochs", "insert_new_devices", "insert_report_batches", "insert_partials")
@@ -82,13 +83,7 @@ def record_batch(url: str, batch: int, k: int) -> dict[str, Any]:
     now = datetime.now(UTC)
     _, admin = create_key(engine, "admin", "floor", now)
     app = create_app(Settings(database_url=url, log_level="WARNING"), engine=engine)
-    spec = {
-        "name": "floor",
-        "kind": "frequency",
-        "mechanism": {"mechanism": "oue", "epsilon": 1.0, "domain_size": k},
-        "epoch": {"seconds": 86400, "grace": 1},
-        "budget": {"cap_lifetime": 10.0, "cap_per_window": 2.0},
-    }
+    spec = oue_collection_spec("floor", k)
     collection = app.test_client().post("/v1/collections", json=spec, headers={"Authorization": f"Bearer {admin}"})
     info = collection.get_json()
     runtime = app.extensions["ldp"].collections.get(info["id"])

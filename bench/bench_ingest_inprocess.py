@@ -73,6 +73,17 @@ STAGES = [
 ]
 
 
+def oue_collection_spec(name: str, k: int) -> dict:
+    """The benchmarks' collection: OUE over ``k`` items, ε = 1, daily epochs, a per-window cap."""
+    return {
+        "name": name,
+        "kind": "frequency",
+        "mechanism": {"mechanism": "oue", "epsilon": 1.0, "domain_size": k},
+        "epoch": {"seconds": 86400, "grace": 1},
+        "budget": {"cap_lifetime": 10.0, "cap_per_window": 2.0},
+    }
+
+
 def time_stages() -> dict[str, list[float]]:
     """Wrap the :data:`STAGES` this build has with wall-clock timers (this process only);
     returns the seconds of each call by stage, filled as the batches run. ``_transaction``
@@ -135,13 +146,7 @@ def run(
         device_key = None if no_device_key else secrets.token_urlsafe(32)
         app = create_app(Settings(database_url=url, log_level="WARNING", device_key=device_key), engine=engine)
         client = app.test_client()
-        spec = {
-            "name": "inprocess",
-            "kind": "frequency",
-            "mechanism": {"mechanism": "oue", "epsilon": 1.0, "domain_size": k},
-            "epoch": {"seconds": 86400, "grace": 1},
-            "budget": {"cap_lifetime": 10.0, "cap_per_window": 2.0},
-        }
+        spec = oue_collection_spec("inprocess", k)
         collection = client.post("/v1/collections", json=spec, headers={"Authorization": f"Bearer {admin}"}).get_json()
         total = warmup + batches
         devices: list[tuple[str, str]] = []
