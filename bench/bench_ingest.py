@@ -1200,8 +1200,17 @@ def status_markdown(report: dict) -> list[str]:
         where = (
             f" Per report this run spent {cpu['server']} µs in the server and {cpu['postgresql']} µs in PostgreSQL; "
             f"{TARGET_RATIO:.2f} of this run's ceiling on 2 cores allows "
-            f"{2e6 / (TARGET_RATIO * ratios['postgresql']['ceiling_reports_per_s']):.1f} µs for both."
+            f"{2e6 / (TARGET_RATIO * ratios['postgresql']['ceiling_reports_per_s']):.1f} µs for both, all busy"
         )
+        seconds = pg["cpu_seconds"]
+        if seconds.get("machine_busy"):
+            busy = seconds["machine_busy"] / seconds["machine_capacity"]
+            where += (
+                f"; the machine was {busy * 100:.0f} % busy (the rest: the workers and their backends waiting together — "
+                "for a commit's WAL flush, the ledger head's lock, a table's extension — with nothing else to run)."
+            )
+        else:
+            where += "."
     return [
         "",
         f"Status against issue 20 (targets: ≥ {TARGET_RATIO} of the ceiling and ≥ {TARGET_RATE:,} reports/s on "
