@@ -29,7 +29,8 @@ as /dev/shm takes the disk's commit latency out of both (``--name tmpfs_N`` keep
 ``--threads N`` runs N threads per worker (``LDP_THREADS``: gunicorn's gthread worker).
 ``--rounds N`` alternates the project's run and the ceiling N times per backend (the machine's
 speed drifts by tens of per cent within minutes): every round's ratio is kept and printed,
-and the round of the median ratio stands for the backend in the results and the table.
+and the round of the median ratio (for an even N the lower of the middle two) stands for the
+backend in the results and the table.
 
 Writes ``bench/results/ingest.json`` and ``bench/results/ingest.md`` (``ingest_stored_<backend>_N.json``
 with ``--prefill N``, ``ingest_batch_<backend>_B.json`` with another ``--batch B`` than 1,000,
@@ -1723,7 +1724,8 @@ def main() -> int:
         "--rounds",
         type=int,
         default=1,
-        help="project and ceiling alternated this many times per backend; the round of the median ratio is reported",
+        help="project and ceiling alternated this many times per backend (1-9); the round of the median ratio "
+        "(the lower middle one for an even number) is reported",
     )
     parser.add_argument(
         "--waits", action="store_true", help="PostgreSQL: sample pg_stat_activity's wait events during the run"
@@ -1754,6 +1756,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.duration > 600:
         parser.error("--duration is capped at 600 s")
+    if not 1 <= args.rounds <= 9:
+        parser.error("--rounds takes 1 to 9")
     backends = ["postgresql", "sqlite"] if args.backend == "both" else [args.backend]
     if args.markdown_only:  # rebuild bench/results/ingest.md from the kept JSON files
         write_markdown(json.loads((RESULTS / "ingest.json").read_text()), RESULTS / "ingest.md")
