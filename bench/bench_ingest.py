@@ -1611,7 +1611,7 @@ def late_tries_markdown() -> list[str]:
         "PostgreSQL's `synchronous_commit` turned off for a measurement only (the project never runs so: an "
         "acknowledged report must be flushed), the machine was 98–99 % busy instead of 90–93 % in the "
         "alternating runs with it on — a worker and its backend waiting for their commit's WAL flush, with "
-        "nothing else to run, are the idle time.",
+        "nothing else to run, are most of the idle time.",
     ]
 
 
