@@ -1432,8 +1432,19 @@ def python_path_markdown() -> list[str]:
     ]
 
 
+def ceiling_text(c: dict, unit: str = "") -> str:
+    """A comparison's ceiling, e.g. "92,348/s (COPY)", or "-" without one."""
+    return f"{c['ceiling_reports_per_s']:,.0f}{unit} ({c['ceiling_method']})" if c["ratio"] is not None else "-"
+
+
+def chosen_round(c: dict) -> str:
+    """Which of a comparison's rounds stands for it: the median one (an even number: the lower middle one)."""
+    n = len(c["rounds"])
+    return f"the median of {n} rounds" if n % 2 else f"the lower middle of {n} rounds"
+
+
 def comparison_row(c: dict, name: str) -> str:
-    ceiling = f"{c['ceiling_reports_per_s']:,.0f} ({c['ceiling_method']})" if c["ratio"] is not None else "-"
+    ceiling = ceiling_text(c)
     return (
         f"| {name} | {c['project_reports_per_s']:,.0f} | {ceiling} | {c['ratio'] or '-'} "
         f"| {c['load_generator_cpu_share']:.1%} |"
@@ -1481,7 +1492,7 @@ def write_markdown(report: dict, path: Path) -> None:
         for c in report["comparison"]:
             for i, each in enumerate(c.get("rounds", [])):
                 lines.append(comparison_row(each, f"{c['backend']}, round {i + 1}"))
-            name = f"**{c['backend']}, the median of {len(c['rounds'])} rounds**" if "rounds" in c else c["backend"]
+            name = f"**{c['backend']}, {chosen_round(c)}**" if "rounds" in c else c["backend"]
             lines.append(comparison_row(c, name))
         load = report["load_average"]
         lines += [
@@ -1701,9 +1712,8 @@ def compare(result: dict, ceiling: dict | None) -> dict:
 
 
 def comparison_text(c: dict) -> str:
-    ceiling = f"{c['ceiling_reports_per_s']:,.0f}/s ({c['ceiling_method']})" if c["ratio"] is not None else "-"
     return (
-        f"project {c['project_reports_per_s']:,.0f} reports/s, ceiling {ceiling}, ratio {c['ratio']}, "
+        f"project {c['project_reports_per_s']:,.0f} reports/s, ceiling {ceiling_text(c, '/s')}, ratio {c['ratio']}, "
         f"load generator {c['load_generator_cpu_share']:.1%} of the CPU"
     )
 
@@ -1826,7 +1836,7 @@ def main() -> int:
     for c in comparison:
         for i, each in enumerate(c.get("rounds", [])):
             print(f"  {c['backend']} round {i + 1}: {comparison_text(each)}")
-        median = f" (the median of {len(c['rounds'])} rounds)" if "rounds" in c else ""
+        median = f" ({chosen_round(c)})" if "rounds" in c else ""
         print(f"{c['backend']}{median}: {comparison_text(c)}")
     print(f"load average before {report['load_average']['before']}, after {report['load_average']['after']}")
     if not args.no_write:
